@@ -1,0 +1,1 @@
+"""Code generated from proto/vigie/v1 by `make proto`. Do not edit."""

@@ -1,0 +1,337 @@
+"""Event batches <-> numpy columns.
+
+The gateway side (``StreamEncoder``: used by the simulator, the benchmarks and the test vectors)
+and the sidecar side (``StreamDecoder``) of the columnar, dictionary-encoded ``EventBatch``
+described in ``proto/vigie/v1/telemetry.proto``. Decoding does no per-event Python work: each
+column is one ``np.frombuffer`` and string ids become global ids with one fancy index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from vigie.errors import BatchRefused
+from vigie.v1 import telemetry_pb2 as pb
+
+MAX_STRING_BYTES: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    """One per-event column of ``EventBatch``."""
+
+    name: str
+    wire_dtype: str  # little-endian numpy dtype on the wire
+    dictionary: bool  # holds dictionary ids
+    required: bool  # an empty column is refused (else it means "all default")
+    default: int
+
+
+COLUMNS: Final[tuple[ColumnSpec, ...]] = (
+    ColumnSpec("event_time_us", "<i8", False, True, 0),
+    ColumnSpec("application_id", "<u4", True, True, 0),
+    ColumnSpec("application_name", "<u4", True, False, 0),
+    ColumnSpec("application_owner", "<u4", True, False, 0),
+    ColumnSpec("api_name", "<u4", True, True, 0),
+    ColumnSpec("api_version", "<u4", True, True, 0),
+    ColumnSpec("api_context", "<u4", True, False, 0),
+    ColumnSpec("resource_template", "<u4", True, False, 0),
+    ColumnSpec("http_method", "u1", False, False, 0),
+    ColumnSpec("http_status", "<u2", False, True, 0),
+    ColumnSpec("error_code", "<i4", False, False, 0),
+    ColumnSpec("latency_us", "<u4", False, False, 0),
+    ColumnSpec("backend_latency_us", "<u4", False, False, 0),
+    ColumnSpec("request_bytes", "<i8", False, False, -1),
+    ColumnSpec("response_bytes", "<i8", False, False, -1),
+    ColumnSpec("key_type", "u1", False, False, 0),
+    ColumnSpec("subscription_tier", "<u4", True, False, 0),
+    ColumnSpec("uri_hash", "<u8", False, False, 0),
+    ColumnSpec("flags", "u1", False, False, 0),
+)
+COLUMN_NAMES: Final = tuple(c.name for c in COLUMNS)
+DICTIONARY_COLUMNS: Final = tuple(c.name for c in COLUMNS if c.dictionary)
+
+# dtype of each column once inside the sidecar (dictionary ids become int32 global ids)
+ENGINE_DTYPES: Final[Mapping[str, np.dtype[Any]]] = {
+    c.name: np.dtype(np.int32) if c.dictionary else np.dtype(c.wire_dtype).newbyteorder("=")
+    for c in COLUMNS
+}
+
+# HTTP method names <-> HttpMethod numbers
+METHODS: Final[Mapping[str, int]] = {
+    "GET": pb.HTTP_METHOD_GET,
+    "HEAD": pb.HTTP_METHOD_HEAD,
+    "POST": pb.HTTP_METHOD_POST,
+    "PUT": pb.HTTP_METHOD_PUT,
+    "DELETE": pb.HTTP_METHOD_DELETE,
+    "PATCH": pb.HTTP_METHOD_PATCH,
+    "OPTIONS": pb.HTTP_METHOD_OPTIONS,
+}
+METHOD_NAMES: Final[Mapping[int, str]] = {v: k for k, v in METHODS.items()} | {
+    pb.HTTP_METHOD_OTHER: "OTHER",
+    pb.HTTP_METHOD_UNSPECIFIED: "",
+}
+KEY_TYPES: Final[Mapping[str, int]] = {
+    "PRODUCTION": pb.KEY_TYPE_PRODUCTION,
+    "SANDBOX": pb.KEY_TYPE_SANDBOX,
+}
+
+
+def method_number(name: str | None) -> int:
+    if not name:
+        return pb.HTTP_METHOD_UNSPECIFIED
+    return METHODS.get(name.upper(), pb.HTTP_METHOD_OTHER)
+
+
+@dataclass(slots=True)
+class Events:
+    """A batch of events as numpy columns inside the sidecar.
+
+    String columns hold global ids of the sidecar's ``Interner`` (0 = absent). ``channel``
+    is the index of the gateway channel in the interner of channels.
+    """
+
+    columns: dict[str, npt.NDArray[Any]]
+    channel: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return len(self.channel)
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self.columns[name]
+
+    def take(self, index: npt.NDArray[np.intp] | slice) -> Events:
+        return Events({k: v[index] for k, v in self.columns.items()}, self.channel[index])
+
+    @staticmethod
+    def concat(parts: Sequence[Events]) -> Events:
+        if len(parts) == 1:
+            return parts[0]
+        cols = {name: np.concatenate([p.columns[name] for p in parts]) for name in COLUMN_NAMES}
+        return Events(cols, np.concatenate([p.channel for p in parts]))
+
+    @staticmethod
+    def empty() -> Events:
+        return Events(
+            {n: np.empty(0, dtype=ENGINE_DTYPES[n]) for n in COLUMN_NAMES},
+            np.empty(0, dtype=np.uint8),
+        )
+
+
+class Interner:
+    """Strings <-> dense global ids, 0 being the empty string. Shared by all streams."""
+
+    def __init__(self, strings: Sequence[str] = ("",)) -> None:
+        if not strings or strings[0] != "":
+            raise ValueError("an interner's first string must be the empty string")
+        self._strings: list[str] = list(strings)
+        self._ids: dict[str, int] = {s: i for i, s in enumerate(self._strings)}
+
+    def __len__(self) -> int:
+        return len(self._strings)
+
+    def intern(self, s: str) -> int:
+        i = self._ids.get(s)
+        if i is None:
+            i = len(self._strings)
+            self._strings.append(s)
+            self._ids[s] = i
+        return i
+
+    def intern_many(self, strings: Sequence[str]) -> npt.NDArray[np.int32]:
+        ids = self._ids
+        out = np.empty(len(strings), dtype=np.int32)
+        for k, s in enumerate(strings):
+            i = ids.get(s)
+            if i is None:
+                i = len(self._strings)
+                self._strings.append(s)
+                ids[s] = i
+            out[k] = i
+        return out
+
+    def lookup(self, s: str) -> int | None:
+        return self._ids.get(s)
+
+    def string(self, i: int) -> str:
+        return self._strings[i]
+
+    def strings(self) -> list[str]:
+        return list(self._strings)
+
+
+class StreamDecoder:
+    """The sidecar's view of one gateway stream: its dictionary and its batch sequence."""
+
+    def __init__(
+        self,
+        interner: Interner,
+        channel: int,
+        max_batch_events: int,
+        max_dictionary_entries: int,
+    ) -> None:
+        self._interner = interner
+        self._channel = channel
+        self._max_events = max_batch_events
+        self._max_dict = max_dictionary_entries
+        self._local_to_global = np.zeros(1024, dtype=np.int32)
+        self._dict_size = 1  # id 0 is the empty string
+        self.next_sequence = 1
+        self.events_applied = 0
+
+    @property
+    def dictionary_size(self) -> int:
+        return self._dict_size
+
+    def decode(self, batch: pb.EventBatch) -> Events:
+        """Validate ``batch`` and return its columns; raise ``BatchRefused`` naming the problem."""
+        n = batch.count
+        if batch.sequence != self.next_sequence:
+            raise BatchRefused(
+                "bad_sequence",
+                f"batch sequence {batch.sequence}, expected {self.next_sequence}",
+            )
+        if n == 0 or n > self._max_events:
+            raise BatchRefused(
+                "bad_count", f"batch count {n} outside 1..{self._max_events}"
+            )
+        if batch.dictionary_base != self._dict_size:
+            raise BatchRefused(
+                "bad_dictionary_base",
+                f"dictionary_base {batch.dictionary_base}, the stream's dictionary holds "
+                f"{self._dict_size} entries",
+            )
+        additions = batch.dictionary_additions
+        new_size = self._dict_size + len(additions)
+        if new_size > self._max_dict:
+            raise BatchRefused(
+                "dictionary_full",
+                f"dictionary would hold {new_size} entries, more than {self._max_dict}; "
+                "reconnect to start a new one",
+            )
+        for s in additions:
+            if len(s) > MAX_STRING_BYTES or len(s.encode()) > MAX_STRING_BYTES:
+                raise BatchRefused(
+                    "string_too_long",
+                    f"dictionary string of {len(s.encode())} bytes, more than {MAX_STRING_BYTES}",
+                )
+        columns: dict[str, npt.NDArray[Any]] = {}
+        for spec in COLUMNS:
+            raw: bytes = getattr(batch, spec.name)
+            width = np.dtype(spec.wire_dtype).itemsize
+            if not raw:
+                if spec.required:
+                    raise BatchRefused("missing_column", f"column {spec.name} is missing")
+                columns[spec.name] = np.full(n, spec.default, dtype=ENGINE_DTYPES[spec.name])
+                continue
+            if len(raw) != n * width:
+                raise BatchRefused(
+                    "column_length",
+                    f"column {spec.name} holds {len(raw)} bytes, expected {n} x {width}",
+                )
+            col = np.frombuffer(raw, dtype=spec.wire_dtype)
+            if spec.dictionary:
+                top = int(col.max())
+                if top >= new_size:
+                    raise BatchRefused(
+                        "unknown_dictionary_id",
+                        f"column {spec.name} uses dictionary id {top}, the dictionary holds "
+                        f"{new_size} entries",
+                    )
+                columns[spec.name] = col  # mapped to global ids below, once all are checked
+            else:
+                columns[spec.name] = col.astype(ENGINE_DTYPES[spec.name], copy=False)
+        ts = columns["event_time_us"]
+        if int(ts.min()) <= 0:
+            raise BatchRefused("bad_event_time", "event_time_us must be positive")
+        # the batch is valid: only now touch the dictionary
+        if additions:
+            if new_size > len(self._local_to_global):
+                grown = np.zeros(max(new_size, 2 * len(self._local_to_global)), dtype=np.int32)
+                grown[: self._dict_size] = self._local_to_global[: self._dict_size]
+                self._local_to_global = grown
+            self._local_to_global[self._dict_size : new_size] = self._interner.intern_many(
+                additions
+            )
+            self._dict_size = new_size
+        for name in DICTIONARY_COLUMNS:
+            columns[name] = self._local_to_global[columns[name]]
+        self.next_sequence += 1
+        self.events_applied += n
+        return Events(columns, np.full(n, self._channel, dtype=np.uint8))
+
+
+class StreamEncoder:
+    """The gateway's side of a stream: dictionary-encodes strings and builds ``EventBatch``.
+
+    Canonical order (shared with the Java handler through ``tests/vectors``): strings are added
+    to the dictionary in the order they are first met, scanning events in order and, within an
+    event, the dictionary columns in ``COLUMNS`` order.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {"": 0}
+        self._pending: list[str] = []
+        self._base = 1
+        self.sequence = 0
+
+    def intern(self, s: str) -> int:
+        i = self._ids.get(s)
+        if i is None:
+            i = len(self._ids)
+            self._ids[s] = i
+            self._pending.append(s)
+        return i
+
+    def batch(self, columns: Mapping[str, npt.ArrayLike], sent_at_us: int = 0) -> pb.EventBatch:
+        """Build the next batch from columns (dictionary columns hold ids from ``intern``)."""
+        n = len(np.asarray(columns["event_time_us"]))
+        self.sequence += 1
+        msg = pb.EventBatch(
+            sequence=self.sequence,
+            count=n,
+            dictionary_base=self._base,
+            dictionary_additions=self._pending,
+            sent_at_us=sent_at_us,
+        )
+        self._base += len(self._pending)
+        self._pending = []
+        for spec in COLUMNS:
+            if spec.name in columns:
+                arr = np.ascontiguousarray(np.asarray(columns[spec.name]), dtype=spec.wire_dtype)
+                if len(arr) != n:
+                    raise ValueError(f"column {spec.name} has {len(arr)} values, expected {n}")
+                setattr(msg, spec.name, arr.tobytes())
+        return msg
+
+    def batch_from_records(
+        self, records: Sequence[Mapping[str, Any]], sent_at_us: int = 0
+    ) -> pb.EventBatch:
+        """Build a batch from records (dicts of column name -> str/int), canonical order.
+
+        A column no record names is left out of the batch (the sidecar then uses its default),
+        except the required ones.
+        """
+        values: dict[str, list[int]] = {s.name: [] for s in COLUMNS}
+        for rec in records:
+            for spec in COLUMNS:
+                if spec.name not in rec:
+                    values[spec.name].append(spec.default)
+                elif spec.dictionary:
+                    values[spec.name].append(self.intern(str(rec[spec.name])))
+                else:
+                    values[spec.name].append(int(rec[spec.name]))
+        present = {s.name for s in COLUMNS if s.required or any(s.name in r for r in records)}
+        return self.batch(
+            {
+                s.name: np.array(values[s.name], dtype=s.wire_dtype)
+                for s in COLUMNS
+                if s.name in present
+            },
+            sent_at_us=sent_at_us,
+        )
