@@ -119,7 +119,7 @@ final class StreamSender {
             if (s.encoder == null) {
                 onWelcome(s, now);
             }
-            worked |= drainInto(s, now);
+            worked |= drainInto(s, now, false);
             if (now - nextReportNanos >= 0 && s.call.isReady()) {
                 s.send(GatewayMessage.newBuilder().setReport(report()).build());
                 nextReportNanos = now + reportNanos;
@@ -131,19 +131,22 @@ final class StreamSender {
         return worked;
     }
 
-    /** Sends what is queued (bounded by {@code deadlineNanos}), completes the stream, and stops. */
-    void shutdown(long deadlineNanos) {
+    /**
+     * Sends what is queued, completes the stream, and stops. Waits for a slow stream at most
+     * {@code maxWaitNanos} of real time (this bounds how long the gateway's shutdown can take).
+     */
+    void shutdown(long maxWaitNanos) {
         Session s = session;
+        long deadline = System.nanoTime() + maxWaitNanos;
         if (s != null && s.welcomed && !s.failed) {
             if (s.encoder == null) {
                 onWelcome(s, clock.monotonicNanos());
             }
             while (ring.peek() >= 0 || s.encoder.count() > 0) {
-                long now = clock.monotonicNanos();
-                if (s.failed || now - deadlineNanos > 0) {
+                if (s.failed || System.nanoTime() - deadline > 0) {
                     break;
                 }
-                if (!drainInto(s, now - flushNanos - 1)) {
+                if (!drainInto(s, clock.monotonicNanos(), true)) {
                     Thread.onSpinWait();
                 }
             }
@@ -198,8 +201,8 @@ final class StreamSender {
         LOG.log(Level.INFO, "vigie: streaming to sidecar {0}", w.getSidecarId());
     }
 
-    /** Moves ready events into the batch and sends it when full or due. */
-    private boolean drainInto(Session s, long now) {
+    /** Moves ready events into the batch and sends it when full or due (or {@code force}d). */
+    private boolean drainInto(Session s, long now, boolean force) {
         BatchEncoder enc = s.encoder;
         boolean worked = false;
         while (!enc.isFull()) {
@@ -223,7 +226,7 @@ final class StreamSender {
             ring.release(pos);
             worked = true;
         }
-        if (enc.count() > 0 && (enc.isFull() || now - s.batchStartNanos >= flushNanos)) {
+        if (enc.count() > 0 && (force || enc.isFull() || now - s.batchStartNanos >= flushNanos)) {
             if (s.call.isReady()) {
                 sendBatch(s, enc);
                 worked = true;

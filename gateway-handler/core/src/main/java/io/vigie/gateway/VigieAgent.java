@@ -201,7 +201,7 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
                 Thread.currentThread().interrupt();
             }
         } else {
-            sender.shutdown(clock.monotonicNanos() + 5_000_000_000L);
+            sender.shutdown(5_000_000_000L);
         }
         if (ownsChannel) {
             channel.shutdown();
@@ -232,7 +232,7 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
                 }
             }
         } finally {
-            sender.shutdown(System.nanoTime() + 5_000_000_000L);
+            sender.shutdown(5_000_000_000L);
         }
     }
 
