@@ -62,6 +62,22 @@ public final class FakeSidecar implements AutoCloseable {
         this.server = InProcessServerBuilder.forName(name).directExecutor().addService(new Service()).build().start();
     }
 
+    private FakeSidecar(int port) throws IOException {
+        this.name = null;
+        this.server = io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder.forAddress(
+                new java.net.InetSocketAddress("127.0.0.1", port)).addService(new Service()).build().start();
+    }
+
+    /** The same fake over real TCP on 127.0.0.1 (an ephemeral port: see {@link #port()}). */
+    public static FakeSidecar overTcp() throws IOException {
+        return new FakeSidecar(0);
+    }
+
+    public int port() {
+        return server.getPort();
+    }
+
+    /** An in-process channel to this fake (in-process fakes only). */
     public ManagedChannel channel() {
         return InProcessChannelBuilder.forName(name).directExecutor().build();
     }
