@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from vigie.v1 import directives_pb2 as vigie_dot_v1_dot_directives__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vigie/v1/admin.proto\x12\x08vigie.v1\x1a\x19vigie/v1/directives.proto\"\x0f\n\rStatusRequest\"\x97\x02\n\x0bGatewayInfo\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x17\n\x0fhandler_version\x18\x05 \x01(\t\x12\x0c\n\x04peer\x18\x06 \x01(\t\x12\x17\n\x0f\x63onnected_at_us\x18\x07 \x01(\x03\x12\x0f\n\x07\x62\x61tches\x18\x08 \x01(\x04\x12\x0e\n\x06\x65vents\x18\t \x01(\x04\x12\x17\n\x0fhandler_offered\x18\n \x01(\x04\x12\x14\n\x0chandler_sent\x18\x0b \x01(\x04\x12\x17\n\x0fhandler_dropped\x18\x0c \x01(\x04\x12\x1a\n\x12handler_reconnects\x18\r \x01(\x04\"\xf4\x03\n\x06Status\x12\x12\n\nsidecar_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x15\n\rstarted_at_us\x18\x03 \x01(\x03\x12\x0e\n\x06now_us\x18\x04 \x01(\x03\x12\x16\n\x0e\x65vents_applied\x18\x05 \x01(\x04\x12\x17\n\x0f\x62\x61tches_applied\x18\x06 \x01(\x04\x12\x13\n\x0bingest_rate\x18\x07 \x01(\x01\x12\x30\n\x08\x63ounters\x18\x08 \x03(\x0b\x32\x1e.vigie.v1.Status.CountersEntry\x12\'\n\x08gateways\x18\t \x03(\x0b\x32\x15.vigie.v1.GatewayInfo\x12\x15\n\rsubscriptions\x18\n \x01(\r\x12\x0c\n\x04\x61pis\x18\x0b \x01(\r\x12\x19\n\x11\x61\x63tive_directives\x18\x0c \x01(\r\x12.\n\x07\x63lasses\x18\r \x03(\x0b\x32\x1d.vigie.v1.Status.ClassesEntry\x12\x13\n\x0bstate_bytes\x18\x0e \x01(\x04\x12\x17\n\x0fstate_bytes_cap\x18\x0f \x01(\x04\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a.\n\x0c\x43lassesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"o\n\x18ListSubscriptionsRequest\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\t\x12\x0b\n\x03\x61pi\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x0e\n\x06now_us\x18\x05 \x01(\x03\"\xa0\x01\n\rClassEvidence\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x35\n\x07\x66igures\x18\x02 \x03(\x0b\x32$.vigie.v1.ClassEvidence.FiguresEntry\x12\x14\n\x0clast_true_us\x18\x03 \x01(\x03\x1a.\n\x0c\x46iguresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"@\n\x07\x45pisode\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x10\n\x08\x66irst_us\x18\x02 \x01(\x03\x12\x0f\n\x07last_us\x18\x03 \x01(\x03\"\xdd\x03\n\x10SubscriptionInfo\x12\x16\n\x0e\x61pplication_id\x18\x01 \x01(\t\x12\x18\n\x10\x61pplication_name\x18\x02 \x01(\t\x12\x19\n\x11\x61pplication_owner\x18\x03 \x01(\t\x12\x0b\n\x03\x61pi\x18\x04 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\x0c\n\x04tier\x18\x06 \x01(\t\x12\x10\n\x08requests\x18\x07 \x01(\x04\x12\x0f\n\x07\x63lasses\x18\x08 \x03(\t\x12)\n\x08\x65vidence\x18\t \x03(\x0b\x32\x17.vigie.v1.ClassEvidence\x12#\n\x08\x65pisodes\x18\n \x03(\x0b\x32\x11.vigie.v1.Episode\x12\x15\n\rfirst_seen_us\x18\x0b \x01(\x03\x12\x14\n\x0clast_seen_us\x18\x0c \x01(\x03\x12\x15\n\rclient_errors\x18\r \x01(\x04\x12\x15\n\rserver_errors\x18\x0e \x01(\x04\x12\x11\n\tthrottled\x18\x0f \x01(\x04\x12:\n\x08\x63hannels\x18\x10 \x03(\x0b\x32(.vigie.v1.SubscriptionInfo.ChannelsEntry\x1a/\n\rChannelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"U\n\x10SubscriptionList\x12\x0e\n\x06now_us\x18\x01 \x01(\x03\x12\x31\n\rsubscriptions\x18\x02 \x03(\x0b\x32\x1a.vigie.v1.SubscriptionInfo\"5\n\x0fListApisRequest\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x0e\n\x06now_us\x18\x02 \x01(\x03\"\xb7\x01\n\x07\x41piInfo\x12\x0b\n\x03\x61pi\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x03 \x01(\t\x12\x10\n\x08requests\x18\x04 \x01(\x04\x12\x0f\n\x07\x63lasses\x18\x05 \x03(\t\x12\x15\n\rfirst_seen_us\x18\x06 \x01(\x03\x12\x14\n\x0clast_seen_us\x18\x07 \x01(\x03\x12)\n\x08\x65vidence\x18\x08 \x03(\x0b\x32\x17.vigie.v1.ClassEvidence\":\n\x07\x41piList\x12\x0e\n\x06now_us\x18\x01 \x01(\x03\x12\x1f\n\x04\x61pis\x18\x02 \x03(\x0b\x32\x11.vigie.v1.ApiInfo\"\x17\n\x15ListDirectivesRequest\"\\\n\x13PutDirectiveRequest\x12&\n\tdirective\x18\x01 \x01(\x0b\x32\x13.vigie.v1.Directive\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"M\n\x16RemoveDirectiveRequest\x12\x14\n\x0c\x64irective_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"p\n\rDirectiveList\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\'\n\ndirectives\x18\x02 \x03(\x0b\x32\x13.vigie.v1.Directive\x12%\n\x04hits\x18\x03 \x03(\x0b\x32\x17.vigie.v1.DirectiveHits2\xb0\x03\n\x05\x41\x64min\x12\x36\n\tGetStatus\x12\x17.vigie.v1.StatusRequest\x1a\x10.vigie.v1.Status\x12S\n\x11ListSubscriptions\x12\".vigie.v1.ListSubscriptionsRequest\x1a\x1a.vigie.v1.SubscriptionList\x12\x38\n\x08ListApis\x12\x19.vigie.v1.ListApisRequest\x1a\x11.vigie.v1.ApiList\x12J\n\x0eListDirectives\x12\x1f.vigie.v1.ListDirectivesRequest\x1a\x17.vigie.v1.DirectiveList\x12\x46\n\x0cPutDirective\x12\x1d.vigie.v1.PutDirectiveRequest\x1a\x17.vigie.v1.DirectiveList\x12L\n\x0fRemoveDirective\x12 .vigie.v1.RemoveDirectiveRequest\x1a\x17.vigie.v1.DirectiveListB \n\x10io.vigie.wire.v1B\nAdminProtoP\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14vigie/v1/admin.proto\x12\x08vigie.v1\x1a\x19vigie/v1/directives.proto\"\x0f\n\rStatusRequest\"\x97\x02\n\x0bGatewayInfo\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x17\n\x0fhandler_version\x18\x05 \x01(\t\x12\x0c\n\x04peer\x18\x06 \x01(\t\x12\x17\n\x0f\x63onnected_at_us\x18\x07 \x01(\x03\x12\x0f\n\x07\x62\x61tches\x18\x08 \x01(\x04\x12\x0e\n\x06\x65vents\x18\t \x01(\x04\x12\x17\n\x0fhandler_offered\x18\n \x01(\x04\x12\x14\n\x0chandler_sent\x18\x0b \x01(\x04\x12\x17\n\x0fhandler_dropped\x18\x0c \x01(\x04\x12\x1a\n\x12handler_reconnects\x18\r \x01(\x04\"\xf4\x03\n\x06Status\x12\x12\n\nsidecar_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x15\n\rstarted_at_us\x18\x03 \x01(\x03\x12\x0e\n\x06now_us\x18\x04 \x01(\x03\x12\x16\n\x0e\x65vents_applied\x18\x05 \x01(\x04\x12\x17\n\x0f\x62\x61tches_applied\x18\x06 \x01(\x04\x12\x13\n\x0bingest_rate\x18\x07 \x01(\x01\x12\x30\n\x08\x63ounters\x18\x08 \x03(\x0b\x32\x1e.vigie.v1.Status.CountersEntry\x12\'\n\x08gateways\x18\t \x03(\x0b\x32\x15.vigie.v1.GatewayInfo\x12\x15\n\rsubscriptions\x18\n \x01(\r\x12\x0c\n\x04\x61pis\x18\x0b \x01(\r\x12\x19\n\x11\x61\x63tive_directives\x18\x0c \x01(\r\x12.\n\x07\x63lasses\x18\r \x03(\x0b\x32\x1d.vigie.v1.Status.ClassesEntry\x12\x13\n\x0bstate_bytes\x18\x0e \x01(\x04\x12\x17\n\x0fstate_bytes_cap\x18\x0f \x01(\x04\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a.\n\x0c\x43lassesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"o\n\x18ListSubscriptionsRequest\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\t\x12\x0b\n\x03\x61pi\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x0e\n\x06now_us\x18\x05 \x01(\x03\"\x84\x02\n\rClassEvidence\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x35\n\x07\x66igures\x18\x02 \x03(\x0b\x32$.vigie.v1.ClassEvidence.FiguresEntry\x12\x14\n\x0clast_true_us\x18\x03 \x01(\x03\x12\x33\n\x06labels\x18\x04 \x03(\x0b\x32#.vigie.v1.ClassEvidence.LabelsEntry\x1a.\n\x0c\x46iguresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x07\x45pisode\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x10\n\x08\x66irst_us\x18\x02 \x01(\x03\x12\x0f\n\x07last_us\x18\x03 \x01(\x03\"\xdd\x03\n\x10SubscriptionInfo\x12\x16\n\x0e\x61pplication_id\x18\x01 \x01(\t\x12\x18\n\x10\x61pplication_name\x18\x02 \x01(\t\x12\x19\n\x11\x61pplication_owner\x18\x03 \x01(\t\x12\x0b\n\x03\x61pi\x18\x04 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\x0c\n\x04tier\x18\x06 \x01(\t\x12\x10\n\x08requests\x18\x07 \x01(\x04\x12\x0f\n\x07\x63lasses\x18\x08 \x03(\t\x12)\n\x08\x65vidence\x18\t \x03(\x0b\x32\x17.vigie.v1.ClassEvidence\x12#\n\x08\x65pisodes\x18\n \x03(\x0b\x32\x11.vigie.v1.Episode\x12\x15\n\rfirst_seen_us\x18\x0b \x01(\x03\x12\x14\n\x0clast_seen_us\x18\x0c \x01(\x03\x12\x15\n\rclient_errors\x18\r \x01(\x04\x12\x15\n\rserver_errors\x18\x0e \x01(\x04\x12\x11\n\tthrottled\x18\x0f \x01(\x04\x12:\n\x08\x63hannels\x18\x10 \x03(\x0b\x32(.vigie.v1.SubscriptionInfo.ChannelsEntry\x1a/\n\rChannelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"U\n\x10SubscriptionList\x12\x0e\n\x06now_us\x18\x01 \x01(\x03\x12\x31\n\rsubscriptions\x18\x02 \x03(\x0b\x32\x1a.vigie.v1.SubscriptionInfo\"5\n\x0fListApisRequest\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x0e\n\x06now_us\x18\x02 \x01(\x03\"\xb7\x01\n\x07\x41piInfo\x12\x0b\n\x03\x61pi\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x03 \x01(\t\x12\x10\n\x08requests\x18\x04 \x01(\x04\x12\x0f\n\x07\x63lasses\x18\x05 \x03(\t\x12\x15\n\rfirst_seen_us\x18\x06 \x01(\x03\x12\x14\n\x0clast_seen_us\x18\x07 \x01(\x03\x12)\n\x08\x65vidence\x18\x08 \x03(\x0b\x32\x17.vigie.v1.ClassEvidence\":\n\x07\x41piList\x12\x0e\n\x06now_us\x18\x01 \x01(\x03\x12\x1f\n\x04\x61pis\x18\x02 \x03(\x0b\x32\x11.vigie.v1.ApiInfo\"\x17\n\x15ListDirectivesRequest\"\\\n\x13PutDirectiveRequest\x12&\n\tdirective\x18\x01 \x01(\x0b\x32\x13.vigie.v1.Directive\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"M\n\x16RemoveDirectiveRequest\x12\x14\n\x0c\x64irective_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"p\n\rDirectiveList\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\'\n\ndirectives\x18\x02 \x03(\x0b\x32\x13.vigie.v1.Directive\x12%\n\x04hits\x18\x03 \x03(\x0b\x32\x17.vigie.v1.DirectiveHits2\xb0\x03\n\x05\x41\x64min\x12\x36\n\tGetStatus\x12\x17.vigie.v1.StatusRequest\x1a\x10.vigie.v1.Status\x12S\n\x11ListSubscriptions\x12\".vigie.v1.ListSubscriptionsRequest\x1a\x1a.vigie.v1.SubscriptionList\x12\x38\n\x08ListApis\x12\x19.vigie.v1.ListApisRequest\x1a\x11.vigie.v1.ApiList\x12J\n\x0eListDirectives\x12\x1f.vigie.v1.ListDirectivesRequest\x1a\x17.vigie.v1.DirectiveList\x12\x46\n\x0cPutDirective\x12\x1d.vigie.v1.PutDirectiveRequest\x1a\x17.vigie.v1.DirectiveList\x12L\n\x0fRemoveDirective\x12 .vigie.v1.RemoveDirectiveRequest\x1a\x17.vigie.v1.DirectiveListB \n\x10io.vigie.wire.v1B\nAdminProtoP\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUS_CLASSESENTRY']._serialized_options = b'8\001'
   _globals['_CLASSEVIDENCE_FIGURESENTRY']._loaded_options = None
   _globals['_CLASSEVIDENCE_FIGURESENTRY']._serialized_options = b'8\001'
+  _globals['_CLASSEVIDENCE_LABELSENTRY']._loaded_options = None
+  _globals['_CLASSEVIDENCE_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_SUBSCRIPTIONINFO_CHANNELSENTRY']._loaded_options = None
   _globals['_SUBSCRIPTIONINFO_CHANNELSENTRY']._serialized_options = b'8\001'
   _globals['_STATUSREQUEST']._serialized_start=61
@@ -54,31 +56,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=863
   _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=974
   _globals['_CLASSEVIDENCE']._serialized_start=977
-  _globals['_CLASSEVIDENCE']._serialized_end=1137
-  _globals['_CLASSEVIDENCE_FIGURESENTRY']._serialized_start=1091
-  _globals['_CLASSEVIDENCE_FIGURESENTRY']._serialized_end=1137
-  _globals['_EPISODE']._serialized_start=1139
-  _globals['_EPISODE']._serialized_end=1203
-  _globals['_SUBSCRIPTIONINFO']._serialized_start=1206
-  _globals['_SUBSCRIPTIONINFO']._serialized_end=1683
-  _globals['_SUBSCRIPTIONINFO_CHANNELSENTRY']._serialized_start=1636
-  _globals['_SUBSCRIPTIONINFO_CHANNELSENTRY']._serialized_end=1683
-  _globals['_SUBSCRIPTIONLIST']._serialized_start=1685
-  _globals['_SUBSCRIPTIONLIST']._serialized_end=1770
-  _globals['_LISTAPISREQUEST']._serialized_start=1772
-  _globals['_LISTAPISREQUEST']._serialized_end=1825
-  _globals['_APIINFO']._serialized_start=1828
-  _globals['_APIINFO']._serialized_end=2011
-  _globals['_APILIST']._serialized_start=2013
-  _globals['_APILIST']._serialized_end=2071
-  _globals['_LISTDIRECTIVESREQUEST']._serialized_start=2073
-  _globals['_LISTDIRECTIVESREQUEST']._serialized_end=2096
-  _globals['_PUTDIRECTIVEREQUEST']._serialized_start=2098
-  _globals['_PUTDIRECTIVEREQUEST']._serialized_end=2190
-  _globals['_REMOVEDIRECTIVEREQUEST']._serialized_start=2192
-  _globals['_REMOVEDIRECTIVEREQUEST']._serialized_end=2269
-  _globals['_DIRECTIVELIST']._serialized_start=2271
-  _globals['_DIRECTIVELIST']._serialized_end=2383
-  _globals['_ADMIN']._serialized_start=2386
-  _globals['_ADMIN']._serialized_end=2818
+  _globals['_CLASSEVIDENCE']._serialized_end=1237
+  _globals['_CLASSEVIDENCE_FIGURESENTRY']._serialized_start=1144
+  _globals['_CLASSEVIDENCE_FIGURESENTRY']._serialized_end=1190
+  _globals['_CLASSEVIDENCE_LABELSENTRY']._serialized_start=1192
+  _globals['_CLASSEVIDENCE_LABELSENTRY']._serialized_end=1237
+  _globals['_EPISODE']._serialized_start=1239
+  _globals['_EPISODE']._serialized_end=1303
+  _globals['_SUBSCRIPTIONINFO']._serialized_start=1306
+  _globals['_SUBSCRIPTIONINFO']._serialized_end=1783
+  _globals['_SUBSCRIPTIONINFO_CHANNELSENTRY']._serialized_start=1736
+  _globals['_SUBSCRIPTIONINFO_CHANNELSENTRY']._serialized_end=1783
+  _globals['_SUBSCRIPTIONLIST']._serialized_start=1785
+  _globals['_SUBSCRIPTIONLIST']._serialized_end=1870
+  _globals['_LISTAPISREQUEST']._serialized_start=1872
+  _globals['_LISTAPISREQUEST']._serialized_end=1925
+  _globals['_APIINFO']._serialized_start=1928
+  _globals['_APIINFO']._serialized_end=2111
+  _globals['_APILIST']._serialized_start=2113
+  _globals['_APILIST']._serialized_end=2171
+  _globals['_LISTDIRECTIVESREQUEST']._serialized_start=2173
+  _globals['_LISTDIRECTIVESREQUEST']._serialized_end=2196
+  _globals['_PUTDIRECTIVEREQUEST']._serialized_start=2198
+  _globals['_PUTDIRECTIVEREQUEST']._serialized_end=2290
+  _globals['_REMOVEDIRECTIVEREQUEST']._serialized_start=2292
+  _globals['_REMOVEDIRECTIVEREQUEST']._serialized_end=2369
+  _globals['_DIRECTIVELIST']._serialized_start=2371
+  _globals['_DIRECTIVELIST']._serialized_end=2483
+  _globals['_ADMIN']._serialized_start=2486
+  _globals['_ADMIN']._serialized_end=2918
 # @@protoc_insertion_point(module_scope)

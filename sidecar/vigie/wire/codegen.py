@@ -22,7 +22,7 @@ def proto_files() -> list[Path]:
 
 def generate(out_root: Path) -> list[Path]:
     """Write the generated modules under ``out_root/vigie/v1`` and return their paths."""
-    from grpc_tools import protoc  # dev dependency: imported only when generating
+    from grpc_tools import protoc  # noqa: PLC0415 - dev dependency, only when generating
 
     target = out_root / "vigie" / "v1"
     if target.exists():

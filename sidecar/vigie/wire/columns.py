@@ -197,9 +197,7 @@ class StreamDecoder:
                 f"batch sequence {batch.sequence}, expected {self.next_sequence}",
             )
         if n == 0 or n > self._max_events:
-            raise BatchRefused(
-                "bad_count", f"batch count {n} outside 1..{self._max_events}"
-            )
+            raise BatchRefused("bad_count", f"batch count {n} outside 1..{self._max_events}")
         if batch.dictionary_base != self._dict_size:
             raise BatchRefused(
                 "bad_dictionary_base",

@@ -1,0 +1,1 @@
+"""vigie's benchmarks (``make bench``): each compares vigie with the naive way in one run."""

@@ -1,0 +1,293 @@
+"""What the state says about each subscription and API at a given "now": classes held, the
+evidence behind each, and the episode history. Plain dataclasses, shared by the replay report,
+the admin service and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from vigie.classify.thresholds import API_CLASS_NAMES, CLASS_NAMES
+from vigie.state import _layout as L
+from vigie.state.engine import State
+
+# the figures that say the most about each class, for one-line summaries
+HEADLINE: dict[str, tuple[str, ...]] = {
+    "retry_storm": ("retries", "requests"),
+    "error_prone": ("client_errors", "requests"),
+    "redundant": ("repeated_reads", "successful_reads"),
+    "throttle_hitter": ("throttled",),
+    "wrong_channel": ("channel", "requests", "expected_channel"),
+    "growing": ("last_7_days", "previous_7_days"),
+    "dormant": ("days_without_requests",),
+    "retired": ("days_without_requests",),
+}
+
+
+def headline(class_name: str, figures: dict[str, Any]) -> str:
+    """``retry_storm: retries=42 requests=50``"""
+    parts = []
+    for k in HEADLINE.get(class_name, ()):
+        v = figures.get(k)
+        parts.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
+    return f"{class_name}: " + " ".join(parts)
+
+
+def iso(us: int) -> str | None:
+    """Microseconds since the epoch as ISO 8601 UTC with milliseconds, None for 0."""
+    if us <= 0:
+        return None
+    dt = datetime.fromtimestamp(us / 1e6, tz=UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class EpisodeView:
+    class_name: str
+    first_us: int
+    last_us: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"class": self.class_name, "first": iso(self.first_us), "last": iso(self.last_us)}
+
+
+@dataclass(slots=True)
+class SubscriptionView:
+    application_id: str
+    application: str
+    owner: str
+    api: str
+    api_version: str
+    tier: str
+    requests: int
+    classes: list[str]
+    evidence: dict[str, dict[str, Any]]
+    episodes: list[EpisodeView]
+    first_seen_us: int
+    last_seen_us: int
+    client_errors: int
+    server_errors: int
+    throttled: int
+    channels: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "application_id": self.application_id,
+            "application": self.application,
+            "api": self.api,
+            "api_version": self.api_version,
+            "requests": self.requests,
+            "classes": self.classes,
+            "evidence": self.evidence,
+            "episodes": [e.to_json() for e in self.episodes],
+            "owner": self.owner,
+            "tier": self.tier,
+            "first_seen": iso(self.first_seen_us),
+            "last_seen": iso(self.last_seen_us),
+            "client_errors": self.client_errors,
+            "server_errors": self.server_errors,
+            "throttled": self.throttled,
+            "channels": self.channels,
+        }
+
+
+@dataclass(slots=True)
+class ApiView:
+    api: str
+    api_version: str
+    context: str
+    requests: int
+    classes: list[str]
+    evidence: dict[str, dict[str, Any]]
+    first_seen_us: int
+    last_seen_us: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "api": self.api,
+            "api_version": self.api_version,
+            "requests": self.requests,
+            "classes": self.classes,
+            "evidence": self.evidence,
+            "context": self.context,
+            "first_seen": iso(self.first_seen_us),
+            "last_seen": iso(self.last_seen_us),
+        }
+
+
+def _silence(now: int, last_seen: int) -> dict[str, Any]:
+    return {
+        "last_seen": iso(last_seen),
+        "days_without_requests": round((now - last_seen) / 86_400e6, 2) if last_seen else None,
+    }
+
+
+def _windowed_evidence(state: State, c: int, ev: np.ndarray, last_true: int) -> dict[str, Any]:
+    th = state.thresholds
+    at = iso(last_true)
+    if c == L.C_RETRY_STORM:
+        return {
+            "retries": int(ev[0]),
+            "requests": int(ev[1]),
+            "share": round(float(ev[2]), 4),
+            "window_seconds": th.retry_window_seconds,
+            "retry_gap_seconds": th.retry_gap_seconds,
+            "at": at,
+        }
+    if c == L.C_ERROR_PRONE:
+        return {
+            "client_errors": int(ev[0]),
+            "requests": int(ev[1]),
+            "share": round(float(ev[2]), 4),
+            "window_seconds": th.short_window_seconds,
+            "at": at,
+        }
+    if c == L.C_REDUNDANT:
+        return {
+            "repeated_reads": int(ev[0]),
+            "successful_reads": int(ev[1]),
+            "share": round(float(ev[2]), 4),
+            "requests": int(ev[3]),
+            "repeat_gap_seconds": th.redundant_gap_seconds,
+            "window_seconds": th.short_window_seconds,
+            "at": at,
+        }
+    if c == L.C_THROTTLE_HITTER:
+        return {
+            "throttled": int(ev[0]),
+            "requests": int(ev[1]),
+            "window_seconds": th.short_window_seconds,
+            "at": at,
+        }
+    if c == L.C_WRONG_CHANNEL:
+
+        def chan(i: float) -> str:
+            k = int(i)
+            return state.channels[k] if 0 <= k < len(state.channels) else f"#{k}"
+
+        return {
+            "channel": chan(ev[0]),
+            "requests": int(ev[1]),
+            "share": round(float(ev[2]), 4),
+            "expected_channel": chan(ev[3]),
+            "window_days": L.DAY_SLOTS,
+            "at": at,
+        }
+    return _growing_evidence(ev, at)
+
+
+def _growing_evidence(ev: np.ndarray, at: str | None) -> dict[str, Any]:
+    return {
+        "last_7_days": int(ev[0]),
+        "previous_7_days": round(float(ev[1]), 1),
+        "previous_hours_observed": int(ev[2]),
+        "ratio": round(float(ev[3]), 3) if np.isfinite(ev[3]) else None,
+        "at": at,
+    }
+
+
+def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView]:
+    """Every subscription the state holds, classes evaluated at ``now`` (default: latest)."""
+    now = state.now_us if now is None else now
+    held, grow_evid = state.held(now)
+    s = state.sub_i64
+    views: list[SubscriptionView] = []
+    for row in state.sub_rows().tolist():
+        app_gid = int(s[row, L.S_APP])
+        api_row = int(s[row, L.S_API])
+        name_gid, owner_gid = int(s[row, L.S_APP_NAME]), int(s[row, L.S_APP_OWNER])
+        if app_gid in state.app_info:
+            inv_name, inv_owner = state.app_info[app_gid]
+            name_gid = name_gid or inv_name
+            owner_gid = owner_gid or inv_owner
+        api_name = int(state.api_i64[api_row, L.A_NAME])
+        api_ver = int(state.api_i64[api_row, L.A_VERSION])
+        classes: list[str] = []
+        evidence: dict[str, dict[str, Any]] = {}
+        for ci, cname in enumerate(CLASS_NAMES):
+            if not held[row, ci]:
+                continue
+            classes.append(cname)
+            if cname == "dormant":
+                evidence[cname] = _silence(now, int(s[row, L.S_LAST_SEEN]))
+                continue
+            c = L.WINDOWED_CLASS_NAMES.index(cname)
+            last_true = int(state.cls_last[row, c])
+            if cname == "growing" and (last_true == 0 or grow_evid[row, 0] > 0):
+                evidence[cname] = _growing_evidence(grow_evid[row], iso(now))
+            else:
+                evidence[cname] = _windowed_evidence(state, c, state.cls_evid[row, c], last_true)
+        episodes = [
+            EpisodeView(e.class_name, e.first_us, e.last_us)
+            for e in state.episodes.get((app_gid, api_name, api_ver), [])
+        ]
+        for c, cname in enumerate(L.WINDOWED_CLASS_NAMES):
+            if state.cls_last[row, c] > 0:
+                episodes.append(
+                    EpisodeView(cname, int(state.cls_first[row, c]), int(state.cls_last[row, c]))
+                )
+        episodes.sort(key=lambda e: (e.first_us, e.class_name))
+        channels = {
+            state.channels[c]: int(s[row, L.S_CH_REQ + c])
+            for c in range(len(state.channels))
+            if s[row, L.S_CH_REQ + c]
+        }
+        views.append(
+            SubscriptionView(
+                application_id=state.string(app_gid),
+                application=state.string(name_gid),
+                owner=state.string(owner_gid),
+                api=state.string(api_name),
+                api_version=state.string(api_ver),
+                tier=state.string(int(s[row, L.S_TIER])),
+                requests=int(s[row, L.S_REQ]),
+                classes=classes or ["normal"],
+                evidence=evidence,
+                episodes=episodes,
+                first_seen_us=int(s[row, L.S_FIRST_SEEN]),
+                last_seen_us=int(s[row, L.S_LAST_SEEN]),
+                client_errors=int(s[row, L.S_CLIENT_ERR]),
+                server_errors=int(s[row, L.S_5XX]),
+                throttled=int(s[row, L.S_THROTTLED]),
+                channels=channels,
+            )
+        )
+    views.sort(key=lambda v: (v.application_id, v.api, v.api_version))
+    return views
+
+
+def apis(state: State, now: int | None = None) -> list[ApiView]:
+    now = state.now_us if now is None else now
+    held, grow_evid = state.api_held(now)
+    a = state.api_i64
+    out: list[ApiView] = []
+    for row in state.api_rows().tolist():
+        classes: list[str] = []
+        evidence: dict[str, dict[str, Any]] = {}
+        if held[row, 0]:
+            classes.append(API_CLASS_NAMES[0])
+            evidence["retired"] = _silence(now, int(a[row, L.A_LAST_SEEN]))
+        if held[row, 1]:
+            classes.append(API_CLASS_NAMES[1])
+            last_true = int(state.api_cls_last[row, 0])
+            ev = grow_evid[row] if grow_evid[row, 0] > 0 else state.api_cls_evid[row, 0]
+            evidence["growing"] = _growing_evidence(
+                ev, iso(now) if grow_evid[row, 0] > 0 else iso(last_true)
+            )
+        out.append(
+            ApiView(
+                api=state.string(int(a[row, L.A_NAME])),
+                api_version=state.string(int(a[row, L.A_VERSION])),
+                context=state.string(int(a[row, L.A_CONTEXT])),
+                requests=int(a[row, L.A_REQ]),
+                classes=classes or ["normal"],
+                evidence=evidence,
+                first_seen_us=int(a[row, L.A_FIRST_SEEN]),
+                last_seen_us=int(a[row, L.A_LAST_SEEN]),
+            )
+        )
+    out.sort(key=lambda v: (v.api, v.api_version))
+    return out

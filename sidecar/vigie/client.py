@@ -1,0 +1,80 @@
+"""The CLI's side of the admin service: a channel with the bearer token, typed errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from vigie.errors import SidecarUnavailable, VigieError
+from vigie.v1 import admin_pb2_grpc as apb_grpc
+
+T = TypeVar("T")
+DEFAULT_ADMIN = "127.0.0.1:7356"
+DEFAULT_STATE_DIR = "./vigie-state"
+
+
+class AdminRefused(VigieError):
+    """The sidecar refused an admin call; the message is the sidecar's."""
+
+    exit_code = 2
+
+
+def read_token(token: str | None, token_file: str | None, state_dir: str | None) -> str:
+    """The admin token: --token, then VIGIE_ADMIN_TOKEN, then a token file."""
+    if token:
+        return token
+    env = os.environ.get("VIGIE_ADMIN_TOKEN")
+    if env:
+        return env
+    candidates = [token_file, os.environ.get("VIGIE_ADMIN_TOKEN_FILE")]
+    candidates.append(
+        str(
+            Path(state_dir or os.environ.get("VIGIE_STATE_DIR") or DEFAULT_STATE_DIR)
+            / "admin.token"
+        )
+    )
+    for c in candidates:
+        if c and Path(c).exists():
+            return Path(c).read_text().strip()
+    raise SidecarUnavailable(
+        "no admin token: pass --token-file (the sidecar writes <state_dir>/admin.token) "
+        "or set VIGIE_ADMIN_TOKEN"
+    )
+
+
+class AdminClient:
+    def __init__(self, target: str, token: str, timeout: float = 10.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target)
+        self.stub = apb_grpc.AdminStub(self._channel)
+        self._md = (("authorization", f"Bearer {token}"),)
+
+    def call(self, method: Callable[..., T], request: Any) -> T:
+        try:
+            return method(request, metadata=self._md, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            details = exc.details()
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise SidecarUnavailable(
+                    f"no sidecar answers at {self.target} ({code.name}: {details})"
+                ) from None
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                raise AdminRefused(
+                    f"the sidecar at {self.target} refused the admin token"
+                ) from None
+            raise AdminRefused(f"{code.name}: {details}") from None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

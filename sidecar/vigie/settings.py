@@ -1,0 +1,243 @@
+"""One typed settings object for the sidecar.
+
+Each field has a default, an environment variable (``VIGIE_<NAME>``) and a one-line meaning.
+Sources, later ones winning: defaults < TOML file (``--config`` / ``VIGIE_CONFIG``) < environment
+< command-line flags. Thresholds live in the file's ``[thresholds]`` table (see
+``vigie.classify.thresholds.Thresholds``). ``vigie check-config FILE`` prints the exact problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from vigie.classify.thresholds import Thresholds
+from vigie.errors import ConfigError
+
+ENV_PREFIX: Final = "VIGIE_"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS: Final = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "KI": 1024,
+    "MI": 1024**2,
+    "GI": 1024**3,
+    "TI": 1024**4,
+}
+
+
+def parse_size(value: Any) -> int:
+    """``1073741824``, ``"512MiB"``, ``"2G"`` -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 512MiB")
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"expected a size such as 512MiB, got {value!r}")
+    unit = (m.group(2) or "").upper().rstrip("B")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def _s(default: Any, doc: str, kind: str = "str", **extra: Any) -> Any:
+    return field(default=default, metadata={"doc": doc, "kind": kind, **extra})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``vigie serve`` can be told."""
+
+    listen: str = _s("127.0.0.1:7355", "gateway stream address: host:port or unix:/path")
+    admin_listen: str = _s(
+        "127.0.0.1:7356", "admin service address (the CLI): host:port or unix:/path"
+    )
+    state_dir: str = _s("./vigie-state", "directory for snapshots, the admin token and data")
+    snapshot_interval_seconds: float = _s(
+        60.0, "how often the state is written to disk", "float", min=1
+    )
+    memory_cap: int = _s(
+        1 << 30, "memory the per-subscription state may use (e.g. 1GiB)", "size", min=1 << 20
+    )
+    max_batch_events: int = _s(65_536, "largest event batch a gateway may send", "int", min=1)
+    max_dictionary_entries: int = _s(
+        1_000_000, "largest string dictionary per gateway stream", "int", min=16
+    )
+    max_streams: int = _s(64, "gateway streams served at once", "int", min=1)
+    inventory: str = _s("", "inventory JSON (registered channels, known subscriptions and APIs)")
+    admin_token: str = _s(
+        "", "admin bearer token (prefer admin_token_file); empty: generated", secret=True
+    )
+    admin_token_file: str = _s(
+        "", "file holding the admin bearer token; empty: <state_dir>/admin.token"
+    )
+    log_level: str = _s(
+        "info", "debug, info, warning or error", choices=("debug", "info", "warning", "error")
+    )
+    thresholds: Thresholds = field(
+        default_factory=Thresholds,
+        metadata={"doc": "behaviour class thresholds", "kind": "thresholds"},
+    )
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
+
+    def token_path(self) -> Path:
+        return (
+            Path(self.admin_token_file)
+            if self.admin_token_file
+            else self.state_path / "admin.token"
+        )
+
+    @staticmethod
+    def env_var(name: str) -> str:
+        return ENV_PREFIX + name.upper()
+
+    @staticmethod
+    def describe() -> list[tuple[str, str, str, str]]:
+        """(name, env var, default, meaning) of every setting, for --help and the README."""
+        rows = []
+        for f in dataclasses.fields(Settings):
+            if f.name == "thresholds":
+                continue
+            rows.append((f.name, Settings.env_var(f.name), repr(f.default), f.metadata["doc"]))
+        return rows
+
+
+def _convert(name: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:
+    kind = meta["kind"]
+    try:
+        if kind == "str":
+            if not isinstance(value, str):
+                raise ValueError(f"expected a string, got {type(value).__name__}")
+            out: Any = value
+        elif kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValueError(f"expected an integer, got {value!r}")
+            out = int(value)
+        elif kind == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ValueError(f"expected a number, got {value!r}")
+            out = float(value)
+        elif kind == "size":
+            out = parse_size(value)
+        else:  # pragma: no cover - layout error
+            raise AssertionError(kind)
+    except ValueError as exc:
+        msg = str(exc)
+        if "invalid literal" in msg or "could not convert" in msg:
+            msg = f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}"
+        raise ConfigError(f"{where}{name}: {msg}") from None
+    if "min" in meta and out < meta["min"]:
+        raise ConfigError(f"{where}{name}: must be at least {meta['min']}, got {value!r}")
+    if "choices" in meta and out not in meta["choices"]:
+        raise ConfigError(
+            f"{where}{name}: must be one of {', '.join(meta['choices'])}, got {value!r}"
+        )
+    return out
+
+
+def _unknown(where: str, key: str, known: list[str]) -> ConfigError:
+    hint = difflib.get_close_matches(key, known, n=1)
+    extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+    return ConfigError(f"{where}unknown setting '{key}'{extra}")
+
+
+def _thresholds(values: Mapping[str, Any], where: str, base: Thresholds) -> Thresholds:
+    names = [f.name for f in dataclasses.fields(Thresholds)]
+    changes: dict[str, float] = {}
+    for key, value in values.items():
+        if key not in names:
+            raise _unknown(f"{where}thresholds.", key, names)
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{where}thresholds.{key}: expected a number, got {value!r}")
+        try:
+            changes[key] = float(value)
+        except ValueError:
+            raise ConfigError(
+                f"{where}thresholds.{key}: expected a number, got {value!r}"
+            ) from None
+    try:
+        return base.replace(**changes)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}thresholds.{exc}") from None
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_settings(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults < file < environment < overrides (flags; None values are ignored)."""
+    env = os.environ if env is None else env
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    thresholds = Thresholds()
+    if path is not None:
+        doc = read_file(path)
+        where = f"{path}: "
+        for key, value in doc.items():
+            if key == "thresholds":
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}thresholds: must be a table ([thresholds])")
+                thresholds = _thresholds(value, where, thresholds)
+                continue
+            if key not in fields:
+                raise _unknown(where, key, list(fields))
+            values[key] = _convert(key, value, fields[key].metadata, where)
+    for name, f in fields.items():
+        var = Settings.env_var(name)
+        if name != "thresholds" and var in env:
+            values[name] = _convert(name, env[var], f.metadata, f"{var}: ")
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if name not in fields or name == "thresholds":
+            raise ConfigError(f"unknown setting '{name}'")
+        values[name] = _convert(name, value, fields[name].metadata, "--")
+    return Settings(**values, thresholds=thresholds)
+
+
+def check_file(path: Path) -> list[str]:
+    """Problems of a settings file, worst first; an empty list when it is good."""
+    problems: list[str] = []
+    try:
+        settings = load_settings(path, env={})
+    except ConfigError as exc:
+        return [str(exc)]
+    if settings.admin_token:
+        problems.append(
+            f"{path}: admin_token: a secret in the settings file; prefer admin_token_file "
+            "(a file only the sidecar's user can read)"
+        )
+    for name in ("admin_token_file",):
+        p = getattr(settings, name)
+        if p and Path(p).exists() and Path(p).stat().st_mode & 0o004:
+            problems.append(f"{path}: {name}: {p} is world-readable (chmod 600 it)")
+    if settings.inventory and not Path(settings.inventory).exists():
+        problems.append(f"{path}: inventory: {settings.inventory} does not exist")
+    return problems

@@ -1,0 +1,595 @@
+"""``State``: the owner of every state array. It validates, grows, evicts, restores and reads.
+
+The kernels in ``_kernels`` do the per-event work; this class only calls them once per batch
+(and again after growing or evicting when a batch needs more rows than there are). It is not
+thread-safe: the server serialises access with one lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from vigie.classify.thresholds import CLASS_NAMES, Thresholds
+from vigie.errors import ConfigError
+from vigie.state import _kernels as K
+from vigie.state import _layout as L
+from vigie.wire.columns import Events, Interner
+
+log = logging.getLogger(__name__)
+
+MAX_EPISODES_PER_ROW: Final = 64
+EPISODE_BUFFER: Final = 4096
+MIN_SUB_ROWS: Final = 64
+
+I64 = npt.NDArray[np.int64]
+
+
+def _pow2_at_least(n: int) -> int:
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """Sizes of the state. ``memory_cap_bytes`` bounds the subscription rows (the bulk)."""
+
+    memory_cap_bytes: int = 1 << 30
+    initial_subscriptions: int = 1024
+    initial_apis: int = 256
+    max_apis: int = 65_536
+    max_routes: int = 65_536
+    detector_entries: int = 1 << 18  # per detector cache, a power of two
+
+
+# arrays of a subscription row and their per-row shape / dtype
+SUB_ARRAYS: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
+    "sub_i64": ((L.S_FIELDS,), np.int64),
+    "sub_sw": ((L.SHORT_SLOTS, L.N_SW), np.int32),
+    "sub_rw": ((L.RETRY_SLOTS, L.N_RW), np.int32),
+    "sub_hour": ((L.HOUR_SLOTS,), np.int32),
+    "sub_day": ((L.DAY_SLOTS, L.MAX_CHANNELS), np.int32),
+    "sub_hist": ((L.LAT_WIDTH,), np.int64),
+    "sub_rate": ((L.RATE_BUCKETS,), np.int32),
+    "cls_first": ((L.N_WINDOWED_CLASSES,), np.int64),
+    "cls_last": ((L.N_WINDOWED_CLASSES,), np.int64),
+    "cls_evid": ((L.N_WINDOWED_CLASSES, L.N_EVIDENCE), np.float64),
+}
+API_ARRAYS: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
+    "api_i64": ((L.A_FIELDS,), np.int64),
+    "api_hour": ((L.HOUR_SLOTS,), np.int32),
+    "api_hist": ((L.LAT_WIDTH,), np.int64),
+    "api_cls_first": ((1,), np.int64),
+    "api_cls_last": ((1,), np.int64),
+    "api_cls_evid": ((1, L.N_EVIDENCE), np.float64),
+}
+ROUTE_ARRAYS: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
+    "route_i64": ((L.R_FIELDS,), np.int64),
+    "route_hist": ((L.LAT_WIDTH,), np.int64),
+}
+
+
+def sub_row_bytes() -> int:
+    """Bytes one subscription row costs, its hash-table share included."""
+    per = sum(int(np.prod(shape)) * int(np.dtype(dt).itemsize) for shape, dt in SUB_ARRAYS.values())
+    return per + 2 * (8 + 4) + 4
+
+
+@dataclass(slots=True)
+class Episode:
+    class_name: str
+    first_us: int
+    last_us: int
+
+
+class State:
+    """Per-subscription and per-API state of everything vigie has seen."""
+
+    def __init__(self, thresholds: Thresholds | None = None, capacity: Capacity | None = None):
+        self.thresholds = thresholds or Thresholds()
+        self.capacity = capacity or Capacity()
+        self.params = self.thresholds.params()
+        self.interner = Interner()
+        self.channels: list[str] = []
+        self.g = np.zeros(L.G_FIELDS, dtype=np.int64)
+        self.evicted = 0
+        self.episodes: dict[tuple[int, int, int], list[Episode]] = defaultdict(list)
+        self.api_episodes: dict[tuple[int, int], list[Episode]] = defaultdict(list)
+        self.app_info: dict[int, tuple[int, int]] = {}  # app gid -> (name gid, owner gid)
+        self.app_channel = np.full(1024, -1, dtype=np.int8)
+        self._epi = np.zeros((EPISODE_BUFFER, 5), dtype=np.int64)
+        self._scratch = np.zeros(L.N_EVIDENCE, dtype=np.float64)
+        self.sub_free = np.zeros(0, dtype=np.int32)
+        self.sub_meta = np.zeros(2, dtype=np.int64)  # [n_free, high water]
+        self.api_meta = np.zeros(2, dtype=np.int64)
+        self.route_meta = np.zeros(2, dtype=np.int64)
+        self.max_sub_rows = max(MIN_SUB_ROWS, self.capacity.memory_cap_bytes // sub_row_bytes())
+        self._alloc_subs(min(self.capacity.initial_subscriptions, self.max_sub_rows))
+        self._alloc_apis(self.capacity.initial_apis)
+        self._alloc_routes(min(1024, self.capacity.max_routes))
+        self.route_meta[1] = 1  # route 0 gathers what does not fit
+        n = _pow2_at_least(self.capacity.detector_entries)
+        self.retry_keys = np.zeros(n, dtype=np.int64)
+        self.retry_vals = np.zeros((n, 2), dtype=np.int64)
+        self.repeat_keys = np.zeros(n, dtype=np.int64)
+        self.repeat_vals = np.zeros((n, 1), dtype=np.int64)
+
+    # -----------------------------------------------------------------------------------------
+    # arrays
+    # -----------------------------------------------------------------------------------------
+    sub_i64: I64
+    sub_sw: npt.NDArray[np.int32]
+    sub_rw: npt.NDArray[np.int32]
+    sub_hour: npt.NDArray[np.int32]
+    sub_day: npt.NDArray[np.int32]
+    sub_hist: I64
+    sub_rate: npt.NDArray[np.int32]
+    cls_first: I64
+    cls_last: I64
+    cls_evid: npt.NDArray[np.float64]
+    sub_tkeys: I64
+    sub_tvals: npt.NDArray[np.int32]
+    api_i64: I64
+    api_hour: npt.NDArray[np.int32]
+    api_hist: I64
+    api_cls_first: I64
+    api_cls_last: I64
+    api_cls_evid: npt.NDArray[np.float64]
+    api_tkeys: I64
+    api_tvals: npt.NDArray[np.int32]
+    route_i64: I64
+    route_hist: I64
+    route_tkeys: I64
+    route_tvals: npt.NDArray[np.int32]
+
+    def _resize(self, spec: dict[str, tuple[tuple[int, ...], Any]], rows: int) -> None:
+        for name, (shape, dt) in spec.items():
+            new = np.zeros((rows, *shape), dtype=dt)
+            old = getattr(self, name, None)
+            if old is not None:
+                new[: len(old)] = old
+            setattr(self, name, new)
+
+    def _alloc_subs(self, rows: int) -> None:
+        self._resize(SUB_ARRAYS, rows)
+        free = np.zeros(rows, dtype=np.int32)
+        free[: len(self.sub_free)] = self.sub_free
+        self.sub_free = free
+        size = _pow2_at_least(2 * rows)
+        self.sub_tkeys = np.zeros(size, dtype=np.int64)
+        self.sub_tvals = np.full(size, -1, dtype=np.int32)
+        K.table_rebuild(
+            self.sub_tkeys, self.sub_tvals, self.sub_i64[:, L.S_KEY], int(self.sub_meta[1])
+        )
+
+    def _alloc_apis(self, rows: int) -> None:
+        self._resize(API_ARRAYS, rows)
+        size = _pow2_at_least(2 * rows)
+        self.api_tkeys = np.zeros(size, dtype=np.int64)
+        self.api_tvals = np.full(size, -1, dtype=np.int32)
+        K.table_rebuild(
+            self.api_tkeys, self.api_tvals, self.api_i64[:, L.A_KEY], int(self.api_meta[1])
+        )
+
+    def _alloc_routes(self, rows: int) -> None:
+        self._resize(ROUTE_ARRAYS, rows)
+        size = _pow2_at_least(2 * rows)
+        self.route_tkeys = np.zeros(size, dtype=np.int64)
+        self.route_tvals = np.full(size, -1, dtype=np.int32)
+        K.table_rebuild(
+            self.route_tkeys, self.route_tvals, self.route_i64[:, L.R_KEY], int(self.route_meta[1])
+        )
+
+    @property
+    def n_sub_rows(self) -> int:
+        """Rows in use or once used (free rows inside have key 0)."""
+        return int(self.sub_meta[1])
+
+    @property
+    def n_api_rows(self) -> int:
+        return int(self.api_meta[1])
+
+    @property
+    def n_route_rows(self) -> int:
+        return int(self.route_meta[1])
+
+    def nbytes(self) -> int:
+        arrays = [getattr(self, n) for n in (*SUB_ARRAYS, *API_ARRAYS, *ROUTE_ARRAYS)]
+        arrays += [
+            self.sub_tkeys,
+            self.sub_tvals,
+            self.api_tkeys,
+            self.api_tvals,
+            self.route_tkeys,
+            self.route_tvals,
+            self.retry_keys,
+            self.retry_vals,
+            self.repeat_keys,
+            self.repeat_vals,
+            self.app_channel,
+        ]
+        return int(sum(a.nbytes for a in arrays))
+
+    def set_thresholds(self, thresholds: Thresholds) -> None:
+        changed = {k for k, v in thresholds.as_dict().items() if self.thresholds.as_dict()[k] != v}
+        frozen = changed & Thresholds.window_fields()
+        if frozen:
+            raise ConfigError(
+                f"{', '.join(sorted(frozen))}: window lengths shape the state and can only be "
+                "set at start-up"
+            )
+        self.thresholds = thresholds
+        self.params = thresholds.params()
+
+    # -----------------------------------------------------------------------------------------
+    # names
+    # -----------------------------------------------------------------------------------------
+    def channel_index(self, name: str) -> int:
+        name = name or "default"
+        if name in self.channels:
+            return self.channels.index(name)
+        if len(self.channels) >= L.MAX_CHANNELS:
+            raise ConfigError(
+                f"channel {name!r}: vigie tracks at most {L.MAX_CHANNELS} channels "
+                f"({', '.join(self.channels)})"
+            )
+        self.channels.append(name)
+        return len(self.channels) - 1
+
+    def register_application(
+        self, app_id: str, name: str = "", owner: str = "", channel: str | None = None
+    ) -> None:
+        gid = self.interner.intern(app_id)
+        self.app_info[gid] = (self.interner.intern(name), self.interner.intern(owner))
+        self._ensure_app_channel_size()
+        if channel:
+            self.app_channel[gid] = self.channel_index(channel)
+
+    def _ensure_app_channel_size(self) -> None:
+        n = len(self.interner)
+        if n > len(self.app_channel):
+            grown = np.full(max(n, 2 * len(self.app_channel)), -1, dtype=np.int8)
+            grown[: len(self.app_channel)] = self.app_channel
+            self.app_channel = grown
+
+    # -----------------------------------------------------------------------------------------
+    # ingest
+    # -----------------------------------------------------------------------------------------
+    def apply(self, ev: Events) -> None:
+        """Apply a batch of events (one kernel call, more only to grow or evict)."""
+        if len(ev) == 0:
+            return
+        self._ensure_app_channel_size()
+        c = ev.columns
+        start = 0
+        while True:
+            stop, start = K.apply_events(
+                c["event_time_us"],
+                c["application_id"],
+                c["application_name"],
+                c["application_owner"],
+                c["api_name"],
+                c["api_version"],
+                c["api_context"],
+                c["resource_template"],
+                c["http_method"],
+                c["http_status"],
+                c["error_code"],
+                c["latency_us"],
+                c["backend_latency_us"],
+                c["request_bytes"],
+                c["response_bytes"],
+                c["key_type"],
+                c["subscription_tier"],
+                c["uri_hash"],
+                c["flags"],
+                ev.channel,
+                start,
+                self.sub_i64,
+                self.sub_sw,
+                self.sub_rw,
+                self.sub_hour,
+                self.sub_day,
+                self.sub_hist,
+                self.sub_rate,
+                self.cls_first,
+                self.cls_last,
+                self.cls_evid,
+                self.sub_tkeys,
+                self.sub_tvals,
+                self.sub_free,
+                self.sub_meta,
+                self.api_i64,
+                self.api_hour,
+                self.api_hist,
+                self.api_cls_first,
+                self.api_cls_last,
+                self.api_cls_evid,
+                self.api_tkeys,
+                self.api_tvals,
+                self.api_meta,
+                self.route_i64,
+                self.route_hist,
+                self.route_tkeys,
+                self.route_tvals,
+                self.route_meta,
+                self.retry_keys,
+                self.retry_vals,
+                self.repeat_keys,
+                self.repeat_vals,
+                self.app_channel,
+                self._epi,
+                self.params,
+                self.g,
+                self._scratch,
+            )
+            self._drain_episodes()
+            if stop == L.STOP_DONE:
+                break
+            if stop == L.STOP_SUB_FULL:
+                self._make_sub_room()
+            elif stop == L.STOP_API_FULL:
+                self._make_api_room()
+        if (
+            self.n_route_rows >= len(self.route_i64)
+            and len(self.route_i64) < self.capacity.max_routes
+        ):
+            self._alloc_routes(min(2 * len(self.route_i64), self.capacity.max_routes))
+
+    def _make_sub_room(self) -> None:
+        rows = len(self.sub_i64)
+        if rows < self.max_sub_rows:
+            self._alloc_subs(min(2 * rows, self.max_sub_rows))
+            return
+        self.evict(max(1, rows // 8))
+
+    def _make_api_room(self) -> None:
+        rows = len(self.api_i64)
+        if rows >= self.capacity.max_apis:
+            raise ConfigError(f"more than {self.capacity.max_apis} APIs: raise capacity.max_apis")
+        self._alloc_apis(min(2 * rows, self.capacity.max_apis))
+
+    def evict(self, count: int) -> int:
+        """Free the ``count`` coldest subscription rows not pinned by the inventory."""
+        n = self.n_sub_rows
+        keys = self.sub_i64[:n, L.S_KEY]
+        candidates = np.flatnonzero(
+            (keys != 0) & ((self.sub_i64[:n, L.S_FLAGS] & L.ROW_PINNED) == 0)
+        )
+        if len(candidates) == 0:
+            raise ConfigError(
+                "the memory cap holds only inventory subscriptions: raise memory_cap_bytes"
+            )
+        count = min(count, len(candidates))
+        last_seen = self.sub_i64[candidates, L.S_LAST_SEEN]
+        victims = candidates[np.argpartition(last_seen, count - 1)[:count]]
+        for row in victims:
+            self.episodes.pop(self._sub_identity(int(row)), None)
+        self.sub_i64[victims, L.S_KEY] = 0
+        n_free = int(self.sub_meta[0])
+        self.sub_free[n_free : n_free + count] = victims
+        self.sub_meta[0] = n_free + count
+        K.table_rebuild(self.sub_tkeys, self.sub_tvals, self.sub_i64[:, L.S_KEY], n)
+        self.evicted += count
+        log.warning("memory cap reached: evicted the %d coldest subscriptions", count)
+        return count
+
+    def _sub_identity(self, row: int) -> tuple[int, int, int]:
+        api_row = int(self.sub_i64[row, L.S_API])
+        return (
+            int(self.sub_i64[row, L.S_APP]),
+            int(self.api_i64[api_row, L.A_NAME]),
+            int(self.api_i64[api_row, L.A_VERSION]),
+        )
+
+    def _drain_episodes(self) -> None:
+        n = int(self.g[L.G_EPISODES_OUT])
+        for kind, row, c, first, last in self._epi[:n].tolist():
+            ep = Episode(L.WINDOWED_CLASS_NAMES[c], first, last)
+            if kind == 0:
+                lst = self.episodes[self._sub_identity(row)]
+            else:
+                lst = self.api_episodes[
+                    (int(self.api_i64[row, L.A_NAME]), int(self.api_i64[row, L.A_VERSION]))
+                ]
+            lst.append(ep)
+            if len(lst) > MAX_EPISODES_PER_ROW:
+                del lst[0]
+        self.g[L.G_EPISODES_OUT] = 0
+
+    # -----------------------------------------------------------------------------------------
+    # inventory rows
+    # -----------------------------------------------------------------------------------------
+    def ensure_api(self, name: str, version: str, context: str = "", pinned: bool = True) -> int:
+        ng, vg = self.interner.intern(name), self.interner.intern(version)
+        key = (ng << 32) | vg
+        row = int(K.table_find(self.api_tkeys, self.api_tvals, key))
+        if row < 0:
+            if self.n_api_rows >= len(self.api_i64):
+                self._make_api_room()
+            row = self.n_api_rows
+            self.api_meta[1] += 1
+            K.init_api_row(
+                self.api_i64,
+                self.api_hour,
+                self.api_hist,
+                self.api_cls_first,
+                self.api_cls_last,
+                self.api_cls_evid,
+                row,
+                key,
+                ng,
+                vg,
+            )
+            K.table_insert(self.api_tkeys, self.api_tvals, key, row)
+        if context:
+            self.api_i64[row, L.A_CONTEXT] = self.interner.intern(context)
+        if pinned:
+            self.api_i64[row, L.A_FLAGS] |= L.ROW_PINNED
+        return row
+
+    def ensure_subscription(self, app_id: str, api: str, version: str, tier: str = "") -> int:
+        api_row = self.ensure_api(api, version, pinned=False)
+        ag = self.interner.intern(app_id)
+        self._ensure_app_channel_size()
+        key = (ag << 32) | api_row
+        row = int(K.table_find(self.sub_tkeys, self.sub_tvals, key))
+        if row < 0:
+            row = int(K.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
+            if row < 0:
+                self._make_sub_room()
+                row = int(K.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
+            K.init_sub_row(
+                self.sub_i64,
+                self.sub_sw,
+                self.sub_rw,
+                self.sub_hour,
+                self.sub_day,
+                self.sub_hist,
+                self.sub_rate,
+                self.cls_first,
+                self.cls_last,
+                self.cls_evid,
+                row,
+                key,
+                ag,
+                api_row,
+            )
+            K.table_insert(self.sub_tkeys, self.sub_tvals, key, row)
+        if tier:
+            self.sub_i64[row, L.S_TIER] = self.interner.intern(tier)
+        self.sub_i64[row, L.S_FLAGS] |= L.ROW_PINNED
+        return row
+
+    # -----------------------------------------------------------------------------------------
+    # reading
+    # -----------------------------------------------------------------------------------------
+    @property
+    def now_us(self) -> int:
+        return int(self.g[L.G_NOW])
+
+    def sub_rows(self) -> npt.NDArray[np.intp]:
+        n = self.n_sub_rows
+        return np.flatnonzero(self.sub_i64[:n, L.S_KEY] != 0)
+
+    def api_rows(self) -> npt.NDArray[np.intp]:
+        return np.arange(self.n_api_rows)
+
+    def held(self, now: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        """Subscription classes held at ``now``: a (rows, len(CLASS_NAMES)) mask in
+        ``CLASS_NAMES`` order, and the growing evidence evaluated at now."""
+        n = self.n_sub_rows
+        th = self.thresholds
+        hold = th.hold_seconds * 1e6
+        out = np.zeros((n, len(CLASS_NAMES)), dtype=np.bool_)
+        for c, name in enumerate(L.WINDOWED_CLASS_NAMES):
+            ext = th.throttle_lookback_seconds * 1e6 if c == L.C_THROTTLE_HITTER else 0.0
+            last = self.cls_last[:n, c]
+            first = self.cls_first[:n, c]
+            out[:, CLASS_NAMES.index(name)] = (
+                (last > 0) & (now - (last + ext) <= hold) & (first <= now)
+            )
+        grow_now = np.zeros(n, dtype=np.bool_)
+        grow_evid = np.zeros((n, L.N_EVIDENCE), dtype=np.float64)
+        K.growing_at(
+            self.sub_hour,
+            self.sub_i64[:, L.S_HOUR_CUR],
+            n,
+            now,
+            int(self.g[L.G_OBS_START]),
+            self.params,
+            grow_now,
+            grow_evid,
+        )
+        out[:, CLASS_NAMES.index("growing")] |= grow_now
+        last_seen = self.sub_i64[:n, L.S_LAST_SEEN]
+        out[:, CLASS_NAMES.index("dormant")] = (last_seen == 0) | (
+            now - last_seen >= th.dormant_seconds * 1e6
+        )
+        out[self.sub_i64[:n, L.S_KEY] == 0] = False
+        return out, grow_evid
+
+    def api_held(self, now: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        """API classes held at ``now`` in ``API_CLASS_NAMES`` order (retired, growing)."""
+        n = self.n_api_rows
+        th = self.thresholds
+        out = np.zeros((n, 2), dtype=np.bool_)
+        last_seen = self.api_i64[:n, L.A_LAST_SEEN]
+        out[:, 0] = (last_seen == 0) | (now - last_seen >= th.retired_seconds * 1e6)
+        last = self.api_cls_last[:n, 0]
+        first = self.api_cls_first[:n, 0]
+        out[:, 1] = (last > 0) & (now - last <= th.hold_seconds * 1e6) & (first <= now)
+        grow_now = np.zeros(n, dtype=np.bool_)
+        grow_evid = np.zeros((n, L.N_EVIDENCE), dtype=np.float64)
+        K.growing_at(
+            self.api_hour,
+            self.api_i64[:, L.A_HOUR_CUR],
+            n,
+            now,
+            int(self.g[L.G_OBS_START]),
+            self.params,
+            grow_now,
+            grow_evid,
+        )
+        out[:, 1] |= grow_now
+        return out, grow_evid
+
+    def string(self, gid: int) -> str:
+        return self.interner.string(gid)
+
+    def counters(self) -> dict[str, int]:
+        g = self.g
+        return {
+            "events_applied": int(g[L.G_EVENTS]),
+            "events_without_api": int(g[L.G_SKIPPED_NO_API]),
+            "events_without_application": int(g[L.G_NO_APP]),
+            "events_late_for_windows": int(g[L.G_LATE]),
+            "route_overflow": int(g[L.G_ROUTE_OVERFLOW]),
+            "detector_replacements": int(g[L.G_RETRY_EVICT]),
+            "evicted_subscriptions": self.evicted,
+        }
+
+    def iter_arrays(self) -> Iterable[tuple[str, npt.NDArray[Any]]]:
+        """Every array that makes up the state (for snapshots)."""
+        for name in (*SUB_ARRAYS, *API_ARRAYS, *ROUTE_ARRAYS):
+            yield name, getattr(self, name)
+        for name in (
+            "sub_free",
+            "sub_meta",
+            "api_meta",
+            "route_meta",
+            "g",
+            "app_channel",
+            "retry_keys",
+            "retry_vals",
+            "repeat_keys",
+            "repeat_vals",
+        ):
+            yield name, getattr(self, name)
+
+    def copy(self) -> State:
+        """An independent copy (taken under the caller's lock, written out after it)."""
+        new = copy.copy(self)
+        for name, arr in self.iter_arrays():
+            setattr(new, name, arr.copy())
+        new.interner = Interner(self.interner.strings())
+        new.channels = list(self.channels)
+        new.app_info = dict(self.app_info)
+        new.episodes = defaultdict(list, {k: list(v) for k, v in self.episodes.items()})
+        new.api_episodes = defaultdict(list, {k: list(v) for k, v in self.api_episodes.items()})
+        return new
+
+    def rebuild_tables(self) -> None:
+        """Recreate the hash tables from the rows (after a restore)."""
+        self._alloc_subs(len(self.sub_i64))
+        self._alloc_apis(len(self.api_i64))
+        self._alloc_routes(len(self.route_i64))
