@@ -60,6 +60,12 @@ public final class Rule {
         } else if (d.getAction() != DirectiveAction.DIRECTIVE_ACTION_BLOCK) {
             return "directive " + d.getId() + ": unknown action " + d.getActionValue();
         }
+        if (d.getApplicationId().isEmpty() && d.getApiName().isEmpty() && d.getChannel().isEmpty()) {
+            return "directive " + d.getId() + ": empty scope (an application, an API or a channel is required)";
+        }
+        if (!d.getApiVersion().isEmpty() && d.getApiName().isEmpty()) {
+            return "directive " + d.getId() + ": api_version needs api_name";
+        }
         if (d.getExpiresAtUs() <= 0) {
             return "directive " + d.getId() + ": no expiry";
         }

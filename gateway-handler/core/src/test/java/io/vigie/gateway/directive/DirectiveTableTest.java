@@ -127,8 +127,10 @@ class DirectiveTableTest {
         t.apply(full(1,
                 limit("no-period", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 5, 0, 0).setApiName("A"),
                 block("no-expiry", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiName("A").setExpiresAtUs(0),
-                block("no-mode", DirectiveMode.DIRECTIVE_MODE_UNSPECIFIED).setApiName("A")));
-        assertEquals(3, t.refusedUpdates());
+                block("no-mode", DirectiveMode.DIRECTIVE_MODE_UNSPECIFIED).setApiName("A"),
+                block("no-scope", DirectiveMode.DIRECTIVE_MODE_ENFORCE),
+                block("version-alone", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiVersion("v")));
+        assertEquals(5, t.refusedUpdates());
         assertNull(t.check("x", "A", "v"));
     }
 
