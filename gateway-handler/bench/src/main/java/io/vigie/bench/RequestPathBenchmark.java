@@ -25,7 +25,6 @@ import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
-import org.openjdk.jmh.infra.Blackhole;
 
 /**
  * The request path, per request: vigie's (capture + offer + directive lookup) against the naive
@@ -33,67 +32,96 @@ import org.openjdk.jmh.infra.Blackhole;
  */
 @BenchmarkMode(Mode.SampleTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
-@State(Scope.Benchmark)
 public class RequestPathBenchmark {
-    private SinkServer sink;
-    private VigieAgent agent;
-    private ManagedChannel naiveChannel;
-    private GatewayContext[] contexts;
-    private int next;
+    /** Requests to capture, cycled through (different applications and URIs). */
+    @State(Scope.Thread)
+    public static class Requests {
+        GatewayContext[] contexts;
+        int next;
 
-    @Setup(Level.Trial)
-    public void setUp() throws Exception {
-        sink = new SinkServer();
-        agent = VigieAgent.builder().sidecarAddress("127.0.0.1:" + sink.port()).gatewayId("bench")
-                .queueCapacity(1 << 16).build();
-        // 2,000 directives in the table (none refuses these requests; a shadow one matches)
-        DirectiveUpdate.Builder u = DirectiveUpdate.newBuilder().setFull(true).setVersion(1);
-        long expiry = System.currentTimeMillis() * 1000 + 3_600_000_000L;
-        for (int k = 0; k < 1_000; k++) {
-            u.addUpserts(Directive.newBuilder().setId("block-" + k).setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
-                    .setAction(DirectiveAction.DIRECTIVE_ACTION_BLOCK).setApplicationId("other-app-" + k)
-                    .setExpiresAtUs(expiry));
-            u.addUpserts(Directive.newBuilder().setId("limit-" + k).setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
-                    .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApiName("other-api-" + k)
-                    .setApiVersion("1.0.0").setLimitRequests(100).setLimitPeriodSeconds(1).setExpiresAtUs(expiry));
+        @Setup(Level.Trial)
+        public void setUp() {
+            contexts = new GatewayContext[64];
+            for (int k = 0; k < contexts.length; k++) {
+                contexts[k] = new GatewayContext(k);
+            }
         }
-        u.addUpserts(Directive.newBuilder().setId("shadow-pizza").setMode(DirectiveMode.DIRECTIVE_MODE_SHADOW)
-                .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApiName("PizzaShackAPI")
-                .setLimitRequests(1_000_000).setLimitPeriodSeconds(1).setExpiresAtUs(expiry));
-        agent.directives().apply(u.build());
-        naiveChannel = NettyChannelBuilder.forAddress("127.0.0.1", sink.port()).usePlaintext().build();
-        contexts = new GatewayContext[64];
-        for (int k = 0; k < contexts.length; k++) {
-            contexts[k] = new GatewayContext(k);
+
+        GatewayContext next() {
+            next = (next + 1) & (contexts.length - 1);
+            return contexts[next];
         }
     }
 
-    @TearDown(Level.Trial)
-    public void tearDown() {
-        agent.close();
-        naiveChannel.shutdownNow();
-        sink.close();
+    /** vigie's agent streaming to a local sink, with 2,001 directives in its table. */
+    @State(Scope.Benchmark)
+    public static class Vigie {
+        SinkServer sink;
+        VigieAgent agent;
+
+        @Setup(Level.Trial)
+        public void setUp() throws Exception {
+            sink = new SinkServer();
+            agent = VigieAgent.builder().sidecarAddress("127.0.0.1:" + sink.port()).gatewayId("bench")
+                    .queueCapacity(1 << 16).build();
+            // none refuses these requests; one shadow limit matches them
+            DirectiveUpdate.Builder u = DirectiveUpdate.newBuilder().setFull(true).setVersion(1);
+            long expiry = System.currentTimeMillis() * 1000 + 3_600_000_000L;
+            for (int k = 0; k < 1_000; k++) {
+                u.addUpserts(Directive.newBuilder().setId("block-" + k).setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_BLOCK).setApplicationId("other-app-" + k)
+                        .setExpiresAtUs(expiry));
+                u.addUpserts(Directive.newBuilder().setId("limit-" + k).setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApiName("other-api-" + k)
+                        .setApiVersion("1.0.0").setLimitRequests(100).setLimitPeriodSeconds(1)
+                        .setExpiresAtUs(expiry));
+            }
+            u.addUpserts(Directive.newBuilder().setId("shadow-pizza").setMode(DirectiveMode.DIRECTIVE_MODE_SHADOW)
+                    .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApiName("PizzaShackAPI")
+                    .setLimitRequests(1_000_000).setLimitPeriodSeconds(1).setExpiresAtUs(expiry));
+            agent.directives().apply(u.build());
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            agent.close();
+            sink.close();
+        }
     }
 
-    private GatewayContext nextContext() {
-        next = (next + 1) & (contexts.length - 1);
-        return contexts[next];
+    /** The naive design's client: a channel to a local server with a unary method. */
+    @State(Scope.Benchmark)
+    public static class Naive {
+        SinkServer sink;
+        ManagedChannel channel;
+
+        @Setup(Level.Trial)
+        public void setUp() throws Exception {
+            sink = new SinkServer();
+            channel = NettyChannelBuilder.forAddress("127.0.0.1", sink.port()).usePlaintext().build();
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            channel.shutdownNow();
+            sink.close();
+        }
     }
 
     /** vigie: capture into the thread's record, offer it, consult the directive table. */
     @Benchmark
-    public Rule vigie() {
-        GatewayContext c = nextContext();
-        RequestRecord r = agent.record();
+    public Rule vigie(Vigie v, Requests q) {
+        GatewayContext c = q.next();
+        RequestRecord r = v.agent.record();
         c.capture(r, 1_700_000_000_005_000L);
-        agent.offer(r);
-        return agent.check(c.app(), "PizzaShackAPI", "1.0.0");
+        v.agent.offer(r);
+        return v.agent.check(c.app(), "PizzaShackAPI", "1.0.0");
     }
 
     /** The naive way: the same capture, then one blocking unary RPC per request. */
     @Benchmark
-    public Ack naive(Blackhole bh) {
-        GatewayContext c = nextContext();
+    public Ack naive(Naive n, Requests q) {
+        GatewayContext c = q.next();
         RequestRecord r = new RequestRecord();
         c.capture(r, 1_700_000_000_005_000L);
         // one event, its strings inline (a per-request call has no dictionary to lean on)
@@ -114,6 +142,6 @@ public class RequestPathBenchmark {
         i[EventRing.I_FLAGS] = r.flags();
         enc.add(s, 0, l, 0, i, 0);
         GatewayMessage m = GatewayMessage.newBuilder().setBatch(enc.build(r.eventTimeUs())).build();
-        return ClientCalls.blockingUnaryCall(naiveChannel, SinkServer.RECORD, CallOptions.DEFAULT, m);
+        return ClientCalls.blockingUnaryCall(n.channel, SinkServer.RECORD, CallOptions.DEFAULT, m);
     }
 }
