@@ -87,6 +87,25 @@ class OfferTest {
     }
 
     @Test
+    void theCountersAreReadableOverJmx() throws Exception {
+        javax.management.MBeanServer server = ManagementFactory.getPlatformMBeanServer();
+        javax.management.ObjectName name = new javax.management.ObjectName(
+                "io.vigie:type=GatewayHandler,gateway=\"jmx-test\"");
+        try (VigieAgent a = VigieAgent.builder().gatewayId("jmx-test").jmx(true).queueCapacity(4).startThread(false)
+                .clock(new ManualClock())
+                .channel(() -> InProcessChannelBuilder.forName("nowhere-" + System.nanoTime()).build()).build()) {
+            for (int k = 0; k < 6; k++) {
+                a.offer(a.record().apiName("Orders"));
+            }
+            assertEquals(6L, server.getAttribute(name, "Offered"));
+            assertEquals(2L, server.getAttribute(name, "DroppedQueueFull"));
+            assertEquals(4, server.getAttribute(name, "QueueDepth"));
+            assertEquals("DISCONNECTED", server.getAttribute(name, "StreamState"));
+        }
+        assertFalse(server.isRegistered(name), "unregistered on close");
+    }
+
+    @Test
     void offerAfterCloseIsACountedDrop() {
         VigieAgent a = agent(16);
         a.close();
