@@ -71,6 +71,7 @@ public class VigieSynapseHandler extends AbstractExtendedSynapseHandler {
     static final String HTTP_SC = "HTTP_SC";
     static final String AXIS2_HTTP_METHOD = "HTTP_METHOD";
     static final String TRANSPORT_HEADERS = "TRANSPORT_HEADERS";
+    static final String MESSAGE_BUILDER_INVOKED = "message.builder.invoked";
     // vigie's own
     static final String START_US = "vigie.request.start.us";
     static final String BACKEND_START_US = "vigie.backend.start.us";
@@ -300,6 +301,9 @@ public class VigieSynapseHandler extends AbstractExtendedSynapseHandler {
         ctx.setProperty(ERROR_MESSAGE, rule.block() ? "Message blocked" : "Message throttled out");
         ctx.setProperty(ERROR_DETAIL, rule.reason());
         ctx.setProperty(REFUSED, Boolean.TRUE);
+        // as WSO2's own throttle handler does: the response is the new payload, not the request's
+        // pass-through pipe (PassThroughConstants.MESSAGE_BUILDER_INVOKED)
+        axis2.setProperty(MESSAGE_BUILDER_INVOKED, Boolean.TRUE);
         try {
             RelayUtils.discardRequestMessage(axis2); // the request body must not be echoed back
         } catch (AxisFault e) {

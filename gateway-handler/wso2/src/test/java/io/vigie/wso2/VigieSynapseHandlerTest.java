@@ -266,6 +266,7 @@ class VigieSynapseHandlerTest {
         }
         assertEquals(429, c.axis.get("HTTP_SC"));
         assertEquals("application/json", c.axis.get("messageType"));
+        assertEquals(Boolean.TRUE, c.axis.get("message.builder.invoked"));
         assertEquals(900805, c.syn.get("ERROR_CODE"));
         assertEquals("Message blocked", c.syn.get("ERROR_MESSAGE"));
         assertEquals("retry storm", c.syn.get("ERROR_DETAIL"));
