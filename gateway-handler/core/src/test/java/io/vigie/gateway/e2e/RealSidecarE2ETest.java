@@ -138,7 +138,8 @@ class RealSidecarE2ETest {
             }
             waitFor("the outage's events to be counted as dropped", 30, () -> a.counters().droppedDisconnected > 0);
             Counters.Snapshot down = a.counters();
-            assertTrue(slowest.get() < 50_000_000L, "an offer took " + slowest.get() / 1000 + " µs during the outage");
+            // a blocked offer would wait for the dead connection (seconds); allow scheduler and GC noise
+            assertTrue(slowest.get() < 250_000_000L, "an offer took " + slowest.get() / 1000 + " µs during the outage");
             assertEquals("DISCONNECTED".equals(a.getStreamState()) || "CONNECTING".equals(a.getStreamState()), true,
                     a.getStreamState());
 
