@@ -151,9 +151,9 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
 
     /**
      * The directive that refuses this request, or {@code null} to let it through. Shadow
-     * directives only count; with enforcement switched off locally, nothing is refused (and the
-     * enforce directive's refusal is counted as a shadow hit would be by the operator's reading
-     * of the enforced counter). O(1), allocation-free, never throws.
+     * directives only count. With enforcement switched off on this gateway
+     * ({@code vigie.enforcement=false}) nothing is refused, though the table still counts what
+     * its ENFORCE directives matched. O(1), allocation-free, never throws.
      */
     public Rule check(String applicationId, String apiName, String apiVersion) {
         try {
