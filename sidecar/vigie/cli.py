@@ -158,12 +158,18 @@ def check_config(path: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Settings file whose [thresholds] apply.",
 )
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the rollups (per minute and per day) to this Parquet store directory.",
+)
 def replay(
     sources: Sequence[str],
     inventory: Path | None,
     now_text: str | None,
     as_json: bool,
     config_path: Path | None,
+    store: Path | None = None,
 ) -> None:
     """Classify the history in WSO2's analytics log (apim_metrics.log).
 
@@ -175,7 +181,9 @@ def replay(
     from vigie.replay import run_replay  # noqa: PLC0415
 
     now = parse_time(now_text) if now_text else None
-    report = run_replay(list(sources), inventory, now, config_path, progress=sys.stderr.isatty())
+    report = run_replay(
+        list(sources), inventory, now, config_path, progress=sys.stderr.isatty(), store=store
+    )
     for r in report.stats.first_rejects:
         err_console.print(f"[yellow]rejected[/] {r}", highlight=False, soft_wrap=True)
     if report.stats.rejected > len(report.stats.first_rejects):
