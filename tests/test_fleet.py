@@ -8,14 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from wso2_traffic import make_records, write_log
-
 from vigie.classify import views
 from vigie.fleet import export_chunks, merge_states, state_from_chunks
 from vigie.replay import replay_into
 from vigie.sources.wso2_log import ReplayStats
 from vigie.state import _layout as L
 from vigie.state.engine import State
+from wso2_traffic import make_records, write_log
 
 START = 1_764_547_200_000_000
 
@@ -27,13 +26,25 @@ def _error_loop(app: str, t0: int, n: int) -> list[dict[str, Any]]:
         t = t0 + k * (1_200_000_000 // n)
         ts = np.datetime64(t, "us").astype(str)[:23] + "Z"
         status = 404 if k % 2 else 200
-        out.append({
-            "apiName": "Pricing", "apiVersion": "3.1.0", "apiContext": "/pricing/3.1.0",
-            "applicationId": app, "applicationName": "Looping app", "applicationOwner": "x",
-            "keyType": "PRODUCTION", "requestTimestamp": ts, "apiMethod": "GET",
-            "apiResourceTemplate": "/quote", "proxyResponseCode": status,
-            "responseLatency": 12, "backendLatency": 9, "_fault": False, "_t": t,
-        })  # fmt: skip
+        out.append(
+            {
+                "apiName": "Pricing",
+                "apiVersion": "3.1.0",
+                "apiContext": "/pricing/3.1.0",
+                "applicationId": app,
+                "applicationName": "Looping app",
+                "applicationOwner": "x",
+                "keyType": "PRODUCTION",
+                "requestTimestamp": ts,
+                "apiMethod": "GET",
+                "apiResourceTemplate": "/quote",
+                "proxyResponseCode": status,
+                "responseLatency": 12,
+                "backendLatency": 9,
+                "_fault": False,
+                "_t": t,
+            }
+        )
     return out
 
 
@@ -41,9 +52,12 @@ def _error_loop(app: str, t0: int, n: int) -> list[dict[str, Any]]:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[State, State, State]:
     """(pod A, pod B, one sidecar with everything): each request went to one pod at random."""
     d = tmp_path_factory.mktemp("fleet")
-    records = make_records(21, START, 3.0, 9_000) + _error_loop("app-loop", START + 3 * 86_400_000_000 - 7_200_000_000, 160)
+    records = make_records(21, START, 3.0, 9_000) + _error_loop(
+        "app-loop", START + 3 * 86_400_000_000 - 7_200_000_000, 160
+    )
     rng = random.Random(4)
-    a, b = [], []
+    a: list[dict[str, Any]] = []
+    b: list[dict[str, Any]] = []
     for rec in records:
         (a if rng.random() < 0.5 else b).append(rec)
     write_log(d / "a.log", a)
@@ -63,8 +77,13 @@ def _by_sub(st: State) -> dict[tuple[str, str, str], int]:
     out = {}
     for row in st.sub_rows().tolist():
         api = int(st.sub_i64[row, L.S_API])
-        out[(st.string(int(st.sub_i64[row, L.S_APP])), st.string(int(st.api_i64[api, L.A_NAME])),
-             st.string(int(st.api_i64[api, L.A_VERSION])))] = row  # fmt: skip
+        out[
+            (
+                st.string(int(st.sub_i64[row, L.S_APP])),
+                st.string(int(st.api_i64[api, L.A_NAME])),
+                st.string(int(st.api_i64[api, L.A_VERSION])),
+            )
+        ] = row
     return out
 
 

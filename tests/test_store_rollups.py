@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from wso2_traffic import expected_counts, make_records, outcome, write_log
 from vigie.cli import main
 from vigie.state import _layout as L
 from vigie.store.data import DataSink, SinkConfig
@@ -21,6 +19,7 @@ from vigie.store.parquet import ParquetStore
 from vigie.store.query import AggQuery, merge_rows, quantile
 from vigie.store.rollup import MEASURES, Accumulator, Rows
 from vigie.wire.columns import ENGINE_DTYPES, Events, Interner
+from wso2_traffic import expected_counts, make_records, outcome, write_log
 
 START = 1_764_547_200_000_000  # 2025-12-01T00:00:00Z
 FOREVER = 1 << 62
@@ -36,9 +35,15 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[
     write_log(d / "gw2.log", records[7_000:])
     result = CliRunner().invoke(
         main,
-        ["replay", f"main={d / 'gw1.log'}", f"sale={d / 'gw2.log'}", "--store", str(d / "store"),
-         "--json"],
-    )  # fmt: skip
+        [
+            "replay",
+            f"main={d / 'gw1.log'}",
+            f"sale={d / 'gw2.log'}",
+            "--store",
+            str(d / "store"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return d / "store", records
 
@@ -64,8 +69,16 @@ def test_replay_rollups_equal_the_counts_of_the_log_lines(
 
 def test_minute_and_daily_tables_agree(replayed: tuple[Path, list[dict[str, Any]]]) -> None:
     store = ParquetStore(replayed[0])
-    q = ("time", "api", "api_version", "resource", "method", "application_id", "channel",
-         "error_code")  # fmt: skip
+    q = (
+        "time",
+        "api",
+        "api_version",
+        "resource",
+        "method",
+        "application_id",
+        "channel",
+        "error_code",
+    )
     daily = store.aggregate(AggQuery("daily", 0, FOREVER, q, bucket_us=DAY))
     minute = store.aggregate(AggQuery("minute", 0, FOREVER, q, bucket_us=DAY))
     assert [r.to_json() for r in daily] == [r.to_json() for r in minute]
@@ -127,10 +140,17 @@ def _naive_minutes(ev: Events) -> dict[tuple[int, ...], list[int]]:
         if c["api_name"][i] == 0:
             continue
         t = int(c["event_time_us"][i])
-        key = (t - t % 60_000_000, int(c["api_name"][i]), int(c["api_version"][i]),
-               int(c["resource_template"][i]), int(c["http_method"][i]),
-               int(c["application_id"][i]), int(ev.channel[i]), int(c["http_status"][i]),
-               int(c["error_code"][i]))  # fmt: skip
+        key: tuple[int, ...] = (
+            t - t % 60_000_000,
+            int(c["api_name"][i]),
+            int(c["api_version"][i]),
+            int(c["resource_template"][i]),
+            int(c["http_method"][i]),
+            int(c["application_id"][i]),
+            int(ev.channel[i]),
+            int(c["http_status"][i]),
+            int(c["error_code"][i]),
+        )
         m = out.setdefault(key, [0] * len(MEASURES))
         st, ec, fl = int(c["http_status"][i]), int(c["error_code"][i]), int(c["flags"][i])
         if fl & 1 or 900800 <= ec <= 900899 or st == 429:
@@ -157,9 +177,17 @@ def _minute_dict(rows: Rows) -> dict[tuple[int, ...], list[int]]:
     k = rows.keys
     out = {}
     for i in range(len(rows)):
-        key = (int(k["minute_us"][i]), names[k["api"][i]], names[k["api_version"][i]],
-               names[k["resource"][i]], methods[k["method"][i]], names[k["application_id"][i]],
-               chans[k["channel"][i]], int(k["status"][i]), int(k["error_code"][i]))  # fmt: skip
+        key: tuple[int, ...] = (
+            int(k["minute_us"][i]),
+            names[k["api"][i]],
+            names[k["api_version"][i]],
+            names[k["resource"][i]],
+            methods[k["method"][i]],
+            names[k["application_id"][i]],
+            chans[k["channel"][i]],
+            int(k["status"][i]),
+            int(k["error_code"][i]),
+        )
         out[key] = [int(v) for v in rows.measures[i]]
     return out
 
@@ -247,9 +275,7 @@ def test_past_the_memory_cap_minute_rows_go_first(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     interner = Interner([""] + [str(i) for i in range(1, 9)])
     store = FailingStore(tmp_path / "data")
-    sink = DataSink(
-        store, interner.string, ["c0", "c1", "c2"], SinkConfig(memory_cap=4 << 20)
-    )
+    sink = DataSink(store, interner.string, ["c0", "c1", "c2"], SinkConfig(memory_cap=4 << 20))
     total = 0
     for _ in range(6):
         ev = _events(rng, 4000, START)
@@ -268,9 +294,12 @@ def test_a_real_full_tmpfs(tmp_path: Path) -> None:
     """The store on a 1 MiB tmpfs: it fills, the sink degrades, events keep being taken."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
-    ).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+    ):
         pytest.skip("cannot mount a tmpfs here (not root)")
     try:
         rng = np.random.default_rng(4)

@@ -120,8 +120,8 @@ def write_log(path: Path, records: list[dict[str, Any]], noise: bool = True) -> 
 
 def outcome(rec: dict[str, Any]) -> str:
     """What a record counts as: throttled, server_errors, client_errors or successes."""
-    status = rec.get("proxyResponseCode")
-    if status is None and rec["_fault"]:
+    status: int = rec.get("proxyResponseCode") or 0
+    if not status and rec["_fault"]:
         status = {"THROTTLED": 429, "AUTH": 401, "TARGET_CONNECTIVITY": 503}.get(
             rec.get("errorType", ""), 500
         )

@@ -38,10 +38,24 @@ from vigie.v1 import admin_pb2 as apb
 
 CHUNK_BYTES: Final = 1 << 20
 _ADDED_SUB: Final = list(range(L.S_REQ, L.S_REPEATS + 1))
-_ADDED_API: Final = [L.A_REQ, L.A_2XX, L.A_3XX, L.A_4XX, L.A_5XX, L.A_THROTTLED, L.A_LAT_SUM_US,
-                     L.A_NOAPP]  # fmt: skip
-_ADDED_G: Final = [L.G_EVENTS, L.G_SKIPPED_NO_API, L.G_NO_APP, L.G_LATE, L.G_ROUTE_OVERFLOW,
-                   L.G_RETRY_EVICT]  # fmt: skip
+_ADDED_API: Final = [
+    L.A_REQ,
+    L.A_2XX,
+    L.A_3XX,
+    L.A_4XX,
+    L.A_5XX,
+    L.A_THROTTLED,
+    L.A_LAT_SUM_US,
+    L.A_NOAPP,
+]
+_ADDED_G: Final = [
+    L.G_EVENTS,
+    L.G_SKIPPED_NO_API,
+    L.G_NO_APP,
+    L.G_LATE,
+    L.G_ROUTE_OVERFLOW,
+    L.G_RETRY_EVICT,
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,11 +189,23 @@ def _add(m: State, s: State) -> None:
             d[L.A_CONTEXT] = gmap[a[L.A_CONTEXT]]
         m.api_hist[mrow] += s.api_hist[arow]
         d[L.A_HOUR_CUR] = _add_ring(
-            m.api_hour[mrow], int(d[L.A_HOUR_CUR]), s.api_hour[arow], int(a[L.A_HOUR_CUR]),
+            m.api_hour[mrow],
+            int(d[L.A_HOUR_CUR]),
+            s.api_hour[arow],
+            int(a[L.A_HOUR_CUR]),
             L.HOUR_SLOTS,
-        )  # fmt: skip
-        _union_class(m.api_cls_first, m.api_cls_last, m.api_cls_evid, mrow,
-                     s.api_cls_first, s.api_cls_last, s.api_cls_evid, arow, 1)  # fmt: skip
+        )
+        _union_class(
+            m.api_cls_first,
+            m.api_cls_last,
+            m.api_cls_evid,
+            mrow,
+            s.api_cls_first,
+            s.api_cls_last,
+            s.api_cls_evid,
+            arow,
+            1,
+        )
     for (name, ver), eps in s.api_episodes.items():
         _add_episodes(m.api_episodes[(int(gmap[name]), int(gmap[ver]))], eps)
 
@@ -200,29 +226,51 @@ def _add(m: State, s: State) -> None:
         d[L.S_FIRST_SEEN] = _min_seen(int(d[L.S_FIRST_SEEN]), int(r[L.S_FIRST_SEEN]))
         d[L.S_LAST_SEEN] = max(d[L.S_LAST_SEEN], r[L.S_LAST_SEEN])
         d[_ADDED_SUB] += r[_ADDED_SUB]
-        for f in (L.S_MAX_RPM, L.S_FAIL_START, L.S_FAIL_END, L.S_FAIL_NORES_START,
-                  L.S_FAIL_NORES_END):  # fmt: skip
+        for f in (
+            L.S_MAX_RPM,
+            L.S_FAIL_START,
+            L.S_FAIL_END,
+            L.S_FAIL_NORES_START,
+            L.S_FAIL_NORES_END,
+        ):
             d[f] = max(d[f], r[f])
         for c in range(len(s.channels)):
             d[L.S_CH_REQ + chan[c]] += r[L.S_CH_REQ + c]
         m.sub_hist[mrow] += s.sub_hist[row]
         m.sub_rate[mrow] += s.sub_rate[row]
-        d[L.S_SW_CUR] = _add_ring(m.sub_sw[mrow], int(d[L.S_SW_CUR]), s.sub_sw[row],
-                                  int(r[L.S_SW_CUR]), L.SHORT_SLOTS)  # fmt: skip
-        d[L.S_RW_CUR] = _add_ring(m.sub_rw[mrow], int(d[L.S_RW_CUR]), s.sub_rw[row],
-                                  int(r[L.S_RW_CUR]), L.RETRY_SLOTS)  # fmt: skip
-        d[L.S_HOUR_CUR] = _add_ring(m.sub_hour[mrow], int(d[L.S_HOUR_CUR]), s.sub_hour[row],
-                                    int(r[L.S_HOUR_CUR]), L.HOUR_SLOTS)  # fmt: skip
+        d[L.S_SW_CUR] = _add_ring(
+            m.sub_sw[mrow], int(d[L.S_SW_CUR]), s.sub_sw[row], int(r[L.S_SW_CUR]), L.SHORT_SLOTS
+        )
+        d[L.S_RW_CUR] = _add_ring(
+            m.sub_rw[mrow], int(d[L.S_RW_CUR]), s.sub_rw[row], int(r[L.S_RW_CUR]), L.RETRY_SLOTS
+        )
+        d[L.S_HOUR_CUR] = _add_ring(
+            m.sub_hour[mrow],
+            int(d[L.S_HOUR_CUR]),
+            s.sub_hour[row],
+            int(r[L.S_HOUR_CUR]),
+            L.HOUR_SLOTS,
+        )
         day = np.zeros_like(m.sub_day[mrow])
         for c in range(len(s.channels)):
             day[:, chan[c]] = s.sub_day[row, :, c]
-        d[L.S_DAY_CUR] = _add_ring(m.sub_day[mrow], int(d[L.S_DAY_CUR]), day,
-                                   int(r[L.S_DAY_CUR]), L.DAY_SLOTS)  # fmt: skip
+        d[L.S_DAY_CUR] = _add_ring(
+            m.sub_day[mrow], int(d[L.S_DAY_CUR]), day, int(r[L.S_DAY_CUR]), L.DAY_SLOTS
+        )
         d[L.S_SW_SUM : L.S_SW_SUM + L.N_SW] = m.sub_sw[mrow].sum(axis=0)
         d[L.S_RW_SUM : L.S_RW_SUM + L.N_RW] = m.sub_rw[mrow].sum(axis=0)
         d[L.S_DC_SUM : L.S_DC_SUM + L.MAX_CHANNELS] = m.sub_day[mrow].sum(axis=0)
-        _union_class(m.cls_first, m.cls_last, m.cls_evid, mrow,
-                     s.cls_first, s.cls_last, s.cls_evid, row, L.N_WINDOWED_CLASSES)  # fmt: skip
+        _union_class(
+            m.cls_first,
+            m.cls_last,
+            m.cls_evid,
+            mrow,
+            s.cls_first,
+            s.cls_last,
+            s.cls_evid,
+            row,
+            L.N_WINDOWED_CLASSES,
+        )
     for (app, name, ver), eps in s.episodes.items():
         _add_episodes(m.episodes[(int(gmap[app]), int(gmap[name]), int(gmap[ver]))], eps)
 
@@ -232,8 +280,14 @@ def _add(m: State, s: State) -> None:
         if rrow == 0:
             mrow = 0
         else:
-            mrow = _route_row(m, int(api_map[r[L.R_API]]), int(gmap[r[L.R_RESOURCE]]),
-                              int(r[L.R_METHOD]), int(r[L.R_STATUS]), int(chan[r[L.R_CHANNEL]]))  # fmt: skip
+            mrow = _route_row(
+                m,
+                int(api_map[r[L.R_API]]),
+                int(gmap[r[L.R_RESOURCE]]),
+                int(r[L.R_METHOD]),
+                int(r[L.R_STATUS]),
+                int(chan[r[L.R_CHANNEL]]),
+            )
         d = m.route_i64[mrow]
         d[L.R_REQ] += r[L.R_REQ]
         d[L.R_LAT_SUM_US] += r[L.R_LAT_SUM_US]
@@ -259,8 +313,22 @@ def _sub_row(m: State, app: int, api_row: int) -> int:
     if row < 0:
         m._make_sub_room()
         row = int(K.alloc_sub(m.sub_i64, m.sub_free, m.sub_meta))
-    K.init_sub_row(m.sub_i64, m.sub_sw, m.sub_rw, m.sub_hour, m.sub_day, m.sub_hist,
-                   m.sub_rate, m.cls_first, m.cls_last, m.cls_evid, row, key, app, api_row)  # fmt: skip
+    K.init_sub_row(
+        m.sub_i64,
+        m.sub_sw,
+        m.sub_rw,
+        m.sub_hour,
+        m.sub_day,
+        m.sub_hist,
+        m.sub_rate,
+        m.cls_first,
+        m.cls_last,
+        m.cls_evid,
+        row,
+        key,
+        app,
+        api_row,
+    )
     K.table_insert(m.sub_tkeys, m.sub_tvals, key, row)
     return row
 
@@ -268,8 +336,8 @@ def _sub_row(m: State, app: int, api_row: int) -> int:
 @njit(cache=True, nogil=True)
 def _route_key(api_row: int, res: int, me: int, st: int) -> int:
     """The route key of ``_kernels.apply_events``."""
-    h = K.combine(K.combine(K.combine(K.mix64(np.uint64(api_row)), res), me), st)
-    return K.nonzero_key(h)
+    h = K.combine(K.combine(K.combine(K.mix64(np.uint64(api_row)), res), me), st)  # type: ignore[arg-type]
+    return K.nonzero_key(h)  # type: ignore[no-any-return]
 
 
 def _route_row(m: State, api_row: int, res: int, me: int, st: int, ch: int) -> int:
@@ -356,6 +424,7 @@ def _evaluate_windows(m: State) -> None:
         for c, e0, e1, e2, e3 in held:
             if m.cls_last[row, c] >= t:
                 continue  # a pod already raised it at that moment (or later)
-            K.raise_class(m.cls_first, m.cls_last, m.cls_evid, row, c, t, e0, e1, e2, e3,
-                          p, m._epi, m.g, 0)  # fmt: skip
+            K.raise_class(
+                m.cls_first, m.cls_last, m.cls_evid, row, c, t, e0, e1, e2, e3, p, m._epi, m.g, 0
+            )
             m._drain_episodes()

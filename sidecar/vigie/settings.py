@@ -103,7 +103,9 @@ class Settings:
         4096, "batches waiting for the data writer before new ones are dropped", "int", min=1
     )
     data_memory_cap: int = _s(
-        256 << 20, "memory for rollups the store could not take yet (e.g. 256MiB)", "size",
+        256 << 20,
+        "memory for rollups the store could not take yet (e.g. 256MiB)",
+        "size",
         min=1 << 20,
     )
     thresholds: Thresholds = field(

@@ -159,7 +159,6 @@ def accumulate(
     return STOP_DONE, n
 
 
-
 @njit(cache=True, nogil=True)
 def rebuild_table(tkeys: np.ndarray, tvals: np.ndarray, rkeys: np.ndarray, n: int) -> None:
     """Refill the hash table from rows 0..n-1 (after the arrays grew)."""

@@ -54,7 +54,7 @@ class ChangeTracker:
                 state.string(int(state.api_i64[api_row, L.A_VERSION])),
             )
             current[ident] = frozenset(CLASS_NAMES[i] for i in np.flatnonzero(mask))
-        rowmap = {}
+        rowmap: dict[tuple[str, str, str], int] = {}
         for ident in set(current) | set(self._subs):
             before = self._subs.get(ident, frozenset())
             after = current.get(ident, frozenset())
@@ -73,7 +73,9 @@ class ChangeTracker:
                 at = now
                 if row >= 0 and cname in L.WINDOWED_CLASS_NAMES and cname != "growing":
                     c = L.WINDOWED_CLASS_NAMES.index(cname)
-                    ext = int(th.throttle_lookback_seconds * 1e6) if cname == "throttle_hitter" else 0
+                    ext = (
+                        int(th.throttle_lookback_seconds * 1e6) if cname == "throttle_hitter" else 0
+                    )
                     last = int(state.cls_last[row, c])
                     if last:
                         at = min(now, last + ext + hold)
@@ -86,9 +88,7 @@ class ChangeTracker:
                 state.string(int(state.api_i64[row, L.A_NAME])),
                 state.string(int(state.api_i64[row, L.A_VERSION])),
             )
-            api_now[ident2] = frozenset(
-                API_CLASS_NAMES[i] for i in np.flatnonzero(api_held[row])
-            )
+            api_now[ident2] = frozenset(API_CLASS_NAMES[i] for i in np.flatnonzero(api_held[row]))
         for ident2 in set(api_now) | set(self._apis):
             before = self._apis.get(ident2, frozenset())
             after = api_now.get(ident2, frozenset())
@@ -170,9 +170,7 @@ def _sub_rows_by_identity(state: State) -> dict[tuple[str, str, str], int]:
     return out
 
 
-def active_between(
-    records: Iterable[Record], from_us: int, to_us: int
-) -> list[dict[str, Any]]:
+def active_between(records: Iterable[Record], from_us: int, to_us: int) -> list[dict[str, Any]]:
     """What was active at some moment of ``[from_us, to_us)``: one entry per class episode or
     directive, with when it started and ended (None = still active at the last record)."""
     open_: dict[tuple[str, str, str, str, str], Record] = {}
@@ -189,9 +187,7 @@ def active_between(
             spans.append(_span(open_.pop(ident), at))
     spans += [_span(r, None) for r in open_.values()]
     out = [
-        s
-        for s in spans
-        if s["from_us"] < to_us and (s["to_us"] is None or s["to_us"] > from_us)
+        s for s in spans if s["from_us"] < to_us and (s["to_us"] is None or s["to_us"] > from_us)
     ]
     out.sort(key=lambda s: (s["kind"], s["name"], s["application_id"], s["api"], s["from_us"]))
     return out

@@ -243,9 +243,9 @@ class ParquetStore:
                 raise
             for f in d.iterdir():
                 n = f.name
-                if n.endswith(".parquet") and n[:2] in ("m-", "p-") and n[2:-8] <= top:
-                    if f != final:
-                        f.unlink(missing_ok=True)
+                stale = n.endswith(".parquet") and n[:2] in ("m-", "p-") and n[2:-8] <= top
+                if stale and f != final:
+                    f.unlink(missing_ok=True)
             return True
 
     def compact_due(self, newest_day_us: int) -> int:

@@ -138,13 +138,19 @@ def sparse(hist: I64) -> tuple[I64, npt.NDArray[np.int16], I64]:
 class Accumulator:
     """Per-minute rows being filled; not thread-safe (the data writer's thread owns it)."""
 
+    rkeys: I64
+    rvals: I64
+    rhist: I64
+    tkeys: I64
+    tvals: I64
+
     def __init__(self, initial_rows: int = 4096) -> None:
         self.meta = np.zeros(4, dtype=np.int64)
         self._alloc(initial_rows)
         self.events = 0
 
     def _alloc(self, rows: int) -> None:
-        old_n = int(self.meta[0])
+        old_n = int(self.meta[0]) if hasattr(self, "rkeys") else 0
         keys = np.zeros((rows, RK.N_KEYS), dtype=np.int64)
         vals = np.zeros((rows, RK.N_MEASURES), dtype=np.int64)
         hist = np.zeros((rows, L.LAT_WIDTH), dtype=np.int64)

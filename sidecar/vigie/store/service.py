@@ -53,6 +53,21 @@ def open_store(settings: Any) -> tuple[Any, str]:
     raise ConfigError(f"data_store: unknown store {kind!r}")
 
 
+def for_sidecar(sidecar: Any) -> SidecarData | None:
+    """The data side of ``vigie serve`` as its settings say (None when off)."""
+    store, name = open_store(sidecar.settings)
+    if store is None:
+        return None
+    return SidecarData(
+        store,
+        name,
+        sidecar.state,
+        sidecar.lock,
+        lambda: sidecar.directives.snapshot()[1],
+        sink_config(sidecar.settings),
+    )
+
+
 class SidecarData:
     """The data side of a running sidecar: a writer thread fed by ``offer``."""
 
