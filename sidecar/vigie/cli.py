@@ -549,4 +549,7 @@ def demo(duration: float, tps: float, port: int) -> None:
 from vigie import cli_data as _cli_data  # noqa: E402, F401 - autopsy, report (data store)
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m vigie.cli`: run the vigie.cli module's group, which the command modules extend
+    from vigie.cli import main as _registered  # noqa: PLC0415
+
+    _registered()

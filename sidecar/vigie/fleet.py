@@ -337,7 +337,7 @@ def _sub_row(m: State, app: int, api_row: int) -> int:
 def _route_key(api_row: int, res: int, me: int, st: int) -> int:
     """The route key of ``_kernels.apply_events``."""
     h = K.combine(K.combine(K.combine(K.mix64(np.uint64(api_row)), res), me), st)  # type: ignore[arg-type]
-    return K.nonzero_key(h)  # type: ignore[no-any-return]
+    return K.nonzero_key(h)
 
 
 def _route_row(m: State, api_row: int, res: int, me: int, st: int, ch: int) -> int:

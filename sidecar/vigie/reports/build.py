@@ -174,18 +174,22 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
     scope = Scope(frm, to, scope.api, scope.api_version, scope.application, scope.channel)
     days = max(1, (to - frm) // DAY)
     bucket = DAY if days <= 190 else 7 * DAY
-    half = frm + (days // 2) * DAY
+    half = frm + (days // 2) * DAY  # growth: the second half against the first
     total = _one(store.aggregate(scope.query("daily")))
     series = [
         {"at": iso(r.key[0]), "at_us": r.key[0], **figures(r, latency=False)}
         for r in store.aggregate(scope.query("daily", ("time",), bucket, histogram=False))
     ]
-    first = {
-        r.key: r
-        for r in store.aggregate(
-            scope.query("daily", ("api", "api_version"), histogram=False, to_us=half)
-        )
-    }
+    first = (
+        {
+            r.key: r
+            for r in store.aggregate(
+                scope.query("daily", ("api", "api_version"), histogram=False, to_us=half)
+            )
+        }
+        if half > frm
+        else {}
+    )
     apis = []
     for r in store.aggregate(scope.query("daily", ("api", "api_version"))):
         apis.append(
@@ -197,12 +201,16 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
             }
         )
     apis.sort(key=lambda a: -a["requests"])
-    first_app = {
-        r.key: r
-        for r in store.aggregate(
-            scope.query("daily", ("application_id",), histogram=False, to_us=half)
-        )
-    }
+    first_app = (
+        {
+            r.key: r
+            for r in store.aggregate(
+                scope.query("daily", ("application_id",), histogram=False, to_us=half)
+            )
+        }
+        if half > frm
+        else {}
+    )
     consumers = []
     for r in store.aggregate(scope.query("daily", ("application_id",))):
         consumers.append(

@@ -4,6 +4,7 @@ script, no fetch, so it opens anywhere and mails as one attachment."""
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -85,13 +86,11 @@ def _growth(v: float | None) -> str:
 def _nice_max(v: float) -> float:
     if v <= 0:
         return 1.0
-    import math  # noqa: PLC0415
-
-    p = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 2.5, 5, 10):
+    p = 10.0 ** math.floor(math.log10(v))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
         if m * p >= v:
             return m * p
-    return 10 * p
+    return 10.0 * p
 
 
 def stacked_bars(

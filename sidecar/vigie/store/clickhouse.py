@@ -113,10 +113,16 @@ class ClickHouseStore:
         off = rows.hist_off
         idx, cnt = rows.hist_idx, rows.hist_cnt
         cols.append(
-            ["[" + ",".join(map(str, idx[off[i] : off[i + 1]].tolist())) + "]" for i in range(len(rows))]
+            [
+                "[" + ",".join(map(str, idx[off[i] : off[i + 1]].tolist())) + "]"
+                for i in range(len(rows))
+            ]
         )
         cols.append(
-            ["[" + ",".join(map(str, cnt[off[i] : off[i + 1]].tolist())) + "]" for i in range(len(rows))]
+            [
+                "[" + ",".join(map(str, cnt[off[i] : off[i + 1]].tolist())) + "]"
+                for i in range(len(rows))
+            ]
         )
         body = "".join("\t".join(r) + "\n" for r in zip(*cols, strict=True)).encode()
         names = ", ".join([keys[0], "day", *keys[1:], *MEASURES, "lat_idx", "lat_cnt"])
@@ -219,4 +225,3 @@ class ClickHouseStore:
         [[lo, hi]] = self._json(f"SELECT min(day_us), max(day_us) FROM {self.db}.daily")
         lo, hi = int(lo), int(hi)
         return (lo, hi + L.DAY_US) if hi else (0, 0)
-
