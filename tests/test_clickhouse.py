@@ -58,8 +58,9 @@ def both(
                 s.record_changes(list(changes))
                 s.flush()
 
-    replay_into(state, [f"main={d / 'gw1.log'}", f"sale={d / 'gw2.log'}"], ReplayStats(), None,
-                on_batch)  # fmt: skip
+    replay_into(
+        state, [f"main={d / 'gw1.log'}", f"sale={d / 'gw2.log'}"], ReplayStats(), None, on_batch
+    )
     for s in sinks:
         s.flush()
         assert s.status()["state"] == "ok", s.status()
@@ -73,10 +74,15 @@ QUERIES = [
     AggQuery("daily", START + DAY, START + 2 * DAY, ("api", "api_version", "error_code")),
     AggQuery("daily", 0, FOREVER, ("resource", "method", "channel"), application="Application 4"),
     AggQuery("minute", 0, FOREVER, ("time",), bucket_us=3_600_000_000, api="TrackAndTrace"),
-    AggQuery("minute", START + 8 * 3_600_000_000, START + 9 * 3_600_000_000,
-             ("time", "application_id", "status", "error_code"), bucket_us=60_000_000),
+    AggQuery(
+        "minute",
+        START + 8 * 3_600_000_000,
+        START + 9 * 3_600_000_000,
+        ("time", "application_id", "status", "error_code"),
+        bucket_us=60_000_000,
+    ),
     AggQuery("minute", 0, FOREVER, ("channel", "status"), histogram=False, channel="sale"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("q", QUERIES, ids=lambda q: f"{q.table}-{'-'.join(q.group_by)}")

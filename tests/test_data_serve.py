@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import VIGIE, SidecarProcess, start_sidecar
-
 from vigie.sources import simulator
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ def _vigie(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def two(tmp_path_factory: pytest.TempPathFactory) -> list[SidecarProcess]:
+def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[SidecarProcess]]:
     base = tmp_path_factory.mktemp("serve")
     env = {"VIGIE_DATA_FLUSH_SECONDS": "0.5"}
     pods = [start_sidecar(base / f"pod{i}", env=env) for i in range(2)]
@@ -79,13 +79,34 @@ def test_a_fleet_report_adds_both_sidecars(two: list[SidecarProcess]) -> None:
         events.append(applied)
     today = datetime.now(UTC).date()
     frm, to = today.isoformat(), (today + timedelta(days=2)).isoformat()
-    fleet = ["--admin", two[0].admin, "--admin", two[1].admin,
-             "--state-dir", str(two[0].state_dir), "--state-dir", str(two[1].state_dir)]  # fmt: skip
+    fleet = [
+        "--admin",
+        two[0].admin,
+        "--admin",
+        two[1].admin,
+        "--state-dir",
+        str(two[0].state_dir),
+        "--state-dir",
+        str(two[1].state_dir),
+    ]
     time.sleep(1.5)  # two flush periods: every applied batch is in the store
     doc = json.loads(_vigie("report", *fleet, "--from", frm, "--to", to, "--format", "json"))
     one = [
-        json.loads(_vigie("report", "--admin", p.admin, "--state-dir", str(p.state_dir),
-                          "--from", frm, "--to", to, "--format", "json"))  # fmt: skip
+        json.loads(
+            _vigie(
+                "report",
+                "--admin",
+                p.admin,
+                "--state-dir",
+                str(p.state_dir),
+                "--from",
+                frm,
+                "--to",
+                to,
+                "--format",
+                "json",
+            )
+        )
         for p in two
     ]
     assert doc["total"]["requests"] == sum(d["total"]["requests"] for d in one)
@@ -104,8 +125,17 @@ def test_a_fleet_report_adds_both_sidecars(two: list[SidecarProcess]) -> None:
 def test_the_parquet_files_are_readable_by_the_store_option(two: list[SidecarProcess]) -> None:
     pod = two[0]
     today = datetime.now(UTC).date()
-    out = _vigie("report", "--store", str(pod.state_dir), "--from", today.isoformat(),
-                 "--to", (today + timedelta(days=1)).isoformat(), "--format", "csv")  # fmt: skip
+    out = _vigie(
+        "report",
+        "--store",
+        str(pod.state_dir),
+        "--from",
+        today.isoformat(),
+        "--to",
+        (today + timedelta(days=1)).isoformat(),
+        "--format",
+        "csv",
+    )
     lines = out.splitlines()
     assert lines[0].startswith("section,at,api")
     assert any(line.startswith("consumers,") for line in lines)

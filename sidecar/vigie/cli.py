@@ -550,6 +550,6 @@ from vigie import cli_data as _cli_data  # noqa: E402, F401 - autopsy, report (d
 
 if __name__ == "__main__":  # pragma: no cover
     # `python -m vigie.cli`: run the vigie.cli module's group, which the command modules extend
-    from vigie.cli import main as _registered  # noqa: PLC0415
+    from vigie.cli import main as _registered
 
     _registered()
