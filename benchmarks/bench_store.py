@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 from vigie.reports import build
 from vigie.state import _layout as L
 from vigie.state.engine import State
@@ -79,11 +80,11 @@ class Platform:
         return Events(cols, (sub % 4).astype(np.uint8))
 
 
-def _diurnal_minutes(per_day: int) -> np.ndarray:
+def _diurnal_minutes(per_day: int) -> npt.NDArray[np.int64]:
     """Requests per minute over a day with a morning peak (sums to per_day)."""
     m = np.arange(1440)
     curve = 0.25 + np.exp(-(((m - 540) / 90.0) ** 2)) + 0.5 * np.exp(-(((m - 840) / 150.0) ** 2))
-    out = np.floor(curve / curve.sum() * per_day).astype(np.int64)
+    out: npt.NDArray[np.int64] = np.floor(curve / curve.sum() * per_day).astype(np.int64)
     out[540] += per_day - out.sum()
     return out
 

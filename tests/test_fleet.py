@@ -14,7 +14,8 @@ from vigie.replay import replay_into
 from vigie.sources.wso2_log import ReplayStats
 from vigie.state import _layout as L
 from vigie.state.engine import State
-from wso2_traffic import make_records, write_log
+
+from tests.wso2_traffic import make_records, write_log
 
 START = 1_764_547_200_000_000
 
