@@ -188,7 +188,7 @@ def hbars(items: Sequence[tuple[str, int, str]], w: int = 520) -> str:
     vmax = max(v for _, v, _ in items) or 1
     row = 22
     h = row * len(items) + 6
-    out = [f'<svg viewBox="0 0 {w} {h}" width="100%" role="img">']
+    out = [f'<svg viewBox="0 0 {w} {h}" width="100%" role="img" style="max-width:{w}px">']
     for i, (label, v, c) in enumerate(items):
         y = 4 + i * row
         bw = (w - 230) * v / vmax
