@@ -40,7 +40,12 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-test-python: setup
+# the rollup tests run a real ClickHouse server: Debian's package, installed when missing
+CLICKHOUSE := /usr/sbin/clickhouse-server
+$(CLICKHOUSE):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server
+
+test-python: setup $(CLICKHOUSE)
 	$(PY) -m pytest -q
 
 test-java: setup
