@@ -160,3 +160,21 @@ def test_the_fast_and_the_careful_reader_agree(tmp_path: Path) -> None:
         }
 
     assert read(True) == read(False)
+
+
+def test_epoch_millisecond_timestamps_and_string_numbers(tmp_path: Path) -> None:
+    w = LogWriter()
+    app = App("a")
+    w.response(at(hours=1), app, "Orders")
+    line = w.lines[0][1]
+    epoch = line.replace(
+        '"requestTimestamp":"2026-03-02T01:00:00.000Z"', '"requestTimestamp":1772413200000'
+    )
+    strings = line.replace('"proxyResponseCode":200', '"proxyResponseCode":"404"')
+    assert epoch != line and strings != line
+    path = tmp_path / "x.log"
+    path.write_text(f"{epoch}\n{strings}\n")
+    doc = json.loads(run(str(path), "--json").stdout)
+    assert doc["events"] == 2 and doc["rejected"] == 0
+    (sub,) = doc["subscriptions"]
+    assert sub["first_seen"] == "2026-03-02T01:00:00.000Z" and sub["client_errors"] == 1

@@ -159,12 +159,15 @@ class LineParser:
         if not isinstance(d, dict):
             raise ValueError("properties is not a JSON object")
         ts_raw = d.get("requestTimestamp")
-        if not isinstance(ts_raw, str):
-            raise ValueError("requestTimestamp missing or not a string")
-        try:
-            ts = self._ts(ts_raw)
-        except ValueError as exc:
-            raise ValueError(f"requestTimestamp {ts_raw!r} is not an ISO 8601 time") from exc
+        if isinstance(ts_raw, int | float) and not isinstance(ts_raw, bool):
+            ts = int(ts_raw * 1000)  # epoch milliseconds, as some reporters write it
+        elif isinstance(ts_raw, str):
+            try:
+                ts = self._ts(ts_raw)
+            except ValueError as exc:
+                raise ValueError(f"requestTimestamp {ts_raw!r} is not an ISO 8601 time") from exc
+        else:
+            raise ValueError("requestTimestamp missing")
         if ts <= 0:
             raise ValueError(f"requestTimestamp before 1970: {ts_raw}")
         api = d.get("apiName")
