@@ -17,12 +17,17 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any, Final
 
+import numpy as np
+
 from vigie.state import _layout as L
 from vigie.store.parquet import CHANGE_FIELDS, day_name, group_exprs, where_clause
 from vigie.store.query import AggQuery, AggRow, StoreUnavailable, finish
-from vigie.store.rollup import DAILY_KEYS, MEASURES, MINUTE_KEYS, STRING_KEYS, TIME_COLUMN, Rows
+from vigie.store.rollup import MEASURES, STRING_KEYS, TABLE_KEYS, TIME_COLUMN, Rows
 
 TIMEOUT: Final = 60.0
+# the tables of rollups kept in ClickHouse: the fine-grained ones (ClickHouse sums them fast;
+# the Parquet store's subscription tables are a shortcut for DuckDB over years of files)
+CH_TABLES: Final = ("minute", "daily", "changes")
 
 
 def ch_str(s: str) -> str:
@@ -38,7 +43,7 @@ def _ddl(db: str, table: str) -> str:
         cols = "at_us Int64, day Date, " + ", ".join(f"{f} String" for f in CHANGE_FIELDS[1:])
         order = "(at_us)"
     else:
-        keys = MINUTE_KEYS if table == "minute" else DAILY_KEYS
+        keys = TABLE_KEYS[table]
         parts = [f"{keys[0]} Int64", "day Date"]
         parts += [f"{k} String" if k in STRING_KEYS else f"{k} Int32" for k in keys[1:]]
         parts += [f"{m} Int64" for m in MEASURES]
@@ -53,6 +58,8 @@ def _ddl(db: str, table: str) -> str:
 
 class ClickHouseStore:
     """Rollups in ClickHouse (``url``: its HTTP interface, e.g. http://127.0.0.1:8123)."""
+
+    tables: tuple[str, ...] = CH_TABLES  # what the writer hands over
 
     def __init__(self, url: str, database: str = "vigie", timeout: float = TIMEOUT) -> None:
         if not database.replace("_", "").isalnum():
@@ -89,7 +96,7 @@ class ClickHouseStore:
         if self._ready:
             return
         self._post(f"CREATE DATABASE IF NOT EXISTS {self.db}")
-        for table in ("minute", "daily", "changes"):
+        for table in CH_TABLES:
             self._post(_ddl(self.db, table))
         self._ready = True
 
@@ -101,29 +108,22 @@ class ClickHouseStore:
     # ---- writing ----
     def write_rows(self, rows: Rows) -> int:
         self.ensure()
-        keys = MINUTE_KEYS if rows.table == "minute" else DAILY_KEYS
+        keys = TABLE_KEYS[rows.table]
         t = rows.keys[TIME_COLUMN[rows.table]]
-        days = [day_name(int(x)) for x in (t - t % L.DAY_US)]
-        cols: list[list[str]] = [[str(int(x)) for x in t], days]
+        day_of = {d: day_name(d) for d in np.unique(t - t % L.DAY_US).tolist()}
+        cols: list[list[str]] = [[str(x) for x in t.tolist()]]
+        cols.append([day_of[x] for x in (t - t % L.DAY_US).tolist()])
         for k in keys[1:]:
             v = rows.keys[k]
-            cols.append([_tsv(str(x)) for x in v] if k in STRING_KEYS else [str(int(x)) for x in v])
+            cols.append(
+                [_tsv(str(x)) for x in v] if k in STRING_KEYS else list(map(str, v.tolist()))
+            )
         for i in range(len(MEASURES)):
-            cols.append([str(int(x)) for x in rows.measures[:, i]])
-        off = rows.hist_off
-        idx, cnt = rows.hist_idx, rows.hist_cnt
-        cols.append(
-            [
-                "[" + ",".join(map(str, idx[off[i] : off[i + 1]].tolist())) + "]"
-                for i in range(len(rows))
-            ]
-        )
-        cols.append(
-            [
-                "[" + ",".join(map(str, cnt[off[i] : off[i + 1]].tolist())) + "]"
-                for i in range(len(rows))
-            ]
-        )
+            cols.append(list(map(str, rows.measures[:, i].tolist())))
+        off = rows.hist_off.tolist()
+        for flat in (rows.hist_idx.tolist(), rows.hist_cnt.tolist()):
+            text = list(map(str, flat))
+            cols.append(["[" + ",".join(text[off[i] : off[i + 1]]) + "]" for i in range(len(rows))])
         body = "".join("\t".join(r) + "\n" for r in zip(*cols, strict=True)).encode()
         names = ", ".join([keys[0], "day", *keys[1:], *MEASURES, "lat_idx", "lat_cnt"])
         self._post(f"INSERT INTO {self.db}.{rows.table} ({names}) FORMAT TabSeparated", body)
@@ -149,7 +149,7 @@ class ClickHouseStore:
     def enforce_retention(self, newest_day_us: int, short_days: int, long_days: int) -> list[str]:
         self.ensure()
         gone = []
-        for table in ("minute", "daily", "changes"):
+        for table in CH_TABLES:
             keep = short_days if table == "minute" else long_days
             if keep <= 0:
                 continue

@@ -89,6 +89,7 @@ class DataSink:
         self._poll = poll_changes
         self._clock = clock
         self.acc = Accumulator()
+        self._subscriptions = "sub_daily" in getattr(backend, "tables", ())
         self.counters: Counter[str] = Counter()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.config.queue_batches)
         self._thread: threading.Thread | None = None
@@ -169,7 +170,7 @@ class DataSink:
         self._next_flush = self._clock() + self.config.flush_seconds
         changes = self._poll() if self._poll is not None else []
         with self._lock:
-            drained = self.acc.drain(self._string, self._channels)
+            drained = self.acc.drain(self._string, self._channels, self._subscriptions)
             if drained is not None:
                 for rows in drained:
                     self._pending.append(Pending(rows, None, rows.nbytes))
@@ -224,9 +225,10 @@ class DataSink:
 
     def _shed(self) -> None:
         """Keep the unwritten rows under the memory cap: minute rows go first (oldest first),
-        then day rows; each drop is counted. Called with the lock held."""
+        then changes, then the long-term rows; each drop is counted. Called with the lock
+        held."""
         total = sum(p.nbytes for p in self._pending)
-        for table in ("minute", "changes", "daily"):
+        for table in ("minute", "changes", "daily", "sub_daily", "sub_monthly"):
             i = 0
             while total > self.config.memory_cap and i < len(self._pending):
                 p = self._pending[i]

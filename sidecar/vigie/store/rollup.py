@@ -7,14 +7,24 @@ its parts, and merging stores (or sidecars) is adding.
 
 Tables (the same columns in Parquet and ClickHouse):
 
-  minute   minute_us, day, api, api_version, resource, method, application_id,
-           application_name, channel, status, error_code, <measures>, lat_idx, lat_cnt
-  daily    day_us, day, api, api_version, resource, method, application_id,
-           application_name, channel, error_code, <measures>, lat_idx, lat_cnt
+  minute       minute_us, day, api, api_version, resource, method, application_id,
+               application_name, channel, status, error_code, <measures>, lat_idx, lat_cnt
+  daily        day_us, day, api, api_version, resource, method, application_id,
+               application_name, channel, error_code, <measures>, lat_idx, lat_cnt
+  sub_daily    day_us, day, api, api_version, application_id, application_name, channel,
+               <measures>, lat_idx, lat_cnt
+  sub_monthly  month_us, day, api, api_version, application_id, application_name, channel,
+               error_code, <measures>, lat_idx, lat_cnt
+
+``sub_daily`` is ``daily`` summed over resources, methods and error codes (per subscription,
+i.e. application x API, and channel) and ``sub_monthly`` summed over resources and methods
+by calendar month (``day`` is the month's first day): the same figures in far fewer rows,
+for reports over months and years (``vigie.store.plan`` picks the smallest tables that
+answer a query exactly).
 
 ``lat_idx``/``lat_cnt`` are a sparse latency histogram: bucket numbers of
 ``vigie.state._layout`` (0 = latency 0; b >= 1 = OTLP scale-3 exponential bucket
-b - 1 + LAT_MIN_INDEX, in seconds) and their counts.
+b - 1 + LAT_MIN_INDEX, in seconds) and their counts, by ascending bucket.
 """
 
 from __future__ import annotations
@@ -55,18 +65,39 @@ STRING_KEYS: Final = (
 )
 MINUTE_KEYS: Final = ("minute_us", *STRING_KEYS, "status", "error_code")
 DAILY_KEYS: Final = ("day_us", *STRING_KEYS, "error_code")
-TIME_COLUMN: Final = {"minute": "minute_us", "daily": "day_us"}
-TABLES: Final = ("minute", "daily")
+SUB_FIELDS: Final = ("api", "api_version", "application_id", "application_name", "channel")
+SUB_DAILY_KEYS: Final = ("day_us", *SUB_FIELDS)
+SUB_MONTHLY_KEYS: Final = ("month_us", *SUB_FIELDS, "error_code")
+TABLE_KEYS: Final = {
+    "minute": MINUTE_KEYS,
+    "daily": DAILY_KEYS,
+    "sub_daily": SUB_DAILY_KEYS,
+    "sub_monthly": SUB_MONTHLY_KEYS,
+}
+TIME_COLUMN: Final = {t: k[0] for t, k in TABLE_KEYS.items()}
+ROLLUP_TABLES: Final = tuple(TABLE_KEYS)  # every table of rollup rows
+TABLES: Final = ("minute", "daily")  # what a query names (the others stand in for daily)
 
-# kernel key field of each string key
-_GID_FIELDS: Final = {
+# kernel key field of each key column
+_FIELD: Final = {
     "api": RK.K_API,
     "api_version": RK.K_VERSION,
     "resource": RK.K_RESOURCE,
+    "method": RK.K_METHOD,
     "application_id": RK.K_APP,
     "application_name": RK.K_APP_NAME,
+    "channel": RK.K_CHANNEL,
+    "status": RK.K_STATUS,
+    "error_code": RK.K_ERROR,
 }
-_DAILY_FIELDS: Final = [f for f in range(RK.N_KEYS) if f != RK.K_STATUS]
+
+
+def month_start(t_us: I64) -> I64:
+    """The start (us) of the calendar month (UTC) of each time."""
+    days = (np.asarray(t_us, dtype=np.int64) // L.DAY_US).astype("datetime64[D]")
+    first = days.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    out: I64 = first * L.DAY_US
+    return out
 
 
 @dataclass(slots=True)
@@ -120,6 +151,8 @@ class Rows:
         )
 
     def split_by_day(self) -> dict[int, Rows]:
+        """The rows by partition: the day of each row (its month's first day for a monthly
+        table)."""
         days = self.day_of_rows()
         uniq = np.unique(days)
         if len(uniq) == 1:
@@ -135,46 +168,104 @@ def sparse(hist: I64) -> tuple[I64, npt.NDArray[np.int16], I64]:
     return off, c.astype(np.int16), hist[r, c].astype(np.int64)
 
 
-class Accumulator:
-    """Per-minute rows being filled; not thread-safe (the data writer's thread owns it)."""
+@dataclass(slots=True)
+class _Level:
+    """Rows of one table before their gids become strings (kernel key layout)."""
 
-    rkeys: I64
+    keys: I64  # (n, N_KEYS)
+    vals: I64
+    off: I64
+    idx: npt.NDArray[np.int16]
+    cnt: I64
+
+    def coarser(self, drop: Sequence[int], time: Callable[[I64], I64]) -> _Level:
+        """These rows summed over the key fields ``drop`` and with their time mapped."""
+        keys = self.keys.copy()
+        keys[:, list(drop)] = 0
+        keys[:, RK.K_MINUTE] = time(keys[:, RK.K_MINUTE])
+        gkeys, gvals, goff, gidx, gcnt, _ = RK.fold(keys, self.vals, self.off, self.idx, self.cnt)
+        return _Level(gkeys, gvals, goff, gidx, gcnt)
+
+
+def _same(t: I64) -> I64:
+    return t
+
+
+def _day_start(t: I64) -> I64:
+    out: I64 = t - t % L.DAY_US
+    return out
+
+
+class Accumulator:
+    """Per-minute rows being filled; not thread-safe (the data writer's thread owns it).
+
+    ``words``/``rvals`` hold every row since the last drain; the hash tables ``rtab`` (rows)
+    and ``htab`` (histogram entries) only those of the last minutes (``RK.evict``), the
+    histogram entries of older rows wait in ``closed``.
+    """
+
+    words: I64
     rvals: I64
-    rhist: I64
-    tkeys: I64
-    tvals: I64
+    rtab: I64
+    htab: I64
+    closed: I64
 
     def __init__(self, initial_rows: int = 4096) -> None:
-        self.meta = np.zeros(4, dtype=np.int64)
-        self._alloc(initial_rows)
+        self.meta = np.zeros(RK.N_META, dtype=np.int64)
+        self._initial = initial_rows
+        self._alloc_rows(initial_rows)
+        self._new_tables(initial_rows, 2 * initial_rows)
+        self.closed = np.zeros((initial_rows, 2), dtype=np.int64)
         self.events = 0
 
-    def _alloc(self, rows: int) -> None:
-        old_n = int(self.meta[0]) if hasattr(self, "rkeys") else 0
-        keys = np.zeros((rows, RK.N_KEYS), dtype=np.int64)
-        vals = np.zeros((rows, RK.N_MEASURES), dtype=np.int64)
-        hist = np.zeros((rows, L.LAT_WIDTH), dtype=np.int64)
+    def _alloc_rows(self, rows: int) -> None:
+        old_n = self.rows if hasattr(self, "words") else 0
+        words = np.zeros((rows, RK.N_WORDS), dtype=np.int64)
+        vals = np.zeros((rows, RK.N_VALS), dtype=np.int64)
         if old_n:
-            keys[:old_n] = self.rkeys[:old_n]
+            words[:old_n] = self.words[:old_n]
             vals[:old_n] = self.rvals[:old_n]
-            hist[:old_n] = self.rhist[:old_n]
-        self.rkeys, self.rvals, self.rhist = keys, vals, hist
-        size = _pow2_at_least(2 * rows)
-        self.tkeys = np.zeros(size, dtype=np.int64)
-        self.tvals = np.full(size, -1, dtype=np.int64)
-        if old_n:
-            RK.rebuild_table(self.tkeys, self.tvals, keys, old_n)
+        self.words, self.rvals = words, vals
+
+    def _new_tables(self, rows: int, entries: int) -> None:
+        """Empty tables with room for twice ``rows`` rows and ``entries`` entries."""
+        self.rtab = np.zeros((_pow2_at_least(max(64, 4 * rows)), 2), dtype=np.int64)
+        self.htab = np.zeros((_pow2_at_least(max(64, 4 * entries)), 2), dtype=np.int64)
+
+    def _refresh_tables(self) -> None:
+        """The tables are half full: take out the rows of old minutes, and size the tables
+        for what stays (amortised: what stays has room to double before the next time)."""
+        m = self.meta
+        newest = int(m[RK.META_NEWEST])
+        horizon = max(int(m[RK.META_HORIZON]), newest - RK.EVICT_SLACK_US if newest else 0)
+        n = self.rows
+        rows, entries = RK.count_active(self.words, n, self.htab, m, horizon)
+        closing = int(m[RK.META_ENTRIES]) - entries
+        need = int(m[RK.META_CLOSED]) + closing
+        if need > len(self.closed):
+            grown = np.zeros((_pow2_at_least(need), 2), dtype=np.int64)
+            grown[: int(m[RK.META_CLOSED])] = self.closed[: int(m[RK.META_CLOSED])]
+            self.closed = grown
+        old_htab = self.htab
+        self._new_tables(rows, entries)
+        RK.evict(self.words, n, horizon, self.rtab, old_htab, self.htab, self.closed, m)
 
     @property
     def rows(self) -> int:
-        return int(self.meta[0])
+        return int(self.meta[RK.META_ROWS])
 
     @property
     def skipped(self) -> int:
-        return int(self.meta[1])
+        return int(self.meta[RK.META_SKIPPED])
 
     def nbytes(self) -> int:
-        return int(self.rkeys.nbytes + self.rvals.nbytes + self.rhist.nbytes + self.tkeys.nbytes)
+        return int(
+            self.words.nbytes
+            + self.rvals.nbytes
+            + self.rtab.nbytes
+            + self.htab.nbytes
+            + self.closed.nbytes
+        )
 
     def add(self, ev: Events) -> None:
         """Fold a batch of events (one kernel call; more only to grow)."""
@@ -200,83 +291,74 @@ class Accumulator:
                 c["request_bytes"],
                 c["response_bytes"],
                 start,
-                self.tkeys,
-                self.tvals,
-                self.rkeys,
+                self.rtab,
+                self.words,
                 self.rvals,
-                self.rhist,
+                self.htab,
                 self.meta,
             )
             if stop == RK.STOP_DONE:
                 break
-            self._alloc(2 * len(self.rkeys))
+            if self.rows >= len(self.words):
+                self._alloc_rows(2 * len(self.words))
+            else:
+                self._refresh_tables()
         self.events += len(ev)
 
     def drain(
-        self, string: Callable[[int], str], channels: Sequence[str]
-    ) -> tuple[Rows, Rows] | None:
-        """The rows filled since the last drain as (minute rows, daily rows); empties itself."""
+        self,
+        string: Callable[[int], str],
+        channels: Sequence[str],
+        subscriptions: bool = False,
+    ) -> tuple[Rows, ...] | None:
+        """The rows filled since the last drain as (minute rows, daily rows), and with
+        ``subscriptions`` also (sub_daily rows, sub_monthly rows); empties itself."""
         n = self.rows
         if n == 0:
             return None
-        keys = self.rkeys[:n].copy()
-        vals = self.rvals[:n].copy()
-        hist = self.rhist[:n].copy()
-        self.rkeys[:n] = 0
+        keys = np.empty((n, RK.N_KEYS), dtype=np.int64)
+        RK.unpack(self.words, n, keys)
+        vals = self.rvals[:n, : RK.N_MEASURES].copy()
+        m = self.meta
+        off, idx, cnt = RK.hist_csr(self.htab, self.closed, int(m[RK.META_CLOSED]), self.rvals, n)
+        dupes = bool(m[RK.META_DUPES])
         self.rvals[:n] = 0
-        self.rhist[:n] = 0
-        self.tkeys[:] = 0
-        self.tvals[:] = -1
-        self.meta[0] = 0
-        self.meta[2] = 0
-        self.meta[3] = 0
-        minute = _rows("minute", keys, vals, hist, string, channels)
-        # daily rows: the same rows without the minute (as its day) and the status
-        dkeys = keys[:, _DAILY_FIELDS].copy()
-        dkeys[:, RK.K_MINUTE] -= dkeys[:, RK.K_MINUTE] % L.DAY_US
-        uniq, inverse = np.unique(dkeys, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        dvals = np.zeros((len(uniq), RK.N_MEASURES), dtype=np.int64)
-        np.add.at(dvals, inverse, vals)
-        dhist = np.zeros((len(uniq), L.LAT_WIDTH), dtype=np.int64)
-        np.add.at(dhist, inverse, hist)
-        full = np.zeros((len(uniq), RK.N_KEYS), dtype=np.int64)
-        full[:, _DAILY_FIELDS] = uniq
-        daily = _rows("daily", full, dvals, dhist, string, channels)
-        return minute, daily
+        m[:] = np.where(np.arange(RK.N_META) == RK.META_SKIPPED, m, 0)
+        if len(self.words) > 16 * max(n, self._initial):  # give a burst's memory back
+            self._alloc_rows(max(self._initial, _pow2_at_least(n)))
+            self.closed = np.zeros((self._initial, 2), dtype=np.int64)
+        self._new_tables(self._initial, 2 * self._initial)
+        minute = _Level(keys, vals, off, idx, cnt)
+        if dupes:  # rows made for evicted minutes: one row per key
+            gkeys, gvals, goff, gidx, gcnt, _ = RK.fold(keys, vals, off, idx, cnt)
+            minute = _Level(gkeys, gvals, goff, gidx, gcnt)
+        levels = {"minute": minute}
+        levels["daily"] = levels["minute"].coarser([RK.K_STATUS], _day_start)
+        if subscriptions:
+            sub = [RK.K_RESOURCE, RK.K_METHOD]
+            levels["sub_daily"] = levels["daily"].coarser([*sub, RK.K_ERROR], _same)
+            levels["sub_monthly"] = levels["daily"].coarser(sub, month_start)
+        return tuple(_rows(t, lv, string, channels) for t, lv in levels.items())
 
 
-def _rows(
-    table: str,
-    keys: I64,
-    vals: I64,
-    hist: I64,
-    string: Callable[[int], str],
-    channels: Sequence[str],
-) -> Rows:
-    cols: dict[str, npt.NDArray[Any]] = {}
-    if table == "minute":
-        cols["minute_us"] = keys[:, RK.K_MINUTE].copy()
+def _names(
+    src: I64, name: str, string: Callable[[int], str], channels: Sequence[str]
+) -> npt.NDArray[Any]:
+    uniq, inv = np.unique(src, return_inverse=True)
+    if name == "method":
+        names = [METHOD_NAMES.get(int(m), "OTHER") for m in uniq.tolist()]
+    elif name == "channel":
+        names = [channels[c] if 0 <= c < len(channels) else f"#{c}" for c in uniq.tolist()]
     else:
-        cols["day_us"] = keys[:, RK.K_MINUTE].copy()
-    for name in STRING_KEYS:
-        if name == "method":
-            src = keys[:, RK.K_METHOD]
-            uniq, inv = np.unique(src, return_inverse=True)
-            names = np.array([METHOD_NAMES.get(int(m), "OTHER") for m in uniq], dtype=object)
-        elif name == "channel":
-            src = keys[:, RK.K_CHANNEL]
-            uniq, inv = np.unique(src, return_inverse=True)
-            names = np.array(
-                [channels[int(c)] if 0 <= c < len(channels) else f"#{c}" for c in uniq],
-                dtype=object,
-            )
-        else:
-            src = keys[:, _GID_FIELDS[name]]
-            uniq, inv = np.unique(src, return_inverse=True)
-            names = np.array([string(int(g)) for g in uniq], dtype=object)
-        cols[name] = names[inv.reshape(-1)] if len(uniq) else np.empty(0, dtype=object)
-    if table == "minute":
-        cols["status"] = keys[:, RK.K_STATUS].copy()
-    cols["error_code"] = keys[:, RK.K_ERROR].copy()
-    return Rows(table, cols, vals, *sparse(hist))
+        names = [string(g) for g in uniq.tolist()]
+    table = np.array(names, dtype=object)
+    return table[inv.reshape(-1)] if len(uniq) else np.empty(0, dtype=object)
+
+
+def _rows(table: str, lv: _Level, string: Callable[[int], str], channels: Sequence[str]) -> Rows:
+    tkeys = TABLE_KEYS[table]
+    cols: dict[str, npt.NDArray[Any]] = {tkeys[0]: lv.keys[:, RK.K_MINUTE].copy()}
+    for name in tkeys[1:]:
+        src = lv.keys[:, _FIELD[name]]
+        cols[name] = _names(src, name, string, channels) if name in STRING_KEYS else src.copy()
+    return Rows(table, cols, lv.vals, lv.off, lv.idx, lv.cnt)

@@ -45,7 +45,9 @@ def open_store(settings: Any) -> tuple[Any, str]:
     if kind == "parquet":
         root = Path(settings.data_dir) if settings.data_dir else settings.state_path / "data"
         root.mkdir(parents=True, exist_ok=True)
-        return ParquetStore(root), "parquet"
+        store = ParquetStore(root)
+        store.backfill()  # a store written before the subscription tables: derive them
+        return store, "parquet"
     if kind == "clickhouse":
         from vigie.store.clickhouse import ClickHouseStore  # noqa: PLC0415
 
@@ -121,6 +123,7 @@ class ReplayRecorder:
     def __init__(self, root: Path, state: State, config: SinkConfig | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.store = ParquetStore(root)
+        self.store.backfill()
         self.state = state
         self.tracker = ChangeTracker()
         self.sink = DataSink(self.store, state.interner.string, state.channels, config)
