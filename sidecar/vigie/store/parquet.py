@@ -392,8 +392,9 @@ class ParquetStore:
 
     tables: tuple[str, ...] = TABLE_DIRS  # what the writer hands over
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, compact_at: int = COMPACT_PARTS) -> None:
         self.root = root
+        self.compact_at = compact_at  # an open partition is compacted with this many files
         self._seq_lock = threading.Lock()
         self._last_seq = 0
         self._compact_lock = threading.Lock()
@@ -581,21 +582,21 @@ class ParquetStore:
 
     def compact_parts(self, table: str, day_us: int) -> bool:
         """An open partition of per-minute rows: fold its uncovered parts into one ``c-``
-        file when there are COMPACT_PARTS of them, and its ``c-`` files into one when there
-        are as many; the rows already merged are never rewritten."""
+        file (a run) when there are ``compact_at`` of them, and its runs into one when there
+        are as many; the rows of a run are not rewritten until then."""
         with self._compact_lock:
             d = self.day_dir(table, day_us)
-            live = self.live(self.data_files(d))
-            parts = [f for f in live if f.kind == "p"]
-            runs = [f for f in live if f.kind == "c"]
             done = False
-            if len(parts) >= COMPACT_PARTS:
+            parts = [f for f in self.live(self.data_files(d)) if f.kind == "p"]
+            if len(parts) >= self.compact_at:
                 final = d / f"c-{parts[0].lo:0{_SEQ}d}-{parts[-1].hi:0{_SEQ}d}.parquet"
                 data = fold_table(table, read_files(table, [f.path for f in parts]), sort=False)
                 write_parquet(data, final, COMPACT_LEVEL)
                 self._replace(d, final, parts)
                 done = True
-            if len(runs) >= COMPACT_PARTS:
+            live = self.live(self.data_files(d))
+            runs = [f for f in live if f.kind == "c"]
+            if len(runs) >= self.compact_at:
                 lo, hi = min(f.lo for f in runs), max(f.hi for f in runs)
                 covered = [f for f in live if lo <= f.lo and f.hi <= hi]
                 final = d / f"c-{lo:0{_SEQ}d}-{hi:0{_SEQ}d}.parquet"
@@ -616,7 +617,7 @@ class ParquetStore:
             closed = partition_end(table, start) <= newest_day_us
             if closed and n > 1:
                 done += self.compact(table, start)
-            elif not closed and n >= COMPACT_PARTS:
+            elif not closed and n >= self.compact_at:
                 if table == "minute":
                     done += self.compact_parts(table, start)
                 else:
