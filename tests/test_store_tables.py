@@ -9,8 +9,11 @@ per key."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,3 +307,25 @@ def _minute_dict_hists(rows: Rows) -> dict[tuple[int, ...], dict[int, int]]:
         a, b = int(rows.hist_off[i]), int(rows.hist_off[i + 1])
         out[key] = dict(zip(rows.hist_idx[a:b].tolist(), rows.hist_cnt[a:b].tolist(), strict=True))
     return out
+
+
+def test_the_writer_thread_yields_the_cores_to_ingestion(tmp_path: Path) -> None:
+    """The writer runs at the lowest CPU priority; the thread that feeds it keeps its own."""
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    interner = Interner([""] + [str(i) for i in range(1, 9)])
+    store = ParquetStore(tmp_path / "data")
+    sink = DataSink(store, interner.string, ["c0"], SinkConfig())
+    sink.start()
+    try:
+        assert sink._thread is not None and sink._thread.native_id is not None
+        tid = sink._thread.native_id
+        deadline = time.monotonic() + 30
+        while os.getpriority(os.PRIO_PROCESS, tid) < SinkConfig().writer_nice:
+            assert time.monotonic() < deadline, "the writer thread kept its priority"
+            time.sleep(0.01)
+        assert sink.offer(_events(np.random.default_rng(3), 100, START))
+    finally:
+        sink.close()
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    [row] = store.aggregate(AggQuery("daily", 0, FOREVER))
+    assert row.get("requests") > 0

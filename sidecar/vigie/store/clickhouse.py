@@ -109,12 +109,13 @@ class ClickHouseStore:
     def write_rows(self, rows: Rows) -> int:
         self.ensure()
         keys = TABLE_KEYS[rows.table]
-        t = rows.keys[TIME_COLUMN[rows.table]]
+        columns = rows.keys
+        t = columns[TIME_COLUMN[rows.table]]
         day_of = {d: day_name(d) for d in np.unique(t - t % L.DAY_US).tolist()}
         cols: list[list[str]] = [[str(x) for x in t.tolist()]]
         cols.append([day_of[x] for x in (t - t % L.DAY_US).tolist()])
         for k in keys[1:]:
-            v = rows.keys[k]
+            v = columns[k]
             cols.append(
                 [_tsv(str(x)) for x in v] if k in STRING_KEYS else list(map(str, v.tolist()))
             )

@@ -1,10 +1,11 @@
 """The data writer: events -> rollups -> a store, off the ingest path, never in its way.
 
 ``DataSink.offer`` is all the ingest path does: put the batch on a bounded queue (a full
-queue is a counted drop, never a wait). The writer's thread folds batches into per-minute rows
-with a jitted kernel that releases the GIL, and every ``flush_seconds`` writes the rows (and
-the day rows derived from them) to the store, records class and directive changes, compacts
-and enforces retention.
+queue is a counted drop, never a wait). The writer's thread runs at the lowest CPU priority
+(``writer_nice``: on busy cores ingestion goes first), folds batches into per-minute rows with
+a jitted kernel that releases the GIL, and every ``flush_seconds`` writes the rows (and the
+day, subscription and month rows derived from them) to the store, records class and
+directive changes, compacts and enforces retention.
 
 When the store cannot be written (disk full, ClickHouse down) the sink *degrades*: it keeps
 the unwritten rows in memory up to ``memory_cap`` bytes, retries at every flush, says so in
@@ -15,6 +16,7 @@ what it dropped. Ingestion never stops.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -66,6 +68,7 @@ class SinkConfig:
     short_retention_days: int = 14
     long_retention_days: int = 1830
     max_rows: int = 1 << 20  # flush early when the open rows reach this
+    writer_nice: int = 19  # the writer thread's CPU niceness: ingestion comes first
 
 
 class DataSink:
@@ -130,6 +133,7 @@ class DataSink:
         self._queue.put(_FLUSH)
 
     def _run(self) -> None:
+        lower_priority(self.config.writer_nice)
         while True:
             timeout = max(0.05, self._next_flush - self._clock())
             try:
@@ -269,6 +273,21 @@ class DataSink:
             "long_retention_days": self.config.long_retention_days,
             "counters": dict(self.counters),
         }
+
+
+def lower_priority(nice: int) -> bool:
+    """Make the calling thread nicer (on Linux a thread has its own niceness): when the cores
+    are busy, the scheduler gives them to ingestion first and the writer catches up when they
+    are not; the queue in between absorbs the difference (a full queue is a counted drop).
+    Return whether the thread now runs at that niceness."""
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        return os.getpriority(os.PRIO_PROCESS, tid) >= nice
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run as is
+        log.debug("data writer keeps its priority: %s", exc)
+        return False
 
 
 def _describe(exc: BaseException) -> str:

@@ -195,13 +195,13 @@ def rows_to_arrow(rows: Rows) -> pa.Table:
     """Rows as an Arrow table of the store's schema."""
     cols: dict[str, pa.Array] = {}
     for k in TABLE_KEYS[rows.table]:
-        v = rows.keys[k]
         if k in STRING_KEYS:
-            cols[k] = pa.array(v, pa.string())
+            names = pa.array(rows.names[k], pa.string())
+            cols[k] = pa.DictionaryArray.from_arrays(rows.codes[k], names).cast(pa.string())
         elif k == TIME_COLUMN[rows.table]:
-            cols[k] = pa.array(v, pa.int64())
+            cols[k] = pa.array(rows.ints[k], pa.int64())
         else:
-            cols[k] = pa.array(v, pa.int32())
+            cols[k] = pa.array(rows.ints[k], pa.int32())
     return _arrow(rows.table, cols, rows.measures, rows.hist_off, rows.hist_idx, rows.hist_cnt)
 
 

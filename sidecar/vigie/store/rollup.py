@@ -30,7 +30,7 @@ b - 1 + LAT_MIN_INDEX, in seconds) and their counts, by ascending bucket.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
@@ -103,23 +103,39 @@ def month_start(t_us: I64) -> I64:
 @dataclass(slots=True)
 class Rows:
     """Rows of one table: key columns, measures (n x 9), and the latency histograms, sparse:
-    row i holds buckets ``hist_idx[hist_off[i]:hist_off[i+1]]`` with counts ``hist_cnt[...]``."""
+    row i holds buckets ``hist_idx[hist_off[i]:hist_off[i+1]]`` with counts ``hist_cnt[...]``.
+
+    String keys are held as codes into a small array of names (``names``): row i's API is
+    ``names["api"][codes["api"][i]]``; ``keys`` gives every key column, strings as object
+    arrays (made on demand: the Parquet writer uses the codes)."""
 
     table: str
-    keys: dict[str, npt.NDArray[Any]]  # strings as object arrays, ints as int64
+    ints: dict[str, I64]  # the time column and the integer keys
+    codes: dict[str, npt.NDArray[np.int32]]
+    names: dict[str, npt.NDArray[np.object_]]
     measures: I64
     hist_off: I64
     hist_idx: npt.NDArray[np.int16]
     hist_cnt: I64
+    _keys: dict[str, npt.NDArray[Any]] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.measures)
 
     @property
+    def keys(self) -> dict[str, npt.NDArray[Any]]:
+        if self._keys is None:
+            self._keys = {
+                k: self.names[k][self.codes[k]] if k in self.codes else self.ints[k]
+                for k in TABLE_KEYS[self.table]
+            }
+        return self._keys
+
+    @property
     def nbytes(self) -> int:
-        strings = sum(8 * len(v) for v in self.keys.values())
+        per_row = 8 * len(self.ints) + 4 * len(self.codes)
         return int(
-            strings
+            per_row * len(self)
             + self.measures.nbytes
             + self.hist_off.nbytes
             + self.hist_idx.nbytes
@@ -133,7 +149,7 @@ class Rows:
         return out
 
     def day_of_rows(self) -> I64:
-        t = self.keys[TIME_COLUMN[self.table]]
+        t = self.ints[TIME_COLUMN[self.table]]
         return np.asarray(t - t % L.DAY_US, dtype=np.int64)
 
     def take(self, index: npt.NDArray[np.intp]) -> Rows:
@@ -143,7 +159,9 @@ class Rows:
         pos = np.repeat(self.hist_off[:-1][index] - off[:-1], lens) + np.arange(int(off[-1]))
         return Rows(
             self.table,
-            {k: v[index] for k, v in self.keys.items()},
+            {k: v[index] for k, v in self.ints.items()},
+            {k: v[index] for k, v in self.codes.items()},
+            self.names,
             self.measures[index],
             off,
             self.hist_idx[pos],
@@ -343,7 +361,8 @@ class Accumulator:
 
 def _names(
     src: I64, name: str, string: Callable[[int], str], channels: Sequence[str]
-) -> npt.NDArray[Any]:
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.object_]]:
+    """(codes, names) of a column of gids (method numbers, channel indexes)."""
     uniq, inv = np.unique(src, return_inverse=True)
     if name == "method":
         names = [METHOD_NAMES.get(int(m), "OTHER") for m in uniq.tolist()]
@@ -351,14 +370,20 @@ def _names(
         names = [channels[c] if 0 <= c < len(channels) else f"#{c}" for c in uniq.tolist()]
     else:
         names = [string(g) for g in uniq.tolist()]
-    table = np.array(names, dtype=object)
-    return table[inv.reshape(-1)] if len(uniq) else np.empty(0, dtype=object)
+    table = np.empty(len(names), dtype=object)
+    table[:] = names
+    return inv.reshape(-1).astype(np.int32), table
 
 
 def _rows(table: str, lv: _Level, string: Callable[[int], str], channels: Sequence[str]) -> Rows:
     tkeys = TABLE_KEYS[table]
-    cols: dict[str, npt.NDArray[Any]] = {tkeys[0]: lv.keys[:, RK.K_MINUTE].copy()}
+    ints: dict[str, I64] = {tkeys[0]: lv.keys[:, RK.K_MINUTE].copy()}
+    codes: dict[str, npt.NDArray[np.int32]] = {}
+    names: dict[str, npt.NDArray[np.object_]] = {}
     for name in tkeys[1:]:
         src = lv.keys[:, _FIELD[name]]
-        cols[name] = _names(src, name, string, channels) if name in STRING_KEYS else src.copy()
-    return Rows(table, cols, lv.vals, lv.off, lv.idx, lv.cnt)
+        if name in STRING_KEYS:
+            codes[name], names[name] = _names(src, name, string, channels)
+        else:
+            ints[name] = src.copy()
+    return Rows(table, ints, codes, names, lv.vals, lv.off, lv.idx, lv.cnt)
