@@ -33,6 +33,7 @@ from vigie.classify import views
 from vigie.classify.thresholds import CLASS_NAMES
 from vigie.directives import DirectiveError, DirectiveTable
 from vigie.errors import BatchRefused, VigieError
+from vigie.export import MetricsExport, start_export
 from vigie.inventory import load_inventory
 from vigie.settings import Settings
 from vigie.state.engine import Capacity
@@ -510,6 +511,7 @@ class Running:
     telemetry_port: int
     admin_port: int
     stop_event: threading.Event = field(default_factory=threading.Event)
+    export: MetricsExport | None = None  # OTLP metrics export, when enabled
 
     def stop(self, grace: float = 5.0) -> None:
         if self.stop_event.is_set():
@@ -520,6 +522,8 @@ class Running:
         b = self.admin.stop(grace)
         a.wait()
         b.wait()
+        if self.export is not None:
+            self.export.stop()
         path = self.sidecar.write_snapshot()
         log.info("stopped; state written to %s", path)
 
@@ -560,6 +564,7 @@ def start(settings: Settings) -> Running:
     for name in ("", names[0], names[1]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = Running(sc, telemetry, admin, health_servicer, tport, aport)
+    running.export = start_export(sc, settings)
     threading.Thread(target=_background, args=(running,), name="background", daemon=True).start()
     log.info(
         "vigie %s serving gateways on %s and the admin service on %s",

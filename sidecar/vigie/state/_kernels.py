@@ -89,6 +89,7 @@ from vigie.state._layout import (
     R_REQ,
     R_RESOURCE,
     R_STATUS,
+    R_THROTTLED,
     RATE_BUCKETS,
     RETRY_SLOTS,
     RW_REQ,
@@ -769,8 +770,10 @@ def apply_events(
         if hk > acur - HOUR_SLOTS:
             api_hour[arow, hk % HOUR_SLOTS] += 1
 
-        # ---- route row (API x resource x method x status) ----
-        rkey = nonzero_key(combine(combine(combine(mix64(np.uint64(arow)), res), me), st))
+        # ---- route row (API x resource x method x status x error code x channel x throttled) ----
+        thr = np.int64(1) if throttled else np.int64(0)
+        rk = combine(combine(combine(mix64(np.uint64(arow)), res), me), st)
+        rkey = nonzero_key(combine(combine(combine(rk, ec), ch), thr))
         rrow = table_find(route_tkeys, route_tvals, rkey)
         if rrow < 0:
             if route_meta[1] < route_i64.shape[0]:
@@ -784,14 +787,14 @@ def apply_events(
                 route_i64[rrow, R_METHOD] = me
                 route_i64[rrow, R_STATUS] = st
                 route_i64[rrow, R_CHANNEL] = ch
+                route_i64[rrow, R_ERROR_CODE] = ec
+                route_i64[rrow, R_THROTTLED] = thr
                 table_insert(route_tkeys, route_tvals, rkey, rrow)
             else:
                 rrow = 0
                 g[G_ROUTE_OVERFLOW] += 1
         route_i64[rrow, R_REQ] += 1
         route_i64[rrow, R_LAT_SUM_US] += lat
-        if ec != 0:
-            route_i64[rrow, R_ERROR_CODE] = ec
         route_hist[rrow, lb] += 1
 
         if srow < 0:
