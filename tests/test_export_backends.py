@@ -158,9 +158,9 @@ def start_collector(binary: Path, tmp: Path, prom: Prometheus) -> tuple[Process,
 
 def send_probe(target: str) -> tuple[int, dict[str, float]]:
     """A known set of events on an API of its own: 900 at 10 ms, 100 at 1 s."""
-    platform = sim.build_platform(apps=10, apis=3, seed=99)
+    platform = sim.build_platform(apps=10, apis=6, seed=99)
     platform.api_names = [PROBE_API] * len(platform.api_names)
-    platform.api_versions = ["v1", "v2", "v3"]
+    platform.api_versions = [f"v{k + 1}" for k in range(len(platform.api_names))]
     gw = sim.GatewayStream(target, "main", platform, "probe-gw")
     n = 1000
     now_us = int(time.time() * 1e6)

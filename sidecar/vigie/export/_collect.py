@@ -24,7 +24,7 @@ from vigie.state import _layout as L
 from vigie.state.engine import State
 from vigie.v1 import directives_pb2 as dpb
 
-DEFAULT_CHUNK_BYTES = 256 * 1024
+DEFAULT_CHUNK_BYTES = 512 * 1024
 
 I64 = npt.NDArray[np.int64]
 
@@ -97,9 +97,12 @@ _ROUTE_COPIES = ("route_i64", "route_hist")
 class _Chunker:
     """Copies row ranges of several arrays, each range under the lock."""
 
-    def __init__(self, lock: threading.Lock, chunk_bytes: int) -> None:
+    def __init__(
+        self, lock: threading.Lock, chunk_bytes: int, buffers: dict[str, npt.NDArray[Any]]
+    ) -> None:
         self.lock = lock
         self.chunk_bytes = chunk_bytes
+        self.buffers = buffers
         self.hold_max = 0.0
         self.holds = 0
 
@@ -113,9 +116,24 @@ class _Chunker:
         time.sleep(0)  # let a waiting ingest thread take the lock before the next chunk
         return out
 
+    def _buffer(self, name: str, like: npt.NDArray[Any], n: int) -> npt.NDArray[Any]:
+        """Room for ``n`` rows like ``like``, reused from the previous collection, its pages
+        touched here (outside the lock) so that no page fault happens while the lock is held."""
+        buf = self.buffers.get(name)
+        if (
+            buf is None
+            or len(buf) < n
+            or buf.shape[1:] != like.shape[1:]
+            or buf.dtype != like.dtype
+        ):
+            buf = np.zeros((n + n // 4 + 16, *like.shape[1:]), dtype=like.dtype)
+            buf.fill(0)
+            self.buffers[name] = buf
+        return buf[:n]
+
     def rows(self, state: State, names: tuple[str, ...], n: int) -> dict[str, npt.NDArray[Any]]:
         first = {name: getattr(state, name) for name in names}
-        out = {name: np.empty((n, *a.shape[1:]), dtype=a.dtype) for name, a in first.items()}
+        out = {name: self._buffer(name, a, n) for name, a in first.items()}
         row_bytes = max(1, sum(a[:1].nbytes for a in first.values()))
         step = max(16, self.chunk_bytes // row_bytes)
         for lo in range(0, n, step):
@@ -163,10 +181,15 @@ def _small(src: Source) -> dict[str, Any]:
 
 
 def collect(
-    src: Source, chunk_bytes: int = DEFAULT_CHUNK_BYTES, clock: Callable[[], float] = time.time
+    src: Source,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    clock: Callable[[], float] = time.time,
+    buffers: dict[str, npt.NDArray[Any]] | None = None,
 ) -> Frame:
-    """Copy the sidecar's figures out (see the module docstring)."""
-    ch = _Chunker(src.lock, chunk_bytes)
+    """Copy the sidecar's figures out (see the module docstring). With ``buffers`` (a dict kept
+    by the caller), the copies reuse the previous collection's memory: the previous frame's
+    arrays are then overwritten."""
+    ch = _Chunker(src.lock, chunk_bytes, {} if buffers is None else buffers)
     state = src.state
     small: dict[str, Any] = ch.held(lambda: _small(src))
     subs = ch.rows(state, _SUB_COPIES, small["n_sub"])

@@ -13,9 +13,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
 from vigie.export._collect import DEFAULT_CHUNK_BYTES, Source, collect
@@ -59,6 +60,7 @@ class MetricsExport:
         self.last_points = 0
         self.last_lock_hold_s = 0.0
         self.last_ok = True
+        self._buffers: dict[str, npt.NDArray[Any]] = {}  # collection copies, reused
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cycle = threading.Lock()  # one cycle at a time (the thread, a final flush)
@@ -66,7 +68,7 @@ class MetricsExport:
     # -----------------------------------------------------------------------------------------
     def collect(self) -> Batch:
         """Copy the figures out and build every metric's points (no sending)."""
-        frame = collect(self.source, self.chunk_bytes, self.clock)
+        frame = collect(self.source, self.chunk_bytes, self.clock, self._buffers)
         self.last_lock_hold_s = frame.lock_hold_max_s
         own = SelfFigures(
             self.durations.copy(), self.duration_sum, dict(self.failures), self.last_points
