@@ -122,3 +122,11 @@ def test_the_dashboard_is_importable(path: Path) -> None:
             assert len(refs) == len(set(refs))
     kinds = {p["type"] for p in panels(dash)}
     assert {"heatmap", "timeseries", "table", "stat"} <= kinds
+
+
+def test_the_readme_lists_every_exported_metric() -> None:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## OpenTelemetry export", 1)[1]
+    for m in METRICS:
+        assert f"`{m.name}`" in section, m.name
+        assert prometheus_names(m)[0] in section, m.name

@@ -531,6 +531,7 @@ class Running:
 def start(settings: Settings) -> Running:
     """Start both servers and the background work; return at once."""
     sc = Sidecar(settings)
+    export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
     telemetry = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_streams + 4, thread_name_prefix="rpc"),
@@ -563,8 +564,7 @@ def start(settings: Settings) -> Running:
     admin.start()
     for name in ("", names[0], names[1]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = Running(sc, telemetry, admin, health_servicer, tport, aport)
-    running.export = start_export(sc, settings)
+    running = Running(sc, telemetry, admin, health_servicer, tport, aport, export=export)
     threading.Thread(target=_background, args=(running,), name="background", daemon=True).start()
     log.info(
         "vigie %s serving gateways on %s and the admin service on %s",
