@@ -23,6 +23,7 @@ import numpy.typing as npt
 from vigie.state import _layout as L
 from vigie.state.engine import State
 from vigie.v1 import directives_pb2 as dpb
+from vigie.wire.columns import Interner
 
 DEFAULT_CHUNK_BYTES = 512 * 1024
 
@@ -46,6 +47,23 @@ class Source(Protocol):
     def started_at_us(self) -> int: ...
     @property
     def sidecar_id(self) -> str: ...
+
+
+class Strings:
+    """The interner's strings as they were at collection time, read without a copy: the
+    interner only ever appends, so the ids below ``len`` keep their strings."""
+
+    def __init__(self, interner: Interner) -> None:
+        self._interner = interner
+        self._n = len(interner)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, gid: int) -> str:
+        if not 0 <= gid < self._n:
+            raise IndexError(gid)
+        return self._interner.string(gid)
 
 
 @dataclass(slots=True)
@@ -79,7 +97,7 @@ class Frame:
     sub_i64: I64
     sub_held: npt.NDArray[np.bool_]  # (rows, CLASS_NAMES) at the latest event time
     api_held: npt.NDArray[np.bool_]  # (rows, API_CLASS_NAMES)
-    strings: list[str]
+    strings: Strings
     channels: list[str]
     counters: dict[str, int]
     gateways: list[GatewayFigures]
@@ -172,7 +190,7 @@ def _small(src: Source) -> dict[str, Any]:
         "n_route": st.n_route_rows,
         "sub_meta": st.sub_meta.copy(),
         "api_meta": st.api_meta.copy(),
-        "strings": st.interner.strings(),
+        "strings": Strings(st.interner),
         "channels": list(st.channels),
         "counters": dict(src.counters),
         "gateways": [_gateway(gs) for gs in src.streams.values()],

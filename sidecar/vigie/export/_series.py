@@ -20,6 +20,7 @@ members plus ``other`` always add up to the platform's traffic.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -52,7 +53,6 @@ F64 = npt.NDArray[np.float64]
 
 # OTel semantic conventions: the known HTTP methods, "_OTHER" for the rest
 METHODS: Final = ("_OTHER", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "_OTHER")
-OUTCOMES: Final = ("success", "client_error", "server_error", "throttled")
 MISBEHAVIOUR: Final = (
     "retry_storm",
     "error_prone",
@@ -80,12 +80,15 @@ def error_family(code: int) -> str:
     return "other"
 
 
-def outcome_of(status: I64, throttled: I64, code: I64) -> I64:
-    """Index in OUTCOMES: throttled first, then 5xx (or no status but an error code), 4xx."""
-    server = (status >= 500) | ((status < 100) & (code != 0))
-    return np.where(
-        throttled != 0, 3, np.where(server, 2, np.where((status >= 400) & (status < 500), 1, 0))
-    ).astype(np.int64)
+def outcome(status: int, throttled: int, code: int) -> str:
+    """wso2.outcome: throttled first, then 5xx (or no status but an error code), then 4xx."""
+    if throttled:
+        return "throttled"
+    if status >= 500 or (status < 100 and code):
+        return "server_error"
+    if 400 <= status < 500:
+        return "client_error"
+    return "success"
 
 
 def latency_bucket_uppers() -> F64:
@@ -298,6 +301,8 @@ class Builder:
             v.extend(n)
         s = f.strings
         for r in range(self._routes_seen, n):
+            if r % 256 == 255:
+                time.sleep(0)  # many new routes: let the ingest thread have the GIL
             row = f.route_i64[r]
             if r == 0:  # what did not fit the route table
                 self.duration.group[0] = self.duration.cache.add(
@@ -332,7 +337,7 @@ class Builder:
             attrs["wso2.api.version"] = version
             self.duration.group[r] = self.duration.cache.add((api_row, res, me, st, err), attrs)
 
-            out = OUTCOMES[int(outcome_of(np.array([st]), np.array([thr]), np.array([ec]))[0])]
+            out = outcome(st, thr, ec)
             api_attrs: dict[str, AttrValue] = {
                 "wso2.api.name": api,
                 "wso2.api.version": version,
@@ -687,5 +692,5 @@ __all__ = [
     "bucket_of_seconds",
     "error_family",
     "explicit_map",
-    "outcome_of",
+    "outcome",
 ]
