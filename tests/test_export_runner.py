@@ -32,6 +32,7 @@ from vigie.export import (
     export_config,
     export_enabled,
     start_export,
+    to_metrics_data,
 )
 from vigie.settings import load_settings
 from vigie.state.engine import State
@@ -277,14 +278,15 @@ def test_vigie_requests_go_through_the_sdk_exporters_hooks() -> None:
     enc = EncodedRequest(encode_request(batch), batch.n_points)
     g = GrpcExporter(endpoint="http://127.0.0.1:9", insecure=True)
     try:
-        assert g._translate_data(enc) == enc.request()
+        assert g._translate_data(enc) == enc.payload  # the bytes go out as they are
         assert g._count_data(enc) == batch.n_points
+        assert g._translate_data(to_metrics_data(batch)) == enc.request()  # the SDK's way
     finally:
         g.shutdown()
     sent: list[bytes] = []
     h = HttpExporter(endpoint="http://127.0.0.1:9/v1/metrics")
 
-    def fake_batch(req: ExportMetricsServiceRequest) -> MetricExportResult:
+    def fake_batch(req: Any) -> MetricExportResult:
         sent.append(req.SerializeToString())
         return MetricExportResult.SUCCESS
 
