@@ -3,7 +3,10 @@
 #   make test    set up, then run every test (lint, types, Python, Java)
 #   make bench   set up, then run the benchmarks (results in benchmarks/results/)
 #   make proto   regenerate the Python code of proto/ into sidecar/vigie/v1/
-#   make backends  build the real OTLP backends of the export tests into .cache/ (once)
+#   make test-java   the gateway handler (gateway-handler/, Maven): unit, shaded-jar and
+#                    end-to-end tests against a real `vigie serve`
+#   make bench-java  the handler's JMH benchmarks -> benchmarks/results/handler-*.json
+#   make backends    build the real OTLP backends of the export tests into .cache/ (once)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +14,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/vigie/v1/*.proto)
 
-.PHONY: setup demo test test-python lint typecheck bench proto clean backends backend-paths
+.PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean
+.PHONY: backends backend-paths
+
+MVN       ?= mvn
+MVN_FLAGS ?= -B -ntp
+VIGIE_CLI := $(abspath $(VENV)/bin/vigie)
 
 setup: $(STAMP)
 
@@ -34,16 +42,29 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-test-python: setup backends
+# the rollup tests run a real ClickHouse server: Debian's package, installed when missing
+CLICKHOUSE := /usr/sbin/clickhouse-server
+$(CLICKHOUSE):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server
+
+test-python: setup $(CLICKHOUSE) backends
 	$(PY) -m pytest -q
 
-test: lint typecheck test-python
+test-java: setup
+	cd gateway-handler && $(MVN) $(MVN_FLAGS) verify -Dvigie.cli=$(VIGIE_CLI)
+
+test: lint typecheck test-python test-java
 
 bench: setup
 	$(PY) -m benchmarks
 
+bench-java: setup
+	cd gateway-handler && $(MVN) $(MVN_FLAGS) -q package -pl bench -am -DskipTests
+	java -Dvigie.cli=$(VIGIE_CLI) -Dvigie.results=$(abspath benchmarks/results) \
+		-jar gateway-handler/bench/target/vigie-bench.jar
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache gateway-handler/*/target
 
 # Real OTLP backends for the export tests (tests/test_export_backends.py), built once from the
 # Go module proxy into .cache/ (gitignored) and reused: Prometheus with its OTLP receiver, and a
