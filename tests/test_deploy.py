@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
 from vigie.export import METRICS, all_prometheus_names, prometheus_names
+
+from tests.conftest import REPO
 
 DASHBOARDS = sorted((REPO / "deploy" / "grafana").glob("*.json"))
 

@@ -18,7 +18,6 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricsData,
 )
-from test_export_series import FakeSidecar, events, random_records
 from vigie.errors import ConfigError
 from vigie.export import (
     Builder,
@@ -36,6 +35,8 @@ from vigie.export import (
 )
 from vigie.settings import load_settings
 from vigie.state.engine import State
+
+from tests.test_export_series import FakeSidecar, events, random_records
 
 
 class Recorder(MetricExporter):

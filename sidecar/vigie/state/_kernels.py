@@ -178,6 +178,16 @@ def nonzero_key(h: int) -> int:
     return k if k != 0 else np.int64(1)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def route_key(
+    api_row: int, resource: int, method: int, status: int, error_code: int, channel: int, thr: int
+) -> int:
+    """Identity of a route row: API x resource x method x status x WSO2 error code x channel x
+    throttled (the export groups them into its series; vigie.fleet merges by it)."""
+    h = combine(combine(combine(mix64(np.uint64(api_row)), resource), method), status)
+    return nonzero_key(combine(combine(combine(h, error_code), channel), thr))
+
+
 # ---------------------------------------------------------------------------------------------
 # Open-addressing tables (linear probing, keys != 0, load factor <= 1/2, rebuilt not deleted)
 # ---------------------------------------------------------------------------------------------
@@ -768,8 +778,7 @@ def apply_events(
 
         # ---- route row (API x resource x method x status x error code x channel x throttled) ----
         thr = np.int64(1) if throttled else np.int64(0)
-        rk = combine(combine(combine(mix64(np.uint64(arow)), res), me), st)
-        rkey = nonzero_key(combine(combine(combine(rk, ec), ch), thr))
+        rkey = route_key(arow, res, me, st, ec, ch, thr)
         rrow = table_find(route_tkeys, route_tvals, rkey)
         if rrow < 0:
             if route_meta[1] < route_i64.shape[0]:
