@@ -23,7 +23,6 @@ import grpc
 import numpy as np
 
 from vigie.v1 import telemetry_pb2 as pb
-from vigie.v1 import telemetry_pb2_grpc as pb_grpc
 from vigie.wire.columns import StreamEncoder
 
 T0 = 1_772_409_600_000_000

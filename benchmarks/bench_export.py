@@ -33,14 +33,14 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
+
+from benchmarks._harness import Result
 from vigie.export import Builder, BuildOptions, collect, encode_request, to_metrics_data
 from vigie.export._series import METHODS
 from vigie.server import Sidecar
 from vigie.settings import load_settings
 from vigie.state.engine import State
 from vigie.wire.columns import ENGINE_DTYPES, Events
-
-from benchmarks._harness import Result
 
 T0 = 1_767_225_600_000_000
 CHANNELS = ("main", "sale", "preparation", "delivery")

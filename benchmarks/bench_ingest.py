@@ -41,8 +41,8 @@ def run(quick: bool) -> list[Result]:
             "one message per event",
             target=10.0,
             higher_is_better=False,
-            notes=f"a batch every 5 ms ({fresh['events_per_batch']} events); p50 {fresh['p50_ms']:.2f}"
-            f" ms; per-event p50 {fresh_one['p50_ms']:.2f} ms",
+            notes=f"a batch every 5 ms ({fresh['events_per_batch']} events); "
+            f"p50 {fresh['p50_ms']:.2f} ms; per-event p50 {fresh_one['p50_ms']:.2f} ms",
             extra={"columnar": fresh, "per_event": fresh_one},
         )
     )

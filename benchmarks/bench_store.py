@@ -20,6 +20,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import numpy.typing as npt
+
+from benchmarks._harness import Result
 from vigie.reports import build
 from vigie.state import _layout as L
 from vigie.state.engine import State
@@ -27,8 +29,6 @@ from vigie.store.data import DataSink, SinkConfig
 from vigie.store.parquet import ParquetStore, day_name, sql_str
 from vigie.store.rollup import Accumulator
 from vigie.wire.columns import ENGINE_DTYPES, Events
-
-from benchmarks._harness import Result
 
 DAY = L.DAY_US
 T0 = 1_767_225_600_000_000  # 2026-01-01

@@ -6,6 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.clickhouse_server import ClickHouse, clickhouse  # noqa: F401 - the fixture
+from tests.wso2_traffic import make_records, write_log
 from vigie.replay import replay_into
 from vigie.reports import build
 from vigie.sources.wso2_log import ReplayStats
@@ -17,9 +20,6 @@ from vigie.store.data import DataSink, SinkConfig
 from vigie.store.parquet import ParquetStore
 from vigie.store.query import AggQuery, StoreUnavailable
 from vigie.wire.columns import Events
-
-from tests.clickhouse_server import ClickHouse, clickhouse  # noqa: F401 - the fixture
-from tests.wso2_traffic import make_records, write_log
 
 START = 1_764_547_200_000_000
 DAY = L.DAY_US
@@ -118,9 +118,9 @@ def test_disk_use_and_retention(both: tuple[ParquetStore, ClickHouseStore]) -> N
 
 def test_an_unreachable_clickhouse_degrades_the_sink(tmp_path: Path) -> None:
     import numpy as np  # noqa: PLC0415
-    from vigie.wire.columns import Interner  # noqa: PLC0415
 
     from tests.test_store_rollups import _events  # noqa: PLC0415
+    from vigie.wire.columns import Interner  # noqa: PLC0415
 
     store = ClickHouseStore("http://127.0.0.1:9", "vigie_nowhere", timeout=2)
     with pytest.raises(StoreUnavailable):

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from vigie.sources import simulator
 
 from tests.conftest import VIGIE, SidecarProcess, start_sidecar
+from vigie.sources import simulator
 
 pytestmark = pytest.mark.slow
 

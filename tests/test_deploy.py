@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vigie.export import METRICS, all_prometheus_names, prometheus_names
 
 from tests.conftest import REPO
+from vigie.export import METRICS, all_prometheus_names, prometheus_names
 
 DASHBOARDS = sorted((REPO / "deploy" / "grafana").glob("*.json"))
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from vigie.export import all_prometheus_names
-from vigie.sources import simulator as sim
 
 from tests.conftest import REPO, free_port, start_sidecar
+from vigie.export import all_prometheus_names
+from vigie.sources import simulator as sim
 
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 COLLECTOR_CONFIG = REPO / "deploy" / "otel-collector" / "config.yaml"

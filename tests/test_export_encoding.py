@@ -13,6 +13,7 @@ from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metr
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
+
 from vigie.export import _catalogue as C
 from vigie.export._points import (
     ATTR_TAG_EXP,

@@ -18,6 +18,8 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricsData,
 )
+
+from tests.test_export_series import FakeSidecar, events, random_records
 from vigie.errors import ConfigError
 from vigie.export import (
     Builder,
@@ -35,8 +37,6 @@ from vigie.export import (
 )
 from vigie.settings import load_settings
 from vigie.state.engine import State
-
-from tests.test_export_series import FakeSidecar, events, random_records
 
 
 class Recorder(MetricExporter):

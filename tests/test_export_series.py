@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from vigie.classify import views
 from vigie.classify.thresholds import CLASS_NAMES
 from vigie.directives import DirectiveTable

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import VIGIE, free_port, start_sidecar
 from vigie.client import AdminClient
 from vigie.sources import simulator as sim
 from vigie.v1 import admin_pb2 as apb
-
-from tests.conftest import VIGIE, free_port, start_sidecar
 
 
 @pytest.mark.slow

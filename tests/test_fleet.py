@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.wso2_traffic import make_records, write_log
 from vigie.classify import views
 from vigie.fleet import export_chunks, merge_states, state_from_chunks
 from vigie.replay import replay_into
 from vigie.sources.wso2_log import ReplayStats
 from vigie.state import _layout as L
 from vigie.state.engine import State
-
-from tests.wso2_traffic import make_records, write_log
 
 START = 1_764_547_200_000_000
 
@@ -121,7 +121,8 @@ def test_merged_arrays_equal_one_sidecar_that_saw_everything(
     assert ms.keys() == ss.keys()
     cols = [c for c in range(L.S_REQ, L.S_REPEATS + 1) if c not in (L.S_RETRIES, L.S_REPEATS)]
     cols += [L.S_FIRST_SEEN, L.S_LAST_SEEN, *range(L.S_SW_SUM, L.S_SW_SUM + L.N_SW)]
-    cols += [*range(L.S_RW_SUM, L.S_RW_SUM + L.N_RW), *range(L.S_CH_REQ, L.S_FIELDS)]
+    cols += [*range(L.S_RW_SUM, L.S_RW_SUM + L.N_RW), *range(L.S_CH_REQ, L.S_CH_REQ + 8)]
+    cols += [*range(L.S_DC_SUM, L.S_DC_SUM + L.MAX_CHANNELS), L.S_CH_MASK]
     cols += [L.S_SW_CUR, L.S_RW_CUR, L.S_HOUR_CUR, L.S_DAY_CUR]
     for ident, srow in ss.items():
         mrow = ms[ident]

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
+from tests.wso2_traffic import expected_counts, make_records, outcome, write_log
 from vigie.cli import main
 from vigie.state import _layout as L
 from vigie.store.data import DataSink, SinkConfig
@@ -19,8 +21,6 @@ from vigie.store.parquet import ParquetStore
 from vigie.store.query import AggQuery, merge_rows, quantile
 from vigie.store.rollup import MEASURES, Accumulator, Rows
 from vigie.wire.columns import ENGINE_DTYPES, Events, Interner
-
-from tests.wso2_traffic import expected_counts, make_records, outcome, write_log
 
 START = 1_764_547_200_000_000  # 2025-12-01T00:00:00Z
 FOREVER = 1 << 62

@@ -27,7 +27,6 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from vigie.classify.thresholds import Thresholds
 from vigie.state import _kernels as K
@@ -232,10 +231,13 @@ def _add(m: State, s: State) -> None:
             L.S_FAIL_END,
             L.S_FAIL_NORES_START,
             L.S_FAIL_NORES_END,
+            L.S_FAIL_MAX_END,
         ):
             d[f] = max(d[f], r[f])
         for c in range(len(s.channels)):
             d[L.S_CH_REQ + chan[c]] += r[L.S_CH_REQ + c]
+            if r[L.S_CH_MASK] & (1 << c):
+                d[L.S_CH_MASK] |= 1 << int(chan[c])
         m.sub_hist[mrow] += s.sub_hist[row]
         m.sub_rate[mrow] += s.sub_rate[row]
         d[L.S_SW_CUR] = _add_ring(
@@ -334,16 +336,10 @@ def _sub_row(m: State, app: int, api_row: int) -> int:
     return row
 
 
-@njit(cache=True, nogil=True)
-def _route_key(api_row: int, res: int, me: int, st: int, ec: int, ch: int, thr: int) -> int:
-    """The route key of ``_kernels.apply_events``."""
-    return K.route_key(api_row, res, me, st, ec, ch, thr)
-
-
 def _route_row(
     m: State, api_row: int, res: int, me: int, st: int, ch: int, ec: int, thr: int
 ) -> int:
-    key = int(_route_key(api_row, res, me, st, ec, ch, thr))
+    key = int(K.route_key(api_row, res, me, st, ec, ch, thr))
     row = int(K.table_find(m.route_tkeys, m.route_tvals, key))
     if row >= 0:
         return row

@@ -105,11 +105,13 @@ from vigie.state._layout import (
     S_AUTH_ERR,
     S_BACKEND_ERR,
     S_BLAT_SUM_US,
+    S_CH_MASK,
     S_CH_REQ,
     S_CLIENT_ERR,
     S_DAY_CUR,
     S_DC_SUM,
     S_FAIL_END,
+    S_FAIL_MAX_END,
     S_FAIL_NORES_END,
     S_FAIL_NORES_START,
     S_FAIL_START,
@@ -172,20 +174,16 @@ def combine(h: int, v: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def row_salt(row: int, gen: int) -> int:
+    """A per-(row, generation) 64-bit salt: keys of a reused row never meet its old ones."""
+    return mix64(np.uint64(row) * _GOLDEN + np.uint64(gen))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def nonzero_key(h: int) -> int:
     """A hash as a table key: 0 is reserved for empty slots."""
     k = np.int64(h)
     return k if k != 0 else np.int64(1)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def route_key(
-    api_row: int, resource: int, method: int, status: int, error_code: int, channel: int, thr: int
-) -> int:
-    """Identity of a route row: API x resource x method x status x WSO2 error code x channel x
-    throttled (the export groups them into its series; vigie.fleet merges by it)."""
-    h = combine(combine(combine(mix64(np.uint64(api_row)), resource), method), status)
-    return nonzero_key(combine(combine(combine(h, error_code), channel), thr))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,6 +290,31 @@ def rate_bucket(count: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def slot_of(t: int, width: int, cur: int) -> int:
+    """``t // width``, without the division when ``t`` falls in slot ``cur`` (the usual case)."""
+    base = cur * width
+    if t >= base and t - base < width:
+        return cur
+    return t // width
+
+
+@njit(cache=True, nogil=True, inline="always")
+def route_key(
+    api_row: int, resource: int, method: int, status: int, error_code: int, channel: int, thr: int
+) -> int:
+    """Identity of a route row: API x resource x method x status x WSO2 error code x channel x
+    throttled. API row (< 2^16), resource id (< 2^31), method (< 16) and status (< 1024) are
+    packed in one key; a WSO2 error code, a channel but the first, or throttling are folded in
+    by a hash (the export groups the rows into its series; vigie.fleet merges by this key)."""
+    me = method if method < 16 else 15
+    st = status if status < 1024 else 0
+    k = ((resource << 32) | (api_row << 14) | (me << 10) | st) + 1
+    if error_code == 0 and channel == 0 and thr == 0:
+        return k
+    return nonzero_key(combine(combine(combine(np.uint64(k), error_code), channel), thr))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def advance_short(
     sub_i64: np.ndarray,
     sub_sw: np.ndarray,
@@ -308,12 +331,18 @@ def advance_short(
             sub_rate[row, rate_bucket(c)] += 1
             if c > sub_i64[row, S_MAX_RPM]:
                 sub_i64[row, S_MAX_RPM] = c
-    steps = min(k - cur, np.int64(SHORT_SLOTS))
-    for j in range(1, steps + 1):
-        s = (cur + j) % SHORT_SLOTS
+    if k - cur >= SHORT_SLOTS:  # the whole window has passed
+        sub_sw[row] = 0
         for f in range(N_SW):
-            sub_i64[row, S_SW_SUM + f] -= sub_sw[row, s, f]
-            sub_sw[row, s, f] = 0
+            sub_i64[row, S_SW_SUM + f] = 0
+    else:
+        for j in range(1, k - cur + 1):
+            s = (cur + j) % SHORT_SLOTS
+            if sub_sw[row, s, SW_REQ] == 0:  # every event counts a request: slot is empty
+                continue
+            for f in range(N_SW):
+                sub_i64[row, S_SW_SUM + f] -= sub_sw[row, s, f]
+                sub_sw[row, s, f] = 0
     sub_i64[row, S_SW_CUR] = k
 
 
@@ -322,19 +351,27 @@ def advance_retry(sub_i64: np.ndarray, sub_rw: np.ndarray, row: int, k: int) -> 
     cur = sub_i64[row, S_RW_CUR]
     if k <= cur:
         return
-    steps = min(k - cur, np.int64(RETRY_SLOTS))
-    for j in range(1, steps + 1):
-        s = (cur + j) % RETRY_SLOTS
+    if k - cur >= RETRY_SLOTS:
+        sub_rw[row] = 0
         for f in range(N_RW):
-            sub_i64[row, S_RW_SUM + f] -= sub_rw[row, s, f]
-            sub_rw[row, s, f] = 0
+            sub_i64[row, S_RW_SUM + f] = 0
+    else:
+        for j in range(1, k - cur + 1):
+            s = (cur + j) % RETRY_SLOTS
+            if sub_rw[row, s, RW_REQ] == 0:
+                continue
+            for f in range(N_RW):
+                sub_i64[row, S_RW_SUM + f] -= sub_rw[row, s, f]
+                sub_rw[row, s, f] = 0
     sub_i64[row, S_RW_CUR] = k
 
 
 @njit(cache=True, nogil=True, inline="always")
 def advance_hours(hour: np.ndarray, row: int, cur: int, k: int) -> None:
-    steps = min(k - cur, np.int64(HOUR_SLOTS))
-    for j in range(1, steps + 1):
+    if k - cur >= HOUR_SLOTS:
+        hour[row] = 0
+        return
+    for j in range(1, k - cur + 1):
         hour[row, (cur + j) % HOUR_SLOTS] = 0
 
 
@@ -343,12 +380,16 @@ def advance_days(sub_i64: np.ndarray, sub_day: np.ndarray, row: int, k: int) -> 
     cur = sub_i64[row, S_DAY_CUR]
     if k <= cur:
         return
-    steps = min(k - cur, np.int64(DAY_SLOTS))
-    for j in range(1, steps + 1):
-        s = (cur + j) % DAY_SLOTS
+    if k - cur >= DAY_SLOTS:
+        sub_day[row] = 0
         for c in range(MAX_CHANNELS):
-            sub_i64[row, S_DC_SUM + c] -= sub_day[row, s, c]
-            sub_day[row, s, c] = 0
+            sub_i64[row, S_DC_SUM + c] = 0
+    else:
+        for j in range(1, k - cur + 1):
+            s = (cur + j) % DAY_SLOTS
+            for c in range(MAX_CHANNELS):
+                sub_i64[row, S_DC_SUM + c] -= sub_day[row, s, c]
+                sub_day[row, s, c] = 0
     sub_i64[row, S_DAY_CUR] = k
 
 
@@ -731,7 +772,6 @@ def apply_events(
         if t > g[G_NOW]:
             g[G_NOW] = t
         g[G_EVENTS] += 1
-        obs_start_hour = g[G_OBS_START] // HOUR_US
 
         # ---- API row ----
         if api_i64[arow, A_FIRST_SEEN] == 0 or t < api_i64[arow, A_FIRST_SEEN]:
@@ -752,7 +792,7 @@ def apply_events(
         acur = api_i64[arow, A_HOUR_CUR]
         if hk > acur:
             if acur > 0 and growing_rule(
-                api_hour, arow, acur, acur, obs_start_hour, params, scratch
+                api_hour, arow, acur, acur, g[G_OBS_START] // HOUR_US, params, scratch
             ):
                 raise_class(
                     api_cls_first,
@@ -838,6 +878,7 @@ def apply_events(
         sub_i64[row, S_BLAT_SUM_US] += backend_latency[i]
         if ch < MAX_CHANNELS:
             sub_i64[row, S_CH_REQ + ch] += 1
+            sub_i64[row, S_CH_MASK] |= np.int64(1) << ch
         sub_hist[row, lb] += 1
         gen = sub_i64[row, S_GEN]
 
@@ -845,11 +886,12 @@ def apply_events(
         # (the same API when either record has no resource) ----
         is_retry = False
         ckey = np.int64(0)
+        if res != 0 and (failure or t <= sub_i64[row, S_FAIL_MAX_END] + retry_gap):
+            ckey = nonzero_key(np.int64(row_salt(row, gen) ^ np.uint64((res << 8) | (me & 255))))
         if res == 0:
             fs = sub_i64[row, S_FAIL_START]
             is_retry = fs > 0 and t >= fs and t <= sub_i64[row, S_FAIL_END] + retry_gap
-        else:
-            ckey = nonzero_key(combine(combine(combine(mix64(np.uint64(row)), gen), res), me))
+        elif t <= sub_i64[row, S_FAIL_MAX_END] + retry_gap:  # else no failure is near enough
             e, found = cache_slot(retry_keys, ckey)
             if found:
                 fs = retry_vals[e, 0]
@@ -858,6 +900,8 @@ def apply_events(
                 fs = sub_i64[row, S_FAIL_NORES_START]
                 is_retry = fs > 0 and t >= fs and t <= sub_i64[row, S_FAIL_NORES_END] + retry_gap
         if failure:
+            if t + lat > sub_i64[row, S_FAIL_MAX_END]:
+                sub_i64[row, S_FAIL_MAX_END] = t + lat
             if t >= sub_i64[row, S_FAIL_START]:
                 sub_i64[row, S_FAIL_START] = t
                 sub_i64[row, S_FAIL_END] = t + lat
@@ -884,12 +928,14 @@ def apply_events(
         if is_read:
             uh = uri_hash[i]
             if uh != 0:
-                ident = combine(mix64(np.uint64(row)), np.int64(uh))
+                ident = row_salt(row, gen) ^ mix64(np.uint64(uh))
             else:
-                ident = combine(combine(combine(mix64(np.uint64(row)), res), me), st)
+                ident = row_salt(row, gen) ^ np.uint64(
+                    (res << 20) | ((me & 255) << 12) | (st & 4095)
+                )
                 if response_bytes[i] >= 0:
                     ident = combine(ident, response_bytes[i] + 1)
-            rk = nonzero_key(combine(ident, gen))
+            rk = nonzero_key(np.int64(ident))
             e, found = cache_slot(repeat_keys, rk)
             if found:
                 prev = repeat_vals[e, 0]
@@ -907,7 +953,7 @@ def apply_events(
         sub_i64[row, S_REPEATS] += is_repeat
 
         # ---- windows ----
-        k = t // sw_slot
+        k = slot_of(t, sw_slot, sub_i64[row, S_SW_CUR])
         advance_short(sub_i64, sub_sw, sub_rate, row, k)
         if k > sub_i64[row, S_SW_CUR] - SHORT_SLOTS:
             s = k % SHORT_SLOTS
@@ -923,7 +969,7 @@ def apply_events(
             sub_i64[row, S_SW_SUM + SW_THROTTLED] += throttled
         else:
             g[G_LATE] += 1
-        k = t // rw_slot
+        k = slot_of(t, rw_slot, sub_i64[row, S_RW_CUR])
         advance_retry(sub_i64, sub_rw, row, k)
         if k > sub_i64[row, S_RW_CUR] - RETRY_SLOTS:
             s = k % RETRY_SLOTS
@@ -934,7 +980,7 @@ def apply_events(
         scur = sub_i64[row, S_HOUR_CUR]
         if hk > scur:
             if scur > 0 and growing_rule(
-                sub_hour, row, scur, scur, obs_start_hour, params, scratch
+                sub_hour, row, scur, scur, g[G_OBS_START] // HOUR_US, params, scratch
             ):
                 raise_class(
                     cls_first,
@@ -1041,7 +1087,13 @@ def apply_events(
                 0,
             )
         registered = np.int64(app_channel[ap]) if ap < len(app_channel) else np.int64(-1)
-        if ch < MAX_CHANNELS and wrong_channel_rule(sub_i64, row, registered, params, scratch):
+        mask = sub_i64[row, S_CH_MASK]
+        single = (mask & (mask - 1)) == 0 and (registered < 0 or mask == np.int64(1) << registered)
+        if (
+            ch < MAX_CHANNELS
+            and not single
+            and wrong_channel_rule(sub_i64, row, registered, params, scratch)
+        ):
             raise_class(
                 cls_first,
                 cls_last,
