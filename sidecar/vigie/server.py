@@ -280,7 +280,7 @@ class Sidecar:
     # ---- background work ----
     def write_snapshot(self) -> Path:
         with self.lock:
-            frozen = self.state.copy()
+            frozen = snapshot.freeze(self.state)  # rows in use only: a short lock
         path = snapshot.write_snapshot(frozen, self.settings.state_path)
         self.counters["snapshots_written"] += 1
         return path
