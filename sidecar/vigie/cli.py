@@ -335,12 +335,14 @@ def status(admin: str, token_file: str | None, state_dir: str | None, as_json: b
     """Health, ingest rate, drops and connected gateways of a running sidecar."""
     from google.protobuf import json_format  # noqa: PLC0415
 
+    from vigie.cli_policy import print_status_extra, status_extra  # noqa: PLC0415
     from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
 
     with _client(admin, token_file, state_dir) as c:
         st = c.call(c.stub.GetStatus, apb.StatusRequest())
+        extra = status_extra(c)  # health, active directives and their hits
     if as_json:
-        doc = json_format.MessageToDict(st, preserving_proto_field_name=True)
+        doc = json_format.MessageToDict(st, preserving_proto_field_name=True) | extra
         sys.stdout.write(json.dumps(doc) + "\n")
         return
     console.print(
@@ -367,6 +369,7 @@ def status(admin: str, token_file: str | None, state_dir: str | None, as_json: b
     drops = {k: v for k, v in st.counters.items() if v and ("refused" in k or "evicted" in k)}
     if drops:
         console.print("refused / dropped: " + ", ".join(f"{k} {v}" for k, v in drops.items()))
+    print_status_extra(st, extra)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,6 +479,8 @@ def demo(duration: float, tps: float, port: int) -> None:
 
     run_demo(duration or None, tps, port, console)
 
+
+import vigie.cli_policy  # noqa: E402, F401 - suggestions, tune, policies, top
 
 if __name__ == "__main__":  # pragma: no cover
     main()
