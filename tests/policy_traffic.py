@@ -103,3 +103,29 @@ def growing(app: str, end: int, per_hour_before: int = 10, per_hour_after: int =
         for k in range(n):
             out.append(rec(t_hour + k * 2_000_000, app, api, subscription_tier=tier, uri_hash=k))
     return out
+
+
+END: Final = T0 + 14 * DAY  # "now" of the rich state
+
+
+def rich_state() -> State:
+    """A state where every class holds somewhere, at ``END``."""
+    st = State()
+    st.register_application("app-wrong", "Picker", "team-w", channel="main")
+    feed(st, growing("app-grow", END))
+    feed(st, throttle_hitter("app-thr", END - 3 * HOUR))
+    feed(st, throttle_hitter("app-thr", END - 3 * HOUR, api="Stock"))
+    feed(st, throttle_hitter("app-gold", END - 3 * HOUR, per_minute=2500, minutes=12))
+    feed(st, retry_storm("app-retry", END - 10 * MINUTE))
+    feed(st, redundant("app-red", END - 40 * MINUTE))
+    feed(st, error_prone("app-err", END - 40 * MINUTE))
+    feed(st, steady("app-wrong", END - 2 * HOUR, 60, 5), "main")
+    feed(st, steady("app-wrong", END - 30 * MINUTE, 20, 1), "sale")
+    st.ensure_api("Legacy", "v0", "/legacy/v0")
+    st.register_application("app-idle", "Idle", "team-i")
+    st.ensure_subscription("app-idle", "Legacy", "v0", "Gold")
+    st.ensure_subscription("app-idle", "Orders", "v2", "Gold")
+    st.register_application("app-half", "Half", "team-h")
+    st.ensure_subscription("app-half", "Legacy", "v0", "Gold")
+    feed(st, steady("app-half", END - 2 * HOUR, 30, 2))
+    return st

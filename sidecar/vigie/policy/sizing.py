@@ -112,13 +112,16 @@ def refused_share(
 
 
 def nice_ceil(x: float) -> int:
-    """Round up to a human number: 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten."""
+    """Round up to a human number: 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten
+    (whole numbers only: 1, 2, 3, 4, 5, 6, 8 below 10)."""
     if x <= 1:
         return 1
     exp = math.floor(math.log10(x))
     base = 10.0**exp
     for step in NICE_STEPS:
         v = step * base
+        if abs(v - round(v)) > 1e-9:  # 1.2, 1.5, 2.5 below 10: limits are whole numbers
+            continue
         if v >= x - 1e-9 * base:
             return round(v)
     return round(10 * base)  # pragma: no cover - 10 is the last step
