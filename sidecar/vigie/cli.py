@@ -483,4 +483,8 @@ def demo(duration: float, tps: float, port: int) -> None:
 import vigie.cli_policy  # noqa: E402, F401 - suggestions, tune, policies, top
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m vigie.cli`: run the group of the module as imported (vigie.cli), the one the
+    # command modules registered their commands on, not this __main__ copy
+    from vigie.cli import main as registered
+
+    registered()

@@ -183,7 +183,8 @@ def suggestions_list(
     if not items:
         return
     t = Table(title="Suggestions")
-    for col in ("id", "state", "class", "action", "summary"):
+    t.add_column("id", no_wrap=True)
+    for col in ("state", "class", "action", "summary"):
         t.add_column(col, overflow="fold")
     for s in items:
         t.add_row(s["id"], s["state"], s["class"], s["action"], s["summary"])
@@ -1152,7 +1153,8 @@ def print_status_extra(st: Any, extra: dict[str, Any]) -> None:
     if not extra["directives"]:
         return
     t = Table(title=f"Active directives (table version {extra['directives_version']})")
-    for col in ("id", "mode", "action", "scope", "expires", "shadow", "refused", "passed"):
+    t.add_column("id", no_wrap=True)
+    for col in ("mode", "action", "scope", "expires", "shadow", "refused", "passed"):
         t.add_column(col, overflow="fold")
     for d in extra["directives"]:
         scope = " ".join(
