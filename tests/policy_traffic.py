@@ -129,3 +129,39 @@ def rich_state() -> State:
     st.ensure_subscription("app-half", "Legacy", "v0", "Gold")
     feed(st, steady("app-half", END - 2 * HOUR, 30, 2))
     return st
+
+
+def elk_lines(records: Iterable[Record]) -> list[str]:
+    """Records as lines of WSO2's ELK analytics log (``apim_metrics.log``)."""
+    import json  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    methods = {1: "GET", 2: "HEAD", 3: "POST", 4: "PUT", 5: "DELETE"}
+    out = []
+    for r in records:
+        dt = datetime.fromtimestamp(r["event_time_us"] / 1e6, tz=UTC)
+        ts = dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        props = {
+            "apiName": r["api_name"],
+            "apiVersion": r["api_version"],
+            "apiContext": r["api_context"],
+            "apiMethod": methods.get(int(r.get("http_method", 1)), "GET"),
+            "apiResourceTemplate": r["resource_template"],
+            "applicationId": r["application_id"],
+            "applicationName": r["application_name"],
+            "applicationOwner": r["application_owner"],
+            "proxyResponseCode": r["http_status"],
+            "targetResponseCode": r["http_status"],
+            "requestTimestamp": ts,
+            "responseLatency": int(r.get("latency_us", 20_000)) // 1000,
+            "backendLatency": 10,
+            "keyType": "PRODUCTION",
+            "responseCacheHit": False,
+            "properties": {},
+        }
+        clock = dt.strftime("%H:%M:%S,") + f"{dt.microsecond // 1000:03d}"
+        out.append(
+            f"{clock} [-] [PassThroughMessageProcessor-7]  INFO ELKCounterMetric apimMetrics: "
+            f"apim:response, properties :{json.dumps(props)}"
+        )
+    return out

@@ -403,7 +403,8 @@ def suggestions_simulate(
     if spec is None:
         raise VigieError(f"{suggestion_id}: its action has no directive to simulate ({summary})")
     result = simulate(spec, list(sources))
-    doc = {"suggestion_id": suggestion_id, "from": origin, "summary": summary} | result.to_json()
+    doc = {"suggestion_id": suggestion_id, "found_in": origin, "summary": summary}
+    doc |= result.to_json()
     if as_json:
         _emit(doc)
         return
@@ -940,7 +941,7 @@ def policies_apply(
                 }
             )  # fmt: skip
         else:
-            console.print("\n".join(lines), highlight=False, markup=False)
+            sys.stdout.write("\n".join(lines) + "\n")  # as is: no wrapping, no markup
         return
     api = ap.AdminApi(
         admin_url, token_url, ap.Credentials(client_id, secret, source), scopes, ca_file, insecure
