@@ -213,7 +213,10 @@ class SuggestionBook:
         to_state: str = "",
         reason: str = "",
         details: dict[str, Any] | None = None,
+        sync: bool = True,
     ) -> AuditEntry:
+        """Append an entry; with ``sync`` it is on disk (fsync) when this returns, else at the
+        next ``sync()`` (used when many entries are written at once)."""
         e = AuditEntry(
             self.now_us(), subject, actor or "?", action, from_state, to_state, reason,
             details or {},
@@ -225,8 +228,17 @@ class SuggestionBook:
                 with (self._dir / AUDIT_FILE).open("ab") as f:
                     f.write(orjson.dumps(e.to_json()) + b"\n")
                     f.flush()
-                    os.fsync(f.fileno())
+                    if sync:
+                        os.fsync(f.fileno())
         return e
+
+    def sync(self) -> None:
+        """Put the audit entries written without ``sync`` on disk."""
+        with self.lock:
+            path = None if self._dir is None else self._dir / AUDIT_FILE
+            if path is not None and path.exists():
+                with path.open("ab") as f:
+                    os.fsync(f.fileno())
 
     def trail(self, subject: str) -> list[AuditEntry]:
         with self.lock:

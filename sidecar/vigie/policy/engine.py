@@ -86,9 +86,9 @@ class PolicyEngine:
         if not force and mono - self._last_refresh < self.refresh_seconds:
             return 0
         self._last_refresh = mono
-        with self.sc.lock:
-            candidates = suggest(self.sc.state, None, self.config)
-        return self.merge(candidates)
+        with self.sc.lock:  # a copy is a memcpy; ingest waits for it, not for the rules
+            frozen = self.sc.state.copy()
+        return self.merge(suggest(frozen, None, self.config))
 
     def merge(self, candidates: Iterable[Suggestion]) -> int:
         fresh = {s.id: s for s in candidates}
@@ -100,7 +100,9 @@ class PolicyEngine:
                 if rec is None:
                     rec = Record(s, "proposed", now, now)
                     self.book.records[sid] = rec
-                    self.book.audit(sid, SYSTEM_ACTOR, "proposed", "", "proposed", s.summary)
+                    self.book.audit(
+                        sid, SYSTEM_ACTOR, "proposed", "", "proposed", s.summary, sync=False
+                    )
                     new.append(rec)
                 elif rec.state == "proposed":
                     rec.suggestion = s  # evidence and sizing follow the state until decided
@@ -113,6 +115,7 @@ class PolicyEngine:
                         "withdrawn",
                         f"{rec.suggestion.class_name} no longer holds",
                     )
+            self.book.sync()
             self.book.save()
             for rec in new:
                 if rec.suggestion.auto_eligible:
