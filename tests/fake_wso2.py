@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from wso2_spec import BASE, AdminSpec
+from tests.wso2_spec import BASE, AdminSpec
 
 
 @dataclass

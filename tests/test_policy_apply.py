@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CONFORMANCE, SidecarProcess
-from fake_wso2 import FakeWso2
-from policy_traffic import END, HOUR, MINUTE, growing, throttle_hitter
-from test_policy_cli import cli, cli_json, serve
 from vigie.cli import main
 from vigie.policy.probe import GatewayProbe
-from wso2_spec import BASE, AdminSpec
+
+from tests.conftest import CONFORMANCE, SidecarProcess
+from tests.fake_wso2 import FakeWso2
+from tests.policy_sidecar import cli, cli_json, serve
+from tests.policy_traffic import END, HOUR, MINUTE, growing, throttle_hitter
+from tests.wso2_spec import BASE, AdminSpec
 
 pytestmark = pytest.mark.slow
 

@@ -16,56 +16,18 @@ from typing import Any
 
 import grpc
 import pytest
-from click.testing import CliRunner, Result
-from conftest import VIGIE, SidecarProcess, start_sidecar
-from policy_traffic import MINUTE, T0, retry_storm
+from click.testing import CliRunner
 from vigie.cli import main
 from vigie.policy.probe import GatewayProbe
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
 
+from tests.conftest import VIGIE, SidecarProcess
+from tests.policy_sidecar import cli, cli_json, find, serve
+from tests.policy_traffic import MINUTE, T0, retry_storm
+
 pytestmark = pytest.mark.slow
-
-INVENTORY = {
-    "applications": [
-        {"id": "app-idle", "name": "Idle", "owner": "team-i", "channel": "main"},
-        {"id": "app-half", "name": "Half", "owner": "team-h", "channel": "main"},
-    ],
-    "apis": [
-        {"name": "Legacy", "version": "v0", "context": "/legacy/v0"},
-        {"name": "Orders", "version": "v1", "context": "/orders/v1"},
-    ],
-    "subscriptions": [
-        {"application_id": "app-idle", "api": "Legacy", "api_version": "v0", "tier": "Gold"},
-        {"application_id": "app-idle", "api": "Orders", "api_version": "v1", "tier": "Gold"},
-        {"application_id": "app-half", "api": "Legacy", "api_version": "v0", "tier": "Gold"},
-    ],
-}
-
-
-def serve(state_dir: Path, *extra: str) -> SidecarProcess:
-    inv = state_dir.parent / "inventory.json"
-    inv.write_text(json.dumps(INVENTORY))
-    return start_sidecar(state_dir, "--inventory", str(inv), *extra)
-
-
-def cli(sp: SidecarProcess, *args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(
-        main, [*args, "--admin", sp.admin, "--state-dir", str(sp.state_dir)]
-    )
-    assert result.exit_code == code, (result.output, result.exception)
-    return result
-
-
-def cli_json(sp: SidecarProcess, *args: str) -> Any:
-    return json.loads(cli(sp, *args, "--json").stdout)
-
-
-def find(items: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
-    hits = [s for s in items if all(s.get(k) == v for k, v in match.items())]
-    assert len(hits) == 1, (match, items)
-    return hits[0]
 
 
 @pytest.fixture(scope="module")

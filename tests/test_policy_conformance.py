@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import CONFORMANCE
-from policy_traffic import END, rich_state
 from vigie.policy import wso2
 from vigie.policy.suggest import suggest
-from wso2_spec import AdminSpec
+
+from tests.conftest import CONFORMANCE
+from tests.policy_traffic import END, rich_state
+from tests.wso2_spec import AdminSpec
 
 
 @pytest.fixture(scope="module")
