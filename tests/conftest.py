@@ -62,18 +62,30 @@ class SidecarProcess:
         return self.proc.returncode
 
 
-def start_sidecar(state_dir: Path, *extra: str, env: dict[str, str] | None = None,
-                  telemetry_port: int | None = None, admin_port: int | None = None,
-                  ready_timeout: float = 120.0) -> SidecarProcess:  # fmt: skip
+def start_sidecar(
+    state_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    telemetry_port: int | None = None,
+    admin_port: int | None = None,
+    ready_timeout: float = 120.0,
+) -> SidecarProcess:
     """Start `vigie serve` and wait until its admin service answers a health check."""
     tport = telemetry_port or free_port()
     aport = admin_port or free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / f"serve-{tport}.log"
     cmd = [
-        *VIGIE, "serve", "--listen", f"127.0.0.1:{tport}", "--admin-listen",
-        f"127.0.0.1:{aport}", "--state-dir", str(state_dir), *extra,
-    ]  # fmt: skip
+        *VIGIE,
+        "serve",
+        "--listen",
+        f"127.0.0.1:{tport}",
+        "--admin-listen",
+        f"127.0.0.1:{aport}",
+        "--state-dir",
+        str(state_dir),
+        *extra,
+    ]
     full_env = os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {})
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)

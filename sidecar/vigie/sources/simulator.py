@@ -283,7 +283,8 @@ class TrafficModel:
             t = grid[((grid - o) % 300.0) < 90.0]
             t = np.concatenate([t, rng.uniform(t0, t1, size=rng.poisson(rate * (t1 - t0)))])
         elif kind == "redundant":
-            t = np.arange(math.ceil(t0 / 0.25) * 0.25, t1, 0.25)
+            step = 1.0 / rate
+            t = np.arange(math.ceil(t0 / step) * step, t1, step)
         else:
             t = rng.uniform(t0, t1, size=rng.poisson(rate * (t1 - t0)))
         t = np.sort(t)

@@ -159,7 +159,10 @@ class LineParser:
         ts_raw = d.get("requestTimestamp")
         if not isinstance(ts_raw, str):
             raise ValueError("requestTimestamp missing or not a string")
-        ts = self._ts(ts_raw)
+        try:
+            ts = self._ts(ts_raw)
+        except ValueError as exc:
+            raise ValueError(f"requestTimestamp {ts_raw!r} is not an ISO 8601 time") from exc
         if ts <= 0:
             raise ValueError(f"requestTimestamp before 1970: {ts_raw}")
         api = d.get("apiName")

@@ -254,7 +254,7 @@ def latency_bucket(latency_us: int) -> int:
     """Bucket of a latency: 0 for 0, else 1 + OTLP scale-3 index (seconds) - LAT_MIN_INDEX."""
     if latency_us <= 0:
         return np.int64(0)
-    idx = np.int64(math.ceil(math.log2(latency_us * 1e-6) * 8.0)) - 1
+    idx = np.int64(math.ceil(math.log2(latency_us / 1e6) * 8.0)) - 1
     b = idx - LAT_MIN_INDEX + 1
     if b < 1:
         return np.int64(1)
@@ -342,7 +342,7 @@ def advance_days(sub_i64: np.ndarray, sub_day: np.ndarray, row: int, k: int) -> 
 
 
 @njit(cache=True, nogil=True)
-def hours_sum(hour: np.ndarray, row: int, cur: int, lo: int, hi: np.int64) -> int:
+def hours_sum(hour: np.ndarray, row: int, cur: int, lo: int, hi: int) -> int:
     """Requests in hours lo..hi (inclusive) that the ring still holds (cur-335 .. cur)."""
     first = max(lo, cur - HOUR_SLOTS + 1)
     last = min(hi, cur)
@@ -364,10 +364,10 @@ def growing_rule(
 ) -> bool:
     """``growing`` on the 7 days ending with hour ``end`` against the 7 days before.
 
-    The earlier week counts only the hours vigie observed (from ``obs_start_hour``), scaled up
-    to a whole week; with fewer observed hours than P_GROW_MIN_PREV_HOURS the rule does not hold
-    (growth cannot be judged). P_GROW_MIN_PREV_HOURS = 0 compares the raw counts. ``out``
-    receives the evidence: last 7 days, the 7 days before (as compared), observed hours.
+    Growth is only judged once vigie has observed at least P_GROW_MIN_PREV_HOURS hours of the
+    earlier week (from ``obs_start_hour``, the first event it ever saw): before that the earlier
+    week is unknown, not empty. ``out`` receives the evidence: last 7 days, the 7 days before,
+    the hours of the earlier week observed, the ratio.
     """
     last7 = hours_sum(hour, row, cur, end - HALF_HOURS + 1, end)
     prev_lo = end - 2 * HALF_HOURS + 1
@@ -376,13 +376,9 @@ def growing_rule(
     observed = prev_hi - max(prev_lo, obs_start_hour) + 1
     if observed < 0:
         observed = 0
-    min_prev = params[P_GROW_MIN_PREV_HOURS]
-    if min_prev > 0:
-        if observed < min_prev:
-            return False
-        prev_cmp = prev7 * (HALF_HOURS / observed)
-    else:
-        prev_cmp = float(prev7)
+    if observed < params[P_GROW_MIN_PREV_HOURS]:
+        return False
+    prev_cmp = float(prev7)
     out[0] = last7
     out[1] = prev_cmp
     out[2] = observed

@@ -19,6 +19,7 @@ from vigie.errors import BatchRefused
 from vigie.v1 import telemetry_pb2 as pb
 
 MAX_STRING_BYTES: Final = 4096
+MAX_EVENT_TIME_US: Final = 32_503_680_000_000_000  # 3000-01-01
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +246,11 @@ class StreamDecoder:
             else:
                 columns[spec.name] = col.astype(ENGINE_DTYPES[spec.name], copy=False)
         ts = columns["event_time_us"]
-        if int(ts.min()) <= 0:
-            raise BatchRefused("bad_event_time", "event_time_us must be positive")
+        if int(ts.min()) <= 0 or int(ts.max()) >= MAX_EVENT_TIME_US:
+            raise BatchRefused(
+                "bad_event_time",
+                "event_time_us must be microseconds since 1970, before the year 3000",
+            )
         # the batch is valid: only now touch the dictionary
         if additions:
             if new_size > len(self._local_to_global):

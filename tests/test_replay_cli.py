@@ -1,0 +1,114 @@
+"""`vigie replay`: what it reads, what it refuses and how it says so."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from vigie.cli import main
+
+from tests.wso2log import App, LogWriter, at
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(main, ["replay", *args])
+
+
+def test_broken_metric_lines_are_counted_and_reported_with_file_and_line(tmp_path: Path) -> None:
+    w = LogWriter()
+    app = App("a")
+    for k in range(3):
+        w.response(at(hours=1, seconds=k), app, "Orders")
+    path = w.write(tmp_path / "gw.log")
+    lines = path.read_text().splitlines()
+    lines.insert(1, "10:00:00,000 [-] [main]  INFO Something else entirely")  # ignored
+    lines.insert(2, lines[0].split("properties :")[0] + 'properties :{"apiName": ')  # broken JSON
+    lines.append(lines[0].replace('"requestTimestamp":"', '"requestTimestamp":"x'))  # bad time
+    lines.append(lines[0].replace("apim:response", "apim:mystery"))  # unknown metric
+    lines.append(lines[0].replace('"apiName":"Orders"', '"apiName":""'))  # no API
+    path.write_text("\n".join(lines) + "\n")
+    result = run(str(path), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["events"] == 3 and doc["rejected"] == 4
+    err = result.stderr
+    assert f"{path}:3: broken JSON" in err
+    assert f"{path}:6:" in err and "requestTimestamp" in err
+    assert f"{path}:7: unknown metric apim:mystery" in err
+    assert f"{path}:8: apiName missing" in err
+
+
+def test_both_reporter_styles_and_gzip(tmp_path: Path) -> None:
+    app = App("a")
+    elk, old = LogWriter(style="elk"), LogWriter(style="log")
+    for k in range(5):
+        elk.response(at(hours=1, seconds=k), app, "Orders")
+        old.fault(at(hours=1, seconds=k, minutes=1), app, "Orders")
+    p1 = elk.write(tmp_path / "a.log")
+    p2 = old.write(tmp_path / "b.log")
+    gz = tmp_path / "b.log.gz"
+    gz.write_bytes(gzip.compress(p2.read_bytes()))
+    result = run(f"main={p1}", f"sale={gz}", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["events"] == 10 and doc["rejected"] == 0
+    (sub,) = doc["subscriptions"]
+    assert sub["channels"] == {"main": 5, "sale": 5} and sub["throttled"] == 5
+
+
+def test_files_of_several_channels_are_merged_by_time(tmp_path: Path) -> None:
+    """A retry storm split over two gateways' logs is seen as one stream of requests."""
+    a, b = LogWriter(seed=1), LogWriter(seed=2)
+    app = App("storm")
+    for k in range(80):  # alternate gateways, every 250 ms, all failing
+        (a if k % 2 else b).response(at(hours=3, seconds=k * 0.25), app, "Orders", status=503)
+    result = run(
+        f"main={a.write(tmp_path / 'a.log')}", f"sale={b.write(tmp_path / 'b.log')}", "--json"
+    )
+    doc = json.loads(result.stdout)
+    (sub,) = doc["subscriptions"]
+    assert "retry_storm" in sub["classes"]
+    assert sub["evidence"]["retry_storm"]["retries"] == 79
+
+
+def test_missing_file_and_bad_arguments(tmp_path: Path) -> None:
+    result = run(str(tmp_path / "nope.log"))
+    assert result.exit_code == 2 and "nope.log: no such file" in result.stderr
+    result = run("=x.log")
+    assert result.exit_code == 2 and "expected [CHANNEL=]PATH" in result.stderr
+    p = LogWriter().write(tmp_path / "empty.log")
+    result = run(str(p), "--now", "yesterday")
+    assert result.exit_code == 2 and "not an ISO 8601 time" in result.output
+
+
+def test_inventory_problems_are_named(tmp_path: Path) -> None:
+    log = LogWriter().write(tmp_path / "x.log")
+    inv = tmp_path / "inv.json"
+    cases = [
+        ("{not json", "not valid JSON"),
+        (
+            '{"subscriptions": [{"api": "A", "api_version": "1"}]}',
+            "subscriptions[0]: 'application_id' is missing",
+        ),
+        ('{"applications": [{"id": 5}]}', "applications[0]: 'id' must be a string, got int"),
+        ('{"apps": []}', "unknown key(s) apps"),
+    ]
+    for text, message in cases:
+        inv.write_text(text)
+        result = run(str(log), "--inventory", str(inv))
+        assert result.exit_code == 2, text
+        assert message in " ".join(result.stderr.split()), (text, result.stderr)
+
+
+def test_readable_tables_without_json(tmp_path: Path) -> None:
+    w = LogWriter()
+    app = App("poller")
+    for k in range(200):
+        w.response(at(hours=1, seconds=k * 2), app, "Catalog", resource="/menu")
+    result = run(str(w.write(tmp_path / "x.log")))
+    assert result.exit_code == 0
+    assert "redundant" in result.stdout and "poller" in result.stdout
+    assert "200 events, 0 rejected" in result.stdout
