@@ -3,6 +3,9 @@
 #   make test    set up, then run every test (lint, types, Python, Java)
 #   make bench   set up, then run the benchmarks (results in benchmarks/results/)
 #   make proto   regenerate the Python code of proto/ into sidecar/vigie/v1/
+#   make test-java   the gateway handler (gateway-handler/, Maven): unit, shaded-jar and
+#                    end-to-end tests against a real `vigie serve`
+#   make bench-java  the handler's JMH benchmarks -> benchmarks/results/handler-*.json
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +13,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/vigie/v1/*.proto)
 
-.PHONY: setup demo test test-python lint typecheck bench proto clean
+.PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean
+
+MVN       ?= mvn
+MVN_FLAGS ?= -B -ntp
+VIGIE_CLI := $(abspath $(VENV)/bin/vigie)
 
 setup: $(STAMP)
 
@@ -33,13 +40,26 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-test-python: setup
+# the rollup tests run a real ClickHouse server: Debian's package, installed when missing
+CLICKHOUSE := /usr/sbin/clickhouse-server
+$(CLICKHOUSE):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server
+
+test-python: setup $(CLICKHOUSE)
 	$(PY) -m pytest -q
 
-test: lint typecheck test-python
+test-java: setup
+	cd gateway-handler && $(MVN) $(MVN_FLAGS) verify -Dvigie.cli=$(VIGIE_CLI)
+
+test: lint typecheck test-python test-java
 
 bench: setup
 	$(PY) -m benchmarks
 
+bench-java: setup
+	cd gateway-handler && $(MVN) $(MVN_FLAGS) -q package -pl bench -am -DskipTests
+	java -Dvigie.cli=$(VIGIE_CLI) -Dvigie.results=$(abspath benchmarks/results) \
+		-jar gateway-handler/bench/target/vigie-bench.jar
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache gateway-handler/*/target

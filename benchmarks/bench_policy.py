@@ -30,13 +30,13 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from benchmarks._harness import Result
 from vigie.client import AdminClient
 from vigie.policy.probe import GatewayProbe
 from vigie.sources import simulator
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
-
-from benchmarks._harness import Result
 
 TARGET_MS = 100.0
 POLL_S = 1.0

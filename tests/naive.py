@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from vigie.state import _layout as L
 
 HOUR = L.HOUR_US

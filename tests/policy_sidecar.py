@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
-from vigie.cli import main
 
 from tests.conftest import SidecarProcess, start_sidecar
+from vigie.cli import main
 
 INVENTORY = {
     "applications": [

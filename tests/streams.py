@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 import grpc
+
 from vigie.v1 import telemetry_pb2 as pb
 from vigie.v1 import telemetry_pb2_grpc as pb_grpc
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-from vigie.cli import main
 
 from tests.wso2log import App, LogWriter, at, ts
+from vigie.cli import main
 
 
 def replay(

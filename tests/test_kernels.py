@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests import naive
 from vigie.classify.thresholds import Thresholds
 from vigie.state import _kernels as K
 from vigie.state import _layout as L
 from vigie.state.engine import Capacity, State
 from vigie.wire.columns import COLUMNS, ENGINE_DTYPES, Events
-
-from tests import naive
 
 T0 = 1_772_409_600_000_000  # 2026-03-02T00:00:00Z in us
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from vigie.cli import main
-from vigie.policy.probe import GatewayProbe
 
 from tests.conftest import CONFORMANCE, SidecarProcess
 from tests.fake_wso2 import FakeWso2
 from tests.policy_sidecar import cli, cli_json, serve
 from tests.policy_traffic import END, HOUR, MINUTE, growing, throttle_hitter
 from tests.wso2_spec import BASE, AdminSpec
+from vigie.cli import main
+from vigie.policy.probe import GatewayProbe
 
 pytestmark = pytest.mark.slow
 

@@ -17,15 +17,15 @@ from typing import Any
 import grpc
 import pytest
 from click.testing import CliRunner
+
+from tests.conftest import VIGIE, SidecarProcess
+from tests.policy_sidecar import cli, cli_json, find, serve
+from tests.policy_traffic import MINUTE, T0, retry_storm
 from vigie.cli import main
 from vigie.policy.probe import GatewayProbe
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
-
-from tests.conftest import VIGIE, SidecarProcess
-from tests.policy_sidecar import cli, cli_json, find, serve
-from tests.policy_traffic import MINUTE, T0, retry_storm
 
 pytestmark = pytest.mark.slow
 

@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from vigie.policy import wso2
-from vigie.policy.suggest import suggest
 
 from tests.conftest import CONFORMANCE
 from tests.policy_traffic import END, rich_state
 from tests.wso2_spec import AdminSpec
+from vigie.policy import wso2
+from vigie.policy.suggest import suggest
 
 
 @pytest.fixture(scope="module")

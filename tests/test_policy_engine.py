@@ -8,13 +8,13 @@ import queue
 from pathlib import Path
 
 import pytest
+
+from tests.policy_traffic import END, HOUR, MINUTE, feed, retry_storm, steady
 from vigie.errors import ConfigError
 from vigie.policy.book import LifecycleError, SuggestionNotFound
 from vigie.server import Sidecar
 from vigie.settings import load_settings
 from vigie.v1 import directives_pb2 as dpb
-
-from tests.policy_traffic import END, HOUR, MINUTE, feed, retry_storm, steady
 
 SHADOW = dpb.DIRECTIVE_MODE_SHADOW
 ENFORCE = dpb.DIRECTIVE_MODE_ENFORCE

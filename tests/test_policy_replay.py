@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from vigie.cli import main
-from vigie.errors import InputError
-from vigie.policy.probe import GatewayProbe
-from vigie.policy.simulate import simulate
-from vigie.policy.suggest import DirectiveSpec
 
 from tests.conftest import CONFORMANCE, SidecarProcess
 from tests.policy_sidecar import cli_json, serve
 from tests.policy_traffic import END, HOUR, MINUTE, T0, Record, elk_lines, retry_storm, steady
 from tests.wso2_spec import AdminSpec
+from vigie.cli import main
+from vigie.errors import InputError
+from vigie.policy.probe import GatewayProbe
+from vigie.policy.simulate import simulate
+from vigie.policy.suggest import DirectiveSpec
 
 
 def write_log(path: Path, records: list[Record]) -> Path:

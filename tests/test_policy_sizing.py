@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from vigie.errors import ConfigError
 from vigie.policy import sizing
 from vigie.policy.config import PolicyConfig, parse_tier_limits

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from tests.policy_traffic import END, HOUR, MINUTE, feed, retry_storm, rich_state
 from vigie.policy import wso2
 from vigie.policy.config import PolicyConfig
 from vigie.policy.suggest import Suggestion, suggest
 from vigie.state.engine import State
-
-from tests.policy_traffic import END, HOUR, MINUTE, feed, retry_storm, rich_state
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-from vigie.cli import main
 
 from tests.wso2log import App, LogWriter, at
+from vigie.cli import main
 
 
 def run(*args: str) -> Any:

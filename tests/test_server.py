@@ -15,15 +15,15 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.conftest import SidecarProcess, start_sidecar
+from tests.streams import StreamClient
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
 from vigie.v1 import telemetry_pb2 as pb
 from vigie.v1 import telemetry_pb2_grpc as pb_grpc
 from vigie.wire.columns import StreamEncoder
-
-from tests.conftest import SidecarProcess, start_sidecar
-from tests.streams import StreamClient
 
 T0 = 1_772_409_600_000_000
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from vigie.cli import main
 from vigie.errors import ConfigError
 from vigie.settings import load_settings, parse_size

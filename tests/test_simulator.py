@@ -8,11 +8,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+
+from tests.conftest import SidecarProcess, start_sidecar
 from vigie.sources import simulator
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
-
-from tests.conftest import SidecarProcess, start_sidecar
 
 
 @pytest.mark.slow
@@ -20,7 +20,8 @@ def test_simulated_gateways_are_classified(tmp_path: Path) -> None:
     tmp = tmp_path
     platform = simulator.build_platform(apps=40, apis=8, seed=3)
     for m in platform.misbehaviours:
-        m.rate *= 3  # get there within seconds
+        # get there within seconds: Pick-App strays 8 % of its calls, >= 10 needed
+        m.rate *= 8 if m.kind == "wrong_channel" else 3
     inv = tmp / "inventory.json"
     platform.write_inventory(inv)
     sp: SidecarProcess = start_sidecar(tmp / "state", "--inventory", str(inv))

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from vigie.errors import BatchRefused
 from vigie.v1 import telemetry_pb2 as pb
 from vigie.wire import codegen

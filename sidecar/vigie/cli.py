@@ -158,12 +158,18 @@ def check_config(path: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Settings file whose [thresholds] apply.",
 )
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the rollups (per minute and per day) to this Parquet store directory.",
+)
 def replay(
     sources: Sequence[str],
     inventory: Path | None,
     now_text: str | None,
     as_json: bool,
     config_path: Path | None,
+    store: Path | None = None,
 ) -> None:
     """Classify the history in WSO2's analytics log (apim_metrics.log).
 
@@ -175,7 +181,9 @@ def replay(
     from vigie.replay import run_replay  # noqa: PLC0415
 
     now = parse_time(now_text) if now_text else None
-    report = run_replay(list(sources), inventory, now, config_path, progress=sys.stderr.isatty())
+    report = run_replay(
+        list(sources), inventory, now, config_path, progress=sys.stderr.isatty(), store=store
+    )
     for r in report.stats.first_rejects:
         err_console.print(f"[yellow]rejected[/] {r}", highlight=False, soft_wrap=True)
     if report.stats.rejected > len(report.stats.first_rejects):
@@ -254,6 +262,34 @@ def admin_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def fleet_admin_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Like admin_options, but --admin (and --token-file, --state-dir) may repeat: several
+    sidecars whose states are merged (the fleet view, vigie.fleet)."""
+    for opt in reversed(
+        [
+            click.option(
+                "--admin",
+                "admin",
+                multiple=True,
+                help="Sidecar admin address (VIGIE_ADMIN, default 127.0.0.1:7356); repeat it "
+                "for a fleet: their states are merged.",
+            ),
+            click.option(
+                "--token-file", multiple=True, help="Admin token file (or one per --admin)."
+            ),
+            click.option(
+                "--state-dir", multiple=True, help="Sidecar state directory (or one per --admin)."
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def _one(values: Sequence[str], default: str | None = None) -> str | None:
+    return values[0] if values else default
+
+
 def _client(admin: str, token_file: str | None, state_dir: str | None) -> Any:
     from vigie.client import AdminClient, read_token  # noqa: PLC0415
 
@@ -261,7 +297,7 @@ def _client(admin: str, token_file: str | None, state_dir: str | None) -> Any:
 
 
 @main.command()
-@admin_options
+@fleet_admin_options
 @click.option(
     "--class",
     "class_name",
@@ -274,9 +310,9 @@ def _client(admin: str, token_file: str | None, state_dir: str | None) -> Any:
 @click.option("--limit", type=int, default=0, help="At most this many, busiest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def consumers(
-    admin: str,
-    token_file: str | None,
-    state_dir: str | None,
+    admin: Sequence[str],
+    token_file: Sequence[str],
+    state_dir: Sequence[str],
     class_name: str | None,
     application: str | None,
     api: str | None,
@@ -289,7 +325,23 @@ def consumers(
 
     if class_name and class_name not in (*CLASS_NAMES, "normal"):
         raise click.BadParameter(f"unknown class {class_name!r}", param_hint="--class")
-    with _client(admin, token_file, state_dir) as c:
+    if len(admin) > 1:
+        from vigie.cli_data import fleet_consumers  # noqa: PLC0415
+
+        doc = fleet_consumers(admin, token_file, state_dir, class_name, application, api, limit)
+        if as_json:
+            sys.stdout.write(json.dumps(doc) + "\n")
+        else:
+            console.print(
+                _subscription_table(
+                    doc["subscriptions"], f"Subscriptions of {len(admin)} sidecars at {doc['now']}"
+                )
+            )
+        return
+    default_admin = os.environ.get("VIGIE_ADMIN", "127.0.0.1:7356")
+    with _client(
+        _one(admin, default_admin) or default_admin, _one(token_file), _one(state_dir)
+    ) as c:
         resp = c.call(
             c.stub.ListSubscriptions,
             apb.ListSubscriptionsRequest(
@@ -329,16 +381,30 @@ def _sub_json(s: Any) -> dict[str, Any]:
 
 
 @main.command()
-@admin_options
+@fleet_admin_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(admin: str, token_file: str | None, state_dir: str | None, as_json: bool) -> None:
-    """Health, ingest rate, drops and connected gateways of a running sidecar."""
+def status(
+    admin: Sequence[str], token_file: Sequence[str], state_dir: Sequence[str], as_json: bool
+) -> None:
+    """Health, ingest rate, drops, connected gateways and data on disk of a running sidecar
+    (or of a fleet: --admin repeated)."""
     from google.protobuf import json_format  # noqa: PLC0415
 
+    from vigie.cli_data import data_status_line, fleet_status, print_fleet_status  # noqa: PLC0415
     from vigie.cli_policy import print_status_extra, status_extra  # noqa: PLC0415
     from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
 
-    with _client(admin, token_file, state_dir) as c:
+    if len(admin) > 1:
+        doc = fleet_status(admin, token_file, state_dir)
+        if as_json:
+            sys.stdout.write(json.dumps(doc) + "\n")
+        else:
+            print_fleet_status(doc)
+        return
+    default_admin = os.environ.get("VIGIE_ADMIN", "127.0.0.1:7356")
+    with _client(
+        _one(admin, default_admin) or default_admin, _one(token_file), _one(state_dir)
+    ) as c:
         st = c.call(c.stub.GetStatus, apb.StatusRequest())
         extra = status_extra(c)  # health, active directives and their hits
     if as_json:
@@ -352,6 +418,9 @@ def status(admin: str, token_file: str | None, state_dir: str | None, as_json: b
         highlight=False,
     )
     console.print("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(st.classes.items())))
+    line = data_status_line(st)
+    if line:
+        console.print(line, highlight=False, soft_wrap=True)
     if st.gateways:
         t = Table(title="Gateways")
         for col in ("gateway", "channel", "peer", "events", "handler sent", "dropped"):
@@ -480,11 +549,11 @@ def demo(duration: float, tps: float, port: int) -> None:
     run_demo(duration or None, tps, port, console)
 
 
-import vigie.cli_policy  # noqa: E402, F401 - suggestions, tune, policies, top
+from vigie import cli_data as _cli_data  # noqa: E402, F401 - autopsy, report (data store)
+from vigie import cli_policy as _cli_policy  # noqa: E402, F401 - suggestions, tune, policies, top
 
 if __name__ == "__main__":  # pragma: no cover
-    # `python -m vigie.cli`: run the group of the module as imported (vigie.cli), the one the
-    # command modules registered their commands on, not this __main__ copy
-    from vigie.cli import main as registered
+    # `python -m vigie.cli`: run the vigie.cli module's group, which the command modules extend
+    from vigie.cli import main as _registered
 
-    registered()
+    _registered()

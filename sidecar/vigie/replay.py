@@ -16,6 +16,7 @@ from vigie.policy.suggest import suggest
 from vigie.settings import load_settings
 from vigie.sources.wso2_log import ReplayStats, parse_source, read_logs
 from vigie.state.engine import State
+from vigie.wire.columns import Events
 
 
 @dataclass(slots=True)
@@ -42,8 +43,10 @@ def replay_into(
     sources: list[str],
     stats: ReplayStats,
     on_bytes: Callable[[int], None] | None = None,
+    on_batch: Callable[[Events], None] | None = None,
 ) -> None:
-    """Feed the logs named by ``[CHANNEL=]PATH`` specs into ``state``."""
+    """Feed the logs named by ``[CHANNEL=]PATH`` specs into ``state`` (and each applied batch
+    to ``on_batch``, e.g. the data store)."""
     parsed = [parse_source(s) for s in sources]
     for _, path in parsed:
         if not path.is_file():
@@ -51,6 +54,8 @@ def replay_into(
     resolved = [(state.channel_index(ch), path) for ch, path in parsed]
     for ev in read_logs(resolved, state.interner, stats, on_bytes):
         state.apply(ev)
+        if on_batch is not None:
+            on_batch(ev)
 
 
 def run_replay(
@@ -59,6 +64,7 @@ def run_replay(
     now_us: int | None,
     config: Path | None = None,
     progress: bool = False,
+    store: Path | None = None,
 ) -> ReplayReport:
     settings = load_settings(config) if config else load_settings(env={})
     state = State(settings.thresholds)
@@ -66,6 +72,12 @@ def run_replay(
         load_inventory(inventory).apply_to(state)
     stats = ReplayStats()
     started = time.perf_counter()
+    recorder = None
+    if store is not None:
+        from vigie.store.service import ReplayRecorder, sink_config  # noqa: PLC0415
+
+        recorder = ReplayRecorder(store, state, sink_config(settings))
+    on_batch = recorder.on_batch if recorder is not None else None
     if progress:
         from rich.progress import (  # noqa: PLC0415
             BarColumn,
@@ -90,9 +102,11 @@ def run_replay(
             console=Console(stderr=True),
         ) as bar:
             task = bar.add_task("replaying", total=total or None)
-            replay_into(state, sources, stats, lambda n: bar.advance(task, n))
+            replay_into(state, sources, stats, lambda n: bar.advance(task, n), on_batch)
     else:
-        replay_into(state, sources, stats)
+        replay_into(state, sources, stats, on_batch=on_batch)
+    if recorder is not None:
+        recorder.close()
     if now_us is None:
         now_us = state.now_us or int(time.time() * 1e6)
     policy = PolicyConfig.from_settings(settings)

@@ -38,6 +38,8 @@ from vigie.policy.engine import PolicyEngine
 from vigie.policy.service import PolicyAdmin
 from vigie.settings import Settings
 from vigie.state.engine import Capacity
+from vigie.store import admin as data_admin
+from vigie.store import service as data_service
 from vigie.store import snapshot
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
@@ -103,6 +105,7 @@ class Sidecar:
         self.started_at_us = int(clock() * 1e6)
         self.sidecar_id = f"{socket.gethostname()}-{os.getpid()}"
         self.token = self._admin_token()
+        self.data = data_service.for_sidecar(self)  # rollups; None when data_store = off
         self.policy = PolicyEngine(self)  # suggestions, their lifecycle, tuned thresholds
 
     # ---- admin token ----
@@ -163,6 +166,8 @@ class Sidecar:
         with self.lock:
             ev = dec.decode(batch)  # interns strings: under the lock
             self.state.apply(ev)
+            if self.data is not None:
+                self.data.offer(ev)  # a queue put: the rollups are written off this path
             gs.batches += 1
             gs.events += len(ev)
             self.batches_applied += 1
@@ -202,6 +207,9 @@ class Sidecar:
                 state_bytes_cap=self.capacity.memory_cap_bytes,
             )
         out.active_directives = len(self.directives)
+        data = data_admin.data_status(self)
+        if data is not None:
+            out.data.CopyFrom(data)
         out.suggestions.update(self.policy.counts())
         return out
 
@@ -499,6 +507,19 @@ class AdminService(PolicyAdmin, apb_grpc.AdminServicer):
 
         return self._guard(context, remove)  # type: ignore[no-any-return]
 
+    def ExportState(
+        self, request: apb.ExportStateRequest, context: grpc.ServicerContext
+    ) -> Iterator[apb.StateChunk]:
+        yield from self._guard(context, lambda: data_admin.export_state(self.sc))
+
+    def QueryData(self, request: apb.DataQuery, context: grpc.ServicerContext) -> apb.DataAnswer:
+        return self._guard(context, lambda: data_admin.query_data(self.sc, request))  # type: ignore[no-any-return]
+
+    def ListChanges(
+        self, request: apb.ListChangesRequest, context: grpc.ServicerContext
+    ) -> apb.ChangeList:
+        return self._guard(context, lambda: data_admin.list_changes(self.sc, request))  # type: ignore[no-any-return]
+
 
 def _add_port(server: grpc.Server, address: str) -> int:
     port: int = server.add_insecure_port(address)
@@ -528,6 +549,8 @@ class Running:
         b = self.admin.stop(grace)
         a.wait()
         b.wait()
+        if self.sidecar.data is not None:
+            self.sidecar.data.close()
         path = self.sidecar.write_snapshot()
         log.info("stopped; state written to %s", path)
 
@@ -561,6 +584,8 @@ def start(settings: Settings) -> Running:
     )
     reflection.enable_server_reflection(names, telemetry)
     reflection.enable_server_reflection(names, admin)
+    if sc.data is not None:
+        sc.data.start()
     tport = _add_port(telemetry, settings.listen)
     aport = _add_port(admin, settings.admin_listen)
     telemetry.start()

@@ -90,6 +90,30 @@ class Settings:
     log_level: str = _s(
         "info", "debug, info, warning or error", choices=("debug", "info", "warning", "error")
     )
+    data_store: str = _s(
+        "parquet",
+        "where rollups go: parquet (files in data_dir), clickhouse, or off",
+        choices=("parquet", "clickhouse", "off"),
+    )
+    data_dir: str = _s("", "directory of the Parquet store; empty: <state_dir>/data")
+    clickhouse_url: str = _s("http://127.0.0.1:8123", "ClickHouse HTTP interface (data_store)")
+    clickhouse_database: str = _s("vigie", "ClickHouse database of the rollup tables")
+    short_retention_days: int = _s(14, "days of per-minute data kept (autopsy)", "int", min=1)
+    long_retention_days: int = _s(
+        1830, "days of per-day rollups and changes kept (reports); 0 = forever", "int", min=0
+    )
+    data_flush_seconds: float = _s(
+        30.0, "how often rollups are written to the store", "float", min=0.1
+    )
+    data_queue_batches: int = _s(
+        4096, "batches waiting for the data writer before new ones are dropped", "int", min=1
+    )
+    data_memory_cap: int = _s(
+        256 << 20,
+        "memory for rollups the store could not take yet (e.g. 256MiB)",
+        "size",
+        min=1 << 20,
+    )
     thresholds: Thresholds = field(
         default_factory=Thresholds,
         metadata={"doc": "behaviour class thresholds", "kind": "thresholds"},

@@ -104,11 +104,13 @@ from vigie.state._layout import (
     S_AUTH_ERR,
     S_BACKEND_ERR,
     S_BLAT_SUM_US,
+    S_CH_MASK,
     S_CH_REQ,
     S_CLIENT_ERR,
     S_DAY_CUR,
     S_DC_SUM,
     S_FAIL_END,
+    S_FAIL_MAX_END,
     S_FAIL_NORES_END,
     S_FAIL_NORES_START,
     S_FAIL_START,
@@ -168,6 +170,12 @@ def mix64(x: int) -> int:
 def combine(h: int, v: int) -> int:
     """Fold a value into a running hash."""
     return mix64(h ^ (np.uint64(v) + _GOLDEN))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def row_salt(row: int, gen: int) -> int:
+    """A per-(row, generation) 64-bit salt: keys of a reused row never meet its old ones."""
+    return mix64(np.uint64(row) * _GOLDEN + np.uint64(gen))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -281,6 +289,23 @@ def rate_bucket(count: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def slot_of(t: int, width: int, cur: int) -> int:
+    """``t // width``, without the division when ``t`` falls in slot ``cur`` (the usual case)."""
+    base = cur * width
+    if t >= base and t - base < width:
+        return cur
+    return t // width
+
+
+@njit(cache=True, nogil=True, inline="always")
+def route_key(api_row: int, resource: int, method: int, status: int) -> int:
+    """API row (< 2^16), resource id (< 2^31), method (< 16), status (< 1024) in one key."""
+    me = method if method < 16 else 15
+    st = status if status < 1024 else 0
+    return ((resource << 32) | (api_row << 14) | (me << 10) | st) + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
 def advance_short(
     sub_i64: np.ndarray,
     sub_sw: np.ndarray,
@@ -297,12 +322,18 @@ def advance_short(
             sub_rate[row, rate_bucket(c)] += 1
             if c > sub_i64[row, S_MAX_RPM]:
                 sub_i64[row, S_MAX_RPM] = c
-    steps = min(k - cur, np.int64(SHORT_SLOTS))
-    for j in range(1, steps + 1):
-        s = (cur + j) % SHORT_SLOTS
+    if k - cur >= SHORT_SLOTS:  # the whole window has passed
+        sub_sw[row] = 0
         for f in range(N_SW):
-            sub_i64[row, S_SW_SUM + f] -= sub_sw[row, s, f]
-            sub_sw[row, s, f] = 0
+            sub_i64[row, S_SW_SUM + f] = 0
+    else:
+        for j in range(1, k - cur + 1):
+            s = (cur + j) % SHORT_SLOTS
+            if sub_sw[row, s, SW_REQ] == 0:  # every event counts a request: slot is empty
+                continue
+            for f in range(N_SW):
+                sub_i64[row, S_SW_SUM + f] -= sub_sw[row, s, f]
+                sub_sw[row, s, f] = 0
     sub_i64[row, S_SW_CUR] = k
 
 
@@ -311,19 +342,27 @@ def advance_retry(sub_i64: np.ndarray, sub_rw: np.ndarray, row: int, k: int) -> 
     cur = sub_i64[row, S_RW_CUR]
     if k <= cur:
         return
-    steps = min(k - cur, np.int64(RETRY_SLOTS))
-    for j in range(1, steps + 1):
-        s = (cur + j) % RETRY_SLOTS
+    if k - cur >= RETRY_SLOTS:
+        sub_rw[row] = 0
         for f in range(N_RW):
-            sub_i64[row, S_RW_SUM + f] -= sub_rw[row, s, f]
-            sub_rw[row, s, f] = 0
+            sub_i64[row, S_RW_SUM + f] = 0
+    else:
+        for j in range(1, k - cur + 1):
+            s = (cur + j) % RETRY_SLOTS
+            if sub_rw[row, s, RW_REQ] == 0:
+                continue
+            for f in range(N_RW):
+                sub_i64[row, S_RW_SUM + f] -= sub_rw[row, s, f]
+                sub_rw[row, s, f] = 0
     sub_i64[row, S_RW_CUR] = k
 
 
 @njit(cache=True, nogil=True, inline="always")
 def advance_hours(hour: np.ndarray, row: int, cur: int, k: int) -> None:
-    steps = min(k - cur, np.int64(HOUR_SLOTS))
-    for j in range(1, steps + 1):
+    if k - cur >= HOUR_SLOTS:
+        hour[row] = 0
+        return
+    for j in range(1, k - cur + 1):
         hour[row, (cur + j) % HOUR_SLOTS] = 0
 
 
@@ -332,12 +371,16 @@ def advance_days(sub_i64: np.ndarray, sub_day: np.ndarray, row: int, k: int) -> 
     cur = sub_i64[row, S_DAY_CUR]
     if k <= cur:
         return
-    steps = min(k - cur, np.int64(DAY_SLOTS))
-    for j in range(1, steps + 1):
-        s = (cur + j) % DAY_SLOTS
+    if k - cur >= DAY_SLOTS:
+        sub_day[row] = 0
         for c in range(MAX_CHANNELS):
-            sub_i64[row, S_DC_SUM + c] -= sub_day[row, s, c]
-            sub_day[row, s, c] = 0
+            sub_i64[row, S_DC_SUM + c] = 0
+    else:
+        for j in range(1, k - cur + 1):
+            s = (cur + j) % DAY_SLOTS
+            for c in range(MAX_CHANNELS):
+                sub_i64[row, S_DC_SUM + c] -= sub_day[row, s, c]
+                sub_day[row, s, c] = 0
     sub_i64[row, S_DAY_CUR] = k
 
 
@@ -720,7 +763,6 @@ def apply_events(
         if t > g[G_NOW]:
             g[G_NOW] = t
         g[G_EVENTS] += 1
-        obs_start_hour = g[G_OBS_START] // HOUR_US
 
         # ---- API row ----
         if api_i64[arow, A_FIRST_SEEN] == 0 or t < api_i64[arow, A_FIRST_SEEN]:
@@ -741,7 +783,7 @@ def apply_events(
         acur = api_i64[arow, A_HOUR_CUR]
         if hk > acur:
             if acur > 0 and growing_rule(
-                api_hour, arow, acur, acur, obs_start_hour, params, scratch
+                api_hour, arow, acur, acur, g[G_OBS_START] // HOUR_US, params, scratch
             ):
                 raise_class(
                     api_cls_first,
@@ -766,7 +808,7 @@ def apply_events(
             api_hour[arow, hk % HOUR_SLOTS] += 1
 
         # ---- route row (API x resource x method x status) ----
-        rkey = nonzero_key(combine(combine(combine(mix64(np.uint64(arow)), res), me), st))
+        rkey = route_key(arow, res, me, st)
         rrow = table_find(route_tkeys, route_tvals, rkey)
         if rrow < 0:
             if route_meta[1] < route_i64.shape[0]:
@@ -826,6 +868,7 @@ def apply_events(
         sub_i64[row, S_BLAT_SUM_US] += backend_latency[i]
         if ch < MAX_CHANNELS:
             sub_i64[row, S_CH_REQ + ch] += 1
+            sub_i64[row, S_CH_MASK] |= np.int64(1) << ch
         sub_hist[row, lb] += 1
         gen = sub_i64[row, S_GEN]
 
@@ -833,11 +876,12 @@ def apply_events(
         # (the same API when either record has no resource) ----
         is_retry = False
         ckey = np.int64(0)
+        if res != 0 and (failure or t <= sub_i64[row, S_FAIL_MAX_END] + retry_gap):
+            ckey = nonzero_key(np.int64(row_salt(row, gen) ^ np.uint64((res << 8) | (me & 255))))
         if res == 0:
             fs = sub_i64[row, S_FAIL_START]
             is_retry = fs > 0 and t >= fs and t <= sub_i64[row, S_FAIL_END] + retry_gap
-        else:
-            ckey = nonzero_key(combine(combine(combine(mix64(np.uint64(row)), gen), res), me))
+        elif t <= sub_i64[row, S_FAIL_MAX_END] + retry_gap:  # else no failure is near enough
             e, found = cache_slot(retry_keys, ckey)
             if found:
                 fs = retry_vals[e, 0]
@@ -846,6 +890,8 @@ def apply_events(
                 fs = sub_i64[row, S_FAIL_NORES_START]
                 is_retry = fs > 0 and t >= fs and t <= sub_i64[row, S_FAIL_NORES_END] + retry_gap
         if failure:
+            if t + lat > sub_i64[row, S_FAIL_MAX_END]:
+                sub_i64[row, S_FAIL_MAX_END] = t + lat
             if t >= sub_i64[row, S_FAIL_START]:
                 sub_i64[row, S_FAIL_START] = t
                 sub_i64[row, S_FAIL_END] = t + lat
@@ -872,12 +918,14 @@ def apply_events(
         if is_read:
             uh = uri_hash[i]
             if uh != 0:
-                ident = combine(mix64(np.uint64(row)), np.int64(uh))
+                ident = row_salt(row, gen) ^ mix64(np.uint64(uh))
             else:
-                ident = combine(combine(combine(mix64(np.uint64(row)), res), me), st)
+                ident = row_salt(row, gen) ^ np.uint64(
+                    (res << 20) | ((me & 255) << 12) | (st & 4095)
+                )
                 if response_bytes[i] >= 0:
                     ident = combine(ident, response_bytes[i] + 1)
-            rk = nonzero_key(combine(ident, gen))
+            rk = nonzero_key(np.int64(ident))
             e, found = cache_slot(repeat_keys, rk)
             if found:
                 prev = repeat_vals[e, 0]
@@ -895,7 +943,7 @@ def apply_events(
         sub_i64[row, S_REPEATS] += is_repeat
 
         # ---- windows ----
-        k = t // sw_slot
+        k = slot_of(t, sw_slot, sub_i64[row, S_SW_CUR])
         advance_short(sub_i64, sub_sw, sub_rate, row, k)
         if k > sub_i64[row, S_SW_CUR] - SHORT_SLOTS:
             s = k % SHORT_SLOTS
@@ -911,7 +959,7 @@ def apply_events(
             sub_i64[row, S_SW_SUM + SW_THROTTLED] += throttled
         else:
             g[G_LATE] += 1
-        k = t // rw_slot
+        k = slot_of(t, rw_slot, sub_i64[row, S_RW_CUR])
         advance_retry(sub_i64, sub_rw, row, k)
         if k > sub_i64[row, S_RW_CUR] - RETRY_SLOTS:
             s = k % RETRY_SLOTS
@@ -922,7 +970,7 @@ def apply_events(
         scur = sub_i64[row, S_HOUR_CUR]
         if hk > scur:
             if scur > 0 and growing_rule(
-                sub_hour, row, scur, scur, obs_start_hour, params, scratch
+                sub_hour, row, scur, scur, g[G_OBS_START] // HOUR_US, params, scratch
             ):
                 raise_class(
                     cls_first,
@@ -1029,7 +1077,13 @@ def apply_events(
                 0,
             )
         registered = np.int64(app_channel[ap]) if ap < len(app_channel) else np.int64(-1)
-        if ch < MAX_CHANNELS and wrong_channel_rule(sub_i64, row, registered, params, scratch):
+        mask = sub_i64[row, S_CH_MASK]
+        single = (mask & (mask - 1)) == 0 and (registered < 0 or mask == np.int64(1) << registered)
+        if (
+            ch < MAX_CHANNELS
+            and not single
+            and wrong_channel_rule(sub_i64, row, registered, params, scratch)
+        ):
             raise_class(
                 cls_first,
                 cls_last,

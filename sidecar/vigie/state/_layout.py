@@ -69,46 +69,49 @@ RATE_BUCKETS: Final = 84  # counts 1 .. 2^21 per minute
 # ---------------------------------------------------------------------------------------------
 # Subscription rows: sub_i64[row, S_*]
 # ---------------------------------------------------------------------------------------------
-S_KEY: Final = 0  # (application gid << 32) | api row  — identity, 0 = free row
-S_APP: Final = 1  # application id gid
-S_API: Final = 2  # api row
-S_APP_NAME: Final = 3  # gid, last seen
-S_APP_OWNER: Final = 4
-S_TIER: Final = 5
-S_KEY_TYPE: Final = 6
-S_FLAGS: Final = 7  # ROW_* bits
-S_GEN: Final = 8  # generation: +1 each time the row is (re)allocated
-S_FIRST_SEEN: Final = 9  # us, 0 = never
-S_LAST_SEEN: Final = 10
-S_REQ: Final = 11  # cumulative counters from here
-S_2XX: Final = 12
-S_3XX: Final = 13
-S_4XX: Final = 14
-S_5XX: Final = 15
-S_CLIENT_ERR: Final = 16  # 4xx except 429
-S_THROTTLED: Final = 17
-S_AUTH_ERR: Final = 18  # WSO2 900900-900999
-S_BACKEND_ERR: Final = 19  # WSO2 101500-101599, 303001
-S_REQ_BYTES: Final = 20
-S_RESP_BYTES: Final = 21
-S_LAT_SUM_US: Final = 22
-S_BLAT_SUM_US: Final = 23
-S_RETRIES: Final = 24  # cumulative retries / repeats seen by the detectors
-S_REPEATS: Final = 25
-S_SW_CUR: Final = 26  # current slot index of each ring
-S_RW_CUR: Final = 27
-S_HOUR_CUR: Final = 28
-S_DAY_CUR: Final = 29
-S_SW_SUM: Final = 30  # .. S_SW_SUM + N_SW - 1: running sums of the short window
+# the fields touched by every event come first (4-5 cache lines), the rest after
+S_GEN: Final = 0  # generation: +1 each time the row is (re)allocated
+S_FIRST_SEEN: Final = 1  # us, 0 = never
+S_LAST_SEEN: Final = 2
+S_REQ: Final = 3  # cumulative counters from here
+S_2XX: Final = 4
+S_3XX: Final = 5
+S_4XX: Final = 6
+S_5XX: Final = 7
+S_CLIENT_ERR: Final = 8  # 4xx except 429
+S_THROTTLED: Final = 9
+S_AUTH_ERR: Final = 10  # WSO2 900900-900999
+S_BACKEND_ERR: Final = 11  # WSO2 101500-101599, 303001
+S_REQ_BYTES: Final = 12
+S_RESP_BYTES: Final = 13
+S_LAT_SUM_US: Final = 14
+S_BLAT_SUM_US: Final = 15
+S_RETRIES: Final = 16  # cumulative retries / repeats seen by the detectors
+S_REPEATS: Final = 17
+S_SW_CUR: Final = 18  # current slot index of each ring
+S_RW_CUR: Final = 19
+S_HOUR_CUR: Final = 20
+S_DAY_CUR: Final = 21
+S_SW_SUM: Final = 22  # .. S_SW_SUM + N_SW - 1: running sums of the short window
 S_RW_SUM: Final = S_SW_SUM + N_SW  # .. + N_RW - 1: running sums of the retry window
-S_FAIL_START: Final = S_RW_SUM + N_RW  # last failure (5xx/throttled) on the subscription
+S_FAIL_MAX_END: Final = S_RW_SUM + N_RW  # latest end of any failure (retry pre-check)
+S_CH_MASK: Final = S_FAIL_MAX_END + 1  # bit set of the channels the subscription ever used
+S_APP_NAME: Final = S_CH_MASK + 1  # gid, last seen
+S_APP_OWNER: Final = S_APP_NAME + 1
+S_TIER: Final = S_APP_NAME + 2
+S_KEY_TYPE: Final = S_APP_NAME + 3
+S_CH_REQ: Final = S_KEY_TYPE + 1  # .. + MAX_CHANNELS - 1: requests per channel, all time
+S_DC_SUM: Final = S_CH_REQ + MAX_CHANNELS  # .. + MAX_CHANNELS - 1: per channel, day window
+S_KEY: Final = S_DC_SUM + MAX_CHANNELS  # (application gid << 32) | api row; 0 = free row
+S_APP: Final = S_KEY + 1  # application id gid
+S_API: Final = S_KEY + 2  # api row
+S_FLAGS: Final = S_KEY + 3  # ROW_* bits
+S_FAIL_START: Final = S_KEY + 4  # last failure (5xx/throttled) on the subscription
 S_FAIL_END: Final = S_FAIL_START + 1
 S_FAIL_NORES_START: Final = S_FAIL_START + 2  # last failure whose record had no resource
 S_FAIL_NORES_END: Final = S_FAIL_START + 3
 S_MAX_RPM: Final = S_FAIL_START + 4  # highest requests in one minute
-S_CH_REQ: Final = S_MAX_RPM + 1  # .. + MAX_CHANNELS - 1: requests per channel, all time
-S_DC_SUM: Final = S_CH_REQ + MAX_CHANNELS  # .. + MAX_CHANNELS - 1: per channel, day window
-S_FIELDS: Final = S_DC_SUM + MAX_CHANNELS
+S_FIELDS: Final = S_MAX_RPM + 1
 
 ROW_PINNED: Final = 1  # known from the inventory: never evicted
 

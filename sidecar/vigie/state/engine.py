@@ -48,7 +48,7 @@ class Capacity:
     initial_apis: int = 256
     max_apis: int = 65_536
     max_routes: int = 65_536
-    detector_entries: int = 1 << 18  # per detector cache, a power of two
+    detector_entries: int = 1 << 16  # per detector cache, a power of two
 
 
 # arrays of a subscription row and their per-row shape / dtype

@@ -173,6 +173,7 @@ class Status(_message.Message):
     CLASSES_FIELD_NUMBER: _builtins.int
     STATE_BYTES_FIELD_NUMBER: _builtins.int
     STATE_BYTES_CAP_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
     SUGGESTIONS_FIELD_NUMBER: _builtins.int
     sidecar_id: _builtins.str
     version: _builtins.str
@@ -200,6 +201,10 @@ class Status(_message.Message):
         """Subscriptions per behaviour class at "now"."""
 
     @_builtins.property
+    def data(self) -> Global___DataStatus:
+        """The data store (rollups); absent when it is off."""
+
+    @_builtins.property
     def suggestions(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Suggestions per lifecycle state (proposed, approved, rejected, pushed, exported, ...)."""
 
@@ -221,11 +226,12 @@ class Status(_message.Message):
         classes: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         state_bytes: _builtins.int = ...,
         state_bytes_cap: _builtins.int = ...,
+        data: Global___DataStatus | None = ...,
         suggestions: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "classes", b"classes", "counters", b"counters", "events_applied", b"events_applied", "gateways", b"gateways", "ingest_rate", b"ingest_rate", "now_us", b"now_us", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "classes", b"classes", "counters", b"counters", "data", b"data", "events_applied", b"events_applied", "gateways", b"gateways", "ingest_rate", b"ingest_rate", "now_us", b"now_us", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -663,6 +669,360 @@ class DirectiveList(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DirectiveList: _TypeAlias = DirectiveList  # noqa: Y015
+
+@_typing.final
+class DataStatus(_message.Message):
+    """---- data store and fleet view ----"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class BytesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class CountersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    OPEN_ROWS_FIELD_NUMBER: _builtins.int
+    UNWRITTEN_ROWS_FIELD_NUMBER: _builtins.int
+    SHORT_RETENTION_DAYS_FIELD_NUMBER: _builtins.int
+    LONG_RETENTION_DAYS_FIELD_NUMBER: _builtins.int
+    COUNTERS_FIELD_NUMBER: _builtins.int
+    DEGRADED_SINCE_US_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    """parquet, clickhouse"""
+    state: _builtins.str
+    """"ok", or "degraded: <why>" (rows kept in memory)"""
+    open_rows: _builtins.int
+    """rows being filled"""
+    unwritten_rows: _builtins.int
+    """rows the store could not take yet"""
+    short_retention_days: _builtins.int
+    long_retention_days: _builtins.int
+    degraded_since_us: _builtins.int
+    """wall clock, 0 = not degraded"""
+    @_builtins.property
+    def bytes(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """disk use per table (minute, daily, changes)"""
+
+    @_builtins.property
+    def counters(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """rows written, dropped, write failures..."""
+
+    def __init__(
+        self,
+        *,
+        backend: _builtins.str = ...,
+        state: _builtins.str = ...,
+        bytes: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        open_rows: _builtins.int = ...,
+        unwritten_rows: _builtins.int = ...,
+        short_retention_days: _builtins.int = ...,
+        long_retention_days: _builtins.int = ...,
+        counters: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        degraded_since_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "bytes", b"bytes", "counters", b"counters", "degraded_since_us", b"degraded_since_us", "long_retention_days", b"long_retention_days", "open_rows", b"open_rows", "short_retention_days", b"short_retention_days", "state", b"state", "unwritten_rows", b"unwritten_rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataStatus: _TypeAlias = DataStatus  # noqa: Y015
+
+@_typing.final
+class ExportStateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportStateRequest: _TypeAlias = ExportStateRequest  # noqa: Y015
+
+@_typing.final
+class StateChunk(_message.Message):
+    """A piece of the state snapshot (numpy .npz bytes); the pieces concatenated make the file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    THRESHOLDS_JSON_FIELD_NUMBER: _builtins.int
+    TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    thresholds_json: _builtins.str
+    """First chunk only: the sidecar's thresholds (JSON object) and the snapshot's size."""
+    total_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        thresholds_json: _builtins.str = ...,
+        total_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "thresholds_json", b"thresholds_json", "total_bytes", b"total_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StateChunk: _TypeAlias = StateChunk  # noqa: Y015
+
+@_typing.final
+class DataQuery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TABLE_FIELD_NUMBER: _builtins.int
+    FROM_US_FIELD_NUMBER: _builtins.int
+    TO_US_FIELD_NUMBER: _builtins.int
+    GROUP_BY_FIELD_NUMBER: _builtins.int
+    BUCKET_US_FIELD_NUMBER: _builtins.int
+    API_FIELD_NUMBER: _builtins.int
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    APPLICATION_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    HISTOGRAM_FIELD_NUMBER: _builtins.int
+    table: _builtins.str
+    """minute or daily"""
+    from_us: _builtins.int
+    """event time, inclusive"""
+    to_us: _builtins.int
+    """exclusive"""
+    bucket_us: _builtins.int
+    """width of a time bucket when grouping by time"""
+    api: _builtins.str
+    """exact-match filters; empty = any"""
+    api_version: _builtins.str
+    application: _builtins.str
+    """application id or name"""
+    channel: _builtins.str
+    resource: _builtins.str
+    histogram: _builtins.bool
+    """also sum the latency histograms"""
+    @_builtins.property
+    def group_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys to group by: time, api, api_version, resource, method, application_id, channel,
+        status, error_code.
+        """
+
+    def __init__(
+        self,
+        *,
+        table: _builtins.str = ...,
+        from_us: _builtins.int = ...,
+        to_us: _builtins.int = ...,
+        group_by: _abc.Iterable[_builtins.str] | None = ...,
+        bucket_us: _builtins.int = ...,
+        api: _builtins.str = ...,
+        api_version: _builtins.str = ...,
+        application: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        resource: _builtins.str = ...,
+        histogram: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_version", b"api_version", "application", b"application", "bucket_us", b"bucket_us", "channel", b"channel", "from_us", b"from_us", "group_by", b"group_by", "histogram", b"histogram", "resource", b"resource", "table", b"table", "to_us", b"to_us"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataQuery: _TypeAlias = DataQuery  # noqa: Y015
+
+@_typing.final
+class DataRow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    MEASURES_FIELD_NUMBER: _builtins.int
+    HIST_BUCKETS_FIELD_NUMBER: _builtins.int
+    HIST_COUNTS_FIELD_NUMBER: _builtins.int
+    APPLICATION_NAME_FIELD_NUMBER: _builtins.int
+    application_name: _builtins.str
+    @_builtins.property
+    def key(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Key values in group_by order (numbers in decimal)."""
+
+    @_builtins.property
+    def measures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """requests, successes, client_errors, server_errors, throttled, latency_sum_us,
+        backend_latency_sum_us, request_bytes, response_bytes.
+        """
+
+    @_builtins.property
+    def hist_buckets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Latency histogram: bucket numbers (0 = zero; b >= 1 = OTLP scale-3 index b - 1 - 136,
+        seconds) and their counts.
+        """
+
+    @_builtins.property
+    def hist_counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        key: _abc.Iterable[_builtins.str] | None = ...,
+        measures: _abc.Iterable[_builtins.int] | None = ...,
+        hist_buckets: _abc.Iterable[_builtins.int] | None = ...,
+        hist_counts: _abc.Iterable[_builtins.int] | None = ...,
+        application_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_name", b"application_name", "hist_buckets", b"hist_buckets", "hist_counts", b"hist_counts", "key", b"key", "measures", b"measures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataRow: _TypeAlias = DataRow  # noqa: Y015
+
+@_typing.final
+class DataAnswer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___DataRow]: ...
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___DataRow] | None = ...,
+        backend: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataAnswer: _TypeAlias = DataAnswer  # noqa: Y015
+
+@_typing.final
+class ListChangesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_US_FIELD_NUMBER: _builtins.int
+    TO_US_FIELD_NUMBER: _builtins.int
+    from_us: _builtins.int
+    to_us: _builtins.int
+    def __init__(
+        self,
+        *,
+        from_us: _builtins.int = ...,
+        to_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_us", b"from_us", "to_us", b"to_us"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesRequest: _TypeAlias = ListChangesRequest  # noqa: Y015
+
+@_typing.final
+class Change(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_US_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    API_FIELD_NUMBER: _builtins.int
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    at_us: _builtins.int
+    kind: _builtins.str
+    """class, api_class, directive"""
+    event: _builtins.str
+    """raised, cleared, put, removed"""
+    name: _builtins.str
+    """class name or directive id"""
+    application_id: _builtins.str
+    api: _builtins.str
+    api_version: _builtins.str
+    detail: _builtins.str
+    """the directive (JSON) for directives"""
+    def __init__(
+        self,
+        *,
+        at_us: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        event: _builtins.str = ...,
+        name: _builtins.str = ...,
+        application_id: _builtins.str = ...,
+        api: _builtins.str = ...,
+        api_version: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_version", b"api_version", "application_id", b"application_id", "at_us", b"at_us", "detail", b"detail", "event", b"event", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Change: _TypeAlias = Change  # noqa: Y015
+
+@_typing.final
+class ChangeList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Change]: ...
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___Change] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeList: _TypeAlias = ChangeList  # noqa: Y015
 
 @_typing.final
 class ListSuggestionsRequest(_message.Message):

@@ -64,6 +64,21 @@ class AdminStub:
                 request_serializer=vigie_dot_v1_dot_admin__pb2.RemoveDirectiveRequest.SerializeToString,
                 response_deserializer=vigie_dot_v1_dot_admin__pb2.DirectiveList.FromString,
                 _registered_method=True)
+        self.ExportState = channel.unary_stream(
+                '/vigie.v1.Admin/ExportState',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.ExportStateRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.StateChunk.FromString,
+                _registered_method=True)
+        self.QueryData = channel.unary_unary(
+                '/vigie.v1.Admin/QueryData',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.DataQuery.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.DataAnswer.FromString,
+                _registered_method=True)
+        self.ListChanges = channel.unary_unary(
+                '/vigie.v1.Admin/ListChanges',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.ListChangesRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.ChangeList.FromString,
+                _registered_method=True)
         self.ListSuggestions = channel.unary_unary(
                 '/vigie.v1.Admin/ListSuggestions',
                 request_serializer=vigie_dot_v1_dot_admin__pb2.ListSuggestionsRequest.SerializeToString,
@@ -151,6 +166,28 @@ class AdminServicer:
 
     def RemoveDirective(self, request, context):
         """Remove a directive; pushed to every connected gateway at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportState(self, request, context):
+        """The whole state, in chunks (the fleet view: the CLI merges several sidecars' states).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryData(self, request, context):
+        """Sums of the rollups over a time range, grouped (autopsy, reports), from this sidecar's
+        data store. Several sidecars' answers to one query merge by adding.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChanges(self, request, context):
+        """Classes raised/cleared and directives put/removed before a time (autopsy).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -250,6 +287,21 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RemoveDirective,
                     request_deserializer=vigie_dot_v1_dot_admin__pb2.RemoveDirectiveRequest.FromString,
                     response_serializer=vigie_dot_v1_dot_admin__pb2.DirectiveList.SerializeToString,
+            ),
+            'ExportState': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportState,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.ExportStateRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.StateChunk.SerializeToString,
+            ),
+            'QueryData': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryData,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.DataQuery.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.DataAnswer.SerializeToString,
+            ),
+            'ListChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChanges,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.ListChangesRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.ChangeList.SerializeToString,
             ),
             'ListSuggestions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSuggestions,
@@ -459,6 +511,87 @@ class Admin:
             '/vigie.v1.Admin/RemoveDirective',
             vigie_dot_v1_dot_admin__pb2.RemoveDirectiveRequest.SerializeToString,
             vigie_dot_v1_dot_admin__pb2.DirectiveList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vigie.v1.Admin/ExportState',
+            vigie_dot_v1_dot_admin__pb2.ExportStateRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.StateChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/QueryData',
+            vigie_dot_v1_dot_admin__pb2.DataQuery.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.DataAnswer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/ListChanges',
+            vigie_dot_v1_dot_admin__pb2.ListChangesRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.ChangeList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,14 @@ class AdminStub:
     """Add or replace a directive (by id); pushed to every connected gateway at once."""
     RemoveDirective: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RemoveDirectiveRequest, _admin_pb2.DirectiveList]
     """Remove a directive; pushed to every connected gateway at once."""
+    ExportState: _grpc.UnaryStreamMultiCallable[_admin_pb2.ExportStateRequest, _admin_pb2.StateChunk]
+    """The whole state, in chunks (the fleet view: the CLI merges several sidecars' states)."""
+    QueryData: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DataQuery, _admin_pb2.DataAnswer]
+    """Sums of the rollups over a time range, grouped (autopsy, reports), from this sidecar's
+    data store. Several sidecars' answers to one query merge by adding.
+    """
+    ListChanges: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListChangesRequest, _admin_pb2.ChangeList]
+    """Classes raised/cleared and directives put/removed before a time (autopsy)."""
     ListSuggestions: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListSuggestionsRequest, _admin_pb2.SuggestionList]
     """---- suggestions, thresholds and WSO2 policies (vigie.policy) ----
     Suggestions with their lifecycle state, evidence, action and expected effect.
@@ -80,6 +88,14 @@ class AdminAsyncStub(AdminStub):
     """Add or replace a directive (by id); pushed to every connected gateway at once."""
     RemoveDirective: _aio.UnaryUnaryMultiCallable[_admin_pb2.RemoveDirectiveRequest, _admin_pb2.DirectiveList]  # type: ignore[assignment]
     """Remove a directive; pushed to every connected gateway at once."""
+    ExportState: _aio.UnaryStreamMultiCallable[_admin_pb2.ExportStateRequest, _admin_pb2.StateChunk]  # type: ignore[assignment]
+    """The whole state, in chunks (the fleet view: the CLI merges several sidecars' states)."""
+    QueryData: _aio.UnaryUnaryMultiCallable[_admin_pb2.DataQuery, _admin_pb2.DataAnswer]  # type: ignore[assignment]
+    """Sums of the rollups over a time range, grouped (autopsy, reports), from this sidecar's
+    data store. Several sidecars' answers to one query merge by adding.
+    """
+    ListChanges: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListChangesRequest, _admin_pb2.ChangeList]  # type: ignore[assignment]
+    """Classes raised/cleared and directives put/removed before a time (autopsy)."""
     ListSuggestions: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListSuggestionsRequest, _admin_pb2.SuggestionList]  # type: ignore[assignment]
     """---- suggestions, thresholds and WSO2 policies (vigie.policy) ----
     Suggestions with their lifecycle state, evidence, action and expected effect.
@@ -147,6 +163,32 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.DirectiveList, _abc.Awaitable[_admin_pb2.DirectiveList]]:
         """Remove a directive; pushed to every connected gateway at once."""
+
+    @_abc_1.abstractmethod
+    def ExportState(
+        self,
+        request: _admin_pb2.ExportStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.StateChunk], _abc.AsyncIterator[_admin_pb2.StateChunk]]:
+        """The whole state, in chunks (the fleet view: the CLI merges several sidecars' states)."""
+
+    @_abc_1.abstractmethod
+    def QueryData(
+        self,
+        request: _admin_pb2.DataQuery,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.DataAnswer, _abc.Awaitable[_admin_pb2.DataAnswer]]:
+        """Sums of the rollups over a time range, grouped (autopsy, reports), from this sidecar's
+        data store. Several sidecars' answers to one query merge by adding.
+        """
+
+    @_abc_1.abstractmethod
+    def ListChanges(
+        self,
+        request: _admin_pb2.ListChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ChangeList, _abc.Awaitable[_admin_pb2.ChangeList]]:
+        """Classes raised/cleared and directives put/removed before a time (autopsy)."""
 
     @_abc_1.abstractmethod
     def ListSuggestions(

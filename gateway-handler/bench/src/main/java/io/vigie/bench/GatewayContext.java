@@ -1,0 +1,95 @@
+package io.vigie.bench;
+
+import io.vigie.gateway.EventFlags;
+import io.vigie.gateway.HttpMethods;
+import io.vigie.gateway.KeyTypes;
+import io.vigie.gateway.RequestRecord;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * What the WSO2 adapter reads on the response out-flow, as a property map like Synapse's, and
+ * the capture step: the same ~20 property reads and conversions as
+ * {@code io.vigie.wso2.VigieSynapseHandler.capture} (kept in the bench so it depends on the core
+ * only; the handler's own reads are unit-tested in the wso2 module).
+ */
+final class GatewayContext {
+    final Map<String, Object> props = new HashMap<>();
+    final Map<String, Object> axis2 = new HashMap<>();
+
+    GatewayContext(int k) {
+        props.put("api.ut.api", "PizzaShackAPI");
+        props.put("api.ut.version", "1.0.0");
+        props.put("api.ut.context", "/pizzashack/1.0.0");
+        props.put("API_ELECTED_RESOURCE", "/menu");
+        props.put("api.ut.HTTP_METHOD", "GET");
+        props.put("REST_FULL_REQUEST_PATH", "/pizzashack/1.0.0/menu?page=" + k);
+        props.put("app.uuid", "87c8da4c-aa3f-43d3-89ac-dc3dc3b19d" + (10 + k % 90));
+        props.put("app.name", "Application " + k % 90);
+        props.put("app.owner", "admin");
+        props.put("sub.tier", "Gold");
+        props.put("key.type", "PRODUCTION");
+        props.put("vigie.request.start.us", 1_700_000_000_000_000L);
+        props.put("vigie.backend.start.us", 1_700_000_000_001_000L);
+        props.put("vigie.backend.end.us", 1_700_000_000_004_000L);
+        axis2.put("HTTP_SC", 200);
+        axis2.put("TRANSPORT_HEADERS", Map.of("Content-Length", "2187"));
+    }
+
+    /** Fills {@code r} from the context, as the adapter does. */
+    void capture(RequestRecord r, long nowUs) {
+        r.apiName(str(props.get("api.ut.api"))).apiVersion(str(props.get("api.ut.version")))
+                .apiContext(str(props.get("api.ut.context"))).resourceTemplate(str(props.get("API_ELECTED_RESOURCE")))
+                .httpMethod(HttpMethods.of(str(props.get("api.ut.HTTP_METHOD"))))
+                .applicationId(str(props.get("app.uuid"))).applicationName(str(props.get("app.name")))
+                .applicationOwner(str(props.get("app.owner"))).subscriptionTier(str(props.get("sub.tier")))
+                .keyType(KeyTypes.of(str(props.get("key.type"))));
+        int flags = 0;
+        if (props.get("ERROR_CODE") != null) {
+            flags |= EventFlags.FAULT;
+        }
+        if (props.get("THROTTLED_OUT_REASON") != null) {
+            flags |= EventFlags.THROTTLED;
+        }
+        r.flags(flags);
+        Object sc = axis2.get("HTTP_SC");
+        r.httpStatus(sc instanceof Integer ? (Integer) sc : 0);
+        Object h = axis2.get("TRANSPORT_HEADERS");
+        if (h instanceof Map) {
+            Object cl = ((Map<?, ?>) h).get("Content-Length");
+            r.responseBytes(cl instanceof String ? parse((String) cl) : -1);
+        }
+        long start = (Long) props.get("vigie.request.start.us");
+        r.eventTimeUs(start).latencyUs(nowUs - start);
+        r.backendLatencyUs((Long) props.get("vigie.backend.end.us") - (Long) props.get("vigie.backend.start.us"));
+        Object path = props.get("REST_FULL_REQUEST_PATH");
+        if (path instanceof String) {
+            r.uriHash(fnv((String) path));
+        }
+    }
+
+    String app() {
+        return str(props.get("app.uuid"));
+    }
+
+    private static String str(Object o) {
+        return o instanceof String ? (String) o : null;
+    }
+
+    private static long parse(String s) {
+        long v = 0;
+        for (int i = 0; i < s.length(); i++) {
+            v = v * 10 + (s.charAt(i) - '0');
+        }
+        return v;
+    }
+
+    private static long fnv(String s) {
+        long h = 0xcbf29ce484222325L;
+        for (int i = 0; i < s.length(); i++) {
+            h ^= s.charAt(i);
+            h *= 0x100000001b3L;
+        }
+        return h;
+    }
+}

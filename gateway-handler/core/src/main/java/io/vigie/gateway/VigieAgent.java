@@ -1,0 +1,486 @@
+package io.vigie.gateway;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.vigie.gateway.directive.DirectiveTable;
+import io.vigie.gateway.directive.Rule;
+import io.vigie.gateway.queue.EventRing;
+import io.vigie.wire.v1.DirectiveHits;
+import io.vigie.wire.v1.Hello;
+import java.lang.management.ManagementFactory;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Supplier;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import javax.management.MBeanServer;
+import javax.management.ObjectName;
+
+/**
+ * The gateway-agnostic handler core: what a gateway adapter calls on its request threads.
+ *
+ * <ul>
+ *   <li>{@link #record()} then {@link #offer}: capture one request; never blocks, never throws,
+ *       allocates nothing; a full queue is a counted drop;</li>
+ *   <li>{@link #check}: the directive table's verdict for a request, O(1) and allocation-free;</li>
+ *   <li>{@link #counters()}: the figures, also in JMX and in the stream's {@code GatewayReport}.</li>
+ * </ul>
+ *
+ * <p>One background thread ({@code vigie-sender}) ships the events to the sidecar. Build with
+ * {@link #builder()}; every setting has a safe default.
+ */
+public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
+    private static final Logger LOG = Logger.getLogger(VigieAgent.class.getName());
+    /** Version of this handler, sent in Hello. */
+    public static final String VERSION = "0.1.0";
+
+    private final EventRing ring;
+    private final Counters counters = new Counters();
+    private final DirectiveTable directives;
+    private final Clock clock;
+    private final boolean enforcement;
+    private final StreamSender sender;
+    private final ManagedChannel channel;
+    private final boolean ownsChannel;
+    private final Thread thread;
+    private final long idleParkNanos;
+    private final ThreadLocal<RequestRecord> records = ThreadLocal.withInitial(RequestRecord::new);
+    private volatile boolean closed;
+    private ObjectName mbeanName;
+
+    private VigieAgent(Builder b) {
+        this.clock = b.clock;
+        this.ring = new EventRing(b.queueCapacity);
+        this.directives = new DirectiveTable(b.clock, b.channelName);
+        this.enforcement = b.enforcement;
+        if (b.channelSupplier != null) {
+            this.channel = b.channelSupplier.get();
+            this.ownsChannel = true;
+        } else {
+            this.channel = defaultChannel(b.sidecarAddress);
+            this.ownsChannel = true;
+        }
+        Hello hello = Hello.newBuilder()
+                .setGatewayId(b.gatewayId)
+                .setChannel(b.channelName)
+                .setTenant(b.tenant)
+                .setRegion(b.region)
+                .setHandlerVersion(VERSION)
+                .setProtocolVersion(StreamSender.PROTOCOL_VERSION)
+                .build();
+        this.sender = new StreamSender(ring, counters, directives, clock, channel, hello, b.batchMaxEvents,
+                TimeUnit.MILLISECONDS.toNanos(b.flushIntervalMs), TimeUnit.MILLISECONDS.toNanos(b.reportIntervalMs),
+                TimeUnit.MILLISECONDS.toNanos(b.backoffInitialMs), TimeUnit.MILLISECONDS.toNanos(b.backoffMaxMs),
+                b.disconnectedHoldMs * 1000L);
+        this.idleParkNanos = Math.min(1_000_000L, TimeUnit.MILLISECONDS.toNanos(b.flushIntervalMs) / 2 + 1);
+        if (b.jmx) {
+            registerJmx(b.gatewayId);
+        }
+        if (b.startThread) {
+            thread = new Thread(this::run, "vigie-sender");
+            thread.setDaemon(true);
+            thread.start();
+        } else {
+            thread = null;
+        }
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** A builder with the settings read by {@link AgentSettings}. */
+    public static Builder builder(AgentSettings s) {
+        return new Builder()
+                .sidecarAddress(s.sidecarAddress)
+                .gatewayId(s.gatewayId)
+                .channel(s.channel)
+                .tenant(s.tenant)
+                .region(s.region)
+                .queueCapacity(s.queueCapacity)
+                .batchMaxEvents(s.batchMaxEvents)
+                .flushIntervalMs(s.flushIntervalMs)
+                .reportIntervalMs(s.reportIntervalMs)
+                .backoffMs(s.backoffInitialMs, s.backoffMaxMs)
+                .disconnectedHoldMs(s.disconnectedHoldMs)
+                .enforcement(s.enforcement)
+                .jmx(s.jmx);
+    }
+
+    /** This thread's reusable record, cleared. Fill it and {@link #offer} it. */
+    public RequestRecord record() {
+        return records.get().reset();
+    }
+
+    /**
+     * Queues a copy of {@code r} for the sidecar. Never blocks, never throws, allocates nothing.
+     * Returns {@code false} when the event was dropped (queue full or agent closed; counted).
+     */
+    public boolean offer(RequestRecord r) {
+        counters.offered.increment();
+        if (closed || r == null) {
+            counters.droppedOther.increment();
+            return false;
+        }
+        long pos = ring.tryClaim();
+        if (pos < 0) {
+            counters.droppedQueueFull.increment();
+            return false;
+        }
+        int slot = ring.slot(pos);
+        long[] l = ring.longs;
+        int lo = slot * EventRing.LONGS;
+        l[lo + EventRing.L_EVENT_TIME_US] = r.eventTimeUs > 0 ? r.eventTimeUs : clock.wallMicros();
+        l[lo + EventRing.L_LATENCY_US] = r.latencyUs;
+        l[lo + EventRing.L_BACKEND_LATENCY_US] = r.backendLatencyUs;
+        l[lo + EventRing.L_REQUEST_BYTES] = r.requestBytes;
+        l[lo + EventRing.L_RESPONSE_BYTES] = r.responseBytes;
+        l[lo + EventRing.L_URI_HASH] = r.uriHash;
+        int[] i = ring.ints;
+        int io = slot * EventRing.INTS;
+        i[io + EventRing.I_HTTP_METHOD] = r.httpMethod;
+        i[io + EventRing.I_HTTP_STATUS] = r.httpStatus;
+        i[io + EventRing.I_ERROR_CODE] = r.errorCode;
+        i[io + EventRing.I_KEY_TYPE] = r.keyType;
+        i[io + EventRing.I_FLAGS] = r.flags;
+        System.arraycopy(r.strings, 0, ring.strings, slot * EventRing.STRINGS, EventRing.STRINGS);
+        ring.publish(pos);
+        return true;
+    }
+
+    /**
+     * The directive that refuses this request, or {@code null} to let it through. Shadow
+     * directives only count. With enforcement switched off on this gateway
+     * ({@code vigie.enforcement=false}) nothing is refused, though the table still counts what
+     * its ENFORCE directives matched. O(1), allocation-free, never throws.
+     */
+    public Rule check(String applicationId, String apiName, String apiVersion) {
+        try {
+            Rule r = directives.check(applicationId, apiName, apiVersion);
+            return enforcement ? r : null;
+        } catch (RuntimeException e) {
+            counters.adapterErrors.increment();
+            return null;
+        }
+    }
+
+    public DirectiveTable directives() {
+        return directives;
+    }
+
+    public Counters.Snapshot counters() {
+        return counters.snapshot(ring.size());
+    }
+
+    /** For adapters: counts an error they caught on the request path. */
+    public void countAdapterError() {
+        counters.adapterError();
+    }
+
+    /** Runs one round of the sender by hand (only when built with {@code startThread(false)}). */
+    public boolean step() {
+        if (thread != null) {
+            throw new IllegalStateException("the sender runs on its own thread");
+        }
+        return sender.step();
+    }
+
+    /** Sends what is queued (up to 5 s), completes the stream, stops the sender and the channel. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (thread != null) {
+            LockSupport.unpark(thread);
+            try {
+                thread.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        } else {
+            sender.shutdown(5_000_000_000L);
+        }
+        if (ownsChannel) {
+            channel.shutdown();
+            try {
+                if (!channel.awaitTermination(2, TimeUnit.SECONDS)) {
+                    channel.shutdownNow();
+                }
+            } catch (InterruptedException e) {
+                channel.shutdownNow();
+                Thread.currentThread().interrupt();
+            }
+        }
+        unregisterJmx();
+    }
+
+    private void run() {
+        try {
+            while (!closed) {
+                boolean worked;
+                try {
+                    worked = sender.step();
+                } catch (RuntimeException e) {
+                    LOG.log(Level.WARNING, "vigie: sender round failed", e);
+                    worked = false;
+                }
+                if (!worked) {
+                    LockSupport.parkNanos(idleParkNanos);
+                }
+            }
+        } finally {
+            sender.shutdown(5_000_000_000L);
+        }
+    }
+
+    private static ManagedChannel defaultChannel(String address) {
+        int colon = address.lastIndexOf(':');
+        String host = address.substring(0, colon);
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        }
+        int port = Integer.parseInt(address.substring(colon + 1));
+        return NettyChannelBuilder.forAddress(host, port)
+                .usePlaintext()
+                .keepAliveTime(30, TimeUnit.SECONDS)
+                .keepAliveWithoutCalls(true)
+                .maxInboundMessageSize(16 * 1024 * 1024)
+                .build();
+    }
+
+    private void registerJmx(String gatewayId) {
+        try {
+            MBeanServer server = ManagementFactory.getPlatformMBeanServer();
+            ObjectName name = new ObjectName("io.vigie:type=GatewayHandler,gateway=" + ObjectName.quote(gatewayId));
+            if (server.isRegistered(name)) {
+                server.unregisterMBean(name);
+            }
+            server.registerMBean(this, name);
+            mbeanName = name;
+        } catch (Exception | LinkageError e) {
+            LOG.log(Level.WARNING, "vigie: JMX registration failed; counters stay in the stream reports", e);
+        }
+    }
+
+    private void unregisterJmx() {
+        if (mbeanName == null) {
+            return;
+        }
+        try {
+            ManagementFactory.getPlatformMBeanServer().unregisterMBean(mbeanName);
+        } catch (Exception e) {
+            LOG.log(Level.FINE, "vigie: JMX unregistration failed", e);
+        }
+    }
+
+    // ---- VigieAgentMXBean ----
+
+    @Override
+    public long getOffered() {
+        return counters.offered.sum();
+    }
+
+    @Override
+    public long getSent() {
+        return counters.sent.sum();
+    }
+
+    @Override
+    public long getAcked() {
+        return counters.acked.sum();
+    }
+
+    @Override
+    public long getDroppedQueueFull() {
+        return counters.droppedQueueFull.sum();
+    }
+
+    @Override
+    public long getDroppedDisconnected() {
+        return counters.droppedDisconnected.sum();
+    }
+
+    @Override
+    public long getDroppedSendFailed() {
+        return counters.droppedSendFailed.sum();
+    }
+
+    @Override
+    public long getDroppedOther() {
+        return counters.droppedOther.sum();
+    }
+
+    @Override
+    public long getReconnects() {
+        return counters.reconnects.sum();
+    }
+
+    @Override
+    public long getBatches() {
+        return counters.batches.sum();
+    }
+
+    @Override
+    public long getAdapterErrors() {
+        return counters.adapterErrors.sum();
+    }
+
+    @Override
+    public int getQueueDepth() {
+        return ring.size();
+    }
+
+    @Override
+    public int getQueueCapacity() {
+        return ring.capacity();
+    }
+
+    @Override
+    public String getStreamState() {
+        return sender.state().name();
+    }
+
+    @Override
+    public int getActiveDirectives() {
+        return directives.activeCount();
+    }
+
+    @Override
+    public String[] getDirectiveHits() {
+        List<DirectiveHits> hits = directives.hits();
+        String[] out = new String[hits.size()];
+        for (int k = 0; k < out.length; k++) {
+            DirectiveHits h = hits.get(k);
+            out[k] = h.getDirectiveId() + " shadow=" + h.getShadowHits() + " enforced=" + h.getEnforcedHits()
+                    + " passed=" + h.getPassed();
+        }
+        return out;
+    }
+
+    /** Settings of an agent; each has a safe default. */
+    public static final class Builder {
+        private String sidecarAddress = "127.0.0.1:7355";
+        private Supplier<ManagedChannel> channelSupplier;
+        private String gatewayId = "gateway";
+        private String channelName = "";
+        private String tenant = "carbon.super";
+        private String region = "";
+        private int queueCapacity = 65_536;
+        private int batchMaxEvents = 4_096;
+        private long flushIntervalMs = 5;
+        private long reportIntervalMs = 5_000;
+        private long backoffInitialMs = 100;
+        private long backoffMaxMs = 10_000;
+        private long disconnectedHoldMs = 10_000;
+        private boolean enforcement = true;
+        private boolean jmx = false;
+        private boolean startThread = true;
+        private Clock clock = Clock.SYSTEM;
+
+        private Builder() {}
+
+        /** Sidecar address, host:port (plaintext gRPC: the sidecar runs beside the gateway). */
+        public Builder sidecarAddress(String v) {
+            sidecarAddress = v;
+            return this;
+        }
+
+        /** Uses this channel instead of one to {@link #sidecarAddress} (tests, custom TLS). */
+        public Builder channel(Supplier<ManagedChannel> v) {
+            channelSupplier = v;
+            return this;
+        }
+
+        public Builder gatewayId(String v) {
+            gatewayId = v;
+            return this;
+        }
+
+        /** The gateway channel (main, sale, ...): named {@code channel} in the wire contract. */
+        public Builder channel(String v) {
+            channelName = v == null ? "" : v;
+            return this;
+        }
+
+        public Builder tenant(String v) {
+            tenant = v;
+            return this;
+        }
+
+        public Builder region(String v) {
+            region = v;
+            return this;
+        }
+
+        public Builder queueCapacity(int v) {
+            queueCapacity = v;
+            return this;
+        }
+
+        public Builder batchMaxEvents(int v) {
+            batchMaxEvents = v;
+            return this;
+        }
+
+        public Builder flushIntervalMs(long v) {
+            flushIntervalMs = v;
+            return this;
+        }
+
+        public Builder reportIntervalMs(long v) {
+            reportIntervalMs = v;
+            return this;
+        }
+
+        public Builder backoffMs(long initial, long max) {
+            backoffInitialMs = initial;
+            backoffMaxMs = max;
+            return this;
+        }
+
+        /** While disconnected, events older than this are dropped (0 = drop at once). */
+        public Builder disconnectedHoldMs(long v) {
+            disconnectedHoldMs = v;
+            return this;
+        }
+
+        /** false: ENFORCE directives refuse nothing on this gateway (they still count). */
+        public Builder enforcement(boolean v) {
+            enforcement = v;
+            return this;
+        }
+
+        /** Registers the JMX MBean (off by default in the builder; the WSO2 adapter turns it on). */
+        public Builder jmx(boolean v) {
+            jmx = v;
+            return this;
+        }
+
+        /** false: no sender thread; the caller drives {@link VigieAgent#step()} (tests). */
+        public Builder startThread(boolean v) {
+            startThread = v;
+            return this;
+        }
+
+        public Builder clock(Clock v) {
+            clock = v;
+            return this;
+        }
+
+        public VigieAgent build() {
+            if (queueCapacity < 2) {
+                throw new IllegalArgumentException("queueCapacity must be at least 2");
+            }
+            if (batchMaxEvents < 1) {
+                throw new IllegalArgumentException("batchMaxEvents must be positive");
+            }
+            if (flushIntervalMs < 1 || reportIntervalMs < 1 || backoffInitialMs < 1 || backoffMaxMs < backoffInitialMs) {
+                throw new IllegalArgumentException("intervals must be positive and backoff max >= initial");
+            }
+            return new VigieAgent(this);
+        }
+    }
+}

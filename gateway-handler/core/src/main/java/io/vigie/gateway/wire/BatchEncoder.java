@@ -1,0 +1,203 @@
+package io.vigie.gateway.wire;
+
+import com.google.protobuf.ByteString;
+import io.vigie.gateway.queue.EventRing;
+import io.vigie.wire.v1.EventBatch;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The gateway's side of one stream: a dictionary of the strings sent so far and the columns of
+ * the batch being built. One instance per stream; a new stream starts a new encoder (and so a
+ * new dictionary). Used by the sender thread only (not thread-safe).
+ *
+ * <p>Canonical order, shared with {@code StreamEncoder} in the sidecar through
+ * {@code tests/vectors}: strings are added to the dictionary in the order they are first met,
+ * events in order and, within an event, the dictionary columns in proto field order.
+ */
+public final class BatchEncoder {
+    /** Longest dictionary string, in UTF-8 bytes; longer strings are cut (on a character boundary). */
+    public static final int MAX_STRING_BYTES = 4096;
+
+    private static final Column[] STRING_COLUMNS = {
+        Column.APPLICATION_ID, Column.APPLICATION_NAME, Column.APPLICATION_OWNER, Column.API_NAME,
+        Column.API_VERSION, Column.API_CONTEXT, Column.RESOURCE_TEMPLATE, Column.SUBSCRIPTION_TIER,
+    };
+
+    private final int maxEvents;
+    private final byte[][] columns = new byte[Column.values().length][];
+    private final Map<String, Integer> ids = new HashMap<>();
+    private final List<String> pending = new ArrayList<>();
+    private int dictionarySize = 1; // id 0 is the empty string
+    private int base = 1;
+    private long sequence;
+    private int count;
+
+    /** An encoder whose batches hold at most {@code maxEvents} events. */
+    public BatchEncoder(int maxEvents) {
+        if (maxEvents < 1) {
+            throw new IllegalArgumentException("maxEvents must be positive");
+        }
+        this.maxEvents = maxEvents;
+        for (Column c : Column.values()) {
+            columns[c.ordinal()] = new byte[maxEvents * c.width];
+        }
+    }
+
+    /** Events in the batch being built. */
+    public int count() {
+        return count;
+    }
+
+    public boolean isFull() {
+        return count >= maxEvents;
+    }
+
+    public int maxEvents() {
+        return maxEvents;
+    }
+
+    /** Entries of the stream's dictionary so far, counting the empty string (and pending ones). */
+    public int dictionarySize() {
+        return dictionarySize;
+    }
+
+    /** Sequence number of the last batch built (0 before the first). */
+    public long sequence() {
+        return sequence;
+    }
+
+    /** The dictionary id of {@code s} on this stream, adding it when new ({@code null}/"" is 0). */
+    public int intern(String s) {
+        if (s == null || s.isEmpty()) {
+            return 0;
+        }
+        Integer id = ids.get(s);
+        if (id != null) {
+            return id;
+        }
+        int next = dictionarySize++;
+        ids.put(s, next);
+        pending.add(fitted(s));
+        return next;
+    }
+
+    /**
+     * Appends one event read from ring slot {@code slot} (its fields at the offsets
+     * {@link EventRing} defines). The caller checks {@link #isFull()} first.
+     */
+    public void add(EventRing ring, int slot) {
+        add(ring.strings, slot * EventRing.STRINGS, ring.longs, slot * EventRing.LONGS,
+                ring.ints, slot * EventRing.INTS);
+    }
+
+    /** Appends one event given in the {@link EventRing} slot layout. */
+    public void add(String[] s, int so, long[] l, int lo, int[] i, int io) {
+        if (count >= maxEvents) {
+            throw new IllegalStateException("batch is full");
+        }
+        int row = count;
+        putLong(Column.EVENT_TIME_US, row, l[lo + EventRing.L_EVENT_TIME_US]);
+        for (int k = 0; k < STRING_COLUMNS.length; k++) {
+            putInt(STRING_COLUMNS[k], row, intern(s[so + k]));
+        }
+        putByte(Column.HTTP_METHOD, row, i[io + EventRing.I_HTTP_METHOD]);
+        putShort(Column.HTTP_STATUS, row, clamp(i[io + EventRing.I_HTTP_STATUS], 0xFFFF));
+        putInt(Column.ERROR_CODE, row, i[io + EventRing.I_ERROR_CODE]);
+        putInt(Column.LATENCY_US, row, (int) clampU32(l[lo + EventRing.L_LATENCY_US]));
+        putInt(Column.BACKEND_LATENCY_US, row, (int) clampU32(l[lo + EventRing.L_BACKEND_LATENCY_US]));
+        putLong(Column.REQUEST_BYTES, row, l[lo + EventRing.L_REQUEST_BYTES]);
+        putLong(Column.RESPONSE_BYTES, row, l[lo + EventRing.L_RESPONSE_BYTES]);
+        putByte(Column.KEY_TYPE, row, i[io + EventRing.I_KEY_TYPE]);
+        putLong(Column.URI_HASH, row, l[lo + EventRing.L_URI_HASH]);
+        putByte(Column.FLAGS, row, i[io + EventRing.I_FLAGS]);
+        count = row + 1;
+    }
+
+    /** Builds the batch of every column (what the handler sends), and starts the next one. */
+    public EventBatch build(long sentAtUs) {
+        return build(sentAtUs, Column.ALL);
+    }
+
+    /**
+     * Builds the batch with the columns of {@code presence} (required columns are always
+     * included), and starts the next one. At least one event must have been added.
+     */
+    public EventBatch build(long sentAtUs, long presence) {
+        if (count == 0) {
+            throw new IllegalStateException("empty batch");
+        }
+        long mask = presence | Column.REQUIRED;
+        EventBatch.Builder b = EventBatch.newBuilder()
+                .setSequence(++sequence)
+                .setCount(count)
+                .setDictionaryBase(base)
+                .addAllDictionaryAdditions(pending)
+                .setSentAtUs(sentAtUs);
+        for (Column c : Column.values()) {
+            if ((mask & c.bit()) != 0) {
+                ByteString bytes = ByteString.copyFrom(columns[c.ordinal()], 0, count * c.width);
+                Columns.set(b, c, bytes);
+            }
+        }
+        base = dictionarySize;
+        pending.clear();
+        count = 0;
+        return b.build();
+    }
+
+    private void putByte(Column c, int row, int v) {
+        columns[c.ordinal()][row] = (byte) v;
+    }
+
+    private void putShort(Column c, int row, int v) {
+        byte[] a = columns[c.ordinal()];
+        int p = row * 2;
+        a[p] = (byte) v;
+        a[p + 1] = (byte) (v >>> 8);
+    }
+
+    private void putInt(Column c, int row, int v) {
+        byte[] a = columns[c.ordinal()];
+        int p = row * 4;
+        a[p] = (byte) v;
+        a[p + 1] = (byte) (v >>> 8);
+        a[p + 2] = (byte) (v >>> 16);
+        a[p + 3] = (byte) (v >>> 24);
+    }
+
+    private void putLong(Column c, int row, long v) {
+        byte[] a = columns[c.ordinal()];
+        int p = row * 8;
+        for (int k = 0; k < 8; k++) {
+            a[p + k] = (byte) (v >>> (8 * k));
+        }
+    }
+
+    private static int clamp(int v, int max) {
+        return v < 0 ? 0 : Math.min(v, max);
+    }
+
+    private static long clampU32(long v) {
+        return v < 0 ? 0 : Math.min(v, 0xFFFF_FFFFL);
+    }
+
+    /** {@code s} cut to at most {@link #MAX_STRING_BYTES} UTF-8 bytes on a character boundary. */
+    static String fitted(String s) {
+        if (s.length() * 3 <= MAX_STRING_BYTES) {
+            return s;
+        }
+        byte[] utf8 = s.getBytes(StandardCharsets.UTF_8);
+        if (utf8.length <= MAX_STRING_BYTES) {
+            return s;
+        }
+        int end = MAX_STRING_BYTES;
+        while (end > 0 && (utf8[end] & 0xC0) == 0x80) {
+            end--; // back off continuation bytes so no character is split
+        }
+        return new String(utf8, 0, end, StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,310 @@
+package io.vigie.gateway;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vigie.gateway.testing.FakeSidecar;
+import io.vigie.gateway.testing.ManualClock;
+import io.vigie.gateway.wire.Column;
+import io.vigie.wire.v1.Directive;
+import io.vigie.wire.v1.DirectiveAction;
+import io.vigie.wire.v1.DirectiveMode;
+import io.vigie.wire.v1.DirectiveUpdate;
+import io.vigie.wire.v1.EventBatch;
+import io.vigie.wire.v1.GatewayMessage;
+import io.vigie.wire.v1.GatewayReport;
+import java.util.List;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The sender against an in-process fake sidecar, driven step by step with an injected clock. */
+class SenderTest {
+    private final ManualClock clock = new ManualClock();
+    private FakeSidecar sidecar;
+
+    @BeforeEach
+    void start() throws Exception {
+        sidecar = new FakeSidecar("sidecar-" + System.nanoTime());
+    }
+
+    @AfterEach
+    void stop() {
+        sidecar.close();
+    }
+
+    private VigieAgent.Builder agent() {
+        return VigieAgent.builder().clock(clock).startThread(false).channel(sidecar::channel).gatewayId("gw-1")
+                .channel("main").flushIntervalMs(5).batchMaxEvents(100).backoffMs(100, 400).reportIntervalMs(1_000);
+    }
+
+    private static void offer(VigieAgent a, int n, String app) {
+        for (int k = 0; k < n; k++) {
+            a.offer(a.record().applicationId(app).apiName("Orders").apiVersion("v1").httpStatus(200)
+                    .eventTimeUs(1_000 + k));
+        }
+    }
+
+    private static List<EventBatch> batches(FakeSidecar.Stream s) {
+        return s.received.stream().filter(GatewayMessage::hasBatch).map(GatewayMessage::getBatch)
+                .collect(Collectors.toList());
+    }
+
+    @Test
+    void helloFirstThenBatchesFlushedOnTime() {
+        try (VigieAgent a = agent().build()) {
+            offer(a, 3, "app-1");
+            a.step();
+            FakeSidecar.Stream s = sidecar.last();
+            assertTrue(s.received.get(0).hasHello());
+            assertEquals("gw-1", s.received.get(0).getHello().getGatewayId());
+            assertEquals("main", s.received.get(0).getHello().getChannel());
+            assertEquals(1, s.received.get(0).getHello().getProtocolVersion());
+            assertTrue(batches(s).isEmpty(), "a partial batch waits for the flush interval");
+            clock.advanceMillis(4);
+            a.step();
+            assertTrue(batches(s).isEmpty());
+            clock.advanceMillis(1);
+            a.step();
+            assertEquals(1, batches(s).size());
+            assertEquals(3, s.events.size());
+            assertEquals(3, a.counters().sent);
+            assertEquals(3, a.counters().acked);
+            assertEquals("CONNECTED", a.getStreamState());
+        }
+    }
+
+    @Test
+    void aFullBatchIsSentWithoutWaiting() {
+        try (VigieAgent a = agent().batchMaxEvents(2).build()) {
+            offer(a, 5, "app-1");
+            a.step();
+            a.step();
+            a.step();
+            List<EventBatch> bs = batches(sidecar.last());
+            assertEquals(List.of(2, 2), bs.stream().map(EventBatch::getCount).collect(Collectors.toList()));
+            clock.advanceMillis(5);
+            a.step();
+            assertEquals(5, sidecar.last().events.size());
+        }
+    }
+
+    @Test
+    void theSidecarsBatchLimitWins() {
+        sidecar.maxBatchEvents = 3;
+        try (VigieAgent a = agent().build()) {
+            offer(a, 7, "app-1");
+            for (int k = 0; k < 5; k++) {
+                a.step();
+            }
+            clock.advanceMillis(5);
+            a.step();
+            assertEquals(List.of(3, 3, 1),
+                    batches(sidecar.last()).stream().map(EventBatch::getCount).collect(Collectors.toList()));
+        }
+    }
+
+    @Test
+    void everyOfferedEventIsAccountedFor() {
+        try (VigieAgent a = agent().build()) {
+            for (int round = 0; round < 20; round++) {
+                offer(a, 37, "app-" + round % 3);
+                a.step();
+                clock.advanceMillis(5);
+                a.step();
+            }
+            Counters.Snapshot c = a.counters();
+            assertEquals(740, c.offered);
+            assertEquals(0, c.dropped());
+            assertEquals(740, sidecar.eventsApplied());
+            assertEquals(740, c.sent);
+            assertEquals(740, c.acked);
+        }
+    }
+
+    @Test
+    void theDictionaryIsResentAfterAReconnect() {
+        try (VigieAgent a = agent().build()) {
+            offer(a, 2, "app-1");
+            a.step();
+            clock.advanceMillis(5);
+            a.step();
+            EventBatch first = batches(sidecar.streams.get(0)).get(0);
+            assertEquals(List.of("app-1", "Orders", "v1"), first.getDictionaryAdditionsList());
+
+            sidecar.streams.get(0).fail();
+            a.step(); // notices the failure, backs off
+            assertEquals("DISCONNECTED", a.getStreamState());
+            clock.advanceMillis(99);
+            a.step();
+            assertEquals(1, sidecar.streams.size(), "no attempt before the backoff");
+            clock.advanceMillis(1);
+            offer(a, 2, "app-1");
+            a.step();
+            assertEquals(2, sidecar.streams.size());
+            clock.advanceMillis(5);
+            a.step();
+            EventBatch again = batches(sidecar.streams.get(1)).get(0);
+            assertEquals(1, again.getSequence());
+            assertEquals(1, again.getDictionaryBase());
+            assertEquals(List.of("app-1", "Orders", "v1"), again.getDictionaryAdditionsList());
+            assertEquals(1, a.counters().reconnects);
+            assertNull(sidecar.streams.get(1).refusal);
+            assertEquals("app-1", sidecar.streams.get(1).events.get(0).string(Column.APPLICATION_ID));
+        }
+    }
+
+    @Test
+    void backoffDoublesUpToItsCapAndResetsOnceConnected() throws Exception {
+        String name = "restartable-" + System.nanoTime();
+        FakeSidecar[] current = {new FakeSidecar(name)};
+        current[0].close();
+        try (VigieAgent a = agent().channel(() -> io.grpc.inprocess.InProcessChannelBuilder.forName(name)
+                .directExecutor().build()).build()) {
+            a.step(); // first attempt: nobody there
+            a.step(); // failure noticed
+            for (long w : new long[] {100, 200, 400, 400}) {
+                long before = a.counters().reconnects;
+                clock.advanceMillis(w - 1);
+                a.step();
+                assertEquals(before, a.counters().reconnects, "too early after " + (w - 1) + " ms");
+                clock.advanceMillis(1);
+                a.step();
+                assertEquals(before + 1, a.counters().reconnects, "retried after " + w + " ms");
+                a.step();
+            }
+            current[0] = new FakeSidecar(name);
+            clock.advanceMillis(400);
+            a.step();
+            assertEquals("CONNECTED", a.getStreamState());
+            current[0].last().fail();
+            a.step();
+            long before = a.counters().reconnects;
+            clock.advanceMillis(100);
+            a.step();
+            assertEquals(before + 1, a.counters().reconnects, "the backoff restarted at 100 ms after a Welcome");
+            assertEquals(2, current[0].streams.size());
+        } finally {
+            current[0].close();
+        }
+    }
+
+    @Test
+    void eachStreamIsCompletedExactlyOnce() {
+        VigieAgent a = agent().build();
+        offer(a, 3, "app-1");
+        a.step();
+        sidecar.last().fail();
+        a.step();
+        clock.advanceMillis(100);
+        a.step();
+        offer(a, 3, "app-1");
+        a.step();
+        a.close();
+        a.close();
+        FakeSidecar.Stream closed = sidecar.streams.get(1);
+        assertEquals(1, closed.completions.get() + closed.errors.get());
+        assertEquals(1, closed.completions.get(), "a clean close half-closes the stream");
+        assertEquals(3, closed.events.size(), "close sends what is queued");
+        for (FakeSidecar.Stream s : sidecar.streams) {
+            assertTrue(s.completions.get() + s.errors.get() <= 1);
+        }
+        GatewayMessage last = closed.received.get(closed.received.size() - 1);
+        assertTrue(last.hasReport(), "a final report before completing");
+    }
+
+    @Test
+    void eventsSentButNeverAckedAreCountedLostWhenTheStreamFails() {
+        sidecar.ack = false;
+        try (VigieAgent a = agent().build()) {
+            offer(a, 10, "app-1");
+            a.step();
+            clock.advanceMillis(5);
+            a.step();
+            assertEquals(10, a.counters().sent);
+            sidecar.last().fail();
+            a.step();
+            a.step();
+            assertEquals(10, a.counters().droppedSendFailed);
+        }
+    }
+
+    @Test
+    void whileDisconnectedOldEventsAreDroppedAndCounted() {
+        sidecar.close();
+        try (VigieAgent a = agent().disconnectedHoldMs(1_000).build()) {
+            offer(a, 10, "app-1"); // event times long past
+            a.step();
+            a.step();
+            Counters.Snapshot c = a.counters();
+            assertEquals(10, c.droppedDisconnected);
+            assertEquals(0, c.queueDepth);
+            a.offer(a.record().apiName("x").eventTimeUs(clock.wallMicros()));
+            a.step();
+            assertEquals(1, a.counters().queueDepth, "a fresh event is held for a reconnect");
+            clock.advanceMillis(1_001);
+            a.step();
+            assertEquals(11, a.counters().droppedDisconnected);
+        }
+    }
+
+    @Test
+    void aSmallSidecarDictionaryMakesTheSenderStartFreshStreams() {
+        sidecar.maxDictionaryEntries = 20;
+        try (VigieAgent a = agent().build()) {
+            for (int k = 0; k < 30; k++) {
+                offer(a, 1, "app-" + k);
+            }
+            for (int k = 0; k < 50 && sidecar.eventsApplied() < 30; k++) {
+                a.step();
+                clock.advanceMillis(5);
+            }
+            assertEquals(30, sidecar.eventsApplied());
+            assertTrue(sidecar.streams.size() > 2);
+            for (FakeSidecar.Stream s : sidecar.streams) {
+                assertNull(s.refusal);
+                assertTrue(s.decoder.dictionarySize() <= 20);
+            }
+            assertEquals(0, a.counters().dropped());
+        }
+    }
+
+    @Test
+    void directivesFromTheStreamAreEnforcedAndReported() {
+        sidecar.initialDirectives = DirectiveUpdate.newBuilder().setFull(true).setVersion(7)
+                .addUpserts(Directive.newBuilder().setId("block-1").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_BLOCK).setApplicationId("bad-app")
+                        .setExpiresAtUs(clock.wallMicros() + 60_000_000L))
+                .build();
+        try (VigieAgent a = agent().build()) {
+            assertNull(a.check("bad-app", "Orders", "v1"));
+            a.step();
+            assertEquals(7, a.directives().version());
+            assertNotNull(a.check("bad-app", "Orders", "v1"));
+            assertNull(a.check("good-app", "Orders", "v1"));
+            clock.advanceMillis(1_000);
+            a.step();
+            List<GatewayReport> reports = sidecar.last().received.stream().filter(GatewayMessage::hasReport)
+                    .map(GatewayMessage::getReport).collect(Collectors.toList());
+            assertEquals(1, reports.size());
+            assertEquals("block-1", reports.get(0).getDirectiveHits(0).getDirectiveId());
+            assertEquals(1, reports.get(0).getDirectiveHits(0).getEnforcedHits());
+        }
+    }
+
+    @Test
+    void withEnforcementSwitchedOffNothingIsRefused() {
+        sidecar.initialDirectives = DirectiveUpdate.newBuilder().setFull(true).setVersion(1)
+                .addUpserts(Directive.newBuilder().setId("b").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_BLOCK).setApiName("Orders")
+                        .setExpiresAtUs(clock.wallMicros() + 60_000_000L))
+                .build();
+        try (VigieAgent a = agent().enforcement(false).build()) {
+            a.step();
+            assertNull(a.check("x", "Orders", "v1"));
+        }
+    }
+}

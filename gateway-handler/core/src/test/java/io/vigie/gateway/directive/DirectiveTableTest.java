@@ -1,0 +1,173 @@
+package io.vigie.gateway.directive;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vigie.gateway.testing.ManualClock;
+import io.vigie.wire.v1.Directive;
+import io.vigie.wire.v1.DirectiveAction;
+import io.vigie.wire.v1.DirectiveHits;
+import io.vigie.wire.v1.DirectiveMode;
+import io.vigie.wire.v1.DirectiveUpdate;
+import java.lang.management.ManagementFactory;
+import org.junit.jupiter.api.Test;
+
+class DirectiveTableTest {
+    private final ManualClock clock = new ManualClock();
+
+    private Directive.Builder block(String id, DirectiveMode mode) {
+        return Directive.newBuilder().setId(id).setMode(mode).setAction(DirectiveAction.DIRECTIVE_ACTION_BLOCK)
+                .setExpiresAtUs(clock.wallMicros() + 60_000_000L);
+    }
+
+    private Directive.Builder limit(String id, DirectiveMode mode, int requests, int periodSeconds, int burst) {
+        return Directive.newBuilder().setId(id).setMode(mode).setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT)
+                .setLimitRequests(requests).setLimitPeriodSeconds(periodSeconds).setLimitBurst(burst)
+                .setExpiresAtUs(clock.wallMicros() + 3_600_000_000L);
+    }
+
+    private static DirectiveUpdate full(long version, Directive.Builder... ds) {
+        DirectiveUpdate.Builder u = DirectiveUpdate.newBuilder().setVersion(version).setFull(true);
+        for (Directive.Builder d : ds) {
+            u.addUpserts(d);
+        }
+        return u.build();
+    }
+
+    private static DirectiveHits hits(DirectiveTable t, String id) {
+        return t.hits().stream().filter(h -> h.getDirectiveId().equals(id)).findFirst().orElseThrow();
+    }
+
+    @Test
+    void anEnforcedBlockRefusesOnlyItsScope() {
+        DirectiveTable t = new DirectiveTable(clock, "main");
+        t.apply(full(1, block("b1", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")
+                .setErrorCode(900805).setReason("retry storm")));
+        Rule r = t.check("app-1", "Orders", "v1");
+        assertNotNull(r);
+        assertEquals(900805, r.errorCode());
+        assertEquals("{\"fault\":{\"code\":900805,\"message\":\"Message blocked\",\"description\":\"retry storm\"}}",
+                r.faultJson());
+        assertNull(t.check("app-2", "Orders", "v1"));
+        assertNull(t.check(null, "Orders", "v1"));
+        assertEquals(1, hits(t, "b1").getEnforcedHits());
+    }
+
+    @Test
+    void aShadowDirectiveCountsButRefusesNothing() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(1, block("s1", DirectiveMode.DIRECTIVE_MODE_SHADOW).setApiName("Orders")));
+        for (int k = 0; k < 5; k++) {
+            assertNull(t.check("app-1", "Orders", "v1"));
+        }
+        assertNull(t.check("app-1", "Payments", "v1"));
+        DirectiveHits h = hits(t, "s1");
+        assertEquals(5, h.getShadowHits());
+        assertEquals(0, h.getEnforcedHits());
+    }
+
+    @Test
+    void scopesMatchOnEveryFieldTheyName() {
+        DirectiveTable t = new DirectiveTable(clock, "sale");
+        t.apply(full(1,
+                block("ver", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiName("Orders").setApiVersion("v2"),
+                block("both", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-9").setApiName("Pay"),
+                block("other-channel", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")
+                        .setChannel("main"),
+                block("this-channel", DirectiveMode.DIRECTIVE_MODE_SHADOW).setChannel("sale")));
+        assertNull(t.check("app-1", "Orders", "v1"));
+        assertEquals("ver", t.check("app-1", "Orders", "v2").id());
+        assertNull(t.check("app-9", "Orders", "v1"));
+        assertEquals("both", t.check("app-9", "Pay", "v1").id());
+        assertNull(t.check("app-8", "Pay", "v1"));
+        // a channel-wide directive sees every request of its channel; the other channel's sees none
+        assertEquals(5, hits(t, "this-channel").getShadowHits());
+        assertTrue(t.hits().stream().noneMatch(h -> h.getDirectiveId().equals("other-channel")));
+        assertEquals(3, t.activeCount());
+    }
+
+    @Test
+    void directivesExpireByThemselvesWithoutTheSidecar() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(1, block("b", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiName("Orders")
+                .setExpiresAtUs(clock.wallMicros() + 10_000_000L)));
+        assertNotNull(t.check("a", "Orders", "v1"));
+        clock.advanceMillis(9_999);
+        assertNotNull(t.check("a", "Orders", "v1"));
+        clock.advanceMillis(1);
+        assertNull(t.check("a", "Orders", "v1"), "refused after its expiry");
+        assertEquals(0, t.activeCount());
+        assertEquals(1, t.expire());
+        assertEquals(0, t.expire());
+    }
+
+    @Test
+    void deltasUpsertAndRemoveAndKeepUnchangedBuckets() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(1, limit("l", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 2, 60, 0).setApiName("Orders")));
+        assertNull(t.check("a", "Orders", "v"));
+        assertNull(t.check("a", "Orders", "v"));
+        assertNotNull(t.check("a", "Orders", "v"));
+        // an unrelated upsert keeps the limit's bucket (still empty)
+        t.apply(DirectiveUpdate.newBuilder().setVersion(2)
+                .addUpserts(block("b", DirectiveMode.DIRECTIVE_MODE_SHADOW).setApiName("Pay")).build());
+        assertNotNull(t.check("a", "Orders", "v"));
+        t.apply(DirectiveUpdate.newBuilder().setVersion(3).addRemovals("l").build());
+        assertNull(t.check("a", "Orders", "v"));
+        assertEquals(3, t.version());
+        assertEquals(1, t.activeCount());
+    }
+
+    @Test
+    void malformedDirectivesAreIgnoredAndCounted() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(1,
+                limit("no-period", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 5, 0, 0).setApiName("A"),
+                block("no-expiry", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiName("A").setExpiresAtUs(0),
+                block("no-mode", DirectiveMode.DIRECTIVE_MODE_UNSPECIFIED).setApiName("A"),
+                block("no-scope", DirectiveMode.DIRECTIVE_MODE_ENFORCE),
+                block("version-alone", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiVersion("v")));
+        assertEquals(5, t.refusedUpdates());
+        assertNull(t.check("x", "A", "v"));
+    }
+
+    @Test
+    void checkIsAllocationFreeWithManyDirectives() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        DirectiveUpdate.Builder u = DirectiveUpdate.newBuilder().setFull(true).setVersion(1);
+        for (int k = 0; k < 5_000; k++) {
+            u.addUpserts(block("d" + k, DirectiveMode.DIRECTIVE_MODE_SHADOW).setApplicationId("app-" + k));
+            u.addUpserts(limit("l" + k, DirectiveMode.DIRECTIVE_MODE_ENFORCE, 1_000_000, 1, 0).setApiName("api-" + k)
+                    .setApiVersion("v1"));
+        }
+        t.apply(u.build());
+        String app = "app-4321";
+        String api = "api-17";
+        for (int k = 0; k < 50_000; k++) {
+            t.check(app, api, "v1");
+        }
+        com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long tid = Thread.currentThread().getId();
+        long before = mx.getThreadAllocatedBytes(tid);
+        for (int k = 0; k < 10_000; k++) {
+            assertNull(t.check(app, api, "v1"));
+        }
+        long allocated = mx.getThreadAllocatedBytes(tid) - before;
+        assertTrue(allocated < 1024, "10,000 checks allocated " + allocated + " bytes");
+        assertEquals(60_000, hits(t, "d4321").getShadowHits());
+    }
+
+    @Test
+    void anEnforcedRefusalTakesNoTokenFromLaterLimits() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(1, block("b", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("a"),
+                limit("l", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 1, 60, 0).setApplicationId("a")));
+        Rule first = t.check("a", "X", "v");
+        assertNotNull(first);
+        assertSame(first, t.check("a", "X", "v"));
+        assertEquals(0, hits(t, "l").getPassed() + hits(t, "l").getEnforcedHits());
+    }
+}

@@ -1,0 +1,329 @@
+package io.vigie.wso2;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.mockito.ArgumentMatchers.any;
+import static org.mockito.ArgumentMatchers.anyBoolean;
+import static org.mockito.ArgumentMatchers.anyString;
+import static org.mockito.ArgumentMatchers.eq;
+import static org.mockito.Mockito.doAnswer;
+import static org.mockito.Mockito.mock;
+import static org.mockito.Mockito.mockStatic;
+import static org.mockito.Mockito.never;
+import static org.mockito.Mockito.when;
+
+import io.vigie.gateway.EventFlags;
+import io.vigie.gateway.HttpMethods;
+import io.vigie.gateway.KeyTypes;
+import io.vigie.gateway.VigieAgent;
+import io.vigie.gateway.testing.FakeSidecar;
+import io.vigie.gateway.testing.ManualClock;
+import io.vigie.gateway.wire.BatchDecoder;
+import io.vigie.gateway.wire.Column;
+import io.vigie.wire.v1.Directive;
+import io.vigie.wire.v1.DirectiveAction;
+import io.vigie.wire.v1.DirectiveMode;
+import io.vigie.wire.v1.DirectiveUpdate;
+import java.util.HashMap;
+import java.util.Map;
+import org.apache.axis2.AxisFault;
+import org.apache.synapse.MessageContext;
+import org.apache.synapse.commons.json.JsonUtil;
+import org.apache.synapse.core.axis2.Axis2MessageContext;
+import org.apache.synapse.core.axis2.Axis2Sender;
+import org.apache.synapse.transport.passthru.util.RelayUtils;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.mockito.MockedStatic;
+import org.wso2.carbon.apimgt.gateway.handlers.security.AuthenticationContext;
+
+/**
+ * The WSO2 adapter over mocked Synapse/Axis2 message contexts (mocks only here, in a unit test),
+ * with a real core agent streaming to an in-process fake sidecar: what the handler reads ends up
+ * decoded on the sidecar side.
+ */
+class VigieSynapseHandlerTest {
+    private final ManualClock clock = new ManualClock();
+    private FakeSidecar sidecar;
+    private VigieAgent agent;
+    private VigieSynapseHandler handler;
+
+    /** A Synapse context and its Axis2 context, both backed by maps. */
+    static final class Ctx {
+        final Map<String, Object> syn = new HashMap<>();
+        final Map<String, Object> axis = new HashMap<>();
+        final Axis2MessageContext ctx = mock(Axis2MessageContext.class);
+        final org.apache.axis2.context.MessageContext axis2 = mock(org.apache.axis2.context.MessageContext.class);
+
+        Ctx() {
+            when(ctx.getAxis2MessageContext()).thenReturn(axis2);
+            when(ctx.getProperty(anyString())).thenAnswer(i -> syn.get(i.getArgument(0, String.class)));
+            doAnswer(i -> syn.put(i.getArgument(0), i.getArgument(1))).when(ctx).setProperty(anyString(), any());
+            when(axis2.getProperty(anyString())).thenAnswer(i -> axis.get(i.getArgument(0, String.class)));
+            doAnswer(i -> axis.put(i.getArgument(0), i.getArgument(1))).when(axis2).setProperty(anyString(), any());
+            doAnswer(i -> axis.remove(i.getArgument(0, String.class))).when(axis2).removeProperty(anyString());
+        }
+    }
+
+    @BeforeEach
+    void start() throws Exception {
+        sidecar = new FakeSidecar("wso2-" + System.nanoTime());
+        agent = VigieAgent.builder().clock(clock).startThread(false).channel(sidecar::channel).flushIntervalMs(1).build();
+        handler = new VigieSynapseHandler(agent, clock);
+    }
+
+    @AfterEach
+    void stop() {
+        agent.close();
+        sidecar.close();
+    }
+
+    private BatchDecoder.Event lastEvent() {
+        agent.step();
+        clock.advanceMillis(1);
+        agent.step();
+        return sidecar.last().events.get(sidecar.last().events.size() - 1);
+    }
+
+    private static AuthenticationContext auth() {
+        AuthenticationContext a = mock(AuthenticationContext.class);
+        when(a.getApplicationUUID()).thenReturn("87c8da4c-aa3f-43d3-89ac-dc3dc3b19d3e");
+        when(a.getApplicationName()).thenReturn("DefaultApplication");
+        when(a.getSubscriber()).thenReturn("admin");
+        when(a.getTier()).thenReturn("Gold");
+        when(a.getKeyType()).thenReturn("SANDBOX");
+        return a;
+    }
+
+    @Test
+    void readsWhatWso2ComputedIntoOneEvent() {
+        Ctx c = new Ctx();
+        long t0 = clock.wallMicros();
+        assertTrue(handler.handleRequestInFlow(c.ctx));
+        c.syn.put("api.ut.api", "PizzaShackAPI");
+        c.syn.put("api.ut.version", "1.0.0");
+        c.syn.put("api.ut.context", "/pizzashack/1.0.0");
+        c.syn.put("API_ELECTED_RESOURCE", "/menu");
+        c.syn.put("api.ut.HTTP_METHOD", "GET");
+        c.syn.put("REST_FULL_REQUEST_PATH", "/pizzashack/1.0.0/menu?size=2");
+        c.syn.put("__API_AUTH_CONTEXT", auth());
+        c.syn.put("api.analytics.cacheHit", Boolean.TRUE);
+        clock.advanceMillis(2);
+        assertTrue(handler.handleRequestOutFlow(c.ctx));
+        clock.advanceMillis(30);
+        assertTrue(handler.handleResponseInFlow(c.ctx));
+        clock.advanceMillis(1);
+        c.axis.put("HTTP_SC", 200);
+        c.axis.put("TRANSPORT_HEADERS", Map.of("Content-Length", "2187"));
+        assertTrue(handler.handleResponseOutFlow(c.ctx));
+
+        BatchDecoder.Event e = lastEvent();
+        assertEquals(t0, e.number(Column.EVENT_TIME_US));
+        assertEquals("87c8da4c-aa3f-43d3-89ac-dc3dc3b19d3e", e.string(Column.APPLICATION_ID));
+        assertEquals("DefaultApplication", e.string(Column.APPLICATION_NAME));
+        assertEquals("admin", e.string(Column.APPLICATION_OWNER));
+        assertEquals("PizzaShackAPI", e.string(Column.API_NAME));
+        assertEquals("1.0.0", e.string(Column.API_VERSION));
+        assertEquals("/pizzashack/1.0.0", e.string(Column.API_CONTEXT));
+        assertEquals("/menu", e.string(Column.RESOURCE_TEMPLATE));
+        assertEquals("Gold", e.string(Column.SUBSCRIPTION_TIER));
+        assertEquals(HttpMethods.GET, e.number(Column.HTTP_METHOD));
+        assertEquals(200, e.number(Column.HTTP_STATUS));
+        assertEquals(0, e.number(Column.ERROR_CODE));
+        assertEquals(33_000, e.number(Column.LATENCY_US));
+        assertEquals(30_000, e.number(Column.BACKEND_LATENCY_US));
+        assertEquals(2187, e.number(Column.RESPONSE_BYTES));
+        assertEquals(-1, e.number(Column.REQUEST_BYTES));
+        assertEquals(KeyTypes.SANDBOX, e.number(Column.KEY_TYPE));
+        assertEquals(VigieSynapseHandler.fnv1a64("/pizzashack/1.0.0/menu?size=2"), e.number(Column.URI_HASH));
+        assertEquals(EventFlags.CACHE_HIT, e.number(Column.FLAGS));
+    }
+
+    @Test
+    void httpStatusAndErrorCodeMayBeStringsAndFaultsAreFlagged() {
+        Ctx c = new Ctx();
+        c.syn.put("api.ut.api", "Orders");
+        c.syn.put("ERROR_CODE", "900803");
+        c.syn.put("THROTTLED_OUT_REASON", "APPLICATION_LIMIT_EXCEEDED");
+        c.axis.put("HTTP_SC", "429");
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals(429, e.number(Column.HTTP_STATUS));
+        assertEquals(900803, e.number(Column.ERROR_CODE));
+        assertEquals(EventFlags.THROTTLED | EventFlags.FAULT, e.number(Column.FLAGS));
+
+        Ctx d = new Ctx();
+        d.syn.put("api.ut.api", "Orders");
+        d.syn.put("ERROR_CODE", 101503);
+        d.axis.put("HTTP_SC", 503);
+        handler.handleResponseOutFlow(d.ctx);
+        e = lastEvent();
+        assertEquals(503, e.number(Column.HTTP_STATUS));
+        assertEquals(101503, e.number(Column.ERROR_CODE));
+        assertEquals(EventFlags.FAULT, e.number(Column.FLAGS));
+    }
+
+    @Test
+    void absentPropertiesGiveAbsentValues() {
+        Ctx c = new Ctx();
+        c.syn.put("api.ut.api", "Orders");
+        c.syn.put("SYNAPSE_REST_API_VERSION", "v2");
+        c.syn.put("AM_KEY_TYPE", "PRODUCTION");
+        c.syn.put("api.ut.application.name", "mobile");
+        c.axis.put("HTTP_METHOD", "delete");
+        c.axis.put("HTTP_SC", "not a number");
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals("", e.string(Column.APPLICATION_ID));
+        assertEquals("mobile", e.string(Column.APPLICATION_NAME));
+        assertEquals("v2", e.string(Column.API_VERSION));
+        assertEquals("", e.string(Column.RESOURCE_TEMPLATE));
+        assertEquals(HttpMethods.DELETE, e.number(Column.HTTP_METHOD));
+        assertEquals(0, e.number(Column.HTTP_STATUS));
+        assertEquals(KeyTypes.PRODUCTION, e.number(Column.KEY_TYPE));
+        assertEquals(0, e.number(Column.LATENCY_US));
+        assertEquals(0, e.number(Column.BACKEND_LATENCY_US));
+        assertEquals(-1, e.number(Column.RESPONSE_BYTES));
+        assertEquals(0, e.number(Column.URI_HASH));
+        assertEquals(0, e.number(Column.FLAGS));
+        assertEquals(clock.wallMicros() - 1000, e.number(Column.EVENT_TIME_US));
+    }
+
+    @Test
+    void trafficThatIsNoApiIsNotRecorded() {
+        Ctx c = new Ctx();
+        c.axis.put("HTTP_SC", 200);
+        handler.handleResponseOutFlow(c.ctx);
+        assertEquals(0, agent.counters().offered);
+    }
+
+    @Test
+    void neverLetsAnExceptionEscape() {
+        MessageContext broken = mock(Axis2MessageContext.class);
+        when(broken.getProperty(anyString())).thenThrow(new IllegalStateException("boom"));
+        doAnswer(i -> {
+            throw new IllegalStateException("boom");
+        }).when(broken).setProperty(anyString(), any());
+        assertTrue(handler.handleRequestInFlow(broken));
+        assertTrue(handler.handleRequestOutFlow(broken));
+        assertTrue(handler.handleResponseInFlow(broken));
+        assertTrue(handler.handleResponseOutFlow(broken));
+        assertTrue(handler.handleError(broken));
+        assertEquals(4, agent.counters().adapterErrors);
+
+        Ctx odd = new Ctx(); // wrong types everywhere
+        odd.syn.put("api.ut.api", "Orders");
+        odd.syn.put("api.ut.version", 42);
+        odd.syn.put("__API_AUTH_CONTEXT", "not an auth context");
+        odd.syn.put("vigie.request.start.us", "yesterday");
+        odd.axis.put("TRANSPORT_HEADERS", "not a map");
+        assertTrue(handler.handleResponseOutFlow(odd.ctx));
+        assertEquals("", lastEvent().string(Column.API_VERSION));
+
+        VigieSynapseHandler disabled = new VigieSynapseHandler(null, clock);
+        assertTrue(disabled.handleRequestInFlow(broken));
+        assertTrue(disabled.handleRequestOutFlow(broken));
+        assertTrue(disabled.handleResponseOutFlow(broken));
+    }
+
+    private void directive(DirectiveMode mode, DirectiveAction action, int limit) {
+        DirectiveUpdate u = DirectiveUpdate.newBuilder().setFull(true).setVersion(1)
+                .addUpserts(Directive.newBuilder().setId("d1").setMode(mode).setAction(action)
+                        .setApplicationId("87c8da4c-aa3f-43d3-89ac-dc3dc3b19d3e").setApiName("PizzaShackAPI")
+                        .setLimitRequests(limit).setLimitPeriodSeconds(60).setReason("retry storm")
+                        .setExpiresAtUs(clock.wallMicros() + 60_000_000L))
+                .build();
+        sidecar.initialDirectives = u;
+        agent.step();
+        assertEquals(1, agent.directives().version());
+    }
+
+    private Ctx request() {
+        Ctx c = new Ctx();
+        c.syn.put("api.ut.api", "PizzaShackAPI");
+        c.syn.put("api.ut.version", "1.0.0");
+        c.syn.put("__API_AUTH_CONTEXT", auth());
+        return c;
+    }
+
+    @Test
+    void anEnforcedDirectiveAnswers429WithWso2sFaultBody() {
+        directive(DirectiveMode.DIRECTIVE_MODE_ENFORCE, DirectiveAction.DIRECTIVE_ACTION_BLOCK, 0);
+        Ctx c = request();
+        try (MockedStatic<Axis2Sender> sender = mockStatic(Axis2Sender.class);
+                MockedStatic<JsonUtil> json = mockStatic(JsonUtil.class);
+                MockedStatic<RelayUtils> relay = mockStatic(RelayUtils.class)) {
+            // Synapse's sendBack runs the handlers' response out-flow: so does this stand-in
+            sender.when(() -> Axis2Sender.sendBack(c.ctx)).thenAnswer(i -> handler.handleResponseOutFlow(c.ctx));
+            assertFalse(handler.handleRequestOutFlow(c.ctx), "the request stops here");
+            json.verify(() -> JsonUtil.getNewJsonPayload(c.axis2,
+                    "{\"fault\":{\"code\":900805,\"message\":\"Message blocked\",\"description\":\"retry storm\"}}",
+                    true, true));
+            relay.verify(() -> RelayUtils.discardRequestMessage(c.axis2));
+            sender.verify(() -> Axis2Sender.sendBack(c.ctx));
+        }
+        assertEquals(429, c.axis.get("HTTP_SC"));
+        assertEquals("application/json", c.axis.get("messageType"));
+        assertEquals(Boolean.TRUE, c.axis.get("message.builder.invoked"));
+        assertEquals(900805, c.syn.get("ERROR_CODE"));
+        assertEquals("Message blocked", c.syn.get("ERROR_MESSAGE"));
+        assertEquals("retry storm", c.syn.get("ERROR_DETAIL"));
+        BatchDecoder.Event e = lastEvent();
+        assertEquals(429, e.number(Column.HTTP_STATUS));
+        assertEquals(900805, e.number(Column.ERROR_CODE));
+        // 900805 lies in 900800-900899: the contract flags it throttled as well
+        assertEquals(EventFlags.REFUSED_BY_DIRECTIVE | EventFlags.FAULT | EventFlags.THROTTLED, e.number(Column.FLAGS));
+        assertEquals(1, agent.directives().hits().get(0).getEnforcedHits());
+    }
+
+    @Test
+    void aShadowDirectiveOnlyCounts() {
+        directive(DirectiveMode.DIRECTIVE_MODE_SHADOW, DirectiveAction.DIRECTIVE_ACTION_BLOCK, 0);
+        Ctx c = request();
+        try (MockedStatic<Axis2Sender> sender = mockStatic(Axis2Sender.class)) {
+            assertTrue(handler.handleRequestOutFlow(c.ctx));
+            sender.verify(() -> Axis2Sender.sendBack(any()), never());
+        }
+        assertEquals(1, agent.directives().hits().get(0).getShadowHits());
+        assertEquals(null, c.axis.get("HTTP_SC"));
+    }
+
+    @Test
+    void aLimitIsConsultedOncePerRequestWhateverTheNumberOfSends() {
+        directive(DirectiveMode.DIRECTIVE_MODE_ENFORCE, DirectiveAction.DIRECTIVE_ACTION_LIMIT, 2);
+        Ctx c = request();
+        for (int k = 0; k < 5; k++) {
+            assertTrue(handler.handleRequestOutFlow(c.ctx));
+        }
+        assertEquals(1, agent.directives().hits().get(0).getPassed());
+    }
+
+    @Test
+    void aRefusalThatCannotBuildItsBodyLetsTheRequestThrough() {
+        directive(DirectiveMode.DIRECTIVE_MODE_ENFORCE, DirectiveAction.DIRECTIVE_ACTION_BLOCK, 0);
+        Ctx c = request();
+        try (MockedStatic<Axis2Sender> sender = mockStatic(Axis2Sender.class);
+                MockedStatic<JsonUtil> json = mockStatic(JsonUtil.class);
+                MockedStatic<RelayUtils> relay = mockStatic(RelayUtils.class)) {
+            json.when(() -> JsonUtil.getNewJsonPayload(any(), anyString(), anyBoolean(), anyBoolean()))
+                    .thenThrow(new AxisFault("no JSON builder"));
+            assertTrue(handler.handleRequestOutFlow(c.ctx));
+            sender.verify(() -> Axis2Sender.sendBack(any()), never());
+            relay.verify(() -> RelayUtils.discardRequestMessage(eq(c.axis2)));
+        }
+        assertEquals(1, agent.counters().adapterErrors);
+    }
+
+    @Test
+    void numbersAreReadWithoutExceptions() {
+        assertEquals(200, VigieSynapseHandler.integer("200", -1));
+        assertEquals(-5, VigieSynapseHandler.integer(" -5 ", 0));
+        assertEquals(-1, VigieSynapseHandler.integer("2x", -1));
+        assertEquals(-1, VigieSynapseHandler.integer("-", -1));
+        assertEquals(-1, VigieSynapseHandler.integer("", -1));
+        assertEquals(-1, VigieSynapseHandler.integer(null, -1));
+        assertEquals(7, VigieSynapseHandler.integer(7L, -1));
+    }
+}

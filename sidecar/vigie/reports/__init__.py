@@ -1,0 +1,1 @@
+"""Autopsies (short-term, per minute) and reports (long-term, per day) built on any store."""

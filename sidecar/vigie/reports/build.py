@@ -1,0 +1,334 @@
+"""What an autopsy and a report say, as plain JSON-ready documents.
+
+Both are built from ``Store.aggregate`` queries only, so they read the same from the Parquet
+store, ClickHouse, one sidecar or a fleet of them (whose answers are merged by adding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from vigie.classify.views import iso
+from vigie.state import _layout as L
+from vigie.store.changes import active_between
+from vigie.store.query import AggQuery, AggRow, Store, quantile
+
+MINUTE: Final = 60_000_000
+DAY: Final = L.DAY_US
+DORMANT_DAYS: Final = 30
+OUTCOMES: Final = ("successes", "client_errors", "server_errors", "throttled")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    from_us: int
+    to_us: int
+    api: str = ""
+    api_version: str = ""
+    application: str = ""
+    channel: str = ""
+
+    def query(
+        self,
+        table: str,
+        group_by: Sequence[str] = (),
+        bucket_us: int = 0,
+        histogram: bool = True,
+        **over: Any,
+    ) -> AggQuery:
+        q = AggQuery(
+            table=table,
+            from_us=over.get("from_us", self.from_us),
+            to_us=over.get("to_us", self.to_us),
+            group_by=tuple(group_by),
+            bucket_us=bucket_us,
+            api=self.api,
+            api_version=self.api_version,
+            application=self.application,
+            channel=self.channel,
+            histogram=histogram,
+        )
+        return q.validate()
+
+
+def figures(r: AggRow | None, latency: bool = True) -> dict[str, Any]:
+    """Counts, rates and latency quantiles of one group."""
+    if r is None:
+        out: dict[str, Any] = {"requests": 0, **dict.fromkeys(OUTCOMES, 0)}
+        out |= {"error_rate": None, "throttle_rate": None}
+        if latency:
+            out |= {"p50_ms": None, "p95_ms": None, "p99_ms": None, "mean_ms": None}
+        return out
+    n = r.get("requests")
+    out = {"requests": n, **{o: r.get(o) for o in OUTCOMES}}
+    out["error_rate"] = round((r.get("client_errors") + r.get("server_errors")) / n, 5)
+    out["throttle_rate"] = round(r.get("throttled") / n, 5)
+    out["request_bytes"] = r.get("request_bytes")
+    out["response_bytes"] = r.get("response_bytes")
+    if latency:
+        out["mean_ms"] = round(r.get("latency_sum_us") / n / 1000, 3)
+        out["backend_mean_ms"] = round(r.get("backend_latency_sum_us") / n / 1000, 3)
+        for q, name in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
+            v = quantile(r.hist, q)
+            out[name] = None if v is None else round(v, 3)
+    return out
+
+
+def timeline_bucket(span_us: int) -> int:
+    for limit, bucket in (
+        (2 * 3600e6, MINUTE),
+        (12 * 3600e6, 5 * MINUTE),
+        (2 * DAY, 15 * MINUTE),
+        (15 * DAY, 60 * MINUTE),
+    ):
+        if span_us <= limit:
+            return bucket
+    return DAY
+
+
+def _one(rows: list[AggRow]) -> AggRow | None:
+    return rows[0] if rows else None
+
+
+def autopsy(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
+    """What happened in ``scope`` (the per-minute data): a timeline, the status and error
+    codes, the consumers involved with their latency, the resources, and the classes and
+    directives active then."""
+    bucket = timeline_bucket(scope.to_us - scope.from_us)
+    total = _one(store.aggregate(scope.query("minute")))
+    timeline = [
+        {"at": iso(r.key[0]), "at_us": r.key[0], **figures(r)}
+        for r in store.aggregate(scope.query("minute", ("time",), bucket))
+    ]
+    codes = [
+        {
+            "status": r.key[0],
+            "error_code": r.key[1],
+            "requests": r.get("requests"),
+            "outcome": max(OUTCOMES, key=r.get),
+        }
+        for r in store.aggregate(scope.query("minute", ("status", "error_code"), histogram=False))
+    ]
+    codes.sort(key=lambda c: -c["requests"])
+    consumers = [
+        {"application_id": r.key[0], "application": r.application_name, **figures(r)}
+        for r in store.aggregate(scope.query("minute", ("application_id",)))
+    ]
+    consumers.sort(
+        key=lambda c: (-c["client_errors"] - c["server_errors"] - c["throttled"], -c["requests"])
+    )
+    resources = [
+        {
+            "api": r.key[0],
+            "api_version": r.key[1],
+            "method": r.key[2],
+            "resource": r.key[3],
+            **figures(r),
+        }
+        for r in store.aggregate(
+            scope.query("minute", ("api", "api_version", "method", "resource"))
+        )
+    ]
+    resources.sort(key=lambda c: -c["requests"])
+    channels = [
+        {"channel": r.key[0], **figures(r, latency=False)}
+        for r in store.aggregate(scope.query("minute", ("channel",), histogram=False))
+    ]
+    involved = {c["application_id"] for c in consumers}
+    active = []
+    for span in active_between(
+        store.changes(scope.from_us, scope.to_us), scope.from_us, scope.to_us
+    ):
+        if scope.api and span["api"] and span["api"] != scope.api:
+            continue
+        if span["kind"] == "class" and span["application_id"] not in involved:
+            continue
+        active.append(
+            span
+            | {"from": iso(span["from_us"]), "to": iso(span["to_us"]) if span["to_us"] else None}
+        )
+    return {
+        "kind": "autopsy",
+        "from": iso(scope.from_us),
+        "to": iso(scope.to_us),
+        "filters": _filters(scope),
+        "bucket_seconds": bucket // 1_000_000,
+        "total": figures(total),
+        "timeline": timeline,
+        "codes": codes,
+        "consumers": consumers[:top] if top else consumers,
+        "consumers_involved": len(consumers),
+        "resources": resources[:top] if top else resources,
+        "channels": channels,
+        "active": active,
+    }
+
+
+def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
+    """Usage over ``scope`` (the per-day rollups): traffic over time by outcome, per API and
+    consumer with growth, error codes, dormant subscriptions and retired APIs."""
+    frm = scope.from_us - scope.from_us % DAY
+    to = scope.to_us + (-scope.to_us) % DAY
+    scope = Scope(frm, to, scope.api, scope.api_version, scope.application, scope.channel)
+    days = max(1, (to - frm) // DAY)
+    bucket = DAY if days <= 190 else 7 * DAY
+    half = frm + (days // 2) * DAY  # growth: the second half against the first
+    total = _one(store.aggregate(scope.query("daily")))
+    series = [
+        {"at": iso(r.key[0]), "at_us": r.key[0], **figures(r, latency=False)}
+        for r in store.aggregate(scope.query("daily", ("time",), bucket, histogram=False))
+    ]
+    first = (
+        {
+            r.key: r
+            for r in store.aggregate(
+                scope.query("daily", ("api", "api_version"), histogram=False, to_us=half)
+            )
+        }
+        if half > frm
+        else {}
+    )
+    apis = []
+    for r in store.aggregate(scope.query("daily", ("api", "api_version"))):
+        apis.append(
+            {
+                "api": r.key[0],
+                "api_version": r.key[1],
+                **figures(r),
+                "growth": _growth(first.get(r.key), r, half - frm, to - half),
+            }
+        )
+    apis.sort(key=lambda a: -a["requests"])
+    first_app = (
+        {
+            r.key: r
+            for r in store.aggregate(
+                scope.query("daily", ("application_id",), histogram=False, to_us=half)
+            )
+        }
+        if half > frm
+        else {}
+    )
+    consumers = []
+    for r in store.aggregate(scope.query("daily", ("application_id",))):
+        consumers.append(
+            {
+                "application_id": r.key[0],
+                "application": r.application_name,
+                **figures(r),
+                "growth": _growth(first_app.get(r.key), r, half - frm, to - half),
+            }
+        )
+    consumers.sort(key=lambda c: -c["requests"])
+    top_ids = [c["application_id"] for c in consumers[:8]]
+    growth_series: dict[str, list[int]] = {a: [] for a in top_ids}
+    per_app = {
+        (r.key[0], r.key[1]): r.get("requests")
+        for r in store.aggregate(
+            scope.query("daily", ("application_id", "time"), bucket, histogram=False)
+        )
+        if r.key[0] in growth_series
+    }
+    stamps = [s["at_us"] for s in series]
+    for a in top_ids:
+        growth_series[a] = [per_app.get((a, t), 0) for t in stamps]
+    codes = [
+        {"error_code": r.key[0], **figures(r, latency=False)}
+        for r in store.aggregate(scope.query("daily", ("error_code",), histogram=False))
+        if r.key[0] != 0
+    ]
+    codes.sort(key=lambda c: -c["requests"])
+    recent_from = max(frm, to - DORMANT_DAYS * DAY)
+    subs_all = store.aggregate(
+        scope.query("daily", ("application_id", "api", "api_version"), histogram=False)
+    )
+    subs_recent = {
+        r.key
+        for r in store.aggregate(
+            scope.query(
+                "daily",
+                ("application_id", "api", "api_version"),
+                histogram=False,
+                from_us=recent_from,
+            )
+        )
+    }
+    dormant = [
+        {
+            "application_id": r.key[0],
+            "application": r.application_name,
+            "api": r.key[1],
+            "api_version": r.key[2],
+            "requests_before": r.get("requests"),
+        }
+        for r in subs_all
+        if r.key not in subs_recent
+    ]
+    recent_apis = {(a, v) for _, a, v in subs_recent}
+    retired = (
+        [
+            {"api": a["api"], "api_version": a["api_version"], "requests_before": a["requests"]}
+            for a in apis
+            if (a["api"], a["api_version"]) not in recent_apis
+        ]
+        if (to - frm) > DORMANT_DAYS * DAY
+        else []
+    )
+    if (to - frm) <= DORMANT_DAYS * DAY:
+        dormant = []
+    return {
+        "kind": "report",
+        "from": iso(frm),
+        "to": iso(to),
+        "filters": _filters(scope),
+        "days": days,
+        "bucket_days": bucket // DAY,
+        "total": figures(total),
+        "series": series,
+        "apis": apis[:top] if top else apis,
+        "consumers": consumers[:top] if top else consumers,
+        "consumers_total": len(consumers),
+        "growth_series": {
+            "at": [s["at"] for s in series],
+            "consumers": [
+                {
+                    "application_id": a,
+                    "application": next(
+                        c["application"] for c in consumers if c["application_id"] == a
+                    ),
+                    "requests": growth_series[a],
+                }
+                for a in top_ids
+            ],
+        },
+        "error_codes": codes,
+        "dormant_subscriptions": dormant,
+        "retired_apis": retired,
+        "dormant_after_days": DORMANT_DAYS,
+    }
+
+
+def _growth(before: AggRow | None, whole: AggRow, span1: int, span2: int) -> float | None:
+    """Daily average of the second half of the period over the first half, minus one."""
+    if span1 <= 0 or span2 <= 0:
+        return None
+    b = before.get("requests") if before else 0
+    a = whole.get("requests") - b
+    if b == 0:
+        return None
+    return round((a / span2) / (b / span1) - 1, 4)
+
+
+def _filters(scope: Scope) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in (
+            ("api", scope.api),
+            ("api_version", scope.api_version),
+            ("application", scope.application),
+            ("channel", scope.channel),
+        )
+        if v
+    }

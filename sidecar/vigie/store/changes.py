@@ -1,0 +1,206 @@
+"""Changes over time of what vigie concluded and enforced: classes raised and cleared on each
+subscription and API, directives put, removed or expired.
+
+The autopsy needs "which classes and directives were active then"; the state only knows now.
+``ChangeTracker.poll`` compares what holds now with what held at its last call and returns the
+differences as change records (kept in the store's ``changes`` table). Times are exact where
+the state knows them: a windowed class is raised when its rule first held (``cls_first``) and
+cleared when its hold time ran out (last time the rule held + hold); ``growing`` and
+``dormant`` (evaluated when asked) change at the poll's "now".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from google.protobuf import json_format
+
+from vigie.classify.thresholds import API_CLASS_NAMES, CLASS_NAMES
+from vigie.state import _layout as L
+from vigie.state.engine import State
+from vigie.v1 import directives_pb2 as dpb
+
+Record = dict[str, Any]
+
+
+class ChangeTracker:
+    """Remembers what held at the last poll. Not thread-safe: poll under the state's lock."""
+
+    def __init__(self) -> None:
+        self._subs: dict[tuple[str, str, str], frozenset[str]] = {}
+        self._apis: dict[tuple[str, str], frozenset[str]] = {}
+        self._directives: dict[str, str] = {}
+
+    def poll_classes(self, state: State, now: int | None = None) -> list[Record]:
+        now = state.now_us if now is None else now
+        if now <= 0:
+            return []
+        out: list[Record] = []
+        held, _ = state.held(now)
+        rows = state.sub_rows()
+        th = state.thresholds
+        hold = int(th.hold_seconds * 1e6)
+        current: dict[tuple[str, str, str], frozenset[str]] = {}
+        masks = held[rows]
+        has = masks.any(axis=1)
+        for row, mask in zip(rows[has].tolist(), masks[has], strict=True):
+            api_row = int(state.sub_i64[row, L.S_API])
+            ident = (
+                state.string(int(state.sub_i64[row, L.S_APP])),
+                state.string(int(state.api_i64[api_row, L.A_NAME])),
+                state.string(int(state.api_i64[api_row, L.A_VERSION])),
+            )
+            current[ident] = frozenset(CLASS_NAMES[i] for i in np.flatnonzero(mask))
+        rowmap: dict[tuple[str, str, str], int] = {}
+        for ident in set(current) | set(self._subs):
+            before = self._subs.get(ident, frozenset())
+            after = current.get(ident, frozenset())
+            if before == after:
+                continue
+            if not rowmap:
+                rowmap = _sub_rows_by_identity(state)
+            row = rowmap.get(ident, -1)
+            for cname in sorted(after - before):
+                at = now
+                if row >= 0 and cname in L.WINDOWED_CLASS_NAMES and cname != "growing":
+                    first = int(state.cls_first[row, L.WINDOWED_CLASS_NAMES.index(cname)])
+                    at = first or now
+                out.append(_class_record("raised", cname, ident, min(at, now)))
+            for cname in sorted(before - after):
+                at = now
+                if row >= 0 and cname in L.WINDOWED_CLASS_NAMES and cname != "growing":
+                    c = L.WINDOWED_CLASS_NAMES.index(cname)
+                    ext = (
+                        int(th.throttle_lookback_seconds * 1e6) if cname == "throttle_hitter" else 0
+                    )
+                    last = int(state.cls_last[row, c])
+                    if last:
+                        at = min(now, last + ext + hold)
+                out.append(_class_record("cleared", cname, ident, at))
+        self._subs = current
+        api_held, _ = state.api_held(now)
+        api_now: dict[tuple[str, str], frozenset[str]] = {}
+        for row in np.flatnonzero(api_held.any(axis=1)).tolist():
+            ident2 = (
+                state.string(int(state.api_i64[row, L.A_NAME])),
+                state.string(int(state.api_i64[row, L.A_VERSION])),
+            )
+            api_now[ident2] = frozenset(API_CLASS_NAMES[i] for i in np.flatnonzero(api_held[row]))
+        for ident2 in set(api_now) | set(self._apis):
+            before = self._apis.get(ident2, frozenset())
+            after = api_now.get(ident2, frozenset())
+            for cname in sorted(after - before):
+                out.append(_class_record("raised", cname, ("", *ident2), now, kind="api_class"))
+            for cname in sorted(before - after):
+                out.append(_class_record("cleared", cname, ("", *ident2), now, kind="api_class"))
+        self._apis = api_now
+        return out
+
+    def poll_directives(self, directives: Iterable[dpb.Directive], now_us: int) -> list[Record]:
+        """Directives put (new or changed) and gone since the last poll, at ``now_us``."""
+        current = {
+            d.id: json.dumps(
+                json_format.MessageToDict(d, preserving_proto_field_name=True), sort_keys=True
+            )
+            for d in directives
+        }
+        out: list[Record] = []
+        for did, doc in sorted(current.items()):
+            if self._directives.get(did) != doc:
+                d = json.loads(doc)
+                out.append(
+                    {
+                        "at_us": now_us,
+                        "kind": "directive",
+                        "event": "put",
+                        "name": did,
+                        "application_id": d.get("application_id", ""),
+                        "api": d.get("api_name", ""),
+                        "api_version": d.get("api_version", ""),
+                        "detail": doc,
+                    }
+                )
+        for did in sorted(set(self._directives) - set(current)):
+            d = json.loads(self._directives[did])
+            out.append(
+                {
+                    "at_us": now_us,
+                    "kind": "directive",
+                    "event": "removed",
+                    "name": did,
+                    "application_id": d.get("application_id", ""),
+                    "api": d.get("api_name", ""),
+                    "api_version": d.get("api_version", ""),
+                    "detail": self._directives[did],
+                }
+            )
+        self._directives = current
+        return out
+
+
+def _class_record(
+    event: str, cname: str, ident: tuple[str, str, str], at: int, kind: str = "class"
+) -> Record:
+    return {
+        "at_us": int(at),
+        "kind": kind,
+        "event": event,
+        "name": cname,
+        "application_id": ident[0],
+        "api": ident[1],
+        "api_version": ident[2],
+        "detail": "",
+    }
+
+
+def _sub_rows_by_identity(state: State) -> dict[tuple[str, str, str], int]:
+    out = {}
+    for row in state.sub_rows().tolist():
+        api_row = int(state.sub_i64[row, L.S_API])
+        out[
+            (
+                state.string(int(state.sub_i64[row, L.S_APP])),
+                state.string(int(state.api_i64[api_row, L.A_NAME])),
+                state.string(int(state.api_i64[api_row, L.A_VERSION])),
+            )
+        ] = row
+    return out
+
+
+def active_between(records: Iterable[Record], from_us: int, to_us: int) -> list[dict[str, Any]]:
+    """What was active at some moment of ``[from_us, to_us)``: one entry per class episode or
+    directive, with when it started and ended (None = still active at the last record)."""
+    open_: dict[tuple[str, str, str, str, str], Record] = {}
+    spans: list[dict[str, Any]] = []
+    for r in sorted(records, key=lambda r: int(r["at_us"])):
+        ident = (r["kind"], r["name"], r["application_id"], r["api"], r["api_version"])
+        at = int(r["at_us"])
+        if r["event"] in ("raised", "put"):
+            if ident in open_ and r["event"] == "put":
+                prev = open_.pop(ident)
+                spans.append(_span(prev, at))
+            open_.setdefault(ident, r)
+        elif ident in open_:
+            spans.append(_span(open_.pop(ident), at))
+    spans += [_span(r, None) for r in open_.values()]
+    out = [
+        s for s in spans if s["from_us"] < to_us and (s["to_us"] is None or s["to_us"] > from_us)
+    ]
+    out.sort(key=lambda s: (s["kind"], s["name"], s["application_id"], s["api"], s["from_us"]))
+    return out
+
+
+def _span(r: Record, end: int | None) -> dict[str, Any]:
+    return {
+        "kind": r["kind"],
+        "name": r["name"],
+        "application_id": r["application_id"],
+        "api": r["api"],
+        "api_version": r["api_version"],
+        "from_us": int(r["at_us"]),
+        "to_us": end,
+        "detail": r.get("detail", ""),
+    }

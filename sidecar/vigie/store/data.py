@@ -1,0 +1,275 @@
+"""The data writer: events -> rollups -> a store, off the ingest path, never in its way.
+
+``DataSink.offer`` is all the ingest path does: put the batch on a bounded queue (a full
+queue is a counted drop, never a wait). The writer's thread folds batches into per-minute rows
+with a jitted kernel that releases the GIL, and every ``flush_seconds`` writes the rows (and
+the day rows derived from them) to the store, records class and directive changes, compacts
+and enforces retention.
+
+When the store cannot be written (disk full, ClickHouse down) the sink *degrades*: it keeps
+the unwritten rows in memory up to ``memory_cap`` bytes, retries at every flush, says so in
+``status()``, and past the cap drops per-minute rows first, then the oldest day rows, counting
+what it dropped. Ingestion never stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from vigie.state import _layout as L
+from vigie.store.rollup import Accumulator, Rows
+from vigie.wire.columns import Events
+
+log = logging.getLogger(__name__)
+
+_STOP: Final = object()
+_FLUSH: Final = object()
+
+
+class Backend(Protocol):
+    """What the writer needs from a store."""
+
+    def write_rows(self, rows: Rows) -> int: ...
+
+    def write_changes(self, records: Sequence[dict[str, Any]]) -> int: ...
+
+    def compact_due(self, newest_day_us: int) -> int: ...
+
+    def enforce_retention(
+        self, newest_day_us: int, short_days: int, long_days: int
+    ) -> list[str]: ...
+
+    def disk_usage(self) -> dict[str, int]: ...
+
+
+@dataclass(slots=True)
+class Pending:
+    """Something not yet written: rows of a table, or change records."""
+
+    rows: Rows | None
+    changes: list[dict[str, Any]] | None
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SinkConfig:
+    flush_seconds: float = 30.0
+    queue_batches: int = 4096
+    memory_cap: int = 256 << 20
+    short_retention_days: int = 14
+    long_retention_days: int = 1830
+    max_rows: int = 1 << 20  # flush early when the open rows reach this
+
+
+class DataSink:
+    """Owns the accumulator and the writer thread (``start``), or runs inline (replay)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        string: Callable[[int], str],
+        channels: Sequence[str],
+        config: SinkConfig | None = None,
+        poll_changes: Callable[[], list[dict[str, Any]]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "parquet",
+    ) -> None:
+        self.backend = backend
+        self.name = name
+        self.config = config or SinkConfig()
+        self._string = string
+        self._channels = channels
+        self._poll = poll_changes
+        self._clock = clock
+        self.acc = Accumulator()
+        self.counters: Counter[str] = Counter()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.config.queue_batches)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # accumulator + pending: writer thread vs. flush()
+        self._pending: list[Pending] = []
+        self.degraded: str = ""
+        self.degraded_since: float = 0.0
+        self.newest_minute_us = 0
+        self._next_flush = clock() + self.config.flush_seconds
+        self._usage: dict[str, int] = {}
+        self._usage_at = -1e18
+
+    # ---- the ingest path ----
+    def offer(self, ev: Events) -> bool:
+        """Hand a batch to the writer; never blocks. False (and counted) when it is full."""
+        try:
+            self._queue.put_nowait(ev)
+            return True
+        except queue.Full:
+            self.counters["rollup_events_dropped"] += len(ev)
+            return False
+
+    # ---- the writer ----
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="data-writer", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Write everything out and stop the thread."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+        else:
+            self.flush()
+
+    def request_flush(self) -> None:
+        self._queue.put(_FLUSH)
+
+    def _run(self) -> None:
+        while True:
+            timeout = max(0.05, self._next_flush - self._clock())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            try:
+                if item is _STOP:
+                    self.flush()
+                    return
+                if item is _FLUSH:
+                    self.flush()
+                elif item is not None:
+                    self.add(item)
+                if self._clock() >= self._next_flush:
+                    self.flush()
+            except Exception:  # the writer's error boundary: log, count, keep going
+                self.counters["data_writer_errors"] += 1
+                log.exception("data writer failed")
+
+    def add(self, ev: Events) -> None:
+        """Fold a batch (the writer's thread, or inline for a replay)."""
+        with self._lock:
+            self.acc.add(ev)
+            self.newest_minute_us = max(self.newest_minute_us, int(self.acc.meta[3]))
+            full = self.acc.rows >= self.config.max_rows
+        if full:
+            self.flush()
+
+    def record_changes(self, records: list[dict[str, Any]]) -> None:
+        """Change records to write at the next flush."""
+        if records:
+            with self._lock:
+                self._pending.append(Pending(None, records, 200 * len(records)))
+
+    def flush(self) -> None:
+        """Write the open rows and the changes, then compaction and retention."""
+        self._next_flush = self._clock() + self.config.flush_seconds
+        changes = self._poll() if self._poll is not None else []
+        with self._lock:
+            drained = self.acc.drain(self._string, self._channels)
+            if drained is not None:
+                for rows in drained:
+                    self._pending.append(Pending(rows, None, rows.nbytes))
+            if changes:
+                self._pending.append(Pending(None, changes, 200 * len(changes)))
+            pending, self._pending = self._pending, []
+        failed: list[Pending] = []
+        error = ""
+        for p in pending:
+            if error:
+                failed.append(p)
+                continue
+            try:
+                if p.rows is not None:
+                    self.backend.write_rows(p.rows)
+                    self.counters[f"{p.rows.table}_rows_written"] += len(p.rows)
+                elif p.changes is not None:
+                    self.backend.write_changes(p.changes)
+                    self.counters["changes_written"] += len(p.changes)
+            except Exception as exc:  # OSError (disk full), StoreUnavailable, ...
+                error = _describe(exc)
+                failed.append(p)
+        if failed:
+            self.counters["store_write_failures"] += 1
+            with self._lock:
+                self._pending = failed + self._pending
+                self._shed()
+            if not self.degraded:
+                self.degraded_since = time.time()
+                log.warning("%s store degraded: %s; keeping rows in memory", self.name, error)
+            self.degraded = error
+            return
+        if self.degraded:
+            log.info("%s store writable again (was: %s)", self.name, self.degraded)
+            self.degraded = ""
+            self.degraded_since = 0.0
+        newest_day = self.newest_minute_us - self.newest_minute_us % L.DAY_US
+        if newest_day > 0:
+            try:
+                self.backend.compact_due(newest_day)
+                gone = self.backend.enforce_retention(
+                    newest_day,
+                    self.config.short_retention_days,
+                    self.config.long_retention_days,
+                )
+                if gone:
+                    self.counters["days_deleted_by_retention"] += len(gone)
+                    log.info("retention: deleted %s", ", ".join(gone))
+            except Exception as exc:
+                self.counters["store_upkeep_failures"] += 1
+                log.warning("%s store upkeep failed: %s", self.name, _describe(exc))
+
+    def _shed(self) -> None:
+        """Keep the unwritten rows under the memory cap: minute rows go first (oldest first),
+        then day rows; each drop is counted. Called with the lock held."""
+        total = sum(p.nbytes for p in self._pending)
+        for table in ("minute", "changes", "daily"):
+            i = 0
+            while total > self.config.memory_cap and i < len(self._pending):
+                p = self._pending[i]
+                kind = p.rows.table if p.rows is not None else "changes"
+                if kind != table:
+                    i += 1
+                    continue
+                total -= p.nbytes
+                n = len(p.rows) if p.rows is not None else len(p.changes or ())
+                self.counters[f"{kind}_rows_dropped"] += n
+                del self._pending[i]
+
+    # ---- reading ----
+    def usage(self, max_age: float = 10.0) -> dict[str, int]:
+        now = self._clock()
+        if now - self._usage_at > max_age:
+            try:
+                self._usage = self.backend.disk_usage()
+            except Exception as exc:
+                self.counters["store_upkeep_failures"] += 1
+                log.warning("%s store: cannot measure disk use: %s", self.name, _describe(exc))
+            self._usage_at = now
+        return dict(self._usage)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            pending_rows = sum(len(p.rows) for p in self._pending if p.rows is not None)
+            open_rows = self.acc.rows
+        return {
+            "backend": self.name,
+            "state": f"degraded: {self.degraded}" if self.degraded else "ok",
+            "degraded_since": self.degraded_since,
+            "bytes": self.usage(),
+            "open_rows": open_rows,
+            "unwritten_rows": pending_rows,
+            "queued_batches": self._queue.qsize(),
+            "short_retention_days": self.config.short_retention_days,
+            "long_retention_days": self.config.long_retention_days,
+            "counters": dict(self.counters),
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} ({exc.filename or type(exc).__name__})"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,143 @@
+"""Wiring of the data store into ``vigie serve`` and ``vigie replay --store``.
+
+The sidecar and the replay only call ``offer``/``on_batch`` with each applied batch; the rest
+(the writer thread, change tracking, retention) lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vigie.errors import ConfigError
+from vigie.state.engine import State
+from vigie.store.changes import ChangeTracker
+from vigie.store.data import DataSink, SinkConfig
+from vigie.store.parquet import ParquetStore
+from vigie.store.query import Store
+from vigie.v1 import directives_pb2 as dpb
+from vigie.wire.columns import Events
+
+log = logging.getLogger(__name__)
+
+CLASS_POLL_US = 60_000_000  # a replay records class changes at most once a minute of event time
+
+
+def sink_config(settings: Any) -> SinkConfig:
+    return SinkConfig(
+        flush_seconds=float(settings.data_flush_seconds),
+        queue_batches=int(settings.data_queue_batches),
+        memory_cap=int(settings.data_memory_cap),
+        short_retention_days=int(settings.short_retention_days),
+        long_retention_days=int(settings.long_retention_days),
+    )
+
+
+def open_store(settings: Any) -> tuple[Any, str]:
+    """The store the settings name: (store, its name), or (None, "off")."""
+    kind = settings.data_store
+    if kind == "off":
+        return None, "off"
+    if kind == "parquet":
+        root = Path(settings.data_dir) if settings.data_dir else settings.state_path / "data"
+        root.mkdir(parents=True, exist_ok=True)
+        return ParquetStore(root), "parquet"
+    if kind == "clickhouse":
+        from vigie.store.clickhouse import ClickHouseStore  # noqa: PLC0415
+
+        return ClickHouseStore(settings.clickhouse_url, settings.clickhouse_database), "clickhouse"
+    raise ConfigError(f"data_store: unknown store {kind!r}")
+
+
+def for_sidecar(sidecar: Any) -> SidecarData | None:
+    """The data side of ``vigie serve`` as its settings say (None when off)."""
+    store, name = open_store(sidecar.settings)
+    if store is None:
+        return None
+    return SidecarData(
+        store,
+        name,
+        sidecar.state,
+        sidecar.lock,
+        lambda: sidecar.directives.snapshot()[1],
+        sink_config(sidecar.settings),
+    )
+
+
+class SidecarData:
+    """The data side of a running sidecar: a writer thread fed by ``offer``."""
+
+    def __init__(
+        self,
+        store: Any,
+        name: str,
+        state: State,
+        lock: threading.Lock,
+        directives: Callable[[], list[dpb.Directive]],
+        config: SinkConfig,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store: Store = store
+        self._state = state
+        self._lock = lock
+        self._directives = directives
+        self._wall = wall_clock
+        self.tracker = ChangeTracker()
+        self.sink = DataSink(
+            store,
+            state.interner.string,
+            state.channels,
+            config,
+            poll_changes=self._poll,
+            name=name,
+        )
+
+    def _poll(self) -> list[dict[str, Any]]:
+        with self._lock:
+            records = self.tracker.poll_classes(self._state)
+        records += self.tracker.poll_directives(self._directives(), int(self._wall() * 1e6))
+        return records
+
+    def start(self) -> None:
+        self.sink.start()
+
+    def offer(self, ev: Events) -> bool:
+        return self.sink.offer(ev)
+
+    def close(self) -> None:
+        self.sink.close()
+
+    def status(self) -> dict[str, Any]:
+        return self.sink.status()
+
+
+class ReplayRecorder:
+    """``vigie replay --store DIR``: the same rollups, written inline as the log is read."""
+
+    def __init__(self, root: Path, state: State, config: SinkConfig | None = None) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.store = ParquetStore(root)
+        self.state = state
+        self.tracker = ChangeTracker()
+        self.sink = DataSink(self.store, state.interner.string, state.channels, config)
+        self._next_poll = 0
+
+    def on_batch(self, ev: Events) -> None:
+        self.sink.add(ev)
+        now = self.state.now_us
+        if now >= self._next_poll:
+            self._record_classes()
+            self._next_poll = now - now % CLASS_POLL_US + CLASS_POLL_US
+
+    def _record_classes(self) -> None:
+        self.sink.record_changes(self.tracker.poll_classes(self.state))
+
+    def close(self) -> None:
+        self._record_classes()
+        self.sink.flush()
+        if self.sink.degraded:
+            raise ConfigError(f"the store under {self.store.root}: {self.sink.degraded}")
