@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks._harness import Result
+from benchmarks._sidecar import Served, sidecar
 from vigie.client import AdminClient
 from vigie.policy.probe import GatewayProbe
 from vigie.sources import simulator
@@ -40,40 +40,6 @@ from vigie.v1 import admin_pb2_grpc as apb_grpc
 
 TARGET_MS = 100.0
 POLL_S = 1.0
-
-
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(state_dir: Path, inventory: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    tport, aport = _free_port(), _free_port()
-    cmd = [sys.executable, "-m", "vigie.cli", "serve", "--listen", f"127.0.0.1:{tport}",
-           "--admin-listen", f"127.0.0.1:{aport}", "--state-dir", str(state_dir),
-           "--inventory", str(inventory), "--log-level", "warning"]  # fmt: skip
-    log = (state_dir.parent / "serve.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    admin = f"127.0.0.1:{aport}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"vigie serve exited: {(state_dir.parent / 'serve.log').read_text()}"
-            )
-        try:
-            with grpc.insecure_channel(admin) as ch:
-                r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            if r.status == health_pb2.HealthCheckResponse.SERVING:
-                return proc, f"127.0.0.1:{tport}", admin
-        except grpc.RpcError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("vigie serve did not become ready")
 
 
 class Poller:
@@ -216,53 +182,56 @@ def _run_phase(label: str, ids: list[str], via_cli: bool, ctx: dict[str, Any]) -
     )
 
 
+def _run_all(served: Served, n: int, n_cli: int, tps: float) -> list[Result]:
+    results: list[Result] = []
+    telemetry, admin = served.telemetry, served.admin
+    token_file = served.state_dir / "admin.token"
+    token = token_file.read_text().strip()
+    probes = [GatewayProbe(telemetry, f"bench-gw-{ch}", ch) for ch in simulator.CHANNELS]
+    poller = Poller(admin, token)
+    try:
+        for p in probes:
+            if not p.wait_connected(30):
+                raise RuntimeError(f"probe not connected: {p.error}")
+        with AdminClient(admin, token) as c:
+            doc = c.call(c.stub.ListSuggestions, apb.ListSuggestionsRequest(refresh=True))
+        ids = [s.id for s in doc.suggestions if s.HasField("directive")]
+        if len(ids) < n + 2 * n_cli:
+            raise RuntimeError(f"only {len(ids)} suggestions with a directive")
+        ctx = {"admin": admin, "token": token, "token_file": token_file, "probes": probes,
+               "poller": poller}  # fmt: skip
+        half = n // 2
+        results.append(_run_phase("idle", ids[:half], False, ctx))
+        results.append(_run_phase("idle", ids[half : half + n_cli], True, ctx))
+        rest = ids[half + n_cli :]
+        # the same under load: simulated gateways (another process) stream into the sidecar
+        load = subprocess.Popen(
+            [sys.executable, "-m", "vigie.cli", "simulate", "--target", telemetry, "--tps",
+             f"{tps:g}", "--duration", "0", "--apps", "200", "--apis", "40"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            _wait_ingesting(admin, token)
+            label = f"{tps:g} events/s streaming"
+            results.append(_run_phase(label, rest[:half], False, ctx))
+            results.append(_run_phase(label, rest[half : half + n_cli], True, ctx))
+        finally:
+            load.terminate()
+            load.wait(30)
+    finally:
+        poller.close()
+        for p in probes:
+            p.close()
+    return results
+
+
 def run(quick: bool) -> list[Result]:
     n = 12 if quick else 200
     n_cli = 4 if quick else 15
     tps = 300.0 if quick else 1000.0
-    results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-policy-") as tmp:
         inv = Path(tmp) / "inventory.json"
         _inventory(inv, n + 2 * n_cli + 4)
-        state = Path(tmp) / "state"
-        proc, telemetry, admin = _start(state, inv)
-        token_file = state / "admin.token"
-        token = token_file.read_text().strip()
-        probes = [GatewayProbe(telemetry, f"bench-gw-{ch}", ch) for ch in simulator.CHANNELS]
-        poller = Poller(admin, token)
-        try:
-            for p in probes:
-                if not p.wait_connected(30):
-                    raise RuntimeError(f"probe not connected: {p.error}")
-            with AdminClient(admin, token) as c:
-                doc = c.call(c.stub.ListSuggestions, apb.ListSuggestionsRequest(refresh=True))
-            ids = [s.id for s in doc.suggestions if s.HasField("directive")]
-            if len(ids) < n + 2 * n_cli:
-                raise RuntimeError(f"only {len(ids)} suggestions with a directive")
-            ctx = {"admin": admin, "token": token, "token_file": token_file, "probes": probes,
-                   "poller": poller}  # fmt: skip
-            half = n // 2
-            results.append(_run_phase("idle", ids[:half], False, ctx))
-            results.append(_run_phase("idle", ids[half : half + n_cli], True, ctx))
-            rest = ids[half + n_cli :]
-            # the same under load: simulated gateways (another process) stream into the sidecar
-            load = subprocess.Popen(
-                [sys.executable, "-m", "vigie.cli", "simulate", "--target", telemetry, "--tps",
-                 f"{tps:g}", "--duration", "0", "--apps", "200", "--apis", "40"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                _wait_ingesting(admin, token)
-                label = f"{tps:g} events/s streaming"
-                results.append(_run_phase(label, rest[:half], False, ctx))
-                results.append(_run_phase(label, rest[half : half + n_cli], True, ctx))
-            finally:
-                load.terminate()
-                load.wait(30)
-        finally:
-            poller.close()
-            for p in probes:
-                p.close()
-            proc.terminate()
-            proc.wait(30)
+        with sidecar("--inventory", str(inv)) as served:
+            results = _run_all(served, n, n_cli, tps)
     return results

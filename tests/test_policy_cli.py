@@ -43,7 +43,7 @@ def storm(sidecar: SidecarProcess) -> dict[str, Any]:
     with GatewayProbe(sidecar.telemetry, "gw-storm") as gw:
         gw.send_records(retry_storm("app-retry", T0 + 10 * MINUTE))
         assert gw.wait_for(lambda p: p.acked_events >= 120, 30)
-    doc = cli_json(sidecar, "suggestions", "list", "--class", "retry_storm")
+    doc = cli_json(sidecar, "suggestions", "list", "--class", "retry_storm", "--state", "proposed")
     return find(doc["suggestions"], application_id="app-retry")
 
 
