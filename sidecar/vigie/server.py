@@ -35,6 +35,8 @@ from vigie.directives import DirectiveError, DirectiveTable
 from vigie.errors import BatchRefused, VigieError
 from vigie.export import MetricsExport, start_export
 from vigie.inventory import load_inventory
+from vigie.policy.engine import PolicyEngine
+from vigie.policy.service import PolicyAdmin
 from vigie.settings import Settings
 from vigie.state.engine import Capacity, State
 from vigie.store import admin as data_admin
@@ -105,6 +107,7 @@ class Sidecar:
         self.sidecar_id = f"{socket.gethostname()}-{os.getpid()}"
         self.token = self._admin_token()
         self.data = data_service.for_sidecar(self)  # rollups; None when data_store = off
+        self.policy = PolicyEngine(self)  # suggestions, their lifecycle, tuned thresholds
 
     # ---- admin token ----
     def _admin_token(self) -> str:
@@ -208,6 +211,7 @@ class Sidecar:
         data = data_admin.data_status(self)
         if data is not None:
             out.data.CopyFrom(data)
+        out.suggestions.update(self.policy.counts())
         return out
 
     @staticmethod
@@ -435,7 +439,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return self._deny
 
 
-class AdminService(apb_grpc.AdminServicer):
+class AdminService(PolicyAdmin, apb_grpc.AdminServicer):
     def __init__(self, sidecar: Sidecar) -> None:
         self.sc = sidecar
 
@@ -482,6 +486,7 @@ class AdminService(apb_grpc.AdminServicer):
             if not d.error_code:
                 d.error_code = 900805 if d.action == dpb.DIRECTIVE_ACTION_BLOCK else 900806
             self.sc.directives.put(d)
+            self.sc.policy.audit_directive(request.actor, "directive put", d.id, request.reason, d)
             log.info(
                 "directive %s put by %s: %s", d.id, request.actor or "?", request.reason or "-"
             )
@@ -495,6 +500,9 @@ class AdminService(apb_grpc.AdminServicer):
         def remove() -> apb.DirectiveList:
             if not self.sc.directives.remove(request.directive_id):
                 raise DirectiveError(f"no directive {request.directive_id!r}")
+            self.sc.policy.audit_directive(
+                request.actor, "directive removed", request.directive_id, request.reason
+            )
             log.info("directive %s removed by %s", request.directive_id, request.actor or "?")
             return self._directive_list()
 
@@ -638,6 +646,7 @@ def _background(running: Running) -> None:
             gone = sc.directives.expire()
             if gone:
                 log.info("directives expired: %s", ", ".join(gone))
+            sc.policy.tick()
             if time.monotonic() >= next_snapshot:
                 sc.write_snapshot()
                 next_snapshot = time.monotonic() + interval
