@@ -6,6 +6,7 @@
 #   make test-java   the gateway handler (gateway-handler/, Maven): unit, shaded-jar and
 #                    end-to-end tests against a real `vigie serve`
 #   make bench-java  the handler's JMH benchmarks -> benchmarks/results/handler-*.json
+#   make backends    build the real OTLP backends of the export tests into .cache/ (once)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,6 +15,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/vigie/v1/*.proto)
 
 .PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean
+.PHONY: backends backend-paths
 
 MVN       ?= mvn
 MVN_FLAGS ?= -B -ntp
@@ -45,7 +47,7 @@ CLICKHOUSE := /usr/sbin/clickhouse-server
 $(CLICKHOUSE):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server
 
-test-python: setup $(CLICKHOUSE)
+test-python: setup $(CLICKHOUSE) backends
 	$(PY) -m pytest -q
 
 test-java: setup
@@ -53,7 +55,7 @@ test-java: setup
 
 test: lint typecheck test-python test-java
 
-bench: setup
+bench: setup bench-java
 	$(PY) -m benchmarks
 
 bench-java: setup
@@ -63,3 +65,29 @@ bench-java: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache gateway-handler/*/target
+
+# Real OTLP backends for the export tests (tests/test_export_backends.py), built once from the
+# Go module proxy into .cache/ (gitignored) and reused: Prometheus with its OTLP receiver, and a
+# minimal OpenTelemetry Collector (tests/backends/otelcol) for OTLP over gRPC.
+CACHE              := $(CURDIR)/.cache
+GO_ENV             := GOMODCACHE=$(CACHE)/go/mod GOCACHE=$(CACHE)/go/build GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
+PROMETHEUS_VERSION := v0.316.0
+PROMETHEUS         := $(CACHE)/bin/prometheus-$(PROMETHEUS_VERSION)
+OTELCOL_SRC        := tests/backends/otelcol
+OTELCOL            := $(CACHE)/bin/vigie-otelcol
+
+backends: $(PROMETHEUS) $(OTELCOL)
+
+$(PROMETHEUS):
+	mkdir -p $(CACHE)/bin $(CACHE)/gobin
+	$(GO_ENV) GOBIN=$(CACHE)/gobin go install -tags remove_all_sd \
+		github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
+	mv $(CACHE)/gobin/prometheus $@
+
+$(OTELCOL): $(OTELCOL_SRC)/go.mod $(OTELCOL_SRC)/go.sum $(OTELCOL_SRC)/main.go
+	mkdir -p $(CACHE)/bin
+	cd $(OTELCOL_SRC) && $(GO_ENV) go build -mod=readonly -o $@ .
+
+backend-paths: backends
+	@echo $(PROMETHEUS)
+	@echo $(OTELCOL)

@@ -121,8 +121,11 @@ class DirectiveTable:
         with self._lock:
             self._table[d.id] = d
             self.version += 1
-            self._save()
+            # gateways first: a write to a busy disk can take hundreds of ms (measured by
+            # benchmarks/bench_policy.py); a crash in between costs nothing, a reconnecting
+            # gateway gets the full table
             self._broadcast(dpb.DirectiveUpdate(version=self.version, upserts=[d]))
+            self._save()
 
     def remove(self, directive_id: str) -> bool:
         with self._lock:
@@ -130,8 +133,8 @@ class DirectiveTable:
                 return False
             del self._table[directive_id]
             self.version += 1
-            self._save()
             self._broadcast(dpb.DirectiveUpdate(version=self.version, removals=[directive_id]))
+            self._save()
             return True
 
     def expire(self) -> list[str]:
@@ -144,8 +147,8 @@ class DirectiveTable:
             for k in gone:
                 del self._table[k]
             self.version += 1
-            self._save()
             self._broadcast(dpb.DirectiveUpdate(version=self.version, removals=gone))
+            self._save()
         return gone
 
     def subscribe(self) -> Subscriber:

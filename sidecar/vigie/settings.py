@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import os
 import re
 import tomllib
@@ -20,6 +21,12 @@ from typing import Any, Final
 
 from vigie.classify.thresholds import Thresholds
 from vigie.errors import ConfigError
+from vigie.policy.config import (
+    DEFAULT_TIER_LIMITS,
+    check_auto_approve,
+    check_share,
+    check_tier_limits,
+)
 
 ENV_PREFIX: Final = "VIGIE_"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -48,6 +55,22 @@ def parse_size(value: Any) -> int:
         raise ValueError(f"expected a size such as 512MiB, got {value!r}")
     unit = (m.group(2) or "").upper().rstrip("B")
     return int(float(m.group(1)) * _UNITS[unit])
+
+
+def parse_floats(value: Any) -> tuple[float, ...]:
+    """``"0.1, 0.5, 1"`` or ``[0.1, 0.5, 1]`` -> increasing positive numbers."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError(f"expected increasing numbers such as 0.1,0.5,1, got {value!r}")
+    try:
+        out = tuple(float(x) for x in items if not isinstance(x, bool))
+    except (TypeError, ValueError):
+        raise ValueError(f"expected increasing numbers such as 0.1,0.5,1, got {value!r}") from None
+    if len(out) != len(items) or any(b <= a for a, b in itertools.pairwise(out)):
+        raise ValueError(f"expected increasing numbers such as 0.1,0.5,1, got {value!r}")
+    if out[0] <= 0 or not all(x < float("inf") for x in out):
+        raise ValueError(f"expected positive finite numbers, got {value!r}")
+    return out
 
 
 def _s(default: Any, doc: str, kind: str = "str", **extra: Any) -> Any:
@@ -112,6 +135,81 @@ class Settings:
         default_factory=Thresholds,
         metadata={"doc": "behaviour class thresholds", "kind": "thresholds"},
     )
+    # OpenTelemetry export (vigie.export); the OTEL_EXPORTER_OTLP_* variables set the endpoint,
+    # headers, TLS, compression and timeout, OTEL_RESOURCE_ATTRIBUTES adds resource attributes
+    otel_export: str = _s(
+        "auto",
+        "OTLP metrics export: auto (on when OTEL_EXPORTER_OTLP_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set), on or off",
+        choices=("auto", "on", "off"),
+    )
+    otel_protocol: str = _s(
+        "",
+        "grpc or http/protobuf; empty: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, "
+        "OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf",
+        choices=("", "grpc", "http/protobuf"),
+    )
+    otel_interval_seconds: float = _s(
+        0.0, "seconds between exports; 0: OTEL_METRIC_EXPORT_INTERVAL (ms), else 60", "float", min=0
+    )
+    otel_histogram: str = _s(
+        "exponential",
+        "latency histograms: exponential (vigie's base-2 buckets as they are) or explicit",
+        choices=("exponential", "explicit"),
+    )
+    otel_explicit_bounds: tuple[float, ...] = _s(
+        (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+        "bucket bounds in seconds when otel_histogram = explicit (comma-separated, increasing)",
+        "floats",
+    )
+    otel_top_k: int = _s(
+        20,
+        "subscriptions exported one by one: the top K by traffic and the top K by "
+        "misbehaviour; the others are summed as application 'other'",
+        "int",
+        min=0,
+    )
+    otel_encoder: str = _s(
+        "vigie",
+        "vigie (points written from the arrays, fast) or sdk (the OTel SDK's own encoder)",
+        choices=("vigie", "sdk"),
+    )
+    otel_gateway: str = _s("", "resource attribute wso2.gateway.id (the gateway next to vigie)")
+    otel_channel: str = _s("", "resource attribute wso2.channel (that gateway's channel)")
+    otel_tenant: str = _s("", "resource attribute wso2.tenant (that gateway's tenant)")
+    # ---- suggestions, directives and WSO2 policies (vigie.policy) ----
+    tier_limits: str = _s(
+        DEFAULT_TIER_LIMITS,
+        "WSO2 subscription tiers: NAME=COUNT/UNIT (sec, min, hour, day) or NAME=unlimited",
+        check=check_tier_limits,
+    )
+    policy_headroom: float = _s(
+        1.5, "suggested limits = observed p99 per minute x this, rounded up", "float", min=1
+    )
+    policy_refresh_seconds: float = _s(
+        30.0, "how often suggestions are recomputed from the state", "float", min=1
+    )
+    auto_approve: str = _s(
+        "",
+        "classes whose suggestions are approved without an operator (shadow first, with a "
+        "TTL), e.g. retry_storm,redundant; empty: none",
+        check=check_auto_approve,
+    )
+    auto_approve_max_share: float = _s(
+        0.05,
+        "auto-approval never refuses more than this share of the consumer's requests",
+        "float",
+        check=check_share,
+    )
+    auto_approve_ttl_seconds: float = _s(
+        3600.0, "lifetime of an auto-approved directive", "float", min=60
+    )
+    auto_approve_shadow_seconds: float = _s(
+        900.0, "an auto-approved directive stays in shadow this long before it enforces", "float"
+    )
+    allow_list: str = _s(
+        "", "applications (id or name) and APIs (api:NAME) never auto-approved, comma-separated"
+    )
 
     @property
     def state_path(self) -> Path:
@@ -156,8 +254,12 @@ def _convert(name: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:
             out = float(value)
         elif kind == "size":
             out = parse_size(value)
+        elif kind == "floats":
+            out = parse_floats(value)
         else:  # pragma: no cover - layout error
             raise AssertionError(kind)
+        if "check" in meta:
+            meta["check"](out)
     except ValueError as exc:
         msg = str(exc)
         if "invalid literal" in msg or "could not convert" in msg:
