@@ -147,7 +147,8 @@ def test_a_store_written_before_the_subscription_tables_is_read_then_backfilled(
         ]
     assert old.backfill() == len(old.days("daily"))
     assert old.sub_from() == 0 and old.backfill() == 0
-    assert old.days("sub_daily") == old.days("daily")
+    months = sorted({_month(d) for d in old.days("daily")})
+    assert old.days("sub_daily") == old.days("sub_monthly") == months
     for q in QUERIES:
         assert [r.to_json() for r in old.aggregate(q)] == [
             r.to_json() for r in long_store.aggregate(q)
@@ -232,11 +233,16 @@ def test_a_month_goes_once_all_its_days_are_past_retention(
     # the first month's last day stays within retention, the days before it go
     keep = (newest - (months[1] - 2 * DAY)) // DAY
     gone = store.enforce_retention(newest, short_days=0, long_days=keep)
-    assert store.days("sub_monthly") == months
+    assert store.days("sub_monthly") == store.days("sub_daily") == months
     assert gone and all(g.startswith("daily/") for g in gone)
     gone = store.enforce_retention(newest, short_days=0, long_days=keep - 1)
-    assert store.days("sub_monthly") == months[1:]
-    assert gone == ["daily/" + day_name(months[1] - DAY), "sub_monthly/" + day_name(months[0])[:7]]
+    assert store.days("sub_monthly") == store.days("sub_daily") == months[1:]
+    month = day_name(months[0])[:7]
+    assert gone == [
+        "daily/" + day_name(months[1] - DAY),
+        f"sub_daily/{month}",
+        f"sub_monthly/{month}",
+    ]
 
 
 def test_evicting_old_minutes_keeps_one_row_per_key() -> None:

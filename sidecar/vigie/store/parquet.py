@@ -1,11 +1,11 @@
-"""The embedded store: Parquet files partitioned by day (by month for ``sub_monthly``),
-queried with DuckDB.
+"""The embedded store: Parquet files partitioned by day (by month for the subscription
+tables, which have few rows a day), queried with DuckDB.
 
 Layout (any engine that reads Parquet reads it: DuckDB, ClickHouse, Spark, pandas)::
 
     <data_dir>/minute/day=2026-11-28/p-<seq>.parquet      per-minute rows (short-term)
     <data_dir>/daily/day=2026-11-28/p-<seq>.parquet       per-day rows (long-term)
-    <data_dir>/sub_daily/day=2026-11-28/p-<seq>.parquet   per day and subscription
+    <data_dir>/sub_daily/month=2026-11/p-<seq>.parquet    per day and subscription
     <data_dir>/sub_monthly/month=2026-11/p-<seq>.parquet  per month and subscription
     <data_dir>/changes/day=2026-11-28/p-<seq>.parquet     classes raised/cleared, directives
 
@@ -51,6 +51,7 @@ from vigie.store.plan import NEVER, Part, next_month, plan
 from vigie.store.query import AggQuery, AggRow, StoreUnavailable, finish, merge_rows
 from vigie.store.rollup import (
     MEASURES,
+    MONTH_PARTITIONED,
     ROLLUP_TABLES,
     STRING_KEYS,
     TABLE_KEYS,
@@ -62,7 +63,6 @@ from vigie.store.rollup import (
 log = logging.getLogger(__name__)
 
 TABLE_DIRS: Final = (*ROLLUP_TABLES, "changes")
-MONTHLY: Final = frozenset({"sub_monthly"})
 COMPACT_PARTS: Final = 24  # an open partition is compacted once it has this many files
 ROW_GROUP_ROWS: Final = 32_768
 # the sort order of a compacted file: rows of one API (then one application) together
@@ -71,14 +71,6 @@ SORT_KEYS: Final = {
     "daily": ("api", "application_id", "api_version", "resource", "method", "channel"),
     "sub_daily": ("api", "application_id", "api_version", "channel"),
     "sub_monthly": ("api", "application_id", "api_version", "channel", "error_code"),
-}
-# the retention class of each table, and the name deletions are reported under
-RETENTION: Final = {
-    "minute": "minute",
-    "daily": "daily",
-    "sub_daily": "daily",
-    "sub_monthly": "sub_monthly",
-    "changes": "changes",
 }
 CHANGE_FIELDS: Final = (
     "at_us",
@@ -118,14 +110,14 @@ def day_us_of(name: str) -> int:
 
 
 def partition_name(table: str, start_us: int) -> str:
-    if table in MONTHLY:
+    if table in MONTH_PARTITIONED:
         return f"month={day_name(start_us)[:7]}"
     return f"day={day_name(start_us)}"
 
 
 def partition_start(table: str, name: str) -> int:
     """The start (us) of a partition directory's day or month; ValueError if not one."""
-    if table in MONTHLY:
+    if table in MONTH_PARTITIONED:
         if not name.startswith("month="):
             raise ValueError(name)
         return day_us_of(name[6:] + "-01")
@@ -135,7 +127,7 @@ def partition_start(table: str, name: str) -> int:
 
 
 def partition_end(table: str, start_us: int) -> int:
-    return next_month(start_us) if table in MONTHLY else start_us + L.DAY_US
+    return next_month(start_us) if table in MONTH_PARTITIONED else start_us + L.DAY_US
 
 
 def _schema(table: str) -> pa.Schema:
@@ -483,28 +475,29 @@ class ParquetStore:
 
     def backfill(self) -> int:
         """A store written before the subscription tables existed: derive them from its daily
-        rows (a partition at a time) and say so in ``layout.json``; return the days derived.
+        rows (a month at a time) and say so in ``layout.json``; return the days derived.
         Called by the writer before it writes anything (``vigie serve``, ``replay --store``)."""
         if (self.root / LAYOUT).exists():
             return 0
         days = self.days("daily")
         if days:
             log.info("deriving the subscription tables of %d days under %s", len(days), self.root)
-        for table in ("sub_daily", "sub_monthly"):  # what an interrupted backfill left
+        for table in MONTH_PARTITIONED:  # what an interrupted backfill left
             shutil.rmtree(self.root / table, ignore_errors=True)
-        month, held = 0, SCHEMAS["sub_monthly"].empty_table()
+        by_month: dict[int, list[int]] = {}
         for day in days:
-            data = read_files("daily", self.live_files(self.day_dir("daily", day)))
-            self._write_merged("sub_daily", day, derive(data, "sub_daily"))
-            m = int(month_start(np.array([day]))[0])
-            if m != month and held.num_rows:
-                self._write_merged("sub_monthly", month, fold_table("sub_monthly", held))
-                held = SCHEMAS["sub_monthly"].empty_table()
-            month = m
-            part = derive(data, "sub_monthly")
-            held = fold_table("sub_monthly", pa.concat_tables([held, part]), sort=False)
-        if held.num_rows:
-            self._write_merged("sub_monthly", month, fold_table("sub_monthly", held))
+            by_month.setdefault(int(month_start(np.array([day]))[0]), []).append(day)
+        for month, month_days in by_month.items():
+            sub_daily, sub_monthly = [], SCHEMAS["sub_monthly"].empty_table()
+            for day in month_days:
+                data = read_files("daily", self.live_files(self.day_dir("daily", day)))
+                sub_daily.append(derive(data, "sub_daily"))
+                both = pa.concat_tables([sub_monthly, derive(data, "sub_monthly")])
+                sub_monthly = fold_table("sub_monthly", both, sort=False)
+            self._write_merged(
+                "sub_daily", month, fold_table("sub_daily", pa.concat_tables(sub_daily))
+            )
+            self._write_merged("sub_monthly", month, fold_table("sub_monthly", sub_monthly))
         self._write_layout(0)
         return len(days)
 
@@ -628,8 +621,8 @@ class ParquetStore:
 
     def enforce_retention(self, newest_day_us: int, short_days: int, long_days: int) -> list[str]:
         """Delete the partitions past the retention of their table (a month once all its
-        days are); return what went (a day of the long-term tables once)."""
-        gone: set[str] = set()
+        days are); return what went."""
+        gone: list[str] = []
         for table in TABLE_DIRS:
             keep = short_days if table == "minute" else long_days
             if keep <= 0:
@@ -639,8 +632,8 @@ class ParquetStore:
                 if partition_end(table, start) - L.DAY_US <= limit:
                     shutil.rmtree(self.day_dir(table, start), ignore_errors=True)
                     name = partition_name(table, start).split("=", 1)[1]
-                    gone.add(f"{RETENTION[table]}/{name}")
-        return sorted(gone)
+                    gone.append(f"{table}/{name}")
+        return gone
 
     def disk_usage(self) -> dict[str, int]:
         out = {}
@@ -749,13 +742,15 @@ def measures_sql(q: AggQuery, part: Part, files: str) -> str:
 
 
 def hist_sql(q: AggQuery, part: Part, files: str) -> str:
+    """Each group's latency histogram, summed bucket by bucket: (keys..., buckets, counts)."""
     g = group_exprs(q, "({0} // {1})", part.table)
     sel = ", ".join(f"{e} AS {a}" for e, a in g)
     aliases = ", ".join(a for _, a in g)
     return (
-        f"SELECT {aliases}, b, sum(c)::BIGINT FROM (SELECT {sel}, unnest(lat_idx) AS b, "
+        f"SELECT {aliases}, list(b ORDER BY b), list(c ORDER BY b) FROM ("
+        f"SELECT {aliases}, b, sum(c)::BIGINT AS c FROM (SELECT {sel}, unnest(lat_idx) AS b, "
         f"unnest(lat_cnt) AS c FROM read_parquet({files}) "
-        f"WHERE {where_clause(q, sql_str, part)}) GROUP BY ALL"
+        f"WHERE {where_clause(q, sql_str, part)}) GROUP BY ALL) GROUP BY ALL"
     )
 
 
@@ -780,8 +775,8 @@ def rows_of(
         )
     for r in hist:
         row = out.get(_key(q, r))
-        if row is not None and r[nk + 1]:
-            row.hist[int(r[nk])] = int(r[nk + 1])
+        if row is not None:
+            row.hist = {b: c for b, c in zip(r[nk], r[nk + 1], strict=True) if c}
     return list(out.values())
 
 

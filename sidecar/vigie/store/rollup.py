@@ -76,6 +76,7 @@ TABLE_KEYS: Final = {
 }
 TIME_COLUMN: Final = {t: k[0] for t, k in TABLE_KEYS.items()}
 ROLLUP_TABLES: Final = tuple(TABLE_KEYS)  # every table of rollup rows
+MONTH_PARTITIONED: Final = frozenset({"sub_daily", "sub_monthly"})  # few rows a day
 TABLES: Final = ("minute", "daily")  # what a query names (the others stand in for daily)
 
 # kernel key field of each key column
@@ -149,7 +150,10 @@ class Rows:
         return out
 
     def day_of_rows(self) -> I64:
+        """The partition of each row: its day, or its month's first day."""
         t = self.ints[TIME_COLUMN[self.table]]
+        if self.table in MONTH_PARTITIONED:
+            return month_start(t)
         return np.asarray(t - t % L.DAY_US, dtype=np.int64)
 
     def take(self, index: npt.NDArray[np.intp]) -> Rows:
@@ -169,8 +173,7 @@ class Rows:
         )
 
     def split_by_day(self) -> dict[int, Rows]:
-        """The rows by partition: the day of each row (its month's first day for a monthly
-        table)."""
+        """The rows by partition (``day_of_rows``)."""
         days = self.day_of_rows()
         uniq = np.unique(days)
         if len(uniq) == 1:
