@@ -6,6 +6,10 @@
 #   make test-java   the gateway handler (gateway-handler/, Maven): unit, shaded-jar and
 #                    end-to-end tests against a real `vigie serve`
 #   make bench-java  the handler's JMH benchmarks -> benchmarks/results/handler-*.json
+#   make soak    10 x peak (15,000 events/s) for 10 minutes through the real handler core into a
+#                real sidecar, plus a million-application flood: RSS over time, drops, accounting
+#   make fuzz    atheris on the batch decoder + stream service and the WSO2 log parser
+#                (FUZZ_SECONDS each, default 300); new findings land in tests/fuzz/corpus/
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,7 +17,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/vigie/v1/*.proto)
 
-.PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean
+.PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean soak fuzz
 
 MVN       ?= mvn
 MVN_FLAGS ?= -B -ntp
@@ -45,8 +49,15 @@ CLICKHOUSE := /usr/sbin/clickhouse-server
 $(CLICKHOUSE):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server
 
-test-python: setup $(CLICKHOUSE)
-	$(PY) -m pytest -q
+# the fault/load tests (tests/ops) drive the real handler core from a JVM: the bench jar
+LOAD_JAR     := gateway-handler/bench/target/vigie-bench.jar
+JAVA_SOURCES := $(shell find gateway-handler proto -name '*.java' -o -name 'pom.xml' -o -name '*.proto' | grep -v /target/)
+$(LOAD_JAR): $(JAVA_SOURCES)
+	cd gateway-handler && $(MVN) $(MVN_FLAGS) -q package -pl bench -am -DskipTests
+	touch $(LOAD_JAR)
+
+test-python: setup $(CLICKHOUSE) $(LOAD_JAR)
+	VIGIE_LOAD_JAR=$(abspath $(LOAD_JAR)) $(PY) -m pytest -q
 
 test-java: setup
 	cd gateway-handler && $(MVN) $(MVN_FLAGS) verify -Dvigie.cli=$(VIGIE_CLI)
@@ -60,6 +71,15 @@ bench-java: setup
 	cd gateway-handler && $(MVN) $(MVN_FLAGS) -q package -pl bench -am -DskipTests
 	java -Dvigie.cli=$(VIGIE_CLI) -Dvigie.results=$(abspath benchmarks/results) \
 		-jar gateway-handler/bench/target/vigie-bench.jar
+
+soak: setup $(LOAD_JAR)
+	VIGIE_LOAD_JAR=$(abspath $(LOAD_JAR)) $(PY) -m tests.ops.soak $(SOAK_ARGS)
+
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[fuzz]'
+	$(PY) -m tests.fuzz decoder $(FUZZ_SECONDS)
+	$(PY) -m tests.fuzz wso2_log $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache gateway-handler/*/target
