@@ -29,7 +29,9 @@ from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
 
 LOAD_JAR = Path(
-    os.environ.get("VIGIE_LOAD_JAR", REPO / "gateway-handler" / "bench" / "target" / "vigie-bench.jar")
+    os.environ.get(
+        "VIGIE_LOAD_JAR", REPO / "gateway-handler" / "bench" / "target" / "vigie-bench.jar"
+    )
 )
 
 
@@ -110,7 +112,9 @@ class LoadDriver:
     def wait(self, what: str, pred: Callable[[Line], bool], timeout: float) -> Line:
         def ok() -> bool:
             if self.proc.poll() is not None:
-                raise AssertionError(f"the load driver exited ({self.proc.returncode}): {self.err()}")
+                raise AssertionError(
+                    f"the load driver exited ({self.proc.returncode}): {self.err()}"
+                )
             with self._lock:
                 return bool(self.lines) and pred(self.lines[-1])
 

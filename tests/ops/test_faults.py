@@ -64,7 +64,9 @@ def test_gateway_rides_out_a_killed_and_a_frozen_sidecar(tmp_path: Path) -> None
         admin = Admin(sp)
         admin.put(limit_directive("ops-limit", *PROBE))
         version = admin.directives().version
-        driver.wait("the directive to reach the gateway", lambda ln: ln["probe_rule"] == "ops-limit", 30)
+        driver.wait(
+            "the directive to reach the gateway", lambda ln: ln["probe_rule"] == "ops-limit", 30
+        )
         admin.close()
 
         # ---- SIGKILL: the stream breaks, requests go on, the restarted sidecar takes them back
@@ -74,7 +76,9 @@ def test_gateway_rides_out_a_killed_and_a_frozen_sidecar(tmp_path: Path) -> None
         driver.wait("the stream to notice", lambda ln: ln["state"] != "CONNECTED", 30)
         time.sleep(3.0)  # an outage of a few seconds (real processes: the time is real)
         down = driver.latest()
-        assert down["offered"] > before["offered"], "requests kept offering while the sidecar was dead"
+        assert down["offered"] > before["offered"], (
+            "requests kept offering while the sidecar was dead"
+        )
         assert down["probe_rule"] == "ops-limit", "directives keep applying without the sidecar"
         sp = _restart(sp, "--snapshot-interval", "1")
         back_at = time.monotonic()
@@ -92,7 +96,9 @@ def test_gateway_rides_out_a_killed_and_a_frozen_sidecar(tmp_path: Path) -> None
             60,
         )
         assert restored["probe_rule"] == "ops-limit", "the directive in force came back"
-        figures["after_kill"] = {k: restored[k] for k in ("offered", "acked", "dropped", "reconnects")}
+        figures["after_kill"] = {
+            k: restored[k] for k in ("offered", "acked", "dropped", "reconnects")
+        }
 
         # ---- SIGSTOP for FREEZE_S: a stalled stream; the queue fills, every extra event a drop
         frozen_from = driver.latest()
@@ -100,8 +106,10 @@ def test_gateway_rides_out_a_killed_and_a_frozen_sidecar(tmp_path: Path) -> None
         try:
             full = driver.wait(
                 "the queue to fill while the sidecar is frozen",
-                lambda ln: ln["dropped_queue_full"] + ln["dropped_disconnected"]
-                > frozen_from["dropped_queue_full"] + frozen_from["dropped_disconnected"],
+                lambda ln: (
+                    ln["dropped_queue_full"] + ln["dropped_disconnected"]
+                    > frozen_from["dropped_queue_full"] + frozen_from["dropped_disconnected"]
+                ),
                 FREEZE_S + 30,
             )
             time.sleep(max(0.0, FREEZE_S - (full.at - frozen_from.at)))

@@ -383,6 +383,37 @@ class State:
         log.warning("memory cap reached: evicted the %d coldest subscriptions", count)
         return count
 
+    def referenced_strings(self) -> npt.NDArray[np.bool_]:
+        """Which interner ids the state refers to: live subscription rows (application id, name,
+        owner, tier), API rows, route rows, registered applications and episode keys."""
+        live = np.zeros(len(self.interner), dtype=np.bool_)
+        live[0] = True
+        rows = self.sub_rows()
+        for f in (L.S_APP, L.S_APP_NAME, L.S_APP_OWNER, L.S_TIER):
+            live[self.sub_i64[rows, f]] = True
+        a = self.n_api_rows
+        for f in (L.A_NAME, L.A_VERSION, L.A_CONTEXT):
+            live[self.api_i64[:a, f]] = True
+        live[self.route_i64[: self.n_route_rows, L.R_RESOURCE]] = True
+        for gid, (name, owner) in self.app_info.items():
+            live[[gid, name, owner]] = True
+        for key in (*self.episodes, *self.api_episodes):
+            live[list(key)] = True
+        return live
+
+    def release_strings(self, also_live: Iterable[npt.NDArray[Any]], epoch: int) -> int:
+        """Release the interner's strings that neither the state nor ``also_live`` (e.g. the
+        open streams' dictionaries) refer to; see ``Interner.release``. Returns how many."""
+        live = self.referenced_strings()
+        for ids in also_live:
+            live[ids] = True
+        dead = np.flatnonzero(~live)
+        n = self.interner.release(dead.tolist(), epoch)
+        if n:
+            dead = dead[dead < len(self.app_channel)]
+            self.app_channel[dead] = -1
+        return n
+
     def _sub_identity(self, row: int) -> tuple[int, int, int]:
         api_row = int(self.sub_i64[row, L.S_API])
         return (
@@ -556,6 +587,8 @@ class State:
             "route_overflow": int(g[L.G_ROUTE_OVERFLOW]),
             "detector_replacements": int(g[L.G_RETRY_EVICT]),
             "evicted_subscriptions": self.evicted,
+            "strings_held": self.interner.live,
+            "strings_released": self.interner.released,
         }
 
     def iter_arrays(self) -> Iterable[tuple[str, npt.NDArray[Any]]]:
