@@ -146,4 +146,4 @@ def test_decoded_columns_have_one_kernel_signature_whatever_columns_a_batch_carr
     b = dec.decode(enc.batch_from_records([bare]))
     for name, dtype in ENGINE_DTYPES.items():
         assert a[name].dtype == dtype and a[name].flags.writeable, name
-        assert numba.typeof(a[name]) == numba.typeof(b[name]), name
+        assert numba.typeof(a[name]) == numba.typeof(b[name]), name  # type: ignore[no-untyped-call]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import gc
 import random
 import sys
-import types
 import tempfile
+import types
 from pathlib import Path
 from typing import Any
 

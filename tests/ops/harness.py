@@ -6,6 +6,7 @@ Everything here only ever talks to loopback addresses or Unix sockets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,7 +37,7 @@ LOAD_JAR = Path(
 
 
 def load_jar() -> Path:
-    """The load driver's jar; ``make test-python`` builds it. Outside make: skipped, in CI: fails."""
+    """The load driver's jar (`make test-python` builds it); outside make: skipped, in CI: fails."""
     if LOAD_JAR.exists():
         return LOAD_JAR
     msg = f"{LOAD_JAR} is missing: `make test-python` builds it (mvn package -pl bench -am)"
@@ -144,10 +145,8 @@ class LoadDriver:
             self.proc.wait()
         for f in (self.proc.stdin, self.proc.stdout):
             if f is not None:
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     f.close()
-                except (OSError, ValueError):
-                    pass
 
 
 def rss_bytes(pid: int) -> int:
