@@ -78,12 +78,13 @@ def flood(
     max_strings: int = 100_000,
     max_dictionary: int = 16_384,
     rate: int = 30_000,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run a flood of ``n`` new applications; return figures and a summary."""
     env = {
         "VIGIE_MAX_STRINGS": str(max_strings),
         "VIGIE_MAX_DICTIONARY_ENTRIES": str(max_dictionary),
-    }
+    } | (extra_env or {})
     sp: SidecarProcess = start_sidecar(work / "state", "--memory-cap", memory_cap, env=env)
     admin = Admin(sp)
     known = KnownConsumers(sp.telemetry)

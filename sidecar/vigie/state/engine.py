@@ -347,8 +347,12 @@ class State:
 
     def _make_sub_room(self) -> None:
         rows = len(self.sub_i64)
-        if rows < self.max_sub_rows:
-            self._alloc_subs(min(2 * rows, self.max_sub_rows))
+        grown = min(2 * rows, self.max_sub_rows)
+        # grow only while every state array together stays under the cap
+        if grown > rows and (
+            self.nbytes() + (grown - rows) * sub_row_bytes() <= self.capacity.memory_cap_bytes
+        ):
+            self._alloc_subs(grown)
             return
         self.evict(max(1, rows // 8))
 
@@ -359,7 +363,8 @@ class State:
         self._alloc_apis(min(2 * rows, self.capacity.max_apis))
 
     def evict(self, count: int) -> int:
-        """Free the ``count`` coldest subscription rows not pinned by the inventory."""
+        """Free the ``count`` coldest subscription rows not pinned by the inventory: fewest
+        requests first, least recently seen among equals."""
         n = self.n_sub_rows
         keys = self.sub_i64[:n, L.S_KEY]
         candidates = np.flatnonzero(
@@ -370,8 +375,12 @@ class State:
                 "the memory cap holds only inventory subscriptions: raise memory_cap_bytes"
             )
         count = min(count, len(candidates))
-        last_seen = self.sub_i64[candidates, L.S_LAST_SEEN]
-        victims = candidates[np.argpartition(last_seen, count - 1)[:count]]
+        # the least used first, then the least recent: a flood of new applications (one or two
+        # requests each) evicts itself, not the established consumers it pushes out of recency
+        order = np.lexsort(
+            (self.sub_i64[candidates, L.S_LAST_SEEN], self.sub_i64[candidates, L.S_REQ])
+        )
+        victims = candidates[order[:count]]
         for row in victims:
             self.episodes.pop(self._sub_identity(int(row)), None)
         self.sub_i64[victims, L.S_KEY] = 0

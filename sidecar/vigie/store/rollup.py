@@ -165,6 +165,11 @@ class Accumulator:
         if old_n:
             RK.rebuild_table(self.tkeys, self.tvals, keys, old_n)
 
+    @staticmethod
+    def row_bytes() -> int:
+        """Bytes one open row costs (keys, measures, dense histogram, its table share)."""
+        return 8 * (RK.N_KEYS + RK.N_MEASURES + L.LAT_WIDTH) + 2 * 2 * 8
+
     @property
     def rows(self) -> int:
         return int(self.meta[0])
