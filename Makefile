@@ -6,6 +6,7 @@
 #   make test-java   the gateway handler (gateway-handler/, Maven): unit, shaded-jar and
 #                    end-to-end tests against a real `vigie serve`
 #   make bench-java  the handler's JMH benchmarks -> benchmarks/results/handler-*.json
+#   make backends    build the real OTLP backends of the export tests into .cache/ (once)
 #   make soak    10 x peak (15,000 events/s) for 10 minutes through the real handler core into a
 #                real sidecar, plus a million-application flood: RSS over time, drops, accounting
 #   make fuzz    atheris on the batch decoder + stream service and the WSO2 log parser
@@ -17,7 +18,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/vigie/v1/*.proto)
 
-.PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean soak fuzz
+.PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean
+.PHONY: backends backend-paths soak fuzz
 
 MVN       ?= mvn
 MVN_FLAGS ?= -B -ntp
@@ -56,7 +58,7 @@ $(LOAD_JAR): $(JAVA_SOURCES)
 	cd gateway-handler && $(MVN) $(MVN_FLAGS) -q package -pl bench -am -DskipTests
 	touch $(LOAD_JAR)
 
-test-python: setup $(CLICKHOUSE) $(LOAD_JAR)
+test-python: setup $(CLICKHOUSE) backends $(LOAD_JAR)
 	VIGIE_LOAD_JAR=$(abspath $(LOAD_JAR)) $(PY) -m pytest -q
 
 test-java: setup
@@ -83,3 +85,29 @@ fuzz: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache gateway-handler/*/target
+
+# Real OTLP backends for the export tests (tests/test_export_backends.py), built once from the
+# Go module proxy into .cache/ (gitignored) and reused: Prometheus with its OTLP receiver, and a
+# minimal OpenTelemetry Collector (tests/backends/otelcol) for OTLP over gRPC.
+CACHE              := $(CURDIR)/.cache
+GO_ENV             := GOMODCACHE=$(CACHE)/go/mod GOCACHE=$(CACHE)/go/build GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
+PROMETHEUS_VERSION := v0.316.0
+PROMETHEUS         := $(CACHE)/bin/prometheus-$(PROMETHEUS_VERSION)
+OTELCOL_SRC        := tests/backends/otelcol
+OTELCOL            := $(CACHE)/bin/vigie-otelcol
+
+backends: $(PROMETHEUS) $(OTELCOL)
+
+$(PROMETHEUS):
+	mkdir -p $(CACHE)/bin $(CACHE)/gobin
+	$(GO_ENV) GOBIN=$(CACHE)/gobin go install -tags remove_all_sd \
+		github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
+	mv $(CACHE)/gobin/prometheus $@
+
+$(OTELCOL): $(OTELCOL_SRC)/go.mod $(OTELCOL_SRC)/go.sum $(OTELCOL_SRC)/main.go
+	mkdir -p $(CACHE)/bin
+	cd $(OTELCOL_SRC) && $(GO_ENV) go build -mod=readonly -o $@ .
+
+backend-paths: backends
+	@echo $(PROMETHEUS)
+	@echo $(OTELCOL)

@@ -45,7 +45,7 @@ class Served:
 
 
 @contextmanager
-def sidecar(*extra: str) -> Iterator[Served]:
+def sidecar(*extra: str, env: dict[str, str] | None = None) -> Iterator[Served]:
     with tempfile.TemporaryDirectory(prefix="vigie-bench-") as tmp:
         t, a = free_port(), free_port()
         proc = subprocess.Popen(
@@ -66,7 +66,7 @@ def sidecar(*extra: str) -> Iterator[Served]:
                 "3600",
                 *extra,
             ],
-            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+            env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}),
         )
         served = Served(f"127.0.0.1:{t}", f"127.0.0.1:{a}", Path(tmp), proc)
         deadline = time.monotonic() + 180

@@ -132,10 +132,10 @@ def test_merged_arrays_equal_one_sidecar_that_saw_everything(
     # counters of the whole: events, and every latency histogram summed
     assert merged.counters()["events_applied"] == single.counters()["events_applied"]
     assert np.array_equal(merged.api_hist.sum(axis=0), single.api_hist.sum(axis=0))
+    identity = [L.R_API, L.R_RESOURCE, L.R_METHOD, L.R_STATUS]
+    identity += [L.R_ERROR_CODE, L.R_CHANNEL, L.R_THROTTLED]
     routes = {
-        (int(r[L.R_API]), int(r[L.R_RESOURCE]), int(r[L.R_METHOD]), int(r[L.R_STATUS])): int(
-            r[L.R_REQ]
-        )
+        tuple(r[identity].tolist()): int(r[L.R_REQ])
         for r in single.route_i64[1 : single.n_route_rows]
     }
     assert sum(routes.values()) == int(merged.route_i64[: merged.n_route_rows, L.R_REQ].sum())

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from tests.wso2log import App, LogWriter, at
 from vigie.cli import main
+from vigie.sources.wso2_log import ReplayStats, read_logs
+from vigie.wire.columns import COLUMN_NAMES, DICTIONARY_COLUMNS, Interner
 
 
 def run(*args: str) -> Any:
@@ -112,3 +114,67 @@ def test_readable_tables_without_json(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "redundant" in result.stdout and "poller" in result.stdout
     assert "200 events, 0 rejected" in result.stdout
+
+
+def test_the_fast_and_the_careful_reader_agree(tmp_path: Path) -> None:
+    """Chunks are parsed all at once (Arrow) unless unusual; both ways give the same events."""
+    w = LogWriter(seed=9)
+    apps = [App(f"a{k}") for k in range(5)]
+    for k in range(3000):
+        t = at(hours=2, seconds=k * 0.7)
+        app = apps[k % 5] if k % 17 else None  # some unauthenticated faults
+        if k % 11 == 0:
+            w.fault(
+                t,
+                app,
+                "Orders",
+                error_code=900803 if k % 2 else 101503,
+                status=429 if k % 2 else 503,
+                error_type="THROTTLED" if k % 2 else "TARGET_CONNECTIVITY",
+            )
+        else:
+            w.response(
+                t,
+                app,
+                f"Api{k % 3}",
+                resource=f"/r{k % 4}",
+                method=("GET", "POST", "PATCH", "HEAD")[k % 4],
+                status=(200, 404, 304)[k % 3],
+                latency_ms=k % 500,
+            )
+    path = w.write(tmp_path / "x.log")
+
+    def read(fast: bool) -> dict[str, list[object]]:
+        interner = Interner()
+        stats = ReplayStats()
+        evs = list(read_logs([(0, path)], interner, stats, fast=fast))
+        assert stats.careful_chunks == (0 if fast else 1)
+        assert stats.events == 3000
+        return {
+            c: [
+                interner.string(int(v)) if c in DICTIONARY_COLUMNS else int(v)
+                for e in evs
+                for v in e[c]
+            ]
+            for c in COLUMN_NAMES
+        }
+
+    assert read(True) == read(False)
+
+
+def test_epoch_millisecond_timestamps_and_string_numbers(tmp_path: Path) -> None:
+    w = LogWriter()
+    app = App("a")
+    w.response(at(hours=1), app, "Orders")
+    line = w.lines[0][1]
+    epoch = line.replace(
+        '"requestTimestamp":"2026-03-02T01:00:00.000Z"', '"requestTimestamp":1772413200000'
+    )
+    strings = line.replace('"proxyResponseCode":200', '"proxyResponseCode":"404"')
+    assert epoch != line and strings != line
+    path = tmp_path / "x.log"
+    path.write_text(f"{epoch}\n{strings}\n")
+    doc = json.loads(run(str(path), "--json").stdout)
+    assert doc["events"] == 2 and doc["rejected"] == 0
+    (sub,) = doc["subscriptions"]
+    assert sub["first_seen"] == "2026-03-02T01:00:00.000Z" and sub["client_errors"] == 1

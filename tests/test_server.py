@@ -15,6 +15,9 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 
 from tests.conftest import SidecarProcess, start_sidecar
 from tests.streams import StreamClient
@@ -302,3 +305,11 @@ def test_cli_status_and_consumers_against_a_real_sidecar(sidecar: SidecarProcess
         timeout=60,
     )
     assert bad.returncode == 3 and "no sidecar answers at 127.0.0.1:1" in bad.stderr
+
+
+@pytest.mark.slow
+def test_reflection_lists_the_services(sidecar: SidecarProcess) -> None:
+    for address in (sidecar.telemetry, sidecar.admin):
+        with grpc.insecure_channel(address) as ch:
+            services = set(ProtoReflectionDescriptorDatabase(ch).get_services())
+        assert {"vigie.v1.Telemetry", "vigie.v1.Admin", "grpc.health.v1.Health"} <= services

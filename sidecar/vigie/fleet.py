@@ -276,7 +276,8 @@ def _add(m: State, s: State) -> None:
     for (app, name, ver), eps in s.episodes.items():
         _add_episodes(m.episodes[(int(gmap[app]), int(gmap[name]), int(gmap[ver]))], eps)
 
-    # routes (API x resource x method x status); route 0 gathers what did not fit
+    # routes (API x resource x method x status x error code x channel x throttled); route 0
+    # gathers what did not fit
     for rrow in range(s.n_route_rows):
         r = s.route_i64[rrow]
         if rrow == 0:
@@ -289,12 +290,12 @@ def _add(m: State, s: State) -> None:
                 int(r[L.R_METHOD]),
                 int(r[L.R_STATUS]),
                 int(chan[r[L.R_CHANNEL]]),
+                int(r[L.R_ERROR_CODE]),
+                int(r[L.R_THROTTLED]),
             )
         d = m.route_i64[mrow]
         d[L.R_REQ] += r[L.R_REQ]
         d[L.R_LAT_SUM_US] += r[L.R_LAT_SUM_US]
-        if r[L.R_ERROR_CODE]:
-            d[L.R_ERROR_CODE] = r[L.R_ERROR_CODE]
         m.route_hist[mrow] += s.route_hist[rrow]
 
 
@@ -335,8 +336,10 @@ def _sub_row(m: State, app: int, api_row: int) -> int:
     return row
 
 
-def _route_row(m: State, api_row: int, res: int, me: int, st: int, ch: int) -> int:
-    key = int(K.route_key(api_row, res, me, st))
+def _route_row(
+    m: State, api_row: int, res: int, me: int, st: int, ch: int, ec: int, thr: int
+) -> int:
+    key = int(K.route_key(api_row, res, me, st, ec, ch, thr))
     row = int(K.table_find(m.route_tkeys, m.route_tvals, key))
     if row >= 0:
         return row
@@ -352,6 +355,7 @@ def _route_row(m: State, api_row: int, res: int, me: int, st: int, ch: int) -> i
     m.route_hist[row] = 0
     r[L.R_KEY], r[L.R_API], r[L.R_RESOURCE] = key, api_row, res
     r[L.R_METHOD], r[L.R_STATUS], r[L.R_CHANNEL] = me, st, ch
+    r[L.R_ERROR_CODE], r[L.R_THROTTLED] = ec, thr
     K.table_insert(m.route_tkeys, m.route_tvals, key, row)
     return row
 

@@ -34,6 +34,7 @@ from vigie.classify import views
 from vigie.classify.thresholds import CLASS_NAMES
 from vigie.directives import DirectiveError, DirectiveTable
 from vigie.errors import BatchRefused, ConfigError, VigieError
+from vigie.export import MetricsExport, start_export
 from vigie.inventory import load_inventory
 from vigie.settings import Settings
 from vigie.state.engine import Capacity
@@ -607,6 +608,7 @@ class Running:
     telemetry_port: int
     admin_port: int
     stop_event: threading.Event = field(default_factory=threading.Event)
+    export: MetricsExport | None = None  # OTLP metrics export, when enabled
 
     def stop(self, grace: float = 5.0) -> None:
         if self.stop_event.is_set():
@@ -617,6 +619,8 @@ class Running:
         b = self.admin.stop(grace)
         a.wait()
         b.wait()
+        if self.export is not None:
+            self.export.stop()
         if self.sidecar.data is not None:
             self.sidecar.data.close()
         path = self.sidecar.write_snapshot()
@@ -637,6 +641,7 @@ def start(settings: Settings) -> Running:
     if settings.admin_auth in ("mtls", "both") and not settings.admin_tls_client_ca_file:
         raise ConfigError(f"admin_auth = {settings.admin_auth} needs admin_tls_client_ca_file")
     sc = Sidecar(settings)
+    export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
     telemetry = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_streams + 4, thread_name_prefix="rpc"),
@@ -671,7 +676,7 @@ def start(settings: Settings) -> Running:
     admin.start()
     for name in ("", names[0], names[1]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = Running(sc, telemetry, admin, health_servicer, tport, aport)
+    running = Running(sc, telemetry, admin, health_servicer, tport, aport, export=export)
     threading.Thread(target=_background, args=(running,), name="background", daemon=True).start()
     log.info(
         "vigie %s serving gateways on %s (%s) and the admin service on %s (%s, auth: %s)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import os
 import re
 import tomllib
@@ -48,6 +49,22 @@ def parse_size(value: Any) -> int:
         raise ValueError(f"expected a size such as 512MiB, got {value!r}")
     unit = (m.group(2) or "").upper().rstrip("B")
     return int(float(m.group(1)) * _UNITS[unit])
+
+
+def parse_floats(value: Any) -> tuple[float, ...]:
+    """``"0.1, 0.5, 1"`` or ``[0.1, 0.5, 1]`` -> increasing positive numbers."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError(f"expected increasing numbers such as 0.1,0.5,1, got {value!r}")
+    try:
+        out = tuple(float(x) for x in items if not isinstance(x, bool))
+    except (TypeError, ValueError):
+        raise ValueError(f"expected increasing numbers such as 0.1,0.5,1, got {value!r}") from None
+    if len(out) != len(items) or any(b <= a for a, b in itertools.pairwise(out)):
+        raise ValueError(f"expected increasing numbers such as 0.1,0.5,1, got {value!r}")
+    if out[0] <= 0 or not all(x < float("inf") for x in out):
+        raise ValueError(f"expected positive finite numbers, got {value!r}")
+    return out
 
 
 def _s(default: Any, doc: str, kind: str = "str", **extra: Any) -> Any:
@@ -112,6 +129,48 @@ class Settings:
         default_factory=Thresholds,
         metadata={"doc": "behaviour class thresholds", "kind": "thresholds"},
     )
+    # OpenTelemetry export (vigie.export); the OTEL_EXPORTER_OTLP_* variables set the endpoint,
+    # headers, TLS, compression and timeout, OTEL_RESOURCE_ATTRIBUTES adds resource attributes
+    otel_export: str = _s(
+        "auto",
+        "OTLP metrics export: auto (on when OTEL_EXPORTER_OTLP_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set), on or off",
+        choices=("auto", "on", "off"),
+    )
+    otel_protocol: str = _s(
+        "",
+        "grpc or http/protobuf; empty: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, "
+        "OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf",
+        choices=("", "grpc", "http/protobuf"),
+    )
+    otel_interval_seconds: float = _s(
+        0.0, "seconds between exports; 0: OTEL_METRIC_EXPORT_INTERVAL (ms), else 60", "float", min=0
+    )
+    otel_histogram: str = _s(
+        "exponential",
+        "latency histograms: exponential (vigie's base-2 buckets as they are) or explicit",
+        choices=("exponential", "explicit"),
+    )
+    otel_explicit_bounds: tuple[float, ...] = _s(
+        (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+        "bucket bounds in seconds when otel_histogram = explicit (comma-separated, increasing)",
+        "floats",
+    )
+    otel_top_k: int = _s(
+        20,
+        "subscriptions exported one by one: the top K by traffic and the top K by "
+        "misbehaviour; the others are summed as application 'other'",
+        "int",
+        min=0,
+    )
+    otel_encoder: str = _s(
+        "vigie",
+        "vigie (points written from the arrays, fast) or sdk (the OTel SDK's own encoder)",
+        choices=("vigie", "sdk"),
+    )
+    otel_gateway: str = _s("", "resource attribute wso2.gateway.id (the gateway next to vigie)")
+    otel_channel: str = _s("", "resource attribute wso2.channel (that gateway's channel)")
+    otel_tenant: str = _s("", "resource attribute wso2.tenant (that gateway's tenant)")
 
     max_strings: int = _s(
         2_000_000,
@@ -197,6 +256,8 @@ def _convert(name: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:
             out = float(value)
         elif kind == "size":
             out = parse_size(value)
+        elif kind == "floats":
+            out = parse_floats(value)
         else:  # pragma: no cover - layout error
             raise AssertionError(kind)
     except ValueError as exc:

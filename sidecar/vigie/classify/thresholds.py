@@ -97,7 +97,7 @@ class Thresholds:
     )
     growing_min_previous_hours: float = _f(
         144,
-        "hours of the earlier week vigie must have observed to judge growth (0: compare raw)",
+        "hours of the earlier week vigie must have observed before judging growth",
         maximum=168,
     )
     # dormant / retired

@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from vigie.errors import InputError
+from vigie.sources import _wso2_fast
 from vigie.wire.columns import COLUMNS, ENGINE_DTYPES, KEY_TYPES, Events, Interner, method_number
 
 MARKER: Final = b"apimMetrics: apim:"
@@ -52,6 +53,7 @@ class ReplayStats:
     events: int = 0
     rejected: int = 0
     ignored_lines: int = 0
+    careful_chunks: int = 0  # chunks read line by line (something unusual in them)
     first_rejects: list[Rejected] = field(default_factory=list)
     max_reported: int = 5
 
@@ -157,12 +159,15 @@ class LineParser:
         if not isinstance(d, dict):
             raise ValueError("properties is not a JSON object")
         ts_raw = d.get("requestTimestamp")
-        if not isinstance(ts_raw, str):
-            raise ValueError("requestTimestamp missing or not a string")
-        try:
-            ts = self._ts(ts_raw)
-        except ValueError as exc:
-            raise ValueError(f"requestTimestamp {ts_raw!r} is not an ISO 8601 time") from exc
+        if isinstance(ts_raw, int | float) and not isinstance(ts_raw, bool):
+            ts = int(ts_raw * 1000)  # epoch milliseconds, as some reporters write it
+        elif isinstance(ts_raw, str):
+            try:
+                ts = self._ts(ts_raw)
+            except ValueError as exc:
+                raise ValueError(f"requestTimestamp {ts_raw!r} is not an ISO 8601 time") from exc
+        else:
+            raise ValueError("requestTimestamp missing")
         if ts <= 0:
             raise ValueError(f"requestTimestamp before 1970: {ts_raw}")
         api = d.get("apiName")
@@ -248,28 +253,66 @@ def _reason(exc: Exception) -> str:
 
 
 def _chunks(
-    path: Path, parser: LineParser, on_bytes: Callable[[int], None] | None
+    path: Path, parser: LineParser, on_bytes: Callable[[int], None] | None, fast: bool = True
 ) -> Iterator[Events]:
+    """The file's events, a chunk of lines at a time (each chunk sorted by event time).
+
+    Metric lines are gathered per chunk and parsed all at once (``_wso2_fast``); a chunk with
+    anything unusual is read line by line by ``parser``, which reports each bad line.
+    """
+    stats = parser.stats
     with open_log(path) as f:
-        n = 0
         size = 0
-        feed = parser.feed
-        for line in f:
-            feed(line)
-            n += 1
-            size += len(line)
-            if n >= CHUNK_LINES:
-                if on_bytes is not None:
-                    on_bytes(size)
+        numbers: list[int] = []
+        lines: list[bytes] = []
+        json_parts: list[bytes] = []
+        faults: list[bool] = []
+
+        def flush() -> Iterator[Events]:
+            if on_bytes is not None:
+                on_bytes(size)
+            if not lines:
+                return
+            ev: Events | None = None
+            if fast:
+                try:
+                    ev = _wso2_fast.parse_chunk(
+                        json_parts,
+                        np.array(faults, dtype=np.bool_),
+                        parser.channel,
+                        parser.interner,
+                    )
+                    stats.events += len(ev)
+                except _wso2_fast.Unusual:
+                    ev = None
+            if ev is None:
+                stats.careful_chunks += 1
+                for k, line in zip(numbers, lines, strict=True):
+                    parser.line_no = k - 1
+                    parser.feed(line)
                 ev = parser.take()
-                n = size = 0
-                if len(ev):
-                    yield ev
-        if on_bytes is not None:
-            on_bytes(size)
-        ev = parser.take()
-        if len(ev):
-            yield ev
+            if len(ev):
+                yield ev
+
+        for line_no, line in enumerate(f, start=1):
+            size += len(line)
+            m = line.find(MARKER)
+            if m < 0:
+                stats.ignored_lines += 1
+            else:
+                numbers.append(line_no)
+                lines.append(line)
+                p = line.find(PROPERTIES, m)
+                fault = line.startswith(b"faulty", m + len(MARKER))
+                ok = p > 0 and (fault or line.startswith(b"response", m + len(MARKER)))
+                # a line the fast way cannot frame goes to the careful way with its chunk
+                json_parts.append(line[p + len(PROPERTIES) :].strip() if ok else b"")
+                faults.append(fault)
+            if len(lines) >= CHUNK_LINES:
+                yield from flush()
+                numbers, lines, json_parts, faults = [], [], [], []
+                size = 0
+        yield from flush()
 
 
 def read_logs(
@@ -277,6 +320,7 @@ def read_logs(
     interner: Interner,
     stats: ReplayStats,
     on_bytes: Callable[[int], None] | None = None,
+    fast: bool = True,
 ) -> Iterator[Events]:
     """Events of several logs, merged by event time, in batches (sorted within each batch).
 
@@ -285,7 +329,8 @@ def read_logs(
     (within a file, out-of-order lines inside a chunk are put in order).
     """
     iters = [
-        _chunks(path, LineParser(str(path), ch, interner, stats), on_bytes) for ch, path in sources
+        _chunks(path, LineParser(str(path), ch, interner, stats), on_bytes, fast)
+        for ch, path in sources
     ]
     if len(iters) == 1:
         yield from iters[0]

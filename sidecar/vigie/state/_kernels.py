@@ -89,6 +89,7 @@ from vigie.state._layout import (
     R_REQ,
     R_RESOURCE,
     R_STATUS,
+    R_THROTTLED,
     RATE_BUCKETS,
     RETRY_SLOTS,
     RW_REQ,
@@ -298,11 +299,19 @@ def slot_of(t: int, width: int, cur: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def route_key(api_row: int, resource: int, method: int, status: int) -> int:
-    """API row (< 2^16), resource id (< 2^31), method (< 16), status (< 1024) in one key."""
+def route_key(
+    api_row: int, resource: int, method: int, status: int, error_code: int, channel: int, thr: int
+) -> int:
+    """Identity of a route row: API x resource x method x status x WSO2 error code x channel x
+    throttled. API row (< 2^16), resource id (< 2^31), method (< 16) and status (< 1024) are
+    packed in one key; a WSO2 error code, a channel but the first, or throttling are folded in
+    by a hash (the export groups the rows into its series; vigie.fleet merges by this key)."""
     me = method if method < 16 else 15
     st = status if status < 1024 else 0
-    return ((resource << 32) | (api_row << 14) | (me << 10) | st) + 1
+    k = ((resource << 32) | (api_row << 14) | (me << 10) | st) + 1
+    if error_code == 0 and channel == 0 and thr == 0:
+        return k
+    return nonzero_key(combine(combine(combine(np.uint64(k), error_code), channel), thr))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -807,8 +816,9 @@ def apply_events(
         if hk > acur - HOUR_SLOTS:
             api_hour[arow, hk % HOUR_SLOTS] += 1
 
-        # ---- route row (API x resource x method x status) ----
-        rkey = route_key(arow, res, me, st)
+        # ---- route row (API x resource x method x status x error code x channel x throttled) ----
+        thr = np.int64(1) if throttled else np.int64(0)
+        rkey = route_key(arow, res, me, st, ec, ch, thr)
         rrow = table_find(route_tkeys, route_tvals, rkey)
         if rrow < 0:
             if route_meta[1] < route_i64.shape[0]:
@@ -822,14 +832,14 @@ def apply_events(
                 route_i64[rrow, R_METHOD] = me
                 route_i64[rrow, R_STATUS] = st
                 route_i64[rrow, R_CHANNEL] = ch
+                route_i64[rrow, R_ERROR_CODE] = ec
+                route_i64[rrow, R_THROTTLED] = thr
                 table_insert(route_tkeys, route_tvals, rkey, rrow)
             else:
                 rrow = 0
                 g[G_ROUTE_OVERFLOW] += 1
         route_i64[rrow, R_REQ] += 1
         route_i64[rrow, R_LAT_SUM_US] += lat
-        if ec != 0:
-            route_i64[rrow, R_ERROR_CODE] = ec
         route_hist[rrow, lb] += 1
 
         if srow < 0:

@@ -137,7 +137,8 @@ A_NOAPP: Final = 15  # events without an application (unauthenticated)
 A_FIELDS: Final = 16
 
 # ---------------------------------------------------------------------------------------------
-# Route rows (API x resource x method x status), for http.server.request.duration
+# Route rows (API x resource x method x status x WSO2 error code x channel x throttled), for
+# http.server.request.duration and the per-API figures of the OTel export (vigie.export)
 # ---------------------------------------------------------------------------------------------
 R_KEY: Final = 0  # hash of the identity (never 0)
 R_API: Final = 1
@@ -146,9 +147,10 @@ R_METHOD: Final = 3
 R_STATUS: Final = 4
 R_REQ: Final = 5
 R_LAT_SUM_US: Final = 6
-R_CHANNEL: Final = 7
-R_ERROR_CODE: Final = 8  # last WSO2 error code seen
-R_FIELDS: Final = 9
+R_CHANNEL: Final = 7  # identity: channel index
+R_ERROR_CODE: Final = 8  # identity: WSO2 error code (0 = none)
+R_THROTTLED: Final = 9  # identity: 1 when the responses were throttled (flag or 900800-900899)
+R_FIELDS: Final = 10
 
 # ---------------------------------------------------------------------------------------------
 # Globals: g[G_*]

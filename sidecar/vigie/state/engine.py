@@ -339,8 +339,8 @@ class State:
                 self._make_sub_room()
             elif stop == L.STOP_API_FULL:
                 self._make_api_room()
-        if (
-            self.n_route_rows >= len(self.route_i64)
+        if (  # grow at half full, so that the next batch's new routes fit
+            2 * self.n_route_rows >= len(self.route_i64)
             and len(self.route_i64) < self.capacity.max_routes
         ):
             self._alloc_routes(min(2 * len(self.route_i64), self.capacity.max_routes))

@@ -81,7 +81,7 @@ def write_snapshot(state: State, directory: Path) -> Path:
 def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> State:
     """Read a snapshot; raise ``SnapshotError`` saying why it cannot be used."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
             if "meta" not in z.files:
                 raise SnapshotError(f"{path}: not a vigie snapshot (no meta)")
             meta = json.loads(z["meta"].tobytes())

@@ -1,0 +1,249 @@
+"""Every metric vigie exports: OTel name, kind, unit, meaning, attributes.
+
+This tuple is the one list: the exporter builds exactly these, the README lists them, and the
+dashboard test derives the Prometheus names of the panels' queries from it.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Final
+
+
+class Kind(enum.Enum):
+    COUNTER = "counter"  # monotonic sum
+    GAUGE = "gauge"  # a current value
+    LATENCY = "latency"  # histogram in seconds: exponential (base-2 buckets) or explicit buckets
+    HISTOGRAM = "histogram"  # histogram with explicit buckets
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    attributes: tuple[str, ...]
+
+
+API = ("wso2.api.name", "wso2.api.version")
+SUBSCRIPTION = ("wso2.application.id", "wso2.application.name", *API)
+
+HTTP_SERVER_DURATION: Final = MetricSpec(
+    "http.server.request.duration",
+    Kind.LATENCY,
+    "s",
+    "Duration of HTTP server requests, as the WSO2 gateway measured them.",
+    (
+        "http.request.method",
+        "http.route",
+        "http.response.status_code",
+        "error.type",
+        *API,
+    ),
+)
+API_REQUESTS: Final = MetricSpec(
+    "wso2.api.requests",
+    Kind.COUNTER,
+    "{request}",
+    "Requests per API, version, channel and outcome (success, client_error, server_error, "
+    "throttled).",
+    (*API, "wso2.channel", "wso2.outcome"),
+)
+API_THROTTLED: Final = MetricSpec(
+    "wso2.api.throttled",
+    Kind.COUNTER,
+    "{response}",
+    "Throttled responses per API, version, channel and WSO2 error code (0: flagged throttled "
+    "without a code).",
+    (*API, "wso2.channel", "wso2.error.code"),
+)
+API_ERRORS: Final = MetricSpec(
+    "wso2.api.errors",
+    Kind.COUNTER,
+    "{response}",
+    "Responses carrying a WSO2 error code, per API, version, channel, error family and code.",
+    (*API, "wso2.channel", "wso2.error.family", "wso2.error.code"),
+)
+SUBSCRIPTIONS: Final = MetricSpec(
+    "vigie.subscriptions",
+    Kind.GAUGE,
+    "{subscription}",
+    "Subscriptions holding each behaviour class now (normal: none).",
+    ("vigie.class",),
+)
+APIS: Final = MetricSpec(
+    "vigie.apis",
+    Kind.GAUGE,
+    "{api}",
+    "APIs holding each API class now (normal: none).",
+    ("vigie.class",),
+)
+SUB_REQUESTS: Final = MetricSpec(
+    "vigie.subscription.requests",
+    Kind.COUNTER,
+    "{request}",
+    "Requests of the top-K subscriptions (by traffic and by misbehaviour); the others are "
+    "summed under wso2.application.name=other.",
+    SUBSCRIPTION,
+)
+SUB_FAILURES: Final = MetricSpec(
+    "vigie.subscription.failures",
+    Kind.COUNTER,
+    "{request}",
+    "Failed requests of the top-K subscriptions by kind (client_error: 4xx but 429, "
+    "server_error: 5xx, throttled); the others under other.",
+    (*SUBSCRIPTION, "vigie.failure"),
+)
+SUB_RETRIES: Final = MetricSpec(
+    "vigie.subscription.retries",
+    Kind.COUNTER,
+    "{request}",
+    "Requests repeating a failed one within the retry gap, top-K subscriptions; the others "
+    "under other.",
+    SUBSCRIPTION,
+)
+SUB_CLASSES: Final = MetricSpec(
+    "vigie.subscription.classes",
+    Kind.GAUGE,
+    "{class}",
+    "1 for each behaviour class a top-K subscription holds now.",
+    (*SUBSCRIPTION, "vigie.class"),
+)
+DIRECTIVES_ACTIVE: Final = MetricSpec(
+    "vigie.directives.active",
+    Kind.GAUGE,
+    "{directive}",
+    "Directives in force, by mode (shadow, enforce) and action (block, limit).",
+    ("vigie.directive.mode", "vigie.directive.action"),
+)
+DIRECTIVE_HITS: Final = MetricSpec(
+    "vigie.directive.hits",
+    Kind.COUNTER,
+    "{request}",
+    "Requests a directive matched, as the gateways report them: shadow (would have been "
+    "refused), enforced (refused), passed.",
+    ("vigie.directive.id", "vigie.directive.result"),
+)
+INGEST_EVENTS: Final = MetricSpec(
+    "vigie.ingest.events",
+    Kind.COUNTER,
+    "{event}",
+    "Request events applied to the state.",
+    (),
+)
+INGEST_DROPPED: Final = MetricSpec(
+    "vigie.ingest.dropped",
+    Kind.COUNTER,
+    "{event}",
+    "Request events lost: by the sidecar (without_api) or reported lost by a gateway "
+    "(queue_full, disconnected, send_failed, other).",
+    ("vigie.drop.source", "vigie.drop.reason", "wso2.gateway.id"),
+)
+INGEST_REFUSED: Final = MetricSpec(
+    "vigie.ingest.refused",
+    Kind.COUNTER,
+    "{refusal}",
+    "Gateway batches and streams the sidecar refused, by cause.",
+    ("vigie.refusal.cause",),
+)
+GATEWAY_EVENTS: Final = MetricSpec(
+    "vigie.gateway.events",
+    Kind.COUNTER,
+    "{event}",
+    "Events a connected gateway reports offered to its queue and sent to the sidecar.",
+    ("wso2.gateway.id", "vigie.gateway.stage"),
+)
+ROUTE_OVERFLOW: Final = MetricSpec(
+    "vigie.routes.overflow",
+    Kind.COUNTER,
+    "{event}",
+    "Events whose route did not fit the route table (counted under http.route=_OTHER).",
+    (),
+)
+EXPORT_DURATION: Final = MetricSpec(
+    "vigie.export.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Duration of vigie's export cycles (collect, build, encode, send).",
+    (),
+)
+EXPORT_FAILURES: Final = MetricSpec(
+    "vigie.export.failures",
+    Kind.COUNTER,
+    "{failure}",
+    "Export cycles that failed, by error type.",
+    ("error.type",),
+)
+EXPORT_SERIES: Final = MetricSpec(
+    "vigie.export.series",
+    Kind.GAUGE,
+    "{series}",
+    "Data points in the previous export.",
+    (),
+)
+
+METRICS: Final[tuple[MetricSpec, ...]] = (
+    HTTP_SERVER_DURATION,
+    API_REQUESTS,
+    API_THROTTLED,
+    API_ERRORS,
+    SUBSCRIPTIONS,
+    APIS,
+    SUB_REQUESTS,
+    SUB_FAILURES,
+    SUB_RETRIES,
+    SUB_CLASSES,
+    DIRECTIVES_ACTIVE,
+    DIRECTIVE_HITS,
+    INGEST_EVENTS,
+    INGEST_DROPPED,
+    INGEST_REFUSED,
+    GATEWAY_EVENTS,
+    ROUTE_OVERFLOW,
+    EXPORT_DURATION,
+    EXPORT_FAILURES,
+    EXPORT_SERIES,
+)
+
+# Prometheus' default OTLP name translation (translation_strategy UnderscoreEscapingWithSuffixes)
+_UNIT_WORDS: Final = {
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "By": "bytes",
+    "1": "",
+}
+_INVALID = re.compile(r"[^a-zA-Z0-9_:]+")
+
+
+def _prom_base(spec: MetricSpec) -> str:
+    name = _INVALID.sub("_", spec.name).strip("_")
+    name = re.sub(r"__+", "_", name)
+    unit = re.sub(r"\{[^}]*\}", "", spec.unit)
+    word = _UNIT_WORDS.get(unit, _INVALID.sub("_", unit).strip("_"))
+    if spec.unit == "1" and spec.kind is Kind.GAUGE:
+        word = "ratio"
+    if word and not name.endswith("_" + word):
+        name = f"{name}_{word}"
+    return name
+
+
+def prometheus_names(spec: MetricSpec, histogram: str = "exponential") -> tuple[str, ...]:
+    """The series names Prometheus stores for ``spec`` when it receives it over OTLP
+    (``histogram``: how latency histograms are exported, exponential or explicit)."""
+    base = _prom_base(spec)
+    if spec.kind is Kind.COUNTER:
+        return (base + "_total",)
+    if spec.kind is Kind.GAUGE:
+        return (base,)
+    if spec.kind is Kind.LATENCY and histogram == "exponential":
+        return (base,)  # a native histogram
+    return (base + "_bucket", base + "_count", base + "_sum")
+
+
+def all_prometheus_names(histogram: str = "exponential") -> frozenset[str]:
+    """Every series name vigie's export produces in Prometheus."""
+    return frozenset(n for spec in METRICS for n in prometheus_names(spec, histogram))

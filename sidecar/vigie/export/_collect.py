@@ -1,0 +1,261 @@
+"""Collection: copy what the export needs out of the sidecar, a few rows at a time.
+
+The state's arrays are copied in chunks of about ``chunk_bytes``, each under the sidecar's lock
+and the lock released between chunks, so a collection never holds the ingest thread for more
+than one chunk's memcpy. A row's figures are copied together (a route row's counter and its
+histogram, a subscription's counters and class times), so each series is consistent; series
+copied in different chunks may be a few microseconds apart, which no metric backend can see.
+Everything after the copy (classes, grouping, encoding) runs on the copies, outside the lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from vigie.state import _layout as L
+from vigie.state.engine import State
+from vigie.v1 import directives_pb2 as dpb
+from vigie.wire.columns import Interner
+
+DEFAULT_CHUNK_BYTES = 512 * 1024
+
+I64 = npt.NDArray[np.int64]
+
+
+class Source(Protocol):
+    """What the export reads from the sidecar (``vigie.server.Sidecar`` is one)."""
+
+    @property
+    def lock(self) -> threading.Lock: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def counters(self) -> Mapping[str, int]: ...
+    @property
+    def streams(self) -> Mapping[int, Any]: ...
+    @property
+    def directives(self) -> Any: ...  # vigie.directives.DirectiveTable
+    @property
+    def started_at_us(self) -> int: ...
+    @property
+    def sidecar_id(self) -> str: ...
+
+
+class Strings:
+    """The interner's strings as they were at collection time, read without a copy: the
+    interner only ever appends, so the ids below ``len`` keep their strings."""
+
+    def __init__(self, interner: Interner) -> None:
+        self._interner = interner
+        self._n = len(interner)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, gid: int) -> str:
+        if not 0 <= gid < self._n:
+            raise IndexError(gid)
+        return self._interner.string(gid)
+
+
+@dataclass(slots=True)
+class GatewayFigures:
+    gateway_id: str
+    channel: str
+    tenant: str
+    offered: int = 0
+    sent: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DirectiveFigures:
+    directive_id: str
+    mode: str
+    action: str
+
+
+@dataclass(slots=True)
+class Frame:
+    """Private copies of everything one export reads."""
+
+    time_ns: int
+    start_ns: int
+    sidecar_id: str
+    g: I64
+    route_i64: I64
+    route_hist: I64
+    api_i64: I64
+    sub_i64: I64
+    sub_held: npt.NDArray[np.bool_]  # (rows, CLASS_NAMES) at the latest event time
+    api_held: npt.NDArray[np.bool_]  # (rows, API_CLASS_NAMES)
+    strings: Strings
+    channels: list[str]
+    counters: dict[str, int]
+    gateways: list[GatewayFigures]
+    directives: list[DirectiveFigures]
+    hits: list[tuple[str, int, int, int]]  # directive id, shadow, enforced, passed
+    lock_hold_max_s: float = 0.0  # longest single hold of the sidecar's lock
+    lock_holds: int = 0
+
+
+_SUB_COPIES = ("sub_i64", "cls_first", "cls_last", "sub_hour")
+_API_COPIES = ("api_i64", "api_hour", "api_cls_first", "api_cls_last")
+_ROUTE_COPIES = ("route_i64", "route_hist")
+
+
+class _Chunker:
+    """Copies row ranges of several arrays, each range under the lock."""
+
+    def __init__(
+        self, lock: threading.Lock, chunk_bytes: int, buffers: dict[str, npt.NDArray[Any]]
+    ) -> None:
+        self.lock = lock
+        self.chunk_bytes = chunk_bytes
+        self.buffers = buffers
+        self.hold_max = 0.0
+        self.holds = 0
+
+    def held(self, fn: Callable[[], Any]) -> Any:
+        with self.lock:
+            t0 = time.perf_counter()
+            out = fn()
+            dt = time.perf_counter() - t0
+        self.hold_max = max(self.hold_max, dt)
+        self.holds += 1
+        time.sleep(0)  # let a waiting ingest thread take the lock before the next chunk
+        return out
+
+    def _buffer(self, name: str, like: npt.NDArray[Any], n: int) -> npt.NDArray[Any]:
+        """Room for ``n`` rows like ``like``, reused from the previous collection, its pages
+        touched here (outside the lock) so that no page fault happens while the lock is held."""
+        buf = self.buffers.get(name)
+        if (
+            buf is None
+            or len(buf) < n
+            or buf.shape[1:] != like.shape[1:]
+            or buf.dtype != like.dtype
+        ):
+            buf = np.zeros((n + n // 4 + 16, *like.shape[1:]), dtype=like.dtype)
+            buf.fill(0)
+            self.buffers[name] = buf
+        return buf[:n]
+
+    def rows(self, state: State, names: tuple[str, ...], n: int) -> dict[str, npt.NDArray[Any]]:
+        first = {name: getattr(state, name) for name in names}
+        out = {name: self._buffer(name, a, n) for name, a in first.items()}
+        row_bytes = max(1, sum(a[:1].nbytes for a in first.values()))
+        step = max(16, self.chunk_bytes // row_bytes)
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+
+            def copy_rows(lo: int = lo, hi: int = hi) -> None:
+                for name in names:  # re-read: the arrays may have grown meanwhile
+                    out[name][lo:hi] = getattr(state, name)[lo:hi]
+
+            self.held(copy_rows)
+        return out
+
+
+def _gateway(gs: Any) -> GatewayFigures:
+    h = gs.hello
+    fig = GatewayFigures(h.gateway_id, h.channel or "default", h.tenant)
+    r = gs.report
+    if r is not None:
+        fig.offered = int(r.offered)
+        fig.sent = int(r.sent)
+        fig.dropped = {
+            "queue_full": int(r.dropped_queue_full),
+            "disconnected": int(r.dropped_disconnected),
+            "send_failed": int(r.dropped_send_failed),
+            "other": int(r.dropped_other),
+        }
+    return fig
+
+
+def _small(src: Source) -> dict[str, Any]:
+    st = src.state
+    return {
+        "g": st.g.copy(),
+        "n_sub": st.n_sub_rows,
+        "n_api": st.n_api_rows,
+        "n_route": st.n_route_rows,
+        "sub_meta": st.sub_meta.copy(),
+        "api_meta": st.api_meta.copy(),
+        "strings": Strings(st.interner),
+        "channels": list(st.channels),
+        "counters": dict(src.counters),
+        "gateways": [_gateway(gs) for gs in src.streams.values()],
+        "thresholds": (st.thresholds, st.params),
+    }
+
+
+def collect(
+    src: Source,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    clock: Callable[[], float] = time.time,
+    buffers: dict[str, npt.NDArray[Any]] | None = None,
+) -> Frame:
+    """Copy the sidecar's figures out (see the module docstring). With ``buffers`` (a dict kept
+    by the caller), the copies reuse the previous collection's memory: the previous frame's
+    arrays are then overwritten."""
+    ch = _Chunker(src.lock, chunk_bytes, {} if buffers is None else buffers)
+    state = src.state
+    small: dict[str, Any] = ch.held(lambda: _small(src))
+    subs = ch.rows(state, _SUB_COPIES, small["n_sub"])
+    apis = ch.rows(state, _API_COPIES, small["n_api"])
+    routes = ch.rows(state, _ROUTE_COPIES, small["n_route"])
+
+    # classes, evaluated on the copies (State.held reads only these arrays)
+    view = copy.copy(state)
+    for name, arr in (*subs.items(), *apis.items()):
+        setattr(view, name, arr)
+    view.sub_meta = small["sub_meta"]
+    view.api_meta = small["api_meta"]
+    view.g = small["g"]
+    view.thresholds, view.params = small["thresholds"]
+    now = int(small["g"][L.G_NOW])
+    sub_held, _ = view.held(now)
+    api_held, _ = view.api_held(now)
+
+    _, items = src.directives.snapshot()
+    directives = [
+        DirectiveFigures(
+            d.id,
+            "enforce" if d.mode == dpb.DIRECTIVE_MODE_ENFORCE else "shadow",
+            "limit" if d.action == dpb.DIRECTIVE_ACTION_LIMIT else "block",
+        )
+        for d in items
+    ]
+    hits = [
+        (h.directive_id, int(h.shadow_hits), int(h.enforced_hits), int(h.passed))
+        for h in src.directives.hits()
+    ]
+    return Frame(
+        time_ns=int(clock() * 1e9),
+        start_ns=int(src.started_at_us) * 1000,
+        sidecar_id=src.sidecar_id,
+        g=small["g"],
+        route_i64=routes["route_i64"],
+        route_hist=routes["route_hist"],
+        api_i64=apis["api_i64"],
+        sub_i64=subs["sub_i64"],
+        sub_held=sub_held,
+        api_held=api_held,
+        strings=small["strings"],
+        channels=small["channels"],
+        counters=small["counters"],
+        gateways=small["gateways"],
+        directives=directives,
+        hits=hits,
+        lock_hold_max_s=ch.hold_max,
+        lock_holds=ch.holds,
+    )
