@@ -88,7 +88,10 @@ class Settings:
     )
     max_batch_events: int = _s(65_536, "largest event batch a gateway may send", "int", min=1)
     max_dictionary_entries: int = _s(
-        1_000_000, "largest string dictionary per gateway stream", "int", min=16
+        262_144,
+        "largest string dictionary per gateway stream (the handler then starts a new stream)",
+        "int",
+        min=16,
     )
     max_streams: int = _s(64, "gateway streams served at once", "int", min=1)
     inventory: str = _s("", "inventory JSON (registered channels, known subscriptions and APIs)")
@@ -173,7 +176,7 @@ class Settings:
     otel_tenant: str = _s("", "resource attribute wso2.tenant (that gateway's tenant)")
 
     max_strings: int = _s(
-        2_000_000,
+        1_000_000,
         "strings (application ids, names, APIs, resources) held at most; past 3/4 of it, "
         "strings no row or stream refers to are released; at the cap, a batch bringing new "
         "ones is refused (the gateway starts a new stream)",

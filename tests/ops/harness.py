@@ -157,6 +157,12 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc (clock ticks of 1/100 s)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def health_serving(target: str, creds: grpc.ChannelCredentials | None = None) -> bool:
     ch = grpc.secure_channel(target, creds) if creds else grpc.insecure_channel(target)
     try:

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import start_sidecar
-from tests.ops.harness import Admin, LoadDriver, path_quantiles, rss_bytes, write_figures
+from tests.ops.harness import (
+    Admin,
+    LoadDriver,
+    cpu_seconds,
+    path_quantiles,
+    rss_bytes,
+    write_figures,
+)
 
 MIB = 1024 * 1024
 
@@ -59,6 +66,8 @@ def soak(minutes: float, rate: int, every: float, work: Path) -> dict[str, Any]:
                 {
                     "t_s": round(now - t0, 1),
                     "sidecar_rss_mib": round(rss_bytes(sp.proc.pid) / MIB, 1),
+                    "sidecar_cpu_s": round(cpu_seconds(sp.proc.pid), 1),
+                    "driver_cpu_s": round(cpu_seconds(driver.proc.pid), 1),
                     "driver_rss_mib": round(rss_bytes(driver.proc.pid) / MIB, 1),
                     "state_mib": round(st.state_bytes / MIB, 1),
                     "subscriptions": st.subscriptions,
@@ -87,6 +96,12 @@ def soak(minutes: float, rate: int, every: float, work: Path) -> dict[str, Any]:
         "rate_target": rate,
         "offered_per_s": round((samples[-1]["offered"] - samples[0]["offered"]) / elapsed),
         "acked_per_s": round((samples[-1]["acked"] - samples[0]["acked"]) / elapsed),
+        "sidecar_cpu_cores": round(
+            (samples[-1]["sidecar_cpu_s"] - samples[0]["sidecar_cpu_s"]) / elapsed, 3
+        ),
+        "driver_cpu_cores": round(
+            (samples[-1]["driver_cpu_s"] - samples[0]["driver_cpu_s"]) / elapsed, 3
+        ),
         "final": {k: v for k, v in final.doc.items() if k != "path_log2_ns"},
         "accounting_exact": final["acked"] + final["dropped"] == final["offered"],
         "request_path": path_quantiles(final["path_log2_ns"]) | {"max_ns": final["path_max_ns"]},
@@ -110,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=float, default=10.0)
     p.add_argument("--flood", type=int, default=1_000_000, help="0: no flood run")
     p.add_argument("--skip-soak", action="store_true")
+    p.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="skip the flood with max_strings out of reach (the interner unbounded), for contrast",
+    )
     a = p.parse_args(argv)
     ok = True
     with tempfile.TemporaryDirectory(prefix="vigie-soak-") as tmp:
@@ -129,10 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         if a.flood:
             from tests.ops.flood import flood  # noqa: PLC0415
 
-            fdoc = flood(a.flood, work / "flood")
+            fdoc = flood(a.flood, work / "flood", memory_cap="64MiB", max_strings=200_000)
             path = write_figures("flood", fdoc)
             print(f"\nflood of {a.flood} applications: {json.dumps(fdoc['summary'])} -> {path}")
             ok &= bool(fdoc["summary"]["known_consumers_unaffected"])
+            if not a.no_compare:
+                cdoc = flood(
+                    a.flood, work / "flood-unbounded", memory_cap="64MiB", max_strings=10**9
+                )
+                path = write_figures("flood-unbounded", cdoc)
+                print(f"\nthe same, strings unbounded: {json.dumps(cdoc['summary'])} -> {path}")
     return 0 if ok else 1
 
 
