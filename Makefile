@@ -10,7 +10,8 @@
 #   make soak    10 x peak (15,000 events/s) for 10 minutes through the real handler core into a
 #                real sidecar, plus a million-application flood: RSS over time, drops, accounting
 #   make fuzz    atheris on the batch decoder + stream service and the WSO2 log parser
-#                (FUZZ_SECONDS each, default 300); new findings land in tests/fuzz/corpus/
+#                (FUZZ_SECONDS each, default 300); inputs reaching new code are merged into
+#                tests/fuzz/corpus/ (replayed by make test), crashes land in tests/fuzz/crashes/
 
 PYTHON ?= python3
 VENV   := .venv
@@ -82,6 +83,8 @@ fuzz: setup
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[fuzz]'
 	$(PY) -m tests.fuzz decoder $(FUZZ_SECONDS)
 	$(PY) -m tests.fuzz wso2_log $(FUZZ_SECONDS)
+	$(PY) -m tests.fuzz merge decoder
+	$(PY) -m tests.fuzz merge wso2_log
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache gateway-handler/*/target

@@ -10,7 +10,7 @@ from tests.test_kernels import T0, to_events
 from vigie.classify.thresholds import Thresholds
 from vigie.state import _layout as L
 from vigie.state.engine import Capacity, State, sub_row_bytes
-from vigie.wire.columns import Interner, StreamDecoder, StreamEncoder
+from vigie.wire.columns import RELEASE_GRACE_S, Interner, StreamDecoder, StreamEncoder
 
 
 def _flood(state: State, start: int, n: int, t0: int) -> list[dict[str, int]]:
@@ -74,18 +74,19 @@ def test_evicted_applications_strings_are_released_then_reused_once_settled() ->
         )
     )
     held = state.interner.live
-    released = state.release_strings([dec.referenced()], epoch=5)
+    released = state.release_strings([dec.referenced()], epoch=5, now=1000.0)
     assert released >= 1000 - 64 - 1
     assert state.interner.live == held - released
     for name in ("inventory-app", "Orders", "v1", "Gold", "flood-3", "flood-999"):
         assert state.interner.lookup(name) is not None, name
     assert state.interner.lookup("flood-0") is None
-    # released ids read as "" and come back only after settle(epoch >= 5)
+    # released ids read as "" and come back only after settle(epoch >= 5), a grace later
     size = len(state.interner)
     state.interner.intern("new-before-settle")
     assert len(state.interner) == size + 1
-    assert state.interner.settle(4) == 0
-    assert state.interner.settle(5) == released
+    assert state.interner.settle(4, now=1e9) == 0  # the data writer still holds them
+    assert state.interner.settle(5, now=1000.0 + RELEASE_GRACE_S - 1) == 0  # grace not over
+    assert state.interner.settle(5, now=1000.0 + RELEASE_GRACE_S) == released
     gid = state.interner.intern("new-after-settle")
     assert gid < size and len(state.interner) == size + 1
     # every live row still names its application

@@ -199,14 +199,16 @@ class Sidecar:
     def settle_strings(self) -> None:
         """Released ids the data writer can no longer hold become reusable (under the lock)."""
         done = self.data.sink.batches_settled if self.data is not None else 0
-        self.state.interner.settle(done)
+        self.state.interner.settle(done, time.monotonic())
 
     def compact_strings(self) -> int:
         """Release the strings nothing refers to (the state's rows, the open streams'
         dictionaries); call under the lock. Evicted subscriptions leave their application ids
         here: this is what keeps the interner bounded by ``max_strings``."""
         n = self.state.release_strings(
-            [d.referenced() for d in self.decoders.values()], self._string_epoch()
+            [d.referenced() for d in self.decoders.values()],
+            self._string_epoch(),
+            time.monotonic(),
         )
         self.settle_strings()
         cap = self.settings.max_strings

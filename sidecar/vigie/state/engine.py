@@ -410,14 +410,16 @@ class State:
             live[list(key)] = True
         return live
 
-    def release_strings(self, also_live: Iterable[npt.NDArray[Any]], epoch: int) -> int:
+    def release_strings(
+        self, also_live: Iterable[npt.NDArray[Any]], epoch: int, now: float = 0.0
+    ) -> int:
         """Release the interner's strings that neither the state nor ``also_live`` (e.g. the
         open streams' dictionaries) refer to; see ``Interner.release``. Returns how many."""
         live = self.referenced_strings()
         for ids in also_live:
             live[ids] = True
         dead = np.flatnonzero(~live)
-        n = self.interner.release(dead.tolist(), epoch)
+        n = self.interner.release(dead.tolist(), epoch, now)
         if n:
             dead = dead[dead < len(self.app_channel)]
             self.app_channel[dead] = -1

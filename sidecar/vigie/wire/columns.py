@@ -19,6 +19,7 @@ from vigie.errors import BatchRefused
 from vigie.v1 import telemetry_pb2 as pb
 
 MAX_STRING_BYTES: Final = 4096
+RELEASE_GRACE_S: Final = 60.0  # a released string id is not handed out again before this
 MAX_EVENT_TIME_US: Final = 32_503_680_000_000_000  # 3000-01-01
 
 
@@ -141,7 +142,7 @@ class Interner:
         self._strings: list[str] = list(strings)
         self._ids: dict[str, int] = {}
         self._free: list[int] = []
-        self._quarantine: list[tuple[int, list[int]]] = []
+        self._quarantine: list[tuple[int, float, list[int]]] = []
         for i, s in enumerate(self._strings):
             if i and not s:
                 self._free.append(i)  # a hole left by release()
@@ -198,9 +199,10 @@ class Interner:
     def strings(self) -> list[str]:
         return list(self._strings)
 
-    def release(self, ids: Sequence[int], epoch: int = 0) -> int:
+    def release(self, ids: Sequence[int], epoch: int = 0, now: float = 0.0) -> int:
         """Forget the strings of ``ids`` (0 and holes are skipped); their ids become reusable
-        once ``settle(e)`` is called with ``e >= epoch``. Returns how many were released."""
+        once ``settle(e, t)`` is called with ``e >= epoch`` and ``t >= now + RELEASE_GRACE_S``.
+        Returns how many were released."""
         out: list[int] = []
         for i in ids:
             s = self._strings[i]
@@ -210,19 +212,22 @@ class Interner:
             self._strings[i] = ""
             out.append(i)
         if out:
-            self._quarantine.append((epoch, out))
+            self._quarantine.append((epoch, now, out))
             self.released += len(out)
         return len(out)
 
-    def settle(self, epoch: int) -> int:
-        """Ids released at ``epoch`` or before become reusable; returns how many."""
-        keep: list[tuple[int, list[int]]] = []
+    def settle(self, epoch: int, now: float = float("inf")) -> int:
+        """Ids released at ``epoch`` or before, and at least ``RELEASE_GRACE_S`` before
+        ``now``, become reusable; returns how many. The epoch covers readers that queue ids
+        (the data writer); the grace covers those that read a few ids outside the lock
+        (an export's collection)."""
+        keep: list[tuple[int, float, list[int]]] = []
         freed: list[int] = []
-        for e, ids in self._quarantine:
-            if e <= epoch:
+        for e, t, ids in self._quarantine:
+            if e <= epoch and now - t >= RELEASE_GRACE_S:
                 freed.extend(ids)
             else:
-                keep.append((e, ids))
+                keep.append((e, t, ids))
         self._quarantine = keep
         if freed:
             self._free.extend(sorted(freed, reverse=True))
