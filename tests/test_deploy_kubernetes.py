@@ -12,12 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import grpc
 import kubernetes_validate
 import pytest
 import yaml
 from click.testing import CliRunner
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SidecarProcess
 from vigie.cli import main
 from vigie.settings import load_settings
 
@@ -181,3 +183,20 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     r = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     assert "ExecStart=/opt/vigie/bin/vigie serve --config /etc/vigie/vigie.toml" in unit
+
+
+@pytest.mark.slow
+def test_the_probes_ask_what_a_real_sidecar_answers(sidecar: SidecarProcess) -> None:
+    """The kubelet's gRPC probes name services: a real `vigie serve` serves each of them on the
+    gateway-stream port."""
+    dep = _kind("Deployment")[0]
+    c = {c["name"]: c for c in dep["spec"]["template"]["spec"]["containers"]}["vigie"]
+    services = {
+        c[p]["grpc"].get("service", "") for p in ("startupProbe", "readinessProbe", "livenessProbe")
+    }
+    assert "vigie.v1.Telemetry" in services
+    with grpc.insecure_channel(sidecar.telemetry) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        for name in services:
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING, name
