@@ -67,7 +67,7 @@ test-java: setup
 
 test: lint typecheck test-python test-java
 
-bench: setup
+bench: setup bench-java
 	$(PY) -m benchmarks
 
 bench-java: setup

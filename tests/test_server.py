@@ -70,7 +70,7 @@ def test_stream_batches_are_applied_and_acknowledged(sidecar: SidecarProcess) ->
     enc = StreamEncoder()
     c = StreamClient(sidecar.telemetry)
     try:
-        c.wait_for(lambda: bool(c.of_kind("welcome")))
+        c.wait_for(lambda: bool(c.of_kind("welcome")) and bool(c.of_kind("directives")))
         assert c.of_kind("directives")[0].directives.full  # the full table on connect
         c.send(enc.batch_from_records(records(700)))
         c.send(enc.batch_from_records(records(300, app="app-2", start=T0 + 10**6)))
@@ -240,7 +240,7 @@ def test_a_corrupt_snapshot_is_set_aside(tmp_path: Path) -> None:
 def test_sigint_stops_gracefully(tmp_path: Path) -> None:
     sp = start_sidecar(tmp_path / "s")
     sp.proc.send_signal(signal.SIGINT)
-    assert sp.proc.wait(30) == 0
+    assert sp.proc.wait(120) == 0
     assert (tmp_path / "s" / "state.npz").exists()
 
 

@@ -391,6 +391,7 @@ def status(
     from google.protobuf import json_format  # noqa: PLC0415
 
     from vigie.cli_data import data_status_line, fleet_status, print_fleet_status  # noqa: PLC0415
+    from vigie.cli_policy import print_status_extra, status_extra  # noqa: PLC0415
     from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
 
     if len(admin) > 1:
@@ -405,8 +406,9 @@ def status(
         _one(admin, default_admin) or default_admin, _one(token_file), _one(state_dir)
     ) as c:
         st = c.call(c.stub.GetStatus, apb.StatusRequest())
+        extra = status_extra(c)  # health, active directives and their hits
     if as_json:
-        doc = json_format.MessageToDict(st, preserving_proto_field_name=True)
+        doc = json_format.MessageToDict(st, preserving_proto_field_name=True) | extra
         sys.stdout.write(json.dumps(doc) + "\n")
         return
     console.print(
@@ -436,6 +438,7 @@ def status(
     drops = {k: v for k, v in st.counters.items() if v and ("refused" in k or "evicted" in k)}
     if drops:
         console.print("refused / dropped: " + ", ".join(f"{k} {v}" for k, v in drops.items()))
+    print_status_extra(st, extra)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,6 +551,7 @@ def demo(duration: float, tps: float, port: int) -> None:
 
 from vigie import cli_data as _cli_data  # noqa: E402, F401 - autopsy, report (data store)
 from vigie import cli_ops as _cli_ops  # noqa: E402, F401 - audit (operators)
+from vigie import cli_policy as _cli_policy  # noqa: E402, F401 - suggestions, tune, policies, top
 
 if __name__ == "__main__":  # pragma: no cover
     # `python -m vigie.cli`: run the vigie.cli module's group, which the command modules extend

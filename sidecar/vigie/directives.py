@@ -134,10 +134,13 @@ class DirectiveTable:
             action = "replace" if d.id in self._table else "put"
             self._table[d.id] = d
             self.version += 1
-            self._save()
-            if self.audit is not None:
-                self.audit.record(f"directive:{d.id}", action, actor, reason, _summary(d))
+            # gateways first: a write to a busy disk can take hundreds of ms (measured by
+            # benchmarks/bench_policy.py); a crash in between costs nothing, a reconnecting
+            # gateway gets the full table
             self._broadcast(dpb.DirectiveUpdate(version=self.version, upserts=[d]))
+            self._save()
+            if self.audit is not None:  # before the call returns: an acknowledged change
+                self.audit.record(f"directive:{d.id}", action, actor, reason, _summary(d))
 
     def remove(self, directive_id: str, actor: str = "", reason: str = "") -> bool:
         with self._lock:
@@ -145,12 +148,12 @@ class DirectiveTable:
                 return False
             gone = self._table.pop(directive_id)
             self.version += 1
+            self._broadcast(dpb.DirectiveUpdate(version=self.version, removals=[directive_id]))
             self._save()
             if self.audit is not None:
                 self.audit.record(
                     f"directive:{directive_id}", "remove", actor, reason, _summary(gone)
                 )
-            self._broadcast(dpb.DirectiveUpdate(version=self.version, removals=[directive_id]))
             return True
 
     def expire(self) -> list[str]:
@@ -165,8 +168,8 @@ class DirectiveTable:
                 if self.audit is not None:
                     self.audit.record(f"directive:{k}", "expire", "vigie", "its TTL ran out")
             self.version += 1
-            self._save()
             self._broadcast(dpb.DirectiveUpdate(version=self.version, removals=gone))
+            self._save()
         return gone
 
     def subscribe(self) -> Subscriber:

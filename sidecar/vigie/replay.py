@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vigie.classify import views
 from vigie.errors import InputError
 from vigie.inventory import load_inventory
+from vigie.policy.config import PolicyConfig
+from vigie.policy.suggest import suggest
 from vigie.settings import load_settings
 from vigie.sources.wso2_log import ReplayStats, parse_source, read_logs
 from vigie.state.engine import State
@@ -23,6 +25,7 @@ class ReplayReport:
     stats: ReplayStats
     now_us: int
     seconds: float
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -31,6 +34,7 @@ class ReplayReport:
             "now": views.iso(self.now_us),
             "subscriptions": [v.to_json() for v in views.subscriptions(self.state, self.now_us)],
             "apis": [v.to_json() for v in views.apis(self.state, self.now_us)],
+            "suggestions": [s.to_json() for s in suggest(self.state, self.now_us, self.policy)],
         }
 
 
@@ -105,4 +109,5 @@ def run_replay(
         recorder.close()
     if now_us is None:
         now_us = state.now_us or int(time.time() * 1e6)
-    return ReplayReport(state, stats, now_us, time.perf_counter() - started)
+    policy = PolicyConfig.from_settings(settings)
+    return ReplayReport(state, stats, now_us, time.perf_counter() - started, policy)

@@ -36,8 +36,10 @@ from vigie.directives import DirectiveError, DirectiveTable
 from vigie.errors import BatchRefused, ConfigError, VigieError
 from vigie.export import MetricsExport, start_export
 from vigie.inventory import load_inventory
+from vigie.policy.engine import PolicyEngine
+from vigie.policy.service import PolicyAdmin
 from vigie.settings import Settings
-from vigie.state.engine import Capacity
+from vigie.state.engine import Capacity, State
 from vigie.store import admin as data_admin
 from vigie.store import service as data_service
 from vigie.store import snapshot
@@ -46,7 +48,7 @@ from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
-from vigie.wire.columns import StreamDecoder
+from vigie.wire.columns import COLUMNS, StreamDecoder, StreamEncoder
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class Sidecar:
         self.data = data_service.for_sidecar(self)  # rollups; None when data_store = off
         self.decoders: dict[int, StreamDecoder] = {}  # open streams' dictionaries
         self._compact_at = settings.max_strings * 3 // 4
+        self.policy = PolicyEngine(self)  # suggestions, their lifecycle, tuned thresholds
 
     # ---- admin token ----
     def _admin_token(self) -> str:
@@ -253,6 +256,7 @@ class Sidecar:
         data = data_admin.data_status(self)
         if data is not None:
             out.data.CopyFrom(data)
+        out.suggestions.update(self.policy.counts())
         return out
 
     @staticmethod
@@ -325,7 +329,7 @@ class Sidecar:
     # ---- background work ----
     def write_snapshot(self) -> Path:
         with self.lock:
-            frozen = self.state.copy()
+            frozen = snapshot.freeze(self.state)  # rows in use only: a short lock
         path = snapshot.write_snapshot(frozen, self.settings.state_path)
         self.counters["snapshots_written"] += 1
         return path
@@ -484,7 +488,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return self._deny
 
 
-class AdminService(apb_grpc.AdminServicer):
+class AdminService(PolicyAdmin, apb_grpc.AdminServicer):
     def __init__(self, sidecar: Sidecar) -> None:
         self.sc = sidecar
 
@@ -531,6 +535,7 @@ class AdminService(apb_grpc.AdminServicer):
             if not d.error_code:
                 d.error_code = 900805 if d.action == dpb.DIRECTIVE_ACTION_BLOCK else 900806
             self.sc.directives.put(d, request.actor, request.reason)
+            self.sc.policy.audit_directive(request.actor, "directive put", d.id, request.reason, d)
             log.info(
                 "directive %s put by %s: %s", d.id, request.actor or "?", request.reason or "-"
             )
@@ -544,6 +549,9 @@ class AdminService(apb_grpc.AdminServicer):
         def remove() -> apb.DirectiveList:
             if not self.sc.directives.remove(request.directive_id, request.actor, request.reason):
                 raise DirectiveError(f"no directive {request.directive_id!r}")
+            self.sc.policy.audit_directive(
+                request.actor, "directive removed", request.directive_id, request.reason
+            )
             log.info("directive %s removed by %s", request.directive_id, request.actor or "?")
             return self._directive_list()
 
@@ -629,8 +637,36 @@ class Running:
         log.info("stopped; state written to %s", path)
 
 
+def warm_up_kernels() -> float:
+    """Compile the kernels (or load them from Numba's cache) for the exact array types of a
+    gateway batch, so that the first real batch is not held up; return the seconds it took."""
+    started = time.perf_counter()
+    state = State(
+        capacity=Capacity(
+            initial_subscriptions=64, initial_apis=4, max_routes=64, detector_entries=1024
+        )
+    )
+    record = {spec.name: spec.default for spec in COLUMNS} | {
+        "event_time_us": 1_700_000_000_000_000,
+        "application_id": "a",
+        "api_name": "b",
+        "api_version": "c",
+        "http_status": 200,
+        "latency_us": 1000,
+    }
+    for spec in COLUMNS:
+        if spec.dictionary and not record[spec.name]:
+            record[spec.name] = spec.name
+    batch = StreamEncoder().batch_from_records([record])
+    dec = StreamDecoder(state.interner, state.channel_index("warm-up"), 16, 64)
+    state.apply(dec.decode(batch))
+    state.held(state.now_us)
+    state.api_held(state.now_us)
+    return time.perf_counter() - started
+
+
 def start(settings: Settings) -> Running:
-    """Start both servers and the background work; return at once."""
+    """Start both servers and the background work; return once they serve."""
     gateway_creds = server_credentials(
         settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file, "listen"
     )
@@ -642,6 +678,7 @@ def start(settings: Settings) -> Running:
     )
     if settings.admin_auth in ("mtls", "both") and not settings.admin_tls_client_ca_file:
         raise ConfigError(f"admin_auth = {settings.admin_auth} needs admin_tls_client_ca_file")
+    log.info("kernels ready in %.1f s", warm_up_kernels())
     sc = Sidecar(settings)
     export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
@@ -707,6 +744,7 @@ def _background(running: Running) -> None:
             gone = sc.directives.expire()
             if gone:
                 log.info("directives expired: %s", ", ".join(gone))
+            sc.policy.tick()
             if time.monotonic() >= next_snapshot:
                 sc.write_snapshot()
                 next_snapshot = time.monotonic() + interval

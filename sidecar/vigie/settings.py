@@ -21,6 +21,12 @@ from typing import Any, Final
 
 from vigie.classify.thresholds import Thresholds
 from vigie.errors import ConfigError
+from vigie.policy.config import (
+    DEFAULT_TIER_LIMITS,
+    check_auto_approve,
+    check_share,
+    check_tier_limits,
+)
 
 ENV_PREFIX: Final = "VIGIE_"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -174,6 +180,39 @@ class Settings:
     otel_gateway: str = _s("", "resource attribute wso2.gateway.id (the gateway next to vigie)")
     otel_channel: str = _s("", "resource attribute wso2.channel (that gateway's channel)")
     otel_tenant: str = _s("", "resource attribute wso2.tenant (that gateway's tenant)")
+    # ---- suggestions, directives and WSO2 policies (vigie.policy) ----
+    tier_limits: str = _s(
+        DEFAULT_TIER_LIMITS,
+        "WSO2 subscription tiers: NAME=COUNT/UNIT (sec, min, hour, day) or NAME=unlimited",
+        check=check_tier_limits,
+    )
+    policy_headroom: float = _s(
+        1.5, "suggested limits = observed p99 per minute x this, rounded up", "float", min=1
+    )
+    policy_refresh_seconds: float = _s(
+        30.0, "how often suggestions are recomputed from the state", "float", min=1
+    )
+    auto_approve: str = _s(
+        "",
+        "classes whose suggestions are approved without an operator (shadow first, with a "
+        "TTL), e.g. retry_storm,redundant; empty: none",
+        check=check_auto_approve,
+    )
+    auto_approve_max_share: float = _s(
+        0.05,
+        "auto-approval never refuses more than this share of the consumer's requests",
+        "float",
+        check=check_share,
+    )
+    auto_approve_ttl_seconds: float = _s(
+        3600.0, "lifetime of an auto-approved directive", "float", min=60
+    )
+    auto_approve_shadow_seconds: float = _s(
+        900.0, "an auto-approved directive stays in shadow this long before it enforces", "float"
+    )
+    allow_list: str = _s(
+        "", "applications (id or name) and APIs (api:NAME) never auto-approved, comma-separated"
+    )
 
     max_strings: int = _s(
         1_000_000,
@@ -263,6 +302,8 @@ def _convert(name: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:
             out = parse_floats(value)
         else:  # pragma: no cover - layout error
             raise AssertionError(kind)
+        if "check" in meta:
+            meta["check"](out)
     except ValueError as exc:
         msg = str(exc)
         if "invalid literal" in msg or "could not convert" in msg:

@@ -456,7 +456,8 @@ class GatewayStream:
         self.stats.events += len(idx)
         self.stats.batches += 1
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 120.0) -> None:
+        """End the stream once every batch is acknowledged (or ``timeout`` has passed)."""
         self._q.put(None)
         self._done.wait(timeout)
         self._chan.close()

@@ -72,6 +72,8 @@ API_ARRAYS: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
     "api_cls_last": ((1,), np.int64),
     "api_cls_evid": ((1, L.N_EVIDENCE), np.float64),
 }
+PLAIN_ARRAYS: Final = ("sub_free", "sub_meta", "api_meta", "route_meta", "g", "app_channel")
+DETECTOR_ARRAYS: Final = ("retry_keys", "retry_vals", "repeat_keys", "repeat_vals")
 ROUTE_ARRAYS: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
     "route_i64": ((L.R_FIELDS,), np.int64),
     "route_hist": ((L.LAT_WIDTH,), np.int64),
@@ -603,22 +605,55 @@ class State:
         }
 
     def iter_arrays(self) -> Iterable[tuple[str, npt.NDArray[Any]]]:
-        """Every array that makes up the state (for snapshots)."""
+        """Every array that makes up the state, at full capacity."""
         for name in (*SUB_ARRAYS, *API_ARRAYS, *ROUTE_ARRAYS):
             yield name, getattr(self, name)
-        for name in (
-            "sub_free",
-            "sub_meta",
-            "api_meta",
-            "route_meta",
-            "g",
-            "app_channel",
-            "retry_keys",
-            "retry_vals",
-            "repeat_keys",
-            "repeat_vals",
-        ):
+        for name in (*PLAIN_ARRAYS, *DETECTOR_ARRAYS):
             yield name, getattr(self, name)
+
+    def used_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The arrays cut to the rows in use (what a snapshot keeps). The detector caches are
+        left out: they remember the last seconds only, and a restart may forget them."""
+        out: dict[str, npt.NDArray[Any]] = {}
+        for spec, n in (
+            (SUB_ARRAYS, self.n_sub_rows),
+            (API_ARRAYS, self.n_api_rows),
+            (ROUTE_ARRAYS, self.n_route_rows),
+        ):
+            for name in spec:
+                out[name] = getattr(self, name)[:n]
+        out["sub_free"] = self.sub_free[: int(self.sub_meta[0])]
+        for name in PLAIN_ARRAYS:
+            if name != "sub_free":
+                out[name] = getattr(self, name)
+        out["app_channel"] = self.app_channel[: len(self.interner)]
+        return out
+
+    def restore_used(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        """Load arrays written by ``used_arrays`` (shapes checked by the caller)."""
+        for spec, meta_name in (
+            (SUB_ARRAYS, "sub_meta"),
+            (API_ARRAYS, "api_meta"),
+            (ROUTE_ARRAYS, "route_meta"),
+        ):
+            n = int(arrays[meta_name][1])
+            current = len(getattr(self, next(iter(spec))))
+            rows = max(current, _pow2_at_least(max(n, 1)))
+            for name, (shape, dt) in spec.items():
+                full = np.zeros((rows, *shape), dtype=dt)
+                full[:n] = arrays[name]
+                setattr(self, name, full)
+        self.sub_meta = arrays["sub_meta"].copy()
+        self.api_meta = arrays["api_meta"].copy()
+        self.route_meta = arrays["route_meta"].copy()
+        self.g = arrays["g"].copy()
+        free = np.zeros(len(self.sub_i64), dtype=np.int32)
+        free[: len(arrays["sub_free"])] = arrays["sub_free"]
+        self.sub_free = free
+        channel = np.full(max(1024, len(arrays["app_channel"])), -1, dtype=np.int8)
+        channel[: len(arrays["app_channel"])] = arrays["app_channel"]
+        self.app_channel = channel
+        self.rebuild_tables()
 
     def copy(self) -> State:
         """An independent copy (taken under the caller's lock, written out after it)."""

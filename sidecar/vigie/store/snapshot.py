@@ -14,20 +14,22 @@ import logging
 import os
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from vigie.classify.thresholds import Thresholds
 from vigie.errors import SnapshotError
 from vigie.state import _layout as L
-from vigie.state.engine import Capacity, Episode, State
+from vigie.state.engine import API_ARRAYS, ROUTE_ARRAYS, SUB_ARRAYS, Capacity, Episode, State
 from vigie.wire.columns import Interner
 
 log = logging.getLogger(__name__)
 
-FORMAT: Final = 1
+FORMAT: Final = 2  # 2: arrays cut to the rows in use, no detector caches
 FILE_NAME: Final = "state.npz"
 
 
@@ -58,15 +60,31 @@ def _meta(state: State) -> dict[str, Any]:
     }
 
 
-def write_snapshot(state: State, directory: Path) -> Path:
+@dataclass(frozen=True, slots=True)
+class Frozen:
+    """What a snapshot holds, copied out of a state (under the caller's lock, quickly)."""
+
+    meta: dict[str, Any]
+    arrays: dict[str, npt.NDArray[Any]]
+
+
+def freeze(state: State) -> Frozen:
+    return Frozen(_meta(state), {k: v.copy() for k, v in state.used_arrays().items()})
+
+
+def _savez(f: IO[bytes], frozen: Frozen) -> None:
+    meta = np.frombuffer(json.dumps(frozen.meta).encode(), dtype=np.uint8)
+    np.savez(f, meta=meta, **frozen.arrays)  # type: ignore[arg-type]
+
+
+def write_snapshot(state: State | Frozen, directory: Path) -> Path:
     """Write the state atomically to ``directory/state.npz``; return the path."""
+    frozen = state if isinstance(state, Frozen) else freeze(state)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / FILE_NAME
     tmp = directory / (FILE_NAME + ".tmp")
-    meta = np.frombuffer(json.dumps(_meta(state)).encode(), dtype=np.uint8)
-    arrays = dict(state.iter_arrays())
     with tmp.open("wb") as f:
-        np.savez(f, meta=meta, **arrays)  # type: ignore[arg-type]
+        _savez(f, frozen)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -101,14 +119,20 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
             f"{path}: written with windows {meta.get('windows')}, the settings say {windows}"
         )
     state = State(thresholds, capacity)
-    expected = dict(state.iter_arrays())
+    expected = state.used_arrays()
     for name, current in expected.items():
         if name not in arrays:
             raise SnapshotError(f"{path}: array {name} is missing")
         got = arrays[name]
         if got.dtype != current.dtype or got.shape[1:] != current.shape[1:]:
             raise SnapshotError(f"{path}: array {name} has shape {got.shape} {got.dtype}")
-        setattr(state, name, np.ascontiguousarray(got))
+    rows = {"sub_meta": SUB_ARRAYS, "api_meta": API_ARRAYS, "route_meta": ROUTE_ARRAYS}
+    for meta_name, spec in rows.items():
+        n = int(arrays[meta_name][1]) if len(arrays[meta_name]) == 2 else -1
+        if any(len(arrays[name]) != n for name in spec):
+            raise SnapshotError(f"{path}: inconsistent {meta_name.split('_')[0]} arrays")
+    if len(arrays["sub_free"]) != int(arrays["sub_meta"][0]):
+        raise SnapshotError(f"{path}: inconsistent subscription arrays")
     try:
         state.interner = Interner(meta["strings"])
         state.channels = list(meta["channels"])
@@ -120,9 +144,7 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
             state.api_episodes[(int(key[0]), int(key[1]))] = [Episode(*e) for e in eps]
     except (KeyError, TypeError, ValueError) as exc:
         raise SnapshotError(f"{path}: damaged metadata ({exc})") from exc
-    if len(state.sub_free) != len(state.sub_i64):
-        raise SnapshotError(f"{path}: inconsistent subscription arrays")
-    state.rebuild_tables()
+    state.restore_used(arrays)
     return state
 
 
@@ -151,9 +173,8 @@ def restore_or_fresh(directory: Path, thresholds: Thresholds, capacity: Capacity
     return state
 
 
-def snapshot_bytes(state: State) -> bytes:
+def snapshot_bytes(state: State | Frozen) -> bytes:
     """The snapshot as bytes (tests, and the fleet view)."""
     buf = io.BytesIO()
-    meta = np.frombuffer(json.dumps(_meta(state)).encode(), dtype=np.uint8)
-    np.savez(buf, meta=meta, **dict(state.iter_arrays()))  # type: ignore[arg-type]
+    _savez(buf, state if isinstance(state, Frozen) else freeze(state))
     return buf.getvalue()

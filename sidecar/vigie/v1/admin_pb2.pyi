@@ -138,6 +138,26 @@ class Status(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class SuggestionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SIDECAR_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     STARTED_AT_US_FIELD_NUMBER: _builtins.int
@@ -154,6 +174,7 @@ class Status(_message.Message):
     STATE_BYTES_FIELD_NUMBER: _builtins.int
     STATE_BYTES_CAP_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    SUGGESTIONS_FIELD_NUMBER: _builtins.int
     sidecar_id: _builtins.str
     version: _builtins.str
     started_at_us: _builtins.int
@@ -183,6 +204,10 @@ class Status(_message.Message):
     def data(self) -> Global___DataStatus:
         """The data store (rollups); absent when it is off."""
 
+    @_builtins.property
+    def suggestions(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Suggestions per lifecycle state (proposed, approved, rejected, pushed, exported, ...)."""
+
     def __init__(
         self,
         *,
@@ -202,10 +227,11 @@ class Status(_message.Message):
         state_bytes: _builtins.int = ...,
         state_bytes_cap: _builtins.int = ...,
         data: Global___DataStatus | None = ...,
+        suggestions: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "classes", b"classes", "counters", b"counters", "data", b"data", "events_applied", b"events_applied", "gateways", b"gateways", "ingest_rate", b"ingest_rate", "now_us", b"now_us", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "subscriptions", b"subscriptions", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "classes", b"classes", "counters", b"counters", "data", b"data", "events_applied", b"events_applied", "gateways", b"gateways", "ingest_rate", b"ingest_rate", "now_us", b"now_us", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -997,3 +1023,577 @@ class ChangeList(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChangeList: _TypeAlias = ChangeList  # noqa: Y015
+
+@_typing.final
+class ListSuggestionsRequest(_message.Message):
+    """---- suggestions, thresholds and WSO2 policies -------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATES_FIELD_NUMBER: _builtins.int
+    CLASS_NAME_FIELD_NUMBER: _builtins.int
+    APPLICATION_FIELD_NUMBER: _builtins.int
+    API_FIELD_NUMBER: _builtins.int
+    REFRESH_FIELD_NUMBER: _builtins.int
+    class_name: _builtins.str
+    """Only this class / application (id or name) / API name."""
+    application: _builtins.str
+    api: _builtins.str
+    refresh: _builtins.bool
+    """Recompute the suggestions from the current state first."""
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only suggestions in these lifecycle states (empty: all)."""
+
+    def __init__(
+        self,
+        *,
+        states: _abc.Iterable[_builtins.str] | None = ...,
+        class_name: _builtins.str = ...,
+        application: _builtins.str = ...,
+        api: _builtins.str = ...,
+        refresh: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "application", b"application", "class_name", b"class_name", "refresh", b"refresh", "states", b"states"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSuggestionsRequest: _TypeAlias = ListSuggestionsRequest  # noqa: Y015
+
+@_typing.final
+class AuditEntry(_message.Message):
+    """One entry of the audit trail: who did what, when and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_US_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    FROM_STATE_FIELD_NUMBER: _builtins.int
+    TO_STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAILS_JSON_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    at_us: _builtins.int
+    """wall clock"""
+    actor: _builtins.str
+    action: _builtins.str
+    """created, approved, rejected, pushed, exported, applied, ..."""
+    from_state: _builtins.str
+    to_state: _builtins.str
+    reason: _builtins.str
+    details_json: _builtins.str
+    """JSON object, e.g. the directive pushed"""
+    subject: _builtins.str
+    """suggestion id, directive id or "thresholds" """
+    def __init__(
+        self,
+        *,
+        at_us: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action: _builtins.str = ...,
+        from_state: _builtins.str = ...,
+        to_state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        details_json: _builtins.str = ...,
+        subject: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "at_us", b"at_us", "details_json", b"details_json", "from_state", b"from_state", "reason", b"reason", "subject", b"subject", "to_state", b"to_state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
+
+@_typing.final
+class Suggestion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CLASS_NAME_FIELD_NUMBER: _builtins.int
+    CONCERNS_FIELD_NUMBER: _builtins.int
+    APPLICATION_ID_FIELD_NUMBER: _builtins.int
+    APPLICATION_NAME_FIELD_NUMBER: _builtins.int
+    APPLICATION_OWNER_FIELD_NUMBER: _builtins.int
+    API_FIELD_NUMBER: _builtins.int
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    EXPECTED_EFFECT_FIELD_NUMBER: _builtins.int
+    OWNER_NOTE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_JSON_FIELD_NUMBER: _builtins.int
+    DIRECTIVE_FIELD_NUMBER: _builtins.int
+    WSO2_JSON_FIELD_NUMBER: _builtins.int
+    CREATED_AT_US_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_US_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_US_FIELD_NUMBER: _builtins.int
+    EXPORTED_FIELD_NUMBER: _builtins.int
+    AUDIT_FIELD_NUMBER: _builtins.int
+    AUTO_APPROVAL_FIELD_NUMBER: _builtins.int
+    REFUSED_SHARE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    class_name: _builtins.str
+    concerns: _builtins.str
+    """What it concerns: "subscription", "application" or "api"."""
+    application_id: _builtins.str
+    application_name: _builtins.str
+    application_owner: _builtins.str
+    api: _builtins.str
+    api_version: _builtins.str
+    channel: _builtins.str
+    state: _builtins.str
+    """proposed, approved, rejected, pushed, exported, expired, withdrawn."""
+    action: _builtins.str
+    """subscription_policy, application_policy, advanced_policy, temporary_limit, revoke,
+    block_channel, contact_owner.
+    """
+    summary: _builtins.str
+    expected_effect: _builtins.str
+    owner_note: _builtins.str
+    """For the consumer's owner: what the client does wrong."""
+    evidence_json: _builtins.str
+    wso2_json: _builtins.str
+    """The WSO2 Admin v4 request: {"schema","method","path","payload"} (empty when none)."""
+    created_at_us: _builtins.int
+    """wall clock"""
+    updated_at_us: _builtins.int
+    expires_at_us: _builtins.int
+    """Directive expiry once pushed (wall clock)."""
+    exported: _builtins.bool
+    auto_approval: _builtins.str
+    """Whether auto-approval applies, and why (not)."""
+    refused_share: _builtins.float
+    """Estimated share of the consumer's requests the directive would refuse."""
+    @_builtins.property
+    def directive(self) -> _directives_pb2.Directive:
+        """The directive approval pushes (unset when the action has none)."""
+
+    @_builtins.property
+    def audit(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEntry]:
+        """Only filled by GetSuggestion."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        class_name: _builtins.str = ...,
+        concerns: _builtins.str = ...,
+        application_id: _builtins.str = ...,
+        application_name: _builtins.str = ...,
+        application_owner: _builtins.str = ...,
+        api: _builtins.str = ...,
+        api_version: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        state: _builtins.str = ...,
+        action: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        expected_effect: _builtins.str = ...,
+        owner_note: _builtins.str = ...,
+        evidence_json: _builtins.str = ...,
+        directive: _directives_pb2.Directive | None = ...,
+        wso2_json: _builtins.str = ...,
+        created_at_us: _builtins.int = ...,
+        updated_at_us: _builtins.int = ...,
+        expires_at_us: _builtins.int = ...,
+        exported: _builtins.bool = ...,
+        audit: _abc.Iterable[Global___AuditEntry] | None = ...,
+        auto_approval: _builtins.str = ...,
+        refused_share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["directive", b"directive"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "api", b"api", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "audit", b"audit", "auto_approval", b"auto_approval", "channel", b"channel", "class_name", b"class_name", "concerns", b"concerns", "created_at_us", b"created_at_us", "directive", b"directive", "evidence_json", b"evidence_json", "expected_effect", b"expected_effect", "expires_at_us", b"expires_at_us", "exported", b"exported", "id", b"id", "owner_note", b"owner_note", "refused_share", b"refused_share", "state", b"state", "summary", b"summary", "updated_at_us", b"updated_at_us", "wso2_json", b"wso2_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Suggestion: _TypeAlias = Suggestion  # noqa: Y015
+
+@_typing.final
+class SuggestionList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ByStateEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NOW_US_FIELD_NUMBER: _builtins.int
+    SUGGESTIONS_FIELD_NUMBER: _builtins.int
+    BY_STATE_FIELD_NUMBER: _builtins.int
+    now_us: _builtins.int
+    @_builtins.property
+    def suggestions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Suggestion]: ...
+    @_builtins.property
+    def by_state(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        now_us: _builtins.int = ...,
+        suggestions: _abc.Iterable[Global___Suggestion] | None = ...,
+        by_state: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_state", b"by_state", "now_us", b"now_us", "suggestions", b"suggestions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuggestionList: _TypeAlias = SuggestionList  # noqa: Y015
+
+@_typing.final
+class GetSuggestionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSuggestionRequest: _TypeAlias = GetSuggestionRequest  # noqa: Y015
+
+@_typing.final
+class ApproveSuggestionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    actor: _builtins.str
+    reason: _builtins.str
+    mode: _directives_pb2.DirectiveMode.ValueType
+    """Mode of the pushed directive (unspecified: SHADOW). Approving a pushed SHADOW suggestion
+    again with ENFORCE promotes its directive.
+    """
+    ttl_seconds: _builtins.int
+    """Directive lifetime (0: the suggestion's proposed TTL)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        mode: _directives_pb2.DirectiveMode.ValueType = ...,
+        ttl_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "id", b"id", "mode", b"mode", "reason", b"reason", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveSuggestionRequest: _TypeAlias = ApproveSuggestionRequest  # noqa: Y015
+
+@_typing.final
+class DecideSuggestionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    actor: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideSuggestionRequest: _TypeAlias = DecideSuggestionRequest  # noqa: Y015
+
+@_typing.final
+class ExportPoliciesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    APIM_VERSION_FIELD_NUMBER: _builtins.int
+    INCLUDE_PROPOSED_FIELD_NUMBER: _builtins.int
+    format: _builtins.str
+    """"wso2-admin" or "apictl"."""
+    actor: _builtins.str
+    apim_version: _builtins.str
+    """The "version" of apictl files (e.g. "v4.2.0")."""
+    include_proposed: _builtins.bool
+    """Also export proposed suggestions (a preview: not recorded as exported)."""
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these suggestions (empty: every approved, pushed or exported one with a payload)."""
+
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.str] | None = ...,
+        format: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        apim_version: _builtins.str = ...,
+        include_proposed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "apim_version", b"apim_version", "format", b"format", "ids", b"ids", "include_proposed", b"include_proposed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportPoliciesRequest: _TypeAlias = ExportPoliciesRequest  # noqa: Y015
+
+@_typing.final
+class ExportedPolicy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUGGESTION_ID_FIELD_NUMBER: _builtins.int
+    SCHEMA_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    BODY_JSON_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    POLICY_NAME_FIELD_NUMBER: _builtins.int
+    suggestion_id: _builtins.str
+    schema: _builtins.str
+    """ApplicationThrottlePolicy, SubscriptionThrottlePolicy, AdvancedThrottlePolicy,
+    BlockingCondition.
+    """
+    method: _builtins.str
+    path: _builtins.str
+    """Path under the Admin API base, e.g. "/throttling/policies/subscription"."""
+    body_json: _builtins.str
+    """The request body (wso2-admin) or the apictl file content, JSON."""
+    file_name: _builtins.str
+    policy_name: _builtins.str
+    def __init__(
+        self,
+        *,
+        suggestion_id: _builtins.str = ...,
+        schema: _builtins.str = ...,
+        method: _builtins.str = ...,
+        path: _builtins.str = ...,
+        body_json: _builtins.str = ...,
+        file_name: _builtins.str = ...,
+        policy_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_json", b"body_json", "file_name", b"file_name", "method", b"method", "path", b"path", "policy_name", b"policy_name", "schema", b"schema", "suggestion_id", b"suggestion_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportedPolicy: _TypeAlias = ExportedPolicy  # noqa: Y015
+
+@_typing.final
+class PolicyExport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICIES_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policies(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExportedPolicy]: ...
+    @_builtins.property
+    def skipped(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Suggestions asked for that have no WSO2 payload, with the reason."""
+
+    def __init__(
+        self,
+        *,
+        policies: _abc.Iterable[Global___ExportedPolicy] | None = ...,
+        skipped: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies", "skipped", b"skipped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PolicyExport: _TypeAlias = PolicyExport  # noqa: Y015
+
+@_typing.final
+class RecordPolicyAppliedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    actor: _builtins.str
+    target: _builtins.str
+    """The Admin API URL the payload went to."""
+    outcome: _builtins.str
+    """What WSO2 answered (status and a short message; never a secret)."""
+    ok: _builtins.bool
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        target: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        ok: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "id", b"id", "ok", b"ok", "outcome", b"outcome", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPolicyAppliedRequest: _TypeAlias = RecordPolicyAppliedRequest  # noqa: Y015
+
+@_typing.final
+class GetThresholdsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetThresholdsRequest: _TypeAlias = GetThresholdsRequest  # noqa: Y015
+
+@_typing.final
+class ThresholdValue(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    DEFAULT_VALUE_FIELD_NUMBER: _builtins.int
+    DOC_FIELD_NUMBER: _builtins.int
+    START_UP_ONLY_FIELD_NUMBER: _builtins.int
+    TUNED_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    value: _builtins.float
+    default_value: _builtins.float
+    doc: _builtins.str
+    start_up_only: _builtins.bool
+    """Window lengths shape the state: set at start-up only."""
+    tuned: _builtins.bool
+    """Changed at run time (persisted across restarts)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        value: _builtins.float = ...,
+        default_value: _builtins.float = ...,
+        doc: _builtins.str = ...,
+        start_up_only: _builtins.bool = ...,
+        tuned: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_value", b"default_value", "doc", b"doc", "name", b"name", "start_up_only", b"start_up_only", "tuned", b"tuned", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThresholdValue: _TypeAlias = ThresholdValue  # noqa: Y015
+
+@_typing.final
+class ThresholdSet(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THRESHOLDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def thresholds(self) -> _containers.RepeatedCompositeFieldContainer[Global___ThresholdValue]: ...
+    def __init__(
+        self,
+        *,
+        thresholds: _abc.Iterable[Global___ThresholdValue] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["thresholds", b"thresholds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThresholdSet: _TypeAlias = ThresholdSet  # noqa: Y015
+
+@_typing.final
+class SetThresholdsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ChangesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RESET_FIELD_NUMBER: _builtins.int
+    actor: _builtins.str
+    reason: _builtins.str
+    reset: _builtins.bool
+    """Drop every run-time change: back to the settings file's values."""
+    @_builtins.property
+    def changes(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        changes: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        reset: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "changes", b"changes", "reason", b"reason", "reset", b"reset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetThresholdsRequest: _TypeAlias = SetThresholdsRequest  # noqa: Y015

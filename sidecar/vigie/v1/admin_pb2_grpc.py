@@ -79,6 +79,51 @@ class AdminStub:
                 request_serializer=vigie_dot_v1_dot_admin__pb2.ListChangesRequest.SerializeToString,
                 response_deserializer=vigie_dot_v1_dot_admin__pb2.ChangeList.FromString,
                 _registered_method=True)
+        self.ListSuggestions = channel.unary_unary(
+                '/vigie.v1.Admin/ListSuggestions',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.ListSuggestionsRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.SuggestionList.FromString,
+                _registered_method=True)
+        self.GetSuggestion = channel.unary_unary(
+                '/vigie.v1.Admin/GetSuggestion',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.GetSuggestionRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+                _registered_method=True)
+        self.ApproveSuggestion = channel.unary_unary(
+                '/vigie.v1.Admin/ApproveSuggestion',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.ApproveSuggestionRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+                _registered_method=True)
+        self.RejectSuggestion = channel.unary_unary(
+                '/vigie.v1.Admin/RejectSuggestion',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.DecideSuggestionRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+                _registered_method=True)
+        self.WithdrawSuggestion = channel.unary_unary(
+                '/vigie.v1.Admin/WithdrawSuggestion',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.DecideSuggestionRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+                _registered_method=True)
+        self.ExportPolicies = channel.unary_unary(
+                '/vigie.v1.Admin/ExportPolicies',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.ExportPoliciesRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.PolicyExport.FromString,
+                _registered_method=True)
+        self.RecordPolicyApplied = channel.unary_unary(
+                '/vigie.v1.Admin/RecordPolicyApplied',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.RecordPolicyAppliedRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+                _registered_method=True)
+        self.GetThresholds = channel.unary_unary(
+                '/vigie.v1.Admin/GetThresholds',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.GetThresholdsRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.ThresholdSet.FromString,
+                _registered_method=True)
+        self.SetThresholds = channel.unary_unary(
+                '/vigie.v1.Admin/SetThresholds',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.SetThresholdsRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.ThresholdSet.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -148,6 +193,68 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSuggestions(self, request, context):
+        """---- suggestions, thresholds and WSO2 policies (vigie.policy) ----
+        Suggestions with their lifecycle state, evidence, action and expected effect.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSuggestion(self, request, context):
+        """One suggestion with its audit trail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveSuggestion(self, request, context):
+        """Approve: its directive (if any) is pushed to every connected gateway at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectSuggestion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawSuggestion(self, request, context):
+        """Withdraw: a pushed directive is removed from every gateway.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportPolicies(self, request, context):
+        """WSO2 Admin REST API v4 payloads of approved suggestions (recorded as exported).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordPolicyApplied(self, request, context):
+        """Record in the audit trail what `vigie policies apply` did with a suggestion's payload.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetThresholds(self, request, context):
+        """Classifier thresholds: view, and change at run time (validated, persisted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetThresholds(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -195,6 +302,51 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListChanges,
                     request_deserializer=vigie_dot_v1_dot_admin__pb2.ListChangesRequest.FromString,
                     response_serializer=vigie_dot_v1_dot_admin__pb2.ChangeList.SerializeToString,
+            ),
+            'ListSuggestions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSuggestions,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.ListSuggestionsRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.SuggestionList.SerializeToString,
+            ),
+            'GetSuggestion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSuggestion,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.GetSuggestionRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.Suggestion.SerializeToString,
+            ),
+            'ApproveSuggestion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveSuggestion,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.ApproveSuggestionRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.Suggestion.SerializeToString,
+            ),
+            'RejectSuggestion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectSuggestion,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.DecideSuggestionRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.Suggestion.SerializeToString,
+            ),
+            'WithdrawSuggestion': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawSuggestion,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.DecideSuggestionRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.Suggestion.SerializeToString,
+            ),
+            'ExportPolicies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportPolicies,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.ExportPoliciesRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.PolicyExport.SerializeToString,
+            ),
+            'RecordPolicyApplied': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPolicyApplied,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.RecordPolicyAppliedRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.Suggestion.SerializeToString,
+            ),
+            'GetThresholds': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThresholds,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.GetThresholdsRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.ThresholdSet.SerializeToString,
+            ),
+            'SetThresholds': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetThresholds,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.SetThresholdsRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.ThresholdSet.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +592,249 @@ class Admin:
             '/vigie.v1.Admin/ListChanges',
             vigie_dot_v1_dot_admin__pb2.ListChangesRequest.SerializeToString,
             vigie_dot_v1_dot_admin__pb2.ChangeList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSuggestions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/ListSuggestions',
+            vigie_dot_v1_dot_admin__pb2.ListSuggestionsRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.SuggestionList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSuggestion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/GetSuggestion',
+            vigie_dot_v1_dot_admin__pb2.GetSuggestionRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveSuggestion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/ApproveSuggestion',
+            vigie_dot_v1_dot_admin__pb2.ApproveSuggestionRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectSuggestion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/RejectSuggestion',
+            vigie_dot_v1_dot_admin__pb2.DecideSuggestionRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawSuggestion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/WithdrawSuggestion',
+            vigie_dot_v1_dot_admin__pb2.DecideSuggestionRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportPolicies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/ExportPolicies',
+            vigie_dot_v1_dot_admin__pb2.ExportPoliciesRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.PolicyExport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPolicyApplied(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/RecordPolicyApplied',
+            vigie_dot_v1_dot_admin__pb2.RecordPolicyAppliedRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.Suggestion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThresholds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/GetThresholds',
+            vigie_dot_v1_dot_admin__pb2.GetThresholdsRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.ThresholdSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetThresholds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/SetThresholds',
+            vigie_dot_v1_dot_admin__pb2.SetThresholdsRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.ThresholdSet.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,24 @@ class AdminStub:
     """
     ListChanges: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListChangesRequest, _admin_pb2.ChangeList]
     """Classes raised/cleared and directives put/removed before a time (autopsy)."""
+    ListSuggestions: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListSuggestionsRequest, _admin_pb2.SuggestionList]
+    """---- suggestions, thresholds and WSO2 policies (vigie.policy) ----
+    Suggestions with their lifecycle state, evidence, action and expected effect.
+    """
+    GetSuggestion: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetSuggestionRequest, _admin_pb2.Suggestion]
+    """One suggestion with its audit trail."""
+    ApproveSuggestion: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ApproveSuggestionRequest, _admin_pb2.Suggestion]
+    """Approve: its directive (if any) is pushed to every connected gateway at once."""
+    RejectSuggestion: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DecideSuggestionRequest, _admin_pb2.Suggestion]
+    WithdrawSuggestion: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DecideSuggestionRequest, _admin_pb2.Suggestion]
+    """Withdraw: a pushed directive is removed from every gateway."""
+    ExportPolicies: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ExportPoliciesRequest, _admin_pb2.PolicyExport]
+    """WSO2 Admin REST API v4 payloads of approved suggestions (recorded as exported)."""
+    RecordPolicyApplied: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RecordPolicyAppliedRequest, _admin_pb2.Suggestion]
+    """Record in the audit trail what `vigie policies apply` did with a suggestion's payload."""
+    GetThresholds: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetThresholdsRequest, _admin_pb2.ThresholdSet]
+    """Classifier thresholds: view, and change at run time (validated, persisted)."""
+    SetThresholds: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetThresholdsRequest, _admin_pb2.ThresholdSet]
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -78,6 +96,24 @@ class AdminAsyncStub(AdminStub):
     """
     ListChanges: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListChangesRequest, _admin_pb2.ChangeList]  # type: ignore[assignment]
     """Classes raised/cleared and directives put/removed before a time (autopsy)."""
+    ListSuggestions: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListSuggestionsRequest, _admin_pb2.SuggestionList]  # type: ignore[assignment]
+    """---- suggestions, thresholds and WSO2 policies (vigie.policy) ----
+    Suggestions with their lifecycle state, evidence, action and expected effect.
+    """
+    GetSuggestion: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetSuggestionRequest, _admin_pb2.Suggestion]  # type: ignore[assignment]
+    """One suggestion with its audit trail."""
+    ApproveSuggestion: _aio.UnaryUnaryMultiCallable[_admin_pb2.ApproveSuggestionRequest, _admin_pb2.Suggestion]  # type: ignore[assignment]
+    """Approve: its directive (if any) is pushed to every connected gateway at once."""
+    RejectSuggestion: _aio.UnaryUnaryMultiCallable[_admin_pb2.DecideSuggestionRequest, _admin_pb2.Suggestion]  # type: ignore[assignment]
+    WithdrawSuggestion: _aio.UnaryUnaryMultiCallable[_admin_pb2.DecideSuggestionRequest, _admin_pb2.Suggestion]  # type: ignore[assignment]
+    """Withdraw: a pushed directive is removed from every gateway."""
+    ExportPolicies: _aio.UnaryUnaryMultiCallable[_admin_pb2.ExportPoliciesRequest, _admin_pb2.PolicyExport]  # type: ignore[assignment]
+    """WSO2 Admin REST API v4 payloads of approved suggestions (recorded as exported)."""
+    RecordPolicyApplied: _aio.UnaryUnaryMultiCallable[_admin_pb2.RecordPolicyAppliedRequest, _admin_pb2.Suggestion]  # type: ignore[assignment]
+    """Record in the audit trail what `vigie policies apply` did with a suggestion's payload."""
+    GetThresholds: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetThresholdsRequest, _admin_pb2.ThresholdSet]  # type: ignore[assignment]
+    """Classifier thresholds: view, and change at run time (validated, persisted)."""
+    SetThresholds: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetThresholdsRequest, _admin_pb2.ThresholdSet]  # type: ignore[assignment]
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -153,5 +189,77 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ChangeList, _abc.Awaitable[_admin_pb2.ChangeList]]:
         """Classes raised/cleared and directives put/removed before a time (autopsy)."""
+
+    @_abc_1.abstractmethod
+    def ListSuggestions(
+        self,
+        request: _admin_pb2.ListSuggestionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SuggestionList, _abc.Awaitable[_admin_pb2.SuggestionList]]:
+        """---- suggestions, thresholds and WSO2 policies (vigie.policy) ----
+        Suggestions with their lifecycle state, evidence, action and expected effect.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSuggestion(
+        self,
+        request: _admin_pb2.GetSuggestionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.Suggestion, _abc.Awaitable[_admin_pb2.Suggestion]]:
+        """One suggestion with its audit trail."""
+
+    @_abc_1.abstractmethod
+    def ApproveSuggestion(
+        self,
+        request: _admin_pb2.ApproveSuggestionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.Suggestion, _abc.Awaitable[_admin_pb2.Suggestion]]:
+        """Approve: its directive (if any) is pushed to every connected gateway at once."""
+
+    @_abc_1.abstractmethod
+    def RejectSuggestion(
+        self,
+        request: _admin_pb2.DecideSuggestionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.Suggestion, _abc.Awaitable[_admin_pb2.Suggestion]]: ...
+
+    @_abc_1.abstractmethod
+    def WithdrawSuggestion(
+        self,
+        request: _admin_pb2.DecideSuggestionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.Suggestion, _abc.Awaitable[_admin_pb2.Suggestion]]:
+        """Withdraw: a pushed directive is removed from every gateway."""
+
+    @_abc_1.abstractmethod
+    def ExportPolicies(
+        self,
+        request: _admin_pb2.ExportPoliciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.PolicyExport, _abc.Awaitable[_admin_pb2.PolicyExport]]:
+        """WSO2 Admin REST API v4 payloads of approved suggestions (recorded as exported)."""
+
+    @_abc_1.abstractmethod
+    def RecordPolicyApplied(
+        self,
+        request: _admin_pb2.RecordPolicyAppliedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.Suggestion, _abc.Awaitable[_admin_pb2.Suggestion]]:
+        """Record in the audit trail what `vigie policies apply` did with a suggestion's payload."""
+
+    @_abc_1.abstractmethod
+    def GetThresholds(
+        self,
+        request: _admin_pb2.GetThresholdsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ThresholdSet, _abc.Awaitable[_admin_pb2.ThresholdSet]]:
+        """Classifier thresholds: view, and change at run time (validated, persisted)."""
+
+    @_abc_1.abstractmethod
+    def SetThresholds(
+        self,
+        request: _admin_pb2.SetThresholdsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ThresholdSet, _abc.Awaitable[_admin_pb2.ThresholdSet]]: ...
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

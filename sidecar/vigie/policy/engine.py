@@ -1,0 +1,440 @@
+"""The policy engine inside the sidecar: suggestions from the live state, their lifecycle, the
+directives they push, auto-approval, and classifier thresholds tuned at run time.
+
+Locks: the sidecar's state lock is only held while suggestions are computed from the state (and
+while thresholds change); the book's lock is taken after it is released, never the other way
+round. Approving takes the book's lock, then the directive table's (inside ``put``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from google.protobuf import json_format
+
+from vigie.classify.thresholds import Thresholds
+from vigie.classify.views import iso
+from vigie.errors import ConfigError, VigieError
+from vigie.policy import wso2
+from vigie.policy.book import LIVE_STATES, LifecycleError, Record, SuggestionBook
+from vigie.policy.config import PolicyConfig
+from vigie.policy.suggest import Suggestion, suggest
+from vigie.v1 import directives_pb2 as dpb
+
+if TYPE_CHECKING:
+    from vigie.server import Sidecar
+
+log = logging.getLogger(__name__)
+
+THRESHOLDS_FILE: Final = "thresholds.json"
+AUTO_ACTOR: Final = "vigie-auto"
+SYSTEM_ACTOR: Final = "vigie"
+MODE_NAMES: Final[dict[int, str]] = {
+    int(dpb.DIRECTIVE_MODE_SHADOW): "SHADOW",
+    int(dpb.DIRECTIVE_MODE_ENFORCE): "ENFORCE",
+}
+# an enforced auto-approved directive is judged on at least this many matching requests
+MIN_JUDGED_REQUESTS: Final = 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ThresholdInfo:
+    name: str
+    value: float
+    default: float
+    doc: str
+    start_up_only: bool
+    tuned: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Exported:
+    suggestion_id: str
+    request: wso2.AdminRequest
+    body: dict[str, Any]
+    file_name: str
+
+
+class PolicyEngine:
+    def __init__(self, sidecar: Sidecar, clock: Callable[[], float] | None = None) -> None:
+        self.sc = sidecar
+        self.clock = clock or sidecar.clock
+        self.config = PolicyConfig.from_settings(sidecar.settings)
+        self.dir: Path = sidecar.settings.state_path
+        self.book = SuggestionBook(self.dir, self.clock)
+        self.refresh_seconds = sidecar.settings.policy_refresh_seconds
+        self._last_refresh = float("-inf")
+        self.tuned: dict[str, float] = {}
+        self._load_thresholds()
+
+    def now_us(self) -> int:
+        return int(self.clock() * 1e6)
+
+    # -----------------------------------------------------------------------------------------
+    # suggestions from the state
+    # -----------------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> int:
+        """Recompute suggestions; return how many are new. Cheap when done recently."""
+        mono = time.monotonic()
+        if not force and mono - self._last_refresh < self.refresh_seconds:
+            return 0
+        self._last_refresh = mono
+        with self.sc.lock:  # a copy is a memcpy; ingest waits for it, not for the rules
+            frozen = self.sc.state.copy()
+        return self.merge(suggest(frozen, None, self.config))
+
+    def merge(self, candidates: Iterable[Suggestion]) -> int:
+        fresh = {s.id: s for s in candidates}
+        new: list[Record] = []
+        with self.book.lock:
+            now = self.book.now_us()
+            for sid, s in fresh.items():
+                rec = self.book.records.get(sid)
+                if rec is None:
+                    rec = Record(s, "proposed", now, now)
+                    self.book.records[sid] = rec
+                    self.book.audit(
+                        sid, SYSTEM_ACTOR, "proposed", "", "proposed", s.summary, sync=False
+                    )
+                    new.append(rec)
+                elif rec.state == "proposed":
+                    rec.suggestion = s  # evidence and sizing follow the state until decided
+            for rec in self.book:
+                if rec.state == "proposed" and rec.id not in fresh:
+                    self.book.transition(
+                        rec,
+                        "withdrawn",
+                        SYSTEM_ACTOR,
+                        "withdrawn",
+                        f"{rec.suggestion.class_name} no longer holds",
+                    )
+            self.book.sync()
+            self.book.save()
+            for rec in new:
+                if rec.suggestion.auto_eligible:
+                    self._auto_approve(rec)
+        return len(new)
+
+    def _auto_approve(self, rec: Record) -> None:
+        c = self.config
+        spec = rec.suggestion.directive
+        assert spec is not None
+        ttl = int(min(c.auto_approve_ttl_seconds, spec.ttl_seconds))
+        try:
+            self._approve(rec, AUTO_ACTOR, rec.suggestion.auto_approval, dpb.DIRECTIVE_MODE_SHADOW,
+                          ttl, auto=True)  # fmt: skip
+        except VigieError as exc:  # refused by the directive table: stays proposed
+            log.warning("auto-approval of %s refused: %s", rec.id, exc)
+
+    # -----------------------------------------------------------------------------------------
+    # decisions
+    # -----------------------------------------------------------------------------------------
+    def approve(self, sid: str, actor: str, reason: str, mode: int, ttl_seconds: int) -> Record:
+        mode = mode or dpb.DIRECTIVE_MODE_SHADOW
+        if mode not in MODE_NAMES:
+            raise LifecycleError(f"mode must be SHADOW or ENFORCE, got {mode}")
+        if ttl_seconds < 0:
+            raise LifecycleError("ttl must be positive")
+        with self.book.lock:
+            rec = self.book.get(sid)
+            self._approve(rec, actor, reason, mode, ttl_seconds, auto=False)
+            return rec
+
+    def _approve(
+        self, rec: Record, actor: str, reason: str, mode: int, ttl_seconds: int, auto: bool
+    ) -> None:
+        s = rec.suggestion
+        now = self.book.now_us()
+        if rec.state == "pushed" and s.directive is not None:
+            if mode == rec.mode:
+                raise LifecycleError(
+                    f"{s.id} is already pushed in {MODE_NAMES[mode]} mode "
+                    f"(expires {_iso(rec.expires_at_us)})"
+                )
+            expires = now + ttl_seconds * 1_000_000 if ttl_seconds else rec.expires_at_us
+            d = s.directive.build(s.id, mode, expires)
+            self.sc.directives.put(d)
+            rec.mode, rec.expires_at_us = mode, expires
+            rec.auto = rec.auto and auto
+            self.book.transition(rec, "pushed", actor, f"mode {MODE_NAMES[mode]}", reason,
+                                 {"directive": _directive_json(d)})  # fmt: skip
+            self.book.save()
+            return
+        if rec.state != "proposed":
+            raise LifecycleError(
+                f"{s.id} is {rec.state}: only a proposed suggestion can be approved"
+            )
+        if s.directive is None:
+            rec.auto = auto
+            self.book.transition(rec, "approved", actor, "approved", reason,
+                                 {"wso2": s.wso2.to_json() if s.wso2 else None})  # fmt: skip
+            self.book.save()
+            return
+        ttl = ttl_seconds or s.directive.ttl_seconds
+        expires = now + ttl * 1_000_000
+        d = s.directive.build(s.id, mode, expires)
+        self.sc.directives.put(d)  # validated, persisted, pushed to every gateway
+        rec.mode, rec.expires_at_us, rec.pushed_at_us, rec.auto = mode, expires, now, auto
+        self.book.transition(rec, "pushed", actor, "approved", reason,
+                             {"directive": _directive_json(d)})  # fmt: skip
+        self.book.save()
+
+    def reject(self, sid: str, actor: str, reason: str) -> Record:
+        with self.book.lock:
+            rec = self.book.get(sid)
+            if rec.state != "proposed":
+                raise LifecycleError(
+                    f"{sid} is {rec.state}: only a proposed suggestion can be rejected"
+                )
+            self.book.transition(rec, "rejected", actor, "rejected", reason)
+            self.book.save()
+            return rec
+
+    def withdraw(self, sid: str, actor: str, reason: str) -> Record:
+        with self.book.lock:
+            rec = self.book.get(sid)
+            if rec.state not in ("proposed", *LIVE_STATES):
+                raise LifecycleError(f"{sid} is {rec.state}: nothing to withdraw")
+            removed = rec.state == "pushed" and self.sc.directives.remove(sid)
+            self.book.transition(rec, "withdrawn", actor, "withdrawn", reason,
+                                 {"directive_removed": bool(removed)})  # fmt: skip
+            self.book.save()
+            return rec
+
+    # -----------------------------------------------------------------------------------------
+    # WSO2 policies
+    # -----------------------------------------------------------------------------------------
+    def export(
+        self,
+        ids: list[str],
+        fmt: str,
+        actor: str,
+        apim_version: str = wso2.DEFAULT_APIM_VERSION,
+        include_proposed: bool = False,
+    ) -> tuple[list[Exported], list[str]]:
+        if fmt not in ("wso2-admin", "apictl"):
+            raise LifecycleError(f"format must be wso2-admin or apictl, got {fmt!r}")
+        out: list[Exported] = []
+        skipped: list[str] = []
+        with self.book.lock:
+            if ids:
+                records = [self.book.get(i) for i in ids]
+            else:
+                wanted = (*LIVE_STATES, "proposed") if include_proposed else LIVE_STATES
+                records = [r for r in self.book if r.state in wanted and r.suggestion.wso2]
+            for rec in records:
+                req = rec.suggestion.wso2
+                if req is None:
+                    skipped.append(f"{rec.id}: {rec.suggestion.action} has no WSO2 payload")
+                    continue
+                if rec.state not in LIVE_STATES and not (
+                    include_proposed and rec.state == "proposed"
+                ):
+                    skipped.append(f"{rec.id}: {rec.state} (approve it first)")
+                    continue
+                if fmt == "apictl":
+                    if req.schema not in wso2.APICTL_SUBTYPES:
+                        skipped.append(
+                            f"{rec.id}: a {req.schema} (deny policy) has no apictl form; "
+                            "use --format wso2-admin or `vigie policies apply`"
+                        )
+                        continue
+                    body = wso2.apictl_file(req, apim_version)
+                    name = wso2.apictl_file_name(req)
+                else:
+                    body = req.payload
+                    key = req.policy_name or str(req.payload.get("conditionValue", rec.id))
+                    name = f"{req.schema}-{wso2.policy_name(key)}.json"
+                out.append(Exported(rec.id, req, body, name))
+                if rec.state in LIVE_STATES:
+                    rec.exported = True
+                    to_state = "exported" if rec.state == "approved" else rec.state
+                    self.book.transition(rec, to_state, actor, "exported", f"format {fmt}",
+                                         {"file": name})  # fmt: skip
+            self.book.save()
+        return out, skipped
+
+    def record_applied(self, sid: str, actor: str, target: str, outcome: str, ok: bool) -> Record:
+        with self.book.lock:
+            rec = self.book.get(sid)
+            self.book.audit(sid, actor, "applied" if ok else "apply_failed", rec.state,
+                            rec.state, outcome[:500], {"target": target})  # fmt: skip
+            return rec
+
+    def audit_directive(
+        self, actor: str, action: str, directive_id: str, reason: str,
+        directive: dpb.Directive | None = None,
+    ) -> None:  # fmt: skip
+        """Manual directives (vigie tune) go to the same audit trail."""
+        details = {"directive": _directive_json(directive)} if directive is not None else None
+        self.book.audit(directive_id, actor, action, "", "", reason, details)
+
+    # -----------------------------------------------------------------------------------------
+    # background: expiry, promotion, refresh
+    # -----------------------------------------------------------------------------------------
+    def tick(self) -> None:
+        _, table = self.sc.directives.snapshot()
+        live = {d.id: d for d in table}
+        hits = {h.directive_id: h for h in self.sc.directives.hits()}
+        now = self.book.now_us()
+        changed = False
+        with self.book.lock:
+            for rec in self.book:
+                if rec.state == "pushed" and rec.id not in live:
+                    if now >= rec.expires_at_us:
+                        self.book.transition(rec, "expired", SYSTEM_ACTOR, "expired",
+                                             "the directive's TTL passed")  # fmt: skip
+                    else:
+                        self.book.transition(rec, "withdrawn", SYSTEM_ACTOR, "withdrawn",
+                                             "its directive was removed")  # fmt: skip
+                    changed = True
+                elif rec.state != "pushed" and rec.id in live:
+                    d = live[rec.id]
+                    rec.mode, rec.expires_at_us = d.mode, d.expires_at_us
+                    rec.pushed_at_us = rec.pushed_at_us or now
+                    self.book.transition(rec, "pushed", SYSTEM_ACTOR, "reconciled",
+                                         "its directive is in the table")  # fmt: skip
+                    changed = True
+                elif rec.state == "pushed" and rec.auto:
+                    changed |= self._judge_auto(rec, hits.get(rec.id), now)
+            if changed:
+                self.book.save()
+        self.refresh()
+
+    def _judge_auto(self, rec: Record, h: dpb.DirectiveHits | None, now: int) -> bool:
+        c = self.config
+        spec = rec.suggestion.directive
+        if spec is None:
+            return False
+        if rec.mode == dpb.DIRECTIVE_MODE_SHADOW and not rec.promotion_checked:
+            if now < rec.pushed_at_us + c.auto_approve_shadow_seconds * 1e6:
+                return False
+            shadow = h.shadow_hits if h else 0
+            matched = shadow + (h.passed if h else 0)
+            share = shadow / matched if matched else 0.0
+            rec.promotion_checked = True
+            if share <= c.auto_approve_max_share:
+                d = spec.build(rec.id, dpb.DIRECTIVE_MODE_ENFORCE, rec.expires_at_us)
+                self.sc.directives.put(d)
+                rec.mode = dpb.DIRECTIVE_MODE_ENFORCE
+                rec.baseline = ((h.enforced_hits if h else 0), (h.passed if h else 0))
+                self.book.transition(
+                    rec, "pushed", AUTO_ACTOR, "mode ENFORCE",
+                    f"in shadow it would have refused {share:.1%} ({shadow} of {matched}), "
+                    f"at most {c.auto_approve_max_share:.1%}",
+                )  # fmt: skip
+            else:
+                self.book.audit(
+                    rec.id, AUTO_ACTOR, "kept in shadow", "pushed", "pushed",
+                    f"in shadow it would have refused {share:.1%} ({shadow} of {matched}), "
+                    f"more than {c.auto_approve_max_share:.1%}: an operator decides",
+                )  # fmt: skip
+            return True
+        if rec.mode == dpb.DIRECTIVE_MODE_ENFORCE and h is not None:
+            refused = h.enforced_hits - rec.baseline[0]
+            passed = h.passed - rec.baseline[1]
+            total = refused + passed
+            if total >= MIN_JUDGED_REQUESTS and refused / total > c.auto_approve_max_share:
+                d = spec.build(rec.id, dpb.DIRECTIVE_MODE_SHADOW, rec.expires_at_us)
+                self.sc.directives.put(d)
+                rec.mode = dpb.DIRECTIVE_MODE_SHADOW
+                self.book.transition(
+                    rec, "pushed", AUTO_ACTOR, "mode SHADOW",
+                    f"enforcing, it refused {refused / total:.1%} ({refused} of {total}), more "
+                    f"than {c.auto_approve_max_share:.1%}: back to shadow, an operator decides",
+                )  # fmt: skip
+                return True
+        return False
+
+    def counts(self) -> dict[str, int]:
+        return self.book.counts()
+
+    # -----------------------------------------------------------------------------------------
+    # thresholds
+    # -----------------------------------------------------------------------------------------
+    def _load_thresholds(self) -> None:
+        path = self.dir / THRESHOLDS_FILE
+        if not path.exists():
+            return
+        try:
+            doc = orjson.loads(path.read_bytes())
+            values = {str(k): float(v) for k, v in doc["values"].items()}
+            with self.sc.lock:
+                new = self.sc.state.thresholds.replace(**values)
+                self.sc.state.set_thresholds(new)
+            self.tuned = values
+            log.info("thresholds tuned at run time restored: %s", values)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
+            aside = path.with_name(f"{THRESHOLDS_FILE}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
+            os.replace(path, aside)
+            log.error("%s not applied (%s); set aside as %s", path, exc, aside.name)
+
+    def thresholds(self) -> list[ThresholdInfo]:
+        with self.sc.lock:
+            current = self.sc.state.thresholds
+        defaults = self.sc.settings.thresholds
+        windows = Thresholds.window_fields()
+        docs = Thresholds.field_docs()
+        return [
+            ThresholdInfo(
+                name=f.name,
+                value=float(getattr(current, f.name)),
+                default=float(getattr(defaults, f.name)),
+                doc=docs[f.name],
+                start_up_only=f.name in windows,
+                tuned=f.name in self.tuned,
+            )
+            for f in dataclasses.fields(Thresholds)
+        ]
+
+    def set_thresholds(
+        self, changes: dict[str, float], actor: str, reason: str, reset: bool = False
+    ) -> list[ThresholdInfo]:
+        if reset and changes:
+            raise ConfigError("give either changes or reset, not both")
+        if not reset and not changes:
+            raise ConfigError("no threshold to change")
+        for k, v in changes.items():
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ConfigError(f"{k}: expected a finite number, got {v}")
+        with self.sc.lock:
+            before = self.sc.state.thresholds
+            new = self.sc.settings.thresholds if reset else before.replace(**changes)
+            self.sc.state.set_thresholds(new)  # refuses window lengths with the reason
+        base = self.sc.settings.thresholds.as_dict()
+        self.tuned = {k: v for k, v in new.as_dict().items() if base[k] != v}
+        self._save_thresholds(actor)
+        diff = {
+            k: {"from": before.as_dict()[k], "to": v}
+            for k, v in new.as_dict().items()
+            if before.as_dict()[k] != v
+        }
+        self.book.audit("thresholds", actor, "reset" if reset else "changed", "", "", reason,
+                        {"changes": diff})  # fmt: skip
+        self._last_refresh = float("-inf")  # classes may change: recompute soon
+        return self.thresholds()
+
+    def _save_thresholds(self, actor: str) -> None:
+        path = self.dir / THRESHOLDS_FILE
+        if not self.tuned:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_suffix(".tmp")
+        doc = {"values": self.tuned, "updated_at_us": self.now_us(), "actor": actor}
+        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+
+
+def _directive_json(d: dpb.Directive) -> dict[str, Any]:
+    return json_format.MessageToDict(d, preserving_proto_field_name=True)
+
+
+def _iso(us: int) -> str:
+    return iso(us) or "-"
