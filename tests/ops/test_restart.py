@@ -94,3 +94,45 @@ def test_a_killed_sidecar_comes_back_with_its_decisions_and_all_but_the_last_int
         sp.stop()
     audit = [json.loads(x) for x in (state / "directives-audit.jsonl").read_text().splitlines()]
     assert [(e["actor"], e["action"]) for e in audit] == [("carol", "put")]
+
+
+@pytest.mark.slow
+def test_operators_decisions_survive_a_sigkill(tmp_path: Path) -> None:
+    """The suggestion book (vigie.policy) and tuned thresholds, after a SIGKILL rather than the
+    graceful stop tests/test_policy_cli.py uses: each change is on disk before the call returns."""
+    from tests.policy_sidecar import cli, cli_json, find, serve  # noqa: PLC0415
+
+    state_dir = tmp_path / "state"
+    sp = serve(state_dir)
+    try:
+        doc = cli_json(sp, "suggestions", "list")
+        retired = find(doc["suggestions"], **{"class": "retired", "api": "Legacy"})
+        half = find(doc["suggestions"], application_id="app-half")
+        cli(sp, "suggestions", "approve", retired["id"], "--reason", "dead", "--actor", "alice")
+        cli(sp, "suggestions", "reject", half["id"], "--reason", "DR", "--actor", "bob")
+        cli(
+            sp,
+            "tune",
+            "thresholds",
+            "retry_min_retries=45",
+            "--reason",
+            "noisy",
+            "--actor",
+            "carol",
+        )
+        sp.proc.send_signal(signal.SIGKILL)
+        sp.proc.wait()
+        sp = serve(state_dir)
+        a = cli_json(sp, "suggestions", "show", retired["id"])
+        b = cli_json(sp, "suggestions", "show", half["id"])
+        assert (a["state"], b["state"]) == ("pushed", "rejected")
+        assert ("alice", "approved", "dead") in [
+            (e["actor"], e["action"], e["reason"]) for e in a["audit"]
+        ]
+        assert (b["audit"][-1]["actor"], b["audit"][-1]["reason"]) == ("bob", "DR")
+        th = find(cli_json(sp, "tune", "thresholds")["thresholds"], name="retry_min_retries")
+        assert th["value"] == 45 and th["tuned"]
+        st = cli_json(sp, "status")
+        assert [d["id"] for d in st["directives"]] == [retired["id"]]
+    finally:
+        sp.stop()

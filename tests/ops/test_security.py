@@ -233,9 +233,18 @@ def test_tokens_never_reach_the_log_and_every_directive_change_is_audited(
     ]
     assert audit[1]["details"]["limitRequests"] == 50
     assert token not in audit_path.read_text()
-    shown = CliRunner().invoke(main, ["audit", "--state-dir", str(sp.state_dir), "--json"])
+    # the suggestion book's trail (audit.jsonl) records the operators' calls too; vigie audit
+    # shows both, oldest first
+    book = sp.state_dir / "audit.jsonl"
+    assert token not in book.read_text() and wrong not in book.read_text()
+    shown = CliRunner().invoke(
+        main,
+        ["audit", "--state-dir", str(sp.state_dir), "--subject", "directive:limit-shop", "--json"],
+    )
     assert shown.exit_code == 0, shown.output
     assert [json.loads(x)["actor"] for x in shown.output.splitlines()] == ["alice", "bob", "alice"]
+    everything = CliRunner().invoke(main, ["audit", "--state-dir", str(sp.state_dir)])
+    assert everything.exit_code == 0 and "INC-42" in everything.output
 
 
 def _counters(sp: SidecarProcess, token: str) -> dict[str, int]:
