@@ -124,7 +124,7 @@ public final class AgentSettings {
         return "enabled=" + enabled + " sidecar=" + sidecarAddress + " gateway=" + gatewayId + " channel="
                 + channel + " tenant=" + tenant + " region=" + region + " queue=" + queueCapacity + " batch="
                 + batchMaxEvents + " flush_ms=" + flushIntervalMs + " enforcement=" + enforcement + " tls="
-                + (tlsCaFile.isEmpty() ? "off" : tlsCertFile.isEmpty() ? "on" : "mutual");
+                + (tlsCaFile.isEmpty() ? "off" : tlsCertFile.isEmpty() || tlsKeyFile.isEmpty() ? "on" : "mutual");
     }
 
     private static final class Lookup {
