@@ -47,6 +47,27 @@ def test_wso2_log_corpus_replays_without_a_crash() -> None:
     for path in _files("wso2_log"):
         target.run(path.read_bytes())
     assert target.state.counters()["events_applied"] > 0
+    assert target.fast_chunks > 0, "the Arrow way was compared with the careful way"
+
+
+def test_both_ways_agree_on_absurd_numbers() -> None:
+    """The Arrow way wrapped an errorCode past int32 and a huge latency around int64 (silently
+    different events from the careful way); a numeric timestamp past int64 crashed the careful
+    way. The differential target (tests/fuzz/targets.py) now holds them to the same answer."""
+    target = LogTarget()
+    head = b"x apimMetrics: apim:response, properties :"
+    lines = [
+        head
+        + b'{"requestTimestamp":"2026-03-02T10:00:00.000Z","apiName":"A","errorCode":2147483653}',
+        head
+        + b'{"requestTimestamp":"2026-03-02T10:00:01.000Z","apiName":"A",'
+        + b'"responseLatency":4611686018427387904}',
+        head + b'{"requestTimestamp":18446744074261836612,"apiName":"A"}',
+    ]
+    for line in lines:
+        target.run(b"\x01" + line)
+    assert target.fast_chunks == 1  # the latency line: same clamped value both ways
+    assert target.state.counters()["events_applied"] == 1
 
 
 def _hostile_messages(data: bytes) -> list[pb.GatewayMessage]:

@@ -24,11 +24,12 @@ from google.protobuf.message import DecodeError
 from vigie.errors import BatchRefused
 from vigie.server import Sidecar
 from vigie.settings import Settings
-from vigie.sources.wso2_log import LineParser, ReplayStats
+from vigie.sources import _wso2_fast
+from vigie.sources.wso2_log import MARKER, PROPERTIES, LineParser, ReplayStats
 from vigie.state.engine import Capacity, State
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as pb
-from vigie.wire.columns import COLUMNS
+from vigie.wire.columns import COLUMNS, Events
 
 # every cause a refusal may name; a new one is a finding until it is added here on purpose
 BATCH_CAUSES: Final = frozenset(
@@ -276,10 +277,13 @@ _PREFIX: Final = b"2026-03-02 10:00:00,000 [-] [pool-1]  INFO ELKCounterMetric a
 
 
 class LogTarget:
-    """``LineParser`` over hostile lines, then the kernels over what it accepted."""
+    """``LineParser`` over hostile lines, then the kernels over what it accepted; and the
+    chunk-at-once way (``_wso2_fast``, Arrow) over the same lines: when it does not hand the
+    chunk to the careful way, it must give the same events."""
 
     def __init__(self) -> None:
         self.state = State(capacity=Capacity(memory_cap_bytes=4 << 20))
+        self.fast_chunks = 0
 
     def run(self, data: bytes) -> None:
         if not data:
@@ -292,10 +296,40 @@ class LogTarget:
         assert stats.events + stats.rejected + stats.ignored_lines == len(lines)
         ev = parser.take()
         assert len(ev) == stats.events
+        self._same_the_fast_way(lines, ev)
         if len(ev):
             times = ev["event_time_us"]
             assert bool(np.all(times[1:] >= times[:-1])), "take() sorts by event time"
             self.state.apply(ev)
+
+    def _same_the_fast_way(self, lines: list[bytes], careful: Events) -> None:
+        parts: list[bytes] = []
+        faults: list[bool] = []
+        for line in lines:  # framed as vigie.sources.wso2_log._chunks frames them
+            m = line.find(MARKER)
+            if m < 0:
+                continue
+            p = line.find(PROPERTIES, m)
+            fault = line.startswith(b"faulty", m + len(MARKER))
+            ok = p > 0 and (fault or line.startswith(b"response", m + len(MARKER)))
+            parts.append(line[p + len(PROPERTIES) :].strip() if ok else b"")
+            faults.append(fault)
+        if not parts:
+            return
+        try:
+            fast = _wso2_fast.parse_chunk(
+                parts, np.array(faults, dtype=np.bool_), 0, self.state.interner
+            )
+        except _wso2_fast.Unusual:
+            return  # the careful way reads this chunk: nothing to compare
+        self.fast_chunks += 1
+        assert len(fast) == len(careful), (len(fast), len(careful))
+        for spec in COLUMNS:
+            a, b = fast[spec.name], careful[spec.name]
+            if spec.dictionary:
+                a = np.array([self.state.string(int(g)) for g in a], dtype=object)
+                b = np.array([self.state.string(int(g)) for g in b], dtype=object)
+            assert bool(np.array_equal(a, b)), (spec.name, a, b)
 
 
 def _value(c: Cursor, key: str) -> Any:

@@ -23,7 +23,15 @@ import orjson
 
 from vigie.errors import InputError
 from vigie.sources import _wso2_fast
-from vigie.wire.columns import COLUMNS, ENGINE_DTYPES, KEY_TYPES, Events, Interner, method_number
+from vigie.wire.columns import (
+    COLUMNS,
+    ENGINE_DTYPES,
+    KEY_TYPES,
+    MAX_EVENT_TIME_US,
+    Events,
+    Interner,
+    method_number,
+)
 
 MARKER: Final = b"apimMetrics: apim:"
 PROPERTIES: Final = b"properties :"
@@ -170,6 +178,8 @@ class LineParser:
             raise ValueError("requestTimestamp missing")
         if ts <= 0:
             raise ValueError(f"requestTimestamp before 1970: {ts_raw}")
+        if ts >= MAX_EVENT_TIME_US:  # the column is int64 microseconds; the stream's limit
+            raise ValueError(f"requestTimestamp after the year 3000: {ts_raw}")
         api = d.get("apiName")
         if not isinstance(api, str) or not api:
             raise ValueError("apiName missing")
