@@ -11,6 +11,7 @@ events (``tests/test_replay_cli.py`` compares them).
 from __future__ import annotations
 
 import io
+import re
 from typing import Any, Final
 
 import numpy as np
@@ -94,13 +95,24 @@ def _ints(col: pa.ChunkedArray, null: int) -> npt.NDArray[np.int64]:
     return out
 
 
+_SURROGATE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def parse_chunk(
     json_lines: list[bytes], faults: npt.NDArray[np.bool_], channel: int, interner: Interner
 ) -> Events:
     """Events of the chunk, sorted by event time; ``Unusual`` when a line needs a closer look."""
     n = len(json_lines)
+    data = b"\n".join(json_lines)
+    # what the careful way (orjson) refuses, Arrow may take: invalid UTF-8 (in a key, Arrow
+    # never looks) and escaped surrogates; such a chunk goes the careful way
     try:
-        data = b"\n".join(json_lines)
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Unusual("invalid UTF-8") from exc
+    if _SURROGATE.search(data):
+        raise Unusual("an escaped surrogate")
+    try:
         table = pj.read_json(
             io.BytesIO(data),
             read_options=pj.ReadOptions(block_size=max(1 << 20, len(data) + 1)),
