@@ -34,8 +34,9 @@ def platform_batch(enc: StreamEncoder, n: int, rng: np.random.Generator, t0: int
     apis = np.array([enc.intern(f"api-{k:03d}") for k in range(600)], dtype=np.uint32)
     ver = enc.intern("v1")
     res = np.array([enc.intern(f"/r{k}") for k in range(10)], dtype=np.uint32)
-    sub_app = rng.integers(0, 600, size=2500)
-    sub_api = rng.integers(0, 600, size=2500)
+    platform = np.random.default_rng(2500)  # the same 2,500 subscriptions in every batch
+    sub_app = platform.integers(0, 600, size=2500)
+    sub_api = platform.integers(0, 600, size=2500)
     sub = rng.zipf(1.3, size=n) % 2500
     return {
         "event_time_us": t0 + np.sort(rng.integers(0, 1_000_000, size=n)),

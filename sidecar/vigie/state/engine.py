@@ -656,10 +656,21 @@ class State:
         self.rebuild_tables()
 
     def copy(self) -> State:
-        """An independent copy (taken under the caller's lock, written out after it)."""
+        """A copy to read from (suggestions, fleet export), taken quickly under the caller's
+        lock: the rows in use and the tables, not the free capacity nor the detector caches.
+        Not for ``apply``."""
         new = copy.copy(self)
-        for name, arr in self.iter_arrays():
+        for name, arr in self.used_arrays().items():
             setattr(new, name, arr.copy())
+        for name in (
+            "sub_tkeys",
+            "sub_tvals",
+            "api_tkeys",
+            "api_tvals",
+            "route_tkeys",
+            "route_tvals",
+        ):
+            setattr(new, name, getattr(self, name).copy())
         new.interner = Interner(self.interner.strings())
         new.channels = list(self.channels)
         new.app_info = dict(self.app_info)
