@@ -7,6 +7,11 @@
 #                    end-to-end tests against a real `vigie serve`
 #   make bench-java  the handler's JMH benchmarks -> benchmarks/results/handler-*.json
 #   make backends    build the real OTLP backends of the export tests into .cache/ (once)
+#   make soak    10 x peak (15,000 events/s) for 10 minutes through the real handler core into a
+#                real sidecar, plus a million-application flood: RSS over time, drops, accounting
+#   make fuzz    atheris on the batch decoder + stream service and the WSO2 log parser
+#                (FUZZ_SECONDS each, default 300); inputs reaching new code are merged into
+#                tests/fuzz/corpus/ (replayed by make test), crashes land in tests/fuzz/crashes/
 
 PYTHON ?= python3
 VENV   := .venv
@@ -15,7 +20,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/vigie/v1/*.proto)
 
 .PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean
-.PHONY: backends backend-paths
+.PHONY: backends backend-paths soak fuzz
 
 MVN       ?= mvn
 MVN_FLAGS ?= -B -ntp
@@ -47,8 +52,15 @@ CLICKHOUSE := /usr/sbin/clickhouse-server
 $(CLICKHOUSE):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server
 
-test-python: setup $(CLICKHOUSE) backends
-	$(PY) -m pytest -q
+# the fault/load tests (tests/ops) drive the real handler core from a JVM: the bench jar
+LOAD_JAR     := gateway-handler/bench/target/vigie-bench.jar
+JAVA_SOURCES := $(shell find gateway-handler proto -name '*.java' -o -name 'pom.xml' -o -name '*.proto' | grep -v /target/)
+$(LOAD_JAR): $(JAVA_SOURCES)
+	cd gateway-handler && $(MVN) $(MVN_FLAGS) -q package -pl bench -am -DskipTests
+	touch $(LOAD_JAR)
+
+test-python: setup $(CLICKHOUSE) backends $(LOAD_JAR)
+	VIGIE_LOAD_JAR=$(abspath $(LOAD_JAR)) $(PY) -m pytest -q
 
 test-java: setup
 	cd gateway-handler && $(MVN) $(MVN_FLAGS) verify -Dvigie.cli=$(VIGIE_CLI)
@@ -62,6 +74,17 @@ bench-java: setup
 	cd gateway-handler && $(MVN) $(MVN_FLAGS) -q package -pl bench -am -DskipTests
 	java -Dvigie.cli=$(VIGIE_CLI) -Dvigie.results=$(abspath benchmarks/results) \
 		-jar gateway-handler/bench/target/vigie-bench.jar
+
+soak: setup $(LOAD_JAR)
+	VIGIE_LOAD_JAR=$(abspath $(LOAD_JAR)) $(PY) -m tests.ops.soak $(SOAK_ARGS)
+
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[fuzz]'
+	$(PY) -m tests.fuzz decoder $(FUZZ_SECONDS)
+	$(PY) -m tests.fuzz wso2_log $(FUZZ_SECONDS)
+	$(PY) -m tests.fuzz merge decoder
+	$(PY) -m tests.fuzz merge wso2_log
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache gateway-handler/*/target

@@ -69,6 +69,7 @@ def start_sidecar(
     telemetry_port: int | None = None,
     admin_port: int | None = None,
     ready_timeout: float = 120.0,
+    channel_credentials: grpc.ChannelCredentials | None = None,
 ) -> SidecarProcess:
     """Start `vigie serve` and wait until its admin service answers a health check."""
     tport = telemetry_port or free_port()
@@ -95,7 +96,11 @@ def start_sidecar(
         if proc.poll() is not None:
             raise RuntimeError(f"vigie serve exited with {proc.returncode}:\n{sp.log()}")
         try:
-            with grpc.insecure_channel(sp.admin) as ch:
+            with (
+                grpc.secure_channel(sp.admin, channel_credentials)
+                if channel_credentials is not None
+                else grpc.insecure_channel(sp.admin)
+            ) as ch:
                 resp = health_pb2_grpc.HealthStub(ch).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=1.0
                 )

@@ -20,12 +20,17 @@ class StreamClient:
         channel: str = "main",
         gateway_id: str = "gw-test",
         hello: pb.Hello | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self._out: queue.Queue[pb.GatewayMessage | None] = queue.Queue()
         self.received: list[pb.SidecarMessage] = []
         self.error: grpc.RpcError | None = None
         self.done = threading.Event()
-        self._chan = grpc.insecure_channel(target)
+        self._chan = (
+            grpc.secure_channel(target, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(target)
+        )
         self._hello = hello or pb.Hello(gateway_id=gateway_id, channel=channel, protocol_version=1)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)

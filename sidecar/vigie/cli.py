@@ -116,7 +116,7 @@ def check_config(path: Path) -> None:
     fatal = [
         p
         for p in problems
-        if "world-readable" not in p and "prefer" not in p and "does not exist" not in p
+        if not any(w in p for w in ("world-readable", "prefer", "does not exist", "without TLS"))
     ]
     for p in problems:
         err_console.print(
@@ -130,7 +130,7 @@ def check_config(path: Path) -> None:
     console.print(f"{path}: OK", highlight=False)
     for name, env, _, doc in settings.describe():
         value = getattr(settings, name)
-        shown = "(set)" if name == "admin_token" and value else repr(value)
+        shown = "(set)" if name == "admin_token" and value else repr(value)  # never the secret
         console.print(f"  {name} = {shown}  [dim]# {env}: {doc}[/]", highlight=False)
 
 
@@ -550,6 +550,7 @@ def demo(duration: float, tps: float, port: int) -> None:
 
 
 from vigie import cli_data as _cli_data  # noqa: E402, F401 - autopsy, report (data store)
+from vigie import cli_ops as _cli_ops  # noqa: E402, F401 - audit (operators)
 from vigie import cli_policy as _cli_policy  # noqa: E402, F401 - suggestions, tune, policies, top
 
 if __name__ == "__main__":  # pragma: no cover

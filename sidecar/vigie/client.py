@@ -40,19 +40,49 @@ def read_token(token: str | None, token_file: str | None, state_dir: str | None)
     for c in candidates:
         if c and Path(c).exists():
             return Path(c).read_text().strip()
+    if os.environ.get("VIGIE_ADMIN_CERT_FILE"):
+        return ""  # a client certificate identifies the caller (admin_auth = mtls)
     raise SidecarUnavailable(
         "no admin token: pass --token-file (the sidecar writes <state_dir>/admin.token) "
         "or set VIGIE_ADMIN_TOKEN"
     )
 
 
+def _file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise SidecarUnavailable(f"{path}: {exc.strerror or exc}") from None
+
+
+def admin_channel(target: str, env: dict[str, str] | None = None) -> grpc.Channel:
+    """A channel to a sidecar's admin service: plaintext, or TLS when ``VIGIE_ADMIN_CA_FILE``
+    names the CA of the sidecar's certificate (with ``VIGIE_ADMIN_CERT_FILE`` and
+    ``VIGIE_ADMIN_KEY_FILE``: a client certificate, for mTLS; ``VIGIE_ADMIN_SERVER_NAME``:
+    the name in the sidecar's certificate when it is not the target's host)."""
+    env = dict(os.environ) if env is None else env
+    ca = env.get("VIGIE_ADMIN_CA_FILE", "")
+    if not ca:
+        return grpc.insecure_channel(target)
+    cert = env.get("VIGIE_ADMIN_CERT_FILE", "")
+    key = env.get("VIGIE_ADMIN_KEY_FILE", "")
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=_file(ca),
+        private_key=_file(key) if key else None,
+        certificate_chain=_file(cert) if cert else None,
+    )
+    name = env.get("VIGIE_ADMIN_SERVER_NAME", "")
+    options = [("grpc.ssl_target_name_override", name)] if name else []
+    return grpc.secure_channel(target, creds, options=options)
+
+
 class AdminClient:
     def __init__(self, target: str, token: str, timeout: float = 10.0) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target)
+        self._channel = admin_channel(target)
         self.stub = apb_grpc.AdminStub(self._channel)
-        self._md = (("authorization", f"Bearer {token}"),)
+        self._md = (("authorization", f"Bearer {token}"),) if token else ()
 
     def call(self, method: Callable[..., T], request: Any) -> T:
         try:

@@ -18,6 +18,7 @@ from typing import Final
 
 from google.protobuf import json_format
 
+from vigie.audit import AuditLog
 from vigie.errors import VigieError
 from vigie.v1 import directives_pb2 as dpb
 
@@ -62,10 +63,21 @@ def validate(d: dpb.Directive, now_us: int) -> None:
 Subscriber = queue.Queue[dpb.DirectiveUpdate]
 
 
+def _summary(d: dpb.Directive) -> dict[str, object]:
+    doc: dict[str, object] = json_format.MessageToDict(d)
+    return doc
+
+
 class DirectiveTable:
-    def __init__(self, directory: Path | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        directory: Path | None,
+        clock: Callable[[], float] = time.time,
+        audit: AuditLog | None = None,
+    ) -> None:
         self._dir = directory
         self._clock = clock
+        self.audit = audit
         self._lock = threading.Lock()
         self._table: dict[str, dpb.Directive] = {}
         self._subscribers: list[Subscriber] = []
@@ -116,9 +128,10 @@ class DirectiveTable:
         with self._lock:
             return self.version, list(self._table.values())
 
-    def put(self, d: dpb.Directive) -> None:
+    def put(self, d: dpb.Directive, actor: str = "", reason: str = "") -> None:
         validate(d, self._now_us())
         with self._lock:
+            action = "replace" if d.id in self._table else "put"
             self._table[d.id] = d
             self.version += 1
             # gateways first: a write to a busy disk can take hundreds of ms (measured by
@@ -126,15 +139,21 @@ class DirectiveTable:
             # gateway gets the full table
             self._broadcast(dpb.DirectiveUpdate(version=self.version, upserts=[d]))
             self._save()
+            if self.audit is not None:  # before the call returns: an acknowledged change
+                self.audit.record(f"directive:{d.id}", action, actor, reason, _summary(d))
 
-    def remove(self, directive_id: str) -> bool:
+    def remove(self, directive_id: str, actor: str = "", reason: str = "") -> bool:
         with self._lock:
             if directive_id not in self._table:
                 return False
-            del self._table[directive_id]
+            gone = self._table.pop(directive_id)
             self.version += 1
             self._broadcast(dpb.DirectiveUpdate(version=self.version, removals=[directive_id]))
             self._save()
+            if self.audit is not None:
+                self.audit.record(
+                    f"directive:{directive_id}", "remove", actor, reason, _summary(gone)
+                )
             return True
 
     def expire(self) -> list[str]:
@@ -146,6 +165,8 @@ class DirectiveTable:
                 return []
             for k in gone:
                 del self._table[k]
+                if self.audit is not None:
+                    self.audit.record(f"directive:{k}", "expire", "vigie", "its TTL ran out")
             self.version += 1
             self._broadcast(dpb.DirectiveUpdate(version=self.version, removals=gone))
             self._save()

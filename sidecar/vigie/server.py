@@ -30,10 +30,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from vigie import __version__
+from vigie.audit import AuditLog
 from vigie.classify import views
 from vigie.classify.thresholds import CLASS_NAMES
 from vigie.directives import DirectiveError, DirectiveTable
-from vigie.errors import BatchRefused, VigieError
+from vigie.errors import BatchRefused, ConfigError, VigieError
 from vigie.export import MetricsExport, start_export
 from vigie.inventory import load_inventory
 from vigie.policy.engine import PolicyEngine
@@ -98,7 +99,7 @@ class Sidecar:
         self.state = snapshot.restore_or_fresh(state_dir, settings.thresholds, self.capacity)
         if settings.inventory:
             load_inventory(Path(settings.inventory)).apply_to(self.state)
-        self.directives = DirectiveTable(state_dir, clock)
+        self.directives = DirectiveTable(state_dir, clock, AuditLog(settings.audit_path(), clock))
         self.counters: Counter[str] = Counter()
         self.streams: dict[int, GatewayStream] = {}
         self._next_stream = 0
@@ -108,6 +109,8 @@ class Sidecar:
         self.sidecar_id = f"{socket.gethostname()}-{os.getpid()}"
         self.token = self._admin_token()
         self.data = data_service.for_sidecar(self)  # rollups; None when data_store = off
+        self.decoders: dict[int, StreamDecoder] = {}  # open streams' dictionaries
+        self._compact_at = settings.max_strings * 3 // 4
         self.policy = PolicyEngine(self)  # suggestions, their lifecycle, tuned thresholds
 
     # ---- admin token ----
@@ -151,6 +154,7 @@ class Sidecar:
                 self.settings.max_batch_events,
                 self.settings.max_dictionary_entries,
             )
+            self.decoders[gs.stream_id] = dec
         log.info(
             "gateway %s connected from %s (channel %s)",
             hello.gateway_id,
@@ -162,10 +166,21 @@ class Sidecar:
     def close_stream(self, gs: GatewayStream) -> None:
         with self.lock:
             self.streams.pop(gs.stream_id, None)
+            self.decoders.pop(gs.stream_id, None)
         log.info("gateway %s disconnected", gs.hello.gateway_id)
 
     def apply_batch(self, gs: GatewayStream, dec: StreamDecoder, batch: tpb.EventBatch) -> tpb.Ack:
         with self.lock:
+            adds = len(batch.dictionary_additions)
+            if adds and self.state.interner.live + adds > self._compact_at:
+                self.compact_strings()
+                if self.state.interner.live + adds > self.settings.max_strings:
+                    raise BatchRefused(
+                        "strings_full",
+                        f"{self.state.interner.live} strings held, all in use, and the batch "
+                        f"brings {adds} more (max_strings {self.settings.max_strings}); "
+                        "reconnect to start a new dictionary",
+                    )
             ev = dec.decode(batch)  # interns strings: under the lock
             self.state.apply(ev)
             if self.data is not None:
@@ -180,6 +195,36 @@ class Sidecar:
         with self.lock:
             gs.report = report
         self.directives.record_hits(gs.hello.gateway_id, list(report.directive_hits))
+
+    # ---- bounding the strings ----
+    def _string_epoch(self) -> int:
+        return self.data.sink.batches_offered if self.data is not None else 0
+
+    def settle_strings(self) -> None:
+        """Released ids the data writer can no longer hold become reusable (under the lock)."""
+        done = self.data.sink.batches_settled if self.data is not None else 0
+        self.state.interner.settle(done, time.monotonic())
+
+    def compact_strings(self) -> int:
+        """Release the strings nothing refers to (the state's rows, the open streams'
+        dictionaries); call under the lock. Evicted subscriptions leave their application ids
+        here: this is what keeps the interner bounded by ``max_strings``."""
+        n = self.state.release_strings(
+            [d.referenced() for d in self.decoders.values()],
+            self._string_epoch(),
+            time.monotonic(),
+        )
+        self.settle_strings()
+        cap = self.settings.max_strings
+        self._compact_at = min(cap, max(cap * 3 // 4, self.state.interner.live + cap // 10))
+        self.counters["string_compactions"] += 1
+        if n:
+            log.info(
+                "released %d strings no subscription or stream refers to (%d held)",
+                n,
+                self.state.interner.live,
+            )
+        return n
 
     # ---- reading ----
     def status(self) -> apb.Status:
@@ -432,6 +477,10 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
         if not method.startswith("/vigie.v1.Admin/"):
             return continuation(handler_call_details)
+        if self.sc.settings.admin_auth == "mtls":
+            # the TLS handshake already required a client certificate signed by
+            # admin_tls_client_ca_file (start() refuses mtls without it)
+            return continuation(handler_call_details)
         md = dict(handler_call_details.invocation_metadata or ())
         expected = f"Bearer {self.sc.token}"
         if secrets.compare_digest(md.get("authorization", ""), expected):
@@ -486,7 +535,7 @@ class AdminService(PolicyAdmin, apb_grpc.AdminServicer):
             d.CopyFrom(request.directive)
             if not d.error_code:
                 d.error_code = 900805 if d.action == dpb.DIRECTIVE_ACTION_BLOCK else 900806
-            self.sc.directives.put(d)
+            self.sc.directives.put(d, request.actor, request.reason)
             self.sc.policy.audit_directive(request.actor, "directive put", d.id, request.reason, d)
             log.info(
                 "directive %s put by %s: %s", d.id, request.actor or "?", request.reason or "-"
@@ -499,7 +548,7 @@ class AdminService(PolicyAdmin, apb_grpc.AdminServicer):
         self, request: apb.RemoveDirectiveRequest, context: grpc.ServicerContext
     ) -> apb.DirectiveList:
         def remove() -> apb.DirectiveList:
-            if not self.sc.directives.remove(request.directive_id):
+            if not self.sc.directives.remove(request.directive_id, request.actor, request.reason):
                 raise DirectiveError(f"no directive {request.directive_id!r}")
             self.sc.policy.audit_directive(
                 request.actor, "directive removed", request.directive_id, request.reason
@@ -523,8 +572,37 @@ class AdminService(PolicyAdmin, apb_grpc.AdminServicer):
         return self._guard(context, lambda: data_admin.list_changes(self.sc, request))  # type: ignore[no-any-return]
 
 
-def _add_port(server: grpc.Server, address: str) -> int:
-    port: int = server.add_insecure_port(address)
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what}: {path}: {exc.strerror or exc}") from None
+
+
+def server_credentials(
+    cert: str, key: str, client_ca: str, what: str
+) -> grpc.ServerCredentials | None:
+    """TLS (and mTLS with a client CA) from PEM files; None for plaintext."""
+    if not cert and not key and not client_ca:
+        return None
+    if not cert or not key:
+        raise ConfigError(f"{what}: a TLS certificate and its key go together")
+    ca = _read(client_ca, f"{what} client CA") if client_ca else None
+    return grpc.ssl_server_credentials(
+        [(_read(key, f"{what} TLS key"), _read(cert, f"{what} TLS certificate"))],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
+
+
+def _add_port(
+    server: grpc.Server, address: str, creds: grpc.ServerCredentials | None = None
+) -> int:
+    port: int = (
+        server.add_insecure_port(address)
+        if creds is None
+        else server.add_secure_port(address, creds)
+    )
     if port == 0 and not address.startswith("unix:"):
         raise VigieError(f"cannot listen on {address}")
     return port
@@ -597,6 +675,17 @@ SWITCH_INTERVAL_S: Final = 0.0005
 
 def start(settings: Settings) -> Running:
     """Start both servers and the background work; return once they serve."""
+    gateway_creds = server_credentials(
+        settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file, "listen"
+    )
+    admin_creds = server_credentials(
+        settings.admin_tls_cert_file,
+        settings.admin_tls_key_file,
+        settings.admin_tls_client_ca_file,
+        "admin_listen",
+    )
+    if settings.admin_auth in ("mtls", "both") and not settings.admin_tls_client_ca_file:
+        raise ConfigError(f"admin_auth = {settings.admin_auth} needs admin_tls_client_ca_file")
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     log.info("kernels ready in %.1f s", warm_up_kernels())
     sc = Sidecar(settings)
@@ -629,8 +718,8 @@ def start(settings: Settings) -> Running:
     reflection.enable_server_reflection(names, admin)
     if sc.data is not None:
         sc.data.start()
-    tport = _add_port(telemetry, settings.listen)
-    aport = _add_port(admin, settings.admin_listen)
+    tport = _add_port(telemetry, settings.listen, gateway_creds)
+    aport = _add_port(admin, settings.admin_listen, admin_creds)
     telemetry.start()
     admin.start()
     for name in ("", names[0], names[1]):
@@ -638,12 +727,19 @@ def start(settings: Settings) -> Running:
     running = Running(sc, telemetry, admin, health_servicer, tport, aport, export=export)
     threading.Thread(target=_background, args=(running,), name="background", daemon=True).start()
     log.info(
-        "vigie %s serving gateways on %s and the admin service on %s",
+        "vigie %s serving gateways on %s (%s) and the admin service on %s (%s, auth: %s)",
         __version__,
         settings.listen,
+        _tls_mode(settings.tls_cert_file, settings.tls_client_ca_file),
         settings.admin_listen,
+        _tls_mode(settings.admin_tls_cert_file, settings.admin_tls_client_ca_file),
+        settings.admin_auth,
     )
     return running
+
+
+def _tls_mode(cert: str, client_ca: str) -> str:
+    return "mTLS" if cert and client_ca else "TLS" if cert else "plaintext"
 
 
 def _background(running: Running) -> None:
@@ -652,6 +748,8 @@ def _background(running: Running) -> None:
     next_snapshot = time.monotonic() + interval
     while not running.stop_event.wait(1.0):
         try:
+            with sc.lock:
+                sc.settle_strings()
             gone = sc.directives.expire()
             if gone:
                 log.info("directives expired: %s", ", ".join(gone))

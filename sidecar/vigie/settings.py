@@ -94,7 +94,10 @@ class Settings:
     )
     max_batch_events: int = _s(65_536, "largest event batch a gateway may send", "int", min=1)
     max_dictionary_entries: int = _s(
-        1_000_000, "largest string dictionary per gateway stream", "int", min=16
+        262_144,
+        "largest string dictionary per gateway stream (the handler then starts a new stream)",
+        "int",
+        min=16,
     )
     max_streams: int = _s(64, "gateway streams served at once", "int", min=1)
     inventory: str = _s("", "inventory JSON (registered channels, known subscriptions and APIs)")
@@ -102,7 +105,7 @@ class Settings:
         "", "admin bearer token (prefer admin_token_file); empty: generated", secret=True
     )
     admin_token_file: str = _s(
-        "", "file holding the admin bearer token; empty: <state_dir>/admin.token"
+        "", "file holding the admin bearer token; empty: <state_dir>/admin.token", secret_file=True
     )
     log_level: str = _s(
         "info", "debug, info, warning or error", choices=("debug", "info", "warning", "error")
@@ -211,9 +214,50 @@ class Settings:
         "", "applications (id or name) and APIs (api:NAME) never auto-approved, comma-separated"
     )
 
+    max_strings: int = _s(
+        1_000_000,
+        "strings (application ids, names, APIs, resources) held at most; past 3/4 of it, "
+        "strings no row or stream refers to are released; at the cap, a batch bringing new "
+        "ones is refused (the gateway starts a new stream)",
+        "int",
+        min=1024,
+    )
+    tls_cert_file: str = _s(
+        "", "gateway stream TLS: PEM certificate chain (empty: plaintext, for loopback/unix)"
+    )
+    tls_key_file: str = _s(
+        "", "gateway stream TLS: PEM private key of tls_cert_file", secret_file=True
+    )
+    tls_client_ca_file: str = _s(
+        "", "gateway stream mTLS: PEM CA that signs the gateways' certificates (required then)"
+    )
+    admin_tls_cert_file: str = _s("", "admin service TLS: PEM certificate chain (empty: plaintext)")
+    admin_tls_key_file: str = _s(
+        "", "admin service TLS: PEM private key of admin_tls_cert_file", secret_file=True
+    )
+    admin_tls_client_ca_file: str = _s(
+        "", "admin service mTLS: PEM CA that signs the operators' client certificates"
+    )
+    admin_auth: str = _s(
+        "token",
+        "how admin callers prove who they are: token (bearer), mtls (client certificate "
+        "signed by admin_tls_client_ca_file), or both",
+        choices=("token", "mtls", "both"),
+    )
+    audit_file: str = _s(
+        "",
+        "operator actions on directives, one JSON line each; "
+        "empty: <state_dir>/directives-audit.jsonl",
+    )
+
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir)
+
+    def audit_path(self) -> Path:
+        return (
+            Path(self.audit_file) if self.audit_file else self.state_path / "directives-audit.jsonl"
+        )
 
     def token_path(self) -> Path:
         return (
@@ -360,10 +404,55 @@ def check_file(path: Path) -> list[str]:
             f"{path}: admin_token: a secret in the settings file; prefer admin_token_file "
             "(a file only the sidecar's user can read)"
         )
-    for name in ("admin_token_file",):
-        p = getattr(settings, name)
+    for f in dataclasses.fields(Settings):
+        if not _is_secret_file(f.name, f.metadata):
+            continue
+        p = getattr(settings, f.name)
         if p and Path(p).exists() and Path(p).stat().st_mode & 0o004:
-            problems.append(f"{path}: {name}: {p} is world-readable (chmod 600 it)")
+            problems.append(f"{path}: {f.name}: {p} is world-readable (chmod 600 it)")
+    problems += _exposure(path, settings)
     if settings.inventory and not Path(settings.inventory).exists():
         problems.append(f"{path}: inventory: {settings.inventory} does not exist")
     return problems
+
+
+def _is_secret_file(name: str, meta: Mapping[str, Any]) -> bool:
+    """Settings naming a file that holds a secret: marked, or named like one (settings added
+    later, e.g. WSO2 client credentials, are covered by their name)."""
+    if meta.get("secret_file"):
+        return True
+    return name.endswith("_file") and any(w in name for w in ("token", "secret", "key", "password"))
+
+
+def _loopback(address: str) -> bool:
+    if address.startswith("unix:"):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _exposure(path: Path, s: Settings) -> list[str]:
+    """Listeners reachable beyond this host without TLS, and TLS settings that do not pair."""
+    out: list[str] = []
+    for listen, cert, key, ca, what in (
+        (s.listen, s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file, "listen"),
+        (
+            s.admin_listen,
+            s.admin_tls_cert_file,
+            s.admin_tls_key_file,
+            s.admin_tls_client_ca_file,
+            "admin_listen",
+        ),
+    ):
+        if bool(cert) != bool(key):
+            out.append(f"{path}: {what}: a TLS certificate and its key go together")
+        if ca and not cert:
+            out.append(f"{path}: {what}: a client CA needs a server certificate (mTLS is TLS)")
+        if not cert and not _loopback(listen):
+            out.append(
+                f"{path}: {what}: {listen} is reachable beyond this host without TLS "
+                "(set the TLS certificate and key, or listen on loopback or a unix socket)"
+            )
+    if s.admin_auth in ("mtls", "both") and not s.admin_tls_client_ca_file:
+        out.append(f"{path}: admin_auth = {s.admin_auth} needs admin_tls_client_ca_file")
+    return out

@@ -50,8 +50,9 @@ class Source(Protocol):
 
 
 class Strings:
-    """The interner's strings as they were at collection time, read without a copy: the
-    interner only ever appends, so the ids below ``len`` keep their strings."""
+    """The interner's strings as they were at collection time, read without a copy: ids below
+    ``len`` keep their strings for the collection (the interner hands a released id out again
+    only after ``RELEASE_GRACE_S``, see ``Interner.settle``)."""
 
     def __init__(self, interner: Interner) -> None:
         self._interner = interner

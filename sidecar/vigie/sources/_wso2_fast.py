@@ -11,6 +11,7 @@ events (``tests/test_replay_cli.py`` compares them).
 from __future__ import annotations
 
 import io
+import re
 from typing import Any, Final
 
 import numpy as np
@@ -19,7 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from vigie.wire.columns import ENGINE_DTYPES, KEY_TYPES, Events, Interner, method_number
+from vigie.wire.columns import (
+    ENGINE_DTYPES,
+    KEY_TYPES,
+    MAX_EVENT_TIME_US,
+    Events,
+    Interner,
+    method_number,
+)
 
 FLAG_THROTTLED: Final = 1
 FLAG_CACHE_HIT: Final = 2
@@ -87,13 +95,24 @@ def _ints(col: pa.ChunkedArray, null: int) -> npt.NDArray[np.int64]:
     return out
 
 
+_SURROGATE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def parse_chunk(
     json_lines: list[bytes], faults: npt.NDArray[np.bool_], channel: int, interner: Interner
 ) -> Events:
     """Events of the chunk, sorted by event time; ``Unusual`` when a line needs a closer look."""
     n = len(json_lines)
+    data = b"\n".join(json_lines)
+    # what the careful way (orjson) refuses, Arrow may take: invalid UTF-8 (in a key, Arrow
+    # never looks) and escaped surrogates; such a chunk goes the careful way
     try:
-        data = b"\n".join(json_lines)
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Unusual("invalid UTF-8") from exc
+    if _SURROGATE.search(data):
+        raise Unusual("an escaped surrogate")
+    try:
         table = pj.read_json(
             io.BytesIO(data),
             read_options=pj.ReadOptions(block_size=max(1 << 20, len(data) + 1)),
@@ -110,6 +129,8 @@ def parse_chunk(
     event_time = ts.to_numpy(zero_copy_only=False).astype("datetime64[us]").astype(np.int64)
     if n and int(event_time.min()) <= 0:
         raise Unusual("requestTimestamp before 1970")
+    if n and int(event_time.max()) >= MAX_EVENT_TIME_US:
+        raise Unusual("requestTimestamp after the year 3000")
     api = table["apiName"]
     if api.null_count or pc.any(pc.equal(api, "")).as_py():
         raise Unusual("apiName missing")
@@ -118,6 +139,8 @@ def parse_chunk(
     cols["http_method"] = _lookup(table["apiMethod"], _methods(table["apiMethod"]), 0)
     error_type = table["errorType"]
     error_code = _ints(table["errorCode"], 0)
+    if n and (int(error_code.min()) < -(2**31) or int(error_code.max()) >= 2**31):
+        raise Unusual("errorCode out of range")  # the column is int32: never wrap a code
     status = _ints(table["proxyResponseCode"], 0)
     derived = _lookup(error_type, dict(_FAULT_STATUS), 500)
     status = np.where((status <= 0) & faults, derived, status)
@@ -125,8 +148,8 @@ def parse_chunk(
         raise Unusual("proxyResponseCode out of range")
     cols["http_status"] = status
     cols["error_code"] = error_code
-    cols["latency_us"] = np.clip(_ints(table["responseLatency"], 0) * 1000, 0, 0xFFFFFFFF)
-    cols["backend_latency_us"] = np.clip(_ints(table["backendLatency"], 0) * 1000, 0, 0xFFFFFFFF)
+    cols["latency_us"] = _ms_to_us(_ints(table["responseLatency"], 0))
+    cols["backend_latency_us"] = _ms_to_us(_ints(table["backendLatency"], 0))
     cols["request_bytes"] = np.full(n, -1)
     cols["response_bytes"] = np.full(n, -1)
     keys = {k: v for k, v in KEY_TYPES.items()}
@@ -148,6 +171,12 @@ def parse_chunk(
     }
     ev = Events(columns, np.full(n, channel, dtype=np.uint8))
     return ev.take(np.argsort(event_time, kind="stable"))
+
+
+def _ms_to_us(ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Milliseconds to microseconds within uint32, as the line parser does: clamped before
+    multiplying, so a huge value cannot wrap around int64."""
+    return np.clip(np.clip(ms, 0, 0xFFFFFFFF // 1000 + 1) * 1000, 0, 0xFFFFFFFF)
 
 
 def _methods(col: pa.ChunkedArray) -> dict[str, int]:

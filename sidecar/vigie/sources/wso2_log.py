@@ -23,7 +23,15 @@ import orjson
 
 from vigie.errors import InputError
 from vigie.sources import _wso2_fast
-from vigie.wire.columns import COLUMNS, ENGINE_DTYPES, KEY_TYPES, Events, Interner, method_number
+from vigie.wire.columns import (
+    COLUMNS,
+    ENGINE_DTYPES,
+    KEY_TYPES,
+    MAX_EVENT_TIME_US,
+    Events,
+    Interner,
+    method_number,
+)
 
 MARKER: Final = b"apimMetrics: apim:"
 PROPERTIES: Final = b"properties :"
@@ -170,11 +178,15 @@ class LineParser:
             raise ValueError("requestTimestamp missing")
         if ts <= 0:
             raise ValueError(f"requestTimestamp before 1970: {ts_raw}")
+        if ts >= MAX_EVENT_TIME_US:  # the column is int64 microseconds; the stream's limit
+            raise ValueError(f"requestTimestamp after the year 3000: {ts_raw}")
         api = d.get("apiName")
         if not isinstance(api, str) or not api:
             raise ValueError("apiName missing")
         error_type = d.get("errorType") or ""
         error_code = _int(d.get("errorCode"), 0)
+        if not -(2**31) <= error_code < 2**31:  # the column is int32 (WSO2 codes are 6 digits)
+            raise ValueError(f"errorCode out of range: {error_code}")
         status = _int(d.get("proxyResponseCode"), 0)
         if status <= 0 and fault:
             status = _FAULT_STATUS.get(str(error_type), 500)
@@ -187,24 +199,34 @@ class LineParser:
             flags |= FLAG_THROTTLED
         if d.get("responseCacheHit") is True:
             flags |= FLAG_CACHE_HIT
+        # read every value before appending any: a bad field must not leave the columns
+        # of different lengths (every later event would be shifted)
+        app_id = _str(d.get("applicationId"))
+        app_name = _str(d.get("applicationName"))
+        app_owner = _str(d.get("applicationOwner"))
+        version = _str(d.get("apiVersion"))
+        context = _str(d.get("apiContext"))
+        resource = _str(d.get("apiResourceTemplate"))
+        method = method_number(_str(d.get("apiMethod")))
+        key_type = KEY_TYPES.get(_str(d.get("keyType")).upper(), 0)
         intern = self.interner.intern
         c = self.cols
         c["event_time_us"].append(ts)
-        c["application_id"].append(intern(_str(d.get("applicationId"))))
-        c["application_name"].append(intern(_str(d.get("applicationName"))))
-        c["application_owner"].append(intern(_str(d.get("applicationOwner"))))
+        c["application_id"].append(intern(app_id))
+        c["application_name"].append(intern(app_name))
+        c["application_owner"].append(intern(app_owner))
         c["api_name"].append(intern(api))
-        c["api_version"].append(intern(_str(d.get("apiVersion"))))
-        c["api_context"].append(intern(_str(d.get("apiContext"))))
-        c["resource_template"].append(intern(_str(d.get("apiResourceTemplate"))))
-        c["http_method"].append(method_number(_str(d.get("apiMethod"))))
+        c["api_version"].append(intern(version))
+        c["api_context"].append(intern(context))
+        c["resource_template"].append(intern(resource))
+        c["http_method"].append(method)
         c["http_status"].append(status)
         c["error_code"].append(error_code)
         c["latency_us"].append(_clamp_u32(latency_ms * 1000))
         c["backend_latency_us"].append(_clamp_u32(backend_ms * 1000))
         c["request_bytes"].append(-1)
         c["response_bytes"].append(-1)
-        c["key_type"].append(KEY_TYPES.get(_str(d.get("keyType")).upper(), 0))
+        c["key_type"].append(key_type)
         c["subscription_tier"].append(0)
         c["uri_hash"].append(0)
         c["flags"].append(flags)

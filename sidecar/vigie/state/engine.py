@@ -349,8 +349,12 @@ class State:
 
     def _make_sub_room(self) -> None:
         rows = len(self.sub_i64)
-        if rows < self.max_sub_rows:
-            self._alloc_subs(min(2 * rows, self.max_sub_rows))
+        grown = min(2 * rows, self.max_sub_rows)
+        # grow only while every state array together stays under the cap
+        if grown > rows and (
+            self.nbytes() + (grown - rows) * sub_row_bytes() <= self.capacity.memory_cap_bytes
+        ):
+            self._alloc_subs(grown)
             return
         self.evict(max(1, rows // 8))
 
@@ -361,7 +365,8 @@ class State:
         self._alloc_apis(min(2 * rows, self.capacity.max_apis))
 
     def evict(self, count: int) -> int:
-        """Free the ``count`` coldest subscription rows not pinned by the inventory."""
+        """Free the ``count`` coldest subscription rows not pinned by the inventory: fewest
+        requests first, least recently seen among equals."""
         n = self.n_sub_rows
         keys = self.sub_i64[:n, L.S_KEY]
         candidates = np.flatnonzero(
@@ -372,8 +377,12 @@ class State:
                 "the memory cap holds only inventory subscriptions: raise memory_cap_bytes"
             )
         count = min(count, len(candidates))
-        last_seen = self.sub_i64[candidates, L.S_LAST_SEEN]
-        victims = candidates[np.argpartition(last_seen, count - 1)[:count]]
+        # the least used first, then the least recent: a flood of new applications (one or two
+        # requests each) evicts itself, not the established consumers it pushes out of recency
+        order = np.lexsort(
+            (self.sub_i64[candidates, L.S_LAST_SEEN], self.sub_i64[candidates, L.S_REQ])
+        )
+        victims = candidates[order[:count]]
         for row in victims:
             self.episodes.pop(self._sub_identity(int(row)), None)
         self.sub_i64[victims, L.S_KEY] = 0
@@ -384,6 +393,39 @@ class State:
         self.evicted += count
         log.warning("memory cap reached: evicted the %d coldest subscriptions", count)
         return count
+
+    def referenced_strings(self) -> npt.NDArray[np.bool_]:
+        """Which interner ids the state refers to: live subscription rows (application id, name,
+        owner, tier), API rows, route rows, registered applications and episode keys."""
+        live = np.zeros(len(self.interner), dtype=np.bool_)
+        live[0] = True
+        rows = self.sub_rows()
+        for f in (L.S_APP, L.S_APP_NAME, L.S_APP_OWNER, L.S_TIER):
+            live[self.sub_i64[rows, f]] = True
+        a = self.n_api_rows
+        for f in (L.A_NAME, L.A_VERSION, L.A_CONTEXT):
+            live[self.api_i64[:a, f]] = True
+        live[self.route_i64[: self.n_route_rows, L.R_RESOURCE]] = True
+        for gid, (name, owner) in self.app_info.items():
+            live[[gid, name, owner]] = True
+        for key in (*self.episodes, *self.api_episodes):
+            live[list(key)] = True
+        return live
+
+    def release_strings(
+        self, also_live: Iterable[npt.NDArray[Any]], epoch: int, now: float = 0.0
+    ) -> int:
+        """Release the interner's strings that neither the state nor ``also_live`` (e.g. the
+        open streams' dictionaries) refer to; see ``Interner.release``. Returns how many."""
+        live = self.referenced_strings()
+        for ids in also_live:
+            live[ids] = True
+        dead = np.flatnonzero(~live)
+        n = self.interner.release(dead.tolist(), epoch, now)
+        if n:
+            dead = dead[dead < len(self.app_channel)]
+            self.app_channel[dead] = -1
+        return n
 
     def _sub_identity(self, row: int) -> tuple[int, int, int]:
         api_row = int(self.sub_i64[row, L.S_API])
@@ -558,6 +600,8 @@ class State:
             "route_overflow": int(g[L.G_ROUTE_OVERFLOW]),
             "detector_replacements": int(g[L.G_RETRY_EVICT]),
             "evicted_subscriptions": self.evicted,
+            "strings_held": self.interner.live,
+            "strings_released": self.interner.released,
         }
 
     def iter_arrays(self) -> Iterable[tuple[str, npt.NDArray[Any]]]:

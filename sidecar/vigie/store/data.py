@@ -104,12 +104,18 @@ class DataSink:
         self._next_flush = clock() + self.config.flush_seconds
         self._usage: dict[str, int] = {}
         self._usage_at = -1e18
+        # string ids in queued batches are resolved at the next drain: the sidecar releases
+        # strings only once every batch offered before the release is past a drain
+        self.batches_offered = 0
+        self._batches_added = 0
+        self.batches_settled = 0
 
     # ---- the ingest path ----
     def offer(self, ev: Events) -> bool:
         """Hand a batch to the writer; never blocks. False (and counted) when it is full."""
         try:
             self._queue.put_nowait(ev)
+            self.batches_offered += 1
             return True
         except queue.Full:
             self.counters["rollup_events_dropped"] += len(ev)
@@ -158,6 +164,7 @@ class DataSink:
         """Fold a batch (the writer's thread, or inline for a replay)."""
         with self._lock:
             self.acc.add(ev)
+            self._batches_added += 1
             self.newest_minute_us = max(self.newest_minute_us, int(self.acc.meta[3]))
             full = self.acc.rows >= self.config.max_rows
         if full:
@@ -174,7 +181,9 @@ class DataSink:
         self._next_flush = self._clock() + self.config.flush_seconds
         changes = self._poll() if self._poll is not None else []
         with self._lock:
+            settled = self._batches_added
             drained = self.acc.drain(self._string, self._channels, self._subscriptions)
+            self.batches_settled = settled
             if drained is not None:
                 for rows in drained:
                     self._pending.append(Pending(rows, None, rows.nbytes))

@@ -271,6 +271,11 @@ class Accumulator:
         self._new_tables(rows, entries)
         RK.evict(self.words, n, horizon, self.rtab, old_htab, self.htab, self.closed, m)
 
+    @staticmethod
+    def row_bytes() -> int:
+        """Bytes one open row costs (keys, measures, dense histogram, its table share)."""
+        return 8 * (RK.N_KEYS + RK.N_MEASURES + L.LAT_WIDTH) + 2 * 2 * 8
+
     @property
     def rows(self) -> int:
         return int(self.meta[RK.META_ROWS])

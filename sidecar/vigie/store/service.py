@@ -19,6 +19,7 @@ from vigie.store.changes import ChangeTracker
 from vigie.store.data import DataSink, SinkConfig
 from vigie.store.parquet import ParquetStore
 from vigie.store.query import Store
+from vigie.store.rollup import Accumulator
 from vigie.v1 import directives_pb2 as dpb
 from vigie.wire.columns import Events
 
@@ -34,6 +35,9 @@ def sink_config(settings: Any) -> SinkConfig:
         memory_cap=int(settings.data_memory_cap),
         short_retention_days=int(settings.short_retention_days),
         long_retention_days=int(settings.long_retention_days),
+        # open rows flush early before they outgrow the data memory cap (a flood of new
+        # applications makes one row each; arrays double, so half the cap)
+        max_rows=max(4096, int(settings.data_memory_cap) // (2 * Accumulator.row_bytes())),
     )
 
 

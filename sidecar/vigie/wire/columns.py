@@ -19,6 +19,7 @@ from vigie.errors import BatchRefused
 from vigie.v1 import telemetry_pb2 as pb
 
 MAX_STRING_BYTES: Final = 4096
+RELEASE_GRACE_S: Final = 60.0  # a released string id is not handed out again before this
 MAX_EVENT_TIME_US: Final = 32_503_680_000_000_000  # 3000-01-01
 
 
@@ -125,23 +126,58 @@ class Events:
 
 
 class Interner:
-    """Strings <-> dense global ids, 0 being the empty string. Shared by all streams."""
+    """Strings <-> dense global ids, 0 being the empty string. Shared by all streams.
+
+    Bounded by releasing: ``release`` forgets strings nothing refers to any more (the sidecar
+    computes that, see ``vigie.server.Sidecar.compact_strings``); their ids are handed out again
+    only after ``settle`` says every reader that could still hold them is done (the data writer
+    resolves the ids it queued at its next flush). A released id reads as the empty string, and
+    ``strings()`` keeps it as a hole (``""`` past index 0), so a snapshot restores the holes as
+    free ids.
+    """
 
     def __init__(self, strings: Sequence[str] = ("",)) -> None:
         if not strings or strings[0] != "":
             raise ValueError("an interner's first string must be the empty string")
         self._strings: list[str] = list(strings)
-        self._ids: dict[str, int] = {s: i for i, s in enumerate(self._strings)}
+        self._ids: dict[str, int] = {}
+        self._free: list[int] = []
+        self._quarantine: list[tuple[int, float, list[int]]] = []
+        for i, s in enumerate(self._strings):
+            if i and not s:
+                self._free.append(i)  # a hole left by release()
+            else:
+                self._ids[s] = i
+        self._free.reverse()  # lowest ids first (pop() takes from the end)
+        self.released = 0
 
     def __len__(self) -> int:
+        """Ids handed out so far, holes included: every global id is below it."""
         return len(self._strings)
+
+    @property
+    def live(self) -> int:
+        """Strings held (the empty string included)."""
+        return len(self._ids)
+
+    @property
+    def reusable(self) -> int:
+        return len(self._free)
+
+    def _add(self, s: str) -> int:
+        if self._free:
+            i = self._free.pop()
+            self._strings[i] = s
+        else:
+            i = len(self._strings)
+            self._strings.append(s)
+        self._ids[s] = i
+        return i
 
     def intern(self, s: str) -> int:
         i = self._ids.get(s)
         if i is None:
-            i = len(self._strings)
-            self._strings.append(s)
-            self._ids[s] = i
+            i = self._add(s)
         return i
 
     def intern_many(self, strings: Sequence[str]) -> npt.NDArray[np.int32]:
@@ -150,9 +186,7 @@ class Interner:
         for k, s in enumerate(strings):
             i = ids.get(s)
             if i is None:
-                i = len(self._strings)
-                self._strings.append(s)
-                ids[s] = i
+                i = self._add(s)
             out[k] = i
         return out
 
@@ -164,6 +198,40 @@ class Interner:
 
     def strings(self) -> list[str]:
         return list(self._strings)
+
+    def release(self, ids: Sequence[int], epoch: int = 0, now: float = 0.0) -> int:
+        """Forget the strings of ``ids`` (0 and holes are skipped); their ids become reusable
+        once ``settle(e, t)`` is called with ``e >= epoch`` and ``t >= now + RELEASE_GRACE_S``.
+        Returns how many were released."""
+        out: list[int] = []
+        for i in ids:
+            s = self._strings[i]
+            if i == 0 or not s:
+                continue
+            del self._ids[s]
+            self._strings[i] = ""
+            out.append(i)
+        if out:
+            self._quarantine.append((epoch, now, out))
+            self.released += len(out)
+        return len(out)
+
+    def settle(self, epoch: int, now: float = float("inf")) -> int:
+        """Ids released at ``epoch`` or before, and at least ``RELEASE_GRACE_S`` before
+        ``now``, become reusable; returns how many. The epoch covers readers that queue ids
+        (the data writer); the grace covers those that read a few ids outside the lock
+        (an export's collection)."""
+        keep: list[tuple[int, float, list[int]]] = []
+        freed: list[int] = []
+        for e, t, ids in self._quarantine:
+            if e <= epoch and now - t >= RELEASE_GRACE_S:
+                freed.extend(ids)
+            else:
+                keep.append((e, t, ids))
+        self._quarantine = keep
+        if freed:
+            self._free.extend(sorted(freed, reverse=True))
+        return len(freed)
 
 
 class StreamDecoder:
@@ -188,6 +256,10 @@ class StreamDecoder:
     @property
     def dictionary_size(self) -> int:
         return self._dict_size
+
+    def referenced(self) -> npt.NDArray[np.int32]:
+        """Global ids this stream's dictionary refers to (the gateway may send them again)."""
+        return self._local_to_global[: self._dict_size]
 
     def decode(self, batch: pb.EventBatch) -> Events:
         """Validate ``batch`` and return its columns; raise ``BatchRefused`` naming the problem."""
@@ -244,7 +316,10 @@ class StreamDecoder:
                     )
                 columns[spec.name] = col  # mapped to global ids below, once all are checked
             else:
-                columns[spec.name] = col.astype(ENGINE_DTYPES[spec.name], copy=False)
+                # a copy: np.frombuffer gives a read-only array, which Numba types apart from
+                # a writable one, and a batch mixing present and absent columns would make the
+                # kernels compile again (seconds, under the state lock) for each new mix
+                columns[spec.name] = col.astype(ENGINE_DTYPES[spec.name], copy=True)
         ts = columns["event_time_us"]
         if int(ts.min()) <= 0 or int(ts.max()) >= MAX_EVENT_TIME_US:
             raise BatchRefused(

@@ -53,6 +53,14 @@ public final class AgentSettings {
     public final boolean enforcement;
     /** Register the JMX MBean. */
     public final boolean jmx;
+    /** TLS to the sidecar: PEM file of the CA that signed the sidecar's certificate; empty = plaintext. */
+    public final String tlsCaFile;
+    /** mTLS: PEM certificate chain this gateway presents to the sidecar (with {@link #tlsKeyFile}). */
+    public final String tlsCertFile;
+    /** mTLS: PEM private key (PKCS#8) of {@link #tlsCertFile}. */
+    public final String tlsKeyFile;
+    /** TLS: the host name the sidecar's certificate must carry, when it differs from the address. */
+    public final String tlsAuthority;
 
     private final List<String> problems;
 
@@ -69,10 +77,20 @@ public final class AgentSettings {
         this.flushIntervalMs = in.number("vigie.flush.interval-ms", 5, 1, 60_000);
         this.reportIntervalMs = in.number("vigie.report.interval-ms", 5_000, 100, 3_600_000);
         this.backoffInitialMs = in.number("vigie.backoff.initial-ms", 100, 1, 60_000);
-        this.backoffMaxMs = in.number("vigie.backoff.max-ms", 10_000, 1, 600_000);
+        this.backoffMaxMs = in.number("vigie.backoff.max-ms", 500, 1, 600_000);
         this.disconnectedHoldMs = in.number("vigie.disconnected.hold-ms", 10_000, 0, 3_600_000);
         this.enforcement = in.bool("vigie.enforcement", true);
         this.jmx = in.bool("vigie.jmx", true);
+        this.tlsCaFile = in.string("vigie.tls.ca-file", "");
+        this.tlsCertFile = in.string("vigie.tls.cert-file", "");
+        this.tlsKeyFile = in.string("vigie.tls.key-file", "");
+        this.tlsAuthority = in.string("vigie.tls.authority", "");
+        if (tlsCertFile.isEmpty() != tlsKeyFile.isEmpty()) {
+            in.problems.add("vigie.tls.cert-file and vigie.tls.key-file go together; the client certificate is not used");
+        }
+        if (!tlsCertFile.isEmpty() && tlsCaFile.isEmpty()) {
+            in.problems.add("vigie.tls.cert-file needs vigie.tls.ca-file (mTLS is TLS first); plaintext is used");
+        }
         this.problems = Collections.unmodifiableList(in.problems);
     }
 
@@ -105,7 +123,8 @@ public final class AgentSettings {
     public String toString() {
         return "enabled=" + enabled + " sidecar=" + sidecarAddress + " gateway=" + gatewayId + " channel="
                 + channel + " tenant=" + tenant + " region=" + region + " queue=" + queueCapacity + " batch="
-                + batchMaxEvents + " flush_ms=" + flushIntervalMs + " enforcement=" + enforcement;
+                + batchMaxEvents + " flush_ms=" + flushIntervalMs + " enforcement=" + enforcement + " tls="
+                + (tlsCaFile.isEmpty() ? "off" : tlsCertFile.isEmpty() || tlsKeyFile.isEmpty() ? "on" : "mutual");
     }
 
     private static final class Lookup {

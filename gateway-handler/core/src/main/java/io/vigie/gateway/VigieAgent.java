@@ -1,12 +1,16 @@
 package io.vigie.gateway;
 
+import io.grpc.ChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.TlsChannelCredentials;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.vigie.gateway.directive.DirectiveTable;
 import io.vigie.gateway.directive.Rule;
 import io.vigie.gateway.queue.EventRing;
 import io.vigie.wire.v1.DirectiveHits;
 import io.vigie.wire.v1.Hello;
+import java.io.File;
+import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -58,7 +62,7 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
             this.channel = b.channelSupplier.get();
             this.ownsChannel = true;
         } else {
-            this.channel = defaultChannel(b.sidecarAddress);
+            this.channel = defaultChannel(b.sidecarAddress, b.tls);
             this.ownsChannel = true;
         }
         Hello hello = Hello.newBuilder()
@@ -105,7 +109,8 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
                 .backoffMs(s.backoffInitialMs, s.backoffMaxMs)
                 .disconnectedHoldMs(s.disconnectedHoldMs)
                 .enforcement(s.enforcement)
-                .jmx(s.jmx);
+                .jmx(s.jmx)
+                .tls(s.tlsCaFile, s.tlsCertFile, s.tlsKeyFile, s.tlsAuthority);
     }
 
     /** This thread's reusable record, cleared. Fill it and {@link #offer} it. */
@@ -236,19 +241,53 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
         }
     }
 
-    private static ManagedChannel defaultChannel(String address) {
+    private static ManagedChannel defaultChannel(String address, Tls tls) {
         int colon = address.lastIndexOf(':');
         String host = address.substring(0, colon);
         if (host.startsWith("[") && host.endsWith("]")) {
             host = host.substring(1, host.length() - 1);
         }
         int port = Integer.parseInt(address.substring(colon + 1));
-        return NettyChannelBuilder.forAddress(host, port)
-                .usePlaintext()
-                .keepAliveTime(30, TimeUnit.SECONDS)
+        NettyChannelBuilder b;
+        if (tls == null) {
+            b = NettyChannelBuilder.forAddress(host, port).usePlaintext();
+        } else {
+            b = NettyChannelBuilder.forAddress(host, port, tls.credentials());
+            if (!tls.authority.isEmpty()) {
+                b.overrideAuthority(tls.authority);
+            }
+        }
+        return b.keepAliveTime(30, TimeUnit.SECONDS)
                 .keepAliveWithoutCalls(true)
                 .maxInboundMessageSize(16 * 1024 * 1024)
                 .build();
+    }
+
+    /** TLS to the sidecar: the CA to trust, and optionally this gateway's certificate (mTLS). */
+    static final class Tls {
+        final String caFile;
+        final String certFile;
+        final String keyFile;
+        final String authority;
+
+        Tls(String caFile, String certFile, String keyFile, String authority) {
+            this.caFile = caFile;
+            this.certFile = certFile;
+            this.keyFile = keyFile;
+            this.authority = authority == null ? "" : authority;
+        }
+
+        ChannelCredentials credentials() {
+            try {
+                TlsChannelCredentials.Builder t = TlsChannelCredentials.newBuilder().trustManager(new File(caFile));
+                if (!certFile.isEmpty() && !keyFile.isEmpty()) {
+                    t.keyManager(new File(certFile), new File(keyFile));
+                }
+                return t.build();
+            } catch (IOException e) {
+                throw new IllegalArgumentException("vigie: cannot read the TLS files (" + e.getMessage() + ")", e);
+            }
+        }
     }
 
     private void registerJmx(String gatewayId) {
@@ -373,14 +412,27 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
         private long flushIntervalMs = 5;
         private long reportIntervalMs = 5_000;
         private long backoffInitialMs = 100;
-        private long backoffMaxMs = 10_000;
+        private long backoffMaxMs = 500;
         private long disconnectedHoldMs = 10_000;
         private boolean enforcement = true;
         private boolean jmx = false;
         private boolean startThread = true;
         private Clock clock = Clock.SYSTEM;
+        private Tls tls;
 
         private Builder() {}
+
+        /**
+         * TLS to the sidecar (when it listens beyond loopback): {@code caFile} is the PEM CA that
+         * signed the sidecar's certificate (empty = plaintext); {@code certFile}/{@code keyFile}
+         * (PEM, PKCS#8 key) are this gateway's certificate for mTLS (empty = none);
+         * {@code authority} overrides the host name checked in the sidecar's certificate.
+         */
+        public Builder tls(String caFile, String certFile, String keyFile, String authority) {
+            tls = caFile == null || caFile.isEmpty() ? null
+                    : new Tls(caFile, certFile == null ? "" : certFile, keyFile == null ? "" : keyFile, authority);
+            return this;
+        }
 
         /** Sidecar address, host:port (plaintext gRPC: the sidecar runs beside the gateway). */
         public Builder sidecarAddress(String v) {

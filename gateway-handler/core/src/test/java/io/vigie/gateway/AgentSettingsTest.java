@@ -19,7 +19,30 @@ class AgentSettingsTest {
         assertEquals("gateway", s.gatewayId);
         assertEquals(65_536, s.queueCapacity);
         assertEquals("carbon.super", s.tenant);
+        assertEquals(500, s.backoffMaxMs); // a sidecar back is reconnected within a second
+        assertEquals("", s.tlsCaFile);
         assertTrue(s.problems().isEmpty());
+    }
+
+    @Test
+    void tlsSettingsComeFromTheSameSourcesAndMustPair() {
+        AgentSettings s = AgentSettings.from(Map.of("vigie.tls.cert-file", "/etc/vigie/gw.pem"),
+                Map.of("VIGIE_TLS_CA_FILE", "/etc/vigie/ca.pem", "VIGIE_TLS_AUTHORITY", "vigie-sidecar"));
+        assertEquals("/etc/vigie/ca.pem", s.tlsCaFile);
+        assertEquals("vigie-sidecar", s.tlsAuthority);
+        assertEquals(1, s.problems().size(), s.problems().toString());
+        assertTrue(s.problems().get(0).startsWith("vigie.tls.cert-file and vigie.tls.key-file go together"));
+        assertTrue(s.toString().contains("tls=on"));
+        AgentSettings noCa = AgentSettings.from(
+                Map.of("vigie.tls.cert-file", "/a.pem", "vigie.tls.key-file", "/a.key"), Map.of());
+        assertTrue(noCa.problems().get(0).startsWith("vigie.tls.cert-file needs vigie.tls.ca-file"));
+    }
+
+    @Test
+    void anUnreadableCaStopsTheAgentRatherThanFallingBackToPlaintext() {
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> VigieAgent.builder().tls("/no/such/ca.pem", "", "", "").startThread(false).build());
+        assertTrue(e.getMessage().contains("cannot read the TLS files"), e.getMessage());
     }
 
     @Test

@@ -1,0 +1,1 @@
+"""Fuzzing the batch decoder + stream service and the WSO2 log parser (see targets.py)."""
