@@ -148,12 +148,19 @@ def test_gateway_rides_out_a_killed_and_a_frozen_sidecar(tmp_path: Path) -> None
         admin = Admin(sp)
         assert admin.status().events_applied >= applied_before, "a graceful stop keeps everything"
         driver.wait("traffic after the restart", lambda ln: ln["acked"] > up["acked"] + RATE, 60)
+        driver.wait(
+            "the directive in force after the restart",
+            lambda ln: ln["directive_version"] == version and ln["probe_rule"] == "ops-limit",
+            30,
+        )
         admin.close()
 
         final = driver.stop()
         _accounted(final)
         assert final["dropped"] > 0, "the outages cost counted drops"
-        assert final["probe_rule"] == "ops-limit"
+        # not final["probe_rule"]: once the producers stop, the bucket refills while the queue
+        # drains, so the final probe may pass under the limit; the table itself must be whole
+        assert final["directive_version"] == version and final["directives"] == 1
         figures["final"] = {k: v for k, v in final.doc.items() if k != "path_log2_ns"}
         figures["request_path"] = path_quantiles(final["path_log2_ns"]) | {
             "max_ns": final["path_max_ns"]
