@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,45 @@ def test_restored_state_answers_the_same(tmp_path: Path) -> None:
     more.response(at(hours=9, minutes=30), App("storm"), "Orders")
     replay_into(back, [f"main={more.write(tmp_path / 'b.log')}"], ReplayStats())
     assert len(back.sub_rows()) == len(state.sub_rows()) + 1  # a new application id
+
+
+class CountingLock:
+    """A lock that counts its holds (the chunked copy must take it once per range)."""
+
+    def __init__(self) -> None:
+        self.inner = threading.Lock()
+        self.holds = 0
+
+    def __enter__(self) -> None:
+        self.inner.acquire()
+        self.holds += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.release()
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 4096, 1 << 20])
+def test_chunked_copy_equals_the_whole_copy(tmp_path: Path, chunk_bytes: int) -> None:
+    state = busy_state(tmp_path)
+    lock = CountingLock()
+    whole = state.copy()
+    parts = state.copy_chunked(lock, chunk_bytes=chunk_bytes)
+    for name, arr in whole.used_arrays().items():
+        assert np.array_equal(parts.used_arrays()[name], arr), name
+    now = state.now_us
+    assert [v.to_json() for v in views.subscriptions(parts, now)] == [
+        v.to_json() for v in views.subscriptions(state, now)
+    ]
+    rows = state.n_sub_rows + state.n_api_rows + state.n_route_rows
+    # the head, the row ranges (one row each at 1 byte, one per group at 1 MiB), the tables
+    expected = {1: rows + 2, 4096: None, 1 << 20: 5}[chunk_bytes]
+    assert lock.holds == expected if expected is not None else 5 <= lock.holds <= rows + 2
+    # without the routes (what the suggestions read): the same subscriptions and APIs
+    lean = state.copy_chunked(lock, routes=False)
+    assert lean.n_route_rows == 0
+    assert [v.to_json() for v in views.apis(lean, now)] == [
+        v.to_json() for v in views.apis(state, now)
+    ]
 
 
 def _rewrite_meta(path: Path, change: dict[str, object]) -> None:

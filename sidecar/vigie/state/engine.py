@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -677,6 +679,61 @@ class State:
         new.episodes = defaultdict(list, {k: list(v) for k, v in self.episodes.items()})
         new.api_episodes = defaultdict(list, {k: list(v) for k, v in self.api_episodes.items()})
         return new
+
+    def copy_chunked(
+        self, lock: AbstractContextManager[Any], routes: bool = True, chunk_bytes: int = 1 << 20
+    ) -> State:
+        """``copy`` taken a few rows at a time, each range under ``lock`` (the sidecar's), so
+        that ingestion waits for one range (~0.1 ms), never for the whole state. A row is copied
+        whole in one hold, so every row is consistent; rows copied later may have seen a few
+        more milliseconds of events. The memory is allocated and touched outside the lock.
+        ``routes=False`` leaves the route rows out (the suggestions never read them)."""
+        with lock:
+            head = copy.copy(self)
+            head.interner = Interner(self.interner.strings())
+            head.channels = list(self.channels)
+            head.app_info = dict(self.app_info)
+            head.episodes = defaultdict(list, {k: list(v) for k, v in self.episodes.items()})
+            head.api_episodes = defaultdict(
+                list, {k: list(v) for k, v in self.api_episodes.items()}
+            )
+            plain = {name: getattr(self, name).copy() for name in PLAIN_ARRAYS}
+            plain["sub_free"] = self.sub_free[: int(self.sub_meta[0])].copy()
+            plain["app_channel"] = self.app_channel[: len(self.interner)].copy()
+            counts = (self.n_sub_rows, self.n_api_rows, self.n_route_rows)
+        for name, arr in plain.items():
+            setattr(head, name, arr)
+        groups = [(SUB_ARRAYS, counts[0]), (API_ARRAYS, counts[1])]
+        if routes:
+            groups.append((ROUTE_ARRAYS, counts[2]))
+        else:
+            for name, (shape, dt) in ROUTE_ARRAYS.items():
+                setattr(head, name, np.zeros((0, *shape), dtype=dt))
+            head.route_meta = np.zeros_like(self.route_meta)
+        for spec, n in groups:
+            out = {name: np.empty((n, *shape), dtype=dt) for name, (shape, dt) in spec.items()}
+            for arr in out.values():
+                arr.fill(0)  # the pages are faulted in here, not under the lock
+            row_bytes = sum(a[:1].nbytes for a in out.values()) or 1
+            step = max(1, chunk_bytes // row_bytes)
+            for lo in range(0, n, step):
+                hi = min(n, lo + step)
+                with lock:  # the arrays may have grown since: read them again
+                    for name, arr in out.items():
+                        arr[lo:hi] = getattr(self, name)[lo:hi]
+                time.sleep(0)  # a waiting stream takes the lock before the next range
+            for name, arr in out.items():
+                setattr(head, name, arr)
+        with lock:
+            for name in ("sub_tkeys", "sub_tvals", "api_tkeys", "api_tvals"):
+                setattr(head, name, getattr(self, name).copy())
+            if routes:
+                head.route_tkeys = self.route_tkeys.copy()
+                head.route_tvals = self.route_tvals.copy()
+        if not routes:
+            head.route_tkeys = np.zeros(1, dtype=self.route_tkeys.dtype)
+            head.route_tvals = np.zeros(1, dtype=self.route_tvals.dtype)
+        return head
 
     def rebuild_tables(self) -> None:
         """Recreate the hash tables from the rows (after a restore)."""

@@ -105,8 +105,7 @@ def _data(sidecar: Any) -> Any:
 
 
 def export_state(sidecar: Any) -> list[apb.StateChunk]:
-    with sidecar.lock:
-        frozen = sidecar.state.copy()
+    frozen = sidecar.state.copy_chunked(sidecar.lock)
     return list(export_chunks(frozen))
 
 
