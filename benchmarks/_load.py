@@ -2,7 +2,7 @@
 
     python -m benchmarks._load columnar TARGET EVENTS BATCH
     python -m benchmarks._load per-event TARGET EVENTS
-    python -m benchmarks._load freshness TARGET TPS SECONDS FLUSH_MS
+    python -m benchmarks._load freshness TARGET TPS SECONDS FLUSH_MS [WARM_EVENTS]
 
 Each prints one JSON line with what it measured. The traffic is a realistic platform mix
 (2,500 subscriptions over 600 APIs, statuses and latencies of a real gateway), pre-built so the
@@ -154,12 +154,26 @@ def per_event(target: str, events: int) -> dict[str, Any]:
     return {"events": events, "applied": s.applied, "seconds": end - start}
 
 
-def freshness(target: str, tps: float, seconds: float, flush_ms: float) -> dict[str, Any]:
+def freshness(
+    target: str, tps: float, seconds: float, flush_ms: float, warm_events: int = 0
+) -> dict[str, Any]:
     """Send like a gateway at ``tps``: a batch every ``flush_ms`` (1 event per batch when
-    flush_ms is 0: the per-event way); latency from handing the batch to gRPC to its Ack."""
+    flush_ms is 0: the per-event way); latency from handing the batch to gRPC to its Ack.
+    ``warm_events`` of the same traffic go first, untimed, in large batches: the sidecar's
+    arrays reach the size this traffic needs (a doubling holds one batch up once in a
+    sidecar's life; the figure is the steady state)."""
     rng = np.random.default_rng(3)
     enc = StreamEncoder()
     s = Stream(target, f"bench-fresh-{flush_ms}")
+    seq = 0
+    for k in range(0, warm_events, 8192):
+        cols = platform_batch(enc, min(8192, warm_events - k), rng, T0 - 60_000_000 + k)
+        s.send(pb.GatewayMessage(batch=enc.batch(cols)).SerializeToString())
+        seq += 1
+    while seq and seq not in s.acks and not s.done.is_set():
+        time.sleep(0.001)
+    if seq:
+        time.sleep(3.0)  # the rollup writer folds the burst meanwhile
     per_batch = max(1, round(tps * flush_ms / 1000)) if flush_ms > 0 else 1
     interval = per_batch / tps
     n = int(seconds * tps / per_batch)
@@ -171,9 +185,9 @@ def freshness(target: str, tps: float, seconds: float, flush_ms: float) -> dict[
             time.sleep(min(0.0005, due - now))
         cols = platform_batch(enc, per_batch, rng, T0 + int((now - start) * 1e6))
         payload = pb.GatewayMessage(batch=enc.batch(cols)).SerializeToString()
-        sent[k + 1] = time.perf_counter()
+        sent[seq + k + 1] = time.perf_counter()
         s.send(payload)
-    while n not in s.acks and not s.done.is_set():
+    while seq + n not in s.acks and not s.done.is_set():
         time.sleep(0.001)
     s.close()
     lat = np.array([(s.acks[k] - sent[k]) * 1000 for k in sent if k in s.acks])
@@ -193,7 +207,8 @@ def main() -> None:
     elif mode == "per-event":
         out = per_event(target, int(rest[0]))
     elif mode == "freshness":
-        out = freshness(target, float(rest[0]), float(rest[1]), float(rest[2]))
+        warm = int(rest[3]) if len(rest) > 3 else 0
+        out = freshness(target, float(rest[0]), float(rest[1]), float(rest[2]), warm)
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from benchmarks._harness import Result
 from benchmarks._sidecar import load, sidecar
 
+WARM_EVENTS = 2_000_000
+
 
 def run(quick: bool) -> list[Result]:
     events = 1_000_000 if quick else 8_000_000
@@ -20,7 +22,11 @@ def run(quick: bool) -> list[Result]:
     with sidecar() as s:  # everything on, as deployed: rollup store, suggestions
         load("columnar", s.telemetry, "100000", "8192")
         stored = load("columnar", s.telemetry, str(events), "8192")
-        fresh = load("freshness", s.telemetry, "1500", seconds, "5")
+    # Freshness at the platform's peak, in a sidecar that is not still writing the rollups of
+    # the burst above (8 M events is an hour and a half of peak traffic in a few seconds)
+    with sidecar() as s:
+        # the same traffic first, untimed: rows created, arrays at their size
+        fresh = load("freshness", s.telemetry, "1500", seconds, "5", str(WARM_EVENTS))
         fresh_one = load("freshness", s.telemetry, "1500", seconds, "0")
     col_rate = col["events"] / col["seconds"]
     return [
@@ -49,7 +55,8 @@ def run(quick: bool) -> list[Result]:
             "one message per event",
             target=10.0,
             higher_is_better=False,
-            notes=f"a batch every 5 ms ({fresh['events_per_batch']} events), everything on; "
+            notes=f"a batch every 5 ms ({fresh['events_per_batch']} events), everything on, "
+            f"after {WARM_EVENTS:,} events of the same traffic; "
             f"p50 {fresh['p50_ms']:.2f} ms; per-event p50 {fresh_one['p50_ms']:.2f} ms",
             extra={"columnar": fresh, "per_event": fresh_one},
         ),
