@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from tests.wso2log import App, LogWriter, at
 from vigie.cli import main
+from vigie.errors import InputError
+from vigie.replay import _ahead
 from vigie.sources.wso2_log import ReplayStats, read_logs
-from vigie.wire.columns import COLUMN_NAMES, DICTIONARY_COLUMNS, Interner
+from vigie.wire.columns import COLUMN_NAMES, DICTIONARY_COLUMNS, Events, Interner
 
 
 def run(*args: str) -> Any:
@@ -178,3 +182,29 @@ def test_epoch_millisecond_timestamps_and_string_numbers(tmp_path: Path) -> None
     assert doc["events"] == 2 and doc["rejected"] == 0
     (sub,) = doc["subscriptions"]
     assert sub["first_seen"] == "2026-03-02T01:00:00.000Z" and sub["client_errors"] == 1
+
+
+def test_parsing_ahead_keeps_order_raises_errors_and_stops_when_left() -> None:
+    chunks = [Events.empty() for _ in range(50)]
+    assert [id(c) for c in _ahead(iter(chunks))] == [id(c) for c in chunks]
+
+    def broken() -> Iterator[Events]:
+        yield chunks[0]
+        raise InputError("line 7: broken")
+
+    it = _ahead(broken())
+    assert next(it) is chunks[0]
+    with pytest.raises(InputError, match="line 7"):
+        next(it)
+
+    produced = []
+
+    def endless() -> Iterator[Events]:
+        while True:
+            produced.append(1)
+            yield chunks[0]
+
+    it = _ahead(endless(), depth=2)
+    next(it)
+    it.close()  # the parser thread stops instead of filling a queue nobody reads
+    assert len(produced) <= 5

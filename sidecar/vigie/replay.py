@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, cast
 
 from vigie.classify import views
 from vigie.errors import InputError
@@ -52,10 +54,54 @@ def replay_into(
         if not path.is_file():
             raise InputError(f"{path}: no such file")
     resolved = [(state.channel_index(ch), path) for ch, path in parsed]
-    for ev in read_logs(resolved, state.interner, stats, on_bytes):
+    for ev in _ahead(read_logs(resolved, state.interner, stats, on_bytes)):
         state.apply(ev)
         if on_batch is not None:
             on_batch(ev)
+
+
+_DONE: Final = object()
+
+
+def _ahead(batches: Iterator[Events], depth: int = 2) -> Generator[Events, None, None]:
+    """``batches``, parsed in a thread of their own up to ``depth`` chunks ahead: the kernel
+    (which releases the GIL) applies one chunk while the next one is read and parsed. The
+    parser only adds strings to the interner; a chunk is handed over once its strings are in,
+    so ``State.apply`` sees every id it needs. An error in the parser is raised here."""
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for ev in batches:
+                if not put(ev):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    th = threading.Thread(target=produce, name="replay-parse", daemon=True)
+    th.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield cast(Events, item)
+    finally:
+        stop.set()
+        th.join()
 
 
 def run_replay(
