@@ -19,6 +19,8 @@ without export. The SDK way's stall is the time its per-event instrument calls a
 
 from __future__ import annotations
 
+import gc
+import sys
 import tempfile
 import threading
 import time
@@ -37,7 +39,7 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 from benchmarks._harness import Result
 from vigie.export import Builder, BuildOptions, collect, encode_request, to_metrics_data
 from vigie.export._series import METHODS
-from vigie.server import Sidecar
+from vigie.server import SWITCH_INTERVAL_S, Sidecar
 from vigie.settings import load_settings
 from vigie.state.engine import State
 from vigie.wire.columns import ENGINE_DTYPES, Events
@@ -306,8 +308,18 @@ def _p(xs: list[float], q: float) -> float:
 
 def run(quick: bool) -> list[Result]:
     apis, events = (12, 60_000) if quick else (111, 420_000)
-    v = _vigie(quick, apis, events)
-    sdk = _sdk_way(quick, apis, events)
+    # both ways run as `vigie serve` runs: its thread switch interval, and what exists once it
+    # serves kept out of the garbage collector's way (vigie.server.serve_forever)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    gc.collect()
+    gc.freeze()
+    try:
+        v = _vigie(quick, apis, events)
+        sdk = _sdk_way(quick, apis, events)
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(interval)
     (wait_alone, delay_alone), (wait_export, delay_export) = v["wait_alone"], v["wait_export"]
     common = {"series": v["points"], "route_rows": v["route_rows"]}
     return [
