@@ -673,12 +673,16 @@ class State:
             "route_tvals",
         ):
             setattr(new, name, getattr(self, name).copy())
+        self._copy_python_parts(new)
+        return new
+
+    def _copy_python_parts(self, new: State) -> None:
+        """The strings, channels, inventory and episodes, into ``new`` (under the lock)."""
         new.interner = Interner(self.interner.strings())
         new.channels = list(self.channels)
         new.app_info = dict(self.app_info)
         new.episodes = defaultdict(list, {k: list(v) for k, v in self.episodes.items()})
         new.api_episodes = defaultdict(list, {k: list(v) for k, v in self.api_episodes.items()})
-        return new
 
     def copy_chunked(
         self, lock: AbstractContextManager[Any], routes: bool = True, chunk_bytes: int = 1 << 20
@@ -690,13 +694,7 @@ class State:
         ``routes=False`` leaves the route rows out (the suggestions never read them)."""
         with lock:
             head = copy.copy(self)
-            head.interner = Interner(self.interner.strings())
-            head.channels = list(self.channels)
-            head.app_info = dict(self.app_info)
-            head.episodes = defaultdict(list, {k: list(v) for k, v in self.episodes.items()})
-            head.api_episodes = defaultdict(
-                list, {k: list(v) for k, v in self.api_episodes.items()}
-            )
+            self._copy_python_parts(head)
             plain = {name: getattr(self, name).copy() for name in PLAIN_ARRAYS}
             plain["sub_free"] = self.sub_free[: int(self.sub_meta[0])].copy()
             plain["app_channel"] = self.app_channel[: len(self.interner)].copy()
