@@ -43,6 +43,7 @@ proto: setup
 lint: setup
 	$(VENV)/bin/ruff check sidecar tests benchmarks
 	$(VENV)/bin/ruff format --check sidecar tests benchmarks
+	$(VENV)/bin/lint-imports
 
 typecheck: setup
 	$(VENV)/bin/mypy

@@ -39,7 +39,7 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 from benchmarks._harness import Result
 from vigie.export import Builder, BuildOptions, collect, encode_request, to_metrics_data
 from vigie.export._series import METHODS
-from vigie.server import SWITCH_INTERVAL_S, Sidecar
+from vigie.server.core import SWITCH_INTERVAL_S, Sidecar
 from vigie.settings import load_settings
 from vigie.state.engine import State
 from vigie.wire.columns import ENGINE_DTYPES, Events
@@ -309,7 +309,7 @@ def _p(xs: list[float], q: float) -> float:
 def run(quick: bool) -> list[Result]:
     apis, events = (12, 60_000) if quick else (111, 420_000)
     # both ways run as `vigie serve` runs: its thread switch interval, and what exists once it
-    # serves kept out of the garbage collector's way (vigie.server.serve_forever)
+    # serves kept out of the garbage collector's way (vigie.server.core.serve_forever)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     gc.collect()

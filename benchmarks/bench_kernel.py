@@ -12,9 +12,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from benchmarks._harness import Result
 from benchmarks._load import platform_batch
-from tests import naive
-from vigie.classify.thresholds import Thresholds
+from tests.support import naive
 from vigie.state.engine import State
+from vigie.state.thresholds import Thresholds
 from vigie.wire.columns import COLUMNS, Events, Interner, StreamDecoder, StreamEncoder
 
 T0 = 1_772_409_600_000_000

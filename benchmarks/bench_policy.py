@@ -32,9 +32,9 @@ import grpc
 
 from benchmarks._harness import Result
 from benchmarks._sidecar import Served, sidecar
-from vigie.client import AdminClient
-from vigie.policy.probe import GatewayProbe
+from vigie.cli.client import AdminClient
 from vigie.sources import simulator
+from vigie.sources.probe import GatewayProbe
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 

@@ -11,10 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchmarks._harness import Result
-from tests import naive
-from tests.wso2log import App, LogWriter, at
-from vigie.classify.thresholds import Thresholds
+from tests.support import naive
+from tests.support.wso2log import App, LogWriter, at
 from vigie.replay import run_replay
+from vigie.state.thresholds import Thresholds
 from vigie.wire.columns import COLUMNS, Interner
 
 

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from benchmarks._harness import Result
 from vigie.reports import build
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.state.engine import State
 from vigie.store.data import DataSink, SinkConfig
 from vigie.store.parquet import (

@@ -12,10 +12,10 @@ from typing import Any, Final, cast
 
 from vigie.classify import views
 from vigie.errors import InputError
-from vigie.inventory import load_inventory
-from vigie.policy.config import PolicyConfig
 from vigie.policy.suggest import suggest
 from vigie.settings import load_settings
+from vigie.settings.policy import PolicyConfig
+from vigie.sources.inventory import load_inventory
 from vigie.sources.wso2_log import ReplayStats, parse_source, read_logs
 from vigie.state.engine import State
 from vigie.wire.columns import Events

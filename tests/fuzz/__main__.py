@@ -23,7 +23,7 @@ from tests.fuzz.targets import CORPUS, SEPARATOR, TARGETS
 
 
 def seed() -> None:
-    from tests.wso2log import App, LogWriter, at  # noqa: PLC0415
+    from tests.support.wso2log import App, LogWriter, at  # noqa: PLC0415
     from vigie.v1 import telemetry_pb2 as pb  # noqa: PLC0415
     from vigie.wire.columns import StreamEncoder  # noqa: PLC0415
 

@@ -22,7 +22,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from vigie.errors import BatchRefused
-from vigie.server import Sidecar
+from vigie.server.core import Sidecar
 from vigie.settings import Settings
 from vigie.sources import _wso2_fast
 from vigie.sources.wso2_log import MARKER, PROPERTIES, LineParser, ReplayStats

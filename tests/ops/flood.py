@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.conftest import SidecarProcess, start_sidecar
 from tests.ops.harness import Admin, LoadDriver, rss_bytes
-from tests.streams import StreamClient
+from tests.support.streams import StreamClient
 from vigie.v1 import admin_pb2 as apb
 from vigie.wire.columns import StreamEncoder
 

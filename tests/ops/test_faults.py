@@ -221,7 +221,7 @@ def test_gateway_rides_out_a_throttled_stream(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sidecar_serves_gateways_on_a_unix_socket(tmp_path: Path) -> None:
     """``listen = "unix:/path"``: the Python gateway client streams over it, health answers."""
-    from tests.streams import StreamClient  # noqa: PLC0415
+    from tests.support.streams import StreamClient  # noqa: PLC0415
     from vigie.wire.columns import StreamEncoder  # noqa: PLC0415
 
     sock = tmp_path / "vigie.sock"

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import SidecarProcess, start_sidecar
 from tests.ops.harness import Admin, limit_directive, wait_until
-from tests.streams import StreamClient
+from tests.support.streams import StreamClient
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as pb
 from vigie.wire.columns import StreamEncoder
@@ -100,7 +100,7 @@ def test_a_killed_sidecar_comes_back_with_its_decisions_and_all_but_the_last_int
 def test_operators_decisions_survive_a_sigkill(tmp_path: Path) -> None:
     """The suggestion book (vigie.policy) and tuned thresholds, after a SIGKILL rather than the
     graceful stop tests/test_policy_cli.py uses: each change is on disk before the call returns."""
-    from tests.policy_sidecar import cli, cli_json, find, serve  # noqa: PLC0415
+    from tests.support.policy_sidecar import cli, cli_json, find, serve  # noqa: PLC0415
 
     state_dir = tmp_path / "state"
     sp = serve(state_dir)

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import VIGIE, SidecarProcess, start_sidecar
+from tests.e2e.test_server import records
 from tests.ops.certs import CA, Pair
 from tests.ops.harness import LoadDriver, limit_directive
-from tests.streams import StreamClient
-from tests.test_server import records
-from vigie.cli import main
+from tests.support.streams import StreamClient
+from vigie.cli.main import main
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.wire.columns import StreamEncoder

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from vigie.classify.thresholds import API_CLASS_NAMES, CLASS_NAMES
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.state.engine import State
+from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
 
 # the figures that say the most about each class, for one-line summaries
 HEADLINE: dict[str, tuple[str, ...]] = {

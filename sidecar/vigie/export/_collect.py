@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.state.engine import State
 from vigie.v1 import directives_pb2 as dpb
 from vigie.wire.columns import Interner
@@ -31,7 +31,7 @@ I64 = npt.NDArray[np.int64]
 
 
 class Source(Protocol):
-    """What the export reads from the sidecar (``vigie.server.Sidecar`` is one)."""
+    """What the export reads from the sidecar (``vigie.server.core.Sidecar`` is one)."""
 
     @property
     def lock(self) -> threading.Lock: ...
@@ -42,7 +42,7 @@ class Source(Protocol):
     @property
     def streams(self) -> Mapping[int, Any]: ...
     @property
-    def directives(self) -> Any: ...  # vigie.directives.DirectiveTable
+    def directives(self) -> Any: ...  # vigie.directives.table.DirectiveTable
     @property
     def started_at_us(self) -> int: ...
     @property

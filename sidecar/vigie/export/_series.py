@@ -29,7 +29,6 @@ import numpy as np
 import numpy.typing as npt
 
 from vigie import __version__
-from vigie.classify.thresholds import API_CLASS_NAMES, CLASS_NAMES
 from vigie.export import _catalogue as C
 from vigie.export import _wire as W
 from vigie.export._collect import Frame
@@ -46,7 +45,8 @@ from vigie.export._points import (
     NumberPoints,
     Points,
 )
-from vigie.state import _layout as L
+from vigie.state import layout as L
+from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

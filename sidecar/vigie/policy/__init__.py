@@ -9,6 +9,6 @@ WSO2's analytics log.
 Import the submodules directly: this front door stays light because the settings import it.
 """
 
-from vigie.policy.config import DEFAULT_TIER_LIMITS, PolicyConfig, TierLimit, parse_tier_limits
+from vigie.settings.policy import DEFAULT_TIER_LIMITS, PolicyConfig, TierLimit, parse_tier_limits
 
 __all__ = ["DEFAULT_TIER_LIMITS", "PolicyConfig", "TierLimit", "parse_tier_limits"]

@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 from google.protobuf import json_format
 
-from vigie.classify.thresholds import Thresholds
 from vigie.classify.views import iso
 from vigie.errors import ConfigError, VigieError
 from vigie.policy import wso2
 from vigie.policy.book import LIVE_STATES, LifecycleError, Record, SuggestionBook
-from vigie.policy.config import PolicyConfig
 from vigie.policy.suggest import Suggestion, suggest
+from vigie.settings.policy import PolicyConfig
+from vigie.state.thresholds import Thresholds
 from vigie.v1 import directives_pb2 as dpb
 
 if TYPE_CHECKING:
-    from vigie.server import Sidecar
+    from vigie.server.core import Sidecar
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from vigie.state import _layout as L
+from vigie.state import layout as L
 
 # "human" numbers: limits are rounded up to one of these times a power of ten
 NICE_STEPS: Final = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)

@@ -30,9 +30,9 @@ import numpy as np
 
 from vigie.classify import views
 from vigie.policy import sizing, wso2
-from vigie.policy.config import PolicyConfig
 from vigie.policy.wso2 import AdminRequest
-from vigie.state import _layout as L
+from vigie.settings.policy import PolicyConfig
+from vigie.state import layout as L
 from vigie.state.engine import State
 from vigie.v1 import directives_pb2 as dpb
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from vigie.classify.views import iso
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.store.changes import active_between
 from vigie.store.query import AggQuery, AggRow, Store, quantile
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from vigie.state._layout import (
+from vigie.state.layout import (
     A_2XX,
     A_3XX,
     A_4XX,
@@ -305,7 +305,7 @@ def route_key(
     """Identity of a route row: API x resource x method x status x WSO2 error code x channel x
     throttled. API row (< 2^16), resource id (< 2^31), method (< 16) and status (< 1024) are
     packed in one key; a WSO2 error code, a channel but the first, or throttling are folded in
-    by a hash (the export groups the rows into its series; vigie.fleet merges by this key)."""
+    by a hash (the export groups the rows into its series; vigie.state.merge merges by this key)."""
     me = method if method < 16 else 15
     st = status if status < 1024 else 0
     k = ((resource << 32) | (api_row << 14) | (me << 10) | st) + 1

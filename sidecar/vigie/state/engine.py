@@ -19,10 +19,10 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from vigie.classify.thresholds import CLASS_NAMES, Thresholds
 from vigie.errors import ConfigError
 from vigie.state import _kernels as K
-from vigie.state import _layout as L
+from vigie.state import layout as L
+from vigie.state.thresholds import CLASS_NAMES, Thresholds
 from vigie.wire.columns import Events, Interner
 
 log = logging.getLogger(__name__)

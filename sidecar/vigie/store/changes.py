@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
-from vigie.classify.thresholds import API_CLASS_NAMES, CLASS_NAMES
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.state.engine import State
+from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
 from vigie.v1 import directives_pb2 as dpb
 
 Record = dict[str, Any]

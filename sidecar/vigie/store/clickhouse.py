@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.store.parquet import CHANGE_FIELDS, day_name, group_exprs, where_clause
 from vigie.store.query import AggQuery, AggRow, StoreUnavailable, finish
 from vigie.store.rollup import MEASURES, STRING_KEYS, TABLE_KEYS, TIME_COLUMN, Rows

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.store.rollup import Accumulator, Rows
 from vigie.wire.columns import Events
 

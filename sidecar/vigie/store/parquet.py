@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.store import _rollup_kernels as RK
 from vigie.store.plan import NEVER, Part, next_month, plan
 from vigie.store.query import AggQuery, AggRow, StoreUnavailable, finish, merge_rows

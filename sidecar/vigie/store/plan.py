@@ -20,7 +20,7 @@ from typing import Final
 
 import numpy as np
 
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.store.query import AggQuery
 from vigie.store.rollup import month_start
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
 from vigie.errors import VigieError
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.store.rollup import MEASURES, TABLES
 
 GROUPABLE: Final = (

@@ -23,7 +23,7 @@ for reports over months and years (``vigie.store.plan`` picks the smallest table
 answer a query exactly).
 
 ``lat_idx``/``lat_cnt`` are a sparse latency histogram: bucket numbers of
-``vigie.state._layout`` (0 = latency 0; b >= 1 = OTLP scale-3 exponential bucket
+``vigie.state.layout`` (0 = latency 0; b >= 1 = OTLP scale-3 exponential bucket
 b - 1 + LAT_MIN_INDEX, in seconds) and their counts, by ascending bucket.
 """
 
@@ -36,7 +36,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from vigie.state import _layout as L
+from vigie.state import layout as L
 from vigie.state.engine import _pow2_at_least
 from vigie.store import _rollup_kernels as RK
 from vigie.wire.columns import METHOD_NAMES, Events

@@ -129,7 +129,7 @@ class Interner:
     """Strings <-> dense global ids, 0 being the empty string. Shared by all streams.
 
     Bounded by releasing: ``release`` forgets strings nothing refers to any more (the sidecar
-    computes that, see ``vigie.server.Sidecar.compact_strings``); their ids are handed out again
+    computes that, see ``Sidecar.compact_strings`` in vigie.server.core); their ids are handed out
     only after ``settle`` says every reader that could still hold them is done (the data writer
     resolves the ids it queued at its next flush). A released id reads as the empty string, and
     ``strings()`` keeps it as a hole (``""`` past index 0), so a snapshot restores the holes as

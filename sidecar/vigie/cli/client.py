@@ -1,0 +1,129 @@
+"""The CLI's side of the admin service: a channel with the bearer token, typed errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from vigie.errors import SidecarUnavailable, VigieError
+from vigie.state.engine import State
+from vigie.state.merge import state_from_chunks
+from vigie.v1 import admin_pb2 as apb
+from vigie.v1 import admin_pb2_grpc as apb_grpc
+
+T = TypeVar("T")
+DEFAULT_ADMIN = "127.0.0.1:7356"
+DEFAULT_STATE_DIR = "./vigie-state"
+
+
+class AdminRefused(VigieError):
+    """The sidecar refused an admin call; the message is the sidecar's."""
+
+    exit_code = 2
+
+
+def read_token(token: str | None, token_file: str | None, state_dir: str | None) -> str:
+    """The admin token: --token, then VIGIE_ADMIN_TOKEN, then a token file."""
+    if token:
+        return token
+    env = os.environ.get("VIGIE_ADMIN_TOKEN")
+    if env:
+        return env
+    candidates = [token_file, os.environ.get("VIGIE_ADMIN_TOKEN_FILE")]
+    candidates.append(
+        str(
+            Path(state_dir or os.environ.get("VIGIE_STATE_DIR") or DEFAULT_STATE_DIR)
+            / "admin.token"
+        )
+    )
+    for c in candidates:
+        if c and Path(c).exists():
+            return Path(c).read_text().strip()
+    if os.environ.get("VIGIE_ADMIN_CERT_FILE"):
+        return ""  # a client certificate identifies the caller (admin_auth = mtls)
+    raise SidecarUnavailable(
+        "no admin token: pass --token-file (the sidecar writes <state_dir>/admin.token) "
+        "or set VIGIE_ADMIN_TOKEN"
+    )
+
+
+def _file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise SidecarUnavailable(f"{path}: {exc.strerror or exc}") from None
+
+
+def admin_channel(target: str, env: dict[str, str] | None = None) -> grpc.Channel:
+    """A channel to a sidecar's admin service: plaintext, or TLS when ``VIGIE_ADMIN_CA_FILE``
+    names the CA of the sidecar's certificate (with ``VIGIE_ADMIN_CERT_FILE`` and
+    ``VIGIE_ADMIN_KEY_FILE``: a client certificate, for mTLS; ``VIGIE_ADMIN_SERVER_NAME``:
+    the name in the sidecar's certificate when it is not the target's host)."""
+    env = dict(os.environ) if env is None else env
+    ca = env.get("VIGIE_ADMIN_CA_FILE", "")
+    if not ca:
+        return grpc.insecure_channel(target)
+    cert = env.get("VIGIE_ADMIN_CERT_FILE", "")
+    key = env.get("VIGIE_ADMIN_KEY_FILE", "")
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=_file(ca),
+        private_key=_file(key) if key else None,
+        certificate_chain=_file(cert) if cert else None,
+    )
+    name = env.get("VIGIE_ADMIN_SERVER_NAME", "")
+    options = [("grpc.ssl_target_name_override", name)] if name else []
+    return grpc.secure_channel(target, creds, options=options)
+
+
+class AdminClient:
+    def __init__(self, target: str, token: str, timeout: float = 10.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = admin_channel(target)
+        self.stub = apb_grpc.AdminStub(self._channel)
+        self._md = (("authorization", f"Bearer {token}"),) if token else ()
+
+    def call(self, method: Callable[..., T], request: Any) -> T:
+        try:
+            return method(request, metadata=self._md, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            details = exc.details()
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise SidecarUnavailable(
+                    f"no sidecar answers at {self.target} ({code.name}: {details})"
+                ) from None
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                raise AdminRefused(
+                    f"the sidecar at {self.target} refused the admin token"
+                ) from None
+            raise AdminRefused(f"{code.name}: {details}") from None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def fetch_states(clients: Sequence[AdminClient]) -> list[State]:
+    """Each sidecar's state, read with ``ExportState``."""
+    out = []
+    for c in clients:
+        try:
+            chunks = list(
+                c.stub.ExportState(apb.ExportStateRequest(), metadata=c._md, timeout=c.timeout)
+            )
+        except Exception:
+            # the same typed errors as unary calls
+            c.call(c.stub.GetStatus, apb.StatusRequest())
+            raise
+        out.append(state_from_chunks(chunks))
+    return out

@@ -1,0 +1,618 @@
+"""``vigie autopsy`` and ``vigie report``, and the fleet side of ``consumers`` and ``status``.
+
+Where the data comes from: ``--store DIR`` (a Parquet store, e.g. written by
+``vigie replay --store DIR`` or a sidecar's ``<state_dir>/data``), ``--clickhouse URL``, or
+running sidecars (``--admin ADDR``, repeated for a fleet: their answers add up).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from vigie.cli.main import console, err_console, main, parse_time
+from vigie.errors import VigieError
+from vigie.store.query import AggQuery, AggRow, merge_rows
+
+# ---------------------------------------------------------------------------------------------
+# stores
+# ---------------------------------------------------------------------------------------------
+
+
+class RemoteStore:
+    """A running sidecar's data store, through its admin service."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def aggregate(self, q: AggQuery) -> list[AggRow]:
+        from vigie.server.data_admin import query_to_proto, rows_from_proto  # noqa: PLC0415
+
+        c = self.client
+        return rows_from_proto(q, c.call(c.stub.QueryData, query_to_proto(q)))
+
+    def changes(self, from_us: int, to_us: int) -> list[dict[str, Any]]:
+        from vigie.server.data_admin import changes_from_proto  # noqa: PLC0415
+        from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
+
+        c = self.client
+        resp = c.call(c.stub.ListChanges, apb.ListChangesRequest(from_us=from_us, to_us=to_us))
+        return changes_from_proto(resp.changes)
+
+    def extent(self) -> tuple[int, int]:
+        return 0, 0
+
+
+class FleetStore:
+    """Several stores as one: answers add up (counters and histograms)."""
+
+    def __init__(self, stores: Sequence[Any]) -> None:
+        self.stores = list(stores)
+
+    def aggregate(self, q: AggQuery) -> list[AggRow]:
+        return merge_rows(s.aggregate(q) for s in self.stores)
+
+    def changes(self, from_us: int, to_us: int) -> list[dict[str, Any]]:
+        seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for s in self.stores:
+            for c in s.changes(from_us, to_us):
+                seen.setdefault(tuple(sorted(c.items())), c)
+        return sorted(seen.values(), key=lambda c: (c["at_us"], c["kind"], c["name"]))
+
+    def extent(self) -> tuple[int, int]:
+        ext = [s.extent() for s in self.stores]
+        ext = [e for e in ext if e[1]]
+        return (min(e[0] for e in ext), max(e[1] for e in ext)) if ext else (0, 0)
+
+
+def _admin_clients(
+    admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
+) -> list[Any]:
+    from vigie.cli.client import AdminClient, read_token  # noqa: PLC0415
+
+    def pick(values: Sequence[str], i: int) -> str | None:
+        if not values:
+            return None
+        if len(values) == 1:
+            return values[0]
+        if len(values) != len(admins):
+            raise click.BadParameter("give one value for all sidecars, or one per --admin")
+        return values[i]
+
+    return [
+        AdminClient(a, read_token(None, pick(token_files, i), pick(state_dirs, i)))
+        for i, a in enumerate(admins)
+    ]
+
+
+def open_source(
+    store: Path | None,
+    clickhouse: str | None,
+    database: str,
+    admins: Sequence[str],
+    token_files: Sequence[str],
+    state_dirs: Sequence[str],
+) -> tuple[Any, list[Any]]:
+    """The store to read and the admin clients to close afterwards."""
+    if store is not None:
+        from vigie.store.parquet import ParquetStore  # noqa: PLC0415
+
+        root = store / "data" if (store / "data").is_dir() else store
+        if not root.is_dir():
+            raise VigieError(f"{store}: no such store directory")
+        return ParquetStore(root), []
+    if clickhouse:
+        from vigie.store.clickhouse import ClickHouseStore  # noqa: PLC0415
+
+        return ClickHouseStore(clickhouse, database), []
+    clients = _admin_clients(admins or ["127.0.0.1:7356"], token_files, state_dirs)
+    stores = [RemoteStore(c) for c in clients]
+    return (stores[0] if len(stores) == 1 else FleetStore(stores)), clients
+
+
+_source_options = [
+    click.option(
+        "--store",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Read a Parquet store directory (replay --store, or <state_dir>/data).",
+    ),
+    click.option("--clickhouse", help="Read ClickHouse at this HTTP URL instead."),
+    click.option("--clickhouse-database", default="vigie", show_default=True),
+    click.option(
+        "--admin",
+        "admins",
+        multiple=True,
+        help="A running sidecar's admin address; repeat it for a fleet (default 127.0.0.1:7356).",
+    ),
+    click.option(
+        "--token-file",
+        "token_files",
+        multiple=True,
+        help="Admin token file: one for all sidecars, or one per --admin.",
+    ),
+    click.option(
+        "--state-dir",
+        "state_dirs",
+        multiple=True,
+        help="Sidecar state directory holding admin.token (one, or one per --admin).",
+    ),
+]
+
+
+def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed(_source_options):
+        f = opt(f)
+    return f
+
+
+# ---------------------------------------------------------------------------------------------
+# autopsy / report
+# ---------------------------------------------------------------------------------------------
+
+
+def _scope(from_text: str, to_text: str, **filters: str | None) -> Any:
+    from vigie.reports.build import Scope  # noqa: PLC0415
+
+    frm, to = parse_time(from_text), parse_time(to_text)
+    if to <= frm:
+        raise click.BadParameter("--to must come after --from")
+    return Scope(frm, to, **{k: v or "" for k, v in filters.items()})
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err_console.print(f"written to {output}", highlight=False)
+
+
+_FORMATS = click.Choice(["table", "csv", "json", "html"])
+
+
+@main.command()
+@click.option("--from", "from_text", required=True, help="Start (ISO 8601, UTC if no zone).")
+@click.option("--to", "to_text", required=True, help="End (ISO 8601), exclusive.")
+@click.option("--api", help="Only this API name.")
+@click.option("--api-version", help="Only this API version.")
+@click.option("--application", help="Only this application (id or name).")
+@click.option("--channel", help="Only this channel.")
+@click.option("--top", type=int, default=20, show_default=True, help="Rows per list (0: all).")
+@click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@source_options
+def autopsy(
+    from_text: str,
+    to_text: str,
+    api: str | None,
+    api_version: str | None,
+    application: str | None,
+    channel: str | None,
+    top: int,
+    fmt: str,
+    output: Path | None,
+    store: Path | None,
+    clickhouse: str | None,
+    clickhouse_database: str,
+    admins: Sequence[str],
+    token_files: Sequence[str],
+    state_dirs: Sequence[str],
+) -> None:
+    """What happened between --from and --to (the per-minute data, 14 days by default).
+
+    A timeline, the HTTP status and WSO2 error codes, the consumers involved with their
+    latency, the resources, and the classes and directives active then. Example:
+
+    \b
+      vigie autopsy --from 2026-11-28T08:00 --to 2026-11-28T08:30 --api TrackAndTrace
+    """
+    from vigie.reports import build  # noqa: PLC0415
+
+    scope = _scope(
+        from_text,
+        to_text,
+        api=api,
+        api_version=api_version,
+        application=application,
+        channel=channel,
+    )
+    src, clients = open_source(
+        store, clickhouse, clickhouse_database, admins, token_files, state_dirs
+    )
+    try:
+        doc = build.autopsy(src, scope, top)
+    finally:
+        for c in clients:
+            c.close()
+    _render(doc, fmt, output)
+
+
+@main.command()
+@click.option("--from", "from_text", required=True, help="First day (ISO 8601).")
+@click.option("--to", "to_text", required=True, help="End (ISO 8601), exclusive.")
+@click.option("--api", help="Only this API name.")
+@click.option("--api-version", help="Only this API version.")
+@click.option("--application", help="Only this application (id or name).")
+@click.option("--channel", help="Only this channel.")
+@click.option("--top", type=int, default=20, show_default=True, help="Rows per list (0: all).")
+@click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@source_options
+def report(
+    from_text: str,
+    to_text: str,
+    api: str | None,
+    api_version: str | None,
+    application: str | None,
+    channel: str | None,
+    top: int,
+    fmt: str,
+    output: Path | None,
+    store: Path | None,
+    clickhouse: str | None,
+    clickhouse_database: str,
+    admins: Sequence[str],
+    token_files: Sequence[str],
+    state_dirs: Sequence[str],
+) -> None:
+    """Usage between --from and --to (the per-day rollups, kept for years).
+
+    Traffic over time by outcome, success/throttle/error rates, growth, top consumers, error
+    codes, dormant subscriptions and retired APIs. --format html writes one self-contained
+    page with charts. Example:
+
+    \b
+      vigie report --from 2026-01-01 --to 2027-01-01 --format html --output 2026.html
+    """
+    from vigie.reports import build  # noqa: PLC0415
+
+    scope = _scope(
+        from_text,
+        to_text,
+        api=api,
+        api_version=api_version,
+        application=application,
+        channel=channel,
+    )
+    src, clients = open_source(
+        store, clickhouse, clickhouse_database, admins, token_files, state_dirs
+    )
+    try:
+        doc = build.report(src, scope, top)
+    finally:
+        for c in clients:
+            c.close()
+    _render(doc, fmt, output)
+
+
+def _render(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
+    if fmt == "json":
+        _emit(json.dumps(doc, ensure_ascii=False) + "\n", output)
+    elif fmt == "csv":
+        _emit(to_csv(doc), output)
+    elif fmt == "html":
+        from vigie.reports import html  # noqa: PLC0415
+
+        page = html.report_html(doc) if doc["kind"] == "report" else html.autopsy_html(doc)
+        _emit(page, output)
+    else:
+        _print_tables(doc)
+
+
+CSV_COLUMNS = (
+    "section",
+    "at",
+    "api",
+    "api_version",
+    "method",
+    "resource",
+    "application_id",
+    "application",
+    "channel",
+    "status",
+    "error_code",
+    "name",
+    "requests",
+    "successes",
+    "client_errors",
+    "server_errors",
+    "throttled",
+    "error_rate",
+    "throttle_rate",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "growth",
+    "requests_before",
+    "from",
+    "to",
+)
+_SECTIONS = (
+    "total",
+    "series",
+    "timeline",
+    "apis",
+    "consumers",
+    "resources",
+    "channels",
+    "codes",
+    "error_codes",
+    "dormant_subscriptions",
+    "retired_apis",
+    "active",
+)
+
+
+def to_csv(doc: dict[str, Any]) -> str:
+    """Every list of the document in one CSV, the first column naming the list."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for section in _SECTIONS:
+        if section not in doc:
+            continue
+        rows = doc[section] if isinstance(doc[section], list) else [doc[section]]
+        for r in rows:
+            w.writerow({"section": section, **{k: ("" if v is None else v) for k, v in r.items()}})
+    return buf.getvalue()
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 1 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _rich(title: str, rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> Table:
+    t = Table(title=title)
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(_fmt(r.get(c)) for c in cols))
+    return t
+
+
+def _print_tables(doc: dict[str, Any]) -> None:
+    t = doc["total"]
+    f = ", ".join(f"{k}={v}" for k, v in doc["filters"].items())
+    console.print(f"[bold]{doc['kind']}[/] {doc['from']} → {doc['to']} {f}", highlight=False)
+    console.print(
+        f"{_fmt(t['requests'])} requests: {_fmt(t['successes'])} successes, "
+        f"{_fmt(t['client_errors'])} client errors, {_fmt(t['server_errors'])} server errors, "
+        f"{_fmt(t['throttled'])} throttled; p50 {_fmt(t.get('p50_ms'))} ms, "
+        f"p95 {_fmt(t.get('p95_ms'))} ms, p99 {_fmt(t.get('p99_ms'))} ms",
+        highlight=False,
+    )
+    out = ("requests", "successes", "client_errors", "server_errors", "throttled")
+    if doc["kind"] == "autopsy":
+        console.print(_rich("Timeline", doc["timeline"], ("at", *out, "p95_ms")))
+        console.print(
+            _rich(
+                "Status / WSO2 error code",
+                doc["codes"],
+                ("status", "error_code", "requests", "outcome"),
+            )
+        )
+        console.print(
+            _rich(
+                f"Consumers involved ({doc['consumers_involved']})",
+                doc["consumers"],
+                ("application", "application_id", *out, "p50_ms", "p95_ms", "p99_ms"),
+            )
+        )
+        console.print(
+            _rich("Resources", doc["resources"], ("api", "method", "resource", *out, "p95_ms"))
+        )
+        console.print(
+            _rich(
+                "Classes and directives active then",
+                doc["active"],
+                ("kind", "name", "application_id", "api", "from", "to"),
+            )
+        )
+        return
+    console.print(_rich("Traffic", doc["series"], ("at", *out)))
+    console.print(
+        _rich(
+            "APIs",
+            doc["apis"],
+            ("api", "api_version", "requests", "growth", "error_rate", "throttle_rate", "p95_ms"),
+        )
+    )
+    console.print(
+        _rich(
+            f"Top consumers (of {doc['consumers_total']})",
+            doc["consumers"],
+            (
+                "application",
+                "application_id",
+                "requests",
+                "growth",
+                "error_rate",
+                "throttle_rate",
+                "p95_ms",
+            ),
+        )
+    )
+    console.print(_rich("Error and throttle codes", doc["error_codes"], ("error_code", *out)))
+    console.print(
+        _rich(
+            "Dormant subscriptions",
+            doc["dormant_subscriptions"],
+            ("application", "application_id", "api", "api_version", "requests_before"),
+        )
+    )
+    console.print(
+        _rich("Retired APIs", doc["retired_apis"], ("api", "api_version", "requests_before"))
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# fleet: consumers / status over several sidecars
+# ---------------------------------------------------------------------------------------------
+
+
+def fleet_state(
+    admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
+) -> Any:
+    """The merged state of several running sidecars (also for suggestions)."""
+    from vigie.cli.client import fetch_states  # noqa: PLC0415
+    from vigie.state.merge import merge_states  # noqa: PLC0415
+
+    clients = _admin_clients(admins, token_files, state_dirs)
+    try:
+        return merge_states(fetch_states(clients))
+    finally:
+        for c in clients:
+            c.close()
+
+
+def fleet_consumers(
+    admins: Sequence[str],
+    token_files: Sequence[str],
+    state_dirs: Sequence[str],
+    class_name: str | None,
+    application: str | None,
+    api: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    from vigie.classify import views  # noqa: PLC0415
+
+    merged = fleet_state(admins, token_files, state_dirs)
+    subs = views.subscriptions(merged, merged.now_us)
+    if class_name:
+        subs = [s for s in subs if class_name in s.classes]
+    if application:
+        subs = [s for s in subs if application in (s.application_id, s.application)]
+    if api:
+        subs = [s for s in subs if s.api == api]
+    subs.sort(key=lambda s: -s.requests)
+    if limit:
+        subs = subs[:limit]
+    return {
+        "now": views.iso(merged.now_us),
+        "sidecars": list(admins),
+        "subscriptions": [s.to_json() for s in subs],
+    }
+
+
+def fleet_status(
+    admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
+) -> dict[str, Any]:
+    from google.protobuf import json_format  # noqa: PLC0415
+
+    from vigie.classify import views  # noqa: PLC0415
+    from vigie.cli.client import fetch_states  # noqa: PLC0415
+    from vigie.state.merge import merge_states  # noqa: PLC0415
+    from vigie.state.thresholds import CLASS_NAMES  # noqa: PLC0415
+    from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
+
+    clients = _admin_clients(admins, token_files, state_dirs)
+    try:
+        statuses = [c.call(c.stub.GetStatus, apb.StatusRequest()) for c in clients]
+        merged = merge_states(fetch_states(clients))
+    finally:
+        for c in clients:
+            c.close()
+    held, _ = merged.held(merged.now_us)
+    rows = merged.sub_rows()
+    classes = {name: int(held[rows, i].sum()) for i, name in enumerate(CLASS_NAMES)}
+    classes["normal"] = int((~held[rows].any(axis=1)).sum())
+    counters: dict[str, int] = {}
+    data_bytes: dict[str, int] = {}
+    for st in statuses:
+        for k, v in st.counters.items():
+            counters[k] = counters.get(k, 0) + int(v)
+        for k, v in st.data.bytes.items():
+            data_bytes[k] = data_bytes.get(k, 0) + int(v)
+    return {
+        "sidecars": [
+            json_format.MessageToDict(s, preserving_proto_field_name=True) for s in statuses
+        ],
+        "merged": {
+            "now": views.iso(merged.now_us),
+            "events_applied": sum(int(s.events_applied) for s in statuses),
+            "ingest_rate": sum(s.ingest_rate for s in statuses),
+            "subscriptions": len(rows),
+            "apis": merged.n_api_rows,
+            "gateways": sum(len(s.gateways) for s in statuses),
+            "classes": classes,
+            "counters": counters,
+            "data_bytes": data_bytes,
+            "degraded_stores": [
+                s.sidecar_id for s in statuses if s.data.state.startswith("degraded")
+            ],
+        },
+    }
+
+
+def print_fleet_status(doc: dict[str, Any]) -> None:
+    m = doc["merged"]
+    console.print(
+        f"[bold]fleet of {len(doc['sidecars'])} sidecars[/]: {m['events_applied']:,} events, "
+        f"{m['ingest_rate']:,.0f}/s, {m['subscriptions']:,} subscriptions, {m['apis']} APIs, "
+        f"{m['gateways']} gateways, now {m['now']}",
+        highlight=False,
+    )
+    console.print("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(m["classes"].items())))
+    t = Table(title="Sidecars")
+    for col in ("sidecar", "events", "gateways", "data store", "data on disk"):
+        t.add_column(col)
+    for s in doc["sidecars"]:
+        data = s.get("data", {})
+        t.add_row(
+            s.get("sidecar_id", "?"),
+            f"{int(s.get('events_applied', 0)):,}",
+            str(len(s.get("gateways", []))),
+            f"{data.get('backend', 'off')} {data.get('state', '')}",
+            human_bytes(sum(int(v) for v in data.get("bytes", {}).values())),
+        )
+    console.print(t)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def data_status_line(st: Any) -> str | None:
+    """One line on the data store of a Status message (None when it is off)."""
+    if not st.HasField("data"):
+        return None
+    d = st.data
+    total = sum(int(v) for v in d.bytes.values())
+    parts = ", ".join(f"{k} {human_bytes(int(v))}" for k, v in sorted(d.bytes.items()))
+    line = (
+        f"data: {d.backend} {d.state}, {human_bytes(total)} on disk ({parts}); "
+        f"keeps {d.short_retention_days} days per minute, "
+        f"{d.long_retention_days or 'all'} days per day"
+    )
+    if d.unwritten_rows:
+        line += f"; {d.unwritten_rows:,} rows waiting in memory"
+    dropped = {k: v for k, v in d.counters.items() if "dropped" in k and v}
+    if dropped:
+        line += "; dropped " + ", ".join(f"{k} {v:,}" for k, v in dropped.items())
+    return line

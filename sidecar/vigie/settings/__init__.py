@@ -1,0 +1,458 @@
+"""One typed settings object for the sidecar.
+
+Each field has a default, an environment variable (``VIGIE_<NAME>``) and a one-line meaning.
+Sources, later ones winning: defaults < TOML file (``--config`` / ``VIGIE_CONFIG``) < environment
+< command-line flags. Thresholds live in the file's ``[thresholds]`` table (see
+``vigie.state.thresholds.Thresholds``). ``vigie check-config FILE`` prints the exact problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from vigie.errors import ConfigError
+from vigie.settings.policy import (
+    DEFAULT_TIER_LIMITS,
+    check_auto_approve,
+    check_share,
+    check_tier_limits,
+)
+from vigie.state.thresholds import Thresholds
+
+ENV_PREFIX: Final = "VIGIE_"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS: Final = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "KI": 1024,
+    "MI": 1024**2,
+    "GI": 1024**3,
+    "TI": 1024**4,
+}
+
+
+def parse_size(value: Any) -> int:
+    """``1073741824``, ``"512MiB"``, ``"2G"`` -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 512MiB")
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"expected a size such as 512MiB, got {value!r}")
+    unit = (m.group(2) or "").upper().rstrip("B")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def parse_floats(value: Any) -> tuple[float, ...]:
+    """``"0.1, 0.5, 1"`` or ``[0.1, 0.5, 1]`` -> increasing positive numbers."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError(f"expected increasing numbers such as 0.1,0.5,1, got {value!r}")
+    try:
+        out = tuple(float(x) for x in items if not isinstance(x, bool))
+    except (TypeError, ValueError):
+        raise ValueError(f"expected increasing numbers such as 0.1,0.5,1, got {value!r}") from None
+    if len(out) != len(items) or any(b <= a for a, b in itertools.pairwise(out)):
+        raise ValueError(f"expected increasing numbers such as 0.1,0.5,1, got {value!r}")
+    if out[0] <= 0 or not all(x < float("inf") for x in out):
+        raise ValueError(f"expected positive finite numbers, got {value!r}")
+    return out
+
+
+def _s(default: Any, doc: str, kind: str = "str", **extra: Any) -> Any:
+    return field(default=default, metadata={"doc": doc, "kind": kind, **extra})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``vigie serve`` can be told."""
+
+    listen: str = _s("127.0.0.1:7355", "gateway stream address: host:port or unix:/path")
+    admin_listen: str = _s(
+        "127.0.0.1:7356", "admin service address (the CLI): host:port or unix:/path"
+    )
+    state_dir: str = _s("./vigie-state", "directory for snapshots, the admin token and data")
+    snapshot_interval_seconds: float = _s(
+        60.0, "how often the state is written to disk", "float", min=1
+    )
+    memory_cap: int = _s(
+        1 << 30, "memory the per-subscription state may use (e.g. 1GiB)", "size", min=1 << 20
+    )
+    max_batch_events: int = _s(65_536, "largest event batch a gateway may send", "int", min=1)
+    max_dictionary_entries: int = _s(
+        262_144,
+        "largest string dictionary per gateway stream (the handler then starts a new stream)",
+        "int",
+        min=16,
+    )
+    max_streams: int = _s(64, "gateway streams served at once", "int", min=1)
+    inventory: str = _s("", "inventory JSON (registered channels, known subscriptions and APIs)")
+    admin_token: str = _s(
+        "", "admin bearer token (prefer admin_token_file); empty: generated", secret=True
+    )
+    admin_token_file: str = _s(
+        "", "file holding the admin bearer token; empty: <state_dir>/admin.token", secret_file=True
+    )
+    log_level: str = _s(
+        "info", "debug, info, warning or error", choices=("debug", "info", "warning", "error")
+    )
+    data_store: str = _s(
+        "parquet",
+        "where rollups go: parquet (files in data_dir), clickhouse, or off",
+        choices=("parquet", "clickhouse", "off"),
+    )
+    data_dir: str = _s("", "directory of the Parquet store; empty: <state_dir>/data")
+    clickhouse_url: str = _s("http://127.0.0.1:8123", "ClickHouse HTTP interface (data_store)")
+    clickhouse_database: str = _s("vigie", "ClickHouse database of the rollup tables")
+    short_retention_days: int = _s(14, "days of per-minute data kept (autopsy)", "int", min=1)
+    long_retention_days: int = _s(
+        1830, "days of per-day rollups and changes kept (reports); 0 = forever", "int", min=0
+    )
+    data_flush_seconds: float = _s(
+        30.0, "how often rollups are written to the store", "float", min=0.1
+    )
+    data_queue_batches: int = _s(
+        4096, "batches waiting for the data writer before new ones are dropped", "int", min=1
+    )
+    data_memory_cap: int = _s(
+        256 << 20,
+        "memory for rollups the store could not take yet (e.g. 256MiB)",
+        "size",
+        min=1 << 20,
+    )
+    thresholds: Thresholds = field(
+        default_factory=Thresholds,
+        metadata={"doc": "behaviour class thresholds", "kind": "thresholds"},
+    )
+    # OpenTelemetry export (vigie.export); the OTEL_EXPORTER_OTLP_* variables set the endpoint,
+    # headers, TLS, compression and timeout, OTEL_RESOURCE_ATTRIBUTES adds resource attributes
+    otel_export: str = _s(
+        "auto",
+        "OTLP metrics export: auto (on when OTEL_EXPORTER_OTLP_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set), on or off",
+        choices=("auto", "on", "off"),
+    )
+    otel_protocol: str = _s(
+        "",
+        "grpc or http/protobuf; empty: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, "
+        "OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf",
+        choices=("", "grpc", "http/protobuf"),
+    )
+    otel_interval_seconds: float = _s(
+        0.0, "seconds between exports; 0: OTEL_METRIC_EXPORT_INTERVAL (ms), else 60", "float", min=0
+    )
+    otel_histogram: str = _s(
+        "exponential",
+        "latency histograms: exponential (vigie's base-2 buckets as they are) or explicit",
+        choices=("exponential", "explicit"),
+    )
+    otel_explicit_bounds: tuple[float, ...] = _s(
+        (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+        "bucket bounds in seconds when otel_histogram = explicit (comma-separated, increasing)",
+        "floats",
+    )
+    otel_top_k: int = _s(
+        20,
+        "subscriptions exported one by one: the top K by traffic and the top K by "
+        "misbehaviour; the others are summed as application 'other'",
+        "int",
+        min=0,
+    )
+    otel_encoder: str = _s(
+        "vigie",
+        "vigie (points written from the arrays, fast) or sdk (the OTel SDK's own encoder)",
+        choices=("vigie", "sdk"),
+    )
+    otel_gateway: str = _s("", "resource attribute wso2.gateway.id (the gateway next to vigie)")
+    otel_channel: str = _s("", "resource attribute wso2.channel (that gateway's channel)")
+    otel_tenant: str = _s("", "resource attribute wso2.tenant (that gateway's tenant)")
+    # ---- suggestions, directives and WSO2 policies (vigie.policy) ----
+    tier_limits: str = _s(
+        DEFAULT_TIER_LIMITS,
+        "WSO2 subscription tiers: NAME=COUNT/UNIT (sec, min, hour, day) or NAME=unlimited",
+        check=check_tier_limits,
+    )
+    policy_headroom: float = _s(
+        1.5, "suggested limits = observed p99 per minute x this, rounded up", "float", min=1
+    )
+    policy_refresh_seconds: float = _s(
+        30.0, "how often suggestions are recomputed from the state", "float", min=1
+    )
+    auto_approve: str = _s(
+        "",
+        "classes whose suggestions are approved without an operator (shadow first, with a "
+        "TTL), e.g. retry_storm,redundant; empty: none",
+        check=check_auto_approve,
+    )
+    auto_approve_max_share: float = _s(
+        0.05,
+        "auto-approval never refuses more than this share of the consumer's requests",
+        "float",
+        check=check_share,
+    )
+    auto_approve_ttl_seconds: float = _s(
+        3600.0, "lifetime of an auto-approved directive", "float", min=60
+    )
+    auto_approve_shadow_seconds: float = _s(
+        900.0, "an auto-approved directive stays in shadow this long before it enforces", "float"
+    )
+    allow_list: str = _s(
+        "", "applications (id or name) and APIs (api:NAME) never auto-approved, comma-separated"
+    )
+
+    max_strings: int = _s(
+        1_000_000,
+        "strings (application ids, names, APIs, resources) held at most; past 3/4 of it, "
+        "strings no row or stream refers to are released; at the cap, a batch bringing new "
+        "ones is refused (the gateway starts a new stream)",
+        "int",
+        min=1024,
+    )
+    tls_cert_file: str = _s(
+        "", "gateway stream TLS: PEM certificate chain (empty: plaintext, for loopback/unix)"
+    )
+    tls_key_file: str = _s(
+        "", "gateway stream TLS: PEM private key of tls_cert_file", secret_file=True
+    )
+    tls_client_ca_file: str = _s(
+        "", "gateway stream mTLS: PEM CA that signs the gateways' certificates (required then)"
+    )
+    admin_tls_cert_file: str = _s("", "admin service TLS: PEM certificate chain (empty: plaintext)")
+    admin_tls_key_file: str = _s(
+        "", "admin service TLS: PEM private key of admin_tls_cert_file", secret_file=True
+    )
+    admin_tls_client_ca_file: str = _s(
+        "", "admin service mTLS: PEM CA that signs the operators' client certificates"
+    )
+    admin_auth: str = _s(
+        "token",
+        "how admin callers prove who they are: token (bearer), mtls (client certificate "
+        "signed by admin_tls_client_ca_file), or both",
+        choices=("token", "mtls", "both"),
+    )
+    audit_file: str = _s(
+        "",
+        "operator actions on directives, one JSON line each; "
+        "empty: <state_dir>/directives-audit.jsonl",
+    )
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
+
+    def audit_path(self) -> Path:
+        return (
+            Path(self.audit_file) if self.audit_file else self.state_path / "directives-audit.jsonl"
+        )
+
+    def token_path(self) -> Path:
+        return (
+            Path(self.admin_token_file)
+            if self.admin_token_file
+            else self.state_path / "admin.token"
+        )
+
+    @staticmethod
+    def env_var(name: str) -> str:
+        return ENV_PREFIX + name.upper()
+
+    @staticmethod
+    def describe() -> list[tuple[str, str, str, str]]:
+        """(name, env var, default, meaning) of every setting, for --help and the README."""
+        rows = []
+        for f in dataclasses.fields(Settings):
+            if f.name == "thresholds":
+                continue
+            rows.append((f.name, Settings.env_var(f.name), repr(f.default), f.metadata["doc"]))
+        return rows
+
+
+def _convert(name: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:
+    kind = meta["kind"]
+    try:
+        if kind == "str":
+            if not isinstance(value, str):
+                raise ValueError(f"expected a string, got {type(value).__name__}")
+            out: Any = value
+        elif kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValueError(f"expected an integer, got {value!r}")
+            out = int(value)
+        elif kind == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ValueError(f"expected a number, got {value!r}")
+            out = float(value)
+        elif kind == "size":
+            out = parse_size(value)
+        elif kind == "floats":
+            out = parse_floats(value)
+        else:  # pragma: no cover - layout error
+            raise AssertionError(kind)
+        if "check" in meta:
+            meta["check"](out)
+    except ValueError as exc:
+        msg = str(exc)
+        if "invalid literal" in msg or "could not convert" in msg:
+            msg = f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}"
+        raise ConfigError(f"{where}{name}: {msg}") from None
+    if "min" in meta and out < meta["min"]:
+        raise ConfigError(f"{where}{name}: must be at least {meta['min']}, got {value!r}")
+    if "choices" in meta and out not in meta["choices"]:
+        raise ConfigError(
+            f"{where}{name}: must be one of {', '.join(meta['choices'])}, got {value!r}"
+        )
+    return out
+
+
+def _unknown(where: str, key: str, known: list[str]) -> ConfigError:
+    hint = difflib.get_close_matches(key, known, n=1)
+    extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+    return ConfigError(f"{where}unknown setting '{key}'{extra}")
+
+
+def _thresholds(values: Mapping[str, Any], where: str, base: Thresholds) -> Thresholds:
+    names = [f.name for f in dataclasses.fields(Thresholds)]
+    changes: dict[str, float] = {}
+    for key, value in values.items():
+        if key not in names:
+            raise _unknown(f"{where}thresholds.", key, names)
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{where}thresholds.{key}: expected a number, got {value!r}")
+        try:
+            changes[key] = float(value)
+        except ValueError:
+            raise ConfigError(
+                f"{where}thresholds.{key}: expected a number, got {value!r}"
+            ) from None
+    try:
+        return base.replace(**changes)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}thresholds.{exc}") from None
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_settings(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults < file < environment < overrides (flags; None values are ignored)."""
+    env = os.environ if env is None else env
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    thresholds = Thresholds()
+    if path is not None:
+        doc = read_file(path)
+        where = f"{path}: "
+        for key, value in doc.items():
+            if key == "thresholds":
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}thresholds: must be a table ([thresholds])")
+                thresholds = _thresholds(value, where, thresholds)
+                continue
+            if key not in fields:
+                raise _unknown(where, key, list(fields))
+            values[key] = _convert(key, value, fields[key].metadata, where)
+    for name, f in fields.items():
+        var = Settings.env_var(name)
+        if name != "thresholds" and var in env:
+            values[name] = _convert(name, env[var], f.metadata, f"{var}: ")
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if name not in fields or name == "thresholds":
+            raise ConfigError(f"unknown setting '{name}'")
+        values[name] = _convert(name, value, fields[name].metadata, "--")
+    return Settings(**values, thresholds=thresholds)
+
+
+def check_file(path: Path) -> list[str]:
+    """Problems of a settings file, worst first; an empty list when it is good."""
+    problems: list[str] = []
+    try:
+        settings = load_settings(path, env={})
+    except ConfigError as exc:
+        return [str(exc)]
+    if settings.admin_token:
+        problems.append(
+            f"{path}: admin_token: a secret in the settings file; prefer admin_token_file "
+            "(a file only the sidecar's user can read)"
+        )
+    for f in dataclasses.fields(Settings):
+        if not _is_secret_file(f.name, f.metadata):
+            continue
+        p = getattr(settings, f.name)
+        if p and Path(p).exists() and Path(p).stat().st_mode & 0o004:
+            problems.append(f"{path}: {f.name}: {p} is world-readable (chmod 600 it)")
+    problems += _exposure(path, settings)
+    if settings.inventory and not Path(settings.inventory).exists():
+        problems.append(f"{path}: inventory: {settings.inventory} does not exist")
+    return problems
+
+
+def _is_secret_file(name: str, meta: Mapping[str, Any]) -> bool:
+    """Settings naming a file that holds a secret: marked, or named like one (settings added
+    later, e.g. WSO2 client credentials, are covered by their name)."""
+    if meta.get("secret_file"):
+        return True
+    return name.endswith("_file") and any(w in name for w in ("token", "secret", "key", "password"))
+
+
+def _loopback(address: str) -> bool:
+    if address.startswith("unix:"):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _exposure(path: Path, s: Settings) -> list[str]:
+    """Listeners reachable beyond this host without TLS, and TLS settings that do not pair."""
+    out: list[str] = []
+    for listen, cert, key, ca, what in (
+        (s.listen, s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file, "listen"),
+        (
+            s.admin_listen,
+            s.admin_tls_cert_file,
+            s.admin_tls_key_file,
+            s.admin_tls_client_ca_file,
+            "admin_listen",
+        ),
+    ):
+        if bool(cert) != bool(key):
+            out.append(f"{path}: {what}: a TLS certificate and its key go together")
+        if ca and not cert:
+            out.append(f"{path}: {what}: a client CA needs a server certificate (mTLS is TLS)")
+        if not cert and not _loopback(listen):
+            out.append(
+                f"{path}: {what}: {listen} is reachable beyond this host without TLS "
+                "(set the TLS certificate and key, or listen on loopback or a unix socket)"
+            )
+    if s.admin_auth in ("mtls", "both") and not s.admin_tls_client_ca_file:
+        out.append(f"{path}: admin_auth = {s.admin_auth} needs admin_tls_client_ca_file")
+    return out

@@ -1,0 +1,130 @@
+"""The inventory: registered channels, and subscriptions/APIs that may never appear in traffic.
+
+JSON::
+
+    {"applications": [{"id", "name", "owner", "channel"}],
+     "subscriptions": [{"application_id", "api", "api_version", "tier"}],
+     "apis": [{"name", "version", "context"}]}
+
+Every key but the identities (``id``; ``application_id``, ``api``, ``api_version``; ``name``,
+``version``) is optional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from vigie.errors import InputError
+
+if TYPE_CHECKING:  # the inventory is applied to a State; it does not depend on one
+    from vigie.state.engine import State
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    id: str
+    name: str = ""
+    owner: str = ""
+    channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    application_id: str
+    api: str
+    api_version: str
+    tier: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    name: str
+    version: str
+    context: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    applications: list[Application] = field(default_factory=list)
+    subscriptions: list[Subscription] = field(default_factory=list)
+    apis: list[Api] = field(default_factory=list)
+
+    def apply_to(self, state: State) -> None:
+        """Register channels and create (pinned) rows for every known subscription and API."""
+        for app in self.applications:
+            state.register_application(app.id, app.name, app.owner, app.channel or None)
+        for api in self.apis:
+            state.ensure_api(api.name, api.version, api.context)
+        for sub in self.subscriptions:
+            state.ensure_subscription(sub.application_id, sub.api, sub.api_version, sub.tier)
+
+
+def _text(where: str, obj: dict[str, Any], key: str, required: bool) -> str:
+    v = obj.get(key)
+    if v is None:
+        if required:
+            raise InputError(f"{where}: '{key}' is missing")
+        return ""
+    if not isinstance(v, str):
+        raise InputError(f"{where}: '{key}' must be a string, got {type(v).__name__}")
+    if required and not v:
+        raise InputError(f"{where}: '{key}' is empty")
+    return v
+
+
+def _items(path: Path, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = doc.get(key, [])
+    if not isinstance(items, list):
+        raise InputError(f"{path}: '{key}' must be a list")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InputError(f"{path}: {key}[{i}] must be an object")
+    return items
+
+
+def load_inventory(path: Path) -> Inventory:
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    unknown = set(doc) - {"applications", "subscriptions", "apis"}
+    if unknown:
+        raise InputError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    apps = [
+        Application(
+            id=_text(w, a, "id", True),
+            name=_text(w, a, "name", False),
+            owner=_text(w, a, "owner", False),
+            channel=_text(w, a, "channel", False),
+        )
+        for i, a in enumerate(_items(path, doc, "applications"))
+        for w in (f"{path}: applications[{i}]",)
+    ]
+    subs = [
+        Subscription(
+            application_id=_text(w, s, "application_id", True),
+            api=_text(w, s, "api", True),
+            api_version=_text(w, s, "api_version", True),
+            tier=_text(w, s, "tier", False),
+        )
+        for i, s in enumerate(_items(path, doc, "subscriptions"))
+        for w in (f"{path}: subscriptions[{i}]",)
+    ]
+    apis = [
+        Api(
+            name=_text(w, a, "name", True),
+            version=_text(w, a, "version", True),
+            context=_text(w, a, "context", False),
+        )
+        for i, a in enumerate(_items(path, doc, "apis"))
+        for w in (f"{path}: apis[{i}]",)
+    ]
+    return Inventory(apps, subs, apis)

@@ -1,0 +1,414 @@
+"""The fleet view: several sidecars (one per gateway pod, two data centres) seen as one.
+
+``merge_states`` adds states: every counter adds, every histogram adds, windows (rings of time
+slots) are aligned on the same slots and added, first/last seen take the earliest/latest,
+names are matched by their strings (each sidecar has its own ids), channels by name. The
+windowed rules are then evaluated again on the merged windows at each subscription's latest
+event, so a consumer spread over several pods is judged on all its traffic.
+
+What does not merge exactly (and why): the per-minute request-rate histogram and the busiest
+minute (each pod saw a part of each minute: they add per pod, an approximation); retries and
+repeated reads whose two requests went to different pods (each pod's detector saw only one);
+a windowed rule that held across pods only between two events of the subscription (the merged
+view evaluates at the latest event). Everything else equals one sidecar that saw all traffic
+(``tests/test_fleet.py``).
+
+Callers: ``vigie consumers|status --admin A --admin B``, and the suggestions
+(``merged = merge.merge_states(states)``, then the usual views; the CLI fetches the states
+with ``vigie.cli.client.fetch_states``).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from vigie.state import _kernels as K
+from vigie.state import layout as L
+from vigie.state import snapshot
+from vigie.state.engine import MAX_EPISODES_PER_ROW, Capacity, Episode, State
+from vigie.state.thresholds import Thresholds
+from vigie.v1 import admin_pb2 as apb
+
+CHUNK_BYTES: Final = 1 << 20
+_ADDED_SUB: Final = list(range(L.S_REQ, L.S_REPEATS + 1))
+_ADDED_API: Final = [
+    L.A_REQ,
+    L.A_2XX,
+    L.A_3XX,
+    L.A_4XX,
+    L.A_5XX,
+    L.A_THROTTLED,
+    L.A_LAT_SUM_US,
+    L.A_NOAPP,
+]
+_ADDED_G: Final = [
+    L.G_EVENTS,
+    L.G_SKIPPED_NO_API,
+    L.G_NO_APP,
+    L.G_LATE,
+    L.G_ROUTE_OVERFLOW,
+    L.G_RETRY_EVICT,
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# export / import (the ExportState RPC)
+# ---------------------------------------------------------------------------------------------
+
+
+def export_chunks(state: State) -> Iterator[apb.StateChunk]:
+    """A (frozen) state as StateChunk messages: the snapshot's bytes, then nothing else."""
+    data = snapshot.snapshot_bytes(state)
+    th = json.dumps(state.thresholds.as_dict())
+    for off in range(0, len(data), CHUNK_BYTES):
+        chunk = apb.StateChunk(data=data[off : off + CHUNK_BYTES])
+        if off == 0:
+            chunk.thresholds_json = th
+            chunk.total_bytes = len(data)
+        yield chunk
+
+
+def state_from_chunks(chunks: Iterable[apb.StateChunk]) -> State:
+    """The state a sidecar exported (its own thresholds)."""
+    parts: list[bytes] = []
+    th_doc: dict[str, float] = {}
+    for c in chunks:
+        if c.thresholds_json:
+            th_doc = json.loads(c.thresholds_json)
+        parts.append(c.data)
+    thresholds = Thresholds().replace(**th_doc)
+    with tempfile.TemporaryDirectory(prefix="vigie-fleet-") as d:
+        path = Path(d) / "state.npz"
+        path.write_bytes(b"".join(parts))
+        return snapshot.read_snapshot(path, thresholds, Capacity(memory_cap_bytes=1 << 40))
+
+
+# ---------------------------------------------------------------------------------------------
+# merging
+# ---------------------------------------------------------------------------------------------
+
+
+def merge_states(states: Sequence[State], thresholds: Thresholds | None = None) -> State:
+    """One state holding the traffic of all ``states`` (they are not changed)."""
+    if not states:
+        raise ValueError("nothing to merge")
+    th = thresholds or states[0].thresholds
+    rows = sum(len(s.sub_rows()) for s in states)
+    cap = Capacity(
+        memory_cap_bytes=1 << 40,
+        initial_subscriptions=max(64, rows),
+        initial_apis=max(64, sum(s.n_api_rows for s in states)),
+        max_routes=max(65_536, sum(s.n_route_rows for s in states) + 1),
+        detector_entries=64,  # a merged state is read, never fed
+    )
+    merged = State(th, cap)
+    for s in states:
+        _add(merged, s)
+    _evaluate_windows(merged)
+    return merged
+
+
+def _align(ring: npt.NDArray[Any], cur: int, new: int, slots: int) -> None:
+    """Move a ring's newest slot from ``cur`` to ``new``, emptying the slots it passes."""
+    if cur <= 0 or new <= cur:
+        return
+    for j in range(1, min(new - cur, slots) + 1):
+        ring[(cur + j) % slots] = 0
+
+
+def _add_ring(
+    dst: npt.NDArray[Any], dcur: int, src: npt.NDArray[Any], scur: int, slots: int
+) -> int:
+    """Add ring ``src`` (newest slot ``scur``) into ``dst`` (``dcur``); return the new cur."""
+    if scur <= 0:
+        return dcur
+    new = max(dcur, scur)
+    s = src.copy()
+    _align(dst, dcur, new, slots)
+    _align(s, scur, new, slots)
+    dst += s
+    return new
+
+
+def _add(m: State, s: State) -> None:
+    chan = np.array([m.channel_index(c) for c in s.channels] or [0], dtype=np.int64)
+    gmap = m.interner.intern_many(s.interner.strings()).astype(np.int64)
+    m._ensure_app_channel_size()
+    for gid, (name, owner) in s.app_info.items():
+        m.app_info[int(gmap[gid])] = (int(gmap[name]), int(gmap[owner]))
+    reg = np.flatnonzero(s.app_channel[: len(s.interner)] >= 0)
+    m.app_channel[gmap[reg]] = chan[s.app_channel[reg]]
+    g, sg = m.g, s.g
+    for f in _ADDED_G:
+        g[f] += sg[f]
+    g[L.G_NOW] = max(g[L.G_NOW], sg[L.G_NOW])
+    if sg[L.G_OBS_START] and (g[L.G_OBS_START] == 0 or sg[L.G_OBS_START] < g[L.G_OBS_START]):
+        g[L.G_OBS_START] = sg[L.G_OBS_START]
+    m.evicted += s.evicted
+
+    # APIs
+    api_map = np.full(max(1, s.n_api_rows), -1, dtype=np.int64)
+    for arow in range(s.n_api_rows):
+        a = s.api_i64[arow]
+        if a[L.A_KEY] == 0:
+            continue
+        mrow = m.ensure_api(
+            s.string(int(a[L.A_NAME])),
+            s.string(int(a[L.A_VERSION])),
+            pinned=bool(a[L.A_FLAGS] & L.ROW_PINNED),
+        )
+        api_map[arow] = mrow
+        d = m.api_i64[mrow]
+        d[_ADDED_API] += a[_ADDED_API]
+        d[L.A_FIRST_SEEN] = _min_seen(int(d[L.A_FIRST_SEEN]), int(a[L.A_FIRST_SEEN]))
+        d[L.A_LAST_SEEN] = max(d[L.A_LAST_SEEN], a[L.A_LAST_SEEN])
+        if a[L.A_CONTEXT]:
+            d[L.A_CONTEXT] = gmap[a[L.A_CONTEXT]]
+        m.api_hist[mrow] += s.api_hist[arow]
+        d[L.A_HOUR_CUR] = _add_ring(
+            m.api_hour[mrow],
+            int(d[L.A_HOUR_CUR]),
+            s.api_hour[arow],
+            int(a[L.A_HOUR_CUR]),
+            L.HOUR_SLOTS,
+        )
+        _union_class(
+            m.api_cls_first,
+            m.api_cls_last,
+            m.api_cls_evid,
+            mrow,
+            s.api_cls_first,
+            s.api_cls_last,
+            s.api_cls_evid,
+            arow,
+            1,
+        )
+    for (name, ver), eps in s.api_episodes.items():
+        _add_episodes(m.api_episodes[(int(gmap[name]), int(gmap[ver]))], eps)
+
+    # subscriptions
+    for row in s.sub_rows().tolist():
+        r = s.sub_i64[row]
+        app = int(gmap[r[L.S_APP]])
+        mapi = int(api_map[r[L.S_API]])
+        mrow = _sub_row(m, app, mapi)
+        d = m.sub_i64[mrow]
+        d[L.S_FLAGS] |= r[L.S_FLAGS]
+        if r[L.S_LAST_SEEN] >= d[L.S_LAST_SEEN]:
+            for f in (L.S_APP_NAME, L.S_APP_OWNER, L.S_TIER):
+                if r[f]:
+                    d[f] = gmap[r[f]]
+            if r[L.S_KEY_TYPE]:
+                d[L.S_KEY_TYPE] = r[L.S_KEY_TYPE]
+        d[L.S_FIRST_SEEN] = _min_seen(int(d[L.S_FIRST_SEEN]), int(r[L.S_FIRST_SEEN]))
+        d[L.S_LAST_SEEN] = max(d[L.S_LAST_SEEN], r[L.S_LAST_SEEN])
+        d[_ADDED_SUB] += r[_ADDED_SUB]
+        for f in (
+            L.S_MAX_RPM,
+            L.S_FAIL_START,
+            L.S_FAIL_END,
+            L.S_FAIL_NORES_START,
+            L.S_FAIL_NORES_END,
+            L.S_FAIL_MAX_END,
+        ):
+            d[f] = max(d[f], r[f])
+        for c in range(len(s.channels)):
+            d[L.S_CH_REQ + chan[c]] += r[L.S_CH_REQ + c]
+            if r[L.S_CH_MASK] & (1 << c):
+                d[L.S_CH_MASK] |= 1 << int(chan[c])
+        m.sub_hist[mrow] += s.sub_hist[row]
+        m.sub_rate[mrow] += s.sub_rate[row]
+        d[L.S_SW_CUR] = _add_ring(
+            m.sub_sw[mrow], int(d[L.S_SW_CUR]), s.sub_sw[row], int(r[L.S_SW_CUR]), L.SHORT_SLOTS
+        )
+        d[L.S_RW_CUR] = _add_ring(
+            m.sub_rw[mrow], int(d[L.S_RW_CUR]), s.sub_rw[row], int(r[L.S_RW_CUR]), L.RETRY_SLOTS
+        )
+        d[L.S_HOUR_CUR] = _add_ring(
+            m.sub_hour[mrow],
+            int(d[L.S_HOUR_CUR]),
+            s.sub_hour[row],
+            int(r[L.S_HOUR_CUR]),
+            L.HOUR_SLOTS,
+        )
+        day = np.zeros_like(m.sub_day[mrow])
+        for c in range(len(s.channels)):
+            day[:, chan[c]] = s.sub_day[row, :, c]
+        d[L.S_DAY_CUR] = _add_ring(
+            m.sub_day[mrow], int(d[L.S_DAY_CUR]), day, int(r[L.S_DAY_CUR]), L.DAY_SLOTS
+        )
+        d[L.S_SW_SUM : L.S_SW_SUM + L.N_SW] = m.sub_sw[mrow].sum(axis=0)
+        d[L.S_RW_SUM : L.S_RW_SUM + L.N_RW] = m.sub_rw[mrow].sum(axis=0)
+        d[L.S_DC_SUM : L.S_DC_SUM + L.MAX_CHANNELS] = m.sub_day[mrow].sum(axis=0)
+        _union_class(
+            m.cls_first,
+            m.cls_last,
+            m.cls_evid,
+            mrow,
+            s.cls_first,
+            s.cls_last,
+            s.cls_evid,
+            row,
+            L.N_WINDOWED_CLASSES,
+        )
+    for (app, name, ver), eps in s.episodes.items():
+        _add_episodes(m.episodes[(int(gmap[app]), int(gmap[name]), int(gmap[ver]))], eps)
+
+    # routes (API x resource x method x status x error code x channel x throttled); route 0
+    # gathers what did not fit
+    for rrow in range(s.n_route_rows):
+        r = s.route_i64[rrow]
+        if rrow == 0:
+            mrow = 0
+        else:
+            mrow = _route_row(
+                m,
+                int(api_map[r[L.R_API]]),
+                int(gmap[r[L.R_RESOURCE]]),
+                int(r[L.R_METHOD]),
+                int(r[L.R_STATUS]),
+                int(chan[r[L.R_CHANNEL]]),
+                int(r[L.R_ERROR_CODE]),
+                int(r[L.R_THROTTLED]),
+            )
+        d = m.route_i64[mrow]
+        d[L.R_REQ] += r[L.R_REQ]
+        d[L.R_LAT_SUM_US] += r[L.R_LAT_SUM_US]
+        m.route_hist[mrow] += s.route_hist[rrow]
+
+
+def _min_seen(a: int, b: int) -> int:
+    if a == 0:
+        return b
+    if b == 0:
+        return a
+    return min(a, b)
+
+
+def _sub_row(m: State, app: int, api_row: int) -> int:
+    key = (app << 32) | api_row
+    row = int(K.table_find(m.sub_tkeys, m.sub_tvals, key))
+    if row >= 0:
+        return row
+    row = int(K.alloc_sub(m.sub_i64, m.sub_free, m.sub_meta))
+    if row < 0:
+        m._make_sub_room()
+        row = int(K.alloc_sub(m.sub_i64, m.sub_free, m.sub_meta))
+    K.init_sub_row(
+        m.sub_i64,
+        m.sub_sw,
+        m.sub_rw,
+        m.sub_hour,
+        m.sub_day,
+        m.sub_hist,
+        m.sub_rate,
+        m.cls_first,
+        m.cls_last,
+        m.cls_evid,
+        row,
+        key,
+        app,
+        api_row,
+    )
+    K.table_insert(m.sub_tkeys, m.sub_tvals, key, row)
+    return row
+
+
+def _route_row(
+    m: State, api_row: int, res: int, me: int, st: int, ch: int, ec: int, thr: int
+) -> int:
+    key = int(K.route_key(api_row, res, me, st, ec, ch, thr))
+    row = int(K.table_find(m.route_tkeys, m.route_tvals, key))
+    if row >= 0:
+        return row
+    if m.n_route_rows >= len(m.route_i64):
+        if len(m.route_i64) >= m.capacity.max_routes:
+            m.g[L.G_ROUTE_OVERFLOW] += 1
+            return 0
+        m._alloc_routes(min(2 * len(m.route_i64), m.capacity.max_routes))
+    row = m.n_route_rows
+    m.route_meta[1] += 1
+    r = m.route_i64[row]
+    r[:] = 0
+    m.route_hist[row] = 0
+    r[L.R_KEY], r[L.R_API], r[L.R_RESOURCE] = key, api_row, res
+    r[L.R_METHOD], r[L.R_STATUS], r[L.R_CHANNEL] = me, st, ch
+    r[L.R_ERROR_CODE], r[L.R_THROTTLED] = ec, thr
+    K.table_insert(m.route_tkeys, m.route_tvals, key, row)
+    return row
+
+
+def _union_class(
+    df: npt.NDArray[np.int64],
+    dl: npt.NDArray[np.int64],
+    de: npt.NDArray[np.float64],
+    drow: int,
+    sf: npt.NDArray[np.int64],
+    sl: npt.NDArray[np.int64],
+    se: npt.NDArray[np.float64],
+    srow: int,
+    n: int,
+) -> None:
+    for c in range(n):
+        if sl[srow, c] == 0:
+            continue
+        if dl[drow, c] == 0 or sl[srow, c] > dl[drow, c]:
+            de[drow, c] = se[srow, c]
+        df[drow, c] = _min_seen(int(df[drow, c]), int(sf[srow, c]))
+        dl[drow, c] = max(dl[drow, c], sl[srow, c])
+
+
+def _add_episodes(dst: list[Episode], src: Iterable[Episode]) -> None:
+    seen = {(e.class_name, e.first_us, e.last_us) for e in dst}
+    dst.extend(
+        Episode(e.class_name, e.first_us, e.last_us)
+        for e in src
+        if (e.class_name, e.first_us, e.last_us) not in seen
+    )
+    dst.sort(key=lambda e: (e.first_us, e.class_name))
+    del dst[:-MAX_EPISODES_PER_ROW]
+
+
+def _evaluate_windows(m: State) -> None:
+    """The windowed rules of ``_kernels.apply_events`` on the merged windows, at each
+    subscription's latest event (a rule that held there is raised there)."""
+    p = m.params
+    scratch = np.zeros(L.N_EVIDENCE, dtype=np.float64)
+    for row in m.sub_rows().tolist():
+        r = m.sub_i64[row]
+        t = int(r[L.S_LAST_SEEN])
+        if t == 0:
+            continue
+        rq, rr = int(r[L.S_RW_SUM + L.RW_REQ]), int(r[L.S_RW_SUM + L.RW_RETRIES])
+        q = int(r[L.S_SW_SUM + L.SW_REQ])
+        ce = int(r[L.S_SW_SUM + L.SW_CLIENT_ERR])
+        reads = int(r[L.S_SW_SUM + L.SW_READS])
+        reps = int(r[L.S_SW_SUM + L.SW_REPEATS])
+        thr = int(r[L.S_SW_SUM + L.SW_THROTTLED])
+        held: list[tuple[int, float, float, float, float]] = []
+        if rr >= p[L.P_RETRY_MIN] and rr >= p[L.P_RETRY_SHARE] * rq and rq > 0:
+            held.append((L.C_RETRY_STORM, rr, rq, rr / rq, 0.0))
+        if q >= p[L.P_ERR_MIN_REQ] and ce >= p[L.P_ERR_SHARE] * q and q > 0:
+            held.append((L.C_ERROR_PRONE, ce, q, ce / q, 0.0))
+        if q >= p[L.P_RED_MIN_REQ] and reads > 0 and reps >= p[L.P_RED_SHARE] * reads:
+            held.append((L.C_REDUNDANT, reps, reads, reps / reads, q))
+        if thr >= p[L.P_THR_MIN] and q > 0:
+            held.append((L.C_THROTTLE_HITTER, thr, q, thr / q, 0.0))
+        app = int(r[L.S_APP])
+        registered = int(m.app_channel[app]) if app < len(m.app_channel) else -1
+        if K.wrong_channel_rule(m.sub_i64, row, registered, p, scratch):
+            held.append((L.C_WRONG_CHANNEL, *(float(x) for x in scratch)))  # type: ignore[arg-type]
+        for c, e0, e1, e2, e3 in held:
+            if m.cls_last[row, c] >= t:
+                continue  # a pod already raised it at that moment (or later)
+            K.raise_class(
+                m.cls_first, m.cls_last, m.cls_evid, row, c, t, e0, e1, e2, e3, p, m._epi, m.g, 0
+            )
+            m._drain_episodes()

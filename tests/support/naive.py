@@ -1,0 +1,293 @@
+"""The slow, obvious twin of the ingest kernel: plain Python over dicts and lists.
+
+It keeps every accepted event and recomputes each window by scanning, so it shares nothing with
+the kernel's rings, running sums, hash tables or caches — only the documented semantics:
+* a window is the SLOTS slots ending with the newest slot the row has seen; an event of an older
+  slot than that is counted all-time but not in the window;
+* rules are evaluated after each event, on the row's windows; a rule holding at t extends the
+  class's episode, or opens a new one when the rule had been quiet for longer than the hold;
+* growing is evaluated when a row's hour moves on, on the 7 days ending with the finished hour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vigie.state import layout as L
+
+HOUR = L.HOUR_US
+DAY = L.DAY_US
+
+
+def latency_bucket(us: int) -> int:
+    """OTLP: bucket i at scale 3 holds values in (2^(i/8), 2^((i+1)/8)]; value in seconds.
+    Found by walking the boundaries, not by a logarithm."""
+    if us <= 0:
+        return 0
+    v = us / 1e6
+    i = L.LAT_MIN_INDEX - 1
+    while i < L.LAT_MAX_INDEX and not v <= 2.0 ** ((i + 1) / 8):
+        i += 1
+    return min(max(i - L.LAT_MIN_INDEX + 1, 1), L.LAT_BUCKETS)
+
+
+def rate_bucket(count: int) -> int:
+    b = math.ceil(math.log2(count) * 4.0)  # index + 1 where index = ceil(log_b(count)) - 1
+    return min(max(b, 0), L.RATE_BUCKETS - 1)
+
+
+@dataclass
+class Row:
+    first_seen: int = 0
+    last_seen: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    hist: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    rate: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    max_rpm: int = 0
+    # windows: lists of (slot, {field: 1/0}) accepted into the window
+    short: list[tuple[int, dict[str, int]]] = field(default_factory=list)
+    short_cur: int = 0
+    retry: list[tuple[int, dict[str, int]]] = field(default_factory=list)
+    retry_cur: int = 0
+    hours: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    hour_cur: int = 0
+    days: list[tuple[int, int]] = field(default_factory=list)  # (day, channel)
+    day_cur: int = 0
+    first_true: dict[int, int] = field(default_factory=dict)
+    last_true: dict[int, int] = field(default_factory=dict)
+    evidence: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    episodes: list[tuple[int, int, int]] = field(
+        default_factory=list
+    )  # closed (class, first, last)
+    fail: tuple[int, int] | None = None
+    fail_nores: tuple[int, int] | None = None
+    fail_by_res: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    reads: dict[Any, int] = field(default_factory=dict)
+
+
+class NaiveState:
+    def __init__(self, params: np.ndarray, app_channel: dict[int, int] | None = None) -> None:
+        self.p = params
+        self.subs: dict[tuple[int, int, int], Row] = {}
+        self.apis: dict[tuple[int, int], Row] = {}
+        self.routes: dict[tuple[int, int, int, int, int], int] = defaultdict(int)
+        self.app_channel = app_channel or {}
+        self.now = 0
+        self.obs_start = 0
+
+    # ---- helpers ----
+    def _raise(self, row: Row, c: int, t: int, ev: tuple[float, ...]) -> None:
+        ext = int(self.p[L.P_THR_LOOKBACK_US]) if c == L.C_THROTTLE_HITTER else 0
+        hold = self.p[L.P_HOLD_US]
+        if c not in row.last_true:
+            row.first_true[c] = row.last_true[c] = t
+        elif t - (row.last_true[c] + ext) > hold:
+            row.episodes.append((c, row.first_true[c], row.last_true[c]))
+            row.first_true[c] = row.last_true[c] = t
+        else:
+            row.first_true[c] = min(row.first_true[c], t)
+            if t < row.last_true[c]:
+                return
+            row.last_true[c] = t
+        row.evidence[c] = ev
+
+    def _growing(self, row: Row, end: int) -> tuple[bool, tuple[float, ...]]:
+        last7 = sum(v for h, v in row.hours.items() if end - 167 <= h <= end)
+        prev7 = sum(v for h, v in row.hours.items() if end - 335 <= h <= end - 168)
+        obs_h = self.obs_start // HOUR
+        observed = max(0, (end - 168) - max(end - 335, obs_h) + 1)
+        if observed < self.p[L.P_GROW_MIN_PREV_HOURS]:
+            return False, ()
+        ratio = last7 / prev7 if prev7 else math.inf
+        ok = last7 >= self.p[L.P_GROW_MIN_REQ] and last7 >= self.p[L.P_GROW_RATIO] * prev7
+        return ok, (last7, float(prev7), observed, ratio)
+
+    def _hour_event(self, row: Row, t: int, kind: int) -> None:
+        h = t // HOUR
+        if h > row.hour_cur:
+            if row.hour_cur > 0:
+                ok, ev = self._growing(row, row.hour_cur)
+                if ok:
+                    self._raise(row, L.C_GROWING, (row.hour_cur + 1) * HOUR - 1, ev)
+            row.hour_cur = h
+            for k in [k for k in row.hours if k <= h - L.HOUR_SLOTS]:
+                del row.hours[k]
+        if h > row.hour_cur - L.HOUR_SLOTS:
+            row.hours[h] += 1
+
+    # ---- the kernel's job ----
+    def apply(self, ev: dict[str, list[int]], channel: list[int]) -> None:
+        p = self.p
+        for i in range(len(ev["event_time_us"])):
+            t = ev["event_time_us"][i]
+            name, ver = ev["api_name"][i], ev["api_version"][i]
+            if name == 0:
+                continue
+            app = ev["application_id"][i]
+            st, ec = ev["http_status"][i], ev["error_code"][i]
+            res, me = ev["resource_template"][i], ev["http_method"][i]
+            lat, ch = ev["latency_us"][i], channel[i]
+            throttled = bool(ev["flags"][i] & 1) or 900800 <= ec <= 900899
+            is2, is3, is4, is5 = (
+                (200 <= st < 300),
+                (300 <= st < 400),
+                (400 <= st < 500),
+                (500 <= st < 600),
+            )
+            client_err = is4 and st != 429
+            failure = is5 or throttled
+            self.obs_start = t if self.obs_start == 0 else min(self.obs_start, t)
+            self.now = max(self.now, t)
+            api = self.apis.setdefault((name, ver), Row())
+            api.first_seen = t if api.first_seen == 0 else min(api.first_seen, t)
+            api.last_seen = max(api.last_seen, t)
+            for name_, v in (
+                ("req", 1),
+                ("2xx", is2),
+                ("3xx", is3),
+                ("4xx", is4),
+                ("5xx", is5),
+                ("throttled", throttled),
+            ):
+                api.counts[name_] += int(v)
+            api.hist[latency_bucket(lat)] += 1
+            self._hour_event(api, t, 1)
+            self.routes[(name, ver, res, me, st)] += 1
+            if app == 0:
+                continue
+            row = self.subs.setdefault((app, name, ver), Row())
+            row.first_seen = t if row.first_seen == 0 else min(row.first_seen, t)
+            row.last_seen = max(row.last_seen, t)
+            for name_, v in (
+                ("req", 1),
+                ("2xx", is2),
+                ("3xx", is3),
+                ("4xx", is4),
+                ("5xx", is5),
+                ("client_err", client_err),
+                ("throttled", throttled),
+            ):
+                row.counts[name_] += int(v)
+            row.counts[f"ch{ch}"] += 1
+            row.hist[latency_bucket(lat)] += 1
+
+            gap = p[L.P_RETRY_GAP_US]
+
+            def within(f: tuple[int, int] | None, t: int = t, gap: float = gap) -> bool:
+                return f is not None and f[0] <= t <= f[1] + gap
+
+            if res == 0:
+                is_retry = within(row.fail)
+            else:
+                is_retry = within(row.fail_by_res.get((res, me))) or within(row.fail_nores)
+            if failure:
+                if row.fail is None or t >= row.fail[0]:
+                    row.fail = (t, t + lat)
+                if res == 0:
+                    if row.fail_nores is None or t >= row.fail_nores[0]:
+                        row.fail_nores = (t, t + lat)
+                else:
+                    prev = row.fail_by_res.get((res, me))
+                    if prev is None or t >= prev[0]:
+                        row.fail_by_res[(res, me)] = (t, t + lat)
+            is_read = (is2 or st == 304) and me in (1, 2)
+            is_repeat = False
+            if is_read:
+                uh = ev["uri_hash"][i]
+                rb = ev["response_bytes"][i]
+                ident: Any = ("uri", uh) if uh else ("tpl", res, me, st, rb if rb >= 0 else None)
+                prev_t = row.reads.get(ident)
+                if prev_t is not None:
+                    is_repeat = abs(t - prev_t) <= p[L.P_RED_GAP_US]
+                    row.reads[ident] = max(prev_t, t)
+                else:
+                    row.reads[ident] = t
+            row.counts["retries"] += int(is_retry)
+            row.counts["repeats"] += int(is_repeat)
+
+            # short window
+            k = t // int(p[L.P_SW_SLOT_US])
+            if k > row.short_cur:
+                if row.short_cur > 0:
+                    c = sum(e["req"] for s, e in row.short if s == row.short_cur)
+                    if c > 0:
+                        row.rate[rate_bucket(c)] += 1
+                        row.max_rpm = max(row.max_rpm, c)
+                row.short_cur = k
+            if k > row.short_cur - L.SHORT_SLOTS:
+                row.short.append(
+                    (
+                        k,
+                        {
+                            "req": 1,
+                            "cerr": int(client_err),
+                            "reads": int(is_read),
+                            "reps": int(is_repeat),
+                            "thr": int(throttled),
+                        },
+                    )
+                )
+            win = [e for s, e in row.short if s > row.short_cur - L.SHORT_SLOTS]
+            q = sum(e["req"] for e in win)
+            ce = sum(e["cerr"] for e in win)
+            reads = sum(e["reads"] for e in win)
+            reps = sum(e["reps"] for e in win)
+            thr = sum(e["thr"] for e in win)
+            # retry window
+            k = t // int(p[L.P_RW_SLOT_US])
+            row.retry_cur = max(row.retry_cur, k)
+            if k > row.retry_cur - L.RETRY_SLOTS:
+                row.retry.append((k, {"req": 1, "retry": int(is_retry)}))
+            rwin = [e for s, e in row.retry if s > row.retry_cur - L.RETRY_SLOTS]
+            rq = sum(e["req"] for e in rwin)
+            rr = sum(e["retry"] for e in rwin)
+            self._hour_event(row, t, 0)
+            d = t // DAY
+            row.day_cur = max(row.day_cur, d)
+            if d > row.day_cur - L.DAY_SLOTS:
+                row.days.append((d, ch))
+            # rules
+            if rr >= p[L.P_RETRY_MIN] and rr >= p[L.P_RETRY_SHARE] * rq:
+                self._raise(row, L.C_RETRY_STORM, t, (rr, rq, rr / rq, 0.0))
+            if q >= p[L.P_ERR_MIN_REQ] and ce >= p[L.P_ERR_SHARE] * q:
+                self._raise(row, L.C_ERROR_PRONE, t, (ce, q, ce / q, 0.0))
+            if q >= p[L.P_RED_MIN_REQ] and reads > 0 and reps >= p[L.P_RED_SHARE] * reads:
+                self._raise(row, L.C_REDUNDANT, t, (reps, reads, reps / reads, q))
+            if thr >= p[L.P_THR_MIN]:
+                self._raise(row, L.C_THROTTLE_HITTER, t, (thr, q, thr / q, 0.0))
+            wc = self._wrong_channel(row, self.app_channel.get(app, -1))
+            if wc is not None:
+                self._raise(row, L.C_WRONG_CHANNEL, t, wc)
+
+    def _wrong_channel(self, row: Row, registered: int) -> tuple[float, ...] | None:
+        p = self.p
+        per: dict[int, int] = defaultdict(int)
+        for d, ch in row.days:
+            if d > row.day_cur - L.DAY_SLOTS:
+                per[ch] += 1
+        total = sum(per.values())
+        if total == 0:
+            return None
+        expected = registered
+        if expected < 0:
+            top_c = max(sorted(per), key=lambda c: (per[c], -c))
+            if per[top_c] < p[L.P_WC_DOMINANT_SHARE] * total:
+                return None
+            expected = top_c
+        best, best_v = -1, 0
+        for c in sorted(per):
+            v = per[c]
+            if c == expected or v < p[L.P_WC_MIN_REQ] or v < p[L.P_WC_MIN_SHARE] * total:
+                continue
+            if registered < 0 and v >= p[L.P_WC_MINOR_SHARE] * total:
+                continue
+            if v > best_v:
+                best, best_v = c, v
+        if best < 0:
+            return None
+        return (best, best_v, best_v / total, expected)

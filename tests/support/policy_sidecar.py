@@ -1,0 +1,52 @@
+"""A real ``vigie serve`` with a small inventory, and the CLI run against it (CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from tests.conftest import SidecarProcess, start_sidecar
+from vigie.cli.main import main
+
+INVENTORY = {
+    "applications": [
+        {"id": "app-idle", "name": "Idle", "owner": "team-i", "channel": "main"},
+        {"id": "app-half", "name": "Half", "owner": "team-h", "channel": "main"},
+    ],
+    "apis": [
+        {"name": "Legacy", "version": "v0", "context": "/legacy/v0"},
+        {"name": "Orders", "version": "v1", "context": "/orders/v1"},
+    ],
+    "subscriptions": [
+        {"application_id": "app-idle", "api": "Legacy", "api_version": "v0", "tier": "Gold"},
+        {"application_id": "app-idle", "api": "Orders", "api_version": "v1", "tier": "Gold"},
+        {"application_id": "app-half", "api": "Legacy", "api_version": "v0", "tier": "Gold"},
+    ],
+}
+
+
+def serve(state_dir: Path, *extra: str) -> SidecarProcess:
+    inv = state_dir.parent / "inventory.json"
+    inv.write_text(json.dumps(INVENTORY))
+    return start_sidecar(state_dir, "--inventory", str(inv), *extra)
+
+
+def cli(sp: SidecarProcess, *args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(
+        main, [*args, "--admin", sp.admin, "--state-dir", str(sp.state_dir)]
+    )
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def cli_json(sp: SidecarProcess, *args: str) -> Any:
+    return json.loads(cli(sp, *args, "--json").stdout)
+
+
+def find(items: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
+    hits = [s for s in items if all(s.get(k) == v for k, v in match.items())]
+    assert len(hits) == 1, (match, items)
+    return hits[0]
