@@ -478,17 +478,22 @@ def run(
     tick: float = 0.05,
     on_progress: Callable[[str, float, int], None] | None = None,
     stop: threading.Event | None = None,
+    on_generated: Callable[[Generated], None] | None = None,
 ) -> dict[str, SendStats]:
     """Send traffic to ``target``: first ``backfill_days`` of past traffic as fast as the
     sidecar takes it (``backfill_tps`` at the peak, in event time; only the growing consumer
     misbehaves there), then live traffic peaking at ``tps`` for ``duration`` seconds (None:
-    until ``stop`` is set). Give both rates the same value for a history without a jump."""
+    until ``stop`` is set). Give both rates the same value for a history without a jump.
+    ``on_generated`` sees every generated block before it is sent (tests derive their expected
+    figures from what was really sent)."""
     stop = stop or threading.Event()
     now = time.time()
     model = TrafficModel(platform, tps, growth_origin_s=now - backfill_days * DAY_S, origin_s=now)
     streams = [GatewayStream(target, ch, platform, f"sim-gw-{ch}") for ch in CHANNELS]
 
     def ship(g: Generated) -> None:
+        if on_generated is not None:
+            on_generated(g)
         for k, gw in enumerate(streams):
             idx = np.flatnonzero(g.channel == k)
             for s in range(0, len(idx), max_batch):
