@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from vigie.classify import views
-from vigie.errors import InputError
 from vigie.policy.suggest import suggest
 from vigie.settings import load_settings
 from vigie.settings.policy import PolicyConfig
 from vigie.sources.inventory import load_inventory
-from vigie.sources.wso2_log import ReplayStats, parse_source, read_logs
+from vigie.sources.wso2_log import ReplayStats, check_readable, parse_source, read_logs
 from vigie.state.engine import State
 from vigie.wire.columns import Events
 
@@ -51,8 +50,7 @@ def replay_into(
     to ``on_batch``, e.g. the data store)."""
     parsed = [parse_source(s) for s in sources]
     for _, path in parsed:
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
+        check_readable(path)
     resolved = [(state.channel_index(ch), path) for ch, path in parsed]
     for ev in _ahead(read_logs(resolved, state.interner, stats, on_bytes)):
         state.apply(ev)

@@ -56,8 +56,12 @@ SCHEMA: Final = pa.schema(
         ("responseLatency", pa.int64()),
         ("backendLatency", pa.int64()),
         ("responseCacheHit", pa.bool_()),
+        ("properties", pa.struct([("apiContext", pa.string()), ("responseSize", pa.int64())])),
     ]
 )
+# what WSO2 writes in applicationId when there is no application (see wso2_log)
+_PLACEHOLDERS: Final = pa.array(["UNKNOWN", "anonymous"], type=pa.string())
+_APPLICATION: Final = ("applicationId", "applicationName", "applicationOwner")
 _PARSE: Final = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 
 
@@ -65,7 +69,7 @@ class Unusual(Exception):
     """The chunk needs the line-by-line reader."""
 
 
-def _ids(col: pa.ChunkedArray, interner: Interner) -> npt.NDArray[np.int32]:
+def _ids(col: pa.ChunkedArray | pa.Array, interner: Interner) -> npt.NDArray[np.int32]:
     """Global ids of a string column (null -> 0, the empty string)."""
     enc = col.combine_chunks().dictionary_encode()
     words = enc.dictionary.to_pylist()
@@ -134,7 +138,19 @@ def parse_chunk(
     api = table["apiName"]
     if api.null_count or pc.any(pc.equal(api, "")).as_py():
         raise Unusual("apiName missing")
-    cols: dict[str, Any] = {name: _ids(table[k], interner) for k, name in _STRINGS.items()}
+    # placeholders are no application: their strings are never interned, as the careful way
+    placeholder = pc.is_in(table["applicationId"], value_set=_PLACEHOLDERS)
+    no_string = pa.scalar(None, pa.string())
+    strings = {k: table[k] for k in _STRINGS}
+    for k in _APPLICATION:
+        strings[k] = pc.if_else(placeholder, no_string, strings[k])
+    # a fault line (APIM 4.2+) has its context in properties only
+    props = table["properties"]
+    root = strings["apiContext"]
+    strings["apiContext"] = pc.if_else(
+        pc.fill_null(pc.not_equal(root, ""), False), root, pc.struct_field(props, "apiContext")
+    )
+    cols: dict[str, Any] = {name: _ids(strings[k], interner) for k, name in _STRINGS.items()}
     cols["event_time_us"] = event_time
     cols["http_method"] = _lookup(table["apiMethod"], _methods(table["apiMethod"]), 0)
     error_type = table["errorType"]
@@ -151,7 +167,8 @@ def parse_chunk(
     cols["latency_us"] = _ms_to_us(_ints(table["responseLatency"], 0))
     cols["backend_latency_us"] = _ms_to_us(_ints(table["backendLatency"], 0))
     cols["request_bytes"] = np.full(n, -1)
-    cols["response_bytes"] = np.full(n, -1)
+    size = _ints(pc.struct_field(props, "responseSize"), -1)
+    cols["response_bytes"] = np.where(size < 0, -1, size)
     keys = {k: v for k, v in KEY_TYPES.items()}
     key_type = table["keyType"]
     cols["key_type"] = _lookup(pc.utf8_upper(key_type), keys, 0)

@@ -1,17 +1,29 @@
 """WSO2's ELK analytics log (``repository/logs/apim_metrics.log``) as event columns.
 
-A metric line is ``... apimMetrics: apim:response, properties :{json}`` or ``apim:faulty``
-(``ELKCounterMetric`` or the older ``LogCounterMetric`` reporter); every other line is ignored.
-The JSON comes from a map, so key order means nothing. A metric line that cannot be read is
-*rejected*: counted, and reported with its file and line number.
+A metric line is ``... apimMetrics: apim:response, properties :{json}`` or ``apim:faulty``,
+written by the ``ELKCounterMetric`` reporter (apim-analytics-publisher 1.0.8+, APIM 4.1+); every
+other line is ignored. The JSON comes from a map, so key order means nothing. A metric line that
+cannot be read is *rejected*: counted, and reported with its file and line number. Lines of the
+publisher's ``LogCounterMetric`` reporter (``Metric Name: apim:response Metric Value: {k=v, ...}``,
+a Java ``Map.toString()`` that cannot be split reliably: user agents hold ``", "``) are rejected
+with a message naming the reporter to enable.
 
-Files are streamed in chunks; several files (one per gateway channel) are merged by event time
-so the windows see the traffic in the order it happened.
+What WSO2 writes, read as WSO2 means it: since APIM 4.2 a fault line carries only the fault
+schema (no method, resource, latencies or cache flag; its context is ``properties.apiContext``);
+the response size is ``properties.responseSize``; the placeholder applications of
+authentication faults (``UNKNOWN``) and of anonymous calls (``anonymous``) are no application
+(the event counts for its API, never for a made-up subscription).
+
+Files are streamed in chunks, each line bounded (``max_line_bytes``: a longer line is rejected
+with its file:line and skipped without being held in memory); a gzipped file that ends early keeps
+what was read and says where it ended (``ReplayStats.problems``). Several files (one per gateway
+channel) are merged by event time so the windows see the traffic in the order it happened.
 """
 
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,8 +47,19 @@ from vigie.wire.columns import (
 
 MARKER: Final = b"apimMetrics: apim:"
 PROPERTIES: Final = b"properties :"
+# the publisher's LogCounterMetric reporter: "Metric Name: apim:response Metric Value: {k=v, ...}"
+LOG_COUNTER_MARKER: Final = b"Metric Name: apim:"
+LOG_COUNTER_REASON: Final = (
+    "a LogCounterMetric line (a Java Map.toString(), not JSON): vigie reads the ELK reporter's "
+    'lines; enable it with [apim.analytics] type = "elk"'
+)
 CHUNK_LINES: Final = 32_768
 DEFAULT_CHANNEL: Final = "default"
+# a WSO2 analytics line is a few KiB at most (each string is capped at 4096 characters)
+MAX_LINE_BYTES: Final = 1 << 20
+# what WSO2 writes in applicationId when there is no application: authentication faults
+# ("UNKNOWN", with the same in applicationName/Owner and keyType) and anonymous calls
+PLACEHOLDER_APPLICATIONS: Final = frozenset({"UNKNOWN", "anonymous"})
 
 FLAG_THROTTLED: Final = 1
 FLAG_CACHE_HIT: Final = 2
@@ -62,13 +85,36 @@ class ReplayStats:
     rejected: int = 0
     ignored_lines: int = 0
     careful_chunks: int = 0  # chunks read line by line (something unusual in them)
+    metric_lines: int = 0  # apimMetrics lines seen (read or rejected)
+    log_counter_lines: int = 0  # LogCounterMetric lines (rejected)
+    files: int = 0
     first_rejects: list[Rejected] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # files that could not be read whole
     max_reported: int = 5
 
     def reject(self, r: Rejected) -> None:
         self.rejected += 1
         if len(self.first_rejects) < self.max_reported:
             self.first_rejects.append(r)
+
+    def closing_problems(self) -> list[str]:
+        """What makes the replay incomplete, one sentence each (the CLI prints them and exits
+        non-zero): files that ended early, and logs with no analytics line at all."""
+        out = list(self.problems)
+        if self.files and self.metric_lines == 0:
+            files = f"{self.files} file" + ("s" if self.files != 1 else "")
+            if self.log_counter_lines:
+                out.append(
+                    f"0 apimMetrics lines in {files}, but {self.log_counter_lines:,} "
+                    "LogCounterMetric lines, which vigie does not read: enable the ELK reporter "
+                    '([apim.analytics] type = "elk") and replay apim_metrics.log'
+                )
+            else:
+                out.append(
+                    f"0 apimMetrics lines in {files}: is [apim.analytics] enabled with "
+                    'type = "elk" (the lines go to repository/logs/apim_metrics.log)?'
+                )
+        return out
 
 
 def parse_source(spec: str) -> tuple[str, Path]:
@@ -81,7 +127,18 @@ def parse_source(spec: str) -> tuple[str, Path]:
     return channel, Path(path)
 
 
+def check_readable(path: Path) -> None:
+    """Refuse, with the reason in the user's words, a path that is not a readable file."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+
+
 def open_log(path: Path) -> IO[bytes]:
+    check_readable(path)
     try:
         if path.suffix == ".gz":
             return gzip.open(path, "rb")  # type: ignore[return-value]
@@ -144,7 +201,11 @@ class LineParser:
         self.line_no += 1
         m = line.find(MARKER)
         if m < 0:
-            self.stats.ignored_lines += 1
+            if LOG_COUNTER_MARKER in line:
+                self.stats.log_counter_lines += 1
+                self.stats.reject(Rejected(self.path, self.line_no, LOG_COUNTER_REASON))
+            else:
+                self.stats.ignored_lines += 1
             return
         try:
             self._parse(line, m + len(MARKER))
@@ -201,11 +262,22 @@ class LineParser:
             flags |= FLAG_CACHE_HIT
         # read every value before appending any: a bad field must not leave the columns
         # of different lengths (every later event would be shifted)
+        props = d.get("properties")
+        if not isinstance(props, dict):
+            props = {}
         app_id = _str(d.get("applicationId"))
         app_name = _str(d.get("applicationName"))
         app_owner = _str(d.get("applicationOwner"))
+        if app_id in PLACEHOLDER_APPLICATIONS:
+            app_id = app_name = app_owner = ""
         version = _str(d.get("apiVersion"))
-        context = _str(d.get("apiContext"))
+        # a fault line (APIM 4.2+) has its context in properties only
+        context = _str(d.get("apiContext")) or _str(props.get("apiContext"))
+        response_bytes = _int(props.get("responseSize"), -1)
+        if response_bytes < 0:
+            response_bytes = -1
+        elif response_bytes >= 2**63:
+            raise ValueError(f"properties.responseSize out of range: {response_bytes}")
         resource = _str(d.get("apiResourceTemplate"))
         method = method_number(_str(d.get("apiMethod")))
         key_type = KEY_TYPES.get(_str(d.get("keyType")).upper(), 0)
@@ -225,7 +297,7 @@ class LineParser:
         c["latency_us"].append(_clamp_u32(latency_ms * 1000))
         c["backend_latency_us"].append(_clamp_u32(backend_ms * 1000))
         c["request_bytes"].append(-1)
-        c["response_bytes"].append(-1)
+        c["response_bytes"].append(response_bytes)
         c["key_type"].append(key_type)
         c["subscription_tier"].append(0)
         c["uri_hash"].append(0)
@@ -262,15 +334,46 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _bounded_lines(f: IO[bytes], limit: int) -> Iterator[tuple[bytes | None, int]]:
+    """``(line, bytes)`` for each line of ``f``; ``(None, bytes)`` for a line longer than
+    ``limit``, which is read past in pieces and never held whole."""
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            n = len(line)
+            while True:
+                part = f.readline(1 << 20)
+                n += len(part)
+                if not part or part.endswith(b"\n"):
+                    break
+            yield None, n
+        else:
+            yield line, len(line)
+
+
+# what a damaged file raises while it is read (a truncated or corrupt gzip stream, a read error)
+_READ_ERRORS: Final = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
+
+
 def _chunks(
-    path: Path, parser: LineParser, on_bytes: Callable[[int], None] | None, fast: bool = True
+    path: Path,
+    parser: LineParser,
+    on_bytes: Callable[[int], None] | None,
+    fast: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[Events]:
     """The file's events, a chunk of lines at a time (each chunk sorted by event time).
 
     Metric lines are gathered per chunk and parsed all at once (``_wso2_fast``); a chunk with
-    anything unusual is read line by line by ``parser``, which reports each bad line.
+    anything unusual is read line by line by ``parser``, which reports each bad line. A file
+    that cannot be read to its end keeps the events read before the damage, and the damage is
+    told in ``stats.problems``.
     """
     stats = parser.stats
+    stats.files += 1
+    read = 0  # events of this file
     with open_log(path) as f:
         size = 0
         numbers: list[int] = []
@@ -302,14 +405,30 @@ def _chunks(
                     parser.feed(line)
                 ev = parser.take()
             if len(ev):
+                nonlocal read
+                read += len(ev)
                 yield ev
 
-        for line_no, line in enumerate(f, start=1):
-            size += len(line)
-            m = line.find(MARKER)
-            if m < 0:
-                stats.ignored_lines += 1
-            else:
+        damage: Exception | None = None
+        try:
+            for line_no, (raw, nbytes) in enumerate(_bounded_lines(f, max_line_bytes), start=1):
+                size += nbytes
+                if raw is None:
+                    stats.metric_lines += 1
+                    stats.reject(
+                        Rejected(str(path), line_no, f"line longer than {max_line_bytes:,} bytes")
+                    )
+                    continue
+                line = raw
+                m = line.find(MARKER)
+                if m < 0:
+                    if LOG_COUNTER_MARKER in line:
+                        stats.log_counter_lines += 1
+                        stats.reject(Rejected(str(path), line_no, LOG_COUNTER_REASON))
+                    else:
+                        stats.ignored_lines += 1
+                    continue
+                stats.metric_lines += 1
                 numbers.append(line_no)
                 lines.append(line)
                 p = line.find(PROPERTIES, m)
@@ -318,11 +437,19 @@ def _chunks(
                 # a line the fast way cannot frame goes to the careful way with its chunk
                 json_parts.append(line[p + len(PROPERTIES) :].strip() if ok else b"")
                 faults.append(fault)
-            if len(lines) >= CHUNK_LINES:
-                yield from flush()
-                numbers, lines, json_parts, faults = [], [], [], []
-                size = 0
+                if len(lines) >= CHUNK_LINES:
+                    yield from flush()
+                    numbers, lines, json_parts, faults = [], [], [], []
+                    size = 0
+        except _READ_ERRORS as exc:
+            damage = exc
         yield from flush()
+    if damage is not None:
+        ended = path.stat().st_size
+        stats.problems.append(
+            f"{path}: {read:,} events read, the file ended early at byte {ended:,} "
+            f"({_reason(damage)})"
+        )
 
 
 def read_logs(
@@ -331,6 +458,7 @@ def read_logs(
     stats: ReplayStats,
     on_bytes: Callable[[int], None] | None = None,
     fast: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[Events]:
     """Events of several logs, merged by event time, in batches (sorted within each batch).
 
@@ -339,7 +467,7 @@ def read_logs(
     (within a file, out-of-order lines inside a chunk are put in order).
     """
     iters = [
-        _chunks(path, LineParser(str(path), ch, interner, stats), on_bytes, fast)
+        _chunks(path, LineParser(str(path), ch, interner, stats), on_bytes, fast, max_line_bytes)
         for ch, path in sources
     ]
     if len(iters) == 1:
@@ -364,4 +492,11 @@ def read_logs(
         yield merged.take(np.argsort(merged["event_time_us"], kind="stable"))
 
 
-__all__ = ["LineParser", "Rejected", "ReplayStats", "parse_source", "read_logs"]
+__all__ = [
+    "LineParser",
+    "Rejected",
+    "ReplayStats",
+    "check_readable",
+    "parse_source",
+    "read_logs",
+]
