@@ -29,8 +29,8 @@ _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.MULTILINE)
 
 @pytest.mark.parametrize("name", sorted(docgen.BLOCKS))
 def test_generated_documents_are_fresh(name: str) -> None:
-    text = (docgen.DOCS / name).read_text(encoding="utf-8")
-    assert docgen.render(name, text) == text, f"docs/{name} is stale: run make docs"
+    text = (ROOT / name).read_text(encoding="utf-8")
+    assert docgen.render(name, text) == text, f"{name} is stale: run make docs"
 
 
 def _anchor(heading: str) -> str:
@@ -97,3 +97,8 @@ def test_nothing_refers_to_files_outside_the_repository() -> None:
     assert not unexpected, "refers to files outside the repository:\n" + "\n".join(unexpected)
     done = sorted(PENDING - set(found))
     assert not done, f"no longer refers outside the repository, remove from PENDING: {done}"
+
+
+def test_a_document_without_its_markers_is_named() -> None:
+    with pytest.raises(docgen.DocgenError, match=r"^docs/metrics.md: the lines .* are missing"):
+        docgen.render("docs/metrics.md", "# Metrics\n")
