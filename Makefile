@@ -3,6 +3,7 @@
 #   make test    set up, then run every test (lint, types, Python, Java)
 #   make bench   set up, then run the benchmarks (results in benchmarks/results/)
 #   make proto   regenerate the Python code of proto/ into sidecar/vigie/v1/
+#   make docs    regenerate the tables of docs/configuration.md and docs/metrics.md from the code
 #   make test-java   the gateway handler (gateway-handler/, Maven): unit, shaded-jar and
 #                    end-to-end tests against a real `vigie serve`
 #   make bench-java  the handler's JMH benchmarks -> benchmarks/results/handler-*.json
@@ -20,7 +21,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/vigie/v1/*.proto)
 
 .PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean
-.PHONY: backends backend-paths soak fuzz
+.PHONY: backends backend-paths soak fuzz docs
 
 MVN       ?= mvn
 MVN_FLAGS ?= -B -ntp
@@ -39,6 +40,9 @@ demo: setup
 
 proto: setup
 	$(PY) -m vigie.wire.codegen sidecar
+
+docs: setup
+	$(PY) -m tests.support.docgen
 
 lint: setup
 	$(VENV)/bin/ruff check sidecar tests benchmarks
