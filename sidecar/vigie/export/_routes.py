@@ -54,7 +54,8 @@ class RouteView:
 
 
 class RouteSeries:
-    """The series of the route metrics and the series each route row feeds."""
+    """The four route metrics: their series, and the series of each that every route row
+    feeds (assigned once, when the row first appears)."""
 
     def __init__(self, options: BuildOptions) -> None:
         self.histogram = options.histogram
