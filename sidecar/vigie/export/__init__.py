@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 
+from vigie.export._builder import Builder
 from vigie.export._catalogue import (
     METRICS,
     Kind,
@@ -31,7 +32,7 @@ from vigie.export._exporters import (
 )
 from vigie.export._points import Batch, encode_request, to_metrics_data
 from vigie.export._runner import MetricsExport
-from vigie.export._series import Builder, BuildOptions
+from vigie.export._series import BuildOptions
 from vigie.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,11 @@ import numpy as np
 import numpy.typing as npt
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
+from vigie.export._builder import Builder
 from vigie.export._collect import DEFAULT_CHUNK_BYTES, Source, collect
 from vigie.export._exporters import EncodedRequest
+from vigie.export._platform import EXPORT_BOUNDS, SelfFigures, bucket_of_seconds
 from vigie.export._points import Batch, encode_request, to_metrics_data
-from vigie.export._series import EXPORT_BOUNDS, Builder, SelfFigures, bucket_of_seconds
 
 log = logging.getLogger(__name__)
 

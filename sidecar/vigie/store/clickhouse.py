@@ -20,9 +20,9 @@ from typing import Any, Final
 import numpy as np
 
 from vigie.state import layout as L
-from vigie.store.parquet import CHANGE_FIELDS, day_name, group_exprs, where_clause
 from vigie.store.query import AggQuery, AggRow, StoreUnavailable, finish
 from vigie.store.rollup import MEASURES, STRING_KEYS, TABLE_KEYS, TIME_COLUMN, Rows
+from vigie.store.sql import CHANGE_FIELDS, day_name, group_exprs, where_clause
 
 TIMEOUT: Final = 60.0
 # the tables of rollups kept in ClickHouse: the fine-grained ones (ClickHouse sums them fast;

@@ -15,6 +15,7 @@ import pytest
 from vigie.classify import views
 from vigie.directives.table import DirectiveTable
 from vigie.export import _catalogue as C
+from vigie.export._builder import Builder
 from vigie.export._collect import collect
 from vigie.export._points import (
     DELTA,
@@ -24,7 +25,7 @@ from vigie.export._points import (
     NumberPoints,
     attrs_of,
 )
-from vigie.export._series import Builder, BuildOptions, error_family
+from vigie.export._series import BuildOptions, error_family
 from vigie.state import layout as L
 from vigie.state.engine import State
 from vigie.state.thresholds import CLASS_NAMES
