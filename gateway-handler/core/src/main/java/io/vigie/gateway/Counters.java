@@ -5,7 +5,7 @@ import java.util.concurrent.atomic.LongAdder;
 /**
  * The handler's own counters, cumulative since it started. The request path only increments
  * {@link LongAdder}s (no lock, no allocation once warmed up). Read through {@link #snapshot()},
- * JMX ({@link VigieAgentMXBean}) and the {@code GatewayReport} sent to the sidecar.
+ * JMX ({@link AgentJmx}) and the {@code GatewayReport} sent to the sidecar.
  */
 public final class Counters {
     final LongAdder offered = new LongAdder();

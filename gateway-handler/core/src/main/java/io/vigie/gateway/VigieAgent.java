@@ -7,19 +7,14 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.vigie.gateway.directive.DirectiveTable;
 import io.vigie.gateway.directive.Rule;
 import io.vigie.gateway.queue.EventRing;
-import io.vigie.wire.v1.DirectiveHits;
 import io.vigie.wire.v1.Hello;
 import java.io.File;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
-import javax.management.MBeanServer;
-import javax.management.ObjectName;
 
 /**
  * The gateway-agnostic handler core: what a gateway adapter calls on its request threads.
@@ -28,16 +23,17 @@ import javax.management.ObjectName;
  *   <li>{@link #record()} then {@link #offer}: capture one request; never blocks, never throws,
  *       allocates nothing; a full queue is a counted drop;</li>
  *   <li>{@link #check}: the directive table's verdict for a request, O(1) and allocation-free;</li>
- *   <li>{@link #counters()}: the figures, also in JMX and in the stream's {@code GatewayReport}.</li>
+ *   <li>{@link #counters()}: the figures, also in JMX ({@link AgentJmx}) and in the stream's
+ *       {@code GatewayReport}.</li>
  * </ul>
  *
  * <p>One background thread ({@code vigie-sender}) ships the events to the sidecar. Build with
  * {@link #builder()}; every setting has a safe default.
  */
-public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
+public final class VigieAgent implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(VigieAgent.class.getName());
-    /** Version of this handler, sent in Hello. */
-    public static final String VERSION = "0.1.0";
+    /** Version of this handler (the pom's), sent in Hello. */
+    public static final String VERSION = HandlerVersion.VALUE;
 
     private final EventRing ring;
     private final Counters counters = new Counters();
@@ -51,15 +47,15 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
     private final long idleParkNanos;
     private final ThreadLocal<RequestRecord> records = ThreadLocal.withInitial(RequestRecord::new);
     private volatile boolean closed;
-    private ObjectName mbeanName;
+    private final AgentJmx jmx;
 
     private VigieAgent(Builder b) {
         this.clock = b.clock;
         this.ring = new EventRing(b.queueCapacity);
         this.directives = new DirectiveTable(b.clock, b.channelName);
         this.enforcement = b.enforcement;
-        if (b.channelSupplier != null) {
-            this.channel = b.channelSupplier.get();
+        if (b.grpcChannelSupplier != null) {
+            this.channel = b.grpcChannelSupplier.get();
             this.ownsChannel = true;
         } else {
             this.channel = defaultChannel(b.sidecarAddress, b.tls);
@@ -73,13 +69,20 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
                 .setHandlerVersion(VERSION)
                 .setProtocolVersion(StreamSender.PROTOCOL_VERSION)
                 .build();
-        this.sender = new StreamSender(ring, counters, directives, clock, channel, hello, b.batchMaxEvents,
-                TimeUnit.MILLISECONDS.toNanos(b.flushIntervalMs), TimeUnit.MILLISECONDS.toNanos(b.reportIntervalMs),
-                TimeUnit.MILLISECONDS.toNanos(b.backoffInitialMs), TimeUnit.MILLISECONDS.toNanos(b.backoffMaxMs),
-                b.disconnectedHoldMs * 1000L);
+        SenderConfig config = SenderConfig.builder(hello)
+                .batchMaxEvents(b.batchMaxEvents)
+                .flushIntervalMs(b.flushIntervalMs)
+                .reportIntervalMs(b.reportIntervalMs)
+                .backoffMs(b.backoffInitialMs, b.backoffMaxMs)
+                .disconnectedHoldMs(b.disconnectedHoldMs)
+                .build();
+        this.sender = new StreamSender(ring, counters, directives, clock, channel, config);
         this.idleParkNanos = Math.min(1_000_000L, TimeUnit.MILLISECONDS.toNanos(b.flushIntervalMs) / 2 + 1);
         if (b.jmx) {
-            registerJmx(b.gatewayId);
+            jmx = new AgentJmx(counters, ring, sender, directives);
+            jmx.register(b.gatewayId);
+        } else {
+            jmx = null;
         }
         if (b.startThread) {
             thread = new Thread(this::run, "vigie-sender");
@@ -170,6 +173,23 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
         }
     }
 
+    /** CONNECTED, CONNECTING, DISCONNECTED or CLOSED. */
+    public String streamState() {
+        return sender.state().name();
+    }
+
+    public int queueDepth() {
+        return ring.size();
+    }
+
+    public int queueCapacity() {
+        return ring.capacity();
+    }
+
+    public int activeDirectives() {
+        return directives.activeCount();
+    }
+
     public DirectiveTable directives() {
         return directives;
     }
@@ -219,7 +239,9 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
                 Thread.currentThread().interrupt();
             }
         }
-        unregisterJmx();
+        if (jmx != null) {
+            jmx.unregister();
+        }
     }
 
     private void run() {
@@ -290,119 +312,10 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
         }
     }
 
-    private void registerJmx(String gatewayId) {
-        try {
-            MBeanServer server = ManagementFactory.getPlatformMBeanServer();
-            ObjectName name = new ObjectName("io.vigie:type=GatewayHandler,gateway=" + ObjectName.quote(gatewayId));
-            if (server.isRegistered(name)) {
-                server.unregisterMBean(name);
-            }
-            server.registerMBean(this, name);
-            mbeanName = name;
-        } catch (Exception | LinkageError e) {
-            LOG.log(Level.WARNING, "vigie: JMX registration failed; counters stay in the stream reports", e);
-        }
-    }
-
-    private void unregisterJmx() {
-        if (mbeanName == null) {
-            return;
-        }
-        try {
-            ManagementFactory.getPlatformMBeanServer().unregisterMBean(mbeanName);
-        } catch (Exception e) {
-            LOG.log(Level.FINE, "vigie: JMX unregistration failed", e);
-        }
-    }
-
-    // ---- VigieAgentMXBean ----
-
-    @Override
-    public long getOffered() {
-        return counters.offered.sum();
-    }
-
-    @Override
-    public long getSent() {
-        return counters.sent.sum();
-    }
-
-    @Override
-    public long getAcked() {
-        return counters.acked.sum();
-    }
-
-    @Override
-    public long getDroppedQueueFull() {
-        return counters.droppedQueueFull.sum();
-    }
-
-    @Override
-    public long getDroppedDisconnected() {
-        return counters.droppedDisconnected.sum();
-    }
-
-    @Override
-    public long getDroppedSendFailed() {
-        return counters.droppedSendFailed.sum();
-    }
-
-    @Override
-    public long getDroppedOther() {
-        return counters.droppedOther.sum();
-    }
-
-    @Override
-    public long getReconnects() {
-        return counters.reconnects.sum();
-    }
-
-    @Override
-    public long getBatches() {
-        return counters.batches.sum();
-    }
-
-    @Override
-    public long getAdapterErrors() {
-        return counters.adapterErrors.sum();
-    }
-
-    @Override
-    public int getQueueDepth() {
-        return ring.size();
-    }
-
-    @Override
-    public int getQueueCapacity() {
-        return ring.capacity();
-    }
-
-    @Override
-    public String getStreamState() {
-        return sender.state().name();
-    }
-
-    @Override
-    public int getActiveDirectives() {
-        return directives.activeCount();
-    }
-
-    @Override
-    public String[] getDirectiveHits() {
-        List<DirectiveHits> hits = directives.hits();
-        String[] out = new String[hits.size()];
-        for (int k = 0; k < out.length; k++) {
-            DirectiveHits h = hits.get(k);
-            out[k] = h.getDirectiveId() + " shadow=" + h.getShadowHits() + " enforced=" + h.getEnforcedHits()
-                    + " passed=" + h.getPassed();
-        }
-        return out;
-    }
-
     /** Settings of an agent; each has a safe default. */
     public static final class Builder {
         private String sidecarAddress = "127.0.0.1:7355";
-        private Supplier<ManagedChannel> channelSupplier;
+        private Supplier<ManagedChannel> grpcChannelSupplier;
         private String gatewayId = "gateway";
         private String channelName = "";
         private String tenant = "carbon.super";
@@ -440,9 +353,12 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
             return this;
         }
 
-        /** Uses this channel instead of one to {@link #sidecarAddress} (tests, custom TLS). */
-        public Builder channel(Supplier<ManagedChannel> v) {
-            channelSupplier = v;
+        /**
+         * Uses this gRPC channel instead of one to {@link #sidecarAddress} (tests, custom TLS).
+         * Not to be confused with {@link #channel(String)}, the gateway channel of the fleet.
+         */
+        public Builder grpcChannel(Supplier<ManagedChannel> v) {
+            grpcChannelSupplier = v;
             return this;
         }
 
@@ -451,7 +367,10 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
             return this;
         }
 
-        /** The gateway channel (main, sale, ...): named {@code channel} in the wire contract. */
+        /**
+         * The gateway channel (main, sale, ...): named {@code channel} in the wire contract and in
+         * directives' scopes. Not the gRPC channel ({@link #grpcChannel}).
+         */
         public Builder channel(String v) {
             channelName = v == null ? "" : v;
             return this;

@@ -37,7 +37,7 @@ class SenderTest {
     }
 
     private VigieAgent.Builder agent() {
-        return VigieAgent.builder().clock(clock).startThread(false).channel(sidecar::channel).gatewayId("gw-1")
+        return VigieAgent.builder().clock(clock).startThread(false).grpcChannel(sidecar::channel).gatewayId("gw-1")
                 .channel("main").flushIntervalMs(5).batchMaxEvents(100).backoffMs(100, 400).reportIntervalMs(1_000);
     }
 
@@ -73,7 +73,7 @@ class SenderTest {
             assertEquals(3, s.events.size());
             assertEquals(3, a.counters().sent);
             assertEquals(3, a.counters().acked);
-            assertEquals("CONNECTED", a.getStreamState());
+            assertEquals("CONNECTED", a.streamState());
         }
     }
 
@@ -137,7 +137,7 @@ class SenderTest {
 
             sidecar.streams.get(0).fail();
             a.step(); // notices the failure, backs off
-            assertEquals("DISCONNECTED", a.getStreamState());
+            assertEquals("DISCONNECTED", a.streamState());
             clock.advanceMillis(99);
             a.step();
             assertEquals(1, sidecar.streams.size(), "no attempt before the backoff");
@@ -162,7 +162,7 @@ class SenderTest {
         String name = "restartable-" + System.nanoTime();
         FakeSidecar[] current = {new FakeSidecar(name)};
         current[0].close();
-        try (VigieAgent a = agent().channel(() -> io.grpc.inprocess.InProcessChannelBuilder.forName(name)
+        try (VigieAgent a = agent().grpcChannel(() -> io.grpc.inprocess.InProcessChannelBuilder.forName(name)
                 .directExecutor().build()).build()) {
             a.step(); // first attempt: nobody there
             a.step(); // failure noticed
@@ -179,7 +179,7 @@ class SenderTest {
             current[0] = new FakeSidecar(name);
             clock.advanceMillis(400);
             a.step();
-            assertEquals("CONNECTED", a.getStreamState());
+            assertEquals("CONNECTED", a.streamState());
             current[0].last().fail();
             a.step();
             long before = a.counters().reconnects;

@@ -70,7 +70,7 @@ class VigieSynapseHandlerTest {
     @BeforeEach
     void start() throws Exception {
         sidecar = new FakeSidecar("wso2-" + System.nanoTime());
-        agent = VigieAgent.builder().clock(clock).startThread(false).channel(sidecar::channel).flushIntervalMs(1).build();
+        agent = VigieAgent.builder().clock(clock).startThread(false).grpcChannel(sidecar::channel).flushIntervalMs(1).build();
         handler = new VigieSynapseHandler(agent, clock);
     }
 
