@@ -2,13 +2,11 @@ package io.vigie.synapse3;
 
 import io.vigie.gateway.AgentSettings;
 import io.vigie.gateway.Clock;
-import io.vigie.gateway.EventFlags;
-import io.vigie.gateway.HttpMethods;
-import io.vigie.gateway.RequestRecord;
 import io.vigie.gateway.VigieAgent;
 import io.vigie.gateway.directive.Rule;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import io.vigie.synapse.ApiNaming;
+import io.vigie.synapse.Consumers;
+import io.vigie.synapse.SynapseCapture;
 import org.apache.axis2.AxisFault;
 import org.apache.synapse.MessageContext;
 import org.apache.axiom.om.OMAbstractFactory;
@@ -23,30 +21,30 @@ import org.apache.synapse.rest.Handler;
  * vigie's entry class for Apache Synapse 3 (which has no global handlers and no WSO2 API
  * Manager properties): a REST API handler, {@code <handlers><handler
  * class="io.vigie.synapse3.VigieApiHandler"/></handlers>} in an {@code <api>}. Same core as the
- * WSO2 adapter: checks the directive table on the request (scope: API name), captures the
- * request on the response. Never throws into mediation.
+ * WSO2 adapter and the same {@link SynapseCapture}: checks the directive table on the request
+ * (scope: API name), captures the request on the response. Catches what the WSO2 adapter
+ * catches ({@link SynapseCapture#failed}): nothing escapes into mediation.
  */
 public class VigieApiHandler implements Handler {
-    private static final Logger LOG = Logger.getLogger(VigieApiHandler.class.getName());
-    static final String START_US = "vigie.request.start.us";
-    static final String REFUSED = "vigie.refused";
-
-    private final VigieAgent agent;
-    private final Clock clock = Clock.SYSTEM;
+    /** {@code null} when vigie is disabled: every method then does nothing. */
+    private final SynapseCapture<MessageContext> capture;
 
     /** The constructor Synapse calls. */
     public VigieApiHandler() {
-        this.agent = Shared.agent();
+        VigieAgent agent = Shared.agent();
+        this.capture = agent == null ? null
+                : new SynapseCapture<>(agent, Clock.SYSTEM, Synapse3Access.INSTANCE, Consumers.none(),
+                        ApiNaming.APACHE_SYNAPSE);
     }
 
     @Override
     public boolean handleRequest(MessageContext ctx) {
-        if (agent == null) {
+        if (capture == null) {
             return true;
         }
         try {
-            ctx.setProperty(START_US, clock.wallMicros());
-            Rule refusal = agent.check(null, apiName(ctx), null);
+            capture.requestStarted(ctx);
+            Rule refusal = capture.check(ctx);
             if (refusal != null && ctx instanceof Axis2MessageContext) {
                 org.apache.axis2.context.MessageContext axis2 = ((Axis2MessageContext) ctx).getAxis2MessageContext();
                 setFaultBody(axis2, refusal);
@@ -57,31 +55,26 @@ public class VigieApiHandler implements Handler {
                 // write the new envelope instead of relaying the request's unread pipe
                 axis2.setProperty("message.builder.invoked", Boolean.TRUE);
                 ctx.setProperty("ERROR_CODE", refusal.errorCode());
-                ctx.setProperty(REFUSED, Boolean.TRUE);
-                ctx.setResponse(true);
-                ctx.setTo(null);
-                capture(ctx, 429);
-                Axis2Sender.sendBack(ctx);
+                ctx.setProperty("vigie.refused", Boolean.TRUE);
+                capture.capture(ctx); // Apache Synapse runs no API handler on a sendBack
+                Synapse3Access.INSTANCE.sendBack(ctx);
                 return false;
             }
-        } catch (AxisFault | RuntimeException | LinkageError e) {
-            agent.countAdapterError();
-            LOG.log(Level.FINE, "vigie: handler error (request unaffected)", e);
+        } catch (Throwable t) {
+            capture.failed(t);
         }
         return true;
     }
 
     @Override
     public boolean handleResponse(MessageContext ctx) {
-        if (agent == null) {
+        if (capture == null) {
             return true;
         }
         try {
-            Object sc = ((Axis2MessageContext) ctx).getAxis2MessageContext().getProperty("HTTP_SC");
-            capture(ctx, sc instanceof Integer ? (Integer) sc : sc instanceof String ? Integer.parseInt((String) sc) : 0);
-        } catch (RuntimeException | LinkageError e) {
-            agent.countAdapterError();
-            LOG.log(Level.FINE, "vigie: handler error (request unaffected)", e);
+            capture.capture(ctx);
+        } catch (Throwable t) {
+            capture.failed(t);
         }
         return true;
     }
@@ -101,34 +94,6 @@ public class VigieApiHandler implements Handler {
             body.getFirstElement().detach();
         }
         body.addChild(fault);
-    }
-
-    private void capture(MessageContext ctx, int status) {
-        long now = clock.wallMicros();
-        Object start = ctx.getProperty(START_US);
-        long t0 = start instanceof Long ? (Long) start : now;
-        RequestRecord r = agent.record().apiName(apiName(ctx)).apiVersion(string(ctx.getProperty("SYNAPSE_REST_API_VERSION")))
-                .apiContext(string(ctx.getProperty("REST_API_CONTEXT"))).httpStatus(status)
-                .eventTimeUs(t0).latencyUs(now - t0);
-        String method = string(ctx.getProperty("REST_METHOD")); // set by Synapse's API dispatch
-        if (method == null && ctx instanceof Axis2MessageContext) {
-            method = string(((Axis2MessageContext) ctx).getAxis2MessageContext().getProperty("HTTP_METHOD"));
-        }
-        r.httpMethod(HttpMethods.of(method));
-        if (ctx.getProperty(REFUSED) != null) {
-            r.addFlags(EventFlags.REFUSED_BY_DIRECTIVE);
-            Object code = ctx.getProperty("ERROR_CODE");
-            r.errorCode(code instanceof Integer ? (Integer) code : 0);
-        }
-        agent.offer(r);
-    }
-
-    private static String apiName(MessageContext ctx) {
-        return string(ctx.getProperty("SYNAPSE_REST_API"));
-    }
-
-    private static String string(Object o) {
-        return o instanceof String && !((String) o).isEmpty() ? (String) o : null;
     }
 
     /** One agent per JVM, configured like the WSO2 adapter (system properties, env, file). */

@@ -21,6 +21,7 @@ import io.vigie.gateway.testing.FakeSidecar;
 import io.vigie.gateway.testing.ManualClock;
 import io.vigie.gateway.wire.BatchDecoder;
 import io.vigie.gateway.wire.Column;
+import io.vigie.synapse.SynapseCapture;
 import io.vigie.wire.v1.Directive;
 import io.vigie.wire.v1.DirectiveAction;
 import io.vigie.wire.v1.DirectiveMode;
@@ -137,7 +138,7 @@ class VigieSynapseHandlerTest {
         assertEquals(2187, e.number(Column.RESPONSE_BYTES));
         assertEquals(-1, e.number(Column.REQUEST_BYTES));
         assertEquals(KeyTypes.SANDBOX, e.number(Column.KEY_TYPE));
-        assertEquals(VigieSynapseHandler.fnv1a64("/pizzashack/1.0.0/menu?size=2"), e.number(Column.URI_HASH));
+        assertEquals(SynapseCapture.fnv1a64("/pizzashack/1.0.0/menu?size=2"), e.number(Column.URI_HASH));
         assertEquals(EventFlags.CACHE_HIT, e.number(Column.FLAGS));
     }
 
@@ -318,12 +319,12 @@ class VigieSynapseHandlerTest {
 
     @Test
     void numbersAreReadWithoutExceptions() {
-        assertEquals(200, VigieSynapseHandler.integer("200", -1));
-        assertEquals(-5, VigieSynapseHandler.integer(" -5 ", 0));
-        assertEquals(-1, VigieSynapseHandler.integer("2x", -1));
-        assertEquals(-1, VigieSynapseHandler.integer("-", -1));
-        assertEquals(-1, VigieSynapseHandler.integer("", -1));
-        assertEquals(-1, VigieSynapseHandler.integer(null, -1));
-        assertEquals(7, VigieSynapseHandler.integer(7L, -1));
+        assertEquals(200, SynapseCapture.integer("200", -1));
+        assertEquals(-5, SynapseCapture.integer(" -5 ", 0));
+        assertEquals(-1, SynapseCapture.integer("2x", -1));
+        assertEquals(-1, SynapseCapture.integer("-", -1));
+        assertEquals(-1, SynapseCapture.integer("", -1));
+        assertEquals(-1, SynapseCapture.integer(null, -1));
+        assertEquals(7, SynapseCapture.integer(7L, -1));
     }
 }
