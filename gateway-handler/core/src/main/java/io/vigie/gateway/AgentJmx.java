@@ -3,6 +3,7 @@ package io.vigie.gateway;
 import io.vigie.gateway.directive.DirectiveTable;
 import io.vigie.gateway.queue.EventRing;
 import io.vigie.wire.v1.DirectiveHits;
+import io.vigie.wire.v1.RejectedDirective;
 import java.lang.management.ManagementFactory;
 import java.util.List;
 import java.util.logging.Level;
@@ -137,6 +138,22 @@ final class AgentJmx implements VigieAgentMXBean {
             DirectiveHits h = hits.get(k);
             out[k] = h.getDirectiveId() + " shadow=" + h.getShadowHits() + " enforced=" + h.getEnforcedHits()
                     + " passed=" + h.getPassed();
+        }
+        return out;
+    }
+
+    @Override
+    public long getDirectivesRejected() {
+        return counters.directivesRejected.sum();
+    }
+
+    @Override
+    public String[] getRejectedDirectives() {
+        List<RejectedDirective> rejected = directives.rejections();
+        String[] out = new String[rejected.size()];
+        for (int k = 0; k < out.length; k++) {
+            RejectedDirective r = rejected.get(k);
+            out[k] = r.getDirectiveId() + " update=" + r.getUpdateVersion() + " " + r.getReason();
         }
         return out;
     }

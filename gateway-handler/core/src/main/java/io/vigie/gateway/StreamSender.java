@@ -312,6 +312,8 @@ final class StreamSender {
                 .setReconnects(c.reconnects)
                 .setQueueDepth(c.queueDepth)
                 .addAllDirectiveHits(directives.hits())
+                .addAllRejectedDirectives(directives.rejections())
+                .setDirectivesRejected(c.directivesRejected)
                 .build();
     }
 

@@ -52,7 +52,7 @@ public final class VigieAgent implements AutoCloseable {
     private VigieAgent(Builder b) {
         this.clock = b.clock;
         this.ring = new EventRing(b.queueCapacity);
-        this.directives = new DirectiveTable(b.clock, b.channelName);
+        this.directives = new DirectiveTable(b.clock, b.channelName, counters.directivesRejected);
         this.enforcement = b.enforcement;
         if (b.grpcChannelSupplier != null) {
             this.channel = b.grpcChannelSupplier.get();

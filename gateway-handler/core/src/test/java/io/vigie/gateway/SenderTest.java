@@ -307,4 +307,40 @@ class SenderTest {
             assertNull(a.check("x", "Orders", "v1"));
         }
     }
+
+    @Test
+    void aRejectedDirectiveIsCountedInJmxAndReportedToTheSidecar() throws Exception {
+        sidecar.initialDirectives = DirectiveUpdate.newBuilder().setFull(true).setVersion(9)
+                .addUpserts(Directive.newBuilder().setId("good").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_BLOCK).setApplicationId("bad-app")
+                        .setExpiresAtUs(clock.wallMicros() + 60_000_000L))
+                .addUpserts(Directive.newBuilder().setId("too-long").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApiName("Orders")
+                        .setLimitRequests(100).setLimitPeriodSeconds(Integer.MIN_VALUE) // 2^31 unsigned
+                        .setExpiresAtUs(clock.wallMicros() + 60_000_000L))
+                .build();
+        javax.management.MBeanServer server = java.lang.management.ManagementFactory.getPlatformMBeanServer();
+        javax.management.ObjectName name = new javax.management.ObjectName(
+                "io.vigie:type=GatewayHandler,gateway=\"gw-rejects\"");
+        try (VigieAgent a = agent().gatewayId("gw-rejects").jmx(true).build()) {
+            a.step();
+            assertEquals(9, a.directives().version());
+            assertNotNull(a.check("bad-app", "Orders", "v1"), "the valid directive of the update applied");
+            assertEquals(1, a.counters().directivesRejected);
+            assertEquals(1L, server.getAttribute(name, "DirectivesRejected"));
+            String[] lines = (String[]) server.getAttribute(name, "RejectedDirectives");
+            assertEquals(1, lines.length);
+            assertEquals("too-long update=9 limit_period_seconds 2147483648 is outside 1..315576000", lines[0]);
+            clock.advanceMillis(1_000);
+            a.step();
+            GatewayReport report = sidecar.last().received.stream().filter(GatewayMessage::hasReport)
+                    .map(GatewayMessage::getReport).reduce((x, y) -> y).orElseThrow();
+            assertEquals(1, report.getDirectivesRejected());
+            assertEquals(1, report.getRejectedDirectivesCount());
+            assertEquals("too-long", report.getRejectedDirectives(0).getDirectiveId());
+            assertEquals(9, report.getRejectedDirectives(0).getUpdateVersion());
+            assertEquals("limit_period_seconds 2147483648 is outside 1..315576000",
+                    report.getRejectedDirectives(0).getReason());
+        }
+    }
 }

@@ -31,9 +31,11 @@ public final class Rule {
         this.applicationId = emptyToNull(d.getApplicationId());
         this.apiName = emptyToNull(d.getApiName());
         this.apiVersion = apiName == null ? null : emptyToNull(d.getApiVersion());
+        // uint32 on the wire: read unsigned; problem() has checked the ranges
         this.bucket = block ? null
-                : new TokenBucket(d.getLimitRequests(), d.getLimitPeriodSeconds() * 1_000_000_000L,
-                        d.getLimitBurst(), nowNanos);
+                : new TokenBucket(Integer.toUnsignedLong(d.getLimitRequests()),
+                        Integer.toUnsignedLong(d.getLimitPeriodSeconds()) * 1_000_000_000L,
+                        Integer.toUnsignedLong(d.getLimitBurst()), nowNanos);
         this.expiresAtUs = d.getExpiresAtUs();
         this.errorCode = d.getErrorCode() != 0 ? d.getErrorCode()
                 : block ? DEFAULT_BLOCK_CODE : DEFAULT_LIMIT_CODE;
@@ -44,32 +46,52 @@ public final class Rule {
         this.hits = hits;
     }
 
-    /** Why a directive cannot be used, or {@code null} when it can. */
+    /**
+     * Why a directive cannot be used, or {@code null} when it can: malformed, or a number outside
+     * {@link DirectiveLimits}.
+     */
     static String problem(Directive d) {
         if (d.getId().isEmpty()) {
             return "directive without id";
         }
         if (d.getMode() != DirectiveMode.DIRECTIVE_MODE_SHADOW
                 && d.getMode() != DirectiveMode.DIRECTIVE_MODE_ENFORCE) {
-            return "directive " + d.getId() + ": unknown mode " + d.getModeValue();
+            return "unknown mode " + d.getModeValue();
         }
         if (d.getAction() == DirectiveAction.DIRECTIVE_ACTION_LIMIT) {
             if (d.getLimitRequests() == 0 || d.getLimitPeriodSeconds() == 0) {
-                return "directive " + d.getId() + ": a limit needs limit_requests and limit_period_seconds";
+                return "a limit needs limit_requests and limit_period_seconds";
+            }
+            String range = outside("limit_requests", Integer.toUnsignedLong(d.getLimitRequests()),
+                    DirectiveLimits.MIN_LIMIT_REQUESTS, DirectiveLimits.MAX_LIMIT_REQUESTS);
+            if (range == null) {
+                range = outside("limit_period_seconds", Integer.toUnsignedLong(d.getLimitPeriodSeconds()),
+                        DirectiveLimits.MIN_LIMIT_PERIOD_SECONDS, DirectiveLimits.MAX_LIMIT_PERIOD_SECONDS);
+            }
+            if (range == null) {
+                range = outside("limit_burst", Integer.toUnsignedLong(d.getLimitBurst()), 0,
+                        DirectiveLimits.MAX_LIMIT_BURST);
+            }
+            if (range != null) {
+                return range;
             }
         } else if (d.getAction() != DirectiveAction.DIRECTIVE_ACTION_BLOCK) {
-            return "directive " + d.getId() + ": unknown action " + d.getActionValue();
+            return "unknown action " + d.getActionValue();
         }
         if (d.getApplicationId().isEmpty() && d.getApiName().isEmpty() && d.getChannel().isEmpty()) {
-            return "directive " + d.getId() + ": empty scope (an application, an API or a channel is required)";
+            return "empty scope (an application, an API or a channel is required)";
         }
         if (!d.getApiVersion().isEmpty() && d.getApiName().isEmpty()) {
-            return "directive " + d.getId() + ": api_version needs api_name";
+            return "api_version needs api_name";
         }
         if (d.getExpiresAtUs() <= 0) {
-            return "directive " + d.getId() + ": no expiry";
+            return "no expiry";
         }
         return null;
+    }
+
+    private static String outside(String field, long value, long min, long max) {
+        return value >= min && value <= max ? null : field + " " + value + " is outside " + min + ".." + max;
     }
 
     public String id() {
