@@ -45,6 +45,8 @@ public final class VigieAgent implements AutoCloseable {
     private final boolean ownsChannel;
     private final Thread thread;
     private final long idleParkNanos;
+    private final long shutdownFlushMs;
+    private final Thread shutdownHook;
     private final ThreadLocal<RequestRecord> records = ThreadLocal.withInitial(RequestRecord::new);
     private volatile boolean closed;
     private final AgentJmx jmx;
@@ -84,6 +86,8 @@ public final class VigieAgent implements AutoCloseable {
         } else {
             jmx = null;
         }
+        this.shutdownFlushMs = b.shutdownFlushMs;
+        this.shutdownHook = b.closeOnJvmExit ? registerShutdownHook() : null;
         if (b.startThread) {
             thread = new Thread(this::run, "vigie-sender");
             thread.setDaemon(true);
@@ -113,6 +117,8 @@ public final class VigieAgent implements AutoCloseable {
                 .disconnectedHoldMs(s.disconnectedHoldMs)
                 .enforcement(s.enforcement)
                 .jmx(s.jmx)
+                .shutdownFlushMs(s.shutdownFlushMs)
+                .closeOnJvmExit(true)
                 .tls(s.tlsCaFile, s.tlsCertFile, s.tlsKeyFile, s.tlsAuthority);
     }
 
@@ -211,27 +217,35 @@ public final class VigieAgent implements AutoCloseable {
         return sender.step();
     }
 
-    /** Sends what is queued (up to 5 s), completes the stream, stops the sender and the channel. */
+    /**
+     * Sends what is queued and the last batch, completes the stream, stops the sender and the
+     * channel; takes at most about {@code vigie.shutdown.flush-ms} (what is left then is a
+     * counted drop). Idempotent.
+     */
     @Override
     public void close() {
-        if (closed) {
-            return;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
         }
-        closed = true;
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs);
         if (thread != null) {
             LockSupport.unpark(thread);
             try {
-                thread.join(10_000);
+                thread.join(Math.max(1, shutdownFlushMs + 100)); // the thread bounds its own flush
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
         } else {
-            sender.shutdown(5_000_000_000L);
+            sender.shutdown(TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs));
         }
         if (ownsChannel) {
             channel.shutdown();
             try {
-                if (!channel.awaitTermination(2, TimeUnit.SECONDS)) {
+                long left = Math.max(100_000_000L, deadline - System.nanoTime());
+                if (!channel.awaitTermination(left, TimeUnit.NANOSECONDS)) {
                     channel.shutdownNow();
                 }
             } catch (InterruptedException e) {
@@ -241,6 +255,39 @@ public final class VigieAgent implements AutoCloseable {
         }
         if (jmx != null) {
             jmx.unregister();
+        }
+        removeShutdownHook();
+    }
+
+    /**
+     * One hook per agent, registered once at build: at a normal JVM exit it runs {@link #close()}
+     * (bounded by {@code vigie.shutdown.flush-ms}) and never throws.
+     */
+    private Thread registerShutdownHook() {
+        Thread hook = new Thread(() -> {
+            try {
+                close();
+            } catch (Throwable t) {
+                LOG.log(Level.WARNING, "vigie: flushing at JVM exit failed", t);
+            }
+        }, "vigie-shutdown-flush");
+        try {
+            Runtime.getRuntime().addShutdownHook(hook);
+            return hook;
+        } catch (IllegalStateException | SecurityException e) {
+            LOG.log(Level.WARNING, "vigie: no JVM shutdown hook; the last batch may be lost at exit", e);
+            return null;
+        }
+    }
+
+    private void removeShutdownHook() {
+        if (shutdownHook == null || Thread.currentThread() == shutdownHook) {
+            return;
+        }
+        try {
+            Runtime.getRuntime().removeShutdownHook(shutdownHook);
+        } catch (IllegalStateException | SecurityException e) {
+            // the JVM is already shutting down: the hook runs (and finds the agent closed)
         }
     }
 
@@ -259,7 +306,7 @@ public final class VigieAgent implements AutoCloseable {
                 }
             }
         } finally {
-            sender.shutdown(5_000_000_000L);
+            sender.shutdown(TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs));
         }
     }
 
@@ -332,6 +379,8 @@ public final class VigieAgent implements AutoCloseable {
         private boolean startThread = true;
         private Clock clock = Clock.SYSTEM;
         private Tls tls;
+        private long shutdownFlushMs = 2_000;
+        private boolean closeOnJvmExit;
 
         private Builder() {}
 
@@ -436,6 +485,22 @@ public final class VigieAgent implements AutoCloseable {
             return this;
         }
 
+        /** Bound of {@link VigieAgent#close()} and of the shutdown hook's flush (default 2 s). */
+        public Builder shutdownFlushMs(long v) {
+            shutdownFlushMs = v;
+            return this;
+        }
+
+        /**
+         * Registers a JVM shutdown hook that closes the agent (flushing the queue and the last
+         * batch) at a normal exit; APIM 4.x calls no handler at shutdown. Off by default in the
+         * builder; {@link VigieAgent#builder(AgentSettings)} (the adapters) turns it on.
+         */
+        public Builder closeOnJvmExit(boolean v) {
+            closeOnJvmExit = v;
+            return this;
+        }
+
         public Builder clock(Clock v) {
             clock = v;
             return this;
@@ -447,6 +512,9 @@ public final class VigieAgent implements AutoCloseable {
             }
             if (batchMaxEvents < 1) {
                 throw new IllegalArgumentException("batchMaxEvents must be positive");
+            }
+            if (shutdownFlushMs < 0) {
+                throw new IllegalArgumentException("shutdownFlushMs must not be negative");
             }
             if (flushIntervalMs < 1 || reportIntervalMs < 1 || backoffInitialMs < 1 || backoffMaxMs < backoffInitialMs) {
                 throw new IllegalArgumentException("intervals must be positive and backoff max >= initial");
