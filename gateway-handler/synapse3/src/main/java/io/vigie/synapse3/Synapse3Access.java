@@ -1,14 +1,21 @@
 package io.vigie.synapse3;
 
 import io.vigie.synapse.MessageAccess;
+import org.apache.axiom.om.OMAbstractFactory;
+import org.apache.axiom.om.OMElement;
+import org.apache.axiom.om.OMFactory;
+import org.apache.axiom.soap.SOAPBody;
+import org.apache.axis2.transport.base.BaseConstants;
 import org.apache.synapse.MessageContext;
 import org.apache.synapse.core.axis2.Axis2MessageContext;
 import org.apache.synapse.core.axis2.Axis2Sender;
 
 /**
  * {@link MessageAccess} over Apache Synapse 3: stateless, one instance. Apache Synapse has no
- * JSON payload API (WSO2's {@code JsonUtil} is a fork addition), so {@link #setJsonPayload}
- * is not available here yet; the request body is left to the pass-through transport.
+ * JSON payload API (WSO2's {@code JsonUtil} is a fork addition): {@link #setJsonPayload} puts the
+ * JSON text in Axis2's text wrapper element, which Axis2's {@code PlainTextFormatter} writes as
+ * is (the axis2.xml maps {@code application/json} to it). The request body needs no discarding:
+ * the new envelope replaces it and {@code message.builder.invoked} keeps the unread pipe out.
  */
 final class Synapse3Access implements MessageAccess<MessageContext> {
     static final Synapse3Access INSTANCE = new Synapse3Access();
@@ -52,12 +59,19 @@ final class Synapse3Access implements MessageAccess<MessageContext> {
 
     @Override
     public void discardRequestBody(MessageContext ctx) {
-        // the refusal replaces the envelope; message.builder.invoked keeps the unread pipe out
+        // nothing to do: see the class comment
     }
 
     @Override
     public void setJsonPayload(MessageContext ctx, String json) {
-        throw new UnsupportedOperationException("no JSON payload API in Apache Synapse 3");
+        OMFactory f = OMAbstractFactory.getOMFactory();
+        OMElement text = f.createOMElement(BaseConstants.DEFAULT_TEXT_WRAPPER);
+        text.setText(json);
+        SOAPBody body = ctx.getEnvelope().getBody();
+        while (body.getFirstElement() != null) {
+            body.getFirstElement().detach();
+        }
+        body.addChild(text);
     }
 
     @Override

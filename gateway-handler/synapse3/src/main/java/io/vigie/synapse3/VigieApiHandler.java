@@ -7,14 +7,8 @@ import io.vigie.gateway.directive.Rule;
 import io.vigie.synapse.ApiNaming;
 import io.vigie.synapse.Consumers;
 import io.vigie.synapse.SynapseCapture;
-import org.apache.axis2.AxisFault;
+import io.vigie.synapse.SynapseRefusal;
 import org.apache.synapse.MessageContext;
-import org.apache.axiom.om.OMAbstractFactory;
-import org.apache.axiom.om.OMElement;
-import org.apache.axiom.om.OMFactory;
-import org.apache.axiom.soap.SOAPBody;
-import org.apache.synapse.core.axis2.Axis2MessageContext;
-import org.apache.synapse.core.axis2.Axis2Sender;
 import org.apache.synapse.rest.Handler;
 
 /**
@@ -22,12 +16,14 @@ import org.apache.synapse.rest.Handler;
  * Manager properties): a REST API handler, {@code <handlers><handler
  * class="io.vigie.synapse3.VigieApiHandler"/></handlers>} in an {@code <api>}. Same core as the
  * WSO2 adapter and the same {@link SynapseCapture}: checks the directive table on the request
- * (scope: API name), captures the request on the response. Catches what the WSO2 adapter
+ * (scope: API name), answers refusals with the same {@link SynapseRefusal} (WSO2 4.x's body,
+ * status and headers), captures the request on the response. Catches what the WSO2 adapter
  * catches ({@link SynapseCapture#failed}): nothing escapes into mediation.
  */
 public class VigieApiHandler implements Handler {
     /** {@code null} when vigie is disabled: every method then does nothing. */
     private final SynapseCapture<MessageContext> capture;
+    private final SynapseRefusal<MessageContext> refusal;
 
     /** The constructor Synapse calls. */
     public VigieApiHandler() {
@@ -35,6 +31,8 @@ public class VigieApiHandler implements Handler {
         this.capture = agent == null ? null
                 : new SynapseCapture<>(agent, Clock.SYSTEM, Synapse3Access.INSTANCE, Consumers.none(),
                         ApiNaming.APACHE_SYNAPSE);
+        // Apache Synapse runs no API handler on a sendBack: the refusal captures the request itself
+        this.refusal = capture == null ? null : new SynapseRefusal<>(capture, true);
     }
 
     @Override
@@ -44,21 +42,9 @@ public class VigieApiHandler implements Handler {
         }
         try {
             capture.requestStarted(ctx);
-            Rule refusal = capture.check(ctx);
-            if (refusal != null && ctx instanceof Axis2MessageContext) {
-                org.apache.axis2.context.MessageContext axis2 = ((Axis2MessageContext) ctx).getAxis2MessageContext();
-                setFaultBody(axis2, refusal);
-                axis2.setProperty("messageType", "application/xml");
-                axis2.setProperty("ContentType", "application/xml");
-                axis2.setProperty("HTTP_SC", 429);
-                axis2.removeProperty("NO_ENTITY_BODY"); // a GET has none; the refusal has one
-                // write the new envelope instead of relaying the request's unread pipe
-                axis2.setProperty("message.builder.invoked", Boolean.TRUE);
-                ctx.setProperty("ERROR_CODE", refusal.errorCode());
-                ctx.setProperty("vigie.refused", Boolean.TRUE);
-                capture.capture(ctx); // Apache Synapse runs no API handler on a sendBack
-                Synapse3Access.INSTANCE.sendBack(ctx);
-                return false;
+            Rule refusing = capture.check(ctx);
+            if (refusing != null) {
+                return !refusal.refuse(ctx, refusing);
             }
         } catch (Throwable t) {
             capture.failed(t);
@@ -77,23 +63,6 @@ public class VigieApiHandler implements Handler {
             capture.failed(t);
         }
         return true;
-    }
-
-    /**
-     * WSO2's fault shape as XML ({@code <fault><code/><message/><description/></fault>}): Apache
-     * Synapse 3 has no JSON payload API (WSO2's JsonUtil is a fork addition).
-     */
-    private static void setFaultBody(org.apache.axis2.context.MessageContext axis2, Rule rule) throws AxisFault {
-        OMFactory f = OMAbstractFactory.getOMFactory();
-        OMElement fault = f.createOMElement("fault", null);
-        f.createOMElement("code", null, fault).setText(Integer.toString(rule.errorCode()));
-        f.createOMElement("message", null, fault).setText(rule.block() ? "Message blocked" : "Message throttled out");
-        f.createOMElement("description", null, fault).setText(rule.reason());
-        SOAPBody body = axis2.getEnvelope().getBody();
-        while (body.getFirstElement() != null) {
-            body.getFirstElement().detach();
-        }
-        body.addChild(fault);
     }
 
     /** One agent per JVM, configured like the WSO2 adapter (system properties, env, file). */

@@ -8,6 +8,7 @@ import io.vigie.gateway.VigieAgent;
 import io.vigie.gateway.directive.Rule;
 import io.vigie.synapse.ApiNaming;
 import io.vigie.synapse.SynapseCapture;
+import io.vigie.synapse.SynapseRefusal;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.apache.synapse.AbstractExtendedSynapseHandler;
@@ -30,8 +31,8 @@ import org.apache.synapse.MessageContext;
  * <ul>
  *   <li>request in-flow: notes the request start time;</li>
  *   <li>request out-flow (after WSO2's authentication and throttling, before the backend call):
- *       consults the directive table; an ENFORCE directive answers 429 with WSO2's fault body and
- *       stops the request; then notes the backend start time;</li>
+ *       consults the directive table; an ENFORCE directive answers as WSO2's own throttling does
+ *       ({@link SynapseRefusal}) and stops the request; then notes the backend start time;</li>
  *   <li>response in-flow: notes the backend end time;</li>
  *   <li>response out-flow (successes and faults alike): captures the request and offers it.</li>
  * </ul>
@@ -41,11 +42,9 @@ import org.apache.synapse.MessageContext;
 public class VigieSynapseHandler extends AbstractExtendedSynapseHandler {
     private static final Logger LOG = Logger.getLogger(VigieSynapseHandler.class.getName());
 
-    /** HTTP status of a refusal: WSO2's throttling answers 429 too. */
-    static final int TOO_MANY_REQUESTS = 429;
-
     /** {@code null} when vigie is disabled or could not start: every method then does nothing. */
     private final SynapseCapture<MessageContext> capture;
+    private final SynapseRefusal<MessageContext> refusal;
 
     /** The constructor Synapse calls (by reflection, no arguments). */
     public VigieSynapseHandler() {
@@ -56,6 +55,8 @@ public class VigieSynapseHandler extends AbstractExtendedSynapseHandler {
     public VigieSynapseHandler(VigieAgent agent, Clock clock) {
         this.capture = agent == null ? null
                 : new SynapseCapture<>(agent, clock, Wso2Access.INSTANCE, new Wso2Consumers(), ApiNaming.WSO2_APIM);
+        // sendBack runs this handler's response out-flow, which captures the refused request
+        this.refusal = capture == null ? null : new SynapseRefusal<>(capture, false);
     }
 
     @Override
@@ -78,9 +79,9 @@ public class VigieSynapseHandler extends AbstractExtendedSynapseHandler {
         }
         try {
             if (capture.access().property(ctx, CHECKED) == null) { // once per request, whatever the number of sends
-                Rule refusal = capture.check(ctx);
-                if (refusal != null) {
-                    return !refuse(ctx, refusal);
+                Rule refusing = capture.check(ctx);
+                if (refusing != null) {
+                    return !refusal.refuse(ctx, refusing);
                 }
                 capture.backendStarted(ctx);
             }
@@ -144,44 +145,6 @@ public class VigieSynapseHandler extends AbstractExtendedSynapseHandler {
 
     @Override
     public boolean handleArtifactUnDeployment(String artifactName, String artifactType, String unDeployTime) {
-        return true;
-    }
-
-    /**
-     * Answers 429 with WSO2's fault body in place of the backend, the way WSO2's own throttle
-     * handler does. Returns {@code true} when the refusal was sent (the request stops there);
-     * {@code false} lets the request go on untouched when nothing could be changed yet.
-     */
-    boolean refuse(MessageContext ctx, Rule rule) {
-        if (!Wso2Access.INSTANCE.canRespond(ctx)) {
-            return false;
-        }
-        org.apache.axis2.context.MessageContext axis2 = ((org.apache.synapse.core.axis2.Axis2MessageContext) ctx)
-                .getAxis2MessageContext();
-        ctx.setProperty(ERROR_CODE, rule.errorCode());
-        ctx.setProperty(ERROR_MESSAGE, rule.block() ? "Message blocked" : "Message throttled out");
-        ctx.setProperty(ERROR_DETAIL, rule.reason());
-        ctx.setProperty(REFUSED, Boolean.TRUE);
-        // as WSO2's own throttle handler does: the response is the new payload, not the request's
-        // pass-through pipe (PassThroughConstants.MESSAGE_BUILDER_INVOKED)
-        axis2.setProperty(MESSAGE_BUILDER_INVOKED, Boolean.TRUE);
-        try {
-            Wso2Access.INSTANCE.discardRequestBody(ctx); // the request body must not be echoed back
-        } catch (Exception e) {
-            LOG.log(Level.FINE, "vigie: could not discard the refused request's body", e);
-        }
-        try {
-            Wso2Access.INSTANCE.setJsonPayload(ctx, rule.faultJson());
-        } catch (Exception e) {
-            capture.failed(e);
-            return false; // payload untouched: let the request through rather than send garbage
-        }
-        axis2.setProperty("messageType", "application/json");
-        axis2.setProperty("ContentType", "application/json");
-        axis2.setProperty(HTTP_SC, TOO_MANY_REQUESTS);
-        axis2.removeProperty("NO_ENTITY_BODY");
-        ctx.setProperty("RESPONSE", "true");
-        Wso2Access.INSTANCE.sendBack(ctx);
         return true;
     }
 

@@ -49,8 +49,9 @@ class DirectiveTableTest {
         Rule r = t.check("app-1", "Orders", "v1");
         assertNotNull(r);
         assertEquals(900805, r.errorCode());
-        assertEquals("{\"fault\":{\"code\":900805,\"message\":\"Message blocked\",\"description\":\"retry storm\"}}",
-                r.faultJson());
+        assertEquals("{\"code\":\"900805\",\"message\":\"Message blocked\",\"description\":"
+                + "\"You have been blocked from accessing the resource (vigie directive b1: retry storm)\"}", r.faultJson());
+        assertEquals(403, r.httpStatus());
         assertNull(t.check("app-2", "Orders", "v1"));
         assertNull(t.check(null, "Orders", "v1"));
         assertEquals(1, hits(t, "b1").getEnforcedHits());
