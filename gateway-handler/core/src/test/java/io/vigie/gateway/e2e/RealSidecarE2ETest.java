@@ -184,7 +184,7 @@ class RealSidecarE2ETest {
             Rule r = a.check("app-bad", "Orders", "v1");
             assertNotNull(r, "enforced");
             assertEquals(900805, r.errorCode());
-            assertTrue(r.faultJson().contains("\"description\":\"retry storm\""));
+            assertTrue(r.faultJson().contains("(vigie directive d-1: retry storm)\"}"), r.faultJson());
             assertNull(a.check("app-good", "Orders", "v1"));
 
             sc.admin().putDirective(PutDirectiveRequest.newBuilder().setActor("e2e")
