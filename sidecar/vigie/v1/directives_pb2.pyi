@@ -215,3 +215,35 @@ class DirectiveHits(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DirectiveHits: _TypeAlias = DirectiveHits  # noqa: Y015
+
+@_typing.final
+class RejectedDirective(_message.Message):
+    """Gateway -> sidecar, in GatewayReport: an upsert the gateway refused to apply (malformed, or a
+    value outside the ranges the gateway's arithmetic supports). The rest of its update applied;
+    the gateway holds no directive of that id until a valid upsert replaces it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIRECTIVE_ID_FIELD_NUMBER: _builtins.int
+    UPDATE_VERSION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    directive_id: _builtins.str
+    update_version: _builtins.int
+    """DirectiveUpdate.version of the update that carried it."""
+    reason: _builtins.str
+    """Why, in words (e.g. "limit_period_seconds 2147483648 is outside 1..315576000")."""
+    def __init__(
+        self,
+        *,
+        directive_id: _builtins.str = ...,
+        update_version: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["directive_id", b"directive_id", "reason", b"reason", "update_version", b"update_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectedDirective: _TypeAlias = RejectedDirective  # noqa: Y015

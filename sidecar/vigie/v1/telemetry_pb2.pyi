@@ -442,6 +442,8 @@ class GatewayReport(_message.Message):
     RECONNECTS_FIELD_NUMBER: _builtins.int
     QUEUE_DEPTH_FIELD_NUMBER: _builtins.int
     DIRECTIVE_HITS_FIELD_NUMBER: _builtins.int
+    REJECTED_DIRECTIVES_FIELD_NUMBER: _builtins.int
+    DIRECTIVES_REJECTED_FIELD_NUMBER: _builtins.int
     at_us: _builtins.int
     """Gateway wall-clock time of the report, microseconds since the Unix epoch."""
     offered: _builtins.int
@@ -457,9 +459,17 @@ class GatewayReport(_message.Message):
     dropped_other: _builtins.int
     reconnects: _builtins.int
     queue_depth: _builtins.int
+    directives_rejected: _builtins.int
+    """Upserts refused since the handler started."""
     @_builtins.property
     def directive_hits(self) -> _containers.RepeatedCompositeFieldContainer[_directives_pb2.DirectiveHits]:
         """Directive hits since the handler started, per directive id."""
+
+    @_builtins.property
+    def rejected_directives(self) -> _containers.RepeatedCompositeFieldContainer[_directives_pb2.RejectedDirective]:
+        """The upserts currently refused (the latest refusal per directive id, at most 256); a later
+        valid upsert or a removal of that id takes it off the list.
+        """
 
     def __init__(
         self,
@@ -474,10 +484,12 @@ class GatewayReport(_message.Message):
         reconnects: _builtins.int = ...,
         queue_depth: _builtins.int = ...,
         directive_hits: _abc.Iterable[_directives_pb2.DirectiveHits] | None = ...,
+        rejected_directives: _abc.Iterable[_directives_pb2.RejectedDirective] | None = ...,
+        directives_rejected: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "offered", b"offered", "queue_depth", b"queue_depth", "reconnects", b"reconnects", "sent", b"sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "directives_rejected", b"directives_rejected", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "offered", b"offered", "queue_depth", b"queue_depth", "reconnects", b"reconnects", "rejected_directives", b"rejected_directives", "sent", b"sent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

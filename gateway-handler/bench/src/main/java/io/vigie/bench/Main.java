@@ -120,17 +120,17 @@ public final class Main {
         try (SidecarProcess sc = SidecarProcess.start(cli, dir.resolve("state"));
                 VigieAgent agent = VigieAgent.builder().sidecarAddress(sc.telemetryAddress()).gatewayId("bench-sender")
                         .channel("main").queueCapacity(1 << 18).batchMaxEvents(8_192).build()) {
-            SidecarProcess.waitFor("the stream", 60, () -> "CONNECTED".equals(agent.getStreamState()));
+            SidecarProcess.waitFor("the stream", 60, () -> "CONNECTED".equals(agent.streamState()));
             AtomicBoolean stop = new AtomicBoolean();
             GatewayContext[] ctx = new GatewayContext[256];
             for (int k = 0; k < ctx.length; k++) {
                 ctx[k] = new GatewayContext(k);
             }
-            int capacity = agent.getQueueCapacity();
+            int capacity = agent.queueCapacity();
             Thread producer = new Thread(() -> {
                 int k = 0;
                 while (!stop.get()) {
-                    if (agent.getQueueDepth() > capacity / 2) {
+                    if (agent.queueDepth() > capacity / 2) {
                         Thread.onSpinWait(); // measure what is sustained, not how fast drops are counted
                         continue;
                     }

@@ -53,6 +53,11 @@ public final class AgentSettings {
     public final boolean enforcement;
     /** Register the JMX MBean. */
     public final boolean jmx;
+    /**
+     * At JVM exit (APIM 4.x never calls {@code handleServerShutDown}) the shutdown hook sends what
+     * is queued and the last batch for at most this long, milliseconds; also the bound of close().
+     */
+    public final long shutdownFlushMs;
     /** TLS to the sidecar: PEM file of the CA that signed the sidecar's certificate; empty = plaintext. */
     public final String tlsCaFile;
     /** mTLS: PEM certificate chain this gateway presents to the sidecar (with {@link #tlsKeyFile}). */
@@ -81,6 +86,7 @@ public final class AgentSettings {
         this.disconnectedHoldMs = in.number("vigie.disconnected.hold-ms", 10_000, 0, 3_600_000);
         this.enforcement = in.bool("vigie.enforcement", true);
         this.jmx = in.bool("vigie.jmx", true);
+        this.shutdownFlushMs = in.number("vigie.shutdown.flush-ms", 2_000, 0, 60_000);
         this.tlsCaFile = in.string("vigie.tls.ca-file", "");
         this.tlsCertFile = in.string("vigie.tls.cert-file", "");
         this.tlsKeyFile = in.string("vigie.tls.key-file", "");

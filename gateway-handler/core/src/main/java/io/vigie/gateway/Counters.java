@@ -5,7 +5,7 @@ import java.util.concurrent.atomic.LongAdder;
 /**
  * The handler's own counters, cumulative since it started. The request path only increments
  * {@link LongAdder}s (no lock, no allocation once warmed up). Read through {@link #snapshot()},
- * JMX ({@link VigieAgentMXBean}) and the {@code GatewayReport} sent to the sidecar.
+ * JMX ({@link AgentJmx}) and the {@code GatewayReport} sent to the sidecar.
  */
 public final class Counters {
     final LongAdder offered = new LongAdder();
@@ -19,12 +19,14 @@ public final class Counters {
     final LongAdder batches = new LongAdder();
     final LongAdder streamErrors = new LongAdder();
     final LongAdder adapterErrors = new LongAdder();
+    /** Directive upserts rejected (malformed or out of range); fed by the directive table. */
+    final LongAdder directivesRejected = new LongAdder();
 
     /** A consistent-enough copy of every counter (each read once). */
     public Snapshot snapshot(int queueDepth) {
         return new Snapshot(offered.sum(), sent.sum(), acked.sum(), droppedQueueFull.sum(),
                 droppedDisconnected.sum(), droppedSendFailed.sum(), droppedOther.sum(), reconnects.sum(),
-                batches.sum(), streamErrors.sum(), adapterErrors.sum(), queueDepth);
+                batches.sum(), streamErrors.sum(), adapterErrors.sum(), directivesRejected.sum(), queueDepth);
     }
 
     /** Counts an error the gateway adapter caught (it never lets one escape into mediation). */
@@ -50,11 +52,13 @@ public final class Counters {
         public final long batches;
         public final long streamErrors;
         public final long adapterErrors;
+        /** Directive upserts the gateway rejected (the rest of their update applied). */
+        public final long directivesRejected;
         public final int queueDepth;
 
         Snapshot(long offered, long sent, long acked, long droppedQueueFull, long droppedDisconnected,
                 long droppedSendFailed, long droppedOther, long reconnects, long batches, long streamErrors,
-                long adapterErrors, int queueDepth) {
+                long adapterErrors, long directivesRejected, int queueDepth) {
             this.offered = offered;
             this.sent = sent;
             this.acked = acked;
@@ -66,6 +70,7 @@ public final class Counters {
             this.batches = batches;
             this.streamErrors = streamErrors;
             this.adapterErrors = adapterErrors;
+            this.directivesRejected = directivesRejected;
             this.queueDepth = queueDepth;
         }
 
@@ -79,7 +84,7 @@ public final class Counters {
             return "offered=" + offered + " sent=" + sent + " acked=" + acked + " dropped_queue_full="
                     + droppedQueueFull + " dropped_disconnected=" + droppedDisconnected + " dropped_send_failed="
                     + droppedSendFailed + " dropped_other=" + droppedOther + " reconnects=" + reconnects
-                    + " batches=" + batches + " queue_depth=" + queueDepth;
+                    + " batches=" + batches + " directives_rejected=" + directivesRejected + " queue_depth=" + queueDepth;
         }
     }
 }

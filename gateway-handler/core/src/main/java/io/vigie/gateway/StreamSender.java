@@ -63,20 +63,19 @@ final class StreamSender {
     private volatile State state = State.DISCONNECTED;
 
     StreamSender(EventRing ring, Counters counters, DirectiveTable directives, Clock clock, ManagedChannel channel,
-            Hello hello, int batchMaxEvents, long flushNanos, long reportNanos, long backoffInitialNanos,
-            long backoffMaxNanos, long holdMicros) {
+            SenderConfig config) {
         this.ring = ring;
         this.counters = counters;
         this.directives = directives;
         this.clock = clock;
         this.channel = channel;
-        this.hello = hello;
-        this.batchMaxEvents = batchMaxEvents;
-        this.flushNanos = flushNanos;
-        this.reportNanos = reportNanos;
-        this.backoffInitialNanos = backoffInitialNanos;
-        this.backoffMaxNanos = backoffMaxNanos;
-        this.holdMicros = holdMicros;
+        this.hello = config.hello;
+        this.batchMaxEvents = config.batchMaxEvents;
+        this.flushNanos = config.flushNanos;
+        this.reportNanos = config.reportNanos;
+        this.backoffInitialNanos = config.backoffInitialNanos;
+        this.backoffMaxNanos = config.backoffMaxNanos;
+        this.holdMicros = config.holdMicros;
         this.backoffNanos = backoffInitialNanos;
         long now = clock.monotonicNanos();
         this.nextAttemptNanos = now;
@@ -313,6 +312,8 @@ final class StreamSender {
                 .setReconnects(c.reconnects)
                 .setQueueDepth(c.queueDepth)
                 .addAllDirectiveHits(directives.hits())
+                .addAllRejectedDirectives(directives.rejections())
+                .setDirectivesRejected(c.directivesRejected)
                 .build();
     }
 

@@ -7,19 +7,14 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.vigie.gateway.directive.DirectiveTable;
 import io.vigie.gateway.directive.Rule;
 import io.vigie.gateway.queue.EventRing;
-import io.vigie.wire.v1.DirectiveHits;
 import io.vigie.wire.v1.Hello;
 import java.io.File;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
-import javax.management.MBeanServer;
-import javax.management.ObjectName;
 
 /**
  * The gateway-agnostic handler core: what a gateway adapter calls on its request threads.
@@ -28,16 +23,17 @@ import javax.management.ObjectName;
  *   <li>{@link #record()} then {@link #offer}: capture one request; never blocks, never throws,
  *       allocates nothing; a full queue is a counted drop;</li>
  *   <li>{@link #check}: the directive table's verdict for a request, O(1) and allocation-free;</li>
- *   <li>{@link #counters()}: the figures, also in JMX and in the stream's {@code GatewayReport}.</li>
+ *   <li>{@link #counters()}: the figures, also in JMX ({@link AgentJmx}) and in the stream's
+ *       {@code GatewayReport}.</li>
  * </ul>
  *
  * <p>One background thread ({@code vigie-sender}) ships the events to the sidecar. Build with
  * {@link #builder()}; every setting has a safe default.
  */
-public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
+public final class VigieAgent implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(VigieAgent.class.getName());
-    /** Version of this handler, sent in Hello. */
-    public static final String VERSION = "0.1.0";
+    /** Version of this handler (the pom's), sent in Hello. */
+    public static final String VERSION = HandlerVersion.VALUE;
 
     private final EventRing ring;
     private final Counters counters = new Counters();
@@ -49,17 +45,19 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
     private final boolean ownsChannel;
     private final Thread thread;
     private final long idleParkNanos;
+    private final long shutdownFlushMs;
+    private final Thread shutdownHook;
     private final ThreadLocal<RequestRecord> records = ThreadLocal.withInitial(RequestRecord::new);
     private volatile boolean closed;
-    private ObjectName mbeanName;
+    private final AgentJmx jmx;
 
     private VigieAgent(Builder b) {
         this.clock = b.clock;
         this.ring = new EventRing(b.queueCapacity);
-        this.directives = new DirectiveTable(b.clock, b.channelName);
+        this.directives = new DirectiveTable(b.clock, b.channelName, counters.directivesRejected);
         this.enforcement = b.enforcement;
-        if (b.channelSupplier != null) {
-            this.channel = b.channelSupplier.get();
+        if (b.grpcChannelSupplier != null) {
+            this.channel = b.grpcChannelSupplier.get();
             this.ownsChannel = true;
         } else {
             this.channel = defaultChannel(b.sidecarAddress, b.tls);
@@ -73,14 +71,23 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
                 .setHandlerVersion(VERSION)
                 .setProtocolVersion(StreamSender.PROTOCOL_VERSION)
                 .build();
-        this.sender = new StreamSender(ring, counters, directives, clock, channel, hello, b.batchMaxEvents,
-                TimeUnit.MILLISECONDS.toNanos(b.flushIntervalMs), TimeUnit.MILLISECONDS.toNanos(b.reportIntervalMs),
-                TimeUnit.MILLISECONDS.toNanos(b.backoffInitialMs), TimeUnit.MILLISECONDS.toNanos(b.backoffMaxMs),
-                b.disconnectedHoldMs * 1000L);
+        SenderConfig config = SenderConfig.builder(hello)
+                .batchMaxEvents(b.batchMaxEvents)
+                .flushIntervalMs(b.flushIntervalMs)
+                .reportIntervalMs(b.reportIntervalMs)
+                .backoffMs(b.backoffInitialMs, b.backoffMaxMs)
+                .disconnectedHoldMs(b.disconnectedHoldMs)
+                .build();
+        this.sender = new StreamSender(ring, counters, directives, clock, channel, config);
         this.idleParkNanos = Math.min(1_000_000L, TimeUnit.MILLISECONDS.toNanos(b.flushIntervalMs) / 2 + 1);
         if (b.jmx) {
-            registerJmx(b.gatewayId);
+            jmx = new AgentJmx(counters, ring, sender, directives);
+            jmx.register(b.gatewayId);
+        } else {
+            jmx = null;
         }
+        this.shutdownFlushMs = b.shutdownFlushMs;
+        this.shutdownHook = b.closeOnJvmExit ? registerShutdownHook() : null;
         if (b.startThread) {
             thread = new Thread(this::run, "vigie-sender");
             thread.setDaemon(true);
@@ -110,6 +117,8 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
                 .disconnectedHoldMs(s.disconnectedHoldMs)
                 .enforcement(s.enforcement)
                 .jmx(s.jmx)
+                .shutdownFlushMs(s.shutdownFlushMs)
+                .closeOnJvmExit(true)
                 .tls(s.tlsCaFile, s.tlsCertFile, s.tlsKeyFile, s.tlsAuthority);
     }
 
@@ -170,6 +179,23 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
         }
     }
 
+    /** CONNECTED, CONNECTING, DISCONNECTED or CLOSED. */
+    public String streamState() {
+        return sender.state().name();
+    }
+
+    public int queueDepth() {
+        return ring.size();
+    }
+
+    public int queueCapacity() {
+        return ring.capacity();
+    }
+
+    public int activeDirectives() {
+        return directives.activeCount();
+    }
+
     public DirectiveTable directives() {
         return directives;
     }
@@ -191,27 +217,35 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
         return sender.step();
     }
 
-    /** Sends what is queued (up to 5 s), completes the stream, stops the sender and the channel. */
+    /**
+     * Sends what is queued and the last batch, completes the stream, stops the sender and the
+     * channel; takes at most about {@code vigie.shutdown.flush-ms} (what is left then is a
+     * counted drop). Idempotent.
+     */
     @Override
     public void close() {
-        if (closed) {
-            return;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
         }
-        closed = true;
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs);
         if (thread != null) {
             LockSupport.unpark(thread);
             try {
-                thread.join(10_000);
+                thread.join(Math.max(1, shutdownFlushMs + 100)); // the thread bounds its own flush
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
         } else {
-            sender.shutdown(5_000_000_000L);
+            sender.shutdown(TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs));
         }
         if (ownsChannel) {
             channel.shutdown();
             try {
-                if (!channel.awaitTermination(2, TimeUnit.SECONDS)) {
+                long left = Math.max(100_000_000L, deadline - System.nanoTime());
+                if (!channel.awaitTermination(left, TimeUnit.NANOSECONDS)) {
                     channel.shutdownNow();
                 }
             } catch (InterruptedException e) {
@@ -219,7 +253,42 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
                 Thread.currentThread().interrupt();
             }
         }
-        unregisterJmx();
+        if (jmx != null) {
+            jmx.unregister();
+        }
+        removeShutdownHook();
+    }
+
+    /**
+     * One hook per agent, registered once at build: at a normal JVM exit it runs {@link #close()}
+     * (bounded by {@code vigie.shutdown.flush-ms}) and never throws.
+     */
+    private Thread registerShutdownHook() {
+        Thread hook = new Thread(() -> {
+            try {
+                close();
+            } catch (Throwable t) {
+                LOG.log(Level.WARNING, "vigie: flushing at JVM exit failed", t);
+            }
+        }, "vigie-shutdown-flush");
+        try {
+            Runtime.getRuntime().addShutdownHook(hook);
+            return hook;
+        } catch (IllegalStateException | SecurityException e) {
+            LOG.log(Level.WARNING, "vigie: no JVM shutdown hook; the last batch may be lost at exit", e);
+            return null;
+        }
+    }
+
+    private void removeShutdownHook() {
+        if (shutdownHook == null || Thread.currentThread() == shutdownHook) {
+            return;
+        }
+        try {
+            Runtime.getRuntime().removeShutdownHook(shutdownHook);
+        } catch (IllegalStateException | SecurityException e) {
+            // the JVM is already shutting down: the hook runs (and finds the agent closed)
+        }
     }
 
     private void run() {
@@ -237,7 +306,7 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
                 }
             }
         } finally {
-            sender.shutdown(5_000_000_000L);
+            sender.shutdown(TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs));
         }
     }
 
@@ -290,119 +359,10 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
         }
     }
 
-    private void registerJmx(String gatewayId) {
-        try {
-            MBeanServer server = ManagementFactory.getPlatformMBeanServer();
-            ObjectName name = new ObjectName("io.vigie:type=GatewayHandler,gateway=" + ObjectName.quote(gatewayId));
-            if (server.isRegistered(name)) {
-                server.unregisterMBean(name);
-            }
-            server.registerMBean(this, name);
-            mbeanName = name;
-        } catch (Exception | LinkageError e) {
-            LOG.log(Level.WARNING, "vigie: JMX registration failed; counters stay in the stream reports", e);
-        }
-    }
-
-    private void unregisterJmx() {
-        if (mbeanName == null) {
-            return;
-        }
-        try {
-            ManagementFactory.getPlatformMBeanServer().unregisterMBean(mbeanName);
-        } catch (Exception e) {
-            LOG.log(Level.FINE, "vigie: JMX unregistration failed", e);
-        }
-    }
-
-    // ---- VigieAgentMXBean ----
-
-    @Override
-    public long getOffered() {
-        return counters.offered.sum();
-    }
-
-    @Override
-    public long getSent() {
-        return counters.sent.sum();
-    }
-
-    @Override
-    public long getAcked() {
-        return counters.acked.sum();
-    }
-
-    @Override
-    public long getDroppedQueueFull() {
-        return counters.droppedQueueFull.sum();
-    }
-
-    @Override
-    public long getDroppedDisconnected() {
-        return counters.droppedDisconnected.sum();
-    }
-
-    @Override
-    public long getDroppedSendFailed() {
-        return counters.droppedSendFailed.sum();
-    }
-
-    @Override
-    public long getDroppedOther() {
-        return counters.droppedOther.sum();
-    }
-
-    @Override
-    public long getReconnects() {
-        return counters.reconnects.sum();
-    }
-
-    @Override
-    public long getBatches() {
-        return counters.batches.sum();
-    }
-
-    @Override
-    public long getAdapterErrors() {
-        return counters.adapterErrors.sum();
-    }
-
-    @Override
-    public int getQueueDepth() {
-        return ring.size();
-    }
-
-    @Override
-    public int getQueueCapacity() {
-        return ring.capacity();
-    }
-
-    @Override
-    public String getStreamState() {
-        return sender.state().name();
-    }
-
-    @Override
-    public int getActiveDirectives() {
-        return directives.activeCount();
-    }
-
-    @Override
-    public String[] getDirectiveHits() {
-        List<DirectiveHits> hits = directives.hits();
-        String[] out = new String[hits.size()];
-        for (int k = 0; k < out.length; k++) {
-            DirectiveHits h = hits.get(k);
-            out[k] = h.getDirectiveId() + " shadow=" + h.getShadowHits() + " enforced=" + h.getEnforcedHits()
-                    + " passed=" + h.getPassed();
-        }
-        return out;
-    }
-
     /** Settings of an agent; each has a safe default. */
     public static final class Builder {
         private String sidecarAddress = "127.0.0.1:7355";
-        private Supplier<ManagedChannel> channelSupplier;
+        private Supplier<ManagedChannel> grpcChannelSupplier;
         private String gatewayId = "gateway";
         private String channelName = "";
         private String tenant = "carbon.super";
@@ -419,6 +379,8 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
         private boolean startThread = true;
         private Clock clock = Clock.SYSTEM;
         private Tls tls;
+        private long shutdownFlushMs = 2_000;
+        private boolean closeOnJvmExit;
 
         private Builder() {}
 
@@ -440,9 +402,12 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
             return this;
         }
 
-        /** Uses this channel instead of one to {@link #sidecarAddress} (tests, custom TLS). */
-        public Builder channel(Supplier<ManagedChannel> v) {
-            channelSupplier = v;
+        /**
+         * Uses this gRPC channel instead of one to {@link #sidecarAddress} (tests, custom TLS).
+         * Not to be confused with {@link #channel(String)}, the gateway channel of the fleet.
+         */
+        public Builder grpcChannel(Supplier<ManagedChannel> v) {
+            grpcChannelSupplier = v;
             return this;
         }
 
@@ -451,7 +416,10 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
             return this;
         }
 
-        /** The gateway channel (main, sale, ...): named {@code channel} in the wire contract. */
+        /**
+         * The gateway channel (main, sale, ...): named {@code channel} in the wire contract and in
+         * directives' scopes. Not the gRPC channel ({@link #grpcChannel}).
+         */
         public Builder channel(String v) {
             channelName = v == null ? "" : v;
             return this;
@@ -517,6 +485,22 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
             return this;
         }
 
+        /** Bound of {@link VigieAgent#close()} and of the shutdown hook's flush (default 2 s). */
+        public Builder shutdownFlushMs(long v) {
+            shutdownFlushMs = v;
+            return this;
+        }
+
+        /**
+         * Registers a JVM shutdown hook that closes the agent (flushing the queue and the last
+         * batch) at a normal exit; APIM 4.x calls no handler at shutdown. Off by default in the
+         * builder; {@link VigieAgent#builder(AgentSettings)} (the adapters) turns it on.
+         */
+        public Builder closeOnJvmExit(boolean v) {
+            closeOnJvmExit = v;
+            return this;
+        }
+
         public Builder clock(Clock v) {
             clock = v;
             return this;
@@ -528,6 +512,9 @@ public final class VigieAgent implements AutoCloseable, VigieAgentMXBean {
             }
             if (batchMaxEvents < 1) {
                 throw new IllegalArgumentException("batchMaxEvents must be positive");
+            }
+            if (shutdownFlushMs < 0) {
+                throw new IllegalArgumentException("shutdownFlushMs must not be negative");
             }
             if (flushIntervalMs < 1 || reportIntervalMs < 1 || backoffInitialMs < 1 || backoffMaxMs < backoffInitialMs) {
                 throw new IllegalArgumentException("intervals must be positive and backoff max >= initial");

@@ -36,4 +36,10 @@ public interface VigieAgentMXBean {
 
     /** One line per directive: {@code id shadow=N enforced=N passed=N}. */
     String[] getDirectiveHits();
+
+    /** Directive upserts rejected since the start (malformed or outside the supported ranges). */
+    long getDirectivesRejected();
+
+    /** The upserts currently rejected, one line each: {@code id update=N reason}. */
+    String[] getRejectedDirectives();
 }

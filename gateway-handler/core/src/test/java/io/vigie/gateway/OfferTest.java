@@ -18,7 +18,7 @@ class OfferTest {
                 .queueCapacity(capacity)
                 .startThread(false)
                 .clock(new ManualClock())
-                .channel(() -> InProcessChannelBuilder.forName("nowhere-" + System.nanoTime()).build())
+                .grpcChannel(() -> InProcessChannelBuilder.forName("nowhere-" + System.nanoTime()).build())
                 .build();
     }
 
@@ -93,7 +93,7 @@ class OfferTest {
                 "io.vigie:type=GatewayHandler,gateway=\"jmx-test\"");
         try (VigieAgent a = VigieAgent.builder().gatewayId("jmx-test").jmx(true).queueCapacity(4).startThread(false)
                 .clock(new ManualClock())
-                .channel(() -> InProcessChannelBuilder.forName("nowhere-" + System.nanoTime()).build()).build()) {
+                .grpcChannel(() -> InProcessChannelBuilder.forName("nowhere-" + System.nanoTime()).build()).build()) {
             for (int k = 0; k < 6; k++) {
                 a.offer(a.record().apiName("Orders"));
             }

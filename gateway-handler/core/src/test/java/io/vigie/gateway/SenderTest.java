@@ -37,7 +37,7 @@ class SenderTest {
     }
 
     private VigieAgent.Builder agent() {
-        return VigieAgent.builder().clock(clock).startThread(false).channel(sidecar::channel).gatewayId("gw-1")
+        return VigieAgent.builder().clock(clock).startThread(false).grpcChannel(sidecar::channel).gatewayId("gw-1")
                 .channel("main").flushIntervalMs(5).batchMaxEvents(100).backoffMs(100, 400).reportIntervalMs(1_000);
     }
 
@@ -73,7 +73,7 @@ class SenderTest {
             assertEquals(3, s.events.size());
             assertEquals(3, a.counters().sent);
             assertEquals(3, a.counters().acked);
-            assertEquals("CONNECTED", a.getStreamState());
+            assertEquals("CONNECTED", a.streamState());
         }
     }
 
@@ -137,7 +137,7 @@ class SenderTest {
 
             sidecar.streams.get(0).fail();
             a.step(); // notices the failure, backs off
-            assertEquals("DISCONNECTED", a.getStreamState());
+            assertEquals("DISCONNECTED", a.streamState());
             clock.advanceMillis(99);
             a.step();
             assertEquals(1, sidecar.streams.size(), "no attempt before the backoff");
@@ -162,7 +162,7 @@ class SenderTest {
         String name = "restartable-" + System.nanoTime();
         FakeSidecar[] current = {new FakeSidecar(name)};
         current[0].close();
-        try (VigieAgent a = agent().channel(() -> io.grpc.inprocess.InProcessChannelBuilder.forName(name)
+        try (VigieAgent a = agent().grpcChannel(() -> io.grpc.inprocess.InProcessChannelBuilder.forName(name)
                 .directExecutor().build()).build()) {
             a.step(); // first attempt: nobody there
             a.step(); // failure noticed
@@ -179,7 +179,7 @@ class SenderTest {
             current[0] = new FakeSidecar(name);
             clock.advanceMillis(400);
             a.step();
-            assertEquals("CONNECTED", a.getStreamState());
+            assertEquals("CONNECTED", a.streamState());
             current[0].last().fail();
             a.step();
             long before = a.counters().reconnects;
@@ -305,6 +305,42 @@ class SenderTest {
         try (VigieAgent a = agent().enforcement(false).build()) {
             a.step();
             assertNull(a.check("x", "Orders", "v1"));
+        }
+    }
+
+    @Test
+    void aRejectedDirectiveIsCountedInJmxAndReportedToTheSidecar() throws Exception {
+        sidecar.initialDirectives = DirectiveUpdate.newBuilder().setFull(true).setVersion(9)
+                .addUpserts(Directive.newBuilder().setId("good").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_BLOCK).setApplicationId("bad-app")
+                        .setExpiresAtUs(clock.wallMicros() + 60_000_000L))
+                .addUpserts(Directive.newBuilder().setId("too-long").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApiName("Orders")
+                        .setLimitRequests(100).setLimitPeriodSeconds(Integer.MIN_VALUE) // 2^31 unsigned
+                        .setExpiresAtUs(clock.wallMicros() + 60_000_000L))
+                .build();
+        javax.management.MBeanServer server = java.lang.management.ManagementFactory.getPlatformMBeanServer();
+        javax.management.ObjectName name = new javax.management.ObjectName(
+                "io.vigie:type=GatewayHandler,gateway=\"gw-rejects\"");
+        try (VigieAgent a = agent().gatewayId("gw-rejects").jmx(true).build()) {
+            a.step();
+            assertEquals(9, a.directives().version());
+            assertNotNull(a.check("bad-app", "Orders", "v1"), "the valid directive of the update applied");
+            assertEquals(1, a.counters().directivesRejected);
+            assertEquals(1L, server.getAttribute(name, "DirectivesRejected"));
+            String[] lines = (String[]) server.getAttribute(name, "RejectedDirectives");
+            assertEquals(1, lines.length);
+            assertEquals("too-long update=9 limit_period_seconds 2147483648 is outside 1..315576000", lines[0]);
+            clock.advanceMillis(1_000);
+            a.step();
+            GatewayReport report = sidecar.last().received.stream().filter(GatewayMessage::hasReport)
+                    .map(GatewayMessage::getReport).reduce((x, y) -> y).orElseThrow();
+            assertEquals(1, report.getDirectivesRejected());
+            assertEquals(1, report.getRejectedDirectivesCount());
+            assertEquals("too-long", report.getRejectedDirectives(0).getDirectiveId());
+            assertEquals(9, report.getRejectedDirectives(0).getUpdateVersion());
+            assertEquals("limit_period_seconds 2147483648 is outside 1..315576000",
+                    report.getRejectedDirectives(0).getReason());
         }
     }
 }

@@ -2,7 +2,9 @@ package io.vigie.synapse3;
 
 import static io.vigie.gateway.testing.SidecarProcess.waitFor;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.vigie.gateway.EventFlags;
 import io.vigie.gateway.HttpMethods;
@@ -10,6 +12,7 @@ import io.vigie.gateway.testing.FakeSidecar;
 import io.vigie.gateway.testing.SidecarProcess;
 import io.vigie.gateway.wire.BatchDecoder;
 import io.vigie.gateway.wire.Column;
+import io.vigie.synapse.SynapseRefusal;
 import io.vigie.wire.v1.Directive;
 import io.vigie.wire.v1.DirectiveAction;
 import io.vigie.wire.v1.DirectiveMode;
@@ -24,18 +27,33 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import javax.xml.parsers.DocumentBuilderFactory;
 import org.apache.synapse.ServerConfigurationInformation;
 import org.apache.synapse.ServerManager;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.io.TempDir;
+import org.w3c.dom.Document;
+import org.w3c.dom.Element;
+import org.w3c.dom.NodeList;
 
 /**
  * vigie's core inside a real Apache Synapse runtime (3.0.1 from Maven Central), through its own
  * entry class: HTTP requests cross a Synapse REST API carrying {@link VigieApiHandler}; the
- * records reach a (fake, TCP) sidecar, and a pushed directive makes Synapse answer 429.
+ * records reach a (fake, TCP) sidecar, and pushed directives make Synapse refuse as WSO2 4.x does (body,
+ * status and headers checked against WSO2's own _throttle_out_handler_ sequence when the shared
+ * conformance files are there; that test is skipped otherwise).
  */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class Synapse3RuntimeTest {
     @TempDir
     static Path home;
@@ -96,6 +114,7 @@ class Synapse3RuntimeTest {
     }
 
     @Test
+    @Order(1)
     void requestsThroughSynapseAreRecordedThenRefusedByADirective() throws Exception {
         HttpResponse<String> ok = get("/orders/1");
         assertEquals(200, ok.statusCode(), ok.body());
@@ -115,19 +134,129 @@ class Synapse3RuntimeTest {
                 .build());
         waitFor("the directive to apply", 30, () -> {
             try {
-                return get("/orders/2").statusCode() == 429;
+                return get("/orders/2").statusCode() == 403;
             } catch (Exception ex) {
                 return false;
             }
         });
         HttpResponse<String> refused = get("/orders/3");
-        assertEquals(429, refused.statusCode());
-        assertTrue(refused.body().contains("<code>900805</code>"), refused.body());
+        assertEquals(403, refused.statusCode());
+        assertTrue(refused.body().contains("\"code\":\"900805\""), refused.body());
         assertTrue(refused.body().contains("test block"), refused.body());
         waitFor("the refusal to be recorded", 30, () -> sidecar.last().events.stream()
                 .anyMatch(ev -> (ev.number(Column.FLAGS) & EventFlags.REFUSED_BY_DIRECTIVE) != 0));
         BatchDecoder.Event last = sidecar.last().events.get(sidecar.last().events.size() - 1);
-        assertEquals(429, last.number(Column.HTTP_STATUS));
+        assertEquals(403, last.number(Column.HTTP_STATUS));
         assertEquals(900805, last.number(Column.ERROR_CODE));
+    }
+
+    /** The sequence file WSO2 4.0-4.6 answers its own refusals with, read at test time. */
+    private static Document throttleOutSequence() throws Exception {
+        Path file = Path.of(System.getProperty("vigie.conformance", "../../shared/conformance"),
+                "synapse-sequences", "_throttle_out_handler_.xml");
+        assumeTrue(Files.isRegularFile(file), "no WSO2 conformance files at " + file);
+        DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+        f.setNamespaceAware(true);
+        f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+        return f.newDocumentBuilder().parse(file.toFile());
+    }
+
+    /** The transport headers the sequence removes before answering. */
+    private static List<String> removedHeaders(Document seq) {
+        List<String> out = new ArrayList<>();
+        NodeList props = seq.getElementsByTagNameNS("*", "property");
+        for (int k = 0; k < props.getLength(); k++) {
+            Element p = (Element) props.item(k);
+            if ("transport".equals(p.getAttribute("scope")) && "remove".equals(p.getAttribute("action"))) {
+                out.add(p.getAttribute("name"));
+            }
+        }
+        return out;
+    }
+
+    /** The sequence's JSON payload formats as patterns, $1.. becoming groups; the longest first. */
+    private static List<Pattern> payloadShapes(Document seq) {
+        List<String> formats = new ArrayList<>();
+        NodeList fs = seq.getElementsByTagNameNS("*", "format");
+        for (int k = 0; k < fs.getLength(); k++) {
+            formats.add(fs.item(k).getTextContent().trim());
+        }
+        formats.sort(Comparator.comparingInt(String::length).reversed());
+        List<Pattern> out = new ArrayList<>();
+        for (String f : formats) {
+            StringBuilder re = new StringBuilder();
+            Matcher m = Pattern.compile("\\$\\d").matcher(f);
+            int at = 0;
+            while (m.find()) {
+                re.append(Pattern.quote(f.substring(at, m.start()))).append("([^\"]*)");
+                at = m.end();
+            }
+            re.append(Pattern.quote(f.substring(at)));
+            out.add(Pattern.compile(re.toString()));
+        }
+        return out;
+    }
+
+    private static HttpResponse<String> getWithCredentials(String path) throws Exception {
+        return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .timeout(Duration.ofSeconds(30)).header("Authorization", "Bearer secret-token")
+                .header("Accept", "application/json").header("X-JWT-Assertion", "eyJ.backend.jwt")
+                .GET().build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    @Test
+    @Order(2)
+    void refusalsHaveTheBodyStatusAndHeadersOfWso2sThrottleOutSequence() throws Exception {
+        Document seq = throttleOutSequence();
+        List<String> removed = removedHeaders(seq);
+        assertEquals(SynapseRefusal.REMOVED_HEADERS, removed, "vigie removes what WSO2 4.x removes");
+        List<Pattern> shapes = payloadShapes(seq);
+        assertEquals(2, shapes.size(), "with and without nextAccessTime");
+
+        // a BLOCK (pushed by the first test): 403, the flat body without nextAccessTime
+        HttpResponse<String> blocked = getWithCredentials("/orders/4");
+        assertEquals(403, blocked.statusCode(), blocked.body());
+        assertFalse(shapes.get(0).matcher(blocked.body()).matches(), blocked.body());
+        Matcher b = shapes.get(1).matcher(blocked.body());
+        assertTrue(b.matches(), blocked.body());
+        assertEquals("900805", b.group(1));
+        assertEquals("Message blocked", b.group(2));
+        assertEquals("You have been blocked from accessing the resource (vigie directive block-orders: test block)",
+                b.group(3));
+        assertTrue(blocked.headers().firstValue("Content-Type").orElse("").startsWith("application/json"),
+                blocked.headers().toString());
+        for (String h : removed) {
+            assertTrue(blocked.headers().firstValue(h).isEmpty(), h + " echoed: " + blocked.headers());
+        }
+        // the control: the request's other transport headers are echoed (Java's h2c upgrade offer)
+        assertTrue(blocked.headers().firstValue("Upgrade").isPresent(), blocked.headers().toString());
+
+        // a LIMIT of one request an hour: 429, Retry-After in seconds, the body with nextAccessTime
+        sidecar.last().push(SidecarMessage.newBuilder().setDirectives(DirectiveUpdate.newBuilder().setVersion(3)
+                .addUpserts(Directive.newBuilder().setId("limit-payments").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApiName("payments")
+                        .setLimitRequests(1).setLimitPeriodSeconds(3600)
+                        .setExpiresAtUs(System.currentTimeMillis() * 1000 + 60_000_000L)))
+                .build());
+        waitFor("the limit to apply", 30, () -> {
+            try {
+                return getWithCredentials("/payments/1").statusCode() == 429;
+            } catch (Exception ex) {
+                return false;
+            }
+        });
+        HttpResponse<String> limited = getWithCredentials("/payments/2");
+        assertEquals(429, limited.statusCode(), limited.body());
+        Matcher l = shapes.get(0).matcher(limited.body());
+        assertTrue(l.matches(), limited.body());
+        assertEquals("900806", l.group(1));
+        assertEquals("Message throttled out", l.group(2));
+        assertEquals("You have exceeded your quota (vigie directive limit-payments)", l.group(3));
+        assertTrue(l.group(4).matches("\\d{4}-[A-Z][a-z]{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}\\+0000 UTC"), l.group(4));
+        long retryAfter = Long.parseLong(limited.headers().firstValue("Retry-After").orElseThrow());
+        assertTrue(retryAfter > 3000 && retryAfter <= 3600, "seconds until the bucket has a token: " + retryAfter);
+        for (String h : removed) {
+            assertTrue(limited.headers().firstValue(h).isEmpty(), h + " echoed: " + limited.headers());
+        }
     }
 }

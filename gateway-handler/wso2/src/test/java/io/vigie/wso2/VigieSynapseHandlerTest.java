@@ -21,6 +21,7 @@ import io.vigie.gateway.testing.FakeSidecar;
 import io.vigie.gateway.testing.ManualClock;
 import io.vigie.gateway.wire.BatchDecoder;
 import io.vigie.gateway.wire.Column;
+import io.vigie.synapse.SynapseCapture;
 import io.vigie.wire.v1.Directive;
 import io.vigie.wire.v1.DirectiveAction;
 import io.vigie.wire.v1.DirectiveMode;
@@ -70,7 +71,7 @@ class VigieSynapseHandlerTest {
     @BeforeEach
     void start() throws Exception {
         sidecar = new FakeSidecar("wso2-" + System.nanoTime());
-        agent = VigieAgent.builder().clock(clock).startThread(false).channel(sidecar::channel).flushIntervalMs(1).build();
+        agent = VigieAgent.builder().clock(clock).startThread(false).grpcChannel(sidecar::channel).flushIntervalMs(1).build();
         handler = new VigieSynapseHandler(agent, clock);
     }
 
@@ -137,7 +138,7 @@ class VigieSynapseHandlerTest {
         assertEquals(2187, e.number(Column.RESPONSE_BYTES));
         assertEquals(-1, e.number(Column.REQUEST_BYTES));
         assertEquals(KeyTypes.SANDBOX, e.number(Column.KEY_TYPE));
-        assertEquals(VigieSynapseHandler.fnv1a64("/pizzashack/1.0.0/menu?size=2"), e.number(Column.URI_HASH));
+        assertEquals(SynapseCapture.fnv1a64("/pizzashack/1.0.0/menu?size=2"), e.number(Column.URI_HASH));
         assertEquals(EventFlags.CACHE_HIT, e.number(Column.FLAGS));
     }
 
@@ -249,33 +250,75 @@ class VigieSynapseHandlerTest {
     }
 
     @Test
-    void anEnforcedDirectiveAnswers429WithWso2sFaultBody() {
+    void anEnforcedBlockAnswers403WithWso2s4xBodyAndDropsTheCredentialHeaders() {
         directive(DirectiveMode.DIRECTIVE_MODE_ENFORCE, DirectiveAction.DIRECTIVE_ACTION_BLOCK, 0);
         Ctx c = request();
+        Map<String, Object> headers = new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        headers.put("Authorization", "Bearer secret");
+        headers.put("Host", "gw:8243");
+        headers.put("Accept", "*/*");
+        headers.put("X-JWT-Assertion", "eyJ.backend.jwt");
+        headers.put("X-Request-Id", "r-1");
+        c.axis.put("TRANSPORT_HEADERS", headers);
+        String body = "{\"code\":\"900805\",\"message\":\"Message blocked\",\"description\":"
+                + "\"You have been blocked from accessing the resource (vigie directive d1: retry storm)\"}";
         try (MockedStatic<Axis2Sender> sender = mockStatic(Axis2Sender.class);
                 MockedStatic<JsonUtil> json = mockStatic(JsonUtil.class);
                 MockedStatic<RelayUtils> relay = mockStatic(RelayUtils.class)) {
             // Synapse's sendBack runs the handlers' response out-flow: so does this stand-in
             sender.when(() -> Axis2Sender.sendBack(c.ctx)).thenAnswer(i -> handler.handleResponseOutFlow(c.ctx));
             assertFalse(handler.handleRequestOutFlow(c.ctx), "the request stops here");
-            json.verify(() -> JsonUtil.getNewJsonPayload(c.axis2,
-                    "{\"fault\":{\"code\":900805,\"message\":\"Message blocked\",\"description\":\"retry storm\"}}",
-                    true, true));
+            json.verify(() -> JsonUtil.getNewJsonPayload(c.axis2, body, true, true));
             relay.verify(() -> RelayUtils.discardRequestMessage(c.axis2));
             sender.verify(() -> Axis2Sender.sendBack(c.ctx));
         }
-        assertEquals(429, c.axis.get("HTTP_SC"));
+        assertEquals(403, c.axis.get("HTTP_SC"));
         assertEquals("application/json", c.axis.get("messageType"));
         assertEquals(Boolean.TRUE, c.axis.get("message.builder.invoked"));
         assertEquals(900805, c.syn.get("ERROR_CODE"));
         assertEquals("Message blocked", c.syn.get("ERROR_MESSAGE"));
-        assertEquals("retry storm", c.syn.get("ERROR_DETAIL"));
+        assertEquals("You have been blocked from accessing the resource (vigie directive d1: retry storm)",
+                c.syn.get("ERROR_DETAIL"));
+        assertEquals(java.util.Set.of("X-Request-Id", "Content-Type"), headers.keySet());
         BatchDecoder.Event e = lastEvent();
-        assertEquals(429, e.number(Column.HTTP_STATUS));
+        assertEquals(403, e.number(Column.HTTP_STATUS));
         assertEquals(900805, e.number(Column.ERROR_CODE));
         // 900805 lies in 900800-900899: the contract flags it throttled as well
         assertEquals(EventFlags.REFUSED_BY_DIRECTIVE | EventFlags.FAULT | EventFlags.THROTTLED, e.number(Column.FLAGS));
         assertEquals(1, agent.directives().hits().get(0).getEnforcedHits());
+    }
+
+    @Test
+    void anEnforcedLimitAnswers429WithRetryAfterNextAccessTimeAndTheApisCorsHeaders() {
+        directive(DirectiveMode.DIRECTIVE_MODE_ENFORCE, DirectiveAction.DIRECTIVE_ACTION_LIMIT, 1);
+        Ctx first = request();
+        assertTrue(handler.handleRequestOutFlow(first.ctx));
+        Ctx c = request();
+        c.syn.put("CORSConfiguration.Enabled", Boolean.TRUE);
+        c.syn.put("Access-Control-Allow-Origin", "https://shop.example");
+        c.syn.put("Access-Control-Allow-Methods", "GET,POST");
+        c.syn.put("Access-Control-Allow-Credentials", "true");
+        c.syn.put("api.ut.HTTP_METHOD", "GET");
+        Map<String, Object> headers = new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        c.axis.put("TRANSPORT_HEADERS", headers);
+        clock.advanceMillis(15_000);
+        try (MockedStatic<Axis2Sender> sender = mockStatic(Axis2Sender.class);
+                MockedStatic<JsonUtil> json = mockStatic(JsonUtil.class);
+                MockedStatic<RelayUtils> relay = mockStatic(RelayUtils.class)) {
+            assertFalse(handler.handleRequestOutFlow(c.ctx));
+            sender.verify(() -> Axis2Sender.sendBack(c.ctx));
+            relay.verify(() -> RelayUtils.discardRequestMessage(c.axis2));
+            json.verify(() -> JsonUtil.getNewJsonPayload(eq(c.axis2),
+                    org.mockito.ArgumentMatchers.matches("\\{\"code\":\"900806\",\"message\":\"Message throttled out\","
+                            + "\"description\":\"You have exceeded your quota \\(vigie directive d1: retry storm\\)\","
+                            + "\"nextAccessTime\":\"\\d{4}-\\w{3}-\\d{2} \\d{2}:\\d{2}:\\d{2}\\+0000 UTC\"\\}"),
+                    eq(true), eq(true)));
+        }
+        assertEquals(429, c.axis.get("HTTP_SC"));
+        assertEquals("45", headers.get("Retry-After"), "one token a minute, 15 s after the last one");
+        assertEquals("https://shop.example", headers.get("Access-Control-Allow-Origin"));
+        assertEquals("true", headers.get("Access-Control-Allow-Credentials"));
+        assertEquals(null, headers.get("Access-Control-Allow-Methods"), "only for OPTIONS, as the sequence does");
     }
 
     @Test
@@ -301,7 +344,7 @@ class VigieSynapseHandlerTest {
     }
 
     @Test
-    void aRefusalThatCannotBuildItsBodyLetsTheRequestThrough() {
+    void aRefusalThatCannotSetItsBodyStillRefusesWithoutOne() {
         directive(DirectiveMode.DIRECTIVE_MODE_ENFORCE, DirectiveAction.DIRECTIVE_ACTION_BLOCK, 0);
         Ctx c = request();
         try (MockedStatic<Axis2Sender> sender = mockStatic(Axis2Sender.class);
@@ -309,21 +352,40 @@ class VigieSynapseHandlerTest {
                 MockedStatic<RelayUtils> relay = mockStatic(RelayUtils.class)) {
             json.when(() -> JsonUtil.getNewJsonPayload(any(), anyString(), anyBoolean(), anyBoolean()))
                     .thenThrow(new AxisFault("no JSON builder"));
-            assertTrue(handler.handleRequestOutFlow(c.ctx));
-            sender.verify(() -> Axis2Sender.sendBack(any()), never());
+            assertFalse(handler.handleRequestOutFlow(c.ctx), "never forwarded half-refused");
+            sender.verify(() -> Axis2Sender.sendBack(c.ctx));
             relay.verify(() -> RelayUtils.discardRequestMessage(eq(c.axis2)));
         }
+        assertEquals(403, c.axis.get("HTTP_SC"));
+        assertEquals(Boolean.TRUE, c.axis.get("NO_ENTITY_BODY"));
         assertEquals(1, agent.counters().adapterErrors);
     }
 
     @Test
+    void aRefusalWhoseSendFailsStopsTheRequestAndNeverThrows() {
+        directive(DirectiveMode.DIRECTIVE_MODE_ENFORCE, DirectiveAction.DIRECTIVE_ACTION_BLOCK, 0);
+        Ctx c = request();
+        c.axis.put("TRANSPORT_HEADERS", Map.of("Authorization", "Bearer x")); // immutable: removal throws
+        try (MockedStatic<Axis2Sender> sender = mockStatic(Axis2Sender.class);
+                MockedStatic<JsonUtil> json = mockStatic(JsonUtil.class);
+                MockedStatic<RelayUtils> relay = mockStatic(RelayUtils.class)) {
+            sender.when(() -> Axis2Sender.sendBack(any())).thenThrow(new IllegalStateException("socket gone"));
+            assertFalse(handler.handleRequestOutFlow(c.ctx), "stopped, not sent to the backend");
+            relay.verify(() -> RelayUtils.discardRequestMessage(c.axis2), never());
+            json.verify(() -> JsonUtil.getNewJsonPayload(any(), anyString(), anyBoolean(), anyBoolean()), never());
+        }
+        assertEquals(403, c.axis.get("HTTP_SC"));
+        assertEquals(2, agent.counters().adapterErrors);
+    }
+
+    @Test
     void numbersAreReadWithoutExceptions() {
-        assertEquals(200, VigieSynapseHandler.integer("200", -1));
-        assertEquals(-5, VigieSynapseHandler.integer(" -5 ", 0));
-        assertEquals(-1, VigieSynapseHandler.integer("2x", -1));
-        assertEquals(-1, VigieSynapseHandler.integer("-", -1));
-        assertEquals(-1, VigieSynapseHandler.integer("", -1));
-        assertEquals(-1, VigieSynapseHandler.integer(null, -1));
-        assertEquals(7, VigieSynapseHandler.integer(7L, -1));
+        assertEquals(200, SynapseCapture.integer("200", -1));
+        assertEquals(-5, SynapseCapture.integer(" -5 ", 0));
+        assertEquals(-1, SynapseCapture.integer("2x", -1));
+        assertEquals(-1, SynapseCapture.integer("-", -1));
+        assertEquals(-1, SynapseCapture.integer("", -1));
+        assertEquals(-1, SynapseCapture.integer(null, -1));
+        assertEquals(7, SynapseCapture.integer(7L, -1));
     }
 }

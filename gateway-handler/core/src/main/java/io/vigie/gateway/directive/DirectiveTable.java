@@ -4,6 +4,7 @@ import io.vigie.gateway.Clock;
 import io.vigie.wire.v1.Directive;
 import io.vigie.wire.v1.DirectiveHits;
 import io.vigie.wire.v1.DirectiveUpdate;
+import io.vigie.wire.v1.RejectedDirective;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -24,6 +25,12 @@ import java.util.logging.Logger;
  * takes no lock. A SHADOW directive counts what it would refuse; an ENFORCE directive refuses.
  * Every directive carries a wall-clock expiry and stops applying when it passes, whether or not
  * the sidecar is reachable.
+ *
+ * <p>An update is validated directive by directive: an upsert that is malformed or outside
+ * {@link DirectiveLimits} is rejected by itself (counted, logged, kept in {@link #rejections()}
+ * for the sidecar) and the rest of the update applies. The new table and its index are built in
+ * full before anything is published, so a directive that cannot be built never leaves the table
+ * half-updated, and later updates (a removal above all) always apply.
  */
 public final class DirectiveTable {
     private static final Logger LOG = Logger.getLogger(DirectiveTable.class.getName());
@@ -38,7 +45,9 @@ public final class DirectiveTable {
     private final Clock clock;
     private final String channel;
     private final Map<String, Hits> hits = new ConcurrentHashMap<>();
-    private final LongAdder refusedUpdates = new LongAdder();
+    private final LongAdder rejected;
+    /** The latest rejection per directive id, oldest first, at most {@link DirectiveLimits#MAX_REPORTED_REJECTIONS}. */
+    private final LinkedHashMap<String, RejectedDirective> rejections = new LinkedHashMap<>();
     private volatile Index index = Index.EMPTY;
     /** Directives by id as last received (applied to this gateway's channel or not). */
     private Map<String, Directive> directives = new LinkedHashMap<>();
@@ -50,8 +59,14 @@ public final class DirectiveTable {
      *     channel never apply here
      */
     public DirectiveTable(Clock clock, String channel) {
+        this(clock, channel, new LongAdder());
+    }
+
+    /** As above, counting rejected upserts into {@code rejected} (the agent's counters). */
+    public DirectiveTable(Clock clock, String channel, LongAdder rejected) {
         this.clock = clock;
         this.channel = channel == null ? "" : channel;
+        this.rejected = rejected;
     }
 
     /**
@@ -113,46 +128,115 @@ public final class DirectiveTable {
         return refusal;
     }
 
-    /** Applies an update from the sidecar atomically (full replacement or delta). */
+    /**
+     * Applies an update from the sidecar: full replacement or delta, all at once. Upserts that
+     * cannot be used are rejected one by one (see the class comment); the rest applies. Never
+     * throws for any update.
+     */
     public synchronized void apply(DirectiveUpdate update) {
+        long version = update.getVersion();
         Map<String, Directive> next = update.getFull() ? new LinkedHashMap<>() : new LinkedHashMap<>(directives);
+        if (update.getFull()) {
+            rejections.clear();
+        }
         for (String id : update.getRemovalsList()) {
             next.remove(id);
+            rejections.remove(id);
         }
         for (Directive d : update.getUpsertsList()) {
             String problem = Rule.problem(d);
             if (problem != null) {
-                refusedUpdates.increment();
-                LOG.log(Level.WARNING, "vigie: ignoring {0}", problem);
-                next.remove(d.getId());
+                reject(d.getId(), version, problem);
+                next.remove(d.getId()); // the id's older version must not outlive a rejected replacement
                 continue;
             }
             next.put(d.getId(), d);
+            rejections.remove(d.getId());
         }
-        Map<String, Directive> previous = directives;
-        directives = next;
-        version = update.getVersion();
-        rebuild(previous);
+        publish(next, version);
     }
 
     /** Drops the directives whose expiry has passed (the request path already ignores them). */
     public synchronized int expire() {
         long nowUs = clock.wallMicros();
-        List<String> gone = new ArrayList<>();
+        Map<String, Directive> next = new LinkedHashMap<>(directives);
+        int gone = 0;
         for (Directive d : directives.values()) {
             if (d.getExpiresAtUs() <= nowUs) {
-                gone.add(d.getId());
+                next.remove(d.getId());
+                gone++;
             }
         }
-        if (gone.isEmpty()) {
-            return 0;
+        if (gone > 0) {
+            publish(next, version);
         }
-        Map<String, Directive> previous = new LinkedHashMap<>(directives);
-        for (String id : gone) {
-            directives.remove(id);
+        return gone;
+    }
+
+    /**
+     * Builds every rule of {@code next} and its index, then publishes them: the directives map,
+     * the version and (one volatile write) the index. A directive whose rule cannot be built is
+     * rejected by itself; nothing is replaced before all the rest is built.
+     */
+    private void publish(Map<String, Directive> next, long nextVersion) {
+        long nowNanos = clock.monotonicNanos();
+        Index old = index;
+        Map<String, Directive> previous = directives;
+        List<Rule> rules = new ArrayList<>(next.size());
+        List<String> failed = null;
+        for (Directive d : next.values()) {
+            if (!d.getChannel().isEmpty() && !d.getChannel().equals(channel)) {
+                continue;
+            }
+            Rule kept = old.byId(d.getId());
+            // an unchanged directive keeps its rule, so its token bucket keeps its state
+            if (kept != null && d.equals(previous.get(d.getId()))) {
+                rules.add(kept);
+                continue;
+            }
+            try {
+                rules.add(new Rule(d, nowNanos, hits.computeIfAbsent(d.getId(), k -> new Hits())));
+            } catch (RuntimeException e) {
+                // problem() admits only what Rule can build; should that ever differ, this
+                // directive alone is rejected
+                reject(d.getId(), nextVersion, "cannot be applied: " + e);
+                if (failed == null) {
+                    failed = new ArrayList<>();
+                }
+                failed.add(d.getId());
+            }
         }
-        rebuild(previous);
-        return gone.size();
+        if (failed != null) {
+            for (String id : failed) {
+                next.remove(id);
+            }
+        }
+        Index built = new Index(rules);
+        directives = next;
+        version = nextVersion;
+        index = built;
+    }
+
+    private void reject(String id, long updateVersion, String reason) {
+        rejected.increment();
+        LOG.log(Level.WARNING, "vigie: rejecting directive {0} of update {1}: {2}",
+                new Object[] {id, updateVersion, reason});
+        rejections.remove(id);
+        rejections.put(id, RejectedDirective.newBuilder().setDirectiveId(id).setUpdateVersion(updateVersion)
+                .setReason(reason).build());
+        while (rejections.size() > DirectiveLimits.MAX_REPORTED_REJECTIONS) {
+            rejections.remove(rejections.keySet().iterator().next());
+        }
+    }
+
+    /** The upserts currently rejected: the latest rejection per id, oldest first. */
+    public synchronized List<RejectedDirective> rejections() {
+        return new ArrayList<>(rejections.values());
+    }
+
+    /** Upserts rejected since this table was made (malformed, or outside {@link DirectiveLimits}). */
+    public long rejectedDirectives() {
+        return rejected.sum();
     }
 
     /** Directives that apply to this gateway and have not expired. */
@@ -172,11 +256,6 @@ public final class DirectiveTable {
         return version;
     }
 
-    /** Upserts refused for being malformed. */
-    public long refusedUpdates() {
-        return refusedUpdates.sum();
-    }
-
     /** Hits per directive id since the handler started. */
     public List<DirectiveHits> hits() {
         List<DirectiveHits> out = new ArrayList<>(hits.size());
@@ -187,25 +266,6 @@ public final class DirectiveTable {
         }
         out.sort((a, b) -> a.getDirectiveId().compareTo(b.getDirectiveId()));
         return out;
-    }
-
-    private void rebuild(Map<String, Directive> previous) {
-        long nowNanos = clock.monotonicNanos();
-        Index old = index;
-        List<Rule> rules = new ArrayList<>();
-        for (Directive d : directives.values()) {
-            if (!d.getChannel().isEmpty() && !d.getChannel().equals(channel)) {
-                continue;
-            }
-            Rule kept = old.byId(d.getId());
-            // an unchanged directive keeps its rule, so its token bucket keeps its state
-            if (kept != null && d.equals(previous.get(d.getId()))) {
-                rules.add(kept);
-            } else {
-                rules.add(new Rule(d, nowNanos, hits.computeIfAbsent(d.getId(), k -> new Hits())));
-            }
-        }
-        index = new Index(rules);
     }
 
     /** Open-addressing index of rules by scope. Immutable once built. */

@@ -1,16 +1,30 @@
 package io.vigie.gateway.directive;
 
-/** WSO2's fault body shape, {@code {"fault":{"code":900806,"message":"...","description":"..."}}}. */
+/**
+ * The refusal body WSO2 APIM 4.0-4.6 sends (its {@code _throttle_out_handler_} sequence): a flat
+ * JSON object with the code as a string, {@code {"code":"900806","message":"...","description":"..."}},
+ * plus {@code "nextAccessTime"} when known. (The {@code {"fault":{...}}} shape is APIM 3.x's.)
+ */
 public final class FaultBody {
     private FaultBody() {}
 
+    /** Without {@code nextAccessTime}. */
     public static String json(int code, String message, String description) {
-        StringBuilder sb = new StringBuilder(64 + message.length() + description.length());
-        sb.append("{\"fault\":{\"code\":").append(code).append(",\"message\":");
+        return json(code, message, description, null);
+    }
+
+    /** {@code nextAccessTime} is left out when {@code null}. */
+    public static String json(int code, String message, String description, String nextAccessTime) {
+        StringBuilder sb = new StringBuilder(80 + message.length() + description.length());
+        sb.append("{\"code\":\"").append(code).append("\",\"message\":");
         quote(sb, message);
         sb.append(",\"description\":");
         quote(sb, description);
-        return sb.append("}}").toString();
+        if (nextAccessTime != null) {
+            sb.append(",\"nextAccessTime\":");
+            quote(sb, nextAccessTime);
+        }
+        return sb.append('}').toString();
     }
 
     private static void quote(StringBuilder sb, String s) {

@@ -10,6 +10,15 @@ public final class Rule {
     public static final int DEFAULT_BLOCK_CODE = 900805;
     /** WSO2's code for a custom throttling policy. */
     public static final int DEFAULT_LIMIT_CODE = 900806;
+    /** WSO2's code for an API's hard limit (answered 503). */
+    public static final int HARD_LIMIT_CODE = 900801;
+    /** WSO2's messages and descriptions (carbon-apimgt {@code APIThrottleConstants}). */
+    public static final String BLOCK_MESSAGE = "Message blocked";
+    public static final String BLOCK_DESCRIPTION = "You have been blocked from accessing the resource";
+    public static final String LIMIT_MESSAGE = "Message throttled out";
+    public static final String LIMIT_DESCRIPTION = "You have exceeded your quota";
+    public static final String HARD_LIMIT_MESSAGE = "API Limit Reached";
+    public static final String HARD_LIMIT_DESCRIPTION = "API not accepting requests";
 
     final String id;
     final boolean enforce;
@@ -21,6 +30,9 @@ public final class Rule {
     final long expiresAtUs;
     final int errorCode;
     final String reason;
+    final int httpStatus;
+    final String message;
+    final String description;
     final String faultJson;
     final DirectiveTable.Hits hits;
 
@@ -31,45 +43,72 @@ public final class Rule {
         this.applicationId = emptyToNull(d.getApplicationId());
         this.apiName = emptyToNull(d.getApiName());
         this.apiVersion = apiName == null ? null : emptyToNull(d.getApiVersion());
+        // uint32 on the wire: read unsigned; problem() has checked the ranges
         this.bucket = block ? null
-                : new TokenBucket(d.getLimitRequests(), d.getLimitPeriodSeconds() * 1_000_000_000L,
-                        d.getLimitBurst(), nowNanos);
+                : new TokenBucket(Integer.toUnsignedLong(d.getLimitRequests()),
+                        Integer.toUnsignedLong(d.getLimitPeriodSeconds()) * 1_000_000_000L,
+                        Integer.toUnsignedLong(d.getLimitBurst()), nowNanos);
         this.expiresAtUs = d.getExpiresAtUs();
         this.errorCode = d.getErrorCode() != 0 ? d.getErrorCode()
                 : block ? DEFAULT_BLOCK_CODE : DEFAULT_LIMIT_CODE;
         this.reason = d.getReason();
-        this.faultJson = FaultBody.json(errorCode, block ? "Message blocked" : "Message throttled out",
-                reason.isEmpty() ? (block ? "Blocked by a vigie directive" : "Over the limit of a vigie directive")
-                        : reason);
+        // WSO2's status for the code (carbon-apimgt ThrottleHandler): blocked 403, hard limit 503, else 429
+        this.httpStatus = errorCode == DEFAULT_BLOCK_CODE ? 403 : errorCode == HARD_LIMIT_CODE ? 503 : 429;
+        this.message = errorCode == HARD_LIMIT_CODE ? HARD_LIMIT_MESSAGE : block ? BLOCK_MESSAGE : LIMIT_MESSAGE;
+        String base = errorCode == HARD_LIMIT_CODE ? HARD_LIMIT_DESCRIPTION
+                : block ? BLOCK_DESCRIPTION : LIMIT_DESCRIPTION;
+        // names the directive, so that a support desk tells vigie's refusals from WSO2's own
+        this.description = base + " (vigie directive " + id + (reason.isEmpty() ? "" : ": " + reason) + ")";
+        this.faultJson = FaultBody.json(errorCode, message, description);
         this.hits = hits;
     }
 
-    /** Why a directive cannot be used, or {@code null} when it can. */
+    /**
+     * Why a directive cannot be used, or {@code null} when it can: malformed, or a number outside
+     * {@link DirectiveLimits}.
+     */
     static String problem(Directive d) {
         if (d.getId().isEmpty()) {
             return "directive without id";
         }
         if (d.getMode() != DirectiveMode.DIRECTIVE_MODE_SHADOW
                 && d.getMode() != DirectiveMode.DIRECTIVE_MODE_ENFORCE) {
-            return "directive " + d.getId() + ": unknown mode " + d.getModeValue();
+            return "unknown mode " + d.getModeValue();
         }
         if (d.getAction() == DirectiveAction.DIRECTIVE_ACTION_LIMIT) {
             if (d.getLimitRequests() == 0 || d.getLimitPeriodSeconds() == 0) {
-                return "directive " + d.getId() + ": a limit needs limit_requests and limit_period_seconds";
+                return "a limit needs limit_requests and limit_period_seconds";
+            }
+            String range = outside("limit_requests", Integer.toUnsignedLong(d.getLimitRequests()),
+                    DirectiveLimits.MIN_LIMIT_REQUESTS, DirectiveLimits.MAX_LIMIT_REQUESTS);
+            if (range == null) {
+                range = outside("limit_period_seconds", Integer.toUnsignedLong(d.getLimitPeriodSeconds()),
+                        DirectiveLimits.MIN_LIMIT_PERIOD_SECONDS, DirectiveLimits.MAX_LIMIT_PERIOD_SECONDS);
+            }
+            if (range == null) {
+                range = outside("limit_burst", Integer.toUnsignedLong(d.getLimitBurst()), 0,
+                        DirectiveLimits.MAX_LIMIT_BURST);
+            }
+            if (range != null) {
+                return range;
             }
         } else if (d.getAction() != DirectiveAction.DIRECTIVE_ACTION_BLOCK) {
-            return "directive " + d.getId() + ": unknown action " + d.getActionValue();
+            return "unknown action " + d.getActionValue();
         }
         if (d.getApplicationId().isEmpty() && d.getApiName().isEmpty() && d.getChannel().isEmpty()) {
-            return "directive " + d.getId() + ": empty scope (an application, an API or a channel is required)";
+            return "empty scope (an application, an API or a channel is required)";
         }
         if (!d.getApiVersion().isEmpty() && d.getApiName().isEmpty()) {
-            return "directive " + d.getId() + ": api_version needs api_name";
+            return "api_version needs api_name";
         }
         if (d.getExpiresAtUs() <= 0) {
-            return "directive " + d.getId() + ": no expiry";
+            return "no expiry";
         }
         return null;
+    }
+
+    private static String outside(String field, long value, long min, long max) {
+        return value >= min && value <= max ? null : field + " " + value + " is outside " + min + ".." + max;
     }
 
     public String id() {
@@ -93,9 +132,35 @@ public final class Rule {
         return reason;
     }
 
-    /** The fault body, built once: {@code {"fault":{"code":..,"message":..,"description":..}}}. */
+    /**
+     * The refusal body without {@code nextAccessTime}, built once:
+     * {@code {"code":"900805","message":..,"description":..}} (see {@link FaultBody}).
+     */
     public String faultJson() {
         return faultJson;
+    }
+
+    /** WSO2's HTTP status for this code: 403 blocked (900805), 503 hard limit (900801), else 429. */
+    public int httpStatus() {
+        return httpStatus;
+    }
+
+    /** WSO2's message for the refusal ({@code ERROR_MESSAGE}). */
+    public String message() {
+        return message;
+    }
+
+    /** WSO2's description followed by this directive's id and reason ({@code ERROR_DETAIL}). */
+    public String description() {
+        return description;
+    }
+
+    /**
+     * Nanoseconds until this LIMIT's bucket has a token again, {@code -1} for a BLOCK (no
+     * retry time).
+     */
+    public long nanosUntilRetry(long nowNanos) {
+        return bucket == null ? -1 : bucket.nanosUntilToken(nowNanos);
     }
 
     public long expiresAtUs() {

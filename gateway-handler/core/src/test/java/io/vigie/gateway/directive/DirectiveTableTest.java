@@ -49,8 +49,9 @@ class DirectiveTableTest {
         Rule r = t.check("app-1", "Orders", "v1");
         assertNotNull(r);
         assertEquals(900805, r.errorCode());
-        assertEquals("{\"fault\":{\"code\":900805,\"message\":\"Message blocked\",\"description\":\"retry storm\"}}",
-                r.faultJson());
+        assertEquals("{\"code\":\"900805\",\"message\":\"Message blocked\",\"description\":"
+                + "\"You have been blocked from accessing the resource (vigie directive b1: retry storm)\"}", r.faultJson());
+        assertEquals(403, r.httpStatus());
         assertNull(t.check("app-2", "Orders", "v1"));
         assertNull(t.check(null, "Orders", "v1"));
         assertEquals(1, hits(t, "b1").getEnforcedHits());
@@ -130,7 +131,7 @@ class DirectiveTableTest {
                 block("no-mode", DirectiveMode.DIRECTIVE_MODE_UNSPECIFIED).setApiName("A"),
                 block("no-scope", DirectiveMode.DIRECTIVE_MODE_ENFORCE),
                 block("version-alone", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiVersion("v")));
-        assertEquals(5, t.refusedUpdates());
+        assertEquals(5, t.rejectedDirectives());
         assertNull(t.check("x", "A", "v"));
     }
 
@@ -169,5 +170,97 @@ class DirectiveTableTest {
         assertNotNull(first);
         assertSame(first, t.check("a", "X", "v"));
         assertEquals(0, hits(t, "l").getPassed() + hits(t, "l").getEnforcedHits());
+    }
+
+    private static final int TWO_TO_31 = Integer.MIN_VALUE; // 2^31 as a uint32 on the wire
+    private static final int TWO_TO_32_MINUS_1 = -1;        // 2^32 - 1 as a uint32 on the wire
+
+    @Test
+    void uint32RequestsAndBurstsAtTheTopOfTheirRangeApply() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(1,
+                limit("r31", DirectiveMode.DIRECTIVE_MODE_ENFORCE, TWO_TO_31, 1, 0).setApiName("A"),
+                limit("r32", DirectiveMode.DIRECTIVE_MODE_ENFORCE, TWO_TO_32_MINUS_1, 1, 0).setApiName("B"),
+                limit("b32", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 1, 86_400, TWO_TO_32_MINUS_1).setApiName("C")));
+        assertEquals(0, t.rejectedDirectives());
+        assertEquals(3, t.activeCount());
+        for (int k = 0; k < 1_000; k++) {
+            assertNull(t.check("x", "A", "v"));
+            assertNull(t.check("x", "B", "v"));
+            assertNull(t.check("x", "C", "v"));
+        }
+    }
+
+    @Test
+    void periodsBeyondTheSupportedRangeAreRejectedOneByOneAndTheRestApplies() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(4,
+                limit("p31", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 100, TWO_TO_31, 0).setApiName("A"),
+                limit("p32", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 100, TWO_TO_32_MINUS_1, 0).setApiName("A"),
+                block("ok", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiName("B")));
+        assertEquals(2, t.rejectedDirectives());
+        assertEquals(4, t.version());
+        assertNotNull(t.check("x", "B", "v"));
+        assertNull(t.check("x", "A", "v"));
+        assertEquals(2, t.rejections().size());
+        assertEquals("p31", t.rejections().get(0).getDirectiveId());
+        assertEquals(4, t.rejections().get(0).getUpdateVersion());
+        assertEquals("limit_period_seconds 2147483648 is outside 1..315576000", t.rejections().get(0).getReason());
+        assertEquals("limit_period_seconds 4294967295 is outside 1..315576000", t.rejections().get(1).getReason());
+    }
+
+    @Test
+    void aDailyLimitWithAHugeBurstLetsTheBurstThrough() {
+        // 100 a day, burst 1e8: interval x (burst - 1) overflows a long without saturation
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(1, limit("daily", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 100, 86_400, 100_000_000)
+                .setApiName("A")));
+        assertEquals(0, t.rejectedDirectives());
+        for (int k = 0; k < 10_000; k++) {
+            assertNull(t.check("x", "A", "v"), "request " + k);
+        }
+        assertEquals(10_000, hits(t, "daily").getPassed());
+    }
+
+    @Test
+    void aRemovalAlwaysAppliesAfterABadDirectiveWasReceived() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(1, block("enforced", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiName("Orders"),
+                limit("bad", DirectiveMode.DIRECTIVE_MODE_ENFORCE, TWO_TO_31, TWO_TO_31, 0).setApiName("Pay")));
+        assertNotNull(t.check("x", "Orders", "v"));
+        // a delta with another bad upsert, then a delta removing the block
+        t.apply(DirectiveUpdate.newBuilder().setVersion(2)
+                .addUpserts(limit("bad2", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 5, TWO_TO_32_MINUS_1, 0)
+                        .setApiName("Pay")).build());
+        assertNotNull(t.check("x", "Orders", "v"));
+        t.apply(DirectiveUpdate.newBuilder().setVersion(3).addRemovals("enforced").build());
+        assertNull(t.check("x", "Orders", "v"), "the removed ENFORCE block no longer refuses");
+        assertEquals(3, t.version());
+        // a removal in the same update as a bad upsert applies too
+        t.apply(full(4, block("again", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApiName("Orders")));
+        assertNotNull(t.check("x", "Orders", "v"));
+        t.apply(DirectiveUpdate.newBuilder().setVersion(5).addRemovals("again")
+                .addUpserts(limit("bad3", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 1, TWO_TO_31, 0).setApiName("Pay"))
+                .build());
+        assertNull(t.check("x", "Orders", "v"));
+        assertEquals(5, t.version());
+        assertEquals(3, t.rejectedDirectives());
+    }
+
+    @Test
+    void aRejectedReplacementRemovesTheOlderVersionAndAValidOneClearsTheRejection() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(full(1, limit("l", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 1, 60, 0).setApiName("A")));
+        assertNull(t.check("x", "A", "v"));
+        assertNotNull(t.check("x", "A", "v"));
+        t.apply(DirectiveUpdate.newBuilder().setVersion(2)
+                .addUpserts(limit("l", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 1, TWO_TO_31, 0).setApiName("A")).build());
+        assertNull(t.check("x", "A", "v"), "no directive of that id until a valid upsert comes");
+        assertEquals(1, t.rejections().size());
+        t.apply(DirectiveUpdate.newBuilder().setVersion(3)
+                .addUpserts(limit("l", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 1, 60, 0).setApiName("A")).build());
+        assertEquals(0, t.rejections().size());
+        assertNull(t.check("x", "A", "v"));
+        assertNotNull(t.check("x", "A", "v"));
     }
 }

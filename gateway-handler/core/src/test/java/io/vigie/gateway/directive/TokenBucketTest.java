@@ -69,4 +69,44 @@ class TokenBucketTest {
         }
         assertEquals(1_000, allowed.get());
     }
+
+    @Test
+    void theToleranceSaturatesInsteadOfOverflowing() {
+        assertEquals(DirectiveLimits.MAX_TOLERANCE_NANOS,
+                TokenBucket.saturatedProduct(864_000_000_000L, 99_999_999L, DirectiveLimits.MAX_TOLERANCE_NANOS));
+        assertEquals(6, TokenBucket.saturatedProduct(2, 3, DirectiveLimits.MAX_TOLERANCE_NANOS));
+        assertEquals(0, TokenBucket.saturatedProduct(0, Long.MAX_VALUE, DirectiveLimits.MAX_TOLERANCE_NANOS));
+        // 100 a day with a burst of 1e8: the full bucket lets requests through
+        TokenBucket b = new TokenBucket(100, 86_400 * SECOND, 100_000_000L, 0);
+        assertEquals(DirectiveLimits.MAX_TOLERANCE_NANOS, b.toleranceNanos());
+        for (int k = 0; k < 100_000; k++) {
+            assertTrue(b.tryAcquire(0));
+        }
+    }
+
+    @Test
+    void theLargestAdmittedValuesWorkWhereverTheMonotonicClockStands() {
+        long period = DirectiveLimits.MAX_LIMIT_PERIOD_SECONDS * SECOND;
+        for (long now : new long[] {0, Long.MAX_VALUE - 10, Long.MIN_VALUE + 10, -1}) {
+            TokenBucket one = new TokenBucket(1, period, 1, now);
+            assertTrue(one.tryAcquire(now));
+            assertFalse(one.tryAcquire(now + SECOND), "one token per 10 years");
+            TokenBucket wide = new TokenBucket(DirectiveLimits.MAX_LIMIT_REQUESTS, period,
+                    DirectiveLimits.MAX_LIMIT_BURST, now);
+            for (int k = 0; k < 1_000; k++) {
+                assertTrue(wide.tryAcquire(now));
+            }
+        }
+    }
+
+    @Test
+    void nanosUntilTokenSaysWhenTheNextRequestPasses() {
+        TokenBucket b = new TokenBucket(1, 10 * SECOND, 1, 0);
+        assertEquals(0, b.nanosUntilToken(0));
+        assertTrue(b.tryAcquire(0));
+        assertEquals(10 * SECOND, b.nanosUntilToken(0));
+        assertEquals(4 * SECOND, b.nanosUntilToken(6 * SECOND));
+        assertFalse(b.tryAcquire(6 * SECOND));
+        assertTrue(b.tryAcquire(10 * SECOND));
+    }
 }

@@ -83,7 +83,7 @@ class ApprovedSuggestionE2ETest {
         try (SidecarProcess sc = SidecarProcess.start(SidecarProcess.cli(), tmp.resolve("state"));
                 VigieAgent a = VigieAgent.builder().sidecarAddress(sc.telemetryAddress()).gatewayId("gw-e2e")
                         .channel("main").flushIntervalMs(5).reportIntervalMs(200).backoffMs(50, 500).build()) {
-            waitFor("the stream", 60, () -> "CONNECTED".equals(a.getStreamState()));
+            waitFor("the stream", 60, () -> "CONNECTED".equals(a.streamState()));
             storm(a, "app-storm");
             storm(a, "app-storm-2");
             waitFor("the storms to be applied", 60, () -> a.counters().acked == 240);

@@ -117,7 +117,7 @@ class RealSidecarE2ETest {
         try (SidecarProcess sc = SidecarProcess.start(SidecarProcess.cli(), tmp.resolve("state"));
                 VigieAgent a = agent(sc, "gw-kill").disconnectedHoldMs(0).build()) {
             // with a hold of 0, events offered while no stream is up are dropped at once
-            waitFor("the stream", 60, () -> "CONNECTED".equals(a.getStreamState()));
+            waitFor("the stream", 60, () -> "CONNECTED".equals(a.streamState()));
             for (int k = 0; k < 1_000; k++) {
                 offer(a, k);
             }
@@ -140,11 +140,11 @@ class RealSidecarE2ETest {
             Counters.Snapshot down = a.counters();
             // a blocked offer would wait for the dead connection (seconds); allow scheduler and GC noise
             assertTrue(slowest.get() < 250_000_000L, "an offer took " + slowest.get() / 1000 + " µs during the outage");
-            assertEquals("DISCONNECTED".equals(a.getStreamState()) || "CONNECTING".equals(a.getStreamState()), true,
-                    a.getStreamState());
+            assertEquals("DISCONNECTED".equals(a.streamState()) || "CONNECTING".equals(a.streamState()), true,
+                    a.streamState());
 
             sc.startProcess();
-            waitFor("the handler to reconnect", 60, () -> "CONNECTED".equals(a.getStreamState()));
+            waitFor("the handler to reconnect", 60, () -> "CONNECTED".equals(a.streamState()));
             assertTrue(a.counters().reconnects >= 1);
             for (int k = 0; k < 500; k++) {
                 offer(a, k);
@@ -176,7 +176,7 @@ class RealSidecarE2ETest {
     void directivesSetInTheSidecarAreEnforcedOrOnlyCounted() throws Exception {
         try (SidecarProcess sc = SidecarProcess.start(SidecarProcess.cli(), tmp.resolve("state"));
                 VigieAgent a = agent(sc, "gw-directives").build()) {
-            waitFor("the stream", 60, () -> "CONNECTED".equals(a.getStreamState()));
+            waitFor("the stream", 60, () -> "CONNECTED".equals(a.streamState()));
             assertNull(a.check("app-bad", "Orders", "v1"));
             sc.admin().putDirective(PutDirectiveRequest.newBuilder().setActor("e2e").setReason("test")
                     .setDirective(directive("d-1", DirectiveMode.DIRECTIVE_MODE_ENFORCE)).build());
@@ -184,7 +184,7 @@ class RealSidecarE2ETest {
             Rule r = a.check("app-bad", "Orders", "v1");
             assertNotNull(r, "enforced");
             assertEquals(900805, r.errorCode());
-            assertTrue(r.faultJson().contains("\"description\":\"retry storm\""));
+            assertTrue(r.faultJson().contains("(vigie directive d-1: retry storm)\"}"), r.faultJson());
             assertNull(a.check("app-good", "Orders", "v1"));
 
             sc.admin().putDirective(PutDirectiveRequest.newBuilder().setActor("e2e")

@@ -1,0 +1,240 @@
+package io.vigie.synapse;
+
+import static io.vigie.synapse.SynapseNames.*;
+
+import io.vigie.gateway.Clock;
+import io.vigie.gateway.EventFlags;
+import io.vigie.gateway.HttpMethods;
+import io.vigie.gateway.KeyTypes;
+import io.vigie.gateway.RequestRecord;
+import io.vigie.gateway.VigieAgent;
+import io.vigie.gateway.directive.Rule;
+import java.util.Map;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * What both Synapse adapters (WSO2 APIM 4.x, Apache Synapse 3) do with a message, written once:
+ * note the times, consult the directive table once per request, and capture the finished request
+ * into the agent's queue. The runtime's message context is read through a {@link MessageAccess};
+ * who called comes from a {@link Consumers}.
+ *
+ * <p>Nothing here blocks, does I/O or allocates on the request path (the agent's record is
+ * reused per thread). The adapters wrap each call in {@code try/catch (Throwable)} and hand what
+ * they caught to {@link #failed}: the same things are caught everywhere, and nothing escapes into
+ * mediation but a {@link VirtualMachineError}.
+ */
+public final class SynapseCapture<C> {
+    private static final Logger LOG = Logger.getLogger(SynapseCapture.class.getName());
+
+    private final VigieAgent agent;
+    private final Clock clock;
+    private final MessageAccess<C> access;
+    private final Consumers<C> consumers;
+    private final ApiNaming naming;
+
+    public SynapseCapture(VigieAgent agent, Clock clock, MessageAccess<C> access, Consumers<C> consumers,
+            ApiNaming naming) {
+        this.agent = agent;
+        this.clock = clock;
+        this.access = access;
+        this.consumers = consumers;
+        this.naming = naming;
+    }
+
+    public VigieAgent agent() {
+        return agent;
+    }
+
+    public Clock clock() {
+        return clock;
+    }
+
+    public MessageAccess<C> access() {
+        return access;
+    }
+
+    /** Request in-flow: the request's start. */
+    public void requestStarted(C ctx) {
+        access.setProperty(ctx, START_US, clock.wallMicros());
+    }
+
+    /** Request out-flow, just before the backend call. */
+    public void backendStarted(C ctx) {
+        access.setProperty(ctx, BACKEND_START_US, clock.wallMicros());
+    }
+
+    /** Response in-flow: the backend answered. */
+    public void backendEnded(C ctx) {
+        access.setProperty(ctx, BACKEND_END_US, clock.wallMicros());
+    }
+
+    /**
+     * The directive refusing this request, or {@code null} to let it through; consulted once per
+     * request whatever the number of sends (later calls return {@code null}).
+     */
+    public Rule check(C ctx) {
+        if (access.property(ctx, CHECKED) != null) {
+            return null;
+        }
+        access.setProperty(ctx, CHECKED, Boolean.TRUE);
+        String api = string(access.property(ctx, naming.apiNameProperty));
+        String version = naming.apiVersionProperty == null ? null
+                : string(access.property(ctx, naming.apiVersionProperty));
+        return agent.check(consumers.applicationId(ctx), api, version);
+    }
+
+    /**
+     * Reads the finished request (response or fault out-flow) into this thread's record and
+     * offers it. Messages that are not API traffic (no API name) are not recorded.
+     */
+    public void capture(C ctx) {
+        String api = string(access.property(ctx, naming.apiNameProperty));
+        if (api == null) {
+            return; // not API traffic (health checks, admin services, WSO2 authentication failures)
+        }
+        long now = clock.wallMicros();
+        RequestRecord r = agent.record().apiName(api);
+        String version = naming.apiVersionProperty == null ? null
+                : string(access.property(ctx, naming.apiVersionProperty));
+        r.apiVersion(version != null ? version : string(access.property(ctx, REST_API_VERSION)));
+        String context = string(access.property(ctx, API_CONTEXT));
+        r.apiContext(context != null ? context : string(access.property(ctx, REST_API_CONTEXT)));
+        r.resourceTemplate(string(access.property(ctx, ELECTED_RESOURCE)));
+        String method = string(access.property(ctx, HTTP_METHOD));
+        if (method == null) {
+            method = string(access.property(ctx, REST_METHOD));
+        }
+        if (method == null) {
+            method = string(access.axis2Property(ctx, AXIS2_HTTP_METHOD));
+        }
+        r.httpMethod(HttpMethods.of(method));
+
+        String keyType = consumers.describe(ctx, r);
+        if (r.applicationName() == null) {
+            r.applicationName(string(access.property(ctx, APPLICATION_NAME)));
+        }
+        if (keyType == null) {
+            keyType = string(access.property(ctx, KEY_TYPE));
+        }
+        r.keyType(KeyTypes.of(keyType));
+
+        int flags = 0;
+        Object errorCode = access.property(ctx, ERROR_CODE);
+        int code = (int) integer(errorCode, 0);
+        if (errorCode != null) {
+            flags |= EventFlags.FAULT;
+        }
+        r.errorCode(code);
+        // "throttled" from the code: WSO2 also sets THROTTLED_OUT_REASON where it throttles nothing
+        if (access.property(ctx, THROTTLED_OUT_REASON) != null || (code >= 900800 && code <= 900899)) {
+            flags |= EventFlags.THROTTLED;
+        }
+        Object cacheHit = access.property(ctx, CACHE_HIT);
+        if (Boolean.TRUE.equals(cacheHit) || "true".equals(cacheHit)) {
+            flags |= EventFlags.CACHE_HIT;
+        }
+        if (access.property(ctx, REFUSED) != null) {
+            flags |= EventFlags.REFUSED_BY_DIRECTIVE;
+        }
+        r.flags(flags);
+
+        r.httpStatus((int) integer(access.axis2Property(ctx, HTTP_SC), 0));
+        Object headers = access.axis2Property(ctx, TRANSPORT_HEADERS);
+        if (headers instanceof Map) {
+            r.responseBytes(integer(((Map<?, ?>) headers).get("Content-Length"), -1));
+        }
+
+        long start = integer(access.property(ctx, START_US), 0);
+        if (start <= 0) {
+            start = integer(access.property(ctx, ANALYTICS_REQUEST_START), 0) * 1000L;
+        }
+        if (start > 0) {
+            r.eventTimeUs(start).latencyUs(Math.max(0, now - start));
+        } else {
+            r.eventTimeUs(now);
+        }
+        long backendStart = integer(access.property(ctx, BACKEND_START_US), 0);
+        long backendEnd = integer(access.property(ctx, BACKEND_END_US), 0);
+        if (backendStart <= 0 || backendEnd <= 0) {
+            backendStart = integer(access.property(ctx, ANALYTICS_BACKEND_START), 0) * 1000L;
+            backendEnd = integer(access.property(ctx, ANALYTICS_BACKEND_END), 0) * 1000L;
+        }
+        if (backendStart > 0 && backendEnd >= backendStart) {
+            r.backendLatencyUs(backendEnd - backendStart);
+        }
+        Object path = access.property(ctx, FULL_REQUEST_PATH);
+        if (path instanceof String) {
+            r.uriHash(fnv1a64((String) path));
+        }
+        agent.offer(r);
+    }
+
+    /**
+     * What an adapter does with anything it caught: counted ({@code AdapterErrors}) and logged
+     * at FINE, the message going on as if vigie were absent. A {@link VirtualMachineError} (out of
+     * memory, stack overflow) is rethrown: the JVM is failing, and hiding that in a counter would
+     * not make the gateway healthier.
+     */
+    public void failed(Throwable t) {
+        if (t instanceof VirtualMachineError) {
+            throw (VirtualMachineError) t;
+        }
+        agent.countAdapterError();
+        LOG.log(Level.FINE, "vigie: handler error (request unaffected)", t);
+    }
+
+    /** A non-empty String, else {@code null}. */
+    public static String string(Object o) {
+        if (o instanceof String) {
+            String s = (String) o;
+            return s.isEmpty() ? null : s;
+        }
+        return null;
+    }
+
+    /** An Integer/Long/String number as a long, without allocating; {@code def} otherwise. */
+    public static long integer(Object o, long def) {
+        if (o instanceof Number) {
+            return ((Number) o).longValue();
+        }
+        if (o instanceof String) {
+            String s = ((String) o).trim();
+            int n = s.length();
+            if (n == 0 || n > 18) {
+                return def;
+            }
+            int i = 0;
+            boolean negative = s.charAt(0) == '-';
+            if (negative) {
+                i = 1;
+                if (n == 1) {
+                    return def;
+                }
+            }
+            long v = 0;
+            for (; i < n; i++) {
+                char c = s.charAt(i);
+                if (c < '0' || c > '9') {
+                    return def;
+                }
+                v = v * 10 + (c - '0');
+            }
+            return negative ? -v : v;
+        }
+        return def;
+    }
+
+    /** 64-bit FNV-1a over the UTF-16 code units of {@code s}; never 0 for a non-empty string. */
+    public static long fnv1a64(String s) {
+        long h = 0xcbf29ce484222325L;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            h ^= c & 0xFF;
+            h *= 0x100000001b3L;
+            h ^= c >>> 8;
+            h *= 0x100000001b3L;
+        }
+        return h == 0 ? 1 : h;
+    }
+}
