@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from vigie.clock import SYSTEM, Clock, wall_us
+
 
 class AuditLog:
-    """An append-only trail in ``path``; ``clock`` gives the wall time of ``record``."""
+    """An append-only trail in ``path``; ``clock`` stamps the entries of ``record``."""
 
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM) -> None:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()
@@ -42,7 +43,7 @@ class AuditLog:
     ) -> None:
         """Append an entry stamped now (an unnamed actor is ``unknown``)."""
         entry = {
-            "at_us": int(self._clock() * 1e6),
+            "at_us": wall_us(self._clock),
             "subject": subject,
             "actor": actor or "unknown",
             "action": action,

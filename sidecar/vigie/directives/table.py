@@ -15,12 +15,12 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from google.protobuf import json_format
 
+from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
 from vigie.errors import VigieError
 from vigie.v1 import directives_pb2 as dpb
@@ -93,7 +93,7 @@ class DirectiveTable:
     def __init__(
         self,
         directory: Path | None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM,
         audit: AuditLog | None = None,
     ) -> None:
         self._dir = directory
@@ -109,7 +109,7 @@ class DirectiveTable:
             self._load()
 
     def _now_us(self) -> int:
-        return int(self._clock() * 1e6)
+        return wall_us(self._clock)
 
     def _load(self) -> None:
         assert self._dir is not None
@@ -123,7 +123,8 @@ class DirectiveTable:
                 self._table[d.id] = d
             self.version = int(doc["version"])
         except (OSError, ValueError, KeyError, TypeError, json_format.ParseError) as exc:
-            aside = path.with_name(f"{FILE_NAME}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self._clock.wall()))
+            aside = path.with_name(f"{FILE_NAME}.unusable-{stamp}")
             os.replace(path, aside)
             log.error("%s unreadable (%s); set aside as %s", path, exc, aside.name)
             self._table.clear()

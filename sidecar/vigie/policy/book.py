@@ -22,13 +22,14 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
+from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
 from vigie.errors import VigieError
 from vigie.policy.suggest import Suggestion
@@ -153,7 +154,7 @@ class Record:
 class SuggestionBook:
     """Records by id and the audit trail. Callers hold ``lock`` across read-modify-write."""
 
-    def __init__(self, directory: Path | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, directory: Path | None, clock: Clock = SYSTEM) -> None:
         self._dir = directory
         self._clock = clock
         self.lock = threading.RLock()
@@ -167,11 +168,12 @@ class SuggestionBook:
             self._trail = AuditLog(directory / AUDIT_FILE, clock)
 
     def now_us(self) -> int:
-        return int(self._clock() * 1e6)
+        return wall_us(self._clock)
 
     # ---- persistence ----
     def _set_aside(self, path: Path, exc: Exception) -> None:
-        aside = path.with_name(f"{path.name}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self._clock.wall()))
+        aside = path.with_name(f"{path.name}.unusable-{stamp}")
         os.replace(path, aside)
         log.error("%s unreadable (%s); set aside as %s", path, exc, aside.name)
 

@@ -85,7 +85,7 @@ class PolicyEngine:
         self.defaults = defaults
         self.clock = clock
         self.dir = state_dir
-        self.book = SuggestionBook(self.dir, clock.wall)
+        self.book = SuggestionBook(self.dir, clock)
         self.refresh_seconds = refresh_seconds
         self._last_refresh = float("-inf")
         self.tuned: dict[str, float] = {}

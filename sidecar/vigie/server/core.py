@@ -98,9 +98,7 @@ class Sidecar:
         self.state = snapshot.restore_or_fresh(state_dir, settings.thresholds, self.capacity)
         if settings.inventory:
             load_inventory(Path(settings.inventory)).apply_to(self.state)
-        self.directives = DirectiveTable(
-            state_dir, clock.wall, AuditLog(settings.audit_path(), clock.wall)
-        )
+        self.directives = DirectiveTable(state_dir, clock, AuditLog(settings.audit_path(), clock))
         self.counters: Counter[str] = Counter()
         self.streams: dict[int, GatewayStream] = {}
         self._next_stream = 0
