@@ -39,7 +39,7 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 from benchmarks._harness import Result
 from vigie.export import Builder, BuildOptions, collect, encode_request, to_metrics_data
 from vigie.export._series import METHODS
-from vigie.server.core import SWITCH_INTERVAL_S, Sidecar
+from vigie.server import SWITCH_INTERVAL_S, Sidecar
 from vigie.settings import load_settings
 from vigie.state.engine import State
 from vigie.wire.columns import ENGINE_DTYPES, Events

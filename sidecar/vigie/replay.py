@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from vigie.classify import views
+from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.policy.suggest import suggest
 from vigie.settings import load_settings
 from vigie.settings.policy import PolicyConfig
@@ -109,7 +110,10 @@ def run_replay(
     config: Path | None = None,
     progress: bool = False,
     store: Path | None = None,
+    clock: Clock = SYSTEM,
 ) -> ReplayReport:
+    """Replay ``sources`` into a fresh state; ``now_us`` (default: the last event's time, else
+    ``clock``'s) is when the classes and suggestions are read."""
     settings = load_settings(config) if config else load_settings(env={})
     state = State(settings.thresholds)
     if inventory is not None:
@@ -152,6 +156,6 @@ def run_replay(
     if recorder is not None:
         recorder.close()
     if now_us is None:
-        now_us = state.now_us or int(time.time() * 1e6)
+        now_us = state.now_us or wall_us(clock)
     policy = PolicyConfig.from_settings(settings)
     return ReplayReport(state, stats, now_us, time.perf_counter() - started, policy)

@@ -21,11 +21,17 @@ ENFORCE = dpb.DIRECTIVE_MODE_ENFORCE
 
 
 class Clock:
+    """A ``vigie.clock.Clock`` the test moves: wall time is ``t``; monotonic time stands
+    still, so nothing is recomputed on a timer behind the test's back."""
+
     def __init__(self, t: float = END / 1e6) -> None:
         self.t = t
 
-    def __call__(self) -> float:
+    def wall(self) -> float:
         return self.t
+
+    def monotonic(self) -> float:
+        return 0.0
 
 
 def make(tmp_path: Path, clock: Clock, **settings: str) -> Sidecar:

@@ -133,6 +133,34 @@ def test_a_stream_must_start_with_hello(sidecar: SidecarProcess) -> None:
 
 
 @pytest.mark.slow
+def test_a_hello_with_an_unsupported_protocol_version_is_refused_and_counted(
+    sidecar: SidecarProcess,
+) -> None:
+    hello = pb.Hello(gateway_id="gw-next", channel="main", protocol_version=2)
+    with grpc.insecure_channel(sidecar.telemetry) as ch:
+        stub = pb_grpc.TelemetryStub(ch)
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.Stream(iter([pb.GatewayMessage(hello=hello)]), timeout=20))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.value.details() == (
+        "Hello.protocol_version 2 is not supported: this sidecar speaks version 1 "
+        "(0, unset, is read as 1)"
+    )
+    st = status(sidecar)
+    assert st.counters["stream_refused:bad_hello"] == 1
+    assert not st.gateways  # the stream never started
+    # version 1, and 0 (unset) read as 1, are welcome
+    for version in (1, 0):
+        with grpc.insecure_channel(sidecar.telemetry) as ch:
+            ok = pb.Hello(gateway_id=f"gw-v{version}", channel="main", protocol_version=version)
+            answers = list(
+                pb_grpc.TelemetryStub(ch).Stream(iter([pb.GatewayMessage(hello=ok)]), timeout=20)
+            )
+        assert answers[0].welcome.protocol_version == 1
+    assert status(sidecar).counters["stream_refused:bad_hello"] == 1
+
+
+@pytest.mark.slow
 def test_admin_refuses_without_the_token_and_counts(sidecar: SidecarProcess) -> None:
     with grpc.insecure_channel(sidecar.admin) as ch:
         stub = apb_grpc.AdminStub(ch)

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from vigie.classify.views import headline
 from vigie.cli.client import AdminClient
-from vigie.server.core import start
+from vigie.server import start
 from vigie.settings import load_settings
 from vigie.sources import simulator
 from vigie.state.thresholds import CLASS_NAMES

@@ -98,7 +98,7 @@ def serve(config_path: Path | None, **flags: Any) -> None:
     Settings come from defaults, then the --config file, then VIGIE_* variables, then these
     flags. Stops gracefully (state written) on SIGTERM or Ctrl-C.
     """
-    from vigie.server.core import serve_forever  # noqa: PLC0415 - keep `vigie --help` fast
+    from vigie.server import serve_forever  # noqa: PLC0415 - keep `vigie --help` fast
     from vigie.settings import load_settings  # noqa: PLC0415
 
     settings = load_settings(config_path, overrides=flags)

@@ -1,28 +1,37 @@
-"""The operators' audit trail of directives: who put or removed what, when and why.
+"""The one audit writer: who changed what, when and why, one JSON object per line.
 
-One JSON object per line (``at_us``, ``subject``, ``actor``, ``action``, ``reason``,
-``details``: the shape of the suggestion book's ``audit.jsonl``), appended and flushed to disk
-before the change is acknowledged, so a crash never loses an acknowledged action. Read with
-``vigie audit``. Never holds a secret: the admin token is not an actor.
+Two trails use it: the directive table's ``directives-audit.jsonl`` (``record``: directives
+put, replaced, removed, expired) and the suggestion book's ``audit.jsonl`` (``append``: each
+suggestion's lifecycle, thresholds tuned). Every entry has ``at_us``, ``subject``, ``actor``,
+``action``, ``reason`` and ``details``; the book's also ``from_state`` and ``to_state``. An
+entry is appended and flushed to disk (fsync) before the change is acknowledged, so a crash
+never loses an acknowledged action; the file is created owner-only (0600) when the trail is
+opened. Each change is written to one trail, once. Read both with ``vigie audit``. Never holds
+a secret: the admin token is not an actor.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from vigie.clock import SYSTEM, Clock, wall_us
+
 
 class AuditLog:
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+    """An append-only trail in ``path``; ``clock`` stamps the entries of ``record``."""
+
+    def __init__(self, path: Path, clock: Clock = SYSTEM) -> None:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
 
     def record(
         self,
@@ -32,23 +41,40 @@ class AuditLog:
         reason: str = "",
         details: dict[str, Any] | None = None,
     ) -> None:
+        """Append an entry stamped now (an unnamed actor is ``unknown``)."""
         entry = {
-            "at_us": int(self._clock() * 1e6),
+            "at_us": wall_us(self._clock),
             "subject": subject,
             "actor": actor or "unknown",
             "action": action,
             "reason": reason,
             "details": details or {},
         }
-        line = orjson.dumps(entry) + b"\n"
+        self.append(entry)
+
+    def append(self, entry: Mapping[str, Any], sync: bool = True) -> None:
+        """Append ``entry`` as it is; with ``sync`` it is on disk (fsync) when this returns,
+        else at the next ``sync()`` (for many entries written at once)."""
+        line = orjson.dumps(dict(entry)) + b"\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line)
-                os.fsync(fd)
+                if sync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def sync(self) -> None:
+        """Put the entries appended without ``sync`` on disk."""
+        with self._lock:
+            if self.path.exists():
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
 
 def read_entries(paths: list[Path]) -> Iterator[dict[str, Any]]:

@@ -1,7 +1,10 @@
 """The directive table: what every connected gateway enforces. Persisted, versioned, pushed.
 
 Changes are broadcast as ``DirectiveUpdate`` deltas to every subscriber (a gateway stream); a
-new subscriber gets the full table. Expired directives are swept by ``expire``.
+new subscriber gets the full table. The table fills a directive's defaults (the WSO2 error code
+of its action), validates it, and sweeps the expired ones (``expire``). Every change (put,
+replace, remove, expire) is written to the directives' audit trail here, once, whoever asked
+for it (an operator, a suggestion approved, the TTL).
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from google.protobuf import json_format
 
+from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
 from vigie.errors import VigieError
 from vigie.v1 import directives_pb2 as dpb
@@ -30,9 +33,27 @@ DEFAULT_LIMIT_CODE: Final = 900806
 
 
 class DirectiveError(VigieError):
-    """A directive that cannot be accepted; the message says why."""
+    """A directive that cannot be accepted, or one that is not in the table; the message says
+    why. The request is wrong whatever the table holds: INVALID_ARGUMENT."""
 
     exit_code = 2
+    grpc_status = "INVALID_ARGUMENT"
+    cause = "directive"
+
+
+def default_error_code(action: int) -> int:
+    """The WSO2 error code a gateway answers with when a directive refuses a request and the
+    directive names none: 900805 for a BLOCK, 900806 for a LIMIT."""
+    return DEFAULT_BLOCK_CODE if action == dpb.DIRECTIVE_ACTION_BLOCK else DEFAULT_LIMIT_CODE
+
+
+def with_defaults(d: dpb.Directive) -> dpb.Directive:
+    """``d`` with the defaults of the fields it leaves unset (a copy; ``d`` is not changed)."""
+    out = dpb.Directive()
+    out.CopyFrom(d)
+    if not out.error_code:
+        out.error_code = default_error_code(out.action)
+    return out
 
 
 def validate(d: dpb.Directive, now_us: int) -> None:
@@ -72,7 +93,7 @@ class DirectiveTable:
     def __init__(
         self,
         directory: Path | None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM,
         audit: AuditLog | None = None,
     ) -> None:
         self._dir = directory
@@ -88,7 +109,7 @@ class DirectiveTable:
             self._load()
 
     def _now_us(self) -> int:
-        return int(self._clock() * 1e6)
+        return wall_us(self._clock)
 
     def _load(self) -> None:
         assert self._dir is not None
@@ -102,7 +123,8 @@ class DirectiveTable:
                 self._table[d.id] = d
             self.version = int(doc["version"])
         except (OSError, ValueError, KeyError, TypeError, json_format.ParseError) as exc:
-            aside = path.with_name(f"{FILE_NAME}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self._clock.wall()))
+            aside = path.with_name(f"{FILE_NAME}.unusable-{stamp}")
             os.replace(path, aside)
             log.error("%s unreadable (%s); set aside as %s", path, exc, aside.name)
             self._table.clear()
@@ -128,7 +150,10 @@ class DirectiveTable:
         with self._lock:
             return self.version, list(self._table.values())
 
-    def put(self, d: dpb.Directive, actor: str = "", reason: str = "") -> None:
+    def put(self, d: dpb.Directive, actor: str = "", reason: str = "") -> dpb.Directive:
+        """Validate ``d`` with its defaults filled, publish it, persist it, audit it; return
+        the directive as stored."""
+        d = with_defaults(d)
         validate(d, self._now_us())
         with self._lock:
             action = "replace" if d.id in self._table else "put"
@@ -141,6 +166,7 @@ class DirectiveTable:
             self._save()
             if self.audit is not None:  # before the call returns: an acknowledged change
                 self.audit.record(f"directive:{d.id}", action, actor, reason, _summary(d))
+        return d
 
     def remove(self, directive_id: str, actor: str = "", reason: str = "") -> bool:
         with self._lock:

@@ -10,8 +10,9 @@ Lifecycle::
         └──withdraw (or the class went quiet)──> withdrawn <── withdraw (pushed/approved/exported)
 
 ``suggestions.json`` holds the records (written atomically on every change); ``audit.jsonl``
-holds the audit trail, one JSON line per event (who, when, what, why), appended and flushed to
-disk before the call returns. Both are read back on start: a restart loses neither.
+holds the audit trail, one JSON line per event (who, when, what, why), written by the one audit
+writer (``vigie.directives.audit.AuditLog``) and on disk before the call returns. Both are read
+back on start: a restart loses neither.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
+from vigie.clock import SYSTEM, Clock, wall_us
+from vigie.directives.audit import AuditLog
 from vigie.errors import VigieError
 from vigie.policy.suggest import Suggestion
 
@@ -44,10 +47,14 @@ class LifecycleError(VigieError):
     """A transition the suggestion's state does not allow; the message says why."""
 
     exit_code = 2
+    cause = "lifecycle"
 
 
 class SuggestionNotFound(VigieError):
+    """No suggestion has the id asked for."""
+
     exit_code = 2
+    grpc_status = "NOT_FOUND"
 
 
 @dataclass(slots=True)
@@ -147,23 +154,26 @@ class Record:
 class SuggestionBook:
     """Records by id and the audit trail. Callers hold ``lock`` across read-modify-write."""
 
-    def __init__(self, directory: Path | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, directory: Path | None, clock: Clock = SYSTEM) -> None:
         self._dir = directory
         self._clock = clock
         self.lock = threading.RLock()
         self.records: dict[str, Record] = {}
         self._audit: dict[str, list[AuditEntry]] = defaultdict(list)
         self.audit_entries = 0
+        self._trail: AuditLog | None = None
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             self._load()
+            self._trail = AuditLog(directory / AUDIT_FILE, clock)
 
     def now_us(self) -> int:
-        return int(self._clock() * 1e6)
+        return wall_us(self._clock)
 
     # ---- persistence ----
     def _set_aside(self, path: Path, exc: Exception) -> None:
-        aside = path.with_name(f"{path.name}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self._clock.wall()))
+        aside = path.with_name(f"{path.name}.unusable-{stamp}")
         os.replace(path, aside)
         log.error("%s unreadable (%s); set aside as %s", path, exc, aside.name)
 
@@ -224,21 +234,14 @@ class SuggestionBook:
         with self.lock:
             self._audit[subject].append(e)
             self.audit_entries += 1
-            if self._dir is not None:
-                with (self._dir / AUDIT_FILE).open("ab") as f:
-                    f.write(orjson.dumps(e.to_json()) + b"\n")
-                    f.flush()
-                    if sync:
-                        os.fsync(f.fileno())
+            if self._trail is not None:
+                self._trail.append(e.to_json(), sync=sync)
         return e
 
     def sync(self) -> None:
         """Put the audit entries written without ``sync`` on disk."""
-        with self.lock:
-            path = None if self._dir is None else self._dir / AUDIT_FILE
-            if path is not None and path.exists():
-                with path.open("ab") as f:
-                    os.fsync(f.fileno())
+        if self._trail is not None:
+            self._trail.sync()
 
     def trail(self, subject: str) -> list[AuditEntry]:
         with self.lock:

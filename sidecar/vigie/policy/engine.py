@@ -1,8 +1,11 @@
 """The policy engine inside the sidecar: suggestions from the live state, their lifecycle, the
 directives they push, auto-approval, and classifier thresholds tuned at run time.
 
-Locks: the sidecar's state lock is only held while suggestions are computed from the state (and
-while thresholds change); the book's lock is taken after it is released, never the other way
+It is handed what it uses, never the process: the live state (``LiveState``: the state and its
+lock), the directive table, its settings values and a ``Clock``.
+
+Locks: the state lock is only held while the state is copied (a range of rows at a time) and
+while thresholds change; the book's lock is taken after it is released, never the other way
 round. Approving takes the book's lock, then the directive table's (inside ``put``).
 """
 
@@ -12,14 +15,17 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 from google.protobuf import json_format
 
+from vigie.classify.live import LiveState, copy_chunked
 from vigie.classify.views import iso
+from vigie.clock import SYSTEM, Clock, wall_us
+from vigie.directives.table import DirectiveTable
 from vigie.errors import ConfigError, VigieError
 from vigie.policy import wso2
 from vigie.policy.book import LIVE_STATES, LifecycleError, Record, SuggestionBook
@@ -27,9 +33,6 @@ from vigie.policy.suggest import Suggestion, suggest
 from vigie.settings.policy import PolicyConfig
 from vigie.state.thresholds import Thresholds
 from vigie.v1 import directives_pb2 as dpb
-
-if TYPE_CHECKING:
-    from vigie.server.core import Sidecar
 
 log = logging.getLogger(__name__)
 
@@ -63,31 +66,45 @@ class Exported:
 
 
 class PolicyEngine:
-    def __init__(self, sidecar: Sidecar, clock: Callable[[], float] | None = None) -> None:
-        self.sc = sidecar
-        self.clock = clock or sidecar.clock
-        self.config = PolicyConfig.from_settings(sidecar.settings)
-        self.dir: Path = sidecar.settings.state_path
-        self.book = SuggestionBook(self.dir, self.clock)
-        self.refresh_seconds = sidecar.settings.policy_refresh_seconds
+    """Suggestions of ``live``'s state, their book under ``state_dir``, the directives they
+    push to ``directives``; ``defaults`` are the thresholds a reset returns to (the settings')."""
+
+    def __init__(
+        self,
+        live: LiveState,
+        directives: DirectiveTable,
+        config: PolicyConfig,
+        defaults: Thresholds,
+        state_dir: Path,
+        refresh_seconds: float,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        self.live = live
+        self.directives = directives
+        self.config = config
+        self.defaults = defaults
+        self.clock = clock
+        self.dir = state_dir
+        self.book = SuggestionBook(self.dir, clock)
+        self.refresh_seconds = refresh_seconds
         self._last_refresh = float("-inf")
         self.tuned: dict[str, float] = {}
         self._load_thresholds()
 
     def now_us(self) -> int:
-        return int(self.clock() * 1e6)
+        return wall_us(self.clock)
 
     # -----------------------------------------------------------------------------------------
     # suggestions from the state
     # -----------------------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> int:
         """Recompute suggestions; return how many are new. Cheap when done recently."""
-        mono = time.monotonic()
+        mono = self.clock.monotonic()
         if not force and mono - self._last_refresh < self.refresh_seconds:
             return 0
         self._last_refresh = mono
         # copied a range of rows at a time: ingest waits for one range, never for the rules
-        frozen = self.sc.state.copy_chunked(self.sc.lock, routes=False)
+        frozen = copy_chunked(self.live, routes=False)
         return self.merge(suggest(frozen, None, self.config))
 
     def merge(self, candidates: Iterable[Suggestion]) -> int:
@@ -159,8 +176,7 @@ class PolicyEngine:
                     f"(expires {_iso(rec.expires_at_us)})"
                 )
             expires = now + ttl_seconds * 1_000_000 if ttl_seconds else rec.expires_at_us
-            d = s.directive.build(s.id, mode, expires)
-            self.sc.directives.put(d)
+            d = self.directives.put(s.directive.build(s.id, mode, expires), actor, reason)
             rec.mode, rec.expires_at_us = mode, expires
             rec.auto = rec.auto and auto
             self.book.transition(rec, "pushed", actor, f"mode {MODE_NAMES[mode]}", reason,
@@ -179,8 +195,8 @@ class PolicyEngine:
             return
         ttl = ttl_seconds or s.directive.ttl_seconds
         expires = now + ttl * 1_000_000
-        d = s.directive.build(s.id, mode, expires)
-        self.sc.directives.put(d)  # validated, persisted, pushed to every gateway
+        # validated, persisted, pushed to every gateway, audited
+        d = self.directives.put(s.directive.build(s.id, mode, expires), actor, reason)
         rec.mode, rec.expires_at_us, rec.pushed_at_us, rec.auto = mode, expires, now, auto
         self.book.transition(rec, "pushed", actor, "approved", reason,
                              {"directive": _directive_json(d)})  # fmt: skip
@@ -202,7 +218,7 @@ class PolicyEngine:
             rec = self.book.get(sid)
             if rec.state not in ("proposed", *LIVE_STATES):
                 raise LifecycleError(f"{sid} is {rec.state}: nothing to withdraw")
-            removed = rec.state == "pushed" and self.sc.directives.remove(sid)
+            removed = rec.state == "pushed" and self.directives.remove(sid, actor, reason)
             self.book.transition(rec, "withdrawn", actor, "withdrawn", reason,
                                  {"directive_removed": bool(removed)})  # fmt: skip
             self.book.save()
@@ -268,21 +284,13 @@ class PolicyEngine:
                             rec.state, outcome[:500], {"target": target})  # fmt: skip
             return rec
 
-    def audit_directive(
-        self, actor: str, action: str, directive_id: str, reason: str,
-        directive: dpb.Directive | None = None,
-    ) -> None:  # fmt: skip
-        """Manual directives (vigie tune) go to the same audit trail."""
-        details = {"directive": _directive_json(directive)} if directive is not None else None
-        self.book.audit(directive_id, actor, action, "", "", reason, details)
-
     # -----------------------------------------------------------------------------------------
     # background: expiry, promotion, refresh
     # -----------------------------------------------------------------------------------------
     def tick(self) -> None:
-        _, table = self.sc.directives.snapshot()
+        _, table = self.directives.snapshot()
         live = {d.id: d for d in table}
-        hits = {h.directive_id: h for h in self.sc.directives.hits()}
+        hits = {h.directive_id: h for h in self.directives.hits()}
         now = self.book.now_us()
         changed = False
         with self.book.lock:
@@ -322,7 +330,7 @@ class PolicyEngine:
             rec.promotion_checked = True
             if share <= c.auto_approve_max_share:
                 d = spec.build(rec.id, dpb.DIRECTIVE_MODE_ENFORCE, rec.expires_at_us)
-                self.sc.directives.put(d)
+                self.directives.put(d, AUTO_ACTOR, "promoted to enforce")
                 rec.mode = dpb.DIRECTIVE_MODE_ENFORCE
                 rec.baseline = ((h.enforced_hits if h else 0), (h.passed if h else 0))
                 self.book.transition(
@@ -343,7 +351,7 @@ class PolicyEngine:
             total = refused + passed
             if total >= MIN_JUDGED_REQUESTS and refused / total > c.auto_approve_max_share:
                 d = spec.build(rec.id, dpb.DIRECTIVE_MODE_SHADOW, rec.expires_at_us)
-                self.sc.directives.put(d)
+                self.directives.put(d, AUTO_ACTOR, "back to shadow")
                 rec.mode = dpb.DIRECTIVE_MODE_SHADOW
                 self.book.transition(
                     rec, "pushed", AUTO_ACTOR, "mode SHADOW",
@@ -366,20 +374,21 @@ class PolicyEngine:
         try:
             doc = orjson.loads(path.read_bytes())
             values = {str(k): float(v) for k, v in doc["values"].items()}
-            with self.sc.lock:
-                new = self.sc.state.thresholds.replace(**values)
-                self.sc.state.set_thresholds(new)
+            with self.live.lock:
+                new = self.live.state.thresholds.replace(**values)
+                self.live.state.set_thresholds(new)
             self.tuned = values
             log.info("thresholds tuned at run time restored: %s", values)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
-            aside = path.with_name(f"{THRESHOLDS_FILE}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.clock.wall()))
+            aside = path.with_name(f"{THRESHOLDS_FILE}.unusable-{stamp}")
             os.replace(path, aside)
             log.error("%s not applied (%s); set aside as %s", path, exc, aside.name)
 
     def thresholds(self) -> list[ThresholdInfo]:
-        with self.sc.lock:
-            current = self.sc.state.thresholds
-        defaults = self.sc.settings.thresholds
+        with self.live.lock:
+            current = self.live.state.thresholds
+        defaults = self.defaults
         windows = Thresholds.window_fields()
         docs = Thresholds.field_docs()
         return [
@@ -404,11 +413,11 @@ class PolicyEngine:
         for k, v in changes.items():
             if v != v or v in (float("inf"), float("-inf")):
                 raise ConfigError(f"{k}: expected a finite number, got {v}")
-        with self.sc.lock:
-            before = self.sc.state.thresholds
-            new = self.sc.settings.thresholds if reset else before.replace(**changes)
-            self.sc.state.set_thresholds(new)  # refuses window lengths with the reason
-        base = self.sc.settings.thresholds.as_dict()
+        with self.live.lock:
+            before = self.live.state.thresholds
+            new = self.defaults if reset else before.replace(**changes)
+            self.live.state.set_thresholds(new)  # refuses window lengths with the reason
+        base = self.defaults.as_dict()
         self.tuned = {k: v for k, v in new.as_dict().items() if base[k] != v}
         self._save_thresholds(actor)
         diff = {

@@ -85,13 +85,22 @@ def check_tier_limits(value: Any) -> None:
     parse_tier_limits(str(value))
 
 
-def check_auto_approve(value: Any) -> None:
-    for name in parse_name_list(str(value)):
+def parse_auto_approve(text: str) -> tuple[str, ...]:
+    """The classes ``auto_approve`` names; ValueError names the first that cannot be
+    auto-approved (only classes whose suggestions carry a directive can). The one check of
+    the rule: the settings' (``check_auto_approve``) and ``PolicyConfig``'s."""
+    names = parse_name_list(text)
+    for name in names:
         if name not in AUTO_APPROVABLE:
             raise ValueError(
                 f"{name!r} cannot be auto-approved (classes with a directive: "
                 f"{', '.join(AUTO_APPROVABLE)})"
             )
+    return names
+
+
+def check_auto_approve(value: Any) -> None:
+    parse_auto_approve(str(value))
 
 
 def check_share(value: Any) -> None:
@@ -121,9 +130,10 @@ class PolicyConfig:
             raise ConfigError(f"policy_headroom: must be at least 1, got {self.headroom:g}")
         if not 0.0 <= self.auto_approve_max_share <= 1.0:
             raise ConfigError("auto_approve_max_share: must be between 0 and 1")
-        for name in self.auto_approve:
-            if name not in AUTO_APPROVABLE:
-                raise ConfigError(f"auto_approve: {name!r} cannot be auto-approved")
+        try:
+            parse_auto_approve(",".join(self.auto_approve))
+        except ValueError as exc:
+            raise ConfigError(f"auto_approve: {exc}") from None
 
     def tier(self, name: str) -> TierLimit | None:
         return self.tiers.get(name.lower()) if name else None
@@ -141,14 +151,12 @@ class PolicyConfig:
     def from_settings(settings: Settings) -> PolicyConfig:
         try:
             tiers = parse_tier_limits(settings.tier_limits)
-            auto = parse_name_list(settings.auto_approve)
-            check_auto_approve(settings.auto_approve)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return PolicyConfig(
             tiers=tiers,
             headroom=settings.policy_headroom,
-            auto_approve=auto,
+            auto_approve=parse_name_list(settings.auto_approve),  # checked by __post_init__
             auto_approve_max_share=settings.auto_approve_max_share,
             auto_approve_ttl_seconds=settings.auto_approve_ttl_seconds,
             auto_approve_shadow_seconds=settings.auto_approve_shadow_seconds,

@@ -1,26 +1,27 @@
 """Wiring of the data store into ``vigie serve`` and ``vigie replay --store``.
 
 The sidecar and the replay only call ``offer``/``on_batch`` with each applied batch; the rest
-(the writer thread, change tracking, retention) lives here.
+(the writer thread, change tracking, retention) lives here. The sidecar's side is handed the
+live state (``LiveState``), the directive table and the settings, never the process object.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vigie.classify.live import LiveState
+from vigie.clock import SYSTEM, Clock, wall_us
+from vigie.directives.table import DirectiveTable
 from vigie.errors import ConfigError
+from vigie.settings import Settings
 from vigie.state.engine import State
 from vigie.store.changes import ChangeTracker
 from vigie.store.data import DataSink, SinkConfig
 from vigie.store.parquet import ParquetStore
 from vigie.store.query import Store
 from vigie.store.rollup import Accumulator
-from vigie.v1 import directives_pb2 as dpb
 from vigie.wire.columns import Events
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 CLASS_POLL_US = 60_000_000  # a replay records class changes at most once a minute of event time
 
 
-def sink_config(settings: Any) -> SinkConfig:
+def sink_config(settings: Settings) -> SinkConfig:
     return SinkConfig(
         flush_seconds=float(settings.data_flush_seconds),
         queue_batches=int(settings.data_queue_batches),
@@ -41,7 +42,7 @@ def sink_config(settings: Any) -> SinkConfig:
     )
 
 
-def open_store(settings: Any) -> tuple[Any, str]:
+def open_store(settings: Settings) -> tuple[Any, str]:
     """The store the settings name: (store, its name), or (None, "off")."""
     kind = settings.data_store
     if kind == "off":
@@ -59,40 +60,35 @@ def open_store(settings: Any) -> tuple[Any, str]:
     raise ConfigError(f"data_store: unknown store {kind!r}")
 
 
-def for_sidecar(sidecar: Any) -> SidecarData | None:
+def for_sidecar(
+    live: LiveState, directives: DirectiveTable, settings: Settings, clock: Clock = SYSTEM
+) -> SidecarData | None:
     """The data side of ``vigie serve`` as its settings say (None when off)."""
-    store, name = open_store(sidecar.settings)
+    store, name = open_store(settings)
     if store is None:
         return None
-    return SidecarData(
-        store,
-        name,
-        sidecar.state,
-        sidecar.lock,
-        lambda: sidecar.directives.snapshot()[1],
-        sink_config(sidecar.settings),
-    )
+    return SidecarData(store, name, live, directives, sink_config(settings), clock)
 
 
 class SidecarData:
-    """The data side of a running sidecar: a writer thread fed by ``offer``."""
+    """The data side of a running sidecar: a writer thread fed by ``offer``, which records
+    the classes' and the directives' changes (stamped by ``clock``'s wall time) as it goes."""
 
     def __init__(
         self,
         store: Any,
         name: str,
-        state: State,
-        lock: threading.Lock,
-        directives: Callable[[], list[dpb.Directive]],
+        live: LiveState,
+        directives: DirectiveTable,
         config: SinkConfig,
-        wall_clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.store: Store = store
-        self._state = state
-        self._lock = lock
+        self._live = live
         self._directives = directives
-        self._wall = wall_clock
+        self._clock = clock
         self.tracker = ChangeTracker()
+        state = live.state
         self.sink = DataSink(
             store,
             state.interner.string,
@@ -103,9 +99,10 @@ class SidecarData:
         )
 
     def _poll(self) -> list[dict[str, Any]]:
-        with self._lock:
-            records = self.tracker.poll_classes(self._state)
-        records += self.tracker.poll_directives(self._directives(), int(self._wall() * 1e6))
+        with self._live.lock:
+            records = self.tracker.poll_classes(self._live.state)
+        _, directives = self._directives.snapshot()
+        records += self.tracker.poll_directives(directives, wall_us(self._clock))
         return records
 
     def start(self) -> None:

@@ -207,7 +207,10 @@ class Hello(_message.Message):
     handler_version: _builtins.str
     """Version of the handler jar, for the operators."""
     protocol_version: _builtins.int
-    """Wire protocol version the gateway speaks. This file describes version 1."""
+    """Wire protocol version the gateway speaks. This file describes version 1; 0 (unset) is read
+    as 1. A sidecar refuses any other version with FAILED_PRECONDITION, naming the versions it
+    speaks.
+    """
     region: _builtins.str
     """Data centre / region of the gateway (free text), for the fleet view."""
     def __init__(
@@ -239,9 +242,9 @@ class Welcome(_message.Message):
     MAX_BATCH_EVENTS_FIELD_NUMBER: _builtins.int
     MAX_DICTIONARY_ENTRIES_FIELD_NUMBER: _builtins.int
     sidecar_id: _builtins.str
-    """Identifies the sidecar process (host name and start time)."""
+    """Identifies the sidecar process (host name and process id, "<host>-<pid>")."""
     protocol_version: _builtins.int
-    """Protocol version the sidecar will speak on this stream (<= Hello.protocol_version)."""
+    """Protocol version the sidecar will speak on this stream (1; a Hello's 0 is read as 1)."""
     max_batch_events: _builtins.int
     """Largest `count` the sidecar accepts in one EventBatch."""
     max_dictionary_entries: _builtins.int

@@ -1,0 +1,104 @@
+"""Who may talk to the sidecar: TLS for both listeners, the admin token, the admin interceptor.
+
+The gateway listener is plaintext, TLS or mTLS (``tls_*`` settings); the admin listener the
+same (``admin_tls_*``), and its calls need ``authorization: Bearer <token>`` unless
+``admin_auth = mtls``, where the client certificate is the credential. The token is the
+settings' ``admin_token``, else the one in ``admin_token_file`` (generated, owner-only, on the
+first start). A refused call is counted (``admin_unauthenticated``); a token is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from vigie.errors import ConfigError
+from vigie.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ADMIN_PREFIX = "/vigie.v1.Admin/"
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what}: {path}: {exc.strerror or exc}") from None
+
+
+def server_credentials(
+    cert: str, key: str, client_ca: str, what: str
+) -> grpc.ServerCredentials | None:
+    """TLS (and mTLS with a client CA) from PEM files; None for plaintext."""
+    if not cert and not key and not client_ca:
+        return None
+    if not cert or not key:
+        raise ConfigError(f"{what}: a TLS certificate and its key go together")
+    ca = _read(client_ca, f"{what} client CA") if client_ca else None
+    return grpc.ssl_server_credentials(
+        [(_read(key, f"{what} TLS key"), _read(cert, f"{what} TLS certificate"))],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
+
+
+def tls_mode(cert: str, client_ca: str) -> str:
+    """How a listener is secured, for the start-up log line."""
+    return "mTLS" if cert and client_ca else "TLS" if cert else "plaintext"
+
+
+def admin_token(settings: Settings) -> str:
+    """The admin token: configured, or read from (or first generated into) its file."""
+    if settings.admin_token:
+        return settings.admin_token
+    path = settings.token_path()
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    log.info("generated an admin token in %s", path)
+    return token
+
+
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Refuses admin calls without ``authorization: Bearer <token>`` (counted)."""
+
+    def __init__(self, token: str, admin_auth: str, counters: Counter[str]) -> None:
+        self._token = token
+        self._mtls_only = admin_auth == "mtls"
+        self._counters = counters
+
+        def deny(request: Any, context: grpc.ServicerContext) -> None:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong admin token")
+
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> Any:
+        method: str = handler_call_details.method
+        if not method.startswith(ADMIN_PREFIX):
+            return continuation(handler_call_details)
+        if self._mtls_only:
+            # the TLS handshake already required a client certificate signed by
+            # admin_tls_client_ca_file (start() refuses mtls without it)
+            return continuation(handler_call_details)
+        md = dict(handler_call_details.invocation_metadata or ())
+        expected = f"Bearer {self._token}"
+        if secrets.compare_digest(md.get("authorization", ""), expected):
+            return continuation(handler_call_details)
+        self._counters["admin_unauthenticated"] += 1
+        return self._deny
