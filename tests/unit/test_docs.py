@@ -90,7 +90,13 @@ def test_nothing_refers_to_files_outside_the_repository() -> None:
             continue
         rel = path.relative_to(ROOT).as_posix()
         for number, line in enumerate(data.splitlines(), 1):
-            test_data = rel.startswith("tests/") and b"../shared/conformance" in line
+            # the conformance data is read by tests only: the Python tests, the handler's tests,
+            # the pom property that hands its path to them, and the handler README saying so
+            test_data = b"shared/conformance" in line and (
+                rel.startswith("tests/")
+                or "/src/test/" in rel
+                or rel in ("gateway-handler/pom.xml", "gateway-handler/README.md")
+            )
             if design in line or (shared in line and not test_data):
                 found.setdefault(rel, []).append(f"{rel}:{number}")
     unexpected = [hit for rel, hits in found.items() if rel not in PENDING for hit in hits]
