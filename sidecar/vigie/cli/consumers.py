@@ -24,6 +24,7 @@ from vigie.cli.common import (
     iso,
     subscription_table,
 )
+from vigie.state.thresholds import CLASS_NAMES
 
 
 def _one_client(
@@ -44,9 +45,7 @@ def _one_client(
 @click.option(
     "--class",
     "class_name",
-    help="Only subscriptions holding this class "
-    "(growing, retry_storm, error_prone, redundant, dormant, wrong_channel, "
-    "throttle_hitter, normal).",
+    help=f"Only subscriptions holding this class ({', '.join((*CLASS_NAMES, 'normal'))}).",
 )
 @click.option("--application", help="Only this application (id or name).")
 @click.option("--api", help="Only this API name.")
@@ -63,8 +62,7 @@ def consumers(
     as_json: bool,
 ) -> None:
     """Subscriptions of a running sidecar with their classes and evidence."""
-    from vigie.state.thresholds import CLASS_NAMES  # noqa: PLC0415 - keep `vigie --help` fast
-    from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
+    from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415 - keep `vigie --help` fast
 
     if class_name and class_name not in (*CLASS_NAMES, "normal"):
         raise click.BadParameter(f"unknown class {class_name!r}", param_hint="--class")

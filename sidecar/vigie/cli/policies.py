@@ -198,8 +198,9 @@ def policies_apply(
     scopes = scopes or ap.DEFAULT_SCOPES
     secret, source = ap.read_secret(client_secret_file, client_secret_env, os.environ.get)
     export_actor = f"{actor} (apply {'dry-run' if dry_run else admin_url})"
-    resp = _export(admin, token_file, state_dir, ids, "wso2-admin", export_actor,
-                   DEFAULT_APIM_VERSION, False)  # fmt: skip
+    resp = _export(
+        admin, token_file, state_dir, ids, "wso2-admin", export_actor, DEFAULT_APIM_VERSION, False
+    )
     batch = ap.distinct(
         (p.suggestion_id, AdminRequest(p.schema, p.method, p.path, json.loads(p.body_json)))
         for p in resp.policies

@@ -22,8 +22,7 @@ from vigie.cli.common import (
     parse_duration,
 )
 from vigie.errors import VigieError
-
-STATES = ("proposed", "approved", "rejected", "pushed", "exported", "expired", "withdrawn")
+from vigie.policy.book import STATES
 
 
 def suggestion_json(s: Any) -> dict[str, Any]:
