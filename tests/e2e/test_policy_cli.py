@@ -22,6 +22,7 @@ from tests.conftest import VIGIE, SidecarProcess
 from tests.support.policy_sidecar import cli, cli_json, find, serve
 from tests.support.policy_traffic import MINUTE, T0, retry_storm
 from vigie.cli.main import main
+from vigie.directives.ids import manual_directive_id
 from vigie.sources.probe import GatewayProbe
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
@@ -243,3 +244,11 @@ def test_lifecycle_audit_and_thresholds_survive_a_restart(tmp_path: Path) -> Non
         assert "thresholds tuned at run time restored" in sp.log()
     finally:
         sp.stop()
+
+
+def test_a_manual_directive_id_names_its_kind_and_scope() -> None:
+    a = manual_directive_id("block", "app-x", "", "", "sale")
+    assert a.startswith("manual-block-") and len(a) == len("manual-block-") + 10
+    assert a == manual_directive_id("block", "app-x", "", "", "sale")  # putting it again replaces
+    assert a != manual_directive_id("limit", "app-x", "", "", "sale")
+    assert a != manual_directive_id("block", "app-x", "", "", "main")

@@ -208,3 +208,25 @@ def test_parsing_ahead_keeps_order_raises_errors_and_stops_when_left() -> None:
     next(it)
     it.close()  # the parser thread stops instead of filling a queue nobody reads
     assert len(produced) <= 5
+
+
+def test_an_incomplete_history_is_reported_and_exits_non_zero(tmp_path: Path) -> None:
+    w = LogWriter()
+    app = App("a")
+    for k in range(20_000):
+        w.response(at(hours=1, seconds=k), app, "Orders")
+    whole = gzip.compress(w.write(tmp_path / "gw.log").read_bytes())
+    cut = tmp_path / "gw.log.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    result = run(str(cut), "--json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert 0 < doc["events"] < 20_000
+    assert f"{cut}: {doc['events']:,} events read, the file ended early at byte" in result.stderr
+    empty = tmp_path / "carbon.log"
+    empty.write_text("INFO - API Gateway started\n")
+    result = run(str(empty))
+    assert result.exit_code == 1
+    assert "0 apimMetrics lines in 1 file: is [apim.analytics] enabled" in result.stderr
+    result = run(str(tmp_path))
+    assert result.exit_code == 2 and "is a directory" in result.output

@@ -5,25 +5,31 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import grpc
 
 from vigie.errors import SidecarUnavailable, VigieError
-from vigie.state.engine import State
-from vigie.state.merge import state_from_chunks
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 
+if TYPE_CHECKING:
+    from vigie.state.engine import State
+
 T = TypeVar("T")
-DEFAULT_ADMIN = "127.0.0.1:7356"
-DEFAULT_STATE_DIR = "./vigie-state"
+DEFAULT_ADMIN: Final = "127.0.0.1:7356"  # the admin address the CLI asks without --admin
+DEFAULT_STATE_DIR: Final = "./vigie-state"  # where it looks for admin.token without --state-dir
 
 
 class AdminRefused(VigieError):
     """The sidecar refused an admin call; the message is the sidecar's."""
 
     exit_code = 2
+
+
+def default_admin() -> str:
+    """The sidecar to ask without --admin: ``VIGIE_ADMIN``, else ``DEFAULT_ADMIN``."""
+    return os.environ.get("VIGIE_ADMIN", DEFAULT_ADMIN)
 
 
 def read_token(token: str | None, token_file: str | None, state_dir: str | None) -> str:
@@ -115,6 +121,8 @@ class AdminClient:
 
 def fetch_states(clients: Sequence[AdminClient]) -> list[State]:
     """Each sidecar's state, read with ``ExportState``."""
+    from vigie.state.merge import state_from_chunks  # noqa: PLC0415 - keep `vigie --help` fast
+
     out = []
     for c in clients:
         try:

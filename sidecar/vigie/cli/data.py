@@ -1,4 +1,4 @@
-"""``vigie autopsy`` and ``vigie report``, and the fleet side of ``consumers`` and ``status``.
+"""``vigie autopsy`` and ``vigie report``: what the rollups say about a time range.
 
 Where the data comes from: ``--store DIR`` (a Parquet store, e.g. written by
 ``vigie replay --store DIR`` or a sidecar's ``<state_dir>/data``), ``--clickhouse URL``, or
@@ -11,16 +11,19 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
-from vigie.cli.main import console, err_console, main, parse_time
+from vigie.cli.client import DEFAULT_ADMIN, AdminClient
+from vigie.cli.common import admin_clients, console, err_console, option_group, parse_time
 from vigie.errors import VigieError
-from vigie.store.query import AggQuery, AggRow, merge_rows
+
+if TYPE_CHECKING:
+    from vigie.store.query import AggQuery, AggRow
 
 # ---------------------------------------------------------------------------------------------
 # stores
@@ -30,17 +33,17 @@ from vigie.store.query import AggQuery, AggRow, merge_rows
 class RemoteStore:
     """A running sidecar's data store, through its admin service."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: AdminClient) -> None:
         self.client = client
 
     def aggregate(self, q: AggQuery) -> list[AggRow]:
-        from vigie.server.data_admin import query_to_proto, rows_from_proto  # noqa: PLC0415
+        from vigie.server.convert import query_to_proto, rows_from_proto  # noqa: PLC0415
 
         c = self.client
         return rows_from_proto(q, c.call(c.stub.QueryData, query_to_proto(q)))
 
     def changes(self, from_us: int, to_us: int) -> list[dict[str, Any]]:
-        from vigie.server.data_admin import changes_from_proto  # noqa: PLC0415
+        from vigie.server.convert import changes_from_proto  # noqa: PLC0415
         from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
 
         c = self.client
@@ -58,6 +61,8 @@ class FleetStore:
         self.stores = list(stores)
 
     def aggregate(self, q: AggQuery) -> list[AggRow]:
+        from vigie.store.query import merge_rows  # noqa: PLC0415 - keep `vigie --help` fast
+
         return merge_rows(s.aggregate(q) for s in self.stores)
 
     def changes(self, from_us: int, to_us: int) -> list[dict[str, Any]]:
@@ -73,26 +78,6 @@ class FleetStore:
         return (min(e[0] for e in ext), max(e[1] for e in ext)) if ext else (0, 0)
 
 
-def _admin_clients(
-    admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
-) -> list[Any]:
-    from vigie.cli.client import AdminClient, read_token  # noqa: PLC0415
-
-    def pick(values: Sequence[str], i: int) -> str | None:
-        if not values:
-            return None
-        if len(values) == 1:
-            return values[0]
-        if len(values) != len(admins):
-            raise click.BadParameter("give one value for all sidecars, or one per --admin")
-        return values[i]
-
-    return [
-        AdminClient(a, read_token(None, pick(token_files, i), pick(state_dirs, i)))
-        for i, a in enumerate(admins)
-    ]
-
-
 def open_source(
     store: Path | None,
     clickhouse: str | None,
@@ -100,7 +85,7 @@ def open_source(
     admins: Sequence[str],
     token_files: Sequence[str],
     state_dirs: Sequence[str],
-) -> tuple[Any, list[Any]]:
+) -> tuple[Any, list[AdminClient]]:
     """The store to read and the admin clients to close afterwards."""
     if store is not None:
         from vigie.store.parquet import ParquetStore  # noqa: PLC0415
@@ -113,12 +98,12 @@ def open_source(
         from vigie.store.clickhouse import ClickHouseStore  # noqa: PLC0415
 
         return ClickHouseStore(clickhouse, database), []
-    clients = _admin_clients(admins or ["127.0.0.1:7356"], token_files, state_dirs)
+    clients = admin_clients(admins or [DEFAULT_ADMIN], token_files, state_dirs)
     stores = [RemoteStore(c) for c in clients]
     return (stores[0] if len(stores) == 1 else FleetStore(stores)), clients
 
 
-_source_options = [
+source_options = option_group(
     click.option(
         "--store",
         type=click.Path(file_okay=False, path_type=Path),
@@ -130,7 +115,7 @@ _source_options = [
         "--admin",
         "admins",
         multiple=True,
-        help="A running sidecar's admin address; repeat it for a fleet (default 127.0.0.1:7356).",
+        help=f"A running sidecar's admin address; repeat it for a fleet (default {DEFAULT_ADMIN}).",
     ),
     click.option(
         "--token-file",
@@ -144,13 +129,7 @@ _source_options = [
         multiple=True,
         help="Sidecar state directory holding admin.token (one, or one per --admin).",
     ),
-]
-
-
-def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    for opt in reversed(_source_options):
-        f = opt(f)
-    return f
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +146,7 @@ def _scope(from_text: str, to_text: str, **filters: str | None) -> Any:
     return Scope(frm, to, **{k: v or "" for k, v in filters.items()})
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
@@ -178,7 +157,7 @@ def _emit(text: str, output: Path | None) -> None:
 _FORMATS = click.Choice(["table", "csv", "json", "html"])
 
 
-@main.command()
+@click.command()
 @click.option("--from", "from_text", required=True, help="Start (ISO 8601, UTC if no zone).")
 @click.option("--to", "to_text", required=True, help="End (ISO 8601), exclusive.")
 @click.option("--api", help="Only this API name.")
@@ -239,7 +218,7 @@ def autopsy(
     _render(doc, fmt, output)
 
 
-@main.command()
+@click.command()
 @click.option("--from", "from_text", required=True, help="First day (ISO 8601).")
 @click.option("--to", "to_text", required=True, help="End (ISO 8601), exclusive.")
 @click.option("--api", help="Only this API name.")
@@ -303,14 +282,14 @@ def report(
 
 def _render(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
     if fmt == "json":
-        _emit(json.dumps(doc, ensure_ascii=False) + "\n", output)
+        _write(json.dumps(doc, ensure_ascii=False) + "\n", output)
     elif fmt == "csv":
-        _emit(to_csv(doc), output)
+        _write(to_csv(doc), output)
     elif fmt == "html":
         from vigie.reports import html  # noqa: PLC0415
 
         page = html.report_html(doc) if doc["kind"] == "report" else html.autopsy_html(doc)
-        _emit(page, output)
+        _write(page, output)
     else:
         _print_tables(doc)
 
@@ -465,154 +444,3 @@ def _print_tables(doc: dict[str, Any]) -> None:
     console.print(
         _rich("Retired APIs", doc["retired_apis"], ("api", "api_version", "requests_before"))
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# fleet: consumers / status over several sidecars
-# ---------------------------------------------------------------------------------------------
-
-
-def fleet_state(
-    admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
-) -> Any:
-    """The merged state of several running sidecars (also for suggestions)."""
-    from vigie.cli.client import fetch_states  # noqa: PLC0415
-    from vigie.state.merge import merge_states  # noqa: PLC0415
-
-    clients = _admin_clients(admins, token_files, state_dirs)
-    try:
-        return merge_states(fetch_states(clients))
-    finally:
-        for c in clients:
-            c.close()
-
-
-def fleet_consumers(
-    admins: Sequence[str],
-    token_files: Sequence[str],
-    state_dirs: Sequence[str],
-    class_name: str | None,
-    application: str | None,
-    api: str | None,
-    limit: int,
-) -> dict[str, Any]:
-    from vigie.classify import views  # noqa: PLC0415
-
-    merged = fleet_state(admins, token_files, state_dirs)
-    subs = views.subscriptions(merged, merged.now_us)
-    if class_name:
-        subs = [s for s in subs if class_name in s.classes]
-    if application:
-        subs = [s for s in subs if application in (s.application_id, s.application)]
-    if api:
-        subs = [s for s in subs if s.api == api]
-    subs.sort(key=lambda s: -s.requests)
-    if limit:
-        subs = subs[:limit]
-    return {
-        "now": views.iso(merged.now_us),
-        "sidecars": list(admins),
-        "subscriptions": [s.to_json() for s in subs],
-    }
-
-
-def fleet_status(
-    admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
-) -> dict[str, Any]:
-    from google.protobuf import json_format  # noqa: PLC0415
-
-    from vigie.classify import views  # noqa: PLC0415
-    from vigie.cli.client import fetch_states  # noqa: PLC0415
-    from vigie.state.merge import merge_states  # noqa: PLC0415
-    from vigie.state.thresholds import CLASS_NAMES  # noqa: PLC0415
-    from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
-
-    clients = _admin_clients(admins, token_files, state_dirs)
-    try:
-        statuses = [c.call(c.stub.GetStatus, apb.StatusRequest()) for c in clients]
-        merged = merge_states(fetch_states(clients))
-    finally:
-        for c in clients:
-            c.close()
-    held, _ = merged.held(merged.now_us)
-    rows = merged.sub_rows()
-    classes = {name: int(held[rows, i].sum()) for i, name in enumerate(CLASS_NAMES)}
-    classes["normal"] = int((~held[rows].any(axis=1)).sum())
-    counters: dict[str, int] = {}
-    data_bytes: dict[str, int] = {}
-    for st in statuses:
-        for k, v in st.counters.items():
-            counters[k] = counters.get(k, 0) + int(v)
-        for k, v in st.data.bytes.items():
-            data_bytes[k] = data_bytes.get(k, 0) + int(v)
-    return {
-        "sidecars": [
-            json_format.MessageToDict(s, preserving_proto_field_name=True) for s in statuses
-        ],
-        "merged": {
-            "now": views.iso(merged.now_us),
-            "events_applied": sum(int(s.events_applied) for s in statuses),
-            "ingest_rate": sum(s.ingest_rate for s in statuses),
-            "subscriptions": len(rows),
-            "apis": merged.n_api_rows,
-            "gateways": sum(len(s.gateways) for s in statuses),
-            "classes": classes,
-            "counters": counters,
-            "data_bytes": data_bytes,
-            "degraded_stores": [
-                s.sidecar_id for s in statuses if s.data.state.startswith("degraded")
-            ],
-        },
-    }
-
-
-def print_fleet_status(doc: dict[str, Any]) -> None:
-    m = doc["merged"]
-    console.print(
-        f"[bold]fleet of {len(doc['sidecars'])} sidecars[/]: {m['events_applied']:,} events, "
-        f"{m['ingest_rate']:,.0f}/s, {m['subscriptions']:,} subscriptions, {m['apis']} APIs, "
-        f"{m['gateways']} gateways, now {m['now']}",
-        highlight=False,
-    )
-    console.print("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(m["classes"].items())))
-    t = Table(title="Sidecars")
-    for col in ("sidecar", "events", "gateways", "data store", "data on disk"):
-        t.add_column(col)
-    for s in doc["sidecars"]:
-        data = s.get("data", {})
-        t.add_row(
-            s.get("sidecar_id", "?"),
-            f"{int(s.get('events_applied', 0)):,}",
-            str(len(s.get("gateways", []))),
-            f"{data.get('backend', 'off')} {data.get('state', '')}",
-            human_bytes(sum(int(v) for v in data.get("bytes", {}).values())),
-        )
-    console.print(t)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def data_status_line(st: Any) -> str | None:
-    """One line on the data store of a Status message (None when it is off)."""
-    if not st.HasField("data"):
-        return None
-    d = st.data
-    total = sum(int(v) for v in d.bytes.values())
-    parts = ", ".join(f"{k} {human_bytes(int(v))}" for k, v in sorted(d.bytes.items()))
-    line = (
-        f"data: {d.backend} {d.state}, {human_bytes(total)} on disk ({parts}); "
-        f"keeps {d.short_retention_days} days per minute, "
-        f"{d.long_retention_days or 'all'} days per day"
-    )
-    if d.unwritten_rows:
-        line += f"; {d.unwritten_rows:,} rows waiting in memory"
-    dropped = {k: v for k, v in d.counters.items() if "dropped" in k and v}
-    if dropped:
-        line += "; dropped " + ", ".join(f"{k} {v:,}" for k, v in dropped.items())
-    return line

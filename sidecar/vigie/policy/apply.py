@@ -8,6 +8,9 @@ prints every request instead of sending it.
 
 A policy whose name already exists answers 409; with ``update_existing`` the policy is looked
 up by name (GET on its collection) and replaced (PUT on ``/{policyId}``).
+
+``apply`` sends each distinct policy once (several suggestions may share one) and hands every
+outcome to a callback, which records it in the suggestions' audit trail.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from vigie.errors import VigieError
@@ -64,6 +67,39 @@ class Outcome:
             "message": self.message,
             "ok": self.ok,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyToSend:
+    """One request, and the suggestions whose WSO2 payload it is."""
+
+    suggestions: list[str]
+    request: AdminRequest
+
+
+@dataclass(slots=True)
+class ApplyReport:
+    """What ``apply`` did: one result per request sent, and how many failed."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    failed: int = 0
+
+
+def default_token_url(admin_url: str) -> str:
+    """WSO2's token endpoint on the Admin API's host; ``ValueError`` if not an http(s) URL."""
+    u = urllib.parse.urlsplit(admin_url)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise ValueError(f"{admin_url!r} is not an http(s) URL")
+    return f"{u.scheme}://{u.netloc}/oauth2/token"
+
+
+def distinct(requests: Iterable[tuple[str, AdminRequest]]) -> list[PolicyToSend]:
+    """(suggestion id, request) pairs -> one request per distinct policy, first seen first."""
+    unique: dict[str, PolicyToSend] = {}
+    for sid, r in requests:
+        key = json.dumps([r.schema, r.path, r.payload], sort_keys=True)
+        unique.setdefault(key, PolicyToSend([], r)).suggestions.append(sid)
+    return list(unique.values())
 
 
 def _ssl_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
@@ -180,6 +216,23 @@ class AdminApi:
         return Outcome(r, "PUT", self.admin_url + path, status, msg, ok)
 
 
+def apply(
+    api: AdminApi,
+    batch: Iterable[PolicyToSend],
+    update_existing: bool,
+    record: Callable[[str, Outcome], None],
+) -> ApplyReport:
+    """Send each request; ``record(suggestion id, outcome)`` for each of its suggestions."""
+    report = ApplyReport()
+    for p in batch:
+        o = api.send(p.request, update_existing)
+        report.failed += not o.ok
+        report.results.append(o.to_json() | {"suggestions": p.suggestions})
+        for sid in p.suggestions:
+            record(sid, o)
+    return report
+
+
 def _short(raw: bytes, limit: int = 300) -> str:
     text = raw.decode("utf-8", errors="replace").strip()
     try:
@@ -213,6 +266,24 @@ def dry_run_lines(
         lines.append("  Content-Type: application/json")
         lines.append("  " + json.dumps(r.payload, indent=2).replace("\n", "\n  "))
     return lines
+
+
+def dry_run_json(admin_url: str, token_url: str, batch: Iterable[PolicyToSend]) -> dict[str, Any]:
+    """What ``apply`` would send, as JSON (no credentials in it)."""
+    base = admin_url.rstrip("/")
+    return {
+        "dry_run": True,
+        "token_url": token_url,
+        "requests": [
+            {
+                "suggestions": p.suggestions,
+                "method": p.request.method,
+                "url": base + p.request.path,
+                "body": p.request.payload,
+            }
+            for p in batch
+        ],
+    }
 
 
 def read_secret(

@@ -4,13 +4,16 @@ The logs are read as ``vigie replay`` reads them (merged by event time); every e
 directive's scope goes through the gateway's rule: a BLOCK refuses it, a LIMIT lets through at
 most ``limit_requests`` per ``limit_period_seconds`` per gateway (a token bucket of that rate
 holding ``limit_burst`` tokens, or ``limit_requests`` when 0; one log file = one gateway).
+
+The directive is a suggestion's: one found in the replayed history itself
+(``replayed_suggestion``), or one a running sidecar answers with (``spec_from_directive``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,9 +21,14 @@ from numba import njit
 
 from vigie.classify.views import iso
 from vigie.errors import InputError
-from vigie.policy.suggest import DirectiveSpec
+from vigie.policy.suggest import DirectiveSpec, Suggestion, suggest
 from vigie.sources.wso2_log import ReplayStats, parse_source, read_logs
+from vigie.v1 import directives_pb2 as dpb
 from vigie.wire.columns import Events, Interner
+
+if TYPE_CHECKING:
+    from vigie.settings.policy import PolicyConfig
+    from vigie.state.engine import State
 
 
 @njit(cache=True, nogil=True)
@@ -101,6 +109,28 @@ class SimulationResult:
             "consumers": [a.to_json() for a in self.affected],
             "rejected_lines": self.rejected_lines,
         }
+
+
+def replayed_suggestion(
+    state: State, now_us: int, config: PolicyConfig, suggestion_id: str
+) -> Suggestion | None:
+    """The suggestion of this id among those the replayed state gives (``vigie replay --json``
+    prints their ids), or None."""
+    return next((s for s in suggest(state, now_us, config) if s.id == suggestion_id), None)
+
+
+def spec_from_directive(d: dpb.Directive) -> DirectiveSpec:
+    """The action and scope of a directive as the sidecar holds it."""
+    return DirectiveSpec(
+        action="BLOCK" if d.action == dpb.DIRECTIVE_ACTION_BLOCK else "LIMIT",
+        application_id=d.application_id,
+        api_name=d.api_name,
+        api_version=d.api_version,
+        channel=d.channel,
+        limit_requests=d.limit_requests,
+        limit_period_seconds=d.limit_period_seconds,
+        reason=d.reason,
+    )
 
 
 def _scope_mask(ev: Events, d: DirectiveSpec, interner: Interner, channel: int | None) -> Any:

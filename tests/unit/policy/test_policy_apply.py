@@ -17,6 +17,8 @@ from tests.support.policy_sidecar import cli, cli_json, serve
 from tests.support.policy_traffic import END, HOUR, MINUTE, growing, throttle_hitter
 from tests.support.wso2_spec import BASE, AdminSpec
 from vigie.cli.main import main
+from vigie.policy import apply as ap
+from vigie.policy import wso2 as payloads
 from vigie.sources.probe import GatewayProbe
 
 pytestmark = pytest.mark.slow
@@ -195,3 +197,41 @@ def test_apictl_export_files(sidecar: SidecarProcess, tmp_path: Path, spec: Admi
         assert spec.errors(schema, doc["data"]) == []
     assert "apictl import policy rate-limiting -f" in res.stdout
     assert MINUTE > 0
+
+
+def test_a_policy_shared_by_several_suggestions_is_sent_once() -> None:
+    gold = payloads.subscription_policy("Vigie_4000PerMin", 4000, "for app-a")
+    deny = payloads.deny_api("/legacy/v0")
+    batch = ap.distinct([("sg-a", gold), ("sg-d", deny), ("sg-b", gold)])
+    assert [(p.suggestions, p.request) for p in batch] == [(["sg-a", "sg-b"], gold),
+                                                           (["sg-d"], deny)]  # fmt: skip
+    doc = ap.dry_run_json("https://apim:9443/api/am/admin/v4/", "https://apim:9443/t", batch)
+    assert doc["requests"][0]["url"] == (
+        "https://apim:9443/api/am/admin/v4/throttling/policies/subscription"
+    )
+    assert doc["requests"][0]["suggestions"] == ["sg-a", "sg-b"]
+
+
+def test_the_token_endpoint_is_on_the_admin_host() -> None:
+    url = ap.default_token_url("https://apim.example:9443/api/am/admin/v4")
+    assert url == "https://apim.example:9443/oauth2/token"
+    with pytest.raises(ValueError, match="is not an http"):
+        ap.default_token_url("apim:9443")
+
+
+def test_every_outcome_is_recorded_for_each_of_its_suggestions() -> None:
+    gold = payloads.subscription_policy("Vigie_4000PerMin", 4000, "for app-a")
+    deny = payloads.deny_api("/legacy/v0")
+
+    class Api(ap.AdminApi):  # answers without a network: deny policies pass, others conflict
+        def send(self, r: payloads.AdminRequest, update_existing: bool = False) -> ap.Outcome:
+            ok = r.schema == payloads.BLOCKING_SCHEMA
+            return ap.Outcome(r, r.method, "https://x" + r.path, 201 if ok else 409, "m", ok)
+
+    seen: list[tuple[str, int]] = []
+    api = Api("https://x", "https://x/oauth2/token", ap.Credentials("c", "s", "test"))
+    batch = ap.distinct([("sg-a", gold), ("sg-b", gold), ("sg-d", deny)])
+    done = ap.apply(api, batch, False, lambda sid, o: seen.append((sid, o.status)))
+    assert seen == [("sg-a", 409), ("sg-b", 409), ("sg-d", 201)]
+    assert done.failed == 1 and [r["suggestions"] for r in done.results] == [["sg-a", "sg-b"],
+                                                                             ["sg-d"]]  # fmt: skip

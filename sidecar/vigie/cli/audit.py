@@ -1,4 +1,4 @@
-"""Operator commands for running vigie: ``vigie audit`` (who changed which directive)."""
+"""``vigie audit``: who changed which directive or suggestion, read from the sidecar's host."""
 
 from __future__ import annotations
 
@@ -10,15 +10,20 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from vigie.cli.main import console, main
+from vigie.cli.client import DEFAULT_STATE_DIR
+from vigie.cli.common import console
 from vigie.directives.audit import read_entries
 
 
-@main.command()
+def _default_state_dir() -> str:
+    return os.environ.get("VIGIE_STATE_DIR", DEFAULT_STATE_DIR)
+
+
+@click.command()
 @click.option(
     "--state-dir",
-    default=lambda: os.environ.get("VIGIE_STATE_DIR", "./vigie-state"),
-    show_default="./vigie-state",
+    default=_default_state_dir,
+    show_default=DEFAULT_STATE_DIR,
     help="The sidecar's state directory (VIGIE_STATE_DIR).",
 )
 @click.option("--subject", help="Only this subject, e.g. directive:limit-shop.")
