@@ -17,6 +17,7 @@ from vigie.cli import (
     audit,
     consumers,
     data,
+    inventory,
     policies,
     replay,
     serve,
@@ -73,3 +74,5 @@ main.add_command(suggestions.suggestions)
 main.add_command(tune.tune)
 main.add_command(policies.policies)
 main.add_command(audit.audit)
+# the inventory, from WSO2 itself
+main.add_command(inventory.inventory)

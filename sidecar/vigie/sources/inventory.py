@@ -2,17 +2,22 @@
 
 JSON::
 
-    {"applications": [{"id", "name", "owner", "channel"}],
+    {"tenant": "carbon.super",
+     "applications": [{"id", "name", "owner", "channel"}],
      "subscriptions": [{"application_id", "api", "api_version", "tier"}],
-     "apis": [{"name", "version", "context"}]}
+     "apis": [{"name", "version", "context", "id", "lifecycle", "environments": [str]}]}
 
 Every key but the identities (``id``; ``application_id``, ``api``, ``api_version``; ``name``,
-``version``) is optional.
+``version``) is optional. ``tenant`` (the WSO2 tenant domain), an API's ``id`` (WSO2's UUID),
+``lifecycle`` (``PUBLISHED``, ``RETIRED``, ...) and ``environments`` (the gateway environments
+it is deployed to) are what ``vigie inventory fetch`` records from WSO2; the state does not
+read them yet. ``write_inventory`` writes the same format atomically.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +50,9 @@ class Api:
     name: str
     version: str
     context: str = ""
+    id: str = ""
+    lifecycle: str = ""
+    environments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,7 @@ class Inventory:
     applications: list[Application] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
     apis: list[Api] = field(default_factory=list)
+    tenant: str = ""
 
     def apply_to(self, state: State) -> None:
         """Register channels and create (pinned) rows for every known subscription and API."""
@@ -61,6 +70,37 @@ class Inventory:
             state.ensure_api(api.name, api.version, api.context)
         for sub in self.subscriptions:
             state.ensure_subscription(sub.application_id, sub.api, sub.api_version, sub.tier)
+
+
+def to_json(inv: Inventory) -> dict[str, Any]:
+    """The inventory as ``load_inventory`` reads it (empty optional keys left out)."""
+
+    def compact(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items() if v}
+
+    doc: dict[str, Any] = {"tenant": inv.tenant} if inv.tenant else {}
+    doc["applications"] = [compact(asdict(a)) for a in inv.applications]
+    doc["subscriptions"] = [compact(asdict(s)) for s in inv.subscriptions]
+    doc["apis"] = [compact(asdict(a)) for a in inv.apis]
+    return doc
+
+
+def write_inventory(inv: Inventory, path: Path) -> None:
+    """Write the inventory JSON atomically: a temporary file next to ``path``, then a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(orjson.dumps(to_json(inv), option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def _names(where: str, obj: dict[str, Any], key: str) -> tuple[str, ...]:
+    v = obj.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InputError(f"{where}: '{key}' must be a list of strings")
+    return tuple(v)
 
 
 def _text(where: str, obj: dict[str, Any], key: str, required: bool) -> str:
@@ -95,7 +135,7 @@ def load_inventory(path: Path) -> Inventory:
         raise InputError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected a JSON object")
-    unknown = set(doc) - {"applications", "subscriptions", "apis"}
+    unknown = set(doc) - {"tenant", "applications", "subscriptions", "apis"}
     if unknown:
         raise InputError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     apps = [
@@ -123,8 +163,11 @@ def load_inventory(path: Path) -> Inventory:
             name=_text(w, a, "name", True),
             version=_text(w, a, "version", True),
             context=_text(w, a, "context", False),
+            id=_text(w, a, "id", False),
+            lifecycle=_text(w, a, "lifecycle", False),
+            environments=_names(w, a, "environments"),
         )
         for i, a in enumerate(_items(path, doc, "apis"))
         for w in (f"{path}: apis[{i}]",)
     ]
-    return Inventory(apps, subs, apis)
+    return Inventory(apps, subs, apis, _text(str(path), doc, "tenant", False))

@@ -1,0 +1,158 @@
+"""The inventory read from WSO2 itself (``vigie inventory fetch``, ``inventory_source = "wso2"``).
+
+What is read, every collection paged to its end (``Wso2Client.paged``):
+
+- APIs: Publisher ``GET /apis`` (name, version, context, ``lifeCycleStatus``, ``id``) and, per
+  API, ``GET /apis/{apiId}/deployments`` (the gateway environments its revisions are deployed
+  to; a ``REJECTED`` deployment does not count);
+- subscriptions: Publisher ``GET /subscriptions?apiId=`` per API (every user's subscriptions to
+  it; the tier is ``throttlingPolicy``);
+- applications: Admin ``GET /applications`` (every user's, with ``tenantDomain`` when a tenant
+  is given) and, per application, Admin ``GET /applications/{applicationId}`` for its
+  attributes.
+
+An application's channel is its attribute ``channel_attribute`` when set; otherwise the gateway
+environment of the APIs it subscribes to when they are all deployed to exactly one environment;
+otherwise none (counted in ``Fetched.unmapped``). An application seen only in a subscription
+(not in the Admin list) is kept, with the name and subscriber the subscription names.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from vigie.sources.inventory import Api, Application, Inventory, Subscription
+from vigie.sources.wso2_api import Wso2Client, Wso2Error
+
+SUPER_TENANT: Final = "carbon.super"
+# (task, items just done, the task's total when now known)
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(slots=True)
+class Fetched:
+    """What a fetch built, and how it mapped channels."""
+
+    inventory: Inventory
+    calls: int = 0
+    from_attribute: int = 0
+    from_environment: int = 0
+    unmapped: list[str] = field(default_factory=list)  # application ids with no channel
+
+
+def _str(item: dict[str, Any], key: str, where: str, required: bool = False) -> str:
+    v = item.get(key)
+    if v is None or v == "":
+        if required:
+            raise Wso2Error(f"{where}: an item has no {key!r}")
+        return ""
+    if not isinstance(v, str):
+        raise Wso2Error(f"{where}: {key!r} is a {type(v).__name__}, not a string")
+    return v
+
+
+def _no_progress(task: str, done: int, total: int | None) -> None:
+    pass
+
+
+def _environments(client: Wso2Client, api_id: str) -> tuple[str, ...]:
+    path = f"{client.publisher}/apis/{urllib.parse.quote(api_id)}/deployments"
+    doc = client.get(path)
+    items = doc.get("list") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise Wso2Error(f"GET {path}: the answer has no list")
+    names = {
+        _str(d, "name", f"GET {path}", required=True)
+        for d in items
+        if isinstance(d, dict) and d.get("status") != "REJECTED"
+    }
+    return tuple(sorted(names))
+
+
+def fetch(
+    client: Wso2Client, channel_attribute: str = "channel", progress: Progress = _no_progress
+) -> Fetched:
+    """Read APIs, subscriptions and applications from WSO2 into an inventory."""
+    where = f"GET {client.publisher}/apis"
+    raw_apis = list(client.paged(f"{client.publisher}/apis"))
+    progress("APIs", 0, len(raw_apis))
+    apis: list[Api] = []
+    subs: list[Subscription] = []
+    sub_apps: dict[str, tuple[str, str]] = {}  # application id -> (name, subscriber)
+    app_envs: dict[str, set[str]] = {}
+    for item in raw_apis:
+        api_id = _str(item, "id", where, required=True)
+        api = Api(
+            name=_str(item, "name", where, required=True),
+            version=_str(item, "version", where, required=True),
+            context=_str(item, "context", where),
+            id=api_id,
+            lifecycle=_str(item, "lifeCycleStatus", where),
+            environments=_environments(client, api_id),
+        )
+        apis.append(api)
+        sub_where = f"GET {client.publisher}/subscriptions?apiId={api_id}"
+        for s in client.paged(f"{client.publisher}/subscriptions", {"apiId": api_id}):
+            info = s.get("applicationInfo")
+            if not isinstance(info, dict):
+                raise Wso2Error(f"{sub_where}: a subscription has no applicationInfo")
+            app_id = _str(info, "applicationId", sub_where, required=True)
+            subs.append(
+                Subscription(app_id, api.name, api.version, _str(s, "throttlingPolicy", sub_where))
+            )
+            sub_apps.setdefault(
+                app_id, (_str(info, "name", sub_where), _str(info, "subscriber", sub_where))
+            )
+            app_envs.setdefault(app_id, set()).update(api.environments)
+        progress("APIs", 1, None)
+
+    tenant = client.conn.tenant
+    params: dict[str, str | int] = {"tenantDomain": tenant} if tenant else {}
+    raw_apps = list(client.paged(f"{client.admin}/applications", params))
+    progress("applications", 0, len(raw_apps))
+    fetched = Fetched(Inventory())
+    apps: list[Application] = []
+    where = f"GET {client.admin}/applications"
+    listed: set[str] = set()
+    for item in raw_apps:
+        app_id = _str(item, "applicationId", where, required=True)
+        listed.add(app_id)
+        path = f"{client.admin}/applications/{urllib.parse.quote(app_id)}"
+        detail = client.get(path)
+        attrs = detail.get("attributes") if isinstance(detail, dict) else None
+        channel = attrs.get(channel_attribute, "") if isinstance(attrs, dict) else ""
+        apps.append(
+            _application(
+                fetched,
+                app_id,
+                _str(item, "name", where),
+                _str(item, "owner", where),
+                channel if isinstance(channel, str) else "",
+                app_envs.get(app_id, set()),
+            )
+        )
+        progress("applications", 1, None)
+    for app_id, (name, subscriber) in sub_apps.items():
+        if app_id not in listed:
+            apps.append(
+                _application(fetched, app_id, name, subscriber, "", app_envs.get(app_id, set()))
+            )
+    fetched.inventory = Inventory(apps, subs, apis, client.conn.tenant or SUPER_TENANT)
+    fetched.calls = client.calls
+    return fetched
+
+
+def _application(
+    fetched: Fetched, app_id: str, name: str, owner: str, attribute: str, envs: set[str]
+) -> Application:
+    if attribute:
+        fetched.from_attribute += 1
+        return Application(app_id, name, owner, attribute)
+    if len(envs) == 1:
+        fetched.from_environment += 1
+        return Application(app_id, name, owner, next(iter(envs)))
+    fetched.unmapped.append(app_id)
+    return Application(app_id, name, owner, "")
