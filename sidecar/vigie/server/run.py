@@ -3,8 +3,9 @@
 
 The background loop runs once a second (monotonic time, from the sidecar's ``Clock``): it
 settles released strings, sweeps expired directives, lets the policy engine move its
-suggestions on, and writes a snapshot every ``snapshot_interval_seconds``. Its error boundary
-logs and counts (``background_error``) and carries on.
+suggestions on, and writes a snapshot every ``snapshot_interval_seconds``; it also starts the
+inventory's refresh from WSO2 when due (``inventory_refresh``). Its error boundary logs and
+counts (``background_error``) and carries on.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from vigie.export import MetricsExport, start_export
 from vigie.server.admin import AdminService
 from vigie.server.core import Sidecar
 from vigie.server.credentials import AuthInterceptor, server_credentials, tls_mode
+from vigie.server.inventory_refresh import InventoryRefresh
 from vigie.server.telemetry import TelemetryService
 from vigie.settings import Settings
 from vigie.state.engine import Capacity, State
@@ -202,8 +204,10 @@ def background(running: Running) -> None:
     """The background loop of a started sidecar, until it stops."""
     sc = running.sidecar
     next_snapshot = sc.clock.monotonic() + sc.settings.snapshot_interval_seconds
+    inventory = InventoryRefresh(sc)  # inventory_source = wso2
     while not running.stop_event.wait(BACKGROUND_PERIOD_S):
         try:
+            inventory.tick()
             next_snapshot = background_step(sc, next_snapshot)
         except Exception:  # background error boundary: log, count, keep going
             sc.counters["background_error"] += 1

@@ -26,6 +26,7 @@ from vigie.settings.policy import (
     check_share,
     check_tier_limits,
 )
+from vigie.sources.wso2_api import DEFAULT_TIMEOUT_S
 from vigie.state.thresholds import Thresholds
 
 ENV_PREFIX: Final = "VIGIE_"
@@ -248,6 +249,33 @@ class Settings:
         "",
         "operator actions on directives, one JSON line each; "
         "empty: <state_dir>/directives-audit.jsonl",
+    )
+    # the inventory read from WSO2 itself (vigie.sources.wso2_inventory), refreshed by serve
+    inventory_source: str = _s(
+        "file",
+        "where the inventory comes from: file (inventory) or wso2 (WSO2's REST APIs, read "
+        "again every inventory_refresh_seconds)",
+        choices=("file", "wso2"),
+    )
+    inventory_refresh_seconds: float = _s(
+        3600.0,
+        "how often the inventory is read from WSO2 (inventory_source = wso2)",
+        "float",
+        min=1,
+    )
+    inventory_channel_attribute: str = _s(
+        "channel", "application attribute naming its channel (else its APIs' gateway environment)"
+    )
+    wso2_url: str = _s("", "WSO2 API Manager the inventory is read from, e.g. https://apim:9443")
+    wso2_apim_version: str = _s("4.2", "its APIM version (picks the REST API versions): 4.0 .. 4.6")
+    wso2_tenant: str = _s("", "tenant domain sent as X-WSO2-Tenant; empty: the super tenant")
+    wso2_client_id: str = _s("", "OAuth2 client id for WSO2 (client-credentials grant)")
+    wso2_client_secret_file: str = _s("", "file holding that client's secret", secret_file=True)
+    wso2_username: str = _s("", "or an admin user: a client is registered through DCR")
+    wso2_password_file: str = _s("", "file holding that user's password", secret_file=True)
+    wso2_ca_file: str = _s("", "CA bundle for WSO2's certificate; empty: the system's")
+    wso2_timeout_seconds: float = _s(
+        DEFAULT_TIMEOUT_S, "seconds to wait for each WSO2 answer", "float", min=0.1
     )
 
     @property
