@@ -21,11 +21,13 @@ import base64
 import json
 import random
 import secrets
+import ssl
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -175,6 +177,7 @@ class FakeApim:
     rest_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+    _tls: bool = False
 
     def __post_init__(self) -> None:
         self.clients[self.client_id] = self.client_secret
@@ -183,9 +186,10 @@ class FakeApim:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host!s}:{port}"
 
-    def start(self) -> FakeApim:
+    def start(self, tls: tuple[Path, Path] | None = None) -> FakeApim:
+        """Serve on a free loopback port; with ``tls`` (certificate, key) over HTTPS."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -221,6 +225,11 @@ class FakeApim:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            self._tls = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

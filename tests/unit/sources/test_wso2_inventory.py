@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.conftest import CONFORMANCE, VIGIE
+from tests.ops.certs import CA
 from tests.support.fake_apim import FakeApim, Platform, generate_platform
 from tests.support.wso2_spec import AdminSpec, Spec
 from vigie.errors import InputError
@@ -201,6 +202,32 @@ def test_a_tenant_is_sent_on_every_call_and_recorded(
         res = run(fake, tmp_path / "other.json", secret_file)
         assert res.returncode == 4
         assert "GET /api/am/publisher/v4/apis?offset=0&limit=25: 400 Bad Request" in res.stderr
+    finally:
+        fake.stop()
+
+
+@pytest.mark.slow
+def test_tls_checks_wso2s_certificate_unless_told_not_to(
+    specs: list[Spec], small: Platform, tmp_path: Path, secret_file: Path
+) -> None:
+    ca = CA(tmp_path / "pki", "wso2-ca")
+    pair = ca.issue("localhost", server=True)
+    fake = FakeApim(specs, small, client_secret=SECRET).start(tls=(pair.cert, pair.key))
+    try:
+        assert fake.url.startswith("https://")
+        out = tmp_path / "inventory.json"
+        res = run(fake, out, secret_file)  # the system's CAs do not know this one
+        assert res.returncode == 5
+        assert "POST " + fake.url + "/oauth2/token: cannot connect" in res.stderr
+        assert "CERTIFICATE_VERIFY_FAILED" in res.stderr
+        res = run(fake, out, secret_file, "--ca-file", str(ca.pem))
+        assert res.returncode == 0, res.stderr
+        assert "warning" not in res.stderr
+        assert_holds(load_inventory(out), small, "carbon.super")
+        res = run(fake, out, secret_file, "--insecure")
+        assert res.returncode == 0, res.stderr
+        assert "warning: --insecure: WSO2's certificate is NOT verified" in res.stderr
+        assert fake.violations == []
     finally:
         fake.stop()
 
