@@ -10,7 +10,8 @@ schema too, and a response off-spec is a violation as well. A test asserts there
 
 Collections are paged as WSO2 pages them (``limit`` default 25, ``offset``, ``pagination.next``
 a relative link, empty on the last page). ``slow`` makes calls under a path prefix answer late
-(a timeout); ``tokens_valid_for`` makes tokens stop working after that many REST calls (a 401).
+(a timeout); ``tokens_valid_for`` makes tokens stop working after that many REST calls (a 401);
+``canned`` answers a path with a given status and body (off-spec on purpose, not checked).
 ``aliases`` maps the bases of older APIM versions (Admin v2/v3, ...) onto the specs, whose
 payloads are the same.
 """
@@ -170,6 +171,7 @@ class FakeApim:
     aliases: dict[str, str] = field(default_factory=dict)  # /api/am/admin/v3 -> /api/am/admin/v4
     slow: dict[str, float] = field(default_factory=dict)  # path prefix -> seconds late
     tokens_valid_for: int | None = None  # REST calls a token works for
+    canned: dict[str, tuple[int, Any]] = field(default_factory=dict)  # path -> a broken answer
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # lower-case names
     violations: list[str] = field(default_factory=list)
     tokens: dict[str, set[str]] = field(default_factory=dict)
@@ -207,7 +209,7 @@ class FakeApim:
                     status, doc = fake.handle(
                         method, self.path, {k.lower(): v for k, v in self.headers.items()}, raw
                     )
-                body = json.dumps(doc).encode()
+                body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -284,6 +286,8 @@ class FakeApim:
         problems = spec.query_errors(op, query)
         if problems:
             return self._violation(400, f"{method} {raw_path}: {problems}")
+        if path in self.canned:  # what a broken WSO2 or a proxy in front of it answers
+            return self.canned[path]
         status, body = self.serve(spec, template, path[len(spec.base) :], query)
         problems = spec.response_errors(op, status, body)
         if problems:

@@ -300,6 +300,32 @@ def test_older_apim_versions_use_their_rest_api_versions(
         fake.stop()
 
 
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ((200, {"count": 1}), "GET /api/am/admin/v4/applications?offset=0&limit=25: the answer "
+         "has no list of objects"),
+        ((200, {"list": [{"name": "x"}]}), "GET /api/am/admin/v4/applications: an item has no "
+         "'applicationId'"),
+        ((200, b"<html>maintenance</html>"), "GET /api/am/admin/v4/applications?offset=0&"
+         "limit=25: the answer is not JSON (<html>maintenance</html>)"),
+        ((502, b"<html>\n<b>Bad gateway</b></html>"), "GET /api/am/admin/v4/applications?"
+         "offset=0&limit=25: 502 Bad Gateway (<html> <b>Bad gateway</b></html>)"),
+    ],
+)  # fmt: skip
+def test_a_broken_answer_is_one_line_naming_the_call(
+    specs: list[Spec], small: Platform, answer: tuple[int, object], message: str
+) -> None:
+    fake = start(specs, small, canned={"/api/am/admin/v4/applications": answer})
+    try:
+        with pytest.raises(wso2_api.Wso2Error) as err:
+            fetch(wso2_api.Wso2Client(conn(fake)))
+        assert str(err.value) == message
+        assert err.value.exit_code == 4
+    finally:
+        fake.stop()
+
+
 def test_no_answer_at_all_is_unreachable() -> None:
     login = wso2_api.Login("c", "s")
     client = wso2_api.Wso2Client(wso2_api.Connection("http://127.0.0.1:9", login, timeout=2))
