@@ -51,9 +51,10 @@ class FakeApi:
     id: str
     name: str
     version: str
-    context: str
+    context: str  # as the Publisher lists it: the context template without a final /{version}
     lifecycle: str
     environments: tuple[str, ...]  # APPROVED deployments (a REJECTED one may be served too)
+    gateway_context: str = ""  # what the gateway serves (by construction, for the tests)
 
 
 @dataclass
@@ -91,24 +92,27 @@ def generate_platform(
     channel_attribute: str = "channel",
     seed: int = 14,
 ) -> Platform:
-    """APIs deployed to one gateway environment (every tenth to two); applications of three
+    """APIs deployed to one gateway environment (every tenth to two), their contexts listed as
+    WSO2 lists them; applications of three
     kinds in turn: with the channel attribute (each subscribed to Api000, whose subscriptions
     span several pages), subscribed only to APIs of one environment, or subscribed to APIs of
     several (no channel)."""
     rng = random.Random(seed)
-    api_list = [
-        FakeApi(
-            _uuid(rng),
-            f"Api{k:03d}",
-            f"{1 + k % 3}.0.0",
-            f"/api{k:03d}",
-            LIFECYCLES[k % len(LIFECYCLES)],
-            (ENVIRONMENTS[k % 3], ENVIRONMENTS[(k + 1) % 3])
-            if k % 10 == 9
-            else (ENVIRONMENTS[k % 3],),
+    api_list = []
+    for k in range(apis):
+        version = f"{1 + k % 3}.0.0"
+        envs = ENVIRONMENTS[k % 3], ENVIRONMENTS[(k + 1) % 3]
+        # every 50th API has its version inside the context template: WSO2 lists it as is
+        listed, served = (
+            (f"/{{version}}/api{k:03d}", f"/{version}/api{k:03d}")
+            if k % 50 == 7
+            else (f"/api{k:03d}", f"/api{k:03d}/{version}")
         )
-        for k in range(apis)
-    ]
+        lifecycle = LIFECYCLES[k % len(LIFECYCLES)]
+        deployed = envs if k % 10 == 9 else envs[:1]
+        api_list.append(
+            FakeApi(_uuid(rng), f"Api{k:03d}", version, listed, lifecycle, deployed, served)
+        )
     single = {e: [a for a in api_list if a.environments == (e,)] for e in ENVIRONMENTS}
     app_list: list[FakeApp] = []
     sub_list: list[FakeSub] = []

@@ -2,7 +2,8 @@
 
 What is read, every collection paged to its end (``Wso2Client.paged``):
 
-- APIs: Publisher ``GET /apis`` (name, version, context, ``lifeCycleStatus``, ``id``) and, per
+- APIs: Publisher ``GET /apis`` (name, version, context — recorded as the gateway serves it,
+  ``gateway_context`` —, ``lifeCycleStatus``, ``id``) and, per
   API, ``GET /apis/{apiId}/deployments`` (the gateway environments its revisions are deployed
   to; a ``REJECTED`` deployment does not count);
 - subscriptions: Publisher ``GET /subscriptions?apiId=`` per API (every user's subscriptions to
@@ -54,6 +55,19 @@ def _str(item: dict[str, Any], key: str, where: str, required: bool = False) -> 
     return v
 
 
+def gateway_context(listed: str, version: str) -> str:
+    """The context the gateway serves (and reports as ``apiContext``) from the one the Publisher
+    lists. WSO2 stores a context template and lists it without a final ``/{version}``
+    (carbon-apimgt ``APIMappingUtil.fromAPIToInfoDTO``); its gateway serves the template with
+    ``{version}`` replaced: ``/pizzashack`` -> ``/pizzashack/1.0.0``, ``/{version}/pizzashack`` ->
+    ``/1.0.0/pizzashack``."""
+    if not listed:
+        return ""
+    if "{version}" in listed:
+        return listed.replace("{version}", version)
+    return f"{listed.rstrip('/')}/{version}"
+
+
 def _no_progress(task: str, done: int, total: int | None) -> None:
     pass
 
@@ -85,10 +99,11 @@ def fetch(
     app_envs: dict[str, set[str]] = {}
     for item in raw_apis:
         api_id = _str(item, "id", where, required=True)
+        version = _str(item, "version", where, required=True)
         api = Api(
             name=_str(item, "name", where, required=True),
-            version=_str(item, "version", where, required=True),
-            context=_str(item, "context", where),
+            version=version,
+            context=gateway_context(_str(item, "context", where), version),
             id=api_id,
             lifecycle=_str(item, "lifeCycleStatus", where),
             environments=_environments(client, api_id),

@@ -72,7 +72,7 @@ def assert_holds(inv: Inventory, platform: Platform, tenant: str) -> None:
     assert inv.tenant == tenant
     assert sorted((a.id, a.name, a.version, a.context, a.lifecycle, a.environments)
                   for a in inv.apis) == sorted(
-        (a.id, a.name, a.version, a.context, a.lifecycle, tuple(sorted(a.environments)))
+        (a.id, a.name, a.version, a.gateway_context, a.lifecycle, tuple(sorted(a.environments)))
         for a in platform.apis
     )  # fmt: skip
     assert sorted((s.application_id, s.api, s.api_version, s.tier) for s in inv.subscriptions) == (
@@ -351,7 +351,7 @@ def test_credentials_come_from_files(tmp_path: Path) -> None:
 def test_the_file_format_round_trips_with_what_wso2_adds(tmp_path: Path, small: Platform) -> None:
     path = tmp_path / "inv.json"
     a = small.apis[9]  # deployed to two environments
-    api = Api(a.name, a.version, a.context, a.id, a.lifecycle, a.environments)
+    api = Api(a.name, a.version, a.gateway_context, a.id, a.lifecycle, a.environments)
     apps = [Application("app-1", "one", "bob", "web")]
     inv = Inventory(apps, [Subscription("app-1", a.name, a.version, "Gold")], [api], "bank.example")
     write_inventory(inv, path)
