@@ -63,6 +63,7 @@ def _bar() -> tuple[Progress, object]:
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("inventory.json"),
     show_default=True,
+    help="Where the inventory JSON goes (written atomically).",
 )
 @click.option("--apim-version", default="4.2", show_default=True, help="4.0, 4.1, 4.2, ... 4.6.")
 @click.option("--ca-file", default=None, help="CA bundle for WSO2's certificate.")
@@ -103,7 +104,7 @@ def fetch_cmd(
     try:
         conn = wso2_api.Connection(url, login, tenant, apim_version, ca_file, insecure, timeout)
         client = wso2_api.Wso2Client(conn)
-    except (ValueError, OSError) as exc:  # a bad URL, version or CA file
+    except ValueError as exc:  # a bad URL or APIM version
         raise InputError(str(exc)) from None
     if sys.stderr.isatty():
         progress, bar = _bar()

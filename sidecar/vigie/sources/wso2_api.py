@@ -166,7 +166,10 @@ class Wso2Client:
         self.publisher = f"/api/am/publisher/{publisher}"
         self.devportal = f"/api/am/devportal/{devportal}"
         self.admin = f"/api/am/admin/{admin}"
-        self._ctx = _ssl_context(conn.ca_file, conn.insecure)
+        try:
+            self._ctx = _ssl_context(conn.ca_file, conn.insecure)
+        except OSError as exc:  # ssl.SSLError too: not a PEM bundle
+            raise InputError(f"CA file {conn.ca_file}: {exc.strerror or exc}") from None
         self._token = ""
         self.calls = 0
 

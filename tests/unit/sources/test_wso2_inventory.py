@@ -9,11 +9,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import CONFORMANCE, VIGIE
 from tests.ops.certs import CA
 from tests.support.fake_apim import FakeApim, Platform, generate_platform
 from tests.support.wso2_spec import AdminSpec, Spec
+from vigie.cli.main import main
 from vigie.errors import InputError
 from vigie.sources import wso2_api
 from vigie.sources.inventory import (
@@ -332,6 +334,25 @@ def test_no_answer_at_all_is_unreachable() -> None:
     with pytest.raises(wso2_api.Wso2Unreachable, match=r"^POST http://127.0.0.1:9/oauth2/token: "
                        "cannot connect"):  # fmt: skip
         client.token()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--apim-version", "3.2"], "APIM version '3.2': expected 4.0, 4.1, 4.2, ... 4.6"),
+        (["--ca-file", "/nonexistent/ca.pem"], "CA file /nonexistent/ca.pem: No such file or "
+         "directory"),
+        (["--wso2", "ftp://apim"], "'ftp://apim' is not an http(s) URL"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_one_line_and_exit_2(
+    tmp_path: Path, secret_file: Path, args: list[str], message: str
+) -> None:
+    base = ["inventory", "fetch", "--wso2", "http://127.0.0.1:9", "--client-id", "c",
+            "--client-secret-file", str(secret_file), "-o", str(tmp_path / "i.json")]  # fmt: skip
+    res = CliRunner().invoke(main, base + args)
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == f"vigie: {message}"
 
 
 def test_credentials_come_from_files(tmp_path: Path) -> None:
