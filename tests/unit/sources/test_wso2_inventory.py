@@ -239,6 +239,7 @@ def conn(fake: FakeApim, **kw: object) -> wso2_api.Connection:
     return wso2_api.Connection(fake.url, login, **kw)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_channels_from_a_named_attribute_or_else_the_gateway_environment(
     specs: list[Spec],
 ) -> None:
@@ -261,6 +262,7 @@ def test_channels_from_a_named_attribute_or_else_the_gateway_environment(
         fake.stop()
 
 
+@pytest.mark.slow
 def test_dcr_then_the_password_grant(specs: list[Spec], small: Platform) -> None:
     fake = start(specs, small)
     try:
@@ -277,6 +279,7 @@ def test_dcr_then_the_password_grant(specs: list[Spec], small: Platform) -> None
         fake.stop()
 
 
+@pytest.mark.slow
 def test_older_apim_versions_use_their_rest_api_versions(
     specs: list[Spec], small: Platform
 ) -> None:
@@ -302,6 +305,7 @@ def test_older_apim_versions_use_their_rest_api_versions(
         fake.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
