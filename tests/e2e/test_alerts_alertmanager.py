@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import SidecarProcess, free_port, start_sidecar
 from tests.e2e.test_export_backends import Process, wait_for
+from tests.support.policy_sidecar import cli_json
 from tests.support.policy_traffic import MINUTE, retry_storm, steady
 from tests.support.streams import StreamClient
 from vigie.wire.columns import StreamEncoder
@@ -119,9 +120,8 @@ def alertmanager(tmp_path: Path, webhook: Webhook) -> Iterator[str]:
         proc.stop()
 
 
-@pytest.fixture
-def sidecar(tmp_path: Path, alertmanager: str) -> Iterator[SidecarProcess]:
-    config = tmp_path / "vigie.toml"
+def _serve(tmp_path: Path, alertmanager: str, name: str = "state") -> SidecarProcess:
+    config = tmp_path / f"{name}.toml"
     config.write_text(
         f'alertmanager_urls = "{alertmanager}"\n'
         'alert_on = "episodes"\n'
@@ -131,7 +131,12 @@ def sidecar(tmp_path: Path, alertmanager: str) -> Iterator[SidecarProcess]:
         "[thresholds]\n"
         "hold_seconds = 120\n"
     )
-    sp = start_sidecar(tmp_path / "state", "--config", str(config))
+    return start_sidecar(tmp_path / name, "--config", str(config))
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path, alertmanager: str) -> Iterator[SidecarProcess]:
+    sp = _serve(tmp_path, alertmanager)
     try:
         yield sp
     finally:
@@ -144,6 +149,15 @@ def _send(client: StreamClient, enc: StreamEncoder, records: list[dict[str, Any]
         batch = enc.batch_from_records(ordered[i : i + 2048])
         client.send(batch)
         client.wait_ack(batch.sequence)
+
+
+def _posted(sp: SidecarProcess) -> Callable[[], bool]:
+    """Whether ``sp`` has posted an alert (its ``alerts_posted`` counter, in vigie status)."""
+
+    def check() -> bool:
+        return int(cli_json(sp, "status")["counters"].get("alerts_posted", 0)) >= 1
+
+    return check
 
 
 def _alerts(hook: Webhook, status: str) -> list[dict[str, Any]]:
@@ -196,3 +210,33 @@ def test_a_retry_storm_is_notified_then_resolved_and_the_normal_consumer_never(
     assert [n["status"] for n in notifications] == ["firing", "resolved"]
     assert all(n["groupLabels"]["application_id"] == "app-storm" for n in notifications)
     assert "app-ok" not in json.dumps(notifications)
+
+
+def test_two_replicas_seeing_the_same_storm_give_one_notification(
+    tmp_path: Path, alertmanager: str, webhook: Webhook
+) -> None:
+    """A fleet relies on Alertmanager's deduplication: both sidecars post the storm's alert
+    with the same labels (no instance among them), and the receiver is notified once."""
+    start = (int(time.time()) // 60 - 30) * 60 * 1_000_000
+    traffic = retry_storm("app-storm", start) + steady("app-ok", start, 3, 30)
+    replicas = [_serve(tmp_path, alertmanager, f"replica-{i}") for i in range(2)]
+    clients = []
+    try:
+        for sp in replicas:
+            client = StreamClient(sp.telemetry, gateway_id=f"gw-{sp.state_dir.name}")
+            clients.append(client)
+            _send(client, StreamEncoder(), traffic)
+        for sp in replicas:  # each replica posted it
+            wait_for(f"{sp.state_dir.name} posting its alert", _posted(sp), 90, sp)
+        wait_for("the notification", lambda: _alerts(webhook, "firing"), 90)
+        with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=10) as r:
+            held = json.load(r)
+        assert [a["labels"]["application_id"] for a in held] == ["app-storm"]
+    finally:
+        for client in clients:
+            client.close()
+        for sp in replicas:
+            sp.stop()
+    notifications = webhook.received()
+    assert [n["status"] for n in notifications] == ["firing"]
+    assert [a["labels"]["alertname"] for a in notifications[0]["alerts"]] == ["VigieRetryStorm"]
