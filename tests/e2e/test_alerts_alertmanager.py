@@ -120,11 +120,14 @@ def alertmanager(tmp_path: Path, webhook: Webhook) -> Iterator[str]:
         proc.stop()
 
 
-def _serve(tmp_path: Path, alertmanager: str, name: str = "state") -> SidecarProcess:
+def _serve(
+    tmp_path: Path, alertmanager: str, name: str = "state", alert_on: str = "episodes"
+) -> SidecarProcess:
     config = tmp_path / f"{name}.toml"
     config.write_text(
         f'alertmanager_urls = "{alertmanager}"\n'
-        'alert_on = "episodes"\n'
+        f'alert_on = "{alert_on}"\n'
+        "policy_refresh_seconds = 1\n"
         "alert_check_seconds = 1\n"
         "alert_resend_seconds = 30\n"
         'data_store = "off"\n'
@@ -240,3 +243,48 @@ def test_two_replicas_seeing_the_same_storm_give_one_notification(
     notifications = webhook.received()
     assert [n["status"] for n in notifications] == ["firing"]
     assert [a["labels"]["alertname"] for a in notifications[0]["alerts"]] == ["VigieRetryStorm"]
+
+
+def test_the_storm_s_suggestion_is_notified_while_it_awaits_review_then_resolved(
+    tmp_path: Path, alertmanager: str, webhook: Webhook
+) -> None:
+    sp = _serve(tmp_path, alertmanager, alert_on="episodes,suggestions,directives,data")
+    start = (int(time.time()) // 60 - 30) * 60 * 1_000_000
+    client = StreamClient(sp.telemetry, gateway_id="gw-alerts")
+    enc = StreamEncoder()
+    try:
+        _send(client, enc, retry_storm("app-storm", start) + steady("app-ok", start, 3, 30))
+
+        def both_firing() -> list[str]:
+            names = sorted({a["labels"]["alertname"] for a in _alerts(webhook, "firing")})
+            return names if len(names) == 2 else []
+
+        assert wait_for("the class and its suggestion", both_firing, 90, sp) == [
+            "VigieRetryStorm",
+            "VigieSuggestion",
+        ]
+        (suggestion,) = [
+            a for a in _alerts(webhook, "firing") if a["labels"]["alertname"] == "VigieSuggestion"
+        ]
+        assert suggestion["labels"]["class"] == "retry_storm"
+        assert suggestion["labels"]["application_id"] == "app-storm"
+        sid = suggestion["labels"]["suggestion"]
+        assert suggestion["annotations"]["command"] == f"vigie suggestions show {sid}"
+        listed = cli_json(sp, "suggestions", "list")
+        assert sid in json.dumps(listed)
+
+        # the episode ends: the class resolves, and the proposal is withdrawn, which resolves it
+        _send(client, enc, steady("app-ok", start + 3 * MINUTE, 12, 30))
+
+        def both_resolved() -> list[str]:
+            names = sorted({a["labels"]["alertname"] for a in _alerts(webhook, "resolved")})
+            return names if len(names) == 2 else []
+
+        assert wait_for("both resolved", both_resolved, 90, sp) == [
+            "VigieRetryStorm",
+            "VigieSuggestion",
+        ]
+    finally:
+        client.close()
+        sp.stop()
+    assert "app-ok" not in json.dumps(webhook.received())
