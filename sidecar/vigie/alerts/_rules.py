@@ -60,8 +60,11 @@ def _channel(view: SubscriptionView, class_name: str) -> str:
 
 
 def _since(view: SubscriptionView, class_name: str) -> str:
+    """When the class's latest episode began (event time, ISO 8601), "" if unknown."""
     firsts = [e.first_us for e in view.episodes if e.class_name == class_name]
-    return iso(max(firsts)) or "" if firsts else ""
+    if not firsts:
+        return ""
+    return iso(max(firsts)) or ""
 
 
 def class_alerts(
