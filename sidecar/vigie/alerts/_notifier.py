@@ -35,6 +35,7 @@ from vigie.classify.live import copy_chunked
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.settings.alerts import AlertConfig
 from vigie.state.engine import State
+from vigie.state.thresholds import CLASS_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +157,8 @@ class Notifier:
         if "episodes" in cfg.sources:
             copy = copy_chunked(self.source, routes=False)
             now = copy.now_us
-            out |= _rules.class_alerts(
-                views.subscriptions(copy, now), views.apis(copy, now), cfg.classes, cfg.tenant
-            )
+            subs = views.subscriptions(copy, now) if self._any_held(copy, now) else []
+            out |= _rules.class_alerts(subs, views.apis(copy, now), cfg.classes, cfg.tenant)
         if "suggestions" in cfg.sources:
             book = self.source.policy.book
             with book.lock:
@@ -171,6 +171,15 @@ class Notifier:
             status = self.source.data.status()
             out |= _rules.data_alerts(status, self._recent_losses(status), cfg.tenant)
         return out
+
+    def _any_held(self, copy: State, now: int) -> bool:
+        """Whether any subscription holds an alerting class (the views, one Python object per
+        subscription, are built only then)."""
+        cols = [i for i, c in enumerate(CLASS_NAMES) if c in self.config.classes]
+        if not cols:
+            return False
+        held, _ = copy.held(now)
+        return bool(held[copy.sub_rows()][:, cols].any())
 
     def _recent_losses(self, status: dict[str, Any]) -> dict[str, int]:
         """The loss counters (``*_dropped``) that grew within ``DATA_QUIET_S``, with their

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.policy_traffic import MINUTE, T0, feed, retry_storm, steady
+from tests.support.policy_traffic import MINUTE, T0, feed, redundant, retry_storm, steady
 from vigie.alerts import AlertConfig, Notifier, _notifier
+from vigie.classify import views
 from vigie.directives.table import DirectiveTable
 from vigie.policy.book import Record, SuggestionBook
 from vigie.policy.model import Suggestion
@@ -283,3 +284,11 @@ def test_the_thread_does_the_work_and_tick_only_wakes_it() -> None:
         assert len(am.to(URL_A)) == 1
     finally:
         n.stop()
+
+
+def test_a_class_outside_alert_classes_does_not_alert() -> None:
+    n, src, am, _clock = make()  # alert_classes: retry_storm, error_prone, api:retired
+    feed(src.state, redundant("app-r", T0))
+    assert any("redundant" in v.classes for v in views.subscriptions(src.state))
+    n.step()
+    assert am.posts == [] and n.active == {}
