@@ -2,7 +2,9 @@
 module proxy by ``make alertmanager-path``, part of ``make backends``), which routes everything
 to a webhook receiver in this test. A retry storm and a normal consumer stream in through the
 gateway wire: the webhook gets the storm's alert firing with its labels, then resolved when the
-episode ends, and nothing about the normal consumer."""
+episode ends, and nothing about the normal consumer — while the other Alertmanager of the pair
+is down; two replicas give one notification; the storm's suggestion alerts while it awaits
+review."""
 
 from __future__ import annotations
 
@@ -139,7 +141,9 @@ def _serve(
 
 @pytest.fixture
 def sidecar(tmp_path: Path, alertmanager: str) -> Iterator[SidecarProcess]:
-    sp = _serve(tmp_path, alertmanager)
+    # the first of the HA pair is down (nothing listens on its port): the other is still told
+    dead = f"http://127.0.0.1:{free_port()}"
+    sp = _serve(tmp_path, f"{dead},{alertmanager}")
     try:
         yield sp
     finally:
@@ -207,6 +211,8 @@ def test_a_retry_storm_is_notified_then_resolved_and_the_normal_consumer_never(
             "the storm's alert resolved", lambda: _alerts(webhook, "resolved"), 90, sidecar
         )
         assert [a["labels"] for a in resolved] == [alert["labels"]]
+        counters = cli_json(sidecar, "status")["counters"]
+        assert int(counters["alert_post_failures"]) >= 1  # the dead one: counted, not raised
     finally:
         client.close()
     notifications = webhook.received()
