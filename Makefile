@@ -7,7 +7,8 @@
 #   make test-java   the gateway handler (gateway-handler/, Maven): unit, shaded-jar and
 #                    end-to-end tests against a real `vigie serve`
 #   make bench-java  the handler's JMH benchmarks -> benchmarks/results/handler-*.json
-#   make backends    build the real OTLP backends of the export tests into .cache/ (once)
+#   make backends    build the real OTLP backends of the export tests, promtool and Alertmanager
+#                    into .cache/ (once)
 #   make soak    10 x peak (15,000 events/s) for 10 minutes through the real handler core into a
 #                real sidecar, plus a million-application flood: RSS over time, drops, accounting
 #   make fuzz    atheris on the batch decoder + stream service and the WSO2 log parser
@@ -21,7 +22,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/vigie/v1/*.proto)
 
 .PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean
-.PHONY: backends backend-paths soak fuzz docs
+.PHONY: backends backend-paths promtool-path alertmanager-path soak fuzz docs
 
 MVN       ?= mvn
 MVN_FLAGS ?= -B -ntp
@@ -103,14 +104,31 @@ PROMETHEUS_VERSION := v0.316.0
 PROMETHEUS         := $(CACHE)/bin/prometheus-$(PROMETHEUS_VERSION)
 OTELCOL_SRC        := tests/backends/otelcol
 OTELCOL            := $(CACHE)/bin/vigie-otelcol
+# promtool runs the unit tests of deploy/prometheus/alerts.yml; Alertmanager receives vigie's alerts
+# in tests/e2e/test_alerts_alertmanager.py
+PROMTOOL           := $(CACHE)/bin/promtool-$(PROMETHEUS_VERSION)
+ALERTMANAGER_VERSION := v0.28.1
+ALERTMANAGER       := $(CACHE)/bin/alertmanager-$(ALERTMANAGER_VERSION)
 
-backends: $(PROMETHEUS) $(OTELCOL)
+backends: $(PROMETHEUS) $(OTELCOL) $(PROMTOOL) $(ALERTMANAGER)
 
 $(PROMETHEUS):
 	mkdir -p $(CACHE)/bin $(CACHE)/gobin
 	$(GO_ENV) GOBIN=$(CACHE)/gobin go install -tags remove_all_sd \
 		github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
 	mv $(CACHE)/gobin/prometheus $@
+
+$(PROMTOOL):
+	mkdir -p $(CACHE)/bin $(CACHE)/gobin
+	$(GO_ENV) GOBIN=$(CACHE)/gobin go install -tags remove_all_sd \
+		github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
+	mv $(CACHE)/gobin/promtool $@
+
+$(ALERTMANAGER):
+	mkdir -p $(CACHE)/bin $(CACHE)/gobin
+	$(GO_ENV) GOBIN=$(CACHE)/gobin go install \
+		github.com/prometheus/alertmanager/cmd/alertmanager@$(ALERTMANAGER_VERSION)
+	mv $(CACHE)/gobin/alertmanager $@
 
 $(OTELCOL): $(OTELCOL_SRC)/go.mod $(OTELCOL_SRC)/go.sum $(OTELCOL_SRC)/main.go
 	mkdir -p $(CACHE)/bin
@@ -119,3 +137,9 @@ $(OTELCOL): $(OTELCOL_SRC)/go.mod $(OTELCOL_SRC)/go.sum $(OTELCOL_SRC)/main.go
 backend-paths: backends
 	@echo $(PROMETHEUS)
 	@echo $(OTELCOL)
+
+promtool-path: $(PROMTOOL)
+	@echo $(PROMTOOL)
+
+alertmanager-path: $(ALERTMANAGER)
+	@echo $(ALERTMANAGER)

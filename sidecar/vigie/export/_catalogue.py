@@ -156,6 +156,22 @@ GATEWAY_EVENTS: Final = MetricSpec(
     "Events a connected gateway reports offered to its queue and sent to the sidecar.",
     ("wso2.gateway.id", "vigie.gateway.stage"),
 )
+DATA_DROPPED: Final = MetricSpec(
+    "vigie.data.dropped",
+    Kind.COUNTER,
+    "{record}",
+    "What the data store lost, as vigie status reports it: events not folded into the rollups "
+    "(vigie.drop.reason=rollup_events, its queue was full) and unwritten rows dropped over its "
+    "memory cap (minute_rows, daily_rows, sub_daily_rows, sub_monthly_rows, changes_rows).",
+    ("vigie.drop.reason",),
+)
+DATA_DEGRADED: Final = MetricSpec(
+    "vigie.data.degraded",
+    Kind.GAUGE,
+    "{store}",
+    "1 while the data store cannot write (rows are kept in memory, up to its cap), else 0.",
+    (),
+)
 ROUTE_OVERFLOW: Final = MetricSpec(
     "vigie.routes.overflow",
     Kind.COUNTER,
@@ -202,6 +218,8 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     INGEST_DROPPED,
     INGEST_REFUSED,
     GATEWAY_EVENTS,
+    DATA_DROPPED,
+    DATA_DEGRADED,
     ROUTE_OVERFLOW,
     EXPORT_DURATION,
     EXPORT_FAILURES,

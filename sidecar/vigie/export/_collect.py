@@ -85,6 +85,26 @@ class DirectiveFigures:
 
 
 @dataclass(slots=True)
+class DataFigures:
+    dropped: dict[str, int]  # reason (rollup_events, minute_rows, ...) -> count
+    degraded: bool
+
+
+def data_figures(data: Any) -> DataFigures | None:
+    """What the data store (``vigie.store.service.DataService``, or None) reports lost: its
+    ``*_dropped`` counters, the same ones ``vigie status`` shows."""
+    if data is None:
+        return None
+    status = data.status()
+    dropped = {
+        name.removesuffix("_dropped"): int(v)
+        for name, v in status["counters"].items()
+        if name.endswith("_dropped")
+    }
+    return DataFigures(dropped, status["state"] != "ok")
+
+
+@dataclass(slots=True)
 class Frame:
     """Private copies of everything one export reads."""
 
@@ -104,6 +124,8 @@ class Frame:
     gateways: list[GatewayFigures]
     directives: list[DirectiveFigures]
     hits: list[tuple[str, int, int, int]]  # directive id, shadow, enforced, passed
+    # the data store's losses (counter name -> count) and whether it is degraded; None: no store
+    data: DataFigures | None = None
     lock_hold_max_s: float = 0.0  # longest single hold of the sidecar's lock
     lock_holds: int = 0
 
@@ -257,6 +279,7 @@ def collect(
         gateways=small["gateways"],
         directives=directives,
         hits=hits,
+        data=data_figures(getattr(src, "data", None)),  # its own lock, not the sidecar's
         lock_hold_max_s=ch.hold_max,
         lock_holds=ch.holds,
     )

@@ -25,6 +25,15 @@ from vigie.export._series import I64
 from vigie.state import layout as L
 from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
 
+# the data store's loss counters (vigie.store.data), without their _dropped suffix
+DATA_DROP_REASONS: Final = (
+    "rollup_events",
+    "minute_rows",
+    "changes_rows",
+    "daily_rows",
+    "sub_daily_rows",
+    "sub_monthly_rows",
+)
 EXPORT_BOUNDS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -133,6 +142,17 @@ class PlatformSeries:
             self._points(C.GATEWAY_EVENTS, gw_events, start),
             self._points(C.ROUTE_OVERFLOW, [({}, int(f.g[L.G_ROUTE_OVERFLOW]))], start),
         ]
+        if f.data is not None:
+            # every reason from the start, at 0 until it happens: a rate() needs the first point
+            lost = dict.fromkeys(DATA_DROP_REASONS, 0) | f.data.dropped
+            out.append(
+                self._points(
+                    C.DATA_DROPPED,
+                    [({"vigie.drop.reason": k}, v) for k, v in sorted(lost.items())],
+                    start,
+                )
+            )
+            out.append(self._points(C.DATA_DEGRADED, [({}, int(f.data.degraded))], start))
         if own is not None:
             out.append(
                 self._points(

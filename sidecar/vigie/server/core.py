@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from vigie import __version__
+from vigie import __version__, alerts
 from vigie.classify import views
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
@@ -122,6 +122,8 @@ class Sidecar:
             settings.policy_refresh_seconds,
             clock,
         )
+        # alerts to Alertmanager; None when alertmanager_urls is empty
+        self.alerts = alerts.for_sidecar(self, settings, self.counters, clock)
 
     # ---- streams ----
     def open_stream(self, hello: tpb.Hello, peer: str) -> tuple[GatewayStream, StreamDecoder]:

@@ -3,9 +3,10 @@
 
 The background loop runs once a second (monotonic time, from the sidecar's ``Clock``): it
 settles released strings, sweeps expired directives, lets the policy engine move its
-suggestions on, and writes a snapshot every ``snapshot_interval_seconds``; it also starts the
-inventory's refresh from WSO2 when due (``inventory_refresh``). Its error boundary logs and
-counts (``background_error``) and carries on.
+suggestions on, wakes the alerts' thread, and writes a snapshot every
+``snapshot_interval_seconds``; it also starts the inventory's refresh from WSO2 when due
+(``inventory_refresh``). Its error boundary logs and counts (``background_error``) and carries
+on.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class Running:
         b.wait()
         if self.export is not None:
             self.export.stop()
+        if self.sidecar.alerts is not None:
+            self.sidecar.alerts.stop()
         if self.sidecar.data is not None:
             self.sidecar.data.close()
         path = self.sidecar.write_snapshot()
@@ -166,6 +169,8 @@ def start(settings: Settings) -> Running:
     reflection.enable_server_reflection(names, admin)
     if sc.data is not None:
         sc.data.start()
+    if sc.alerts is not None:
+        sc.alerts.start()
     tport = _add_port(telemetry, settings.listen, gateway_creds)
     aport = _add_port(admin, settings.admin_listen, admin_creds)
     telemetry.start()
@@ -194,6 +199,8 @@ def background_step(sc: Sidecar, next_snapshot: float) -> float:
     if gone:
         log.info("directives expired: %s", ", ".join(gone))
     sc.policy.tick()
+    if sc.alerts is not None:
+        sc.alerts.tick()  # wakes the alerts' own thread when a check is due
     if sc.clock.monotonic() >= next_snapshot:
         sc.write_snapshot()
         next_snapshot = sc.clock.monotonic() + sc.settings.snapshot_interval_seconds

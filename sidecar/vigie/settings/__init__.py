@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from vigie.errors import ConfigError
+from vigie.settings import alerts as _alerts
 from vigie.settings.policy import (
     DEFAULT_TIER_LIMITS,
     check_auto_approve,
@@ -276,6 +277,37 @@ class Settings:
     wso2_ca_file: str = _s("", "CA bundle for WSO2's certificate; empty: the system's")
     wso2_timeout_seconds: float = _s(
         DEFAULT_TIMEOUT_S, "seconds to wait for each WSO2 answer", "float", min=0.1
+    )
+    # ---- alerts to Alertmanager (vigie.alerts, docs/alerts.md) ----
+    alertmanager_urls: str = _s(
+        "",
+        "Alertmanager base URLs (http://host:9093), comma-separated; vigie posts every alert to "
+        "each (an HA pair); empty: no alerts",
+        check=_alerts.check_urls,
+    )
+    alert_classes: str = _s(
+        _alerts.DEFAULT_ALERT_CLASSES,
+        "classes whose episodes alert, comma-separated (API classes as api:NAME)",
+        check=_alerts.check_classes,
+    )
+    alert_on: str = _s(
+        _alerts.DEFAULT_ALERT_ON,
+        "what alerts, comma-separated: episodes (of alert_classes), suggestions (awaiting "
+        "review), directives (enforced), data (rollups lost or the store degraded)",
+        check=_alerts.check_sources,
+    )
+    alert_resend_seconds: float = _s(
+        60.0,
+        "active alerts are posted again this often (Alertmanager forgets an alert not re-sent "
+        "within its resolve_timeout, 5m by default)",
+        "float",
+        min=1,
+    )
+    alert_check_seconds: float = _s(
+        5.0, "how often classes, suggestions, directives and data are looked at", "float", min=1
+    )
+    alert_timeout_seconds: float = _s(
+        5.0, "how long one post to Alertmanager may take", "float", min=0.1
     )
 
     @property
