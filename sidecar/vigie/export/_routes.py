@@ -111,9 +111,7 @@ class RouteSeries:
             attrs["wso2.api.name"] = api
             attrs["wso2.api.version"] = version
             attrs["wso2.channel"] = channel
-            self.duration.group[r] = self.duration.cache.add(
-                (api_row, res, me, st, err, ch), attrs
-            )
+            self.duration.group[r] = self.duration.cache.add((api_row, res, me, st, err, ch), attrs)
 
             out = outcome(st, thr, ec)
             api_attrs: dict[str, AttrValue] = {
