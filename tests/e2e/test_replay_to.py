@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SidecarProcess, free_port, start_sidecar
+from tests.ops.certs import CA
 from tests.support.wso2log import App, LogWriter, at
 
 pytestmark = pytest.mark.slow
@@ -141,5 +142,39 @@ def test_exit_codes_and_refusals(tmp_path: Path) -> None:
 
         out = vigie("replay", str(empty), "--to", a.telemetry, "--now", "2026-03-02T00:00:00Z")
         assert out.returncode == 2 and "--now: not with --to" in out.stderr
+    finally:
+        a.stop()
+
+
+def test_over_mtls_as_the_deployed_fleet_listens(tmp_path: Path) -> None:
+    """The deployed instances take the gateway stream over mTLS only: with the CA and a client
+    certificate everything is acknowledged; without a client certificate the target refuses the
+    handshake and everything is counted dropped for it."""
+    ca = CA(tmp_path / "pki", "fleet-ca")
+    server, client = ca.issue("vigie-0", server=True), ca.issue("replay", server=False)
+    env = {
+        "VIGIE_TLS_CERT_FILE": str(server.cert),
+        "VIGIE_TLS_KEY_FILE": str(server.key),
+        "VIGIE_TLS_CLIENT_CA_FILE": str(ca.pem),
+    }
+    sources = history(tmp_path)
+    a = start_sidecar(tmp_path / "a", env=env)
+    try:
+        tls = ["--ca-file", str(ca.pem), "--cert-file", str(client.cert)]
+        tls += ["--key-file", str(client.key), "--server-name", "vigie-sidecar"]
+        out = vigie("replay", *sources, "--to", a.telemetry, *tls, "--json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        (target,) = json.loads(out.stdout)["targets"]
+        assert (target["acked"], target["dropped"]) == (212, 0)
+
+        out = vigie("replay", *sources, "--to", a.telemetry, "--ca-file", str(ca.pem), "--json")
+        assert out.returncode == 2, out.stdout + out.stderr
+        (target,) = json.loads(out.stdout)["targets"]
+        assert (target["acked"], target["dropped"]) == (0, 212) and target["error"]
+
+        out = vigie("replay", *sources, "--to", a.telemetry, "--cert-file", str(client.cert))
+        assert out.returncode != 0 and "--cert-file and --key-file go together" in out.stderr
+        out = vigie("replay", *sources, "--ca-file", str(ca.pem))
+        assert out.returncode == 2 and "--ca-file: only with --to" in out.stderr
     finally:
         a.stop()

@@ -64,6 +64,26 @@ if TYPE_CHECKING:
     help="With --to: seconds of event time within which the files' events may arrive file by "
     "file (0: strict event-time order, one round trip whenever the file changes).",
 )
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --to: TLS, the CA of the sidecars' certificates (PEM; as vigie.tls.ca-file).",
+)
+@click.option(
+    "--cert-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --to: mTLS, this client's certificate (PEM; as vigie.tls.cert-file).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --to: mTLS, this client's key (PKCS#8 PEM; as vigie.tls.key-file).",
+)
+@click.option(
+    "--server-name",
+    default="",
+    help="With --to: the name the sidecars' certificates carry, when not the address's host.",
+)
 def replay(
     sources: Sequence[str],
     inventory: Path | None,
@@ -74,6 +94,10 @@ def replay(
     to: Sequence[str] = (),
     gateway_id: str = "replay",
     slack: float = 0.0,
+    ca_file: Path | None = None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    server_name: str = "",
 ) -> None:
     """Classify the history in WSO2's analytics log (apim_metrics.log).
 
@@ -88,13 +112,27 @@ def replay(
     target, the events acknowledged and dropped. Exits 2 when a target dropped any (1 still
     wins when the history is incomplete).
     """
+    tls_given = [
+        name
+        for name, value in (
+            ("--ca-file", ca_file),
+            ("--cert-file", cert_file),
+            ("--key-file", key_file),
+            ("--server-name", server_name or None),
+        )
+        if value is not None
+    ]
+    if tls_given and not to:
+        raise click.UsageError(f"{', '.join(tls_given)}: only with --to")
     if to:
         given = {"--inventory": inventory, "--now": now_text, "--config": config_path}
         given["--store"] = store
         clash = [name for name, value in given.items() if value is not None]
         if clash:
             raise click.UsageError(f"{', '.join(clash)}: not with --to (the sidecars decide)")
-        _replay_to(sources, to, gateway_id, slack, as_json)
+        _replay_to(
+            sources, to, gateway_id, slack, as_json, (ca_file, cert_file, key_file), server_name
+        )
         return
     from vigie.replay import run_replay  # noqa: PLC0415 - keep `vigie --help` fast
 
@@ -128,11 +166,30 @@ def _closing_problems(stats: ReplayStats) -> bool:
 
 
 def _replay_to(
-    sources: Sequence[str], to: Sequence[str], gateway_id: str, slack: float, as_json: bool
+    sources: Sequence[str],
+    to: Sequence[str],
+    gateway_id: str,
+    slack: float,
+    as_json: bool,
+    tls: tuple[Path | None, Path | None, Path | None],
+    server_name: str,
 ) -> None:
-    from vigie.sources.forward import forward, parse_targets  # noqa: PLC0415
+    from vigie.sources.forward import (  # noqa: PLC0415
+        forward,
+        parse_targets,
+        stream_credentials,
+    )
 
-    report = forward(list(sources), parse_targets(to), gateway_id, slack)
+    targets = parse_targets(to)
+    credentials = stream_credentials(*tls)
+    report = forward(
+        list(sources),
+        targets,
+        gateway_id,
+        slack,
+        credentials=credentials,
+        server_name=server_name,
+    )
     _print_rejects(report.stats)
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")

@@ -43,6 +43,34 @@ ACK_TIMEOUT_S: Final = 120.0  # a target that acknowledges nothing for this long
 _END: Final = None
 
 
+def stream_credentials(
+    ca_file: Path | None, cert_file: Path | None, key_file: Path | None
+) -> grpc.ChannelCredentials | None:
+    """TLS to the sidecars' gateway stream, as the handler's ``vigie.tls.*`` settings: the CA
+    that signed their certificate, and this client's certificate and key for mTLS. None: no
+    file given (plaintext)."""
+    if ca_file is None and cert_file is None and key_file is None:
+        return None
+    if (cert_file is None) != (key_file is None):
+        raise InputError("--cert-file and --key-file go together")
+    if ca_file is None:
+        raise InputError("--ca-file is needed with --cert-file (the sidecar's CA)")
+
+    def read(path: Path | None, what: str) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{what} {path}: {exc.strerror or exc}") from exc
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(ca_file, "--ca-file"),
+        private_key=read(key_file, "--key-file"),
+        certificate_chain=read(cert_file, "--cert-file"),
+    )
+
+
 def parse_targets(text: Sequence[str]) -> list[str]:
     """``--to`` values (each may hold several comma-separated addresses) -> the addresses, in
     order; an empty or a repeated address is refused (it would be sent everything twice)."""
@@ -155,12 +183,21 @@ class _Target:
     """Every stream of one address: one per file, opened at the start."""
 
     def __init__(
-        self, address: str, hellos: Sequence[tpb.Hello], cond: threading.Condition
+        self,
+        address: str,
+        hellos: Sequence[tpb.Hello],
+        cond: threading.Condition,
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str = "",
     ) -> None:
         self.stats = TargetStats(address)
         self._cond = cond
         self._hellos = hellos
-        self._chan = grpc.insecure_channel(address)
+        if credentials is None:
+            self._chan = grpc.insecure_channel(address)
+        else:
+            options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+            self._chan = grpc.secure_channel(address, credentials, options=options)
         self.links: list[_Link | None] = [None] * len(hellos)
         self.retired = 0  # events acknowledged on streams since rolled over
         self.given_up = False
@@ -340,8 +377,12 @@ def forward(
     gateway_id: str = "replay",
     slack_s: float = 0.0,
     on_bytes: Callable[[int], None] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+    server_name: str = "",
 ) -> ForwardReport:
-    """Stream the logs named by ``[CHANNEL=]PATH`` specs to every address in ``targets``."""
+    """Stream the logs named by ``[CHANNEL=]PATH`` specs to every address in ``targets``
+    (over TLS with ``credentials``; ``server_name``: the name their certificates carry, when
+    not the address's host)."""
     if not gateway_id:
         raise InputError("--gateway-id: empty")
     if slack_s < 0:
@@ -366,7 +407,7 @@ def forward(
         for h, (_, p) in zip(hellos, parsed, strict=True)
     ]
     cond = threading.Condition()
-    live = [_Target(a, hellos, cond) for a in targets]
+    live = [_Target(a, hellos, cond, credentials, server_name) for a in targets]
     for t in live:
         for k in range(len(hellos)):
             if t.open(k) is None:
@@ -398,4 +439,4 @@ def forward(
     return report
 
 
-__all__ = ["ForwardReport", "TargetStats", "forward", "parse_targets"]
+__all__ = ["ForwardReport", "TargetStats", "forward", "parse_targets", "stream_credentials"]
