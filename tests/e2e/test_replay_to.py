@@ -124,6 +124,12 @@ def test_a_dead_target_is_counted_dropped_and_the_others_get_everything(tmp_path
         assert [g["gateway_id"] for g in doc["gateways"]] == ["gw-1", "gw-2", "gw-3"]
         assert events_applied(a) == 212
         assert sum(s["requests"] for s in consumers(a)["subscriptions"]) == 212
+        # paced by slices of event time instead: everything still arrives, once
+        out = vigie("replay", *sources, "--to", a.telemetry, "--slack", "5", "--json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        (target,) = json.loads(out.stdout)["targets"]
+        assert (target["acked"], target["dropped"]) == (212, 0)
+        assert events_applied(a) == 2 * 212
     finally:
         a.stop()
 
