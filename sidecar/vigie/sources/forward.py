@@ -282,12 +282,24 @@ class _Forwarder:
             if t.given_up or link is None:
                 return  # the rest counts as dropped for this target
             assert link.welcome is not None
-            part = ev.take(slice(start, start + max(1, link.welcome.max_batch_events)))
-            strings = _new_strings(part, self._strings, link.known)
+            n = max(1, link.welcome.max_batch_events)
             limit = link.welcome.max_dictionary_entries
-            if limit and len(link.known) + len(strings) > limit:
-                self._roll_over(t, k)  # a fresh stream starts a fresh dictionary
-                continue
+            while True:
+                part = ev.take(slice(start, start + n))
+                fits = len(link.known) + len(_new_strings(part, self._strings, link.known))
+                if not limit or fits <= limit or n == 1:
+                    break
+                if len(link.known) == 1:
+                    n = max(1, n // 2)  # too many strings even for a fresh dictionary
+                    continue
+                break
+            if limit and fits > limit:
+                if len(link.known) > 1:
+                    self._roll_over(t, k)  # a fresh stream starts a fresh dictionary
+                    continue
+                with self._cond:  # one event alone: the sidecar would refuse it
+                    t.give_up(f"an event holds more strings than max_dictionary_entries {limit}")
+                return
             batch = _encode(part, self._strings, link)
             with self._cond:
                 if not link.up:
