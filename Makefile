@@ -22,7 +22,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/vigie/v1/*.proto)
 
 .PHONY: setup demo test test-python test-java lint typecheck bench bench-java proto clean
-.PHONY: backends backend-paths promtool-path alertmanager-path soak fuzz docs
+.PHONY: backends backend-paths promtool-path alertmanager-path kustomize-path soak fuzz docs
 
 MVN       ?= mvn
 MVN_FLAGS ?= -B -ntp
@@ -110,7 +110,11 @@ PROMTOOL           := $(CACHE)/bin/promtool-$(PROMETHEUS_VERSION)
 ALERTMANAGER_VERSION := v0.28.1
 ALERTMANAGER       := $(CACHE)/bin/alertmanager-$(ALERTMANAGER_VERSION)
 
-backends: $(PROMETHEUS) $(OTELCOL) $(PROMTOOL) $(ALERTMANAGER)
+# kustomize renders every deploy/kubernetes overlay in tests/e2e/test_deploy_kubernetes.py
+KUSTOMIZE_VERSION  := v5.8.1
+KUSTOMIZE          := $(CACHE)/bin/kustomize-$(KUSTOMIZE_VERSION)
+
+backends: $(PROMETHEUS) $(OTELCOL) $(PROMTOOL) $(ALERTMANAGER) $(KUSTOMIZE)
 
 $(PROMETHEUS):
 	mkdir -p $(CACHE)/bin $(CACHE)/gobin
@@ -133,6 +137,15 @@ $(ALERTMANAGER):
 $(OTELCOL): $(OTELCOL_SRC)/go.mod $(OTELCOL_SRC)/go.sum $(OTELCOL_SRC)/main.go
 	mkdir -p $(CACHE)/bin
 	cd $(OTELCOL_SRC) && $(GO_ENV) go build -mod=readonly -o $@ .
+
+$(KUSTOMIZE):
+	mkdir -p $(CACHE)/bin $(CACHE)/gobin
+	$(GO_ENV) GOBIN=$(CACHE)/gobin go install \
+		sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(CACHE)/gobin/kustomize $@
+
+kustomize-path: $(KUSTOMIZE)
+	@echo $(KUSTOMIZE)
 
 backend-paths: backends
 	@echo $(PROMETHEUS)

@@ -42,6 +42,7 @@ HTTP_SERVER_DURATION: Final = MetricSpec(
         "http.response.status_code",
         "error.type",
         *API,
+        "wso2.channel",
     ),
 )
 API_REQUESTS: Final = MetricSpec(

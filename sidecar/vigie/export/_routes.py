@@ -1,6 +1,6 @@
 """The route metrics: route rows (API x resource x method x status x WSO2 error code x channel x
 throttled) grouped four ways, each by its own attributes: http.server.request.duration
-(method, route, status, error.type, API), wso2.api.requests (API, channel, outcome),
+(method, route, status, error.type, API, channel), wso2.api.requests (API, channel, outcome),
 wso2.api.throttled (API, channel, code) and wso2.api.errors (API, channel, family, code).
 
 Each route row is assigned its series once, when it first appears; per export the work is
@@ -110,7 +110,8 @@ class RouteSeries:
                 attrs["error.type"] = err
             attrs["wso2.api.name"] = api
             attrs["wso2.api.version"] = version
-            self.duration.group[r] = self.duration.cache.add((api_row, res, me, st, err), attrs)
+            attrs["wso2.channel"] = channel
+            self.duration.group[r] = self.duration.cache.add((api_row, res, me, st, err, ch), attrs)
 
             out = outcome(st, thr, ec)
             api_attrs: dict[str, AttrValue] = {

@@ -276,6 +276,7 @@ def _semconv_attrs(r: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
         a["error.type"] = str(r["error_code"])
     a["wso2.api.name"] = r["api_name"]
     a["wso2.api.version"] = "v1"
+    a["wso2.channel"] = r.get("channel", "main")  # the dashboard's channel filter (issue 13)
     return frozenset(a.items())
 
 
