@@ -428,7 +428,12 @@ Global___Ack: _TypeAlias = Ack  # noqa: Y015
 
 @_typing.final
 class GatewayReport(_message.Message):
-    """The handler's own counters, cumulative since the handler started, sent every few seconds."""
+    """The handler's own counters, cumulative since the handler started, sent every few seconds.
+    A gateway streaming to several sidecars (vigie.sidecar.addresses) sends each its own account:
+    `sent`, the drops and `reconnects` are those of the way to that sidecar (a drop before the
+    handler's per-sidecar queues, e.g. its first queue full, counts for every sidecar); `offered`,
+    the directive figures and `unmatched_requests` are the gateway's.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -444,6 +449,7 @@ class GatewayReport(_message.Message):
     DIRECTIVE_HITS_FIELD_NUMBER: _builtins.int
     REJECTED_DIRECTIVES_FIELD_NUMBER: _builtins.int
     DIRECTIVES_REJECTED_FIELD_NUMBER: _builtins.int
+    UNMATCHED_REQUESTS_FIELD_NUMBER: _builtins.int
     at_us: _builtins.int
     """Gateway wall-clock time of the report, microseconds since the Unix epoch."""
     offered: _builtins.int
@@ -461,6 +467,11 @@ class GatewayReport(_message.Message):
     queue_depth: _builtins.int
     directives_rejected: _builtins.int
     """Upserts refused since the handler started."""
+    unmatched_requests: _builtins.int
+    """Requests the gateway answered that belonged to no API at all (neither `api.ut.api` nor
+    `REST_API_CONTEXT`: e.g. a path no API's context matches), since the handler started. They
+    are not sent as events.
+    """
     @_builtins.property
     def directive_hits(self) -> _containers.RepeatedCompositeFieldContainer[_directives_pb2.DirectiveHits]:
         """Directive hits since the handler started, per directive id."""
@@ -486,10 +497,11 @@ class GatewayReport(_message.Message):
         directive_hits: _abc.Iterable[_directives_pb2.DirectiveHits] | None = ...,
         rejected_directives: _abc.Iterable[_directives_pb2.RejectedDirective] | None = ...,
         directives_rejected: _builtins.int = ...,
+        unmatched_requests: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "directives_rejected", b"directives_rejected", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "offered", b"offered", "queue_depth", b"queue_depth", "reconnects", b"reconnects", "rejected_directives", b"rejected_directives", "sent", b"sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "directives_rejected", b"directives_rejected", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "offered", b"offered", "queue_depth", b"queue_depth", "reconnects", b"reconnects", "rejected_directives", b"rejected_directives", "sent", b"sent", "unmatched_requests", b"unmatched_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
