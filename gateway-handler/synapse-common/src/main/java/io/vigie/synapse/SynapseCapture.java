@@ -86,18 +86,39 @@ public final class SynapseCapture<C> {
 
     /**
      * Reads the finished request (response or fault out-flow) into this thread's record and
-     * offers it. Messages that are not API traffic (no API name) are not recorded.
+     * offers it. Every request the gateway answers is recorded: WSO2 sets {@code api.ut.api}
+     * only once it has authenticated the request, so an authentication failure or a request
+     * matching no resource of its API is recorded from what Synapse's REST dispatch set
+     * ({@code SYNAPSE_REST_API}, {@code REST_API_CONTEXT}, {@code SYNAPSE_REST_API_VERSION}),
+     * with no application (the sidecar counts it for its API only). A request matching no API
+     * at all is counted ({@code UnmatchedRequests}), not recorded.
      */
     public void capture(C ctx) {
         String api = string(access.property(ctx, naming.apiNameProperty));
-        if (api == null) {
-            return; // not API traffic (health checks, admin services, WSO2 authentication failures)
+        boolean authenticated = api != null;
+        String version;
+        if (authenticated) {
+            version = naming.apiVersionProperty == null ? null
+                    : string(access.property(ctx, naming.apiVersionProperty));
+            if (version == null) {
+                version = string(access.property(ctx, REST_API_VERSION));
+            }
+        } else {
+            String restApi = string(access.property(ctx, REST_API_NAME));
+            String restContext = string(access.property(ctx, REST_API_CONTEXT));
+            if (restApi == null && restContext == null) {
+                agent.countUnmatched(); // no API's context matched the path
+                return;
+            }
+            // without SYNAPSE_REST_API the context names the API
+            api = restApi != null ? SynapseRestApiName.name(restApi) : restContext;
+            version = string(access.property(ctx, REST_API_VERSION));
+            if (version == null && restApi != null) {
+                version = SynapseRestApiName.version(restApi);
+            }
         }
         long now = clock.wallMicros();
-        RequestRecord r = agent.record().apiName(api);
-        String version = naming.apiVersionProperty == null ? null
-                : string(access.property(ctx, naming.apiVersionProperty));
-        r.apiVersion(version != null ? version : string(access.property(ctx, REST_API_VERSION)));
+        RequestRecord r = agent.record().apiName(api).apiVersion(version);
         String context = string(access.property(ctx, API_CONTEXT));
         r.apiContext(context != null ? context : string(access.property(ctx, REST_API_CONTEXT)));
         r.resourceTemplate(string(access.property(ctx, ELECTED_RESOURCE)));
@@ -110,14 +131,16 @@ public final class SynapseCapture<C> {
         }
         r.httpMethod(HttpMethods.of(method));
 
-        String keyType = consumers.describe(ctx, r);
-        if (r.applicationName() == null) {
-            r.applicationName(string(access.property(ctx, APPLICATION_NAME)));
+        if (authenticated) { // an unauthenticated request has no application (nor key type)
+            String keyType = consumers.describe(ctx, r);
+            if (r.applicationName() == null) {
+                r.applicationName(string(access.property(ctx, APPLICATION_NAME)));
+            }
+            if (keyType == null) {
+                keyType = string(access.property(ctx, KEY_TYPE));
+            }
+            r.keyType(KeyTypes.of(keyType));
         }
-        if (keyType == null) {
-            keyType = string(access.property(ctx, KEY_TYPE));
-        }
-        r.keyType(KeyTypes.of(keyType));
 
         int flags = 0;
         Object errorCode = access.property(ctx, ERROR_CODE);

@@ -193,6 +193,79 @@ class VigieSynapseHandlerTest {
     }
 
     @Test
+    void anAuthenticationFailureIsRecordedForItsApiWithNoApplication() {
+        Ctx c = new Ctx();
+        handler.handleRequestInFlow(c.ctx);
+        // what APIAuthenticationHandler leaves when it refuses a key: no api.ut.*, Synapse's dispatch only
+        c.syn.put("REST_API_CONTEXT", "/pizzashack/1.0.0");
+        c.syn.put("SYNAPSE_REST_API_VERSION", "1.0.0");
+        c.syn.put("SYNAPSE_REST_API", "admin--PizzaShackAPI:v1.0.0");
+        c.syn.put("REST_METHOD", "GET");
+        c.syn.put("ERROR_CODE", 900901);
+        c.syn.put("AM_KEY_TYPE", "PRODUCTION");
+        c.syn.put("api.ut.application.name", "leftover");
+        c.axis.put("HTTP_SC", 401);
+        clock.advanceMillis(3);
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals("PizzaShackAPI", e.string(Column.API_NAME));
+        assertEquals("1.0.0", e.string(Column.API_VERSION));
+        assertEquals("/pizzashack/1.0.0", e.string(Column.API_CONTEXT));
+        assertEquals("", e.string(Column.APPLICATION_ID), "no application: counted for the API only");
+        assertEquals("", e.string(Column.APPLICATION_NAME));
+        assertEquals(KeyTypes.UNSPECIFIED, e.number(Column.KEY_TYPE));
+        assertEquals(401, e.number(Column.HTTP_STATUS));
+        assertEquals(900901, e.number(Column.ERROR_CODE));
+        assertEquals(HttpMethods.GET, e.number(Column.HTTP_METHOD));
+        assertEquals(3_000, e.number(Column.LATENCY_US));
+        assertEquals(EventFlags.FAULT, e.number(Column.FLAGS));
+    }
+
+    @Test
+    void aRequestMatchingNoResourceIsRecordedWithItsApiAndTheVersionFromSynapseRestApi() {
+        Ctx c = new Ctx();
+        c.syn.put("REST_API_CONTEXT", "/t/acme.com/orders/v2");
+        c.syn.put("SYNAPSE_REST_API", "alice-AT-acme.com--Orders:vv2");
+        c.syn.put("ERROR_CODE", 404);
+        c.axis.put("HTTP_SC", 404);
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals("Orders", e.string(Column.API_NAME));
+        assertEquals("v2", e.string(Column.API_VERSION));
+        assertEquals("/t/acme.com/orders/v2", e.string(Column.API_CONTEXT));
+        assertEquals(404, e.number(Column.HTTP_STATUS));
+        assertEquals(0, agent.counters().unmatched);
+    }
+
+    @Test
+    void withOnlyTheContextTheContextNamesTheApi() {
+        Ctx c = new Ctx();
+        c.syn.put("REST_API_CONTEXT", "/legacy");
+        c.axis.put("HTTP_SC", 405);
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals("/legacy", e.string(Column.API_NAME));
+        assertEquals("/legacy", e.string(Column.API_CONTEXT));
+        assertEquals(405, e.number(Column.HTTP_STATUS));
+    }
+
+    @Test
+    void aRequestMatchingNoApiIsCountedNotRecorded() throws Exception {
+        Ctx c = new Ctx();
+        c.axis.put("HTTP_SC", 404);
+        handler.handleResponseOutFlow(c.ctx);
+        assertEquals(0, agent.counters().offered);
+        assertEquals(1, agent.counters().unmatched);
+        agent.step();
+        clock.advanceMillis(5_000);
+        agent.step();
+        io.vigie.wire.v1.GatewayReport report = sidecar.last().received.stream()
+                .filter(io.vigie.wire.v1.GatewayMessage::hasReport).map(io.vigie.wire.v1.GatewayMessage::getReport)
+                .reduce((x, y) -> y).orElseThrow();
+        assertEquals(1, report.getUnmatchedRequests(), "the sidecar is told");
+    }
+
+    @Test
     void trafficThatIsNoApiIsNotRecorded() {
         Ctx c = new Ctx();
         c.axis.put("HTTP_SC", 200);
