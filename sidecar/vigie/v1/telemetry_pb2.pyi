@@ -98,8 +98,9 @@ class _EventFlagEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventFlag.V
     DESCRIPTOR: _descriptor.EnumDescriptor
     EVENT_FLAG_NONE: _EventFlag.ValueType  # 0
     EVENT_FLAG_THROTTLED: _EventFlag.ValueType  # 1
-    """The gateway refused the request for throttling (THROTTLED_OUT_REASON set, or a
-    900800-900899 error code). The sidecar also treats 900800-900899 as throttled on its own.
+    """Throttled: a WSO2 throttling code (900800-900899) or vigie's own refusal, nothing else (not
+    THROTTLED_OUT_REASON, which WSO2 also sets where it throttles nothing; not a backend's own
+    429). The sidecar also treats 900800-900899 as throttled on its own.
     """
     EVENT_FLAG_CACHE_HIT: _EventFlag.ValueType  # 2
     """The response came from WSO2's response cache."""
@@ -113,8 +114,9 @@ class EventFlag(_EventFlag, metaclass=_EventFlagEnumTypeWrapper):
 
 EVENT_FLAG_NONE: EventFlag.ValueType  # 0
 EVENT_FLAG_THROTTLED: EventFlag.ValueType  # 1
-"""The gateway refused the request for throttling (THROTTLED_OUT_REASON set, or a
-900800-900899 error code). The sidecar also treats 900800-900899 as throttled on its own.
+"""Throttled: a WSO2 throttling code (900800-900899) or vigie's own refusal, nothing else (not
+THROTTLED_OUT_REASON, which WSO2 also sets where it throttles nothing; not a backend's own
+429). The sidecar also treats 900800-900899 as throttled on its own.
 """
 EVENT_FLAG_CACHE_HIT: EventFlag.ValueType  # 2
 """The response came from WSO2's response cache."""

@@ -8,6 +8,7 @@ import io.vigie.gateway.HttpMethods;
 import io.vigie.gateway.KeyTypes;
 import io.vigie.gateway.RequestRecord;
 import io.vigie.gateway.VigieAgent;
+import io.vigie.gateway.Wso2Codes;
 import io.vigie.gateway.directive.Rule;
 import java.util.Map;
 import java.util.logging.Level;
@@ -149,16 +150,18 @@ public final class SynapseCapture<C> {
             flags |= EventFlags.FAULT;
         }
         r.errorCode(code);
-        // "throttled" from the code: WSO2 also sets THROTTLED_OUT_REASON where it throttles nothing
-        if (access.property(ctx, THROTTLED_OUT_REASON) != null || (code >= 900800 && code <= 900899)) {
-            flags |= EventFlags.THROTTLED;
-        }
         Object cacheHit = access.property(ctx, CACHE_HIT);
         if (Boolean.TRUE.equals(cacheHit) || "true".equals(cacheHit)) {
             flags |= EventFlags.CACHE_HIT;
         }
-        if (access.property(ctx, REFUSED) != null) {
+        boolean refused = access.property(ctx, REFUSED) != null;
+        if (refused) {
             flags |= EventFlags.REFUSED_BY_DIRECTIVE;
+        }
+        // throttled = a WSO2 throttling code or vigie's own refusal, nothing else: WSO2 also sets
+        // THROTTLED_OUT_REASON (HARD_LIMIT_EXCEEDED) in exception paths that throttle nothing
+        if (refused || Wso2Codes.isThrottling(code)) {
+            flags |= EventFlags.THROTTLED;
         }
         r.flags(flags);
 

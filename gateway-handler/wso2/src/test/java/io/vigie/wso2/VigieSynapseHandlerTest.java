@@ -167,6 +167,30 @@ class VigieSynapseHandlerTest {
     }
 
     @Test
+    void throttledComesFromTheCodeNotFromThrottledOutReason() {
+        Ctx c = new Ctx();
+        c.syn.put("api.ut.api", "Orders");
+        c.syn.put("ERROR_CODE", 101503); // an exception path: WSO2 sets HARD_LIMIT_EXCEEDED and throttles nothing
+        c.syn.put("THROTTLED_OUT_REASON", "HARD_LIMIT_EXCEEDED");
+        c.axis.put("HTTP_SC", 503);
+        handler.handleResponseOutFlow(c.ctx);
+        assertEquals(EventFlags.FAULT, lastEvent().number(Column.FLAGS));
+
+        Ctx backend429 = new Ctx(); // a backend's own 429: no WSO2 code, not throttling
+        backend429.syn.put("api.ut.api", "Orders");
+        backend429.axis.put("HTTP_SC", 429);
+        handler.handleResponseOutFlow(backend429.ctx);
+        assertEquals(0, lastEvent().number(Column.FLAGS));
+
+        Ctx burst = new Ctx();
+        burst.syn.put("api.ut.api", "Orders");
+        burst.syn.put("ERROR_CODE", "900807");
+        burst.axis.put("HTTP_SC", 429);
+        handler.handleResponseOutFlow(burst.ctx);
+        assertEquals(EventFlags.THROTTLED | EventFlags.FAULT, lastEvent().number(Column.FLAGS));
+    }
+
+    @Test
     void absentPropertiesGiveAbsentValues() {
         Ctx c = new Ctx();
         c.syn.put("api.ut.api", "Orders");
