@@ -167,8 +167,15 @@ public final class SynapseCapture<C> {
 
         r.httpStatus((int) integer(access.axis2Property(ctx, HTTP_SC), 0));
         Object headers = access.axis2Property(ctx, TRANSPORT_HEADERS);
-        if (headers instanceof Map) {
-            r.responseBytes(integer(((Map<?, ?>) headers).get("Content-Length"), -1));
+        Object length = headers instanceof Map ? ((Map<?, ?>) headers).get("Content-Length") : null;
+        if (refused || errorCode != null) {
+            // an answer the gateway made itself (vigie's refusal, throttling, a fault): the
+            // transport headers are still the request's, so their Content-Length is the request's
+            r.requestBytes(integer(length, -1));
+            // vigie knows its own answer's size; a WSO2 fault's payload is not serialized yet: unknown
+            r.responseBytes(refused ? integer(access.property(ctx, REFUSAL_BYTES), -1) : -1);
+        } else {
+            r.responseBytes(integer(length, -1));
         }
 
         long start = integer(access.property(ctx, START_US), 0);

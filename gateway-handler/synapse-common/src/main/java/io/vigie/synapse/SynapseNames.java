@@ -48,4 +48,6 @@ public final class SynapseNames {
     public static final String BACKEND_END_US = "vigie.backend.end.us";
     public static final String CHECKED = "vigie.checked";
     public static final String REFUSED = "vigie.refused";
+    /** Size in bytes of the answer vigie's refusal sent (0 when it went without a body). */
+    public static final String REFUSAL_BYTES = "vigie.refusal.bytes";
 }

@@ -148,6 +148,8 @@ class Synapse3RuntimeTest {
         BatchDecoder.Event last = sidecar.last().events.get(sidecar.last().events.size() - 1);
         assertEquals(403, last.number(Column.HTTP_STATUS));
         assertEquals(900805, last.number(Column.ERROR_CODE));
+        assertEquals(refused.body().getBytes(StandardCharsets.UTF_8).length, last.number(Column.RESPONSE_BYTES),
+                "the size of the answer the client got");
     }
 
     /** The sequence file WSO2 4.0-4.6 answers its own refusals with, read at test time. */

@@ -419,6 +419,42 @@ class VigieSynapseHandlerTest {
     }
 
     @Test
+    void aRefusalRecordsTheSizeOfTheAnswerItSentAndTheRequestsOwnSize() {
+        directive(DirectiveMode.DIRECTIVE_MODE_ENFORCE, DirectiveAction.DIRECTIVE_ACTION_BLOCK, 0);
+        Ctx c = request();
+        Map<String, Object> headers = new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        headers.put("Content-Length", "512"); // the request's: a POST of 512 bytes
+        c.axis.put("TRANSPORT_HEADERS", headers);
+        String body = "{\"code\":\"900805\",\"message\":\"Message blocked\",\"description\":"
+                + "\"You have been blocked from accessing the resource (vigie directive d1: retry storm)\"}";
+        try (MockedStatic<Axis2Sender> sender = mockStatic(Axis2Sender.class);
+                MockedStatic<JsonUtil> json = mockStatic(JsonUtil.class);
+                MockedStatic<RelayUtils> relay = mockStatic(RelayUtils.class)) {
+            sender.when(() -> Axis2Sender.sendBack(c.ctx)).thenAnswer(i -> handler.handleResponseOutFlow(c.ctx));
+            assertFalse(handler.handleRequestOutFlow(c.ctx));
+            json.verify(() -> JsonUtil.getNewJsonPayload(c.axis2, body, true, true));
+            relay.verify(() -> RelayUtils.discardRequestMessage(c.axis2));
+        }
+        BatchDecoder.Event e = lastEvent();
+        assertEquals(body.getBytes(java.nio.charset.StandardCharsets.UTF_8).length, e.number(Column.RESPONSE_BYTES),
+                "the refusal body's length, not the request's Content-Length");
+        assertEquals(512, e.number(Column.REQUEST_BYTES));
+    }
+
+    @Test
+    void aWso2FaultRecordsAnUnknownResponseSizeRatherThanTheRequestsContentLength() {
+        Ctx c = new Ctx();
+        c.syn.put("api.ut.api", "Orders");
+        c.syn.put("ERROR_CODE", 900803); // WSO2's own throttling answer
+        c.axis.put("HTTP_SC", 429);
+        c.axis.put("TRANSPORT_HEADERS", Map.of("Content-Length", "2048"));
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals(-1, e.number(Column.RESPONSE_BYTES));
+        assertEquals(2048, e.number(Column.REQUEST_BYTES));
+    }
+
+    @Test
     void aShadowDirectiveOnlyCounts() {
         directive(DirectiveMode.DIRECTIVE_MODE_SHADOW, DirectiveAction.DIRECTIVE_ACTION_BLOCK, 0);
         Ctx c = request();
