@@ -68,7 +68,8 @@ final class StreamSender {
     private volatile State state = State.DISCONNECTED;
 
     /**
-     * @param ring this target's own queue (filled by the {@link FanOut})
+     * @param ring this target's own queue (filled by the {@link FanOut}), or the agent's queue
+     *     itself when this is the only target
      * @param counters this target's own counters
      * @param shared the counters every target shares (reported with this target's)
      * @param agentQueue the agent's queue, whose depth the report adds to this target's
@@ -315,7 +316,8 @@ final class StreamSender {
     }
 
     private GatewayReport report() {
-        Counters.Snapshot c = Counters.forTarget(shared, counters, agentQueue.size() + ring.size());
+        Counters.Snapshot c = Counters.forTarget(shared, counters,
+                agentQueue == ring ? ring.size() : agentQueue.size() + ring.size());
         return GatewayReport.newBuilder()
                 .setAtUs(clock.wallMicros())
                 .setOffered(c.offered)

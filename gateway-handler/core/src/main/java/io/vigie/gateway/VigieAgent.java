@@ -31,8 +31,9 @@ import java.util.logging.Logger;
  * </ul>
  *
  * <p>The events go to every sidecar target of the gateway (one or more: the vigie instances of
- * its fleet). The request path writes one queue; a fan-out thread ({@code vigie-fanout}) copies
- * each event into every target's own bounded queue ({@link FanOut}), and each target has its own
+ * its fleet). The request path writes one queue; with several targets a fan-out thread
+ * ({@code vigie-fanout}) copies each event into every target's own bounded queue ({@link FanOut})
+ * (with one, its sender reads that queue itself: no copy, no extra thread), and each target has its own
  * sender thread ({@code vigie-sender}, {@code vigie-sender-2}, ...), stream, dictionary, backoff
  * and counters: a slow or dead sidecar costs drops counted for it alone. The directive tables of
  * all targets are merged into one ({@link DirectiveTable#apply(int, io.vigie.wire.v1.DirectiveUpdate)}),
@@ -51,8 +52,10 @@ public final class VigieAgent implements AutoCloseable {
     private final boolean enforcement;
     private final Target[] targets;
     private final Counters[] targetCounters;
+    /** {@code null} with one sidecar: its sender then reads the agent's queue itself. */
     private final FanOut fanOut;
     private final Thread fanOutThread;
+    private final boolean threaded;
     private final long idleParkNanos;
     private final long shutdownFlushMs;
     private final Thread shutdownHook;
@@ -110,13 +113,14 @@ public final class VigieAgent implements AutoCloseable {
             Supplier<ManagedChannel> supplier = b.targetChannels.get(k);
             ManagedChannel ch = supplier != null ? supplier.get() : defaultChannel(b.targetNames.get(k), b.tls);
             Counters own = new Counters();
-            EventRing queue = new EventRing(b.queueCapacity);
+            // one sidecar: no copy, no fan-out thread (the request path's neighbours as before)
+            EventRing queue = n == 1 ? ring : new EventRing(b.queueCapacity);
             StreamSender sender = new StreamSender(queue, own, counters, ring, directives, k, clock, ch, config);
             targets[k] = new Target(b.targetNames.get(k), queue, own, ch, sender);
             targetCounters[k] = own;
             queues[k] = queue;
         }
-        this.fanOut = new FanOut(ring, queues, targetCounters);
+        this.fanOut = n == 1 ? null : new FanOut(ring, queues, targetCounters);
         this.idleParkNanos = Math.min(1_000_000L, TimeUnit.MILLISECONDS.toNanos(b.flushIntervalMs) / 2 + 1);
         if (b.jmx) {
             jmx = new AgentJmx(this);
@@ -126,6 +130,7 @@ public final class VigieAgent implements AutoCloseable {
         }
         this.shutdownFlushMs = b.shutdownFlushMs;
         this.shutdownHook = b.closeOnJvmExit ? registerShutdownHook() : null;
+        this.threaded = b.startThread;
         if (b.startThread) {
             for (int k = 0; k < n; k++) {
                 Target t = targets[k];
@@ -133,9 +138,13 @@ public final class VigieAgent implements AutoCloseable {
                 t.thread.setDaemon(true);
                 t.thread.start();
             }
-            fanOutThread = new Thread(this::runFanOut, "vigie-fanout");
-            fanOutThread.setDaemon(true);
-            fanOutThread.start();
+            if (fanOut != null) {
+                fanOutThread = new Thread(this::runFanOut, "vigie-fanout");
+                fanOutThread.setDaemon(true);
+                fanOutThread.start();
+            } else {
+                fanOutThread = null;
+            }
         } else {
             fanOutThread = null;
         }
@@ -242,7 +251,9 @@ public final class VigieAgent implements AutoCloseable {
     public int queueDepth() {
         int n = ring.size();
         for (Target t : targets) {
-            n += t.queue.size();
+            if (t.queue != ring) {
+                n += t.queue.size();
+            }
         }
         return n;
     }
@@ -274,7 +285,7 @@ public final class VigieAgent implements AutoCloseable {
     /** Target {@code k}'s account, as its {@code GatewayReport} says it ({@link Counters#forTarget}). */
     public Counters.Snapshot targetCounters(int k) {
         Target t = targets[k];
-        return Counters.forTarget(counters, t.counters, ring.size() + t.queue.size());
+        return Counters.forTarget(counters, t.counters, t.queue == ring ? ring.size() : ring.size() + t.queue.size());
     }
 
     public DirectiveTable directives() {
@@ -301,10 +312,10 @@ public final class VigieAgent implements AutoCloseable {
      * each target's sender.
      */
     public boolean step() {
-        if (fanOutThread != null) {
+        if (threaded) {
             throw new IllegalStateException("the sender runs on its own thread");
         }
-        boolean worked = fanOut.step();
+        boolean worked = fanOut != null && fanOut.step();
         for (Target t : targets) {
             worked |= t.sender.step();
         }
@@ -325,10 +336,12 @@ public final class VigieAgent implements AutoCloseable {
             closed = true;
         }
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs);
-        if (fanOutThread != null) {
+        if (threaded) {
             // the fan-out moves its last events, then the targets flush in parallel
-            LockSupport.unpark(fanOutThread);
-            join(fanOutThread, deadline);
+            if (fanOutThread != null) {
+                LockSupport.unpark(fanOutThread);
+                join(fanOutThread, deadline);
+            }
             stopDeadlineNanos = deadline;
             targetsStopping = true;
             for (Target t : targets) {
@@ -338,7 +351,9 @@ public final class VigieAgent implements AutoCloseable {
                 join(t.thread, deadline + 100_000_000L); // each thread bounds its own flush
             }
         } else {
-            fanOut.drainAll();
+            if (fanOut != null) {
+                fanOut.drainAll();
+            }
             targetsStopping = true;
             for (Target t : targets) {
                 t.sender.shutdown(Math.max(0, deadline - System.nanoTime()));
