@@ -89,6 +89,7 @@ class Directive(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     SUGGESTION_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique id; an upsert with a known id replaces that directive."""
     mode: Global___DirectiveMode.ValueType
@@ -119,6 +120,12 @@ class Directive(_message.Message):
     """Human reason, also put in the fault description."""
     suggestion_id: _builtins.str
     """Suggestion this directive comes from (empty for manual directives)."""
+    version: _builtins.int
+    """Version of this directive in the fleet: the DirectiveUpdate.version at which it was last put
+    or replaced, on whichever instance, kept as is in full updates and when replicated. A gateway
+    connected to several instances keeps, per id, the upsert or removal of highest version
+    (a removal's version is its update's). 0 = not given: the carrying update's version is used.
+    """
     def __init__(
         self,
         *,
@@ -136,10 +143,11 @@ class Directive(_message.Message):
         error_code: _builtins.int = ...,
         reason: _builtins.str = ...,
         suggestion_id: _builtins.str = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "api_name", b"api_name", "api_version", b"api_version", "application_id", b"application_id", "channel", b"channel", "error_code", b"error_code", "expires_at_us", b"expires_at_us", "id", b"id", "limit_burst", b"limit_burst", "limit_period_seconds", b"limit_period_seconds", "limit_requests", b"limit_requests", "mode", b"mode", "reason", b"reason", "suggestion_id", b"suggestion_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "api_name", b"api_name", "api_version", b"api_version", "application_id", b"application_id", "channel", b"channel", "error_code", b"error_code", "expires_at_us", b"expires_at_us", "id", b"id", "limit_burst", b"limit_burst", "limit_period_seconds", b"limit_period_seconds", "limit_requests", b"limit_requests", "mode", b"mode", "reason", b"reason", "suggestion_id", b"suggestion_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -148,7 +156,9 @@ Global___Directive: _TypeAlias = Directive  # noqa: Y015
 @_typing.final
 class DirectiveUpdate(_message.Message):
     """Sidecar -> gateway. On connect `full` is true and `upserts` is the whole table; afterwards
-    deltas. The gateway applies an update atomically.
+    deltas. The gateway applies an update atomically. A gateway streaming to several instances
+    merges their tables: per directive id, the upsert or removal of highest version wins (a removal
+    on a tie) and the directive is enforced once (one bucket) whichever instances sent it.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -98,8 +98,9 @@ class _EventFlagEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventFlag.V
     DESCRIPTOR: _descriptor.EnumDescriptor
     EVENT_FLAG_NONE: _EventFlag.ValueType  # 0
     EVENT_FLAG_THROTTLED: _EventFlag.ValueType  # 1
-    """The gateway refused the request for throttling (THROTTLED_OUT_REASON set, or a
-    900800-900899 error code). The sidecar also treats 900800-900899 as throttled on its own.
+    """Throttled: a WSO2 throttling code (900800-900899) or vigie's own refusal, nothing else (not
+    THROTTLED_OUT_REASON, which WSO2 also sets where it throttles nothing; not a backend's own
+    429). The sidecar also treats 900800-900899 as throttled on its own.
     """
     EVENT_FLAG_CACHE_HIT: _EventFlag.ValueType  # 2
     """The response came from WSO2's response cache."""
@@ -113,8 +114,9 @@ class EventFlag(_EventFlag, metaclass=_EventFlagEnumTypeWrapper):
 
 EVENT_FLAG_NONE: EventFlag.ValueType  # 0
 EVENT_FLAG_THROTTLED: EventFlag.ValueType  # 1
-"""The gateway refused the request for throttling (THROTTLED_OUT_REASON set, or a
-900800-900899 error code). The sidecar also treats 900800-900899 as throttled on its own.
+"""Throttled: a WSO2 throttling code (900800-900899) or vigie's own refusal, nothing else (not
+THROTTLED_OUT_REASON, which WSO2 also sets where it throttles nothing; not a backend's own
+429). The sidecar also treats 900800-900899 as throttled on its own.
 """
 EVENT_FLAG_CACHE_HIT: EventFlag.ValueType  # 2
 """The response came from WSO2's response cache."""
@@ -431,7 +433,12 @@ Global___Ack: _TypeAlias = Ack  # noqa: Y015
 
 @_typing.final
 class GatewayReport(_message.Message):
-    """The handler's own counters, cumulative since the handler started, sent every few seconds."""
+    """The handler's own counters, cumulative since the handler started, sent every few seconds.
+    A gateway streaming to several sidecars (vigie.sidecar.addresses) sends each its own account:
+    `sent`, the drops and `reconnects` are those of the way to that sidecar (a drop before the
+    handler's per-sidecar queues, e.g. its first queue full, counts for every sidecar); `offered`,
+    the directive figures and `unmatched_requests` are the gateway's.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -447,6 +454,7 @@ class GatewayReport(_message.Message):
     DIRECTIVE_HITS_FIELD_NUMBER: _builtins.int
     REJECTED_DIRECTIVES_FIELD_NUMBER: _builtins.int
     DIRECTIVES_REJECTED_FIELD_NUMBER: _builtins.int
+    UNMATCHED_REQUESTS_FIELD_NUMBER: _builtins.int
     at_us: _builtins.int
     """Gateway wall-clock time of the report, microseconds since the Unix epoch."""
     offered: _builtins.int
@@ -464,6 +472,11 @@ class GatewayReport(_message.Message):
     queue_depth: _builtins.int
     directives_rejected: _builtins.int
     """Upserts refused since the handler started."""
+    unmatched_requests: _builtins.int
+    """Requests the gateway answered that belonged to no API at all (neither `api.ut.api` nor
+    `REST_API_CONTEXT`: e.g. a path no API's context matches), since the handler started. They
+    are not sent as events.
+    """
     @_builtins.property
     def directive_hits(self) -> _containers.RepeatedCompositeFieldContainer[_directives_pb2.DirectiveHits]:
         """Directive hits since the handler started, per directive id."""
@@ -489,10 +502,11 @@ class GatewayReport(_message.Message):
         directive_hits: _abc.Iterable[_directives_pb2.DirectiveHits] | None = ...,
         rejected_directives: _abc.Iterable[_directives_pb2.RejectedDirective] | None = ...,
         directives_rejected: _builtins.int = ...,
+        unmatched_requests: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "directives_rejected", b"directives_rejected", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "offered", b"offered", "queue_depth", b"queue_depth", "reconnects", b"reconnects", "rejected_directives", b"rejected_directives", "sent", b"sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "directives_rejected", b"directives_rejected", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "offered", b"offered", "queue_depth", b"queue_depth", "reconnects", b"reconnects", "rejected_directives", b"rejected_directives", "sent", b"sent", "unmatched_requests", b"unmatched_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -89,6 +89,30 @@ public class RequestPathBenchmark {
         }
     }
 
+    /** The same agent streaming to two local sinks (a fleet of two: the fan-out runs). */
+    @State(Scope.Benchmark)
+    public static class VigieFleet {
+        SinkServer one;
+        SinkServer two;
+        VigieAgent agent;
+
+        @Setup(Level.Trial)
+        public void setUp() throws Exception {
+            one = new SinkServer();
+            two = new SinkServer();
+            agent = VigieAgent.builder()
+                    .sidecarAddresses(java.util.List.of("127.0.0.1:" + one.port(), "127.0.0.1:" + two.port()))
+                    .gatewayId("bench-fleet").queueCapacity(1 << 16).build();
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            agent.close();
+            one.close();
+            two.close();
+        }
+    }
+
     /** The naive design's client: a channel to a local server with a unary method. */
     @State(Scope.Benchmark)
     public static class Naive {
@@ -111,6 +135,16 @@ public class RequestPathBenchmark {
     /** vigie: capture into the thread's record, offer it, consult the directive table. */
     @Benchmark
     public Rule vigie(Vigie v, Requests q) {
+        GatewayContext c = q.next();
+        RequestRecord r = v.agent.record();
+        c.capture(r, 1_700_000_000_005_000L);
+        v.agent.offer(r);
+        return v.agent.check(c.app(), "PizzaShackAPI", "1.0.0");
+    }
+
+    /** vigie with two sidecars: the same request path (offer writes one queue); the fan-out is off it. */
+    @Benchmark
+    public Rule vigieTwoSidecars(VigieFleet v, Requests q) {
         GatewayContext c = q.next();
         RequestRecord r = v.agent.record();
         c.capture(r, 1_700_000_000_005_000L);

@@ -1,7 +1,5 @@
 package io.vigie.gateway;
 
-import io.vigie.gateway.directive.DirectiveTable;
-import io.vigie.gateway.queue.EventRing;
 import io.vigie.wire.v1.DirectiveHits;
 import io.vigie.wire.v1.RejectedDirective;
 import java.lang.management.ManagementFactory;
@@ -13,23 +11,18 @@ import javax.management.ObjectName;
 
 /**
  * The agent's JMX view, {@code io.vigie:type=GatewayHandler,gateway=<id>}: read-only figures
- * taken from the counters, the queue, the sender and the directive table at each read. A failed
+ * taken from the agent at each read (its totals over every sidecar target, and one line per
+ * target in {@code Targets}). A failed
  * registration is logged, never fatal (the same figures reach the sidecar in the stream reports).
  */
 final class AgentJmx implements VigieAgentMXBean {
     private static final Logger LOG = Logger.getLogger(AgentJmx.class.getName());
 
-    private final Counters counters;
-    private final EventRing ring;
-    private final StreamSender sender;
-    private final DirectiveTable directives;
+    private final VigieAgent agent;
     private ObjectName name;
 
-    AgentJmx(Counters counters, EventRing ring, StreamSender sender, DirectiveTable directives) {
-        this.counters = counters;
-        this.ring = ring;
-        this.sender = sender;
-        this.directives = directives;
+    AgentJmx(VigieAgent agent) {
+        this.agent = agent;
     }
 
     /** Registers this view in the platform MBean server (replacing one of the same name). */
@@ -62,77 +55,95 @@ final class AgentJmx implements VigieAgentMXBean {
 
     @Override
     public long getOffered() {
-        return counters.offered.sum();
+        return agent.counters().offered;
     }
 
     @Override
     public long getSent() {
-        return counters.sent.sum();
+        return agent.counters().sent;
     }
 
     @Override
     public long getAcked() {
-        return counters.acked.sum();
+        return agent.counters().acked;
     }
 
     @Override
     public long getDroppedQueueFull() {
-        return counters.droppedQueueFull.sum();
+        return agent.counters().droppedQueueFull;
     }
 
     @Override
     public long getDroppedDisconnected() {
-        return counters.droppedDisconnected.sum();
+        return agent.counters().droppedDisconnected;
     }
 
     @Override
     public long getDroppedSendFailed() {
-        return counters.droppedSendFailed.sum();
+        return agent.counters().droppedSendFailed;
     }
 
     @Override
     public long getDroppedOther() {
-        return counters.droppedOther.sum();
+        return agent.counters().droppedOther;
     }
 
     @Override
     public long getReconnects() {
-        return counters.reconnects.sum();
+        return agent.counters().reconnects;
     }
 
     @Override
     public long getBatches() {
-        return counters.batches.sum();
+        return agent.counters().batches;
     }
 
     @Override
     public long getAdapterErrors() {
-        return counters.adapterErrors.sum();
+        return agent.counters().adapterErrors;
+    }
+
+    @Override
+    public long getUnmatchedRequests() {
+        return agent.counters().unmatched;
     }
 
     @Override
     public int getQueueDepth() {
-        return ring.size();
+        return agent.queueDepth();
     }
 
     @Override
     public int getQueueCapacity() {
-        return ring.capacity();
+        return agent.queueCapacity();
     }
 
     @Override
     public String getStreamState() {
-        return sender.state().name();
+        return agent.streamState();
+    }
+
+    @Override
+    public String[] getTargets() {
+        String[] out = new String[agent.targetCount()];
+        for (int k = 0; k < out.length; k++) {
+            Counters.Snapshot c = agent.targetCounters(k);
+            out[k] = agent.targetName(k) + " state=" + agent.targetState(k) + " sent=" + c.sent + " acked="
+                    + c.acked + " dropped_queue_full=" + c.droppedQueueFull + " dropped_disconnected="
+                    + c.droppedDisconnected + " dropped_send_failed=" + c.droppedSendFailed + " dropped_other="
+                    + c.droppedOther + " reconnects=" + c.reconnects + " queue_depth=" + c.queueDepth;
+        }
+        return out;
     }
 
     @Override
     public int getActiveDirectives() {
-        return directives.activeCount();
+        return agent.activeDirectives();
     }
 
     @Override
     public String[] getDirectiveHits() {
-        List<DirectiveHits> hits = directives.hits();
+        List<DirectiveHits> hits = agent.directives().hits();
         String[] out = new String[hits.size()];
         for (int k = 0; k < out.length; k++) {
             DirectiveHits h = hits.get(k);
@@ -144,12 +155,12 @@ final class AgentJmx implements VigieAgentMXBean {
 
     @Override
     public long getDirectivesRejected() {
-        return counters.directivesRejected.sum();
+        return agent.counters().directivesRejected;
     }
 
     @Override
     public String[] getRejectedDirectives() {
-        List<RejectedDirective> rejected = directives.rejections();
+        List<RejectedDirective> rejected = agent.directives().rejections();
         String[] out = new String[rejected.size()];
         for (int k = 0; k < out.length; k++) {
             RejectedDirective r = rejected.get(k);

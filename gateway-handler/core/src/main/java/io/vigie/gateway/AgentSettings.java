@@ -26,7 +26,13 @@ public final class AgentSettings {
 
     /** Handler on/off; off makes it a no-op (no thread, no connection). */
     public final boolean enabled;
-    /** Sidecar gRPC address, host:port. */
+    /**
+     * The sidecars' gRPC addresses, host:port each: every vigie instance of the fleet, each
+     * receiving every event ({@code vigie.sidecar.addresses}, comma-separated; else the single
+     * {@code vigie.sidecar.address}). Never empty, no address twice.
+     */
+    public final List<String> sidecarAddresses;
+    /** The first of {@link #sidecarAddresses} (the only one in a fleet of one). */
     public final String sidecarAddress;
     /** Stable name of this gateway process (Hello.gateway_id); defaults to $HOSTNAME. */
     public final String gatewayId;
@@ -71,7 +77,8 @@ public final class AgentSettings {
 
     private AgentSettings(Lookup in) {
         this.enabled = in.bool("vigie.enabled", true);
-        this.sidecarAddress = in.address("vigie.sidecar.address", "127.0.0.1:7355");
+        this.sidecarAddresses = in.addresses("vigie.sidecar.addresses", "vigie.sidecar.address", "127.0.0.1:7355");
+        this.sidecarAddress = sidecarAddresses.get(0);
         String host = in.env.get("HOSTNAME");
         this.gatewayId = in.string("vigie.gateway.id", host == null || host.isEmpty() ? "gateway" : host);
         this.channel = in.string("vigie.channel", "");
@@ -127,7 +134,7 @@ public final class AgentSettings {
 
     @Override
     public String toString() {
-        return "enabled=" + enabled + " sidecar=" + sidecarAddress + " gateway=" + gatewayId + " channel="
+        return "enabled=" + enabled + " sidecars=" + String.join(",", sidecarAddresses) + " gateway=" + gatewayId + " channel="
                 + channel + " tenant=" + tenant + " region=" + region + " queue=" + queueCapacity + " batch="
                 + batchMaxEvents + " flush_ms=" + flushIntervalMs + " enforcement=" + enforcement + " tls="
                 + (tlsCaFile.isEmpty() ? "off" : tlsCertFile.isEmpty() || tlsKeyFile.isEmpty() ? "on" : "mutual");
@@ -208,14 +215,56 @@ public final class AgentSettings {
             }
         }
 
+        /**
+         * The list {@code listKey} (comma-separated host:port), else the single {@code oneKey},
+         * else {@code def}. A bad entry is left out and a repeated one kept once (each reported);
+         * a list with no good entry gives {@code def}.
+         */
+        List<String> addresses(String listKey, String oneKey, String def) {
+            String list = value(listKey);
+            if (list == null || list.isEmpty()) {
+                return List.of(address(oneKey, def));
+            }
+            if (value(oneKey) != null && !value(oneKey).isEmpty()) {
+                problems.add(oneKey + " is ignored: " + listKey + " is set");
+            }
+            List<String> out = new ArrayList<>();
+            for (String part : list.split(",")) {
+                String a = part.trim();
+                if (a.isEmpty()) {
+                    continue;
+                }
+                String checked = checkAddress(listKey, a, null);
+                if (checked == null) {
+                    continue;
+                }
+                if (out.contains(checked)) {
+                    problems.add(listKey + ": " + checked + " is listed twice; streaming to it once");
+                    continue;
+                }
+                out.add(checked);
+            }
+            if (out.isEmpty()) {
+                problems.add(listKey + "=" + list + ": no usable address; using " + def);
+                out.add(def);
+            }
+            return Collections.unmodifiableList(out);
+        }
+
         String address(String key, String def) {
             String v = value(key);
             if (v == null || v.isEmpty()) {
                 return def;
             }
+            return checkAddress(key, v, def);
+        }
+
+        /** {@code v} when it is host:port, else {@code def} (reported). */
+        String checkAddress(String key, String v, String def) {
+            String using = def == null ? "leaving it out" : "using " + def;
             int colon = v.lastIndexOf(':');
             if (colon <= 0 || colon == v.length() - 1) {
-                problems.add(key + "=" + v + ": expected host:port; using " + def);
+                problems.add(key + "=" + v + ": expected host:port; " + using);
                 return def;
             }
             try {
@@ -224,7 +273,7 @@ public final class AgentSettings {
                     throw new NumberFormatException();
                 }
             } catch (NumberFormatException e) {
-                problems.add(key + "=" + v + ": bad port; using " + def);
+                problems.add(key + "=" + v + ": bad port; " + using);
                 return def;
             }
             return v;

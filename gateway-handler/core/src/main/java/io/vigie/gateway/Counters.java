@@ -6,6 +6,12 @@ import java.util.concurrent.atomic.LongAdder;
  * The handler's own counters, cumulative since it started. The request path only increments
  * {@link LongAdder}s (no lock, no allocation once warmed up). Read through {@link #snapshot()},
  * JMX ({@link AgentJmx}) and the {@code GatewayReport} sent to the sidecar.
+ *
+ * <p>An agent has one set for what all its sidecars share (offered, the agent's queue full,
+ * offered after close, adapter errors, rejected directives, unmatched requests) and one set per
+ * sidecar target for what happens on the way to that sidecar (its queue full, sent, acked, lost
+ * while disconnected or with a failed stream, reconnects). {@link #forTarget} and {@link #total}
+ * combine them.
  */
 public final class Counters {
     final LongAdder offered = new LongAdder();
@@ -21,12 +27,51 @@ public final class Counters {
     final LongAdder adapterErrors = new LongAdder();
     /** Directive upserts rejected (malformed or out of range); fed by the directive table. */
     final LongAdder directivesRejected = new LongAdder();
+    /** Requests the gateway answered that belong to no API (no API name nor context): not recorded. */
+    final LongAdder unmatched = new LongAdder();
 
     /** A consistent-enough copy of every counter (each read once). */
     public Snapshot snapshot(int queueDepth) {
         return new Snapshot(offered.sum(), sent.sum(), acked.sum(), droppedQueueFull.sum(),
                 droppedDisconnected.sum(), droppedSendFailed.sum(), droppedOther.sum(), reconnects.sum(),
-                batches.sum(), streamErrors.sum(), adapterErrors.sum(), directivesRejected.sum(), queueDepth);
+                batches.sum(), streamErrors.sum(), adapterErrors.sum(), directivesRejected.sum(), unmatched.sum(),
+                queueDepth);
+    }
+
+    /**
+     * What one sidecar target's account says: the shared figures ({@code shared}) plus its own
+     * ({@code own}); a drop before the fan-out (the agent's queue full, offered after close) is a
+     * drop for every target. {@code queueDepth} is the agent's queue plus the target's.
+     */
+    static Snapshot forTarget(Counters shared, Counters own, int queueDepth) {
+        return new Snapshot(shared.offered.sum(), own.sent.sum(), own.acked.sum(),
+                shared.droppedQueueFull.sum() + own.droppedQueueFull.sum(), own.droppedDisconnected.sum(),
+                own.droppedSendFailed.sum(), shared.droppedOther.sum() + own.droppedOther.sum(),
+                own.reconnects.sum(), own.batches.sum(), own.streamErrors.sum(), shared.adapterErrors.sum(),
+                shared.directivesRejected.sum(), shared.unmatched.sum(), queueDepth);
+    }
+
+    /**
+     * The agent's figures: the shared ones, and the per-target ones summed over the targets (with
+     * one sidecar, that sidecar's account; with several, {@code sent} counts each copy).
+     */
+    static Snapshot total(Counters shared, Counters[] targets, int queueDepth) {
+        long sent = 0, acked = 0, queueFull = shared.droppedQueueFull.sum(), disconnected = 0, sendFailed = 0;
+        long other = shared.droppedOther.sum(), reconnects = 0, batches = 0, streamErrors = 0;
+        for (Counters t : targets) {
+            sent += t.sent.sum();
+            acked += t.acked.sum();
+            queueFull += t.droppedQueueFull.sum();
+            disconnected += t.droppedDisconnected.sum();
+            sendFailed += t.droppedSendFailed.sum();
+            other += t.droppedOther.sum();
+            reconnects += t.reconnects.sum();
+            batches += t.batches.sum();
+            streamErrors += t.streamErrors.sum();
+        }
+        return new Snapshot(shared.offered.sum(), sent, acked, queueFull, disconnected, sendFailed, other,
+                reconnects, batches, streamErrors, shared.adapterErrors.sum(), shared.directivesRejected.sum(),
+                shared.unmatched.sum(), queueDepth);
     }
 
     /** Counts an error the gateway adapter caught (it never lets one escape into mediation). */
@@ -54,11 +99,13 @@ public final class Counters {
         public final long adapterErrors;
         /** Directive upserts the gateway rejected (the rest of their update applied). */
         public final long directivesRejected;
+        /** Requests answered that matched no API at all (neither recorded nor dropped silently). */
+        public final long unmatched;
         public final int queueDepth;
 
         Snapshot(long offered, long sent, long acked, long droppedQueueFull, long droppedDisconnected,
                 long droppedSendFailed, long droppedOther, long reconnects, long batches, long streamErrors,
-                long adapterErrors, long directivesRejected, int queueDepth) {
+                long adapterErrors, long directivesRejected, long unmatched, int queueDepth) {
             this.offered = offered;
             this.sent = sent;
             this.acked = acked;
@@ -71,6 +118,7 @@ public final class Counters {
             this.streamErrors = streamErrors;
             this.adapterErrors = adapterErrors;
             this.directivesRejected = directivesRejected;
+            this.unmatched = unmatched;
             this.queueDepth = queueDepth;
         }
 
@@ -84,7 +132,7 @@ public final class Counters {
             return "offered=" + offered + " sent=" + sent + " acked=" + acked + " dropped_queue_full="
                     + droppedQueueFull + " dropped_disconnected=" + droppedDisconnected + " dropped_send_failed="
                     + droppedSendFailed + " dropped_other=" + droppedOther + " reconnects=" + reconnects
-                    + " batches=" + batches + " directives_rejected=" + directivesRejected + " queue_depth=" + queueDepth;
+                    + " batches=" + batches + " directives_rejected=" + directivesRejected + " unmatched=" + unmatched + " queue_depth=" + queueDepth;
         }
     }
 }

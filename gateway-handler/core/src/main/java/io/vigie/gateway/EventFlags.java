@@ -2,7 +2,7 @@ package io.vigie.gateway;
 
 /** Bits of the {@code flags} column ({@code EventFlag} in the wire contract). */
 public final class EventFlags {
-    /** The gateway refused the request for throttling (WSO2's own throttling). */
+    /** Throttled: a WSO2 throttling code (900800-900899, {@link Wso2Codes}) or vigie's own refusal. */
     public static final int THROTTLED = 1;
     /** The response came from WSO2's response cache. */
     public static final int CACHE_HIT = 2;

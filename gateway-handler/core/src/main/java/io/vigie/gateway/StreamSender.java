@@ -22,13 +22,15 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * The one background sender: drains the ring, dictionary-encodes events into columnar batches
- * and writes them to one bidirectional {@code Telemetry.Stream}; applies the directive updates
- * and acks coming back. On failure it backs off (doubling, capped), reconnects and starts a new
- * dictionary. Every stream is completed exactly once ({@link Session#finish}).
+ * The sender of one sidecar target: drains that target's own queue, dictionary-encodes events
+ * into columnar batches and writes them to one bidirectional {@code Telemetry.Stream}; applies
+ * the directive updates (as this target's source in the directive table) and acks coming back.
+ * On failure it backs off (doubling, capped), reconnects and starts a new dictionary. Every
+ * stream is completed exactly once ({@link Session#finish}). Its counters are its own; its
+ * {@code GatewayReport} adds the figures all targets share ({@link Counters#forTarget}).
  *
- * <p>Only the sender thread calls {@link #step()}; gRPC callbacks only set fields that the next
- * step reads. Tests drive {@link #step()} by hand with an injected clock.
+ * <p>Only this target's sender thread calls {@link #step()}; gRPC callbacks only set fields that
+ * the next step reads. Tests drive {@link #step()} by hand with an injected clock.
  */
 final class StreamSender {
     private static final Logger LOG = Logger.getLogger(StreamSender.class.getName());
@@ -42,7 +44,10 @@ final class StreamSender {
 
     private final EventRing ring;
     private final Counters counters;
+    private final Counters shared;
+    private final EventRing agentQueue;
     private final DirectiveTable directives;
+    private final int source;
     private final Clock clock;
     private final ManagedChannel channel;
     private final Hello hello;
@@ -62,11 +67,22 @@ final class StreamSender {
     private boolean everConnected;
     private volatile State state = State.DISCONNECTED;
 
-    StreamSender(EventRing ring, Counters counters, DirectiveTable directives, Clock clock, ManagedChannel channel,
-            SenderConfig config) {
+    /**
+     * @param ring this target's own queue (filled by the {@link FanOut}), or the agent's queue
+     *     itself when this is the only target
+     * @param counters this target's own counters
+     * @param shared the counters every target shares (reported with this target's)
+     * @param agentQueue the agent's queue, whose depth the report adds to this target's
+     * @param source this target's number as a directive source ({@link DirectiveTable#apply(int, io.vigie.wire.v1.DirectiveUpdate)})
+     */
+    StreamSender(EventRing ring, Counters counters, Counters shared, EventRing agentQueue, DirectiveTable directives,
+            int source, Clock clock, ManagedChannel channel, SenderConfig config) {
         this.ring = ring;
         this.counters = counters;
+        this.shared = shared;
+        this.agentQueue = agentQueue;
         this.directives = directives;
+        this.source = source;
         this.clock = clock;
         this.channel = channel;
         this.hello = config.hello;
@@ -300,7 +316,8 @@ final class StreamSender {
     }
 
     private GatewayReport report() {
-        Counters.Snapshot c = counters.snapshot(ring.size());
+        Counters.Snapshot c = Counters.forTarget(shared, counters,
+                agentQueue == ring ? ring.size() : agentQueue.size() + ring.size());
         return GatewayReport.newBuilder()
                 .setAtUs(clock.wallMicros())
                 .setOffered(c.offered)
@@ -314,6 +331,7 @@ final class StreamSender {
                 .addAllDirectiveHits(directives.hits())
                 .addAllRejectedDirectives(directives.rejections())
                 .setDirectivesRejected(c.directivesRejected)
+                .setUnmatchedRequests(c.unmatched)
                 .build();
     }
 
@@ -352,7 +370,7 @@ final class StreamSender {
                     break;
                 case DIRECTIVES:
                     try {
-                        directives.apply(m.getDirectives());
+                        directives.apply(source, m.getDirectives());
                     } catch (RuntimeException e) {
                         LOG.log(Level.WARNING, "vigie: directive update refused", e);
                     }

@@ -10,6 +10,9 @@ import io.vigie.gateway.queue.EventRing;
 import io.vigie.wire.v1.Hello;
 import java.io.File;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
@@ -27,8 +30,15 @@ import java.util.logging.Logger;
  *       {@code GatewayReport}.</li>
  * </ul>
  *
- * <p>One background thread ({@code vigie-sender}) ships the events to the sidecar. Build with
- * {@link #builder()}; every setting has a safe default.
+ * <p>The events go to every sidecar target of the gateway (one or more: the vigie instances of
+ * its fleet). The request path writes one queue; with several targets a fan-out thread
+ * ({@code vigie-fanout}) copies each event into every target's own bounded queue ({@link FanOut})
+ * (with one, its sender reads that queue itself: no copy, no extra thread), and each target has its own
+ * sender thread ({@code vigie-sender}, {@code vigie-sender-2}, ...), stream, dictionary, backoff
+ * and counters: a slow or dead sidecar costs drops counted for it alone. The directive tables of
+ * all targets are merged into one ({@link DirectiveTable#apply(int, io.vigie.wire.v1.DirectiveUpdate)}),
+ * so a directive sent by several is enforced once. Build with {@link #builder()}; every setting
+ * has a safe default.
  */
 public final class VigieAgent implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(VigieAgent.class.getName());
@@ -40,29 +50,46 @@ public final class VigieAgent implements AutoCloseable {
     private final DirectiveTable directives;
     private final Clock clock;
     private final boolean enforcement;
-    private final StreamSender sender;
-    private final ManagedChannel channel;
-    private final boolean ownsChannel;
-    private final Thread thread;
+    private final Target[] targets;
+    private final Counters[] targetCounters;
+    /** {@code null} with one sidecar: its sender then reads the agent's queue itself. */
+    private final FanOut fanOut;
+    private final Thread fanOutThread;
+    private final boolean threaded;
     private final long idleParkNanos;
     private final long shutdownFlushMs;
     private final Thread shutdownHook;
     private final ThreadLocal<RequestRecord> records = ThreadLocal.withInitial(RequestRecord::new);
     private volatile boolean closed;
+    /** Set once the fan-out has moved its last events: the target threads then flush and stop. */
+    private volatile boolean targetsStopping;
+    /** When the targets' last flush must end (System.nanoTime), set before {@link #targetsStopping}. */
+    private volatile long stopDeadlineNanos;
     private final AgentJmx jmx;
+
+    /** One sidecar target: its queue, counters, gRPC channel, sender and thread. */
+    private static final class Target {
+        final String name;
+        final EventRing queue;
+        final Counters counters;
+        final ManagedChannel channel;
+        final StreamSender sender;
+        Thread thread;
+
+        Target(String name, EventRing queue, Counters counters, ManagedChannel channel, StreamSender sender) {
+            this.name = name;
+            this.queue = queue;
+            this.counters = counters;
+            this.channel = channel;
+            this.sender = sender;
+        }
+    }
 
     private VigieAgent(Builder b) {
         this.clock = b.clock;
         this.ring = new EventRing(b.queueCapacity);
         this.directives = new DirectiveTable(b.clock, b.channelName, counters.directivesRejected);
         this.enforcement = b.enforcement;
-        if (b.grpcChannelSupplier != null) {
-            this.channel = b.grpcChannelSupplier.get();
-            this.ownsChannel = true;
-        } else {
-            this.channel = defaultChannel(b.sidecarAddress, b.tls);
-            this.ownsChannel = true;
-        }
         Hello hello = Hello.newBuilder()
                 .setGatewayId(b.gatewayId)
                 .setChannel(b.channelName)
@@ -78,22 +105,48 @@ public final class VigieAgent implements AutoCloseable {
                 .backoffMs(b.backoffInitialMs, b.backoffMaxMs)
                 .disconnectedHoldMs(b.disconnectedHoldMs)
                 .build();
-        this.sender = new StreamSender(ring, counters, directives, clock, channel, config);
+        int n = b.targetNames.size();
+        this.targets = new Target[n];
+        this.targetCounters = new Counters[n];
+        EventRing[] queues = new EventRing[n];
+        for (int k = 0; k < n; k++) {
+            Supplier<ManagedChannel> supplier = b.targetChannels.get(k);
+            ManagedChannel ch = supplier != null ? supplier.get() : defaultChannel(b.targetNames.get(k), b.tls);
+            Counters own = new Counters();
+            // one sidecar: no copy, no fan-out thread (the request path's neighbours as before)
+            EventRing queue = n == 1 ? ring : new EventRing(b.queueCapacity);
+            StreamSender sender = new StreamSender(queue, own, counters, ring, directives, k, clock, ch, config);
+            targets[k] = new Target(b.targetNames.get(k), queue, own, ch, sender);
+            targetCounters[k] = own;
+            queues[k] = queue;
+        }
+        this.fanOut = n == 1 ? null : new FanOut(ring, queues, targetCounters);
         this.idleParkNanos = Math.min(1_000_000L, TimeUnit.MILLISECONDS.toNanos(b.flushIntervalMs) / 2 + 1);
         if (b.jmx) {
-            jmx = new AgentJmx(counters, ring, sender, directives);
+            jmx = new AgentJmx(this);
             jmx.register(b.gatewayId);
         } else {
             jmx = null;
         }
         this.shutdownFlushMs = b.shutdownFlushMs;
         this.shutdownHook = b.closeOnJvmExit ? registerShutdownHook() : null;
+        this.threaded = b.startThread;
         if (b.startThread) {
-            thread = new Thread(this::run, "vigie-sender");
-            thread.setDaemon(true);
-            thread.start();
+            for (int k = 0; k < n; k++) {
+                Target t = targets[k];
+                t.thread = new Thread(() -> runTarget(t), k == 0 ? "vigie-sender" : "vigie-sender-" + (k + 1));
+                t.thread.setDaemon(true);
+                t.thread.start();
+            }
+            if (fanOut != null) {
+                fanOutThread = new Thread(this::runFanOut, "vigie-fanout");
+                fanOutThread.setDaemon(true);
+                fanOutThread.start();
+            } else {
+                fanOutThread = null;
+            }
         } else {
-            thread = null;
+            fanOutThread = null;
         }
     }
 
@@ -104,7 +157,7 @@ public final class VigieAgent implements AutoCloseable {
     /** A builder with the settings read by {@link AgentSettings}. */
     public static Builder builder(AgentSettings s) {
         return new Builder()
-                .sidecarAddress(s.sidecarAddress)
+                .sidecarAddresses(s.sidecarAddresses)
                 .gatewayId(s.gatewayId)
                 .channel(s.channel)
                 .tenant(s.tenant)
@@ -179,15 +232,33 @@ public final class VigieAgent implements AutoCloseable {
         }
     }
 
-    /** CONNECTED, CONNECTING, DISCONNECTED or CLOSED. */
+    /**
+     * CONNECTED, CONNECTING, DISCONNECTED or CLOSED: with several sidecars, the least advanced
+     * of their states (CONNECTED only when every stream is up); see {@link #targetState(int)}.
+     */
     public String streamState() {
-        return sender.state().name();
+        StreamSender.State least = StreamSender.State.CLOSED;
+        for (Target t : targets) {
+            StreamSender.State st = t.sender.state();
+            if (st.ordinal() < least.ordinal()) {
+                least = st;
+            }
+        }
+        return least.name();
     }
 
+    /** Events waiting: the agent's queue and every target's. */
     public int queueDepth() {
-        return ring.size();
+        int n = ring.size();
+        for (Target t : targets) {
+            if (t.queue != ring) {
+                n += t.queue.size();
+            }
+        }
+        return n;
     }
 
+    /** Capacity of the agent's queue (each target's queue has as many slots). */
     public int queueCapacity() {
         return ring.capacity();
     }
@@ -196,12 +267,39 @@ public final class VigieAgent implements AutoCloseable {
         return directives.activeCount();
     }
 
+    /** Number of sidecar targets (one per address of {@code vigie.sidecar.addresses}). */
+    public int targetCount() {
+        return targets.length;
+    }
+
+    /** The address (or test name) of target {@code k}. */
+    public String targetName(int k) {
+        return targets[k].name;
+    }
+
+    /** Stream state of target {@code k}: CONNECTED, CONNECTING, DISCONNECTED or CLOSED. */
+    public String targetState(int k) {
+        return targets[k].sender.state().name();
+    }
+
+    /** Target {@code k}'s account, as its {@code GatewayReport} says it ({@link Counters#forTarget}). */
+    public Counters.Snapshot targetCounters(int k) {
+        Target t = targets[k];
+        return Counters.forTarget(counters, t.counters, t.queue == ring ? ring.size() : ring.size() + t.queue.size());
+    }
+
     public DirectiveTable directives() {
         return directives;
     }
 
+    /** The agent's figures: shared ones, and per-target ones summed over targets ({@link Counters#total}). */
     public Counters.Snapshot counters() {
-        return counters.snapshot(ring.size());
+        return Counters.total(counters, targetCounters, queueDepth());
+    }
+
+    /** For adapters: counts a request answered that belongs to no API at all (not recorded). */
+    public void countUnmatched() {
+        counters.unmatched.increment();
     }
 
     /** For adapters: counts an error they caught on the request path. */
@@ -209,12 +307,19 @@ public final class VigieAgent implements AutoCloseable {
         counters.adapterError();
     }
 
-    /** Runs one round of the sender by hand (only when built with {@code startThread(false)}). */
+    /**
+     * Runs one round by hand (only when built with {@code startThread(false)}): the fan-out, then
+     * each target's sender.
+     */
     public boolean step() {
-        if (thread != null) {
+        if (threaded) {
             throw new IllegalStateException("the sender runs on its own thread");
         }
-        return sender.step();
+        boolean worked = fanOut != null && fanOut.step();
+        for (Target t : targets) {
+            worked |= t.sender.step();
+        }
+        return worked;
     }
 
     /**
@@ -231,25 +336,40 @@ public final class VigieAgent implements AutoCloseable {
             closed = true;
         }
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs);
-        if (thread != null) {
-            LockSupport.unpark(thread);
-            try {
-                thread.join(Math.max(1, shutdownFlushMs + 100)); // the thread bounds its own flush
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+        if (threaded) {
+            // the fan-out moves its last events, then the targets flush in parallel
+            if (fanOutThread != null) {
+                LockSupport.unpark(fanOutThread);
+                join(fanOutThread, deadline);
+            }
+            stopDeadlineNanos = deadline;
+            targetsStopping = true;
+            for (Target t : targets) {
+                LockSupport.unpark(t.thread);
+            }
+            for (Target t : targets) {
+                join(t.thread, deadline + 100_000_000L); // each thread bounds its own flush
             }
         } else {
-            sender.shutdown(TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs));
+            if (fanOut != null) {
+                fanOut.drainAll();
+            }
+            targetsStopping = true;
+            for (Target t : targets) {
+                t.sender.shutdown(Math.max(0, deadline - System.nanoTime()));
+            }
         }
-        if (ownsChannel) {
-            channel.shutdown();
+        for (Target t : targets) {
+            t.channel.shutdown();
+        }
+        for (Target t : targets) {
             try {
                 long left = Math.max(100_000_000L, deadline - System.nanoTime());
-                if (!channel.awaitTermination(left, TimeUnit.NANOSECONDS)) {
-                    channel.shutdownNow();
+                if (!t.channel.awaitTermination(left, TimeUnit.NANOSECONDS)) {
+                    t.channel.shutdownNow();
                 }
             } catch (InterruptedException e) {
-                channel.shutdownNow();
+                t.channel.shutdownNow();
                 Thread.currentThread().interrupt();
             }
         }
@@ -291,14 +411,23 @@ public final class VigieAgent implements AutoCloseable {
         }
     }
 
-    private void run() {
+    private static void join(Thread t, long deadlineNanos) {
+        try {
+            long left = deadlineNanos - System.nanoTime();
+            t.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left) + 100));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void runFanOut() {
         try {
             while (!closed) {
                 boolean worked;
                 try {
-                    worked = sender.step();
+                    worked = fanOut.step();
                 } catch (RuntimeException e) {
-                    LOG.log(Level.WARNING, "vigie: sender round failed", e);
+                    LOG.log(Level.WARNING, "vigie: fan-out round failed", e);
                     worked = false;
                 }
                 if (!worked) {
@@ -306,7 +435,27 @@ public final class VigieAgent implements AutoCloseable {
                 }
             }
         } finally {
-            sender.shutdown(TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs));
+            fanOut.drainAll(); // what was offered before close goes to every target
+        }
+    }
+
+    private void runTarget(Target t) {
+        try {
+            while (!targetsStopping) {
+                boolean worked;
+                try {
+                    worked = t.sender.step();
+                } catch (RuntimeException e) {
+                    LOG.log(Level.WARNING, "vigie: sender round failed (" + t.name + ")", e);
+                    worked = false;
+                }
+                if (!worked) {
+                    LockSupport.parkNanos(idleParkNanos);
+                }
+            }
+        } finally {
+            t.sender.shutdown(targetsStopping ? Math.max(0, stopDeadlineNanos - System.nanoTime())
+                    : TimeUnit.MILLISECONDS.toNanos(shutdownFlushMs));
         }
     }
 
@@ -361,8 +510,9 @@ public final class VigieAgent implements AutoCloseable {
 
     /** Settings of an agent; each has a safe default. */
     public static final class Builder {
-        private String sidecarAddress = "127.0.0.1:7355";
-        private Supplier<ManagedChannel> grpcChannelSupplier;
+        /** Target addresses (or test names), and for each the channel supplier (null = a channel to it). */
+        private final List<String> targetNames = new ArrayList<>(List.of("127.0.0.1:7355"));
+        private final List<Supplier<ManagedChannel>> targetChannels = new ArrayList<>(Collections.singletonList(null));
         private String gatewayId = "gateway";
         private String channelName = "";
         private String tenant = "carbon.super";
@@ -396,18 +546,46 @@ public final class VigieAgent implements AutoCloseable {
             return this;
         }
 
-        /** Sidecar address, host:port (plaintext gRPC: the sidecar runs beside the gateway). */
+        /** One sidecar, host:port (replaces the targets set so far). */
         public Builder sidecarAddress(String v) {
-            sidecarAddress = v;
+            return sidecarAddresses(List.of(v));
+        }
+
+        /**
+         * The sidecars (the vigie instances of the fleet), host:port each, all receiving every
+         * event; replaces the targets set so far. A repeated address is refused (it would count
+         * every event twice).
+         */
+        public Builder sidecarAddresses(List<String> addresses) {
+            targetNames.clear();
+            targetChannels.clear();
+            for (String a : addresses) {
+                target(a, null);
+            }
             return this;
         }
 
         /**
-         * Uses this gRPC channel instead of one to {@link #sidecarAddress} (tests, custom TLS).
-         * Not to be confused with {@link #channel(String)}, the gateway channel of the fleet.
+         * Uses this gRPC channel instead of one to a sidecar address (tests, custom TLS): one
+         * target, replacing those set so far. Not to be confused with {@link #channel(String)},
+         * the gateway channel of the fleet.
          */
         public Builder grpcChannel(Supplier<ManagedChannel> v) {
-            grpcChannelSupplier = v;
+            targetNames.clear();
+            targetChannels.clear();
+            return target("grpc-channel", v);
+        }
+
+        /**
+         * Adds a target named {@code name} (an address, or any name for tests) reached through
+         * {@code channel} ({@code null}: a channel to {@code name} as host:port).
+         */
+        public Builder target(String name, Supplier<ManagedChannel> channel) {
+            if (targetNames.contains(name)) {
+                throw new IllegalArgumentException("sidecar target " + name + " given twice");
+            }
+            targetNames.add(name);
+            targetChannels.add(channel);
             return this;
         }
 
@@ -507,6 +685,9 @@ public final class VigieAgent implements AutoCloseable {
         }
 
         public VigieAgent build() {
+            if (targetNames.isEmpty()) {
+                throw new IllegalArgumentException("at least one sidecar target is needed");
+            }
             if (queueCapacity < 2) {
                 throw new IllegalArgumentException("queueCapacity must be at least 2");
             }

@@ -25,12 +25,22 @@ public interface VigieAgentMXBean {
 
     long getAdapterErrors();
 
+    /** Requests answered that belonged to no API at all (not recorded as events). */
+    long getUnmatchedRequests();
+
     int getQueueDepth();
 
     int getQueueCapacity();
 
-    /** CONNECTED, CONNECTING, DISCONNECTED or CLOSED. */
+    /** CONNECTED, CONNECTING, DISCONNECTED or CLOSED (with several sidecars, the least advanced). */
     String getStreamState();
+
+    /**
+     * One line per sidecar target: {@code address state=.. sent=N acked=N dropped_queue_full=N
+     * dropped_disconnected=N dropped_send_failed=N dropped_other=N reconnects=N queue_depth=N}
+     * (what that sidecar's {@code GatewayReport} says). The other counters are totals over targets.
+     */
+    String[] getTargets();
 
     int getActiveDirectives();
 

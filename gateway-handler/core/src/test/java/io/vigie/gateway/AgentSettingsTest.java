@@ -75,4 +75,31 @@ class AgentSettingsTest {
     void theHandlerCanBeSwitchedOff() {
         assertFalse(AgentSettings.from(Map.of(), Map.of("VIGIE_ENABLED", "false")).enabled);
     }
+
+    @Test
+    void severalSidecarAddressesAreReadFromTheListSettingOrItsEnvironmentVariable() {
+        AgentSettings s = AgentSettings.from(Map.of(),
+                Map.of("VIGIE_SIDECAR_ADDRESSES", " vigie-dc1-0:7355, vigie-dc2-0:7355 ,,[::1]:7355"));
+        assertEquals(java.util.List.of("vigie-dc1-0:7355", "vigie-dc2-0:7355", "[::1]:7355"), s.sidecarAddresses);
+        assertEquals("vigie-dc1-0:7355", s.sidecarAddress);
+        assertTrue(s.problems().isEmpty(), s.problems().toString());
+    }
+
+    @Test
+    void theSingleAddressSettingStillWorks() {
+        AgentSettings s = AgentSettings.from(Map.of("vigie.sidecar.address", "10.0.0.5:7400"), Map.of());
+        assertEquals(java.util.List.of("10.0.0.5:7400"), s.sidecarAddresses);
+        assertTrue(s.problems().isEmpty());
+    }
+
+    @Test
+    void aBadOrRepeatedAddressInTheListIsLeftOutAndReported() {
+        AgentSettings s = AgentSettings.from(Map.of("vigie.sidecar.addresses", "a:1,nohost,a:1,b:99999,c:2",
+                "vigie.sidecar.address", "z:9"), Map.of());
+        assertEquals(java.util.List.of("a:1", "c:2"), s.sidecarAddresses);
+        assertEquals(4, s.problems().size(), s.problems().toString());
+        assertTrue(s.problems().get(0).startsWith("vigie.sidecar.address is ignored"));
+        AgentSettings none = AgentSettings.from(Map.of("vigie.sidecar.addresses", "x"), Map.of());
+        assertEquals(java.util.List.of("127.0.0.1:7355"), none.sidecarAddresses);
+    }
 }

@@ -2,8 +2,8 @@ package io.vigie.synapse;
 
 /**
  * Which message property names the API a request belongs to. WSO2 APIM sets {@code api.ut.api}
- * only once it has authenticated the request (an authentication failure is not API traffic for
- * vigie); Apache Synapse only has the REST API's own name.
+ * only once it has authenticated the request (without it, {@link SynapseCapture#capture} falls
+ * back to what Synapse's REST dispatch set); Apache Synapse only has the REST API's own name.
  */
 public enum ApiNaming {
     /** WSO2 API Manager 4.x: {@code api.ut.api} and {@code api.ut.version}. */

@@ -8,6 +8,7 @@ import io.vigie.gateway.HttpMethods;
 import io.vigie.gateway.KeyTypes;
 import io.vigie.gateway.RequestRecord;
 import io.vigie.gateway.VigieAgent;
+import io.vigie.gateway.Wso2Codes;
 import io.vigie.gateway.directive.Rule;
 import java.util.Map;
 import java.util.logging.Level;
@@ -86,18 +87,39 @@ public final class SynapseCapture<C> {
 
     /**
      * Reads the finished request (response or fault out-flow) into this thread's record and
-     * offers it. Messages that are not API traffic (no API name) are not recorded.
+     * offers it. Every request the gateway answers is recorded: WSO2 sets {@code api.ut.api}
+     * only once it has authenticated the request, so an authentication failure or a request
+     * matching no resource of its API is recorded from what Synapse's REST dispatch set
+     * ({@code SYNAPSE_REST_API}, {@code REST_API_CONTEXT}, {@code SYNAPSE_REST_API_VERSION}),
+     * with no application (the sidecar counts it for its API only). A request matching no API
+     * at all is counted ({@code UnmatchedRequests}), not recorded.
      */
     public void capture(C ctx) {
         String api = string(access.property(ctx, naming.apiNameProperty));
-        if (api == null) {
-            return; // not API traffic (health checks, admin services, WSO2 authentication failures)
+        boolean authenticated = api != null;
+        String version;
+        if (authenticated) {
+            version = naming.apiVersionProperty == null ? null
+                    : string(access.property(ctx, naming.apiVersionProperty));
+            if (version == null) {
+                version = string(access.property(ctx, REST_API_VERSION));
+            }
+        } else {
+            String restApi = string(access.property(ctx, REST_API_NAME));
+            String restContext = string(access.property(ctx, REST_API_CONTEXT));
+            if (restApi == null && restContext == null) {
+                agent.countUnmatched(); // no API's context matched the path
+                return;
+            }
+            // without SYNAPSE_REST_API the context names the API
+            api = restApi != null ? SynapseRestApiName.name(restApi) : restContext;
+            version = string(access.property(ctx, REST_API_VERSION));
+            if (version == null && restApi != null) {
+                version = SynapseRestApiName.version(restApi);
+            }
         }
         long now = clock.wallMicros();
-        RequestRecord r = agent.record().apiName(api);
-        String version = naming.apiVersionProperty == null ? null
-                : string(access.property(ctx, naming.apiVersionProperty));
-        r.apiVersion(version != null ? version : string(access.property(ctx, REST_API_VERSION)));
+        RequestRecord r = agent.record().apiName(api).apiVersion(version);
         String context = string(access.property(ctx, API_CONTEXT));
         r.apiContext(context != null ? context : string(access.property(ctx, REST_API_CONTEXT)));
         r.resourceTemplate(string(access.property(ctx, ELECTED_RESOURCE)));
@@ -110,14 +132,16 @@ public final class SynapseCapture<C> {
         }
         r.httpMethod(HttpMethods.of(method));
 
-        String keyType = consumers.describe(ctx, r);
-        if (r.applicationName() == null) {
-            r.applicationName(string(access.property(ctx, APPLICATION_NAME)));
+        if (authenticated) { // an unauthenticated request has no application (nor key type)
+            String keyType = consumers.describe(ctx, r);
+            if (r.applicationName() == null) {
+                r.applicationName(string(access.property(ctx, APPLICATION_NAME)));
+            }
+            if (keyType == null) {
+                keyType = string(access.property(ctx, KEY_TYPE));
+            }
+            r.keyType(KeyTypes.of(keyType));
         }
-        if (keyType == null) {
-            keyType = string(access.property(ctx, KEY_TYPE));
-        }
-        r.keyType(KeyTypes.of(keyType));
 
         int flags = 0;
         Object errorCode = access.property(ctx, ERROR_CODE);
@@ -126,23 +150,32 @@ public final class SynapseCapture<C> {
             flags |= EventFlags.FAULT;
         }
         r.errorCode(code);
-        // "throttled" from the code: WSO2 also sets THROTTLED_OUT_REASON where it throttles nothing
-        if (access.property(ctx, THROTTLED_OUT_REASON) != null || (code >= 900800 && code <= 900899)) {
-            flags |= EventFlags.THROTTLED;
-        }
         Object cacheHit = access.property(ctx, CACHE_HIT);
         if (Boolean.TRUE.equals(cacheHit) || "true".equals(cacheHit)) {
             flags |= EventFlags.CACHE_HIT;
         }
-        if (access.property(ctx, REFUSED) != null) {
+        boolean refused = access.property(ctx, REFUSED) != null;
+        if (refused) {
             flags |= EventFlags.REFUSED_BY_DIRECTIVE;
+        }
+        // throttled = a WSO2 throttling code or vigie's own refusal, nothing else: WSO2 also sets
+        // THROTTLED_OUT_REASON (HARD_LIMIT_EXCEEDED) in exception paths that throttle nothing
+        if (refused || Wso2Codes.isThrottling(code)) {
+            flags |= EventFlags.THROTTLED;
         }
         r.flags(flags);
 
         r.httpStatus((int) integer(access.axis2Property(ctx, HTTP_SC), 0));
         Object headers = access.axis2Property(ctx, TRANSPORT_HEADERS);
-        if (headers instanceof Map) {
-            r.responseBytes(integer(((Map<?, ?>) headers).get("Content-Length"), -1));
+        Object length = headers instanceof Map ? ((Map<?, ?>) headers).get("Content-Length") : null;
+        if (refused || errorCode != null) {
+            // an answer the gateway made itself (vigie's refusal, throttling, a fault): the
+            // transport headers are still the request's, so their Content-Length is the request's
+            r.requestBytes(integer(length, -1));
+            // vigie knows its own answer's size; a WSO2 fault's payload is not serialized yet: unknown
+            r.responseBytes(refused ? integer(access.property(ctx, REFUSAL_BYTES), -1) : -1);
+        } else {
+            r.responseBytes(integer(length, -1));
         }
 
         long start = integer(access.property(ctx, START_US), 0);

@@ -17,6 +17,7 @@ public final class SynapseNames {
     public static final String AUTH_CONTEXT = "__API_AUTH_CONTEXT";
     public static final String APPLICATION_NAME = "api.ut.application.name";
     public static final String KEY_TYPE = "AM_KEY_TYPE";
+    /** Read by nothing: WSO2 sets it where it throttles nothing too ("throttled" comes from the code). */
     public static final String THROTTLED_OUT_REASON = "THROTTLED_OUT_REASON";
     public static final String CACHE_HIT = "api.analytics.cacheHit";
     public static final String ANALYTICS_REQUEST_START = "apim.analytics.request.start.time";
@@ -47,4 +48,6 @@ public final class SynapseNames {
     public static final String BACKEND_END_US = "vigie.backend.end.us";
     public static final String CHECKED = "vigie.checked";
     public static final String REFUSED = "vigie.refused";
+    /** Size in bytes of the answer vigie's refusal sent (0 when it went without a body). */
+    public static final String REFUSAL_BYTES = "vigie.refusal.bytes";
 }

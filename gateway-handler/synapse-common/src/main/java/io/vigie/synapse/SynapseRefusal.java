@@ -109,11 +109,13 @@ public final class SynapseRefusal<C> {
         try {
             access.setJsonPayload(ctx, body);
             withBody = true;
+            access.setProperty(ctx, REFUSAL_BYTES, utf8Length(body));
             // a POST's own Content-Type would otherwise be echoed over the JSON answer
             headers.put("Content-Type", "application/json");
         } catch (Exception e) {
             capture.failed(e);
             withBody = false;
+            access.setProperty(ctx, REFUSAL_BYTES, 0);
         }
         finish(ctx, rule, withBody);
     }
@@ -122,6 +124,7 @@ public final class SynapseRefusal<C> {
     private void minimal(C ctx, Rule rule) {
         try {
             access.setProperty(ctx, REFUSED, Boolean.TRUE);
+            access.setProperty(ctx, REFUSAL_BYTES, 0);
             access.setProperty(ctx, ERROR_CODE, rule.errorCode());
             access.setAxis2Property(ctx, MESSAGE_BUILDER_INVOKED, Boolean.TRUE);
             finish(ctx, rule, false);
@@ -194,5 +197,24 @@ public final class SynapseRefusal<C> {
         SimpleDateFormat f = new SimpleDateFormat("yyyy-MMM-dd HH:mm:ssZ", java.util.Locale.ENGLISH);
         f.setTimeZone(TimeZone.getTimeZone("UTC"));
         return f.format(new Date(epochMillis)) + " UTC";
+    }
+
+    /** Bytes of {@code s} in UTF-8, counted without encoding it. */
+    static int utf8Length(String s) {
+        int n = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x80) {
+                n++;
+            } else if (c < 0x800) {
+                n += 2;
+            } else if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                n += 4;
+                i++;
+            } else {
+                n += 3;
+            }
+        }
+        return n;
     }
 }

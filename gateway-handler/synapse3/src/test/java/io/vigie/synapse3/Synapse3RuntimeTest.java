@@ -148,6 +148,34 @@ class Synapse3RuntimeTest {
         BatchDecoder.Event last = sidecar.last().events.get(sidecar.last().events.size() - 1);
         assertEquals(403, last.number(Column.HTTP_STATUS));
         assertEquals(900805, last.number(Column.ERROR_CODE));
+        assertEquals(refused.body().getBytes(StandardCharsets.UTF_8).length, last.number(Column.RESPONSE_BYTES),
+                "the size of the answer the client got");
+    }
+
+    /** Every request the gateway answers is recorded: an authentication failure and a 404 too. */
+    @Test
+    @Order(3)
+    void anAuthenticationFailureAndA404AreRecordedWithTheirApiAndCode() throws Exception {
+        HttpResponse<String> denied = get("/secured/orders");
+        assertEquals(401, denied.statusCode(), denied.body());
+        HttpResponse<String> missing = get("/catalog/nothing-here");
+        assertEquals(404, missing.statusCode(), missing.body());
+        waitFor("both records to reach the sidecar", 30, () -> sidecar.last().events.stream()
+                .filter(ev -> ev.string(Column.API_NAME).equals("secured") || ev.string(Column.API_NAME).equals("catalog"))
+                .count() >= 2);
+        BatchDecoder.Event auth = sidecar.last().events.stream()
+                .filter(ev -> ev.string(Column.API_NAME).equals("secured")).findFirst().orElseThrow();
+        assertEquals("/secured", auth.string(Column.API_CONTEXT));
+        assertEquals(401, auth.number(Column.HTTP_STATUS));
+        assertEquals(900901, auth.number(Column.ERROR_CODE));
+        assertEquals(EventFlags.FAULT, auth.number(Column.FLAGS), "a fault, not throttling");
+        assertEquals("", auth.string(Column.APPLICATION_ID));
+        BatchDecoder.Event notFound = sidecar.last().events.stream()
+                .filter(ev -> ev.string(Column.API_NAME).equals("catalog")).findFirst().orElseThrow();
+        assertEquals("/catalog", notFound.string(Column.API_CONTEXT));
+        assertEquals(404, notFound.number(Column.HTTP_STATUS));
+        assertEquals(404, notFound.number(Column.ERROR_CODE));
+        assertEquals(-1, notFound.number(Column.RESPONSE_BYTES), "an answer the gateway made: size unknown");
     }
 
     /** The sequence file WSO2 4.0-4.6 answers its own refusals with, read at test time. */

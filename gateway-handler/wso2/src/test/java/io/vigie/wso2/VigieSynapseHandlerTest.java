@@ -167,6 +167,30 @@ class VigieSynapseHandlerTest {
     }
 
     @Test
+    void throttledComesFromTheCodeNotFromThrottledOutReason() {
+        Ctx c = new Ctx();
+        c.syn.put("api.ut.api", "Orders");
+        c.syn.put("ERROR_CODE", 101503); // an exception path: WSO2 sets HARD_LIMIT_EXCEEDED and throttles nothing
+        c.syn.put("THROTTLED_OUT_REASON", "HARD_LIMIT_EXCEEDED");
+        c.axis.put("HTTP_SC", 503);
+        handler.handleResponseOutFlow(c.ctx);
+        assertEquals(EventFlags.FAULT, lastEvent().number(Column.FLAGS));
+
+        Ctx backend429 = new Ctx(); // a backend's own 429: no WSO2 code, not throttling
+        backend429.syn.put("api.ut.api", "Orders");
+        backend429.axis.put("HTTP_SC", 429);
+        handler.handleResponseOutFlow(backend429.ctx);
+        assertEquals(0, lastEvent().number(Column.FLAGS));
+
+        Ctx burst = new Ctx();
+        burst.syn.put("api.ut.api", "Orders");
+        burst.syn.put("ERROR_CODE", "900807");
+        burst.axis.put("HTTP_SC", 429);
+        handler.handleResponseOutFlow(burst.ctx);
+        assertEquals(EventFlags.THROTTLED | EventFlags.FAULT, lastEvent().number(Column.FLAGS));
+    }
+
+    @Test
     void absentPropertiesGiveAbsentValues() {
         Ctx c = new Ctx();
         c.syn.put("api.ut.api", "Orders");
@@ -190,6 +214,79 @@ class VigieSynapseHandlerTest {
         assertEquals(0, e.number(Column.URI_HASH));
         assertEquals(0, e.number(Column.FLAGS));
         assertEquals(clock.wallMicros() - 1000, e.number(Column.EVENT_TIME_US));
+    }
+
+    @Test
+    void anAuthenticationFailureIsRecordedForItsApiWithNoApplication() {
+        Ctx c = new Ctx();
+        handler.handleRequestInFlow(c.ctx);
+        // what APIAuthenticationHandler leaves when it refuses a key: no api.ut.*, Synapse's dispatch only
+        c.syn.put("REST_API_CONTEXT", "/pizzashack/1.0.0");
+        c.syn.put("SYNAPSE_REST_API_VERSION", "1.0.0");
+        c.syn.put("SYNAPSE_REST_API", "admin--PizzaShackAPI:v1.0.0");
+        c.syn.put("REST_METHOD", "GET");
+        c.syn.put("ERROR_CODE", 900901);
+        c.syn.put("AM_KEY_TYPE", "PRODUCTION");
+        c.syn.put("api.ut.application.name", "leftover");
+        c.axis.put("HTTP_SC", 401);
+        clock.advanceMillis(3);
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals("PizzaShackAPI", e.string(Column.API_NAME));
+        assertEquals("1.0.0", e.string(Column.API_VERSION));
+        assertEquals("/pizzashack/1.0.0", e.string(Column.API_CONTEXT));
+        assertEquals("", e.string(Column.APPLICATION_ID), "no application: counted for the API only");
+        assertEquals("", e.string(Column.APPLICATION_NAME));
+        assertEquals(KeyTypes.UNSPECIFIED, e.number(Column.KEY_TYPE));
+        assertEquals(401, e.number(Column.HTTP_STATUS));
+        assertEquals(900901, e.number(Column.ERROR_CODE));
+        assertEquals(HttpMethods.GET, e.number(Column.HTTP_METHOD));
+        assertEquals(3_000, e.number(Column.LATENCY_US));
+        assertEquals(EventFlags.FAULT, e.number(Column.FLAGS));
+    }
+
+    @Test
+    void aRequestMatchingNoResourceIsRecordedWithItsApiAndTheVersionFromSynapseRestApi() {
+        Ctx c = new Ctx();
+        c.syn.put("REST_API_CONTEXT", "/t/acme.com/orders/v2");
+        c.syn.put("SYNAPSE_REST_API", "alice-AT-acme.com--Orders:vv2");
+        c.syn.put("ERROR_CODE", 404);
+        c.axis.put("HTTP_SC", 404);
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals("Orders", e.string(Column.API_NAME));
+        assertEquals("v2", e.string(Column.API_VERSION));
+        assertEquals("/t/acme.com/orders/v2", e.string(Column.API_CONTEXT));
+        assertEquals(404, e.number(Column.HTTP_STATUS));
+        assertEquals(0, agent.counters().unmatched);
+    }
+
+    @Test
+    void withOnlyTheContextTheContextNamesTheApi() {
+        Ctx c = new Ctx();
+        c.syn.put("REST_API_CONTEXT", "/legacy");
+        c.axis.put("HTTP_SC", 405);
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals("/legacy", e.string(Column.API_NAME));
+        assertEquals("/legacy", e.string(Column.API_CONTEXT));
+        assertEquals(405, e.number(Column.HTTP_STATUS));
+    }
+
+    @Test
+    void aRequestMatchingNoApiIsCountedNotRecorded() throws Exception {
+        Ctx c = new Ctx();
+        c.axis.put("HTTP_SC", 404);
+        handler.handleResponseOutFlow(c.ctx);
+        assertEquals(0, agent.counters().offered);
+        assertEquals(1, agent.counters().unmatched);
+        agent.step();
+        clock.advanceMillis(5_000);
+        agent.step();
+        io.vigie.wire.v1.GatewayReport report = sidecar.last().received.stream()
+                .filter(io.vigie.wire.v1.GatewayMessage::hasReport).map(io.vigie.wire.v1.GatewayMessage::getReport)
+                .reduce((x, y) -> y).orElseThrow();
+        assertEquals(1, report.getUnmatchedRequests(), "the sidecar is told");
     }
 
     @Test
@@ -319,6 +416,42 @@ class VigieSynapseHandlerTest {
         assertEquals("https://shop.example", headers.get("Access-Control-Allow-Origin"));
         assertEquals("true", headers.get("Access-Control-Allow-Credentials"));
         assertEquals(null, headers.get("Access-Control-Allow-Methods"), "only for OPTIONS, as the sequence does");
+    }
+
+    @Test
+    void aRefusalRecordsTheSizeOfTheAnswerItSentAndTheRequestsOwnSize() {
+        directive(DirectiveMode.DIRECTIVE_MODE_ENFORCE, DirectiveAction.DIRECTIVE_ACTION_BLOCK, 0);
+        Ctx c = request();
+        Map<String, Object> headers = new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        headers.put("Content-Length", "512"); // the request's: a POST of 512 bytes
+        c.axis.put("TRANSPORT_HEADERS", headers);
+        String body = "{\"code\":\"900805\",\"message\":\"Message blocked\",\"description\":"
+                + "\"You have been blocked from accessing the resource (vigie directive d1: retry storm)\"}";
+        try (MockedStatic<Axis2Sender> sender = mockStatic(Axis2Sender.class);
+                MockedStatic<JsonUtil> json = mockStatic(JsonUtil.class);
+                MockedStatic<RelayUtils> relay = mockStatic(RelayUtils.class)) {
+            sender.when(() -> Axis2Sender.sendBack(c.ctx)).thenAnswer(i -> handler.handleResponseOutFlow(c.ctx));
+            assertFalse(handler.handleRequestOutFlow(c.ctx));
+            json.verify(() -> JsonUtil.getNewJsonPayload(c.axis2, body, true, true));
+            relay.verify(() -> RelayUtils.discardRequestMessage(c.axis2));
+        }
+        BatchDecoder.Event e = lastEvent();
+        assertEquals(body.getBytes(java.nio.charset.StandardCharsets.UTF_8).length, e.number(Column.RESPONSE_BYTES),
+                "the refusal body's length, not the request's Content-Length");
+        assertEquals(512, e.number(Column.REQUEST_BYTES));
+    }
+
+    @Test
+    void aWso2FaultRecordsAnUnknownResponseSizeRatherThanTheRequestsContentLength() {
+        Ctx c = new Ctx();
+        c.syn.put("api.ut.api", "Orders");
+        c.syn.put("ERROR_CODE", 900803); // WSO2's own throttling answer
+        c.axis.put("HTTP_SC", 429);
+        c.axis.put("TRANSPORT_HEADERS", Map.of("Content-Length", "2048"));
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals(-1, e.number(Column.RESPONSE_BYTES));
+        assertEquals(2048, e.number(Column.REQUEST_BYTES));
     }
 
     @Test

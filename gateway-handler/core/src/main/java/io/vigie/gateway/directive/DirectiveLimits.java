@@ -35,4 +35,11 @@ public final class DirectiveLimits {
 
     /** Upserts kept in the list of rejected directives reported to the sidecar (the latest per id). */
     public static final int MAX_REPORTED_REJECTIONS = 256;
+
+    /**
+     * Removals remembered per sidecar, so that another sidecar's older copy of a removed
+     * directive cannot bring it back (the oldest are forgotten first; every directive expires by
+     * itself anyway).
+     */
+    public static final int MAX_REMEMBERED_REMOVALS = 4_096;
 }

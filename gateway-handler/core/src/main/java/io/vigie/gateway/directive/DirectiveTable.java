@@ -48,8 +48,12 @@ public final class DirectiveTable {
     private final LongAdder rejected;
     /** The latest rejection per directive id, oldest first, at most {@link DirectiveLimits#MAX_REPORTED_REJECTIONS}. */
     private final LinkedHashMap<String, RejectedDirective> rejections = new LinkedHashMap<>();
+    /** Which sidecar sent each rejected upsert (a full update of that sidecar clears its own). */
+    private final Map<String, Integer> rejectionSources = new java.util.HashMap<>();
+    /** Per sidecar (by target number), what it said; merged into {@link #directives}. */
+    private final List<Source> sources = new ArrayList<>();
     private volatile Index index = Index.EMPTY;
-    /** Directives by id as last received (applied to this gateway's channel or not). */
+    /** Directives in force by id, merged from every sidecar (applied to this gateway's channel or not). */
     private Map<String, Directive> directives = new LinkedHashMap<>();
     private long version;
 
@@ -128,49 +132,158 @@ public final class DirectiveTable {
         return refusal;
     }
 
+    /** Applies an update from the only sidecar (source 0); see {@link #apply(int, DirectiveUpdate)}. */
+    public void apply(DirectiveUpdate update) {
+        apply(0, update);
+    }
+
     /**
-     * Applies an update from the sidecar: full replacement or delta, all at once. Upserts that
-     * cannot be used are rejected one by one (see the class comment); the rest applies. Never
-     * throws for any update.
+     * Applies an update from sidecar {@code source} (its number among this gateway's targets):
+     * full replacement of that sidecar's table or delta, all at once. Upserts that cannot be
+     * used are rejected one by one (see the class comment); the rest applies. Then the tables of
+     * all sidecars are merged (see {@link Source}) and published. Never throws for any update.
      */
-    public synchronized void apply(DirectiveUpdate update) {
+    public synchronized void apply(int source, DirectiveUpdate update) {
         long version = update.getVersion();
-        Map<String, Directive> next = update.getFull() ? new LinkedHashMap<>() : new LinkedHashMap<>(directives);
+        Source from = source(source);
         if (update.getFull()) {
-            rejections.clear();
+            from.upserts.clear();
+            rejections.values().removeIf(r -> Integer.valueOf(source).equals(rejectionSources.get(r.getDirectiveId())));
+            rejectionSources.values().removeIf(v -> v == source);
         }
         for (String id : update.getRemovalsList()) {
-            next.remove(id);
+            from.remove(id, version);
             rejections.remove(id);
+            rejectionSources.remove(id);
         }
         for (Directive d : update.getUpsertsList()) {
+            long v = d.getVersion() != 0 ? d.getVersion() : version;
             String problem = Rule.problem(d);
             if (problem != null) {
                 reject(d.getId(), version, problem);
-                next.remove(d.getId()); // the id's older version must not outlive a rejected replacement
+                rejectionSources.put(d.getId(), source);
+                from.remove(d.getId(), v); // the id's older version must not outlive a rejected replacement
                 continue;
             }
-            next.put(d.getId(), d);
+            from.put(d, v);
             rejections.remove(d.getId());
+            rejectionSources.remove(d.getId());
         }
-        publish(next, version);
+        publish(merged(), version);
     }
 
     /** Drops the directives whose expiry has passed (the request path already ignores them). */
     public synchronized int expire() {
         long nowUs = clock.wallMicros();
-        Map<String, Directive> next = new LinkedHashMap<>(directives);
         int gone = 0;
         for (Directive d : directives.values()) {
             if (d.getExpiresAtUs() <= nowUs) {
-                next.remove(d.getId());
                 gone++;
             }
         }
+        for (Source src : sources) {
+            if (src != null) {
+                src.upserts.values().removeIf(e -> e.directive.getExpiresAtUs() <= nowUs);
+            }
+        }
         if (gone > 0) {
-            publish(next, version);
+            publish(merged(), version);
         }
         return gone;
+    }
+
+    private Source source(int n) {
+        if (n < 0) {
+            throw new IllegalArgumentException("source " + n);
+        }
+        while (sources.size() <= n) {
+            sources.add(null);
+        }
+        Source s = sources.get(n);
+        if (s == null) {
+            s = new Source();
+            sources.set(n, s);
+        }
+        return s;
+    }
+
+    /**
+     * The table in force: per id, the entry of highest version among the sidecars' (a removal
+     * wins a tie; between two upserts of one version, the lower-numbered sidecar's); ids whose
+     * winner is a removal are absent.
+     */
+    private Map<String, Directive> merged() {
+        if (sources.size() == 1) {
+            Map<String, Directive> only = new LinkedHashMap<>();
+            for (Source.Entry e : sources.get(0).upserts.values()) {
+                only.put(e.directive.getId(), e.directive);
+            }
+            return only;
+        }
+        Map<String, Source.Entry> best = new LinkedHashMap<>();
+        for (Source src : sources) {
+            if (src == null) {
+                continue;
+            }
+            for (Source.Entry e : src.upserts.values()) {
+                Source.Entry b = best.get(e.directive.getId());
+                if (b == null || e.version > b.version) {
+                    best.put(e.directive.getId(), e);
+                }
+            }
+        }
+        Map<String, Directive> out = new LinkedHashMap<>();
+        for (Source.Entry e : best.values()) {
+            String id = e.directive.getId();
+            boolean removed = false;
+            for (Source src : sources) {
+                Long r = src == null ? null : src.removals.get(id);
+                if (r != null && r >= e.version) {
+                    removed = true;
+                    break;
+                }
+            }
+            if (!removed) {
+                out.put(id, e.directive);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * What one sidecar said: its upserts in force and its removals, each with its version (the
+     * directive's own {@code version}, else its update's). A sidecar's own statements apply in
+     * the order it sent them; versions only decide between sidecars. Removals are remembered so
+     * that a sidecar that has not yet heard of one (its replication lags) cannot bring the
+     * directive back; the oldest are forgotten past {@link DirectiveLimits#MAX_REMEMBERED_REMOVALS}.
+     */
+    static final class Source {
+        static final class Entry {
+            final Directive directive;
+            final long version;
+
+            Entry(Directive directive, long version) {
+                this.directive = directive;
+                this.version = version;
+            }
+        }
+
+        final Map<String, Entry> upserts = new LinkedHashMap<>();
+        final LinkedHashMap<String, Long> removals = new LinkedHashMap<>();
+
+        void put(Directive d, long version) {
+            upserts.put(d.getId(), new Entry(d, version));
+            removals.remove(d.getId());
+        }
+
+        void remove(String id, long version) {
+            upserts.remove(id);
+            removals.remove(id);
+            removals.put(id, version);
+            while (removals.size() > DirectiveLimits.MAX_REMEMBERED_REMOVALS) {
+                removals.remove(removals.keySet().iterator().next());
+            }
+        }
     }
 
     /**

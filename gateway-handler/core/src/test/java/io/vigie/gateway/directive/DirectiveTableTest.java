@@ -263,4 +263,100 @@ class DirectiveTableTest {
         assertNull(t.check("x", "A", "v"));
         assertNotNull(t.check("x", "A", "v"));
     }
+
+    // ---- several sidecars (a fleet): the tables are merged ----
+
+    private static DirectiveUpdate delta(long version, Directive.Builder... ds) {
+        DirectiveUpdate.Builder u = DirectiveUpdate.newBuilder().setVersion(version);
+        for (Directive.Builder d : ds) {
+            u.addUpserts(d);
+        }
+        return u.build();
+    }
+
+    private static DirectiveUpdate removal(long version, String id) {
+        return DirectiveUpdate.newBuilder().setVersion(version).addRemovals(id).build();
+    }
+
+    @Test
+    void betweenSidecarsTheHighestVersionOfAnIdWins() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(0, full(5, block("d", DirectiveMode.DIRECTIVE_MODE_SHADOW).setApplicationId("app-1")));
+        t.apply(1, full(7, block("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")));
+        assertNotNull(t.check("app-1", "Orders", "v1"), "sidecar 1's version 7 (ENFORCE) wins");
+        t.apply(0, delta(6, block("d", DirectiveMode.DIRECTIVE_MODE_SHADOW).setApplicationId("app-1")));
+        assertNotNull(t.check("app-1", "Orders", "v1"), "a later but lower version does not win");
+        t.apply(0, delta(8, block("d", DirectiveMode.DIRECTIVE_MODE_SHADOW).setApplicationId("app-1")));
+        assertNull(t.check("app-1", "Orders", "v1"), "version 8 wins");
+        assertEquals(1, t.activeCount());
+    }
+
+    @Test
+    void theDirectivesOwnVersionWinsOverItsUpdatesVersion() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        // a full resend at table version 100 carries a directive last put at version 5
+        t.apply(0, full(100, block("d", DirectiveMode.DIRECTIVE_MODE_SHADOW).setApplicationId("app-1").setVersion(5)));
+        t.apply(1, full(7, block("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1").setVersion(7)));
+        assertNotNull(t.check("app-1", "Orders", "v1"));
+    }
+
+    @Test
+    void aRemovalOfHigherVersionOnOneSidecarWinsOverAnOtherSidecarsCopy() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(0, full(5, block("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")));
+        t.apply(1, full(5, block("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")));
+        t.apply(1, removal(9, "d"));
+        assertNull(t.check("app-1", "Orders", "v1"), "removed on sidecar 1 at 9, sidecar 0 still has it at 5");
+        assertEquals(0, t.activeCount());
+        t.apply(0, full(6, block("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")));
+        assertNull(t.check("app-1", "Orders", "v1"), "a resend of the older copy does not bring it back");
+        t.apply(0, delta(10, block("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")));
+        assertNotNull(t.check("app-1", "Orders", "v1"), "put again at a higher version: in force");
+    }
+
+    @Test
+    void aRemovalOfLowerVersionDoesNotRemoveAnotherSidecarsNewerDirective() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(0, full(12, block("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")));
+        t.apply(1, removal(3, "d"));
+        assertNotNull(t.check("app-1", "Orders", "v1"));
+    }
+
+    @Test
+    void aDirectiveSentByTwoSidecarsIsEnforcedOnceWithOneBucket() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        Directive.Builder d = limit("l", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 3, 3_600, 3).setApplicationId("app-1")
+                .setVersion(4);
+        t.apply(0, full(10, d));
+        assertNull(t.check("app-1", "Orders", "v1"));
+        t.apply(1, full(2, d)); // the same directive from the other instance keeps the bucket
+        assertNull(t.check("app-1", "Orders", "v1"));
+        assertNull(t.check("app-1", "Orders", "v1"));
+        assertNotNull(t.check("app-1", "Orders", "v1"), "3 per hour across both sidecars' copies");
+        DirectiveHits h = hits(t, "l");
+        assertEquals(3, h.getPassed());
+        assertEquals(1, h.getEnforcedHits());
+        assertEquals(1, t.activeCount());
+    }
+
+    @Test
+    void aFullUpdateOfOneSidecarLeavesTheOthersDirectives() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(0, full(1, block("a", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-a")));
+        t.apply(1, full(1, block("b", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-b")));
+        assertEquals(2, t.activeCount());
+        t.apply(0, full(2));
+        assertNull(t.check("app-a", "Orders", "v1"));
+        assertNotNull(t.check("app-b", "Orders", "v1"));
+    }
+
+    @Test
+    void aRejectedUpsertOnOneSidecarRemovesOnlyThatSidecarsOlderCopy() {
+        DirectiveTable t = new DirectiveTable(clock, "");
+        t.apply(0, full(5, block("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")));
+        t.apply(1, full(8, block("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE).setApplicationId("app-1")));
+        t.apply(0, delta(6, limit("d", DirectiveMode.DIRECTIVE_MODE_ENFORCE, 0, 0, 0).setApplicationId("app-1")));
+        assertEquals(1, t.rejectedDirectives());
+        assertNotNull(t.check("app-1", "Orders", "v1"), "sidecar 1's version 8 still holds");
+    }
 }

@@ -53,6 +53,8 @@ public final class FakeSidecar implements AutoCloseable {
     public volatile int maxBatchEvents = 65_536;
     public volatile int maxDictionaryEntries = 1_000_000;
     public volatile boolean ack = true;
+    /** Stalled: accepts streams and reads them but never answers a Hello (no Welcome, no acks). */
+    public volatile boolean silent;
     public volatile DirectiveUpdate initialDirectives;
     private final String name;
     private final Server server;
@@ -113,6 +115,9 @@ public final class FakeSidecar implements AutoCloseable {
                         return;
                     }
                     if (m.hasHello()) {
+                        if (silent) {
+                            return;
+                        }
                         out.onNext(SidecarMessage.newBuilder().setWelcome(Welcome.newBuilder()
                                 .setSidecarId("fake").setProtocolVersion(1).setMaxBatchEvents(maxBatchEvents)
                                 .setMaxDictionaryEntries(maxDictionaryEntries)).build());
