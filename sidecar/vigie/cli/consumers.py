@@ -13,6 +13,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from vigie.classify.views import VIEW_CLASS_NAMES as CLASS_NAMES
 from vigie.cli.client import AdminClient, default_admin
 from vigie.cli.common import (
     client,
@@ -24,7 +25,6 @@ from vigie.cli.common import (
     iso,
     subscription_table,
 )
-from vigie.state.thresholds import CLASS_NAMES
 
 
 def _one_client(
