@@ -1,0 +1,49 @@
+"""Kept, then pushed: a real ``vigie serve`` whose disk refuses the write (the temporary file
+of directives.json, directives.tmp, is /dev/full: ENOSPC, as root too). The directive is
+neither applied nor pushed nor audited, the caller is told why in one line; the next change,
+with room, goes out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SidecarProcess
+from tests.support.policy_sidecar import cli, cli_json, serve
+from vigie.sources.probe import GatewayProbe
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path) -> Iterator[SidecarProcess]:
+    sp = serve(tmp_path / "state", observed=False)
+    yield sp
+    sp.stop()
+
+
+def test_a_directive_that_cannot_be_saved_is_not_pushed(sidecar: SidecarProcess) -> None:
+    state = sidecar.state_dir
+    audit = state / "directives-audit.jsonl"
+    audited = audit.read_text() if audit.exists() else ""
+    with GatewayProbe(sidecar.telemetry, "gw-kept") as gw:
+        assert gw.wait_connected()
+        os.symlink("/dev/full", state / "directives.tmp")
+        res = cli(sidecar, "tune", "block", "--application", "app-x", "--ttl", "1h",
+                  "--reason", "disk full", code=2)  # fmt: skip
+        assert "directive not saved: No space left on device" in res.output
+        assert "Traceback" not in res.output
+        assert cli_json(sidecar, "status")["directives"] == []
+        assert (audit.read_text() if audit.exists() else "") == audited
+        assert not (state / "directives.json").exists()
+        # with room again, the next one is kept and pushed
+        ok = cli_json(sidecar, "tune", "block", "--application", "app-y", "--ttl", "1h",
+                      "--reason", "room")  # fmt: skip
+        did = ok["directive"]["id"]
+        assert gw.wait_for(lambda p: did in p.table)
+        assert set(gw.table) == {did}  # app-x never reached the gateway
+    assert did in (state / "directives.json").read_text()
+    assert "app-y" in audit.read_text() and "app-x" not in audit.read_text()
