@@ -32,7 +32,7 @@ def test_a_directive_that_cannot_be_saved_is_not_pushed(sidecar: SidecarProcess)
     with GatewayProbe(sidecar.telemetry, "gw-kept") as gw:
         assert gw.wait_connected()
         os.symlink("/dev/full", state / "directives.tmp")
-        res = cli(sidecar, "tune", "block", "--application", "app-x", "--ttl", "1h",
+        res = cli(sidecar, "tune", "block", "--application", "app-idle", "--ttl", "1h",
                   "--reason", "disk full", code=2)  # fmt: skip
         assert "directive not saved: No space left on device" in res.output
         assert "Traceback" not in res.output
@@ -40,10 +40,10 @@ def test_a_directive_that_cannot_be_saved_is_not_pushed(sidecar: SidecarProcess)
         assert (audit.read_text() if audit.exists() else "") == audited
         assert not (state / "directives.json").exists()
         # with room again, the next one is kept and pushed
-        ok = cli_json(sidecar, "tune", "block", "--application", "app-y", "--ttl", "1h",
+        ok = cli_json(sidecar, "tune", "block", "--application", "app-half", "--ttl", "1h",
                       "--reason", "room")  # fmt: skip
         did = ok["directive"]["id"]
         assert gw.wait_for(lambda p: did in p.table)
-        assert set(gw.table) == {did}  # app-x never reached the gateway
+        assert set(gw.table) == {did}  # app-idle's never reached the gateway
     assert did in (state / "directives.json").read_text()
-    assert "app-y" in audit.read_text() and "app-x" not in audit.read_text()
+    assert "app-half" in audit.read_text() and "app-idle" not in audit.read_text()

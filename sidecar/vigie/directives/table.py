@@ -41,7 +41,7 @@ PREVIOUS_SUFFIX: Final = ".prev"
 DEFAULT_BLOCK_CODE: Final = 900805
 DEFAULT_LIMIT_CODE: Final = 900806
 DAY_S: Final = 86_400
-# the longest a directive may live (expires_at_us - now): max_directive_ttl's default
+# the longest a directive may live (expires_at_us - now): max_directive_ttl_seconds default
 MAX_TTL_SECONDS: Final = 30 * DAY_S
 # field -> (least, greatest) the gateway handler applies (DirectiveLimits.java)
 LIMITS: Final[dict[str, tuple[int, int]]] = {
@@ -83,16 +83,20 @@ def with_defaults(d: dpb.Directive) -> dpb.Directive:
     return out
 
 
+def range_error(name: str, value: int) -> str:
+    """Why ``value`` cannot be the field ``name`` of a LIMIT (empty: it can)."""
+    lo, hi = LIMITS[name]
+    return "" if lo <= value <= hi else f"{name} must be between {lo} and {hi:,}, got {value:,}"
+
+
 def check_ranges(d: dpb.Directive) -> None:
     """The numeric fields of a LIMIT within ``LIMITS`` (the handler's arithmetic)."""
     if d.action != dpb.DIRECTIVE_ACTION_LIMIT:
         return
-    for name, (lo, hi) in LIMITS.items():
-        v = int(getattr(d, name))
-        if not lo <= v <= hi:
-            raise DirectiveError(
-                f"directive {d.id}: {name} must be between {lo} and {hi:,}, got {v:,}"
-            )
+    for name in LIMITS:
+        err = range_error(name, int(getattr(d, name)))
+        if err:
+            raise DirectiveError(f"directive {d.id}: {err}")
 
 
 def validate(d: dpb.Directive, now_us: int, max_ttl_seconds: float = MAX_TTL_SECONDS) -> None:
@@ -126,7 +130,7 @@ def validate(d: dpb.Directive, now_us: int, max_ttl_seconds: float = MAX_TTL_SEC
         )
     if d.expires_at_us - now_us > max_ttl_seconds * 1e6:
         raise DirectiveError(
-            f"directive {d.id}: its TTL is longer than max_directive_ttl "
+            f"directive {d.id}: its TTL is longer than max_directive_ttl_seconds "
             f"({max_ttl_seconds / DAY_S:g} days)"
         )
 

@@ -97,7 +97,10 @@ class Sidecar:
         self.state = snapshot.restore_or_fresh(state_dir, settings.thresholds, self.capacity)
         if settings.inventory:
             load_inventory(Path(settings.inventory)).apply_to(self.state)
-        self.directives = DirectiveTable(state_dir, clock, AuditLog(settings.audit_path(), clock))
+        self.directives = DirectiveTable(
+            state_dir, clock, AuditLog(settings.audit_path(), clock),
+            settings.max_directive_ttl_seconds,
+        )  # fmt: skip
         self.counters: Counter[str] = Counter()
         self.streams: dict[int, GatewayStream] = {}
         self._next_stream = 0

@@ -211,6 +211,12 @@ class Settings:
     auto_approve_shadow_seconds: float = _s(
         900.0, "an auto-approved directive stays in shadow this long before it enforces", "float"
     )
+    max_directive_ttl_seconds: float = _s(
+        30 * 86_400.0,
+        "the longest lifetime a directive may have (a longer TTL is refused)",
+        "float",
+        min=60,
+    )
     auto_approve_min_matched: int = _s(
         100,
         "an auto-approved directive enforces only once gateways reported at least this many "
