@@ -77,3 +77,29 @@ def test_wide_enforce_and_long_ttl_need_confirmation(sidecar: SidecarProcess) ->
     # shadow on an API asks nothing
     doc = cli_json(sidecar, "tune", "block", "--api", "Orders", "--ttl", "1h", "--reason", "look")
     cli(sidecar, "tune", "unblock", doc["directive"]["id"], "--reason", "done")
+
+
+def test_the_audit_trail_shows_the_values(sidecar: SidecarProcess) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from vigie.cli.audit import values  # noqa: PLC0415
+    from vigie.cli.main import main  # noqa: PLC0415
+    from vigie.directives.audit import read_entries  # noqa: PLC0415
+
+    a = cli_json(sidecar, "tune", "limit", "--application", "app-half", "--rate", "10/s",
+                 "--ttl", "1h", "--reason", "first")  # fmt: skip
+    cli(sidecar, "tune", "limit", "--application", "app-half", "--rate", "20/s", "--ttl", "1h",
+        "--reason", "looser")  # fmt: skip
+    cli(sidecar, "tune", "thresholds", "retry_min_retries=45", "--reason", "noisy")
+    cli(sidecar, "tune", "unblock", a["directive"]["id"], "--reason", "done")
+    d = sidecar.state_dir
+    entries = list(read_entries([d / "directives-audit.jsonl", d / "audit.jsonl"]))
+    shown = {(e["subject"], e["action"]): values(e) for e in entries}
+    sub = f"directive:{a['directive']['id']}"
+    assert "limitRequests=10 limitPeriodSeconds=1" in shown[(sub, "put")]
+    before, after = shown[(sub, "replace")].split(" -> ")
+    assert "limitRequests=10" in before and "limitRequests=20" in after
+    assert "applicationId=app-half" in shown[(sub, "remove")]
+    assert shown[("thresholds", "changed")] == "retry_min_retries 30 -> 45"
+    res = CliRunner().invoke(main, ["audit", "--state-dir", str(d)])
+    assert res.exit_code == 0 and "values" in res.output
