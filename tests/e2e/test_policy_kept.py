@@ -47,3 +47,24 @@ def test_a_directive_that_cannot_be_saved_is_not_pushed(sidecar: SidecarProcess)
         assert set(gw.table) == {did}  # app-idle's never reached the gateway
     assert did in (state / "directives.json").read_text()
     assert "app-half" in audit.read_text() and "app-idle" not in audit.read_text()
+
+
+def test_directives_a_gateway_refused_are_shown_in_status(sidecar: SidecarProcess) -> None:
+    from vigie.v1 import directives_pb2 as dpb  # noqa: PLC0415
+
+    why = "limit_period_seconds 2147483648 is outside 1..315576000"
+    bad = dpb.RejectedDirective(directive_id="manual-limit-x", update_version=3, reason=why)
+    with GatewayProbe(sidecar.telemetry, "gw-old") as gw:
+        assert gw.wait_connected()
+        gw.send_report([], [bad])
+
+        def shown() -> list[dict[str, object]]:
+            return [g for g in cli_json(sidecar, "status")["gateways"]
+                    if g["gateway_id"] == "gw-old" and g.get("directives_rejected")]  # fmt: skip
+
+        assert gw.wait_for(lambda _: bool(shown()), 10)
+        (g,) = shown()
+        assert g["directives_rejected"] == "1"  # uint64 in proto JSON
+        assert g["rejected_directives"][0]["reason"].startswith("limit_period_seconds")
+        out = cli(sidecar, "status").output
+        assert "gateway gw-old refused 1 directive upsert(s): manual-limit-x" in out

@@ -169,6 +169,15 @@ def status(
                 f"{g.handler_dropped:,}",
             )
         console.print(t)
+        for g in st.gateways:
+            if g.directives_rejected or g.rejected_directives:
+                refused = "; ".join(f"{r.directive_id} ({r.reason})" for r in g.rejected_directives)
+                console.print(
+                    f"[bold red]gateway {g.gateway_id} refused {g.directives_rejected:,} "
+                    f"directive upsert(s)[/]" + (f": {refused}" if refused else ""),
+                    highlight=False,
+                    soft_wrap=True,
+                )
     drops = {k: v for k, v in st.counters.items() if v and ("refused" in k or "evicted" in k)}
     if drops:
         console.print("refused / dropped: " + ", ".join(f"{k} {v}" for k, v in drops.items()))
