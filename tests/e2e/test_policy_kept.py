@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_directives_a_gateway_refused_are_shown_in_status(sidecar: SidecarProces
         assert gw.wait_connected()
         gw.send_report([], [bad])
 
-        def shown() -> list[dict[str, object]]:
+        def shown() -> list[dict[str, Any]]:
             return [g for g in cli_json(sidecar, "status")["gateways"]
                     if g["gateway_id"] == "gw-old" and g.get("directives_rejected")]  # fmt: skip
 
