@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import SidecarProcess
 from tests.support.policy_sidecar import cli, cli_json, serve
-from tests.support.policy_traffic import MINUTE, T0, rec
+from tests.support.policy_traffic import MINUTE, T0, rec, steady
 from vigie.sources.probe import GatewayProbe
 
 pytestmark = pytest.mark.slow
@@ -21,6 +21,7 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SidecarProcess
     sp = serve(tmp_path_factory.mktemp("tune") / "state")
     try:
         twins = [rec(T0 + MINUTE, "app-t1", name="Twin"), rec(T0 + MINUTE, "app-t2", name="Twin")]
+        twins += steady("app-half", T0 + 2 * MINUTE, 10, 6, name="Half", owner="team-h")
         with GatewayProbe(sp.telemetry, "gw-tune") as gw:
             gw.send_records(twins)
             assert gw.wait_for(lambda p: p.acked_events >= len(twins), 60), gw.error
@@ -103,3 +104,16 @@ def test_the_audit_trail_shows_the_values(sidecar: SidecarProcess) -> None:
     assert shown[("thresholds", "changed")] == "retry_min_retries 30 -> 45"
     res = CliRunner().invoke(main, ["audit", "--state-dir", str(d)])
     assert res.exit_code == 0 and "values" in res.output
+
+
+def test_the_impact_is_previewed_before_the_push(sidecar: SidecarProcess) -> None:
+    doc = cli_json(sidecar, "tune", "block", "--application", "app-half", "--api", "Orders",
+                   "--ttl", "10m", "--reason", "preview")  # fmt: skip
+    assert doc["impact"]["this_hour"] == {"requests": 60, "refused": 60}
+    assert doc["impact"]["last_24_hours"] == {"requests": 60, "refused": 60}
+    cli(sidecar, "tune", "unblock", doc["directive"]["id"], "--reason", "done")
+    out = cli(sidecar, "tune", "limit", "--application", "app-half", "--api", "Orders", "--rate",
+              "30/hour", "--ttl", "10m", "--reason", "preview").output  # fmt: skip
+    assert "would have refused 30 of 60 requests this hour and 30 of 60 over the last 24" in out
+    lim = cli_json(sidecar, "status")["directives"]
+    cli(sidecar, "tune", "unblock", lim[0]["id"], "--reason", "done")

@@ -422,26 +422,47 @@ def apis(state: State, now: int | None = None) -> list[ApiView]:
     return out
 
 
-def scope_requests(state: State, application_id: str, api: str, api_version: str) -> int:
-    """Requests the state has counted, ever, in a directive's scope (an application, an API,
-    a version of it, or all three; empty: any). A channel is not narrowed: an upper bound."""
+def scope_rows(
+    state: State, application_id: str, api: str, api_version: str
+) -> npt.NDArray[np.intp]:
+    """The subscription rows in a directive's scope (an application, an API, a version of it,
+    or all three; empty: any). A channel is not narrowed: the rows are an upper bound."""
     n = state.n_sub_rows
     s = state.sub_i64[:n]
     mask = s[:, L.S_KEY] != 0
-    if application_id:
-        gid = state.interner.lookup(application_id)
-        if gid is None:
-            return 0
-        mask &= s[:, L.S_APP] == gid
+    wanted = [(application_id, s[:, L.S_APP])]
     if api:
         api_rows = state.api_i64[s[:, L.S_API], :]
-        gid = state.interner.lookup(api)
-        if gid is None:
-            return 0
-        mask &= api_rows[:, L.A_NAME] == gid
+        wanted.append((api, api_rows[:, L.A_NAME]))
         if api_version:
-            vid = state.interner.lookup(api_version)
-            if vid is None:
-                return 0
-            mask &= api_rows[:, L.A_VERSION] == vid
-    return int(s[mask, L.S_REQ].sum())
+            wanted.append((api_version, api_rows[:, L.A_VERSION]))
+    for value, column in wanted:
+        if not value:
+            continue
+        gid = state.interner.lookup(value)
+        if gid is None:
+            return np.zeros(0, dtype=np.intp)
+        mask &= column == gid
+    return np.flatnonzero(mask)
+
+
+def scope_requests(state: State, application_id: str, api: str, api_version: str) -> int:
+    """Requests the state has counted, ever, in a directive's scope (``scope_rows``)."""
+    rows = scope_rows(state, application_id, api, api_version)
+    return int(state.sub_i64[rows, L.S_REQ].sum())
+
+
+def scope_hours(
+    state: State, application_id: str, api: str, api_version: str, hours: int
+) -> npt.NDArray[np.int64]:
+    """Requests per hour in the scope over the last ``hours`` hours of the state (oldest
+    first, the current hour last), at most the 14 days the state keeps."""
+    hours = min(hours, L.HOUR_SLOTS)
+    cur = state.now_us // L.HOUR_US
+    out = np.zeros(hours, dtype=np.int64)
+    for row in scope_rows(state, application_id, api, api_version).tolist():
+        row_cur = int(state.sub_i64[row, L.S_HOUR_CUR])
+        for i, h in enumerate(range(cur - hours + 1, cur + 1)):
+            if row_cur - L.HOUR_SLOTS < h <= row_cur:
+                out[i] += int(state.sub_hour[row, h % L.HOUR_SLOTS])
+    return out

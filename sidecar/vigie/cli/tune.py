@@ -105,6 +105,24 @@ def _resolve_application(c: Any, value: str) -> str:
     )
 
 
+def _preview(c: Any, d: Any) -> dict[str, Any]:
+    """What ``d`` would have refused recently, from the sidecar's state (``ExportState``)."""
+    from vigie.cli.client import fetch_states  # noqa: PLC0415
+    from vigie.policy.simulate import impact_from_state  # noqa: PLC0415
+
+    (state,) = fetch_states([c])
+    return impact_from_state(state, d)
+
+
+def _impact_line(impact: dict[str, Any]) -> str:
+    h, day = impact["this_hour"], impact["last_24_hours"]
+    return (
+        f"would have refused {h['refused']:,} of {h['requests']:,} requests this hour and "
+        f"{day['refused']:,} of {day['requests']:,} over the last 24 hours (until "
+        f"{impact['now'] or 'no traffic yet'}; {impact['basis']})"
+    )
+
+
 def _confirm(d: Any, ttl_s: int, yes: bool) -> None:
     """Ask before an ENFORCE without an application or a TTL over 7 days (``--yes``: do not)."""
     from vigie.v1 import directives_pb2 as dpb  # noqa: PLC0415
@@ -148,6 +166,9 @@ def _put(
                     kind, app, directive.api_name, directive.api_version, directive.channel
                 )
             directive.application_id = app
+        impact = _preview(c, directive)
+        if not as_json:
+            console.print(_impact_line(impact), highlight=False, soft_wrap=True)
         _confirm(directive, ttl_s, yes)
         resp = c.call(
             c.stub.PutDirective,
@@ -155,7 +176,7 @@ def _put(
         )
     mine = next(d for d in resp.directives if d.id == directive.id)
     if as_json:
-        emit_json({"version": resp.version, "directive": directive_json(mine)})
+        emit_json({"version": resp.version, "directive": directive_json(mine), "impact": impact})
         return
     console.print(
         f"directive {mine.id} pushed to every gateway (table version {resp.version}), "
