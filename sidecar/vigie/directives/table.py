@@ -43,6 +43,9 @@ DEFAULT_LIMIT_CODE: Final = 900806
 DAY_S: Final = 86_400
 # the longest a directive may live (expires_at_us - now): max_directive_ttl_seconds default
 MAX_TTL_SECONDS: Final = 30 * DAY_S
+# a hit counter above this in a gateway's report is not believed: 2^40 requests is over 30
+# years at 1,000 requests a second on one gateway
+MAX_REPORTED_HITS: Final = 1 << 40
 # field -> (least, greatest) the gateway handler applies (DirectiveLimits.java)
 LIMITS: Final[dict[str, tuple[int, int]]] = {
     "limit_requests": (1, 0xFFFF_FFFF),
@@ -157,6 +160,8 @@ class DirectiveTable:
         self.max_ttl_seconds = max_ttl_seconds
         # entries of directives.json refused on load (each logged with the reason)
         self.load_refused = 0
+        # hit report entries refused (record_hits)
+        self.hits_refused = 0
         self._lock = threading.Lock()
         self._table: dict[str, dpb.Directive] = {}
         self._subscribers: list[Subscriber] = []
@@ -343,9 +348,22 @@ class DirectiveTable:
             if q in self._subscribers:
                 self._subscribers.remove(q)
 
-    def record_hits(self, gateway_id: str, hits: list[dpb.DirectiveHits]) -> None:
+    def record_hits(self, gateway_id: str, hits: list[dpb.DirectiveHits]) -> int:
+        """Keep a gateway's latest hits, per directive of the table (at most one entry each);
+        return how many entries were refused: a directive the table does not hold, or a
+        counter above ``MAX_REPORTED_HITS`` (no gateway sends that many; counted, not kept)."""
         with self._lock:
-            self._hits[gateway_id] = {h.directive_id: h for h in hits}
+            kept: dict[str, dpb.DirectiveHits] = {}
+            refused = 0
+            for h in hits:
+                big = max(h.shadow_hits, h.enforced_hits, h.passed) > MAX_REPORTED_HITS
+                if h.directive_id not in self._table or big or h.directive_id in kept:
+                    refused += 1
+                    continue
+                kept[h.directive_id] = h
+            self._hits[gateway_id] = kept
+            self.hits_refused += refused
+            return refused
 
     def hits(self) -> list[dpb.DirectiveHits]:
         """Hits summed over gateways, per directive id."""

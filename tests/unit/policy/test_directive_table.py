@@ -168,3 +168,32 @@ def test_a_subscriber_hears_only_what_was_kept(tmp_path: Path) -> None:
     u = q.get_nowait()
     assert u.version == 1 and [d.id for d in u.upserts] == ["d1"]
     assert json.loads((tmp_path / T.FILE_NAME).read_text())["version"] == 1
+
+
+def test_hit_reports_are_bounded(tmp_path: Path) -> None:
+    t = table(tmp_path)
+    t.put(limit(), "alice", "one")
+    refused = t.record_hits("gw-1", [
+        dpb.DirectiveHits(directive_id="d1", shadow_hits=3, passed=7),
+        dpb.DirectiveHits(directive_id="d1", passed=10**9),  # a second entry for d1
+        dpb.DirectiveHits(directive_id="nope", passed=5),  # not in the table
+    ])  # fmt: skip
+    assert refused == 2 and t.hits_refused == 2
+    assert t.record_hits("gw-2", [dpb.DirectiveHits(directive_id="d1", passed=2**41)]) == 1
+    (h,) = t.hits()
+    assert (h.shadow_hits, h.passed) == (3, 7)
+
+
+def test_unauthenticated_hits_are_trusted_on_loopback_only_by_default() -> None:
+    from vigie.settings import load_settings  # noqa: PLC0415
+    from vigie.settings.policy import PolicyConfig, trust_gateway_hits  # noqa: PLC0415
+
+    assert trust_gateway_hits("auto", "127.0.0.1:7355", mtls=False)
+    assert trust_gateway_hits("auto", "[::1]:7355", mtls=False)
+    assert trust_gateway_hits("auto", "unix:/run/vigie.sock", mtls=False)
+    assert not trust_gateway_hits("auto", "0.0.0.0:7355", mtls=False)
+    assert not trust_gateway_hits("false", "127.0.0.1:7355", mtls=False)
+    assert trust_gateway_hits("true", "0.0.0.0:7355", mtls=False)
+    assert trust_gateway_hits("false", "0.0.0.0:7355", mtls=True)  # the gateway proved who it is
+    s = load_settings(env={"VIGIE_LISTEN": "10.0.0.5:7355"}, overrides={})
+    assert not PolicyConfig.from_settings(s).trust_gateway_hits
