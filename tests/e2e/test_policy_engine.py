@@ -335,3 +335,10 @@ def test_unauthenticated_hits_count_only_when_the_operator_allows(
     sc.policy.tick()
     assert sc.policy.book.get(sid).mode == SHADOW
     assert "not authenticated" in sc.policy.book.trail(sid)[-1].reason
+
+
+def test_an_approval_ttl_beyond_the_maximum_is_refused(sc: Sidecar) -> None:
+    sid = by_class(sc, "dormant")
+    with pytest.raises(LifecycleError, match="at most 30 days"):
+        sc.policy.approve(sid, "alice", "long", ENFORCE, 10**12)
+    assert sc.policy.book.get(sid).state == "proposed"

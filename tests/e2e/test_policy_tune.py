@@ -117,3 +117,13 @@ def test_the_impact_is_previewed_before_the_push(sidecar: SidecarProcess) -> Non
     assert "would have refused 30 of 60 requests this hour and 30 of 60 over the last 24" in out
     lim = cli_json(sidecar, "status")["directives"]
     cli(sidecar, "tune", "unblock", lim[0]["id"], "--reason", "done")
+
+
+def test_an_absurd_approval_ttl_is_one_line(sidecar: SidecarProcess) -> None:
+    doc = cli_json(sidecar, "suggestions", "list", "--state", "proposed")
+    sid = doc["suggestions"][0]["id"]
+    out = cli(sidecar, "suggestions", "approve", sid, "--ttl", "200000000d", "--reason", "x",
+              code=2).output  # fmt: skip
+    assert "'200000000d': at most 30 days (max_directive_ttl_seconds)" in out
+    assert "Traceback" not in out
+    assert cli_json(sidecar, "suggestions", "show", sid)["state"] == "proposed"

@@ -162,6 +162,11 @@ class PolicyEngine:
             raise LifecycleError(f"mode must be SHADOW or ENFORCE, got {mode}")
         if ttl_seconds < 0:
             raise LifecycleError("ttl must be positive")
+        if ttl_seconds > self.directives.max_ttl_seconds:
+            raise LifecycleError(
+                f"ttl must be at most {self.directives.max_ttl_seconds / 86_400:g} days "
+                "(max_directive_ttl_seconds)"
+            )
         with self.book.lock:
             rec = self.book.get(sid)
             self._approve(rec, actor, reason, mode, ttl_seconds, auto=False)
