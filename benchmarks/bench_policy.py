@@ -1,10 +1,11 @@
 """Approving a suggestion -> the directive is on every connected gateway.
 
 A real ``vigie serve`` process holds an inventory of dormant subscriptions (one suggestion
-each, with a BLOCK directive). Four gateway streams are connected (``GatewayProbe``, the
-gateway's side of the stream contract) and, in the same run, a naive gateway that polls
-``ListDirectives`` every second. Each approval is timed from the moment the approve call is
-made to the moment the directive is in the table of *every* connected gateway:
+each, with a BLOCK directive; two requests a month apart make them judged dormant). Four
+gateway streams are connected (``GatewayProbe``, the gateway's side of the stream contract)
+and, in the same run, a naive gateway that polls ``ListDirectives`` every second. Each approval
+is timed from the moment the approve call is made to the moment the directive is in the table
+of *every* connected gateway:
 
 - ``approve (admin RPC) -> every gateway``: the approve call the CLI makes, from a client
   that is already running (the path the issue's target is about);
@@ -138,6 +139,21 @@ def _wait_ingesting(admin: str, token: str, timeout: float = 60.0) -> None:
     raise RuntimeError("the simulated load never started")
 
 
+def _observe_a_month(probe: GatewayProbe) -> None:
+    """Two requests 31 days apart: vigie has observed the platform long enough to call the
+    inventory's never-called subscriptions dormant (before that they are unknown)."""
+    now = int(time.time() * 1e6)
+    marks = [
+        {"event_time_us": t, "application_id": "bench-clock", "api_name": "Clock",
+         "api_version": "v1", "api_context": "/clock/v1", "resource_template": "/t",
+         "http_method": 1, "http_status": 200, "latency_us": 1000}
+        for t in (now - 31 * 86_400_000_000, now - 60_000_000)
+    ]  # fmt: skip
+    probe.send_records(marks)
+    if not probe.wait_for(lambda p: p.acked_events >= len(marks), 30):
+        raise RuntimeError(f"the observation marks were not acknowledged: {probe.error}")
+
+
 def _inventory(path: Path, n: int) -> None:
     """``n`` applications with one subscription each, never called: one dormant suggestion
     (with a BLOCK directive) each."""
@@ -193,6 +209,7 @@ def _run_all(served: Served, n: int, n_cli: int, tps: float) -> list[Result]:
         for p in probes:
             if not p.wait_connected(30):
                 raise RuntimeError(f"probe not connected: {p.error}")
+        _observe_a_month(probes[0])
         with AdminClient(admin, token) as c:
             doc = c.call(c.stub.ListSuggestions, apb.ListSuggestionsRequest(refresh=True))
         ids = [s.id for s in doc.suggestions if s.HasField("directive")]

@@ -119,17 +119,17 @@ def _eventually(fetch: Any, ok: Any, tries: int = 50) -> Any:
 def test_tune_limit_block_unblock(sidecar: SidecarProcess) -> None:
     with GatewayProbe(sidecar.telemetry, "gw-tune") as gw:
         assert gw.wait_connected()
-        lim = cli_json(sidecar, "tune", "limit", "--application", "app-x", "--api", "Orders",
+        lim = cli_json(sidecar, "tune", "limit", "--application", "app-half", "--api", "Orders",
                        "--rate", "30/min", "--ttl", "15m", "--reason", "load test")  # fmt: skip
         lid = lim["directive"]["id"]
         assert lim["directive"]["limit_requests"] == 30
         assert lim["directive"]["limit_period_seconds"] == 60
-        blk = cli_json(sidecar, "tune", "block", "--application", "app-x", "--channel", "sale",
+        blk = cli_json(sidecar, "tune", "block", "--application", "app-half", "--channel", "sale",
                        "--ttl", "1h", "--mode", "enforce", "--reason", "wrong gateway")  # fmt: skip
         bid = blk["directive"]["id"]
         assert gw.wait_for(lambda p: {lid, bid} <= set(p.table))
         assert gw.table[bid].action == dpb.DIRECTIVE_ACTION_BLOCK
-        removed = cli_json(sidecar, "tune", "unblock", "--application", "app-x", "--channel",
+        removed = cli_json(sidecar, "tune", "unblock", "--application", "app-half", "--channel",
                            "sale", "--reason", "fixed")  # fmt: skip
         assert removed == {"removed": [bid]}
         assert gw.wait_for(lambda p: bid not in p.table and lid in p.table)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.policy_traffic import END, HOUR, MINUTE, feed, retry_storm, steady
+from tests.support.policy_traffic import DAY, END, HOUR, MINUTE, feed, rec, retry_storm, steady
 from vigie.errors import ConfigError
 from vigie.policy.book import LifecycleError, SuggestionNotFound
 from vigie.server.core import Sidecar
@@ -43,6 +43,8 @@ def make(tmp_path: Path, clock: Clock, **settings: str) -> Sidecar:
 
 def populate(sc: Sidecar) -> None:
     st = sc.state
+    # observed for 31 days: dormant and retired can be judged
+    feed(st, [rec(END - 31 * DAY, "app-idle", "Legacy", "v0", name="Idle", owner="team-i")])
     st.register_application("app-idle", "Idle", "team-i")
     st.ensure_api("Legacy", "v0", "/legacy/v0")
     st.ensure_subscription("app-idle", "Legacy", "v0", "Gold")
@@ -203,15 +205,20 @@ def test_auto_approval_shadow_first_then_enforce(tmp_path: Path, clock: Clock) -
     sc.policy.tick()
     assert sc.policy.book.get(sid).mode == SHADOW  # still in shadow
     clock.t += 2
-    sc.directives.record_hits("gw-1", [dpb.DirectiveHits(directive_id=sid, shadow_hits=0)])
+    # real evidence: the state counted 200 requests in its scope, the gateway matched them
+    feed(sc.state, steady("app-idle", END, 40, 5, api="Legacy", ver="v0"))
+    sc.directives.record_hits(
+        "gw-1", [dpb.DirectiveHits(directive_id=sid, shadow_hits=4, passed=196)]
+    )
     sc.policy.tick()
     rec = sc.policy.book.get(sid)
     assert rec.mode == ENFORCE
+    assert "(4 of 200)" in sc.policy.book.trail(sid)[-1].reason
     (d,) = sc.directives.snapshot()[1]
     assert d.mode == ENFORCE
     # enforcing, it refuses more than the share: back to shadow
     sc.directives.record_hits(
-        "gw-1", [dpb.DirectiveHits(directive_id=sid, enforced_hits=20, passed=100)]
+        "gw-1", [dpb.DirectiveHits(directive_id=sid, enforced_hits=20, passed=196 + 100)]
     )
     sc.policy.tick()
     assert sc.policy.book.get(sid).mode == SHADOW
@@ -281,3 +288,57 @@ def test_bad_thresholds_are_refused_with_the_reason(
         sc.policy.set_thresholds(changes, "alice", "")
     assert str(exc.value).startswith(message)
     assert sc.state.thresholds == before
+
+
+def _pushed_in_shadow(tmp_path: Path, clock: Clock, **settings: str) -> tuple[Sidecar, str]:
+    sc = make(tmp_path, clock, auto_approve="dormant", **settings)
+    populate(sc)
+    sc.policy.refresh(force=True)
+    sid = by_class(sc, "dormant")
+    assert sc.policy.book.get(sid).mode == SHADOW
+    clock.t += 901
+    return sc, sid
+
+
+def test_no_hit_report_is_no_evidence(tmp_path: Path, clock: Clock) -> None:
+    """ "0 of 0" never promotes: a gateway that reported nothing (or a skewed clock) proves
+    nothing."""
+    sc, sid = _pushed_in_shadow(tmp_path, clock)
+    sc.directives.record_hits("gw-1", [dpb.DirectiveHits(directive_id=sid)])
+    sc.policy.tick()
+    assert sc.policy.book.get(sid).mode == SHADOW
+    assert [d.mode for d in sc.directives.snapshot()[1]] == [SHADOW]
+    last = sc.policy.book.trail(sid)[-1]
+    assert last.action == "kept in shadow"
+    assert "0 matching request(s) reported, fewer than auto_approve_min_matched" in last.reason
+
+
+def test_forged_hits_are_not_plausible(tmp_path: Path, clock: Clock) -> None:
+    """A stream claiming a billion matching requests the state never counted promotes
+    nothing."""
+    sc, sid = _pushed_in_shadow(tmp_path, clock)
+    feed(sc.state, steady("app-idle", END, 2, 5, api="Legacy", ver="v0"))  # 10 real requests
+    sc.directives.record_hits(
+        "gw-evil", [dpb.DirectiveHits(directive_id=sid, passed=1_000_000_000)]
+    )
+    sc.policy.tick()
+    assert sc.policy.book.get(sid).mode == SHADOW
+    assert "vigie counted 10 in its scope" in sc.policy.book.trail(sid)[-1].reason
+
+
+def test_unauthenticated_hits_count_only_when_the_operator_allows(
+    tmp_path: Path, clock: Clock
+) -> None:
+    sc, sid = _pushed_in_shadow(tmp_path, clock, trust_unauthenticated_gateways="false")
+    feed(sc.state, steady("app-idle", END, 40, 5, api="Legacy", ver="v0"))
+    sc.directives.record_hits("gw-1", [dpb.DirectiveHits(directive_id=sid, passed=200)])
+    sc.policy.tick()
+    assert sc.policy.book.get(sid).mode == SHADOW
+    assert "not authenticated" in sc.policy.book.trail(sid)[-1].reason
+
+
+def test_an_approval_ttl_beyond_the_maximum_is_refused(sc: Sidecar) -> None:
+    sid = by_class(sc, "dormant")
+    with pytest.raises(LifecycleError, match="at most 30 days"):
+        sc.policy.approve(sid, "alice", "long", ENFORCE, 10**12)
+    assert sc.policy.book.get(sid).state == "proposed"

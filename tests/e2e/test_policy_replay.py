@@ -14,12 +14,14 @@ from click.testing import CliRunner
 from tests.conftest import CONFORMANCE, SidecarProcess
 from tests.support.policy_sidecar import cli_json, serve
 from tests.support.policy_traffic import (
+    DAY,
     END,
     HOUR,
     MINUTE,
     T0,
     Record,
     elk_lines,
+    rec,
     retry_storm,
     steady,
 )
@@ -50,6 +52,8 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         + steady("app-retry", END - 2 * HOUR, 60, 3, api="Stock")
         + steady("app-busy", END - HOUR, 45, 20)
         + steady("app-wrong", END - 2 * HOUR, 60, 5)
+        # a month of observation: what was never seen may be called retired
+        + [rec(END - 31 * DAY, "app-busy")]
     )
     inventory = {
         "applications": [{"id": "app-wrong", "name": "Picker", "owner": "team-w",

@@ -9,7 +9,9 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from tests.conftest import SidecarProcess, start_sidecar
+from tests.support.policy_traffic import DAY, T0, rec
 from vigie.cli.main import main
+from vigie.sources.probe import GatewayProbe
 
 INVENTORY = {
     "applications": [
@@ -28,10 +30,22 @@ INVENTORY = {
 }
 
 
-def serve(state_dir: Path, *extra: str) -> SidecarProcess:
+def serve(state_dir: Path, *extra: str, observed: bool = True) -> SidecarProcess:
+    """``vigie serve`` with ``INVENTORY``; ``observed``: a gateway first sends two requests,
+    at ``T0`` - 31 days (Half on Legacy) and at ``T0`` (another application on another API),
+    so that vigie has observed the platform long enough to call what it never saw dormant."""
     inv = state_dir.parent / "inventory.json"
     inv.write_text(json.dumps(INVENTORY))
-    return start_sidecar(state_dir, "--inventory", str(inv), *extra)
+    sp = start_sidecar(state_dir, "--inventory", str(inv), *extra)
+    if observed:
+        marks = [
+            rec(T0 - 31 * DAY, "app-half", "Legacy", "v0", name="Half", owner="team-h"),
+            rec(T0, "app-clock", "Clock", "v1"),
+        ]
+        with GatewayProbe(sp.telemetry, "gw-clock") as gw:
+            gw.send_records(marks)
+            assert gw.wait_for(lambda p: p.acked_events >= len(marks), 60), gw.error
+    return sp
 
 
 def cli(sp: SidecarProcess, *args: str, code: int = 0) -> Result:

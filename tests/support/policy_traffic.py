@@ -111,6 +111,8 @@ END: Final = T0 + 14 * DAY  # "now" of the rich state
 def rich_state() -> State:
     """A state where every class holds somewhere, at ``END``."""
     st = State()
+    # vigie has observed the platform for 31 days: dormant and retired can be judged
+    feed(st, [rec(END - 31 * DAY, "app-half", "Legacy", "v0", name="Half", owner="team-h")])
     st.register_application("app-wrong", "Picker", "team-w", channel="main")
     feed(st, growing("app-grow", END))
     feed(st, throttle_hitter("app-thr", END - 3 * HOUR))

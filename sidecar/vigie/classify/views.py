@@ -1,18 +1,32 @@
 """What the state says about each subscription and API at a given "now": classes held, the
 evidence behind each, and the episode history. Plain dataclasses, shared by the replay report,
-the admin service and the CLI."""
+the admin service and the CLI.
+
+Two verdicts are corrected here, on reading, because the state cannot know what it has not
+seen (``verdicts``, the one place of the rule):
+
+- ``dormant`` (``retired`` for an API) needs ``dormant_seconds`` (``retired_seconds``) of
+  observed traffic on the platform (since the first event vigie ever saw): before that a
+  subscription never seen is ``unknown``, not dormant, and nothing is proposed for it;
+- ``growing`` whose consumer had no request in the earlier week, or was first seen less than
+  ``growing_min_previous_hours`` ago, is ``new``: its growth cannot be measured (it would be
+  infinite).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from vigie.state import layout as L
 from vigie.state.engine import State
 from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
+
+API_VIEW_CLASS_NAMES: Final = (*API_CLASS_NAMES, "new", "unknown")
 
 # the figures that say the most about each class, for one-line summaries
 HEADLINE: dict[str, tuple[str, ...]] = {
@@ -24,7 +38,12 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "growing": ("last_7_days", "previous_7_days"),
     "dormant": ("days_without_requests",),
     "retired": ("days_without_requests",),
+    "new": ("first_seen", "last_7_days"),
+    "unknown": ("observed_days", "needed_days"),
 }
+# the subscription classes a view may hold besides "normal": the state's, then the verdicts
+# corrected on reading
+VIEW_CLASS_NAMES: Final = (*CLASS_NAMES, "new", "unknown")
 
 
 def headline(class_name: str, figures: dict[str, Any]) -> str:
@@ -189,10 +208,107 @@ def _growing_evidence(ev: np.ndarray, at: str | None) -> dict[str, Any]:
     }
 
 
+def observed_us(state: State, now: int) -> int:
+    """How long vigie has observed this platform at ``now``: since the first event it saw."""
+    start = int(state.g[L.G_OBS_START])
+    return max(0, now - start) if start else 0
+
+
+@dataclass(slots=True)
+class Verdicts:
+    """Classes held at ``now`` once corrected for the evidence (rows in state order)."""
+
+    held: npt.NDArray[np.bool_]  # (rows, VIEW_CLASS_NAMES) or (rows, API_VIEW_CLASS_NAMES)
+    growth: npt.NDArray[np.float64]  # growing evidence evaluated at now
+    observed_us: int
+
+
+def _growth_rows(grow_now: np.ndarray, episode: np.ndarray) -> np.ndarray:
+    """The growing evidence a view shows: at now when the rule holds now, else its episode's."""
+    return np.where((grow_now[:, 0] > 0)[:, None], grow_now, episode)
+
+
+def _correct(
+    held: np.ndarray,
+    silent: int,
+    growing: int,
+    growth: np.ndarray,
+    first_seen: np.ndarray,
+    now: int,
+    observed: int,
+    silence_us: float,
+    young_us: float,
+) -> np.ndarray:
+    """``held`` with the columns ``new`` and ``unknown`` appended and the silence and growth
+    verdicts the evidence does not support moved there."""
+    n = held.shape[0]
+    out = np.zeros((n, held.shape[1] + 2), dtype=np.bool_)
+    out[:, : held.shape[1]] = held
+    unknown = held[:, silent] & (observed < silence_us)
+    young = (first_seen > 0) & (now - first_seen < young_us)
+    new = held[:, growing] & ((growth[:, 1] <= 0) | young)
+    out[:, silent] &= ~unknown
+    out[:, growing] &= ~new
+    out[:, -2] = new
+    out[:, -1] = unknown
+    return out
+
+
+def verdicts(state: State, now: int) -> Verdicts:
+    """Subscription classes at ``now`` in ``VIEW_CLASS_NAMES`` order."""
+    held, grow_now = state.held(now)
+    n = held.shape[0]
+    th = state.thresholds
+    obs = observed_us(state, now)
+    growth = _growth_rows(grow_now, state.cls_evid[:n, L.WINDOWED_CLASS_NAMES.index("growing")])
+    out = _correct(held, CLASS_NAMES.index("dormant"), CLASS_NAMES.index("growing"), growth,
+                   state.sub_i64[:n, L.S_FIRST_SEEN], now, obs, th.dormant_seconds * 1e6,
+                   th.growing_min_previous_hours * 3600e6)  # fmt: skip
+    out[state.sub_i64[:n, L.S_KEY] == 0] = False
+    return Verdicts(out, grow_now, obs)
+
+
+def api_verdicts(state: State, now: int) -> Verdicts:
+    """API classes at ``now`` in ``API_VIEW_CLASS_NAMES`` order."""
+    held, grow_now = state.api_held(now)
+    n = held.shape[0]
+    th = state.thresholds
+    obs = observed_us(state, now)
+    growth = _growth_rows(grow_now, state.api_cls_evid[:n, 0])
+    out = _correct(held, 0, 1, growth, state.api_i64[:n, L.A_FIRST_SEEN], now, obs,
+                   th.retired_seconds * 1e6, th.growing_min_previous_hours * 3600e6)  # fmt: skip
+    return Verdicts(out, grow_now, obs)
+
+
+def class_counts(state: State, now: int) -> dict[str, int]:
+    """How many subscriptions hold each class of ``VIEW_CLASS_NAMES`` at ``now``, and
+    ``normal`` (none)."""
+    v = verdicts(state, now)
+    rows = state.sub_rows()
+    counts = {name: int(v.held[rows, i].sum()) for i, name in enumerate(VIEW_CLASS_NAMES)}
+    counts["normal"] = int((~v.held[rows].any(axis=1)).sum())
+    return counts
+
+
+def _unknown(observed: int, needed_s: float, judged: str) -> dict[str, Any]:
+    return {
+        "judged": judged,
+        "observed_days": round(observed / 86_400e6, 2),
+        "needed_days": round(needed_s / 86_400, 2),
+        "reason": f"vigie has not observed this platform long enough to call it {judged}",
+    }
+
+
+def _new(first_seen: int, growth: dict[str, Any]) -> dict[str, Any]:
+    return {"first_seen": iso(first_seen)} | growth
+
+
 def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView]:
     """Every subscription the state holds, classes evaluated at ``now`` (default: latest)."""
     now = state.now_us if now is None else now
-    held, grow_evid = state.held(now)
+    v = verdicts(state, now)
+    held, grow_evid = v.held, v.growth
+    th = state.thresholds
     s = state.sub_i64
     views: list[SubscriptionView] = []
     for row in state.sub_rows().tolist():
@@ -207,19 +323,23 @@ def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView
         api_ver = int(state.api_i64[api_row, L.A_VERSION])
         classes: list[str] = []
         evidence: dict[str, dict[str, Any]] = {}
-        for ci, cname in enumerate(CLASS_NAMES):
+        for ci, cname in enumerate(VIEW_CLASS_NAMES):
             if not held[row, ci]:
                 continue
             classes.append(cname)
             if cname == "dormant":
                 evidence[cname] = _silence(now, int(s[row, L.S_LAST_SEEN]))
                 continue
-            c = L.WINDOWED_CLASS_NAMES.index(cname)
+            if cname == "unknown":
+                evidence[cname] = _unknown(v.observed_us, th.dormant_seconds, "dormant")
+                continue
+            c = L.WINDOWED_CLASS_NAMES.index("growing" if cname == "new" else cname)
             last_true = int(state.cls_last[row, c])
-            if cname == "growing" and (last_true == 0 or grow_evid[row, 0] > 0):
-                evidence[cname] = _growing_evidence(grow_evid[row], iso(now))
+            if cname in ("growing", "new") and (last_true == 0 or grow_evid[row, 0] > 0):
+                ev = _growing_evidence(grow_evid[row], iso(now))
             else:
-                evidence[cname] = _windowed_evidence(state, c, state.cls_evid[row, c], last_true)
+                ev = _windowed_evidence(state, c, state.cls_evid[row, c], last_true)
+            evidence[cname] = _new(int(s[row, L.S_FIRST_SEEN]), ev) if cname == "new" else ev
         episodes = [
             EpisodeView(e.class_name, e.first_us, e.last_us)
             for e in state.episodes.get((app_gid, api_name, api_ver), [])
@@ -261,7 +381,8 @@ def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView
 
 def apis(state: State, now: int | None = None) -> list[ApiView]:
     now = state.now_us if now is None else now
-    held, grow_evid = state.api_held(now)
+    v = api_verdicts(state, now)
+    held, grow_evid = v.held, v.growth
     a = state.api_i64
     out: list[ApiView] = []
     for row in state.api_rows().tolist():
@@ -270,12 +391,20 @@ def apis(state: State, now: int | None = None) -> list[ApiView]:
         if held[row, 0]:
             classes.append(API_CLASS_NAMES[0])
             evidence["retired"] = _silence(now, int(a[row, L.A_LAST_SEEN]))
-        if held[row, 1]:
-            classes.append(API_CLASS_NAMES[1])
+        if held[row, 1] or held[row, 2]:
+            cname = API_CLASS_NAMES[1] if held[row, 1] else "new"
+            classes.append(cname)
             last_true = int(state.api_cls_last[row, 0])
             ev = grow_evid[row] if grow_evid[row, 0] > 0 else state.api_cls_evid[row, 0]
-            evidence["growing"] = _growing_evidence(
+            evidence[cname] = _growing_evidence(
                 ev, iso(now) if grow_evid[row, 0] > 0 else iso(last_true)
+            )
+            if cname == "new":
+                evidence[cname] = _new(int(a[row, L.A_FIRST_SEEN]), evidence[cname])
+        if held[row, 3]:
+            classes.append("unknown")
+            evidence["unknown"] = _unknown(
+                v.observed_us, state.thresholds.retired_seconds, "retired"
             )
         out.append(
             ApiView(
@@ -290,4 +419,50 @@ def apis(state: State, now: int | None = None) -> list[ApiView]:
             )
         )
     out.sort(key=lambda v: (v.api, v.api_version))
+    return out
+
+
+def scope_rows(
+    state: State, application_id: str, api: str, api_version: str
+) -> npt.NDArray[np.intp]:
+    """The subscription rows in a directive's scope (an application, an API, a version of it,
+    or all three; empty: any). A channel is not narrowed: the rows are an upper bound."""
+    n = state.n_sub_rows
+    s = state.sub_i64[:n]
+    mask = s[:, L.S_KEY] != 0
+    wanted = [(application_id, s[:, L.S_APP])]
+    if api:
+        api_rows = state.api_i64[s[:, L.S_API], :]
+        wanted.append((api, api_rows[:, L.A_NAME]))
+        if api_version:
+            wanted.append((api_version, api_rows[:, L.A_VERSION]))
+    for value, column in wanted:
+        if not value:
+            continue
+        gid = state.interner.lookup(value)
+        if gid is None:
+            return np.zeros(0, dtype=np.intp)
+        mask &= column == gid
+    return np.flatnonzero(mask)
+
+
+def scope_requests(state: State, application_id: str, api: str, api_version: str) -> int:
+    """Requests the state has counted, ever, in a directive's scope (``scope_rows``)."""
+    rows = scope_rows(state, application_id, api, api_version)
+    return int(state.sub_i64[rows, L.S_REQ].sum())
+
+
+def scope_hours(
+    state: State, application_id: str, api: str, api_version: str, hours: int
+) -> npt.NDArray[np.int64]:
+    """Requests per hour in the scope over the last ``hours`` hours of the state (oldest
+    first, the current hour last), at most the 14 days the state keeps."""
+    hours = min(hours, L.HOUR_SLOTS)
+    cur = state.now_us // L.HOUR_US
+    out = np.zeros(hours, dtype=np.int64)
+    for row in scope_rows(state, application_id, api, api_version).tolist():
+        row_cur = int(state.sub_i64[row, L.S_HOUR_CUR])
+        for i, h in enumerate(range(cur - hours + 1, cur + 1)):
+            if row_cur - L.HOUR_SLOTS < h <= row_cur:
+                out[i] += int(state.sub_hour[row, h % L.HOUR_SLOTS])
     return out

@@ -1,4 +1,5 @@
-"""``vigie audit``: who changed which directive or suggestion, read from the sidecar's host."""
+"""``vigie audit``: who changed which directive, suggestion or threshold, and the values, read
+from the sidecar's host."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -42,8 +44,8 @@ def audit(state_dir: str, subject: str | None, as_json: bool) -> None:
             click.echo(json.dumps(e, sort_keys=True))
         return
     t = Table(title=f"audit trail ({len(entries)} entries)")
-    for col in ("when (UTC)", "subject", "action", "actor", "reason"):
-        t.add_column(col)
+    for col in ("when (UTC)", "subject", "action", "actor", "reason", "values"):
+        t.add_column(col, overflow="fold")
     for e in entries:
         when = datetime.fromtimestamp(int(e["at_us"]) / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
         t.add_row(
@@ -52,5 +54,54 @@ def audit(state_dir: str, subject: str | None, as_json: bool) -> None:
             str(e.get("action", "")),
             str(e.get("actor", "")),
             str(e.get("reason", "")),
+            values(e),
         )
-    console.print(t)
+    console.print(t, highlight=False)
+
+
+# the directive fields an audit line shows, in this order
+_DIRECTIVE_FIELDS = (
+    "mode", "action", "applicationId", "apiName", "apiVersion", "channel", "limitRequests",
+    "limitPeriodSeconds", "limitBurst", "expiresAtUs",
+)  # fmt: skip
+
+
+def _directive(d: dict[str, Any]) -> str:
+    parts = []
+    for k in _DIRECTIVE_FIELDS:
+        if k in d:
+            v = d[k]
+            if k == "expiresAtUs":
+                v = datetime.fromtimestamp(int(v) / 1e6, UTC).strftime("%Y-%m-%d %H:%M")
+            elif isinstance(v, str) and v.startswith("DIRECTIVE_"):
+                v = v.split("_")[-1]
+            parts.append(f"{k}={v}")
+    return " ".join(parts)
+
+
+def values(e: dict[str, Any]) -> str:
+    """The values an entry changed, in one cell: a directive's fields (before -> after for a
+    replace), thresholds from -> to, a suggestion's states."""
+    d = e.get("details") or {}
+    if "before" in d and "after" in d:
+        return f"{_directive(d['before'])} -> {_directive(d['after'])}"
+    if "changes" in d:
+        return ", ".join(
+            f"{k} {_num(c.get('from'))} -> {_num(c.get('to'))}" for k, c in d["changes"].items()
+        )
+    if "directive" in d and isinstance(d["directive"], dict):
+        return _directive({_camel(k): v for k, v in d["directive"].items()})
+    if str(e.get("subject", "")).startswith("directive:"):
+        return _directive(d)
+    if e.get("from_state") or e.get("to_state"):
+        return f"{e.get('from_state') or '-'} -> {e.get('to_state') or '-'}"
+    return ", ".join(f"{k}={v}" for k, v in d.items())
+
+
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)

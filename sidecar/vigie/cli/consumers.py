@@ -13,6 +13,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from vigie.classify.views import VIEW_CLASS_NAMES as CLASS_NAMES
 from vigie.cli.client import AdminClient, default_admin
 from vigie.cli.common import (
     client,
@@ -24,7 +25,6 @@ from vigie.cli.common import (
     iso,
     subscription_table,
 )
-from vigie.state.thresholds import CLASS_NAMES
 
 
 def _one_client(
@@ -169,6 +169,15 @@ def status(
                 f"{g.handler_dropped:,}",
             )
         console.print(t)
+        for g in st.gateways:
+            if g.directives_rejected or g.rejected_directives:
+                refused = "; ".join(f"{r.directive_id} ({r.reason})" for r in g.rejected_directives)
+                console.print(
+                    f"[bold red]gateway {g.gateway_id} refused {g.directives_rejected:,} "
+                    f"directive upsert(s)[/]" + (f": {refused}" if refused else ""),
+                    highlight=False,
+                    soft_wrap=True,
+                )
     drops = {k: v for k, v in st.counters.items() if v and ("refused" in k or "evicted" in k)}
     if drops:
         console.print("refused / dropped: " + ", ".join(f"{k} {v}" for k, v in drops.items()))

@@ -14,12 +14,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from vigie.classify.views import headline
+from vigie.classify.views import VIEW_CLASS_NAMES, headline
 from vigie.cli.client import AdminClient
 from vigie.server import start
 from vigie.settings import load_settings
 from vigie.sources import simulator
-from vigie.state.thresholds import CLASS_NAMES
 from vigie.v1 import admin_pb2 as apb
 
 
@@ -33,14 +32,14 @@ def _view(status: apb.Status, subs: apb.SubscriptionList, started: float) -> Gro
         "  ",
         f"{len(status.gateways)} gateways  {status.subscriptions:,} subscriptions\n",
         "classes: ",
-        ", ".join(f"{c} {status.classes.get(c, 0)}" for c in ("normal", *CLASS_NAMES)),
+        ", ".join(f"{c} {status.classes.get(c, 0)}" for c in ("normal", *VIEW_CLASS_NAMES)),
     )
     t = Table(title="Subscriptions that misbehave (busiest first)", expand=True)
     for col in ("application", "API", "requests", "classes", "evidence"):
         t.add_column(col, overflow="fold")
     shown = 0
     for s in subs.subscriptions:
-        if list(s.classes) in (["normal"], ["dormant"]):
+        if list(s.classes) in (["normal"], ["dormant"], ["unknown"], ["new"]):
             continue
         ev = "; ".join(headline(e.class_name, dict(e.figures) | dict(e.labels)) for e in s.evidence)
         t.add_row(
@@ -54,8 +53,11 @@ def _view(status: apb.Status, subs: apb.SubscriptionList, started: float) -> Gro
         if shown >= 15:
             break
     dormant = sum(1 for s in subs.subscriptions if "dormant" in s.classes)
+    unknown = sum(1 for s in subs.subscriptions if "unknown" in s.classes)
     foot = Text(
-        f"{dormant} dormant subscriptions (known, never called). Ctrl-C to stop.", style="dim"
+        f"{dormant} dormant subscriptions (known, never called), {unknown} not yet judged "
+        "(observed for less than dormant_seconds). Ctrl-C to stop.",
+        style="dim",
     )
     return Group(head, t, foot)
 

@@ -216,14 +216,21 @@ def suggestions_approve(
     as_json: bool,
 ) -> None:
     """Approve: its directive (if any) is pushed to every connected gateway at once."""
+    from vigie.directives.table import DAY_S, MAX_TTL_SECONDS  # noqa: PLC0415
     from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
 
+    ttl_s = parse_duration(ttl) if ttl else 0
+    if ttl_s > MAX_TTL_SECONDS:
+        raise click.BadParameter(
+            f"{ttl!r}: at most {MAX_TTL_SECONDS // DAY_S} days (max_directive_ttl_seconds)",
+            param_hint="--ttl",
+        )
     req = apb.ApproveSuggestionRequest(
         id=suggestion_id,
         actor=actor,
         reason=reason,
         mode=mode_value(mode),  # type: ignore[arg-type]
-        ttl_seconds=parse_duration(ttl) if ttl else 0,
+        ttl_seconds=ttl_s,
     )
     _print_decision(_decide("ApproveSuggestion", req, admin, token_file, state_dir), as_json)
 

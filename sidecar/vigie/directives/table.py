@@ -5,6 +5,15 @@ new subscriber gets the full table. The table fills a directive's defaults (the 
 of its action), validates it, and sweeps the expired ones (``expire``). Every change (put,
 replace, remove, expire) is written to the directives' audit trail here, once, whoever asked
 for it (an operator, a suggestion approved, the TTL).
+
+Kept, then pushed: a change is written to ``directives.json`` (the file and its directory
+fsynced) and audited before any gateway hears of it. When it cannot be kept, the table is left
+as it was, nothing is broadcast and the caller gets ``DirectiveNotSaved`` ("directive not
+saved: No space left on device"). The previous file is kept as ``directives.json.prev``: an
+unreadable file falls back to it, loudly; each entry is checked on load by ``validate``.
+
+The numeric ranges (``LIMITS``) are the gateway handler's ``DirectiveLimits``: what the sidecar
+accepts, the handler can apply (tests/unit/policy/test_directive_limits.py compares them).
 """
 
 from __future__ import annotations
@@ -28,8 +37,21 @@ from vigie.v1 import directives_pb2 as dpb
 log = logging.getLogger(__name__)
 
 FILE_NAME: Final = "directives.json"
+PREVIOUS_SUFFIX: Final = ".prev"
 DEFAULT_BLOCK_CODE: Final = 900805
 DEFAULT_LIMIT_CODE: Final = 900806
+DAY_S: Final = 86_400
+# the longest a directive may live (expires_at_us - now): max_directive_ttl_seconds default
+MAX_TTL_SECONDS: Final = 30 * DAY_S
+# a hit counter above this in a gateway's report is not believed: 2^40 requests is over 30
+# years at 1,000 requests a second on one gateway
+MAX_REPORTED_HITS: Final = 1 << 40
+# field -> (least, greatest) the gateway handler applies (DirectiveLimits.java)
+LIMITS: Final[dict[str, tuple[int, int]]] = {
+    "limit_requests": (1, 0xFFFF_FFFF),
+    "limit_period_seconds": (1, 315_576_000),
+    "limit_burst": (0, 0xFFFF_FFFF),
+}
 
 
 class DirectiveError(VigieError):
@@ -39,6 +61,14 @@ class DirectiveError(VigieError):
     exit_code = 2
     grpc_status = "INVALID_ARGUMENT"
     cause = "directive"
+
+
+class DirectiveNotSaved(VigieError):
+    """A change that could not be kept on disk: it was not applied, nor pushed. The request
+    may succeed once the disk has room: FAILED_PRECONDITION."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"directive not saved: {exc.strerror or exc}")
 
 
 def default_error_code(action: int) -> int:
@@ -56,7 +86,26 @@ def with_defaults(d: dpb.Directive) -> dpb.Directive:
     return out
 
 
-def validate(d: dpb.Directive, now_us: int) -> None:
+def range_error(name: str, value: int) -> str:
+    """Why ``value`` cannot be the field ``name`` of a LIMIT (empty: it can)."""
+    lo, hi = LIMITS[name]
+    return "" if lo <= value <= hi else f"{name} must be between {lo} and {hi:,}, got {value:,}"
+
+
+def check_ranges(d: dpb.Directive) -> None:
+    """The numeric fields of a LIMIT within ``LIMITS`` (the handler's arithmetic)."""
+    if d.action != dpb.DIRECTIVE_ACTION_LIMIT:
+        return
+    for name in LIMITS:
+        err = range_error(name, int(getattr(d, name)))
+        if err:
+            raise DirectiveError(f"directive {d.id}: {err}")
+
+
+def validate(d: dpb.Directive, now_us: int, max_ttl_seconds: float = MAX_TTL_SECONDS) -> None:
+    """The one validation of a directive (the table's, the CLI's, a loaded file's): its id,
+    mode, action, scope, the ranges the handler applies, a TTL in the future and at most
+    ``max_ttl_seconds`` away (``now_us`` 0: the TTL is not checked)."""
     if not d.id:
         raise DirectiveError("directive id is empty")
     if d.mode not in (dpb.DIRECTIVE_MODE_SHADOW, dpb.DIRECTIVE_MODE_ENFORCE):
@@ -75,9 +124,17 @@ def validate(d: dpb.Directive, now_us: int) -> None:
         raise DirectiveError(
             f"directive {d.id}: a LIMIT needs limit_requests and limit_period_seconds"
         )
+    check_ranges(d)
+    if not now_us:
+        return
     if d.expires_at_us <= now_us:
         raise DirectiveError(
             f"directive {d.id}: expires_at_us is not in the future (a TTL is required)"
+        )
+    if d.expires_at_us - now_us > max_ttl_seconds * 1e6:
+        raise DirectiveError(
+            f"directive {d.id}: its TTL is longer than max_directive_ttl_seconds "
+            f"({max_ttl_seconds / DAY_S:g} days)"
         )
 
 
@@ -95,10 +152,16 @@ class DirectiveTable:
         directory: Path | None,
         clock: Clock = SYSTEM,
         audit: AuditLog | None = None,
+        max_ttl_seconds: float = MAX_TTL_SECONDS,
     ) -> None:
         self._dir = directory
         self._clock = clock
         self.audit = audit
+        self.max_ttl_seconds = max_ttl_seconds
+        # entries of directives.json refused on load (each logged with the reason)
+        self.load_refused = 0
+        # hit report entries refused (record_hits)
+        self.hits_refused = 0
         self._lock = threading.Lock()
         self._table: dict[str, dpb.Directive] = {}
         self._subscribers: list[Subscriber] = []
@@ -114,33 +177,105 @@ class DirectiveTable:
     def _load(self) -> None:
         assert self._dir is not None
         path = self._dir / FILE_NAME
-        if not path.exists():
+        prev = path.with_name(FILE_NAME + PREVIOUS_SUFFIX)
+        if not path.exists() and not prev.exists():
             return
         try:
-            doc = json.loads(path.read_text())
-            for item in doc["directives"]:
-                d = json_format.ParseDict(item, dpb.Directive())
-                self._table[d.id] = d
-            self.version = int(doc["version"])
-        except (OSError, ValueError, KeyError, TypeError, json_format.ParseError) as exc:
+            self._read(path if path.exists() else prev)
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self._clock.wall()))
             aside = path.with_name(f"{FILE_NAME}.unusable-{stamp}")
-            os.replace(path, aside)
+            if path.exists():
+                os.replace(path, aside)
             log.error("%s unreadable (%s); set aside as %s", path, exc, aside.name)
+        self._table.clear()
+        try:
+            self._read(prev)
+            log.error("directives restored from the last good copy %s (version %d, %d "
+                      "directives): changes after it are lost", prev.name, self.version,
+                      len(self._table))  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             self._table.clear()
+            log.error("no usable copy of the directives (%s: %s): the table is EMPTY, every "
+                      "directive is lifted until one is put again", prev.name, exc)  # fmt: skip
 
-    def _save(self) -> None:
+    def _read(self, path: Path) -> None:
+        """Load ``path``: each entry through ``validate`` (a bad one is refused, logged and
+        counted; the others load); a file that is not a directive table raises."""
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or not isinstance(doc.get("directives"), list):
+            raise ValueError("not a directive table (expected version and directives)")
+        version = int(doc["version"])
+        table: dict[str, dpb.Directive] = {}
+        for i, item in enumerate(doc["directives"]):
+            try:
+                d = json_format.ParseDict(item, dpb.Directive())
+                validate(d, 0)
+            except (json_format.ParseError, DirectiveError, ValueError, TypeError) as exc:
+                self.load_refused += 1
+                log.error("%s: directive #%d refused: %s", path.name, i, exc)
+                continue
+            table[d.id] = d
+        self._table, self.version = table, version
+
+    def _save(self, table: dict[str, dpb.Directive], version: int) -> None:
+        """Write ``table`` durably (file and directory fsynced), the current file kept as the
+        last good copy; OSError when it cannot be kept."""
         if self._dir is None:
             return
         self._dir.mkdir(parents=True, exist_ok=True)
         path = self._dir / FILE_NAME
         tmp = path.with_suffix(".tmp")
         doc = {
-            "version": self.version,
-            "directives": [json_format.MessageToDict(d) for d in self._table.values()],
+            "version": version,
+            "directives": [json_format.MessageToDict(d) for d in table.values()],
         }
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, path)
+        data = json.dumps(doc, indent=1).encode()
+        try:
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if path.exists():
+                os.replace(path, path.with_name(FILE_NAME + PREVIOUS_SUFFIX))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        fd = os.open(self._dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _commit(
+        self,
+        table: dict[str, dpb.Directive],
+        update: dpb.DirectiveUpdate,
+        audits: list[tuple[str, str, str, str, dict[str, object] | None]],
+    ) -> None:
+        """Under the lock: keep ``table`` (saved, audited), then broadcast ``update``; nothing
+        changes when it cannot be kept."""
+        version = self.version + 1
+        saved = False
+        try:
+            self._save(table, version)
+            saved = True
+            if self.audit is not None:  # before the call returns: an acknowledged change
+                for subject, action, actor, reason, details in audits:
+                    self.audit.record(subject, action, actor, reason, details)
+        except OSError as exc:
+            if saved:
+                try:  # the audit failed after the save: the file goes back to the old table
+                    self._save(self._table, self.version)
+                except OSError:
+                    log.error("directives.json may hold a change that was not applied")
+            log.error("directive change not applied: %s", exc)
+            raise DirectiveNotSaved(exc) from exc
+        self._table, self.version = table, version
+        update.version = version
+        self._broadcast(update)
 
     def _broadcast(self, update: dpb.DirectiveUpdate) -> None:
         for q in self._subscribers:
@@ -151,35 +286,31 @@ class DirectiveTable:
             return self.version, list(self._table.values())
 
     def put(self, d: dpb.Directive, actor: str = "", reason: str = "") -> dpb.Directive:
-        """Validate ``d`` with its defaults filled, publish it, persist it, audit it; return
-        the directive as stored."""
+        """Validate ``d`` with its defaults filled, keep it (saved, audited), then publish it;
+        return the directive as stored. ``DirectiveNotSaved`` when it cannot be kept."""
         d = with_defaults(d)
-        validate(d, self._now_us())
+        validate(d, self._now_us(), self.max_ttl_seconds)
         with self._lock:
             action = "replace" if d.id in self._table else "put"
-            self._table[d.id] = d
-            self.version += 1
-            # gateways first: a write to a busy disk can take hundreds of ms (measured by
-            # benchmarks/bench_policy.py); a crash in between costs nothing, a reconnecting
-            # gateway gets the full table
-            self._broadcast(dpb.DirectiveUpdate(version=self.version, upserts=[d]))
-            self._save()
-            if self.audit is not None:  # before the call returns: an acknowledged change
-                self.audit.record(f"directive:{d.id}", action, actor, reason, _summary(d))
+            before = self._table.get(d.id)
+            details: dict[str, object] = _summary(d)
+            if before is not None:
+                details = {"before": _summary(before), "after": details}
+            table = dict(self._table)
+            table[d.id] = d
+            self._commit(table, dpb.DirectiveUpdate(upserts=[d]),
+                         [(f"directive:{d.id}", action, actor, reason, details)])  # fmt: skip
         return d
 
     def remove(self, directive_id: str, actor: str = "", reason: str = "") -> bool:
         with self._lock:
             if directive_id not in self._table:
                 return False
-            gone = self._table.pop(directive_id)
-            self.version += 1
-            self._broadcast(dpb.DirectiveUpdate(version=self.version, removals=[directive_id]))
-            self._save()
-            if self.audit is not None:
-                self.audit.record(
-                    f"directive:{directive_id}", "remove", actor, reason, _summary(gone)
-                )
+            table = dict(self._table)
+            gone = table.pop(directive_id)
+            self._commit(table, dpb.DirectiveUpdate(removals=[directive_id]),
+                         [(f"directive:{directive_id}", "remove", actor, reason,
+                           _summary(gone))])  # fmt: skip
             return True
 
     def expire(self) -> list[str]:
@@ -189,13 +320,15 @@ class DirectiveTable:
             gone = [k for k, d in self._table.items() if d.expires_at_us <= now]
             if not gone:
                 return []
-            for k in gone:
-                del self._table[k]
-                if self.audit is not None:
-                    self.audit.record(f"directive:{k}", "expire", "vigie", "its TTL ran out")
-            self.version += 1
-            self._broadcast(dpb.DirectiveUpdate(version=self.version, removals=gone))
-            self._save()
+            table = {k: d for k, d in self._table.items() if k not in gone}
+            audits: list[tuple[str, str, str, str, dict[str, object] | None]] = [
+                (f"directive:{k}", "expire", "vigie", "its TTL ran out", None) for k in gone
+            ]
+            try:
+                self._commit(table, dpb.DirectiveUpdate(removals=gone), audits)
+            except DirectiveNotSaved as exc:  # tried again at the next sweep
+                log.error("expired directives kept for now: %s", exc)
+                return []
         return gone
 
     def subscribe(self) -> Subscriber:
@@ -215,9 +348,22 @@ class DirectiveTable:
             if q in self._subscribers:
                 self._subscribers.remove(q)
 
-    def record_hits(self, gateway_id: str, hits: list[dpb.DirectiveHits]) -> None:
+    def record_hits(self, gateway_id: str, hits: list[dpb.DirectiveHits]) -> int:
+        """Keep a gateway's latest hits, per directive of the table (at most one entry each);
+        return how many entries were refused: a directive the table does not hold, or a
+        counter above ``MAX_REPORTED_HITS`` (no gateway sends that many; counted, not kept)."""
         with self._lock:
-            self._hits[gateway_id] = {h.directive_id: h for h in hits}
+            kept: dict[str, dpb.DirectiveHits] = {}
+            refused = 0
+            for h in hits:
+                big = max(h.shadow_hits, h.enforced_hits, h.passed) > MAX_REPORTED_HITS
+                if h.directive_id not in self._table or big or h.directive_id in kept:
+                    refused += 1
+                    continue
+                kept[h.directive_id] = h
+            self._hits[gateway_id] = kept
+            self.hits_refused += refused
+            return refused
 
     def hits(self) -> list[dpb.DirectiveHits]:
         """Hits summed over gateways, per directive id."""

@@ -110,6 +110,9 @@ class Record:
     promotion_checked: bool = False
     # hits of the directive when it was promoted to enforce (enforced_hits, passed)
     baseline: tuple[int, int] = (0, 0)
+    # requests the state had counted in the directive's scope when it was pushed (-1: unknown);
+    # the hits gateways report since are plausible only up to what the state counted since
+    scope_requests_at_push: int = -1
 
     @property
     def id(self) -> str:
@@ -128,6 +131,7 @@ class Record:
             "auto": self.auto,
             "promotion_checked": self.promotion_checked,
             "baseline": list(self.baseline),
+            "scope_requests_at_push": self.scope_requests_at_push,
         }
 
     @staticmethod
@@ -148,6 +152,7 @@ class Record:
             auto=bool(doc.get("auto", False)),
             promotion_checked=bool(doc.get("promotion_checked", False)),
             baseline=(int(base[0]), int(base[1])),
+            scope_requests_at_push=int(doc.get("scope_requests_at_push", -1)),
         )
 
 

@@ -6,7 +6,9 @@ lock), the directive table, its settings values and a ``Clock``.
 
 Locks: the state lock is only held while the state is copied (a range of rows at a time) and
 while thresholds change; the book's lock is taken after it is released, never the other way
-round. Approving takes the book's lock, then the directive table's (inside ``put``).
+round. Approving takes the book's lock, then the directive table's (inside ``put``); pushing
+and judging an auto-approved directive also read the requests the state counted in its scope
+(the state lock, briefly, inside the book's: ingest never takes the book's lock).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Final
 import orjson
 from google.protobuf import json_format
 
+from vigie.classify import views
 from vigie.classify.live import LiveState, copy_chunked
 from vigie.classify.views import iso
 from vigie.clock import SYSTEM, Clock, wall_us
@@ -159,6 +162,11 @@ class PolicyEngine:
             raise LifecycleError(f"mode must be SHADOW or ENFORCE, got {mode}")
         if ttl_seconds < 0:
             raise LifecycleError("ttl must be positive")
+        if ttl_seconds > self.directives.max_ttl_seconds:
+            raise LifecycleError(
+                f"ttl must be at most {self.directives.max_ttl_seconds / 86_400:g} days "
+                "(max_directive_ttl_seconds)"
+            )
         with self.book.lock:
             rec = self.book.get(sid)
             self._approve(rec, actor, reason, mode, ttl_seconds, auto=False)
@@ -198,6 +206,7 @@ class PolicyEngine:
         # validated, persisted, pushed to every gateway, audited
         d = self.directives.put(s.directive.build(s.id, mode, expires), actor, reason)
         rec.mode, rec.expires_at_us, rec.pushed_at_us, rec.auto = mode, expires, now, auto
+        rec.scope_requests_at_push = self._scope_requests(rec)
         self.book.transition(rec, "pushed", actor, "approved", reason,
                              {"directive": _directive_json(d)})  # fmt: skip
         self.book.save()
@@ -326,9 +335,16 @@ class PolicyEngine:
                 return False
             shadow = h.shadow_hits if h else 0
             matched = shadow + (h.passed if h else 0)
-            share = shadow / matched if matched else 0.0
+            share = shadow / matched if matched else 1.0
             rec.promotion_checked = True
-            if share <= c.auto_approve_max_share:
+            lacking = self._lacking_evidence(rec, matched)
+            if lacking:
+                self.book.audit(
+                    rec.id, AUTO_ACTOR, "kept in shadow", "pushed", "pushed",
+                    f"no evidence to enforce on: {lacking}; an operator decides",
+                    {"shadow_hits": shadow, "matched": matched},
+                )  # fmt: skip
+            elif share <= c.auto_approve_max_share:
                 d = spec.build(rec.id, dpb.DIRECTIVE_MODE_ENFORCE, rec.expires_at_us)
                 self.directives.put(d, AUTO_ACTOR, "promoted to enforce")
                 rec.mode = dpb.DIRECTIVE_MODE_ENFORCE
@@ -360,6 +376,41 @@ class PolicyEngine:
                 )  # fmt: skip
                 return True
         return False
+
+    def _scope_requests(self, rec: Record) -> int:
+        """Requests the state has counted in the scope of ``rec``'s directive."""
+        spec = rec.suggestion.directive
+        if spec is None:
+            return -1
+        with self.live.lock:
+            return views.scope_requests(
+                self.live.state, spec.application_id, spec.api_name, spec.api_version
+            )
+
+    def _lacking_evidence(self, rec: Record, matched: int) -> str:
+        """Why the hits reported for ``rec`` in shadow are no evidence to enforce on (empty:
+        they are): untrusted gateways, fewer than ``auto_approve_min_matched`` matching
+        requests, or more than the state counted in the scope since the directive was pushed."""
+        c = self.config
+        if not c.trust_gateway_hits:
+            return (
+                "the gateways' hit reports are not authenticated "
+                "(trust_unauthenticated_gateways is off)"
+            )
+        if matched < c.auto_approve_min_matched:
+            return (
+                f"{matched} matching request(s) reported, fewer than "
+                f"auto_approve_min_matched = {c.auto_approve_min_matched}"
+            )
+        if rec.scope_requests_at_push < 0:
+            return "the requests in its scope when it was pushed are not known"
+        seen = self._scope_requests(rec) - rec.scope_requests_at_push
+        if matched > seen:
+            return (
+                f"the gateways reported {matched} matching requests, vigie counted {seen} in "
+                "its scope since it was pushed: the reports are not plausible"
+            )
+        return ""
 
     def counts(self) -> dict[str, int]:
         return self.book.counts()

@@ -27,6 +27,7 @@ TTL_SECONDS: Final = {
 }
 ACTIONS: Final = (
     "subscription_policy",
+    "subscription_tier",
     "application_policy",
     "advanced_policy",
     "temporary_limit",

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from vigie.classify import views
 from vigie.classify.views import iso
 from vigie.errors import InputError
 from vigie.policy.suggest import DirectiveSpec, Suggestion, suggest
@@ -221,3 +222,23 @@ def simulate(d: DirectiveSpec, sources: list[str]) -> SimulationResult:
             )
         )
     return out
+
+
+def impact_from_state(state: State, d: dpb.Directive) -> dict[str, Any]:
+    """What ``d`` would have refused over the state's current hour and last 24 hours, from
+    its hourly counts: a BLOCK everything in scope, a LIMIT what exceeds its rate hour by hour
+    (an estimate: the bucket's burst is not modelled). A channel is not narrowed (an upper
+    bound). The preview ``vigie tune`` prints before it pushes."""
+    per_hour = views.scope_hours(state, d.application_id, d.api_name, d.api_version, 24)
+    if d.action == dpb.DIRECTIVE_ACTION_LIMIT and d.limit_period_seconds:
+        allowed = d.limit_requests * 3600.0 / d.limit_period_seconds
+        refused = np.maximum(per_hour - np.floor(allowed), 0).astype(np.int64)
+    else:
+        refused = per_hour
+    return {
+        "now": iso(state.now_us),
+        "this_hour": {"requests": int(per_hour[-1]), "refused": int(refused[-1])},
+        "last_24_hours": {"requests": int(per_hour.sum()), "refused": int(refused.sum())},
+        "basis": "hourly counts of the sidecar's state"
+        + (" (every channel: the scope's channel is not narrowed)" if d.channel else ""),
+    }

@@ -8,6 +8,7 @@ their lifecycle (kept by ``SuggestionBook``) carries over.
 | class | action | directive | WSO2 payload |
 |---|---|---|---|
 | growing / throttle_hitter (subscription) | subscription_policy | — | SubscriptionThrottlePolicy |
+| growing within its tier (or one that holds it) | subscription_tier | — | — (the next tier up) |
 | the same on >= 2 subscriptions of one app | application_policy | — | ApplicationThrottlePolicy |
 | growing (API) | advanced_policy | — | AdvancedThrottlePolicy |
 | retry_storm, redundant | temporary_limit | LIMIT, TTL | — |

@@ -106,6 +106,8 @@ def gateway_info(
             + report.dropped_other
         )
         info.handler_reconnects = report.reconnects
+        info.directives_rejected = report.directives_rejected
+        info.rejected_directives.extend(report.rejected_directives[:256])
     return info
 
 

@@ -32,7 +32,6 @@ from vigie.settings.policy import PolicyConfig
 from vigie.sources.inventory import load_inventory
 from vigie.state import snapshot
 from vigie.state.engine import Capacity
-from vigie.state.thresholds import CLASS_NAMES
 from vigie.store import service as data_service
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as tpb
@@ -98,7 +97,10 @@ class Sidecar:
         self.state = snapshot.restore_or_fresh(state_dir, settings.thresholds, self.capacity)
         if settings.inventory:
             load_inventory(Path(settings.inventory)).apply_to(self.state)
-        self.directives = DirectiveTable(state_dir, clock, AuditLog(settings.audit_path(), clock))
+        self.directives = DirectiveTable(
+            state_dir, clock, AuditLog(settings.audit_path(), clock),
+            settings.max_directive_ttl_seconds,
+        )  # fmt: skip
         self.counters: Counter[str] = Counter()
         self.streams: dict[int, GatewayStream] = {}
         self._next_stream = 0
@@ -221,10 +223,8 @@ class Sidecar:
         with self.lock:
             st = self.state
             now = st.now_us
-            held, _ = st.held(now)
             rows = st.sub_rows()
-            classes = {name: int(held[rows, i].sum()) for i, name in enumerate(CLASS_NAMES)}
-            classes["normal"] = int((~held[rows].any(axis=1)).sum())
+            classes = views.class_counts(st, now)
             counters = dict(self.counters) | st.counters()
             gateways = [
                 convert.gateway_info(

@@ -23,6 +23,7 @@ from vigie.errors import ConfigError
 from vigie.settings import alerts as _alerts
 from vigie.settings.policy import (
     DEFAULT_TIER_LIMITS,
+    TRUST_CHOICES,
     check_auto_approve,
     check_share,
     check_tier_limits,
@@ -211,6 +212,25 @@ class Settings:
     )
     auto_approve_shadow_seconds: float = _s(
         900.0, "an auto-approved directive stays in shadow this long before it enforces", "float"
+    )
+    max_directive_ttl_seconds: float = _s(
+        30 * 86_400.0,
+        "the longest lifetime a directive may have (a longer TTL is refused)",
+        "float",
+        min=60,
+    )
+    auto_approve_min_matched: int = _s(
+        100,
+        "an auto-approved directive enforces only once gateways reported at least this many "
+        "requests matching it in shadow",
+        "int",
+        min=1,
+    )
+    trust_unauthenticated_gateways: str = _s(
+        "auto",
+        "count the directive hits of gateways that did not prove who they are (no mTLS) as "
+        "auto-approval evidence: true, false, or auto (only on a loopback or unix listener)",
+        choices=TRUST_CHOICES,
     )
     allow_list: str = _s(
         "", "applications (id or name) and APIs (api:NAME) never auto-approved, comma-separated"

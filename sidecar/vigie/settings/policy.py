@@ -103,6 +103,23 @@ def check_auto_approve(value: Any) -> None:
     parse_auto_approve(str(value))
 
 
+TRUST_CHOICES: Final = ("auto", "true", "false")
+
+
+def trust_gateway_hits(trust_unauthenticated: str, listen: str, mtls: bool) -> bool:
+    """Whether the hits gateways report count as evidence for auto-approval: always over
+    mTLS (the gateway proved who it is); else as ``trust_unauthenticated_gateways`` says,
+    ``auto`` meaning only when the gateway listener is loopback or a unix socket."""
+    if mtls:
+        return True
+    if trust_unauthenticated != "auto":
+        return trust_unauthenticated == "true"
+    if listen.startswith("unix:"):
+        return True
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def check_share(value: Any) -> None:
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"must be a share between 0 and 1, got {value!r}")
@@ -122,6 +139,10 @@ class PolicyConfig:
     auto_approve_max_share: float = 0.05
     auto_approve_ttl_seconds: float = 3600.0
     auto_approve_shadow_seconds: float = 900.0
+    # evidence a shadow period must produce before it may enforce: this many matching requests
+    # reported by gateways, counted only when their reports are trusted
+    auto_approve_min_matched: int = 100
+    trust_gateway_hits: bool = True
     # applications (id or name) and APIs ("api:NAME") never auto-approved
     allow_list: tuple[str, ...] = ()
 
@@ -130,6 +151,8 @@ class PolicyConfig:
             raise ConfigError(f"policy_headroom: must be at least 1, got {self.headroom:g}")
         if not 0.0 <= self.auto_approve_max_share <= 1.0:
             raise ConfigError("auto_approve_max_share: must be between 0 and 1")
+        if self.auto_approve_min_matched < 1:
+            raise ConfigError("auto_approve_min_matched: must be at least 1")
         try:
             parse_auto_approve(",".join(self.auto_approve))
         except ValueError as exc:
@@ -160,5 +183,11 @@ class PolicyConfig:
             auto_approve_max_share=settings.auto_approve_max_share,
             auto_approve_ttl_seconds=settings.auto_approve_ttl_seconds,
             auto_approve_shadow_seconds=settings.auto_approve_shadow_seconds,
+            auto_approve_min_matched=settings.auto_approve_min_matched,
+            trust_gateway_hits=trust_gateway_hits(
+                settings.trust_unauthenticated_gateways,
+                settings.listen,
+                bool(settings.tls_client_ca_file),
+            ),
             allow_list=parse_name_list(settings.allow_list),
         )

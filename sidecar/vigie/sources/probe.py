@@ -121,12 +121,17 @@ class GatewayProbe:
         batch = self.encoder.batch_from_records(records, sent_at_us=int(time.time() * 1e6))
         self._out.put(tpb.GatewayMessage(batch=batch))
 
-    def send_report(self, hits: Sequence[dpb.DirectiveHits]) -> None:
-        self._out.put(
-            tpb.GatewayMessage(
-                report=tpb.GatewayReport(at_us=int(time.time() * 1e6), directive_hits=hits)
-            )
+    def send_report(
+        self, hits: Sequence[dpb.DirectiveHits], rejected: Sequence[dpb.RejectedDirective] = ()
+    ) -> None:
+        """A GatewayReport with these hits and (as a handler does) the upserts it refused."""
+        report = tpb.GatewayReport(
+            at_us=int(time.time() * 1e6),
+            directive_hits=hits,
+            rejected_directives=rejected,
+            directives_rejected=len(rejected),
         )
+        self._out.put(tpb.GatewayMessage(report=report))
 
     def close(self, timeout: float = 5.0) -> None:
         self._done.set()

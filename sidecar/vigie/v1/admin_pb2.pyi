@@ -54,6 +54,8 @@ class GatewayInfo(_message.Message):
     HANDLER_SENT_FIELD_NUMBER: _builtins.int
     HANDLER_DROPPED_FIELD_NUMBER: _builtins.int
     HANDLER_RECONNECTS_FIELD_NUMBER: _builtins.int
+    DIRECTIVES_REJECTED_FIELD_NUMBER: _builtins.int
+    REJECTED_DIRECTIVES_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     channel: _builtins.str
     tenant: _builtins.str
@@ -69,6 +71,12 @@ class GatewayInfo(_message.Message):
     handler_sent: _builtins.int
     handler_dropped: _builtins.int
     handler_reconnects: _builtins.int
+    directives_rejected: _builtins.int
+    """Directive upserts the handler refused (outside its DirectiveLimits): since it started, and
+    the ones currently refused (GatewayReport.rejected_directives).
+    """
+    @_builtins.property
+    def rejected_directives(self) -> _containers.RepeatedCompositeFieldContainer[_directives_pb2.RejectedDirective]: ...
     def __init__(
         self,
         *,
@@ -85,10 +93,12 @@ class GatewayInfo(_message.Message):
         handler_sent: _builtins.int = ...,
         handler_dropped: _builtins.int = ...,
         handler_reconnects: _builtins.int = ...,
+        directives_rejected: _builtins.int = ...,
+        rejected_directives: _abc.Iterable[_directives_pb2.RejectedDirective] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "channel", b"channel", "connected_at_us", b"connected_at_us", "events", b"events", "gateway_id", b"gateway_id", "handler_dropped", b"handler_dropped", "handler_offered", b"handler_offered", "handler_reconnects", b"handler_reconnects", "handler_sent", b"handler_sent", "handler_version", b"handler_version", "peer", b"peer", "region", b"region", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "channel", b"channel", "connected_at_us", b"connected_at_us", "directives_rejected", b"directives_rejected", "events", b"events", "gateway_id", b"gateway_id", "handler_dropped", b"handler_dropped", "handler_offered", b"handler_offered", "handler_reconnects", b"handler_reconnects", "handler_sent", b"handler_sent", "handler_version", b"handler_version", "peer", b"peer", "region", b"region", "rejected_directives", b"rejected_directives", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

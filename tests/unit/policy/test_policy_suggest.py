@@ -36,9 +36,13 @@ def test_ids_are_unique_and_stable(state: State, found: list[Suggestion]) -> Non
     assert [s.id for s in suggest(state, END)] == ids  # recomputing finds the same ids
 
 
-def test_growth_gets_a_sized_subscription_policy_and_a_forecast(found: list[Suggestion]) -> None:
+def test_growth_within_its_tier_gets_the_next_tier_up_and_a_forecast(
+    found: list[Suggestion],
+) -> None:
+    """Never a limit below its tier (the old advice, a 250/min policy for a Bronze 1,000/min
+    consumer, read as a downgrade of the fastest-growing customer)."""
     s = one(found, class_name="growing", application_id="app-grow")
-    assert s.action == "subscription_policy"
+    assert s.action == "subscription_tier"
     assert s.concerns == "subscription"
     rate = s.evidence["rate"]
     sizing = s.evidence["sizing"]
@@ -50,11 +54,13 @@ def test_growth_gets_a_sized_subscription_policy_and_a_forecast(found: list[Sugg
     assert size in (200, 250)  # a human number
     # Bronze (1,000/min) from 30/min at ~x4 a week: 7 x ln(1000/30) / ln(4) ~ 17.7 days
     assert s.evidence["forecast_days"] == 18 or s.evidence["forecast_days"] == 19
+    assert s.summary.startswith(
+        "name-app-grow on Delivery v1: move it from Bronze (1,000/min) to Silver (2,000/min)"
+    )
     assert "reaches its tier limit (Bronze (1,000/min)) in" in s.summary
-    assert s.wso2 is not None and s.wso2.schema == wso2.SUBSCRIPTION_SCHEMA
-    limit = s.wso2.payload["defaultLimit"]["requestCount"]
-    assert limit == {"timeUnit": "min", "unitTime": 1, "requestCount": size}
-    assert s.directive is None
+    assert s.evidence["next_tier"] == "Silver"
+    assert "never proposes a limit below it" in s.owner_note
+    assert s.wso2 is None and s.directive is None
 
 
 def test_throttle_hitter_above_its_tier_gets_a_bigger_policy(found: list[Suggestion]) -> None:

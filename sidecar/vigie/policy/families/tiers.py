@@ -3,7 +3,10 @@
 - a subscription that grows or hits its limit: a subscription policy sized from its p99 (or its
   busiest minute), its weekly growth and the headroom, with a forecast of when it reaches its
   tier; a throttle_hitter whose busiest minutes fit its tier gets ``contact_owner`` instead (the
-  limit it hits is elsewhere);
+  limit it hits is elsewhere, named by WSO2's throttle code: ``THROTTLE_CODES``);
+- a growing subscription is never proposed a limit below its tier: while that size fits its
+  tier (or an existing tier holds it) the advice is the next tier up, ``subscription_tier``,
+  with when it reaches its limit; an unlimited tier gets ``contact_owner`` (capacity);
 - an application with two or more such subscriptions: one application policy for their sum;
 - a growing API: an advanced (API-level) policy above one more week of growth.
 """
@@ -12,12 +15,35 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, Final
 
 from vigie.classify import views
 from vigie.policy import sizing, wso2
 from vigie.policy.families._context import Context, Row, Who, num
 from vigie.policy.model import Suggestion, suggestion_id
+from vigie.settings.policy import TierLimit
+
+# WSO2 4.x throttle codes (429 unless said): what each names, and the policy to look at
+THROTTLE_CODES: Final = {
+    900800: ("API_LIMIT_EXCEEDED", "the API's advanced policy (API-level limit)"),
+    900802: ("RESOURCE_LIMIT_EXCEEDED", "the resource's advanced policy"),
+    900803: ("APPLICATION_LEVEL_LIMIT_EXCEEDED", "its application policy"),
+    900804: ("SUBSCRIPTION_LIMIT_EXCEEDED", "its subscription tier"),
+    900806: ("CUSTOM_POLICY_LIMIT_EXCEEDED", "the custom policy"),
+    900807: ("SUBSCRIPTION_BURST_LIMIT_EXCEEDED", "its subscription tier's burst control"),
+}
+
+
+def code_guide() -> str:
+    """Each throttle code with its meaning and the policy it points to, for an owner note."""
+    return "; ".join(f"{c} {name} → {where}" for c, (name, where) in THROTTLE_CODES.items())
+
+
+def _tier_above(tiers: list[TierLimit], floor: float, size: float) -> TierLimit | None:
+    """The smallest limited tier above ``floor`` per minute that holds ``size``."""
+    fit = [t for t in tiers if t.per_minute is not None and t.per_minute > floor
+           and t.per_minute >= size]  # fmt: skip
+    return min(fit, key=lambda t: t.per_minute or 0.0) if fit else None
 
 
 def subscription(ctx: Context, v: views.SubscriptionView, row: Row, common: Who) -> None:
@@ -89,13 +115,17 @@ def subscription(ctx: Context, v: views.SubscriptionView, row: Row, common: Who)
                 owner_note=(
                     f"{th.get('throttled', 0)} throttled responses in one hour while its "
                     f"busiest minutes ({num(p.max)}/min) stay below its tier: the limit is "
-                    "elsewhere (application tier, API or resource limit, burst control). "
-                    "The WSO2 error code of the 429s says which (900800-900808)."
+                    "elsewhere; the WSO2 throttle code of its 429s names it: " + code_guide() + "."
                 ),
                 evidence=evidence,
                 **common,
             )
         )
+        return
+    if primary == "growing" and tier is not None and (limit is None or size <= limit or
+                                                      _tier_above([*ctx.config.tiers.values()],
+                                                                  limit, size)):  # fmt: skip
+        _next_tier(ctx, v, tier, size, forecast, evidence, sid, who, common)
         return
     name = wso2.policy_name("Vigie", f"{size}PerMin")
     desc = (
@@ -126,6 +156,55 @@ def subscription(ctx: Context, v: views.SubscriptionView, row: Row, common: Who)
             evidence=evidence,
             wso2=req,
             extra={"size": size, "base": base, "episode": row.first[primary]},
+            **common,
+        )
+    )
+
+
+def _next_tier(
+    ctx: Context,
+    v: views.SubscriptionView,
+    tier: TierLimit,
+    size: int,
+    forecast: str,
+    evidence: dict[str, Any],
+    sid: str,
+    who: str,
+    common: Who,
+) -> None:
+    """A growing subscription: the next tier up that holds one more week of growth (never a
+    limit below its tier), or capacity when its tier is unlimited."""
+    limit = tier.per_minute
+    nxt = None if limit is None else _tier_above([*ctx.config.tiers.values()], limit, size)
+    when = f" — {forecast}" if forecast else ""
+    if nxt is None:
+        summary = (
+            f"{who}: grows on {tier.describe()}{when} — plan the backend's capacity for "
+            f"{num(size)}/min"
+            if limit is None
+            else f"{who}: grows past every tier{when} — "
+            f"plan a tier above {tier.describe()} ({num(size)}/min)"
+        )
+        action, effect = "contact_owner", f"{num(size)}/min next week (one more week of growth)"
+    else:
+        summary = f"{who}: move it from {tier.describe()} to {nxt.describe()}{when}"
+        action = "subscription_tier"
+        effect = f"room until {nxt.describe()}: one more week of growth needs {num(size)}/min"
+        evidence["next_tier"] = nxt.name
+    ctx.add(
+        Suggestion(
+            id=sid,
+            class_name="growing",
+            concerns="subscription",
+            action=action,
+            summary=summary,
+            expected_effect=effect,
+            owner_note=(
+                f"{v.application or v.application_id} is growing{when}. Its subscription to "
+                f"{v.api} {v.api_version} stays on {tier.describe()} until you change the tier "
+                "in the Developer Portal; vigie never proposes a limit below it."
+            ),
+            evidence=evidence,
             **common,
         )
     )
