@@ -46,6 +46,7 @@ from vigie.export._points import (
     Points,
 )
 from vigie.state import layout as L
+from vigie.state.codes import error_family
 from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
 
 I64 = npt.NDArray[np.int64]
@@ -65,19 +66,6 @@ OVERFLOW: Final = "_OTHER"
 # semconv's advice for http.server.request.duration (seconds)
 DEFAULT_BOUNDS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 EXPORT_BOUNDS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-
-def error_family(code: int) -> str:
-    """WSO2's error code families (API Manager 4.x error code reference)."""
-    if 900800 <= code <= 900899:
-        return "throttling"
-    if 900900 <= code <= 900999:
-        return "authentication"
-    if 101500 <= code <= 101599 or code == 303001:
-        return "backend"
-    if 101000 <= code <= 101499:
-        return "transport"
-    return "other"
 
 
 def outcome(status: int, throttled: int, code: int) -> str:

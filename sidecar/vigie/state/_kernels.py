@@ -17,6 +17,12 @@ import math
 import numpy as np
 from numba import njit
 
+from vigie.state.codes import (
+    is_authentication_code,
+    is_backend_code,
+    is_client_error,
+    is_throttled,
+)
 from vigie.state.layout import (
     A_2XX,
     A_3XX,
@@ -758,12 +764,12 @@ def apply_events(
         me = np.int64(method[i])
         lat = np.int64(latency[i])
         ch = np.int64(channel[i])
-        throttled = (flags[i] & 1) != 0 or (ec >= 900800 and ec <= 900899)
+        throttled = is_throttled(ec, np.int64(flags[i]))
         is2 = st >= 200 and st < 300
         is3 = st >= 300 and st < 400
         is4 = st >= 400 and st < 500
         is5 = st >= 500 and st < 600
-        client_err = is4 and st != 429
+        client_err = is_client_error(st)
         failure = is5 or throttled
         lb = latency_bucket(lat)
 
@@ -868,8 +874,8 @@ def apply_events(
         sub_i64[row, S_5XX] += is5
         sub_i64[row, S_CLIENT_ERR] += client_err
         sub_i64[row, S_THROTTLED] += throttled
-        sub_i64[row, S_AUTH_ERR] += ec >= 900900 and ec <= 900999
-        sub_i64[row, S_BACKEND_ERR] += (ec >= 101500 and ec <= 101599) or ec == 303001
+        sub_i64[row, S_AUTH_ERR] += is_authentication_code(ec)
+        sub_i64[row, S_BACKEND_ERR] += is_backend_code(ec)
         if request_bytes[i] > 0:
             sub_i64[row, S_REQ_BYTES] += request_bytes[i]
         if response_bytes[i] > 0:
