@@ -27,7 +27,7 @@ from typing import Final
 import numpy as np
 from numba import njit
 
-from vigie.state._kernels import combine, latency_bucket, mix64, nonzero_key
+from vigie.state.primitives import combine, latency_bucket, mix64, nonzero_key
 
 # key fields of an unpacked minute row: keys[row, K_*]
 K_MINUTE: Final = 0  # start of the minute, us
