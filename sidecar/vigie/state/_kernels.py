@@ -1,7 +1,8 @@
 """The batch kernel: ``apply_events`` folds a batch of events into the state arrays.
 
 Nothing here allocates per event, touches Python objects or holds the GIL. The arrays are owned
-and validated by ``vigie.state.engine.State``, the only caller; their geometry is in ``layout``.
+and validated by ``vigie.state.engine.State``, the only caller (through ``_entry``, which
+passes the groups flat across the Python boundary); their geometry is in ``layout``.
 The pieces live beside it: hashing and buckets in ``primitives``, the row tables and detector
 caches in ``_tables``, the rings in ``_windows``, the rules and episodes in ``_rules``. Every
 kernel family has a slow, obvious twin in ``tests/support/naive.py`` that property tests

@@ -242,7 +242,7 @@ def _evidence(scratch: np.ndarray, c: int, e0: float, e1: float, e2: float, e3: 
     scratch[c, 3] = e3
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def evaluate_rules(
     sub_i64: np.ndarray,
     cls: tuple[np.ndarray, np.ndarray, np.ndarray],

@@ -38,6 +38,7 @@ from vigie.state._arrays import (
     Episode,
     sub_row_bytes,
 )
+from vigie.state._entry import apply_flat
 from vigie.state.primitives import pow2_at_least
 from vigie.state.thresholds import CLASS_NAMES, Thresholds
 from vigie.wire.columns import Events, Interner
@@ -238,17 +239,18 @@ class State:
         events = (*_EVENTS(ev.columns), ev.channel)
         start = 0
         while True:
-            stop, start = K.apply_events(
-                events,
+            args = (
+                *events,
                 start,
-                _SUBS(self),
-                _APIS(self),
-                _ROUTES(self),
-                _DETECTORS(self),
+                *_SUBS(self),
+                *_APIS(self),
+                *_ROUTES(self),
+                *_DETECTORS(self),
                 self.app_channel,
                 self.params,
-                _OUT(self),
+                *_OUT(self),
             )
+            stop, start = apply_flat(*args)  # apply_events, its groups passed flat (_entry)
             self._drain_episodes()
             if stop == L.STOP_DONE:
                 break
