@@ -1,7 +1,14 @@
-"""The slow, obvious twin of the ingest kernel: plain Python over dicts and lists.
+"""The slow, obvious twins of the kernels: plain Python over dicts and lists.
 
-It keeps every accepted event and recomputes each window by scanning, so it shares nothing with
-the kernel's rings, running sums, hash tables or caches — only the documented semantics:
+``NaiveState`` is the twin of the ingest kernel (``vigie.state._kernels.apply_events``, with
+its windows, rules and episodes), ``latency_bucket`` and ``rate_bucket`` of the buckets
+(``vigie.state.primitives``), ``NaiveRollup`` of the rollup kernel
+(``vigie.store._rollup_kernels``). Property tests compare each with its kernel
+(tests/unit/state/test_kernels.py, tests/unit/store/test_rollup_kernel.py).
+
+``NaiveState`` keeps every accepted event and recomputes each window by scanning, so it shares
+nothing with the kernel's rings, running sums, hash tables or caches — only the documented
+semantics:
 * a window is the SLOTS slots ending with the newest slot the row has seen; an event of an older
   slot than that is counted all-time but not in the window;
 * rules are evaluated after each event, on the row's windows; a rule holding at t extends the
@@ -291,3 +298,75 @@ class NaiveState:
         if best < 0:
             return None
         return (best, best_v, best_v / total, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rollup kernel's twin (vigie.store._rollup_kernels): a dict of minute rows
+# ---------------------------------------------------------------------------------------------
+
+# measure columns, in vigie.store.rollup.MEASURES order
+REQUESTS, SUCCESSES, CLIENT_ERRORS, SERVER_ERRORS, THROTTLED = range(5)
+LATENCY_SUM, BACKEND_LATENCY_SUM, REQUEST_BYTES, RESPONSE_BYTES = range(5, 9)
+MINUTE = 60_000_000
+
+
+def rollup_outcome(status: int, error_code: int, flags: int) -> int:
+    """The measure an event counts in: throttled (WSO2 900800-900899 or vigie's flag; a bare
+    429 is a 4xx), then server errors (5xx, or no HTTP status), client errors (4xx), successes."""
+    if flags & 1 or 900800 <= error_code <= 900899:
+        return THROTTLED
+    if status >= 500 or status < 100:
+        return SERVER_ERRORS
+    if status >= 400:
+        return CLIENT_ERRORS
+    return SUCCESSES
+
+
+@dataclass
+class NaiveRollup:
+    """Minute rows keyed by (minute start, API, version, resource, method, application id,
+    application name, channel, status, error code): nine measures and a latency histogram
+    (bucket -> count). No packing, no tables, no eviction: one dict entry per key."""
+
+    measures: dict[tuple[int, ...], list[int]] = field(default_factory=dict)
+    hist: dict[tuple[int, ...], dict[int, int]] = field(default_factory=dict)
+    skipped: int = 0
+
+    def add(self, ev: dict[str, list[int]], channel: list[int]) -> None:
+        for i in range(len(ev["event_time_us"])):
+            if ev["api_name"][i] == 0:
+                self.skipped += 1
+                continue
+            t = ev["event_time_us"][i]
+            st, ec = ev["http_status"][i], ev["error_code"][i]
+            key = (
+                t - t % MINUTE,
+                ev["api_name"][i],
+                ev["api_version"][i],
+                ev["resource_template"][i],
+                ev["http_method"][i],
+                ev["application_id"][i],
+                ev["application_name"][i],
+                channel[i],
+                st,
+                ec,
+            )
+            m = self.measures.setdefault(key, [0] * 9)
+            m[REQUESTS] += 1
+            m[rollup_outcome(st, ec, ev["flags"][i])] += 1
+            m[LATENCY_SUM] += ev["latency_us"][i]
+            m[BACKEND_LATENCY_SUM] += ev["backend_latency_us"][i]
+            m[REQUEST_BYTES] += max(0, ev["request_bytes"][i])
+            m[RESPONSE_BYTES] += max(0, ev["response_bytes"][i])
+            h = self.hist.setdefault(key, defaultdict(int))
+            h[latency_bucket(ev["latency_us"][i])] += 1
+
+    def daily(self) -> dict[tuple[int, ...], list[int]]:
+        """The minute rows summed by day, without the status (the daily table's key)."""
+        out: dict[tuple[int, ...], list[int]] = {}
+        for key, m in self.measures.items():
+            day = (key[0] - key[0] % DAY, *key[1:8], key[9])
+            d = out.setdefault(day, [0] * 9)
+            for k, v in enumerate(m):
+                d[k] += v
+        return out
