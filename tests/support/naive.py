@@ -1,9 +1,10 @@
 """The slow, obvious twins of the kernels: plain Python over dicts and lists.
 
 ``NaiveState`` is the twin of the ingest kernel (``vigie.state._kernels.apply_events``, with
-its windows, rules and episodes), ``latency_bucket`` and ``rate_bucket`` of the buckets
-(``vigie.state.primitives``), ``NaiveRollup`` of the rollup kernel
-(``vigie.store._rollup_kernels``). Property tests compare each with its kernel
+its windows, rules and episodes; the row tables are its dicts), ``NaiveState.held`` of the
+query-time reading (``State.held``: the hold rule, growing at now), ``latency_bucket`` and
+``rate_bucket`` of the buckets (``vigie.state.primitives``), ``NaiveRollup`` of the rollup
+kernel (``vigie.store._rollup_kernels``). Property tests compare each with its kernel
 (tests/unit/state/test_kernels.py, tests/unit/store/test_rollup_kernel.py).
 
 ``NaiveState`` keeps every accepted event and recomputes each window by scanning, so it shares
@@ -88,8 +89,12 @@ class NaiveState:
         self.obs_start = 0
 
     # ---- helpers ----
+    def _ext(self, c: int) -> int:
+        """throttle_hitter holds for its lookback after its last event, by its wording."""
+        return int(self.p[L.P_THR_LOOKBACK_US]) if c == L.C_THROTTLE_HITTER else 0
+
     def _raise(self, row: Row, c: int, t: int, ev: tuple[float, ...]) -> None:
-        ext = int(self.p[L.P_THR_LOOKBACK_US]) if c == L.C_THROTTLE_HITTER else 0
+        ext = self._ext(c)
         hold = self.p[L.P_HOLD_US]
         if c not in row.last_true:
             row.first_true[c] = row.last_true[c] = t
@@ -126,6 +131,20 @@ class NaiveState:
                 del row.hours[k]
         if h > row.hour_cur - L.HOUR_SLOTS:
             row.hours[h] += 1
+
+    # ---- reading (State.held, State.api_held) ----
+    def held(self, row: Row, now: int) -> set[int]:
+        """The windowed classes (``C_*``) ``row`` holds at ``now``: an episode begun by now whose
+        rule has been quiet for at most the hold (after the class's extension), or growing on
+        the 7 days ending with now's hour."""
+        out = {
+            c
+            for c, last in row.last_true.items()
+            if row.first_true[c] <= now and now - (last + self._ext(c)) <= self.p[L.P_HOLD_US]
+        }
+        if row.hour_cur > 0 and self._growing(row, now // HOUR)[0]:
+            out.add(L.C_GROWING)
+        return out
 
     # ---- the kernel's job ----
     def apply(self, ev: dict[str, list[int]], channel: list[int]) -> None:

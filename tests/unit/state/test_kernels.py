@@ -16,7 +16,7 @@ from vigie.state import _windows as W
 from vigie.state import layout as L
 from vigie.state import primitives as P
 from vigie.state.engine import Capacity, State
-from vigie.state.thresholds import Thresholds
+from vigie.state.thresholds import CLASS_NAMES, Thresholds
 from vigie.wire.columns import COLUMNS, ENGINE_DTYPES, Events
 
 T0 = 1_772_409_600_000_000  # 2026-03-02T00:00:00Z in us
@@ -181,6 +181,39 @@ def test_kernel_matches_naive_twin(records: list[dict[str, int]], n_batches: int
             [r["channel"] for r in part],
         )
     compare(state, nv)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_streams(), st.lists(st.integers(-2 * L.HOUR_US, 10 * L.HOUR_US), max_size=4))
+def test_held_matches_naive_twin(records: list[dict[str, int]], offsets: list[int]) -> None:
+    """State.held / api_held (the kernel's hold rule and growing at query time) against the
+    twin's reading of its episodes, at moments around the last event."""
+    state = new_state(SMALL)
+    nv = naive.NaiveState(SMALL.params(), app_channel={2: 1})
+    state.app_channel[2] = 1
+    state.apply(to_events(records))
+    nv.apply(
+        {
+            name: [r.get(name, -1 if name == "response_bytes" else 0) for r in records]
+            for name in (c.name for c in COLUMNS)
+        },
+        [r["channel"] for r in records],
+    )
+    names = list(CLASS_NAMES)
+    for now in [nv.now + d for d in (0, 1, *offsets)]:
+        held, _ = state.held(now)
+        for key, row in nv.subs.items():
+            app, api_name, ver = key
+            api_row = int(T.table_find(state.api_tkeys, state.api_tvals, (api_name << 32) | ver))
+            srow = int(T.table_find(state.sub_tkeys, state.sub_tvals, (app << 32) | api_row))
+            got = {
+                c for c, name in enumerate(L.WINDOWED_CLASS_NAMES) if held[srow, names.index(name)]
+            }
+            assert got == nv.held(row, now), (key, now)
+        api_held, _ = state.api_held(now)
+        for (name, ver), row in nv.apis.items():
+            arow = int(T.table_find(state.api_tkeys, state.api_tvals, (name << 32) | ver))
+            assert bool(api_held[arow, 1]) == (L.C_GROWING in nv.held(row, now)), (name, now)
 
 
 def test_kernel_matches_naive_twin_with_default_thresholds() -> None:
