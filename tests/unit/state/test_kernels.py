@@ -1,4 +1,4 @@
-"""The kernels against their naive twins (tests/naive.py), on random event streams."""
+"""The kernels against their naive twins (tests/support/naive.py), on random event streams."""
 
 from __future__ import annotations
 
