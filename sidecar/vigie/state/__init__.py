@@ -2,15 +2,15 @@
 
 The front door: ``State`` (the arrays and their only caller of the kernels), its ``Capacity``,
 the ``Thresholds`` the rules read and the class names; ``layout`` is the public schema of the
-arrays (column numbers, rings, buckets) and ``codes`` the one WSO2 error-code taxonomy.
-Beside them, public too: ``primitives`` (hashing and buckets the rollup kernels share),
+arrays (column numbers, rings, buckets). Beside them, public too: ``codes`` (the one WSO2
+error-code taxonomy), ``primitives`` (hashing and buckets the rollup kernels share),
 ``merge`` (the fleet view), ``snapshot`` (files). Modules whose names start with ``_`` are the
 state's own (the kernels and their pieces): nothing outside ``vigie.state`` imports them.
 """
 
 from __future__ import annotations
 
-from vigie.state import codes, layout
+from vigie.state import layout
 from vigie.state.engine import Capacity, Episode, State
 from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES, Thresholds
 
@@ -21,6 +21,5 @@ __all__ = [
     "Episode",
     "State",
     "Thresholds",
-    "codes",
     "layout",
 ]

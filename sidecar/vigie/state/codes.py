@@ -23,17 +23,15 @@ throttling code, or the event carries vigie's own throttled flag (bit ``FLAG_THR
 
 The predicates are tiny jitted functions (``inline="always"``): the kernels call them at no
 cost, and plain Python calls them as functions. ``vector()`` writes the taxonomy as the shared
-test vector ``tests/vectors/codes.json`` (regenerate with
-``python -m vigie.state.codes tests/vectors/codes.json``; a test fails when it is stale), so
-that the Java handler and the log parsers, which cannot import this module, are checked
-against the same table.
+test vector ``tests/vectors/taxonomy/codes.json`` (regenerate with ``python
+tests/vectors/taxonomy/make_codes.py``; a test fails when it is stale), so that
+the Java handler and the log parsers, which cannot import this module (``vigie.sources`` sits
+below ``vigie.state``), are checked against the same table.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any, Final
 
 from numba import njit
@@ -140,7 +138,7 @@ def vector() -> dict[str, Any]:
                 client = bool(is_client_error(status))
                 cases.append([code, status, flags, error_family(code), throttled, client])
     return {
-        "about": "the WSO2 error-code taxonomy, from `python -m vigie.state.codes`: do not edit",
+        "about": "the WSO2 error-code taxonomy (vigie.state.codes); generated: do not edit",
         "flag_throttled": FLAG_THROTTLED,
         "families": {name: [list(r) for r in ranges] for name, ranges in FAMILIES},
         "fault_status": FAULT_STATUS,
@@ -150,15 +148,9 @@ def vector() -> dict[str, Any]:
 
 
 def vector_text() -> str:
-    """``vector()`` as the text of ``tests/vectors/codes.json`` (one case a line)."""
+    """``vector()`` as the text of ``tests/vectors/taxonomy/codes.json`` (one case a line)."""
     doc = vector()
     cases = doc.pop("cases")
     head = json.dumps(doc, indent=1)[:-2]
     lines = ",\n  ".join(json.dumps(c) for c in cases)
     return f'{head},\n "cases": [\n  {lines}\n ]\n}}\n'
-
-
-if __name__ == "__main__":  # pragma: no cover - the generator
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m vigie.state.codes tests/vectors/codes.json")
-    Path(sys.argv[1]).write_text(vector_text())

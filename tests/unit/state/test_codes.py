@@ -16,7 +16,7 @@ from vigie.sources.wso2_log import ReplayStats, read_logs
 from vigie.state import codes
 from vigie.wire.columns import Interner
 
-VECTOR = Path(__file__).resolve().parents[2] / "vectors" / "codes.json"
+VECTOR = Path(__file__).resolve().parents[2] / "vectors" / "taxonomy" / "codes.json"
 
 
 def _cases() -> list[dict[str, Any]]:
@@ -26,8 +26,8 @@ def _cases() -> list[dict[str, Any]]:
 
 def test_the_vector_is_not_stale() -> None:
     assert VECTOR.read_text() == codes.vector_text(), (
-        "tests/vectors/codes.json is stale: run "
-        "`python -m vigie.state.codes tests/vectors/codes.json`"
+        "tests/vectors/taxonomy/codes.json is stale: run "
+        "`python tests/vectors/taxonomy/make_codes.py`"
     )
 
 

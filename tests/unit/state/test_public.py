@@ -13,7 +13,6 @@ def test_the_front_door_names() -> None:
         "Episode",
         "State",
         "Thresholds",
-        "codes",
         "layout",
     ]
     for name in vigie.state.__all__:
