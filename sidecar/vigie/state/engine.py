@@ -56,6 +56,16 @@ _ROUTES = attrgetter(*G.ROUTE_GROUP)
 _DETECTORS = attrgetter(*G.DETECTOR_GROUP)
 _OUT = attrgetter(*G.OUT_GROUP)
 _EVENTS = itemgetter(*G.EVENT_COLUMNS)
+# what ``_entry.apply_flat`` takes after the events and ``start``: every group, flat, in one call
+_FLAT = attrgetter(
+    *G.SUB_GROUP,
+    *G.API_GROUP,
+    *G.ROUTE_GROUP,
+    *G.DETECTOR_GROUP,
+    "app_channel",
+    "params",
+    *G.OUT_GROUP,
+)
 
 
 class State:
@@ -239,17 +249,7 @@ class State:
         events = (*_EVENTS(ev.columns), ev.channel)
         start = 0
         while True:
-            args = (
-                *events,
-                start,
-                *_SUBS(self),
-                *_APIS(self),
-                *_ROUTES(self),
-                *_DETECTORS(self),
-                self.app_channel,
-                self.params,
-                *_OUT(self),
-            )
+            args = (*events, start, *_FLAT(self))
             stop, start = apply_flat(*args)  # apply_events, its groups passed flat (_entry)
             self._drain_episodes()
             if stop == L.STOP_DONE:
