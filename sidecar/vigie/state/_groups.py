@@ -41,9 +41,11 @@ channel x throttled)
 
 from __future__ import annotations
 
-from typing import Final, TypeAlias
+from collections.abc import Callable
+from typing import Any, Final, TypeAlias, TypeVar, cast
 
 import numpy as np
+from numba import njit
 
 # the groups, by the names of the columns (events) and of the ``State`` arrays (the others)
 EVENT_COLUMNS: Final = (
@@ -104,3 +106,14 @@ ApiGroup: TypeAlias = tuple[np.ndarray, ...]
 RouteGroup: TypeAlias = tuple[np.ndarray, ...]
 DetectorGroup: TypeAlias = tuple[np.ndarray, ...]
 OutGroup: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def group_kernel(f: _F) -> _F:
+    """``@njit(cache=True, nogil=True)`` without Numba's reference counting (its private option
+    ``_nrt=False``), for the kernels that unpack the groups: it would count every array in and
+    out of a group on each call (see ``_entry``). Such a kernel cannot allocate (Numba refuses
+    to compile it)."""
+    options: dict[str, Any] = {"cache": True, "nogil": True, "_nrt": False}
+    return cast(_F, njit(**options)(f))

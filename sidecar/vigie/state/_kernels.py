@@ -24,6 +24,7 @@ from vigie.state._groups import (
     OutGroup,
     RouteGroup,
     SubGroup,
+    group_kernel,
 )
 from vigie.state._rules import evaluate_growing, evaluate_rules
 from vigie.state._tables import cache_slot, cache_victim, table_find, table_insert
@@ -236,7 +237,7 @@ def new_route_row(
     return row
 
 
-@njit(cache=True, nogil=True)
+@group_kernel
 def apply_events(
     events: EventGroup,
     start: int,
