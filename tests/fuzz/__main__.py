@@ -119,7 +119,13 @@ def _hostile_batches(recs: list[dict[str, int | str]]) -> dict[str, list[Any]]:
 def _instrument_vigie(atheris: Any) -> None:
     """Coverage for vigie's own Python and the targets: every function loaded from them but the
     Numba kernels, whose bytecode Numba compiles (and instrumentation would break)."""
-    skip = ("vigie.state._kernels", "vigie.store._rollup_kernels", "vigie.v1")
+    skip = (
+        "vigie.state._",
+        "vigie.state.primitives",
+        "vigie.state.codes",
+        "vigie.store._rollup_kernels",
+        "vigie.v1",
+    )
     funcs = [
         o
         for o in gc.get_objects()

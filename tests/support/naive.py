@@ -1,7 +1,15 @@
-"""The slow, obvious twin of the ingest kernel: plain Python over dicts and lists.
+"""The slow, obvious twins of the kernels: plain Python over dicts and lists.
 
-It keeps every accepted event and recomputes each window by scanning, so it shares nothing with
-the kernel's rings, running sums, hash tables or caches — only the documented semantics:
+``NaiveState`` is the twin of the ingest kernel (``vigie.state._kernels.apply_events``, with
+its windows, rules and episodes; the row tables are its dicts), ``NaiveState.held`` of the
+query-time reading (``State.held``: the hold rule, growing at now), ``latency_bucket`` and
+``rate_bucket`` of the buckets (``vigie.state.primitives``), ``NaiveRollup`` of the rollup
+kernel (``vigie.store._rollup_kernels``). Property tests compare each with its kernel
+(tests/unit/state/test_kernels.py, tests/unit/store/test_rollup_kernel.py).
+
+``NaiveState`` keeps every accepted event and recomputes each window by scanning, so it shares
+nothing with the kernel's rings, running sums, hash tables or caches — only the documented
+semantics:
 * a window is the SLOTS slots ending with the newest slot the row has seen; an event of an older
   slot than that is counted all-time but not in the window;
 * rules are evaluated after each event, on the row's windows; a rule holding at t extends the
@@ -81,8 +89,12 @@ class NaiveState:
         self.obs_start = 0
 
     # ---- helpers ----
+    def _ext(self, c: int) -> int:
+        """throttle_hitter holds for its lookback after its last event, by its wording."""
+        return int(self.p[L.P_THR_LOOKBACK_US]) if c == L.C_THROTTLE_HITTER else 0
+
     def _raise(self, row: Row, c: int, t: int, ev: tuple[float, ...]) -> None:
-        ext = int(self.p[L.P_THR_LOOKBACK_US]) if c == L.C_THROTTLE_HITTER else 0
+        ext = self._ext(c)
         hold = self.p[L.P_HOLD_US]
         if c not in row.last_true:
             row.first_true[c] = row.last_true[c] = t
@@ -119,6 +131,20 @@ class NaiveState:
                 del row.hours[k]
         if h > row.hour_cur - L.HOUR_SLOTS:
             row.hours[h] += 1
+
+    # ---- reading (State.held, State.api_held) ----
+    def held(self, row: Row, now: int) -> set[int]:
+        """The windowed classes (``C_*``) ``row`` holds at ``now``: an episode begun by now whose
+        rule has been quiet for at most the hold (after the class's extension), or growing on
+        the 7 days ending with now's hour."""
+        out = {
+            c
+            for c, last in row.last_true.items()
+            if row.first_true[c] <= now and now - (last + self._ext(c)) <= self.p[L.P_HOLD_US]
+        }
+        if row.hour_cur > 0 and self._growing(row, now // HOUR)[0]:
+            out.add(L.C_GROWING)
+        return out
 
     # ---- the kernel's job ----
     def apply(self, ev: dict[str, list[int]], channel: list[int]) -> None:
@@ -291,3 +317,75 @@ class NaiveState:
         if best < 0:
             return None
         return (best, best_v, best_v / total, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rollup kernel's twin (vigie.store._rollup_kernels): a dict of minute rows
+# ---------------------------------------------------------------------------------------------
+
+# measure columns, in vigie.store.rollup.MEASURES order
+REQUESTS, SUCCESSES, CLIENT_ERRORS, SERVER_ERRORS, THROTTLED = range(5)
+LATENCY_SUM, BACKEND_LATENCY_SUM, REQUEST_BYTES, RESPONSE_BYTES = range(5, 9)
+MINUTE = 60_000_000
+
+
+def rollup_outcome(status: int, error_code: int, flags: int) -> int:
+    """The measure an event counts in: throttled (WSO2 900800-900899 or vigie's flag; a bare
+    429 is a 4xx), then server errors (5xx, or no HTTP status), client errors (4xx), successes."""
+    if flags & 1 or 900800 <= error_code <= 900899:
+        return THROTTLED
+    if status >= 500 or status < 100:
+        return SERVER_ERRORS
+    if status >= 400:
+        return CLIENT_ERRORS
+    return SUCCESSES
+
+
+@dataclass
+class NaiveRollup:
+    """Minute rows keyed by (minute start, API, version, resource, method, application id,
+    application name, channel, status, error code): nine measures and a latency histogram
+    (bucket -> count). No packing, no tables, no eviction: one dict entry per key."""
+
+    measures: dict[tuple[int, ...], list[int]] = field(default_factory=dict)
+    hist: dict[tuple[int, ...], dict[int, int]] = field(default_factory=dict)
+    skipped: int = 0
+
+    def add(self, ev: dict[str, list[int]], channel: list[int]) -> None:
+        for i in range(len(ev["event_time_us"])):
+            if ev["api_name"][i] == 0:
+                self.skipped += 1
+                continue
+            t = ev["event_time_us"][i]
+            st, ec = ev["http_status"][i], ev["error_code"][i]
+            key = (
+                t - t % MINUTE,
+                ev["api_name"][i],
+                ev["api_version"][i],
+                ev["resource_template"][i],
+                ev["http_method"][i],
+                ev["application_id"][i],
+                ev["application_name"][i],
+                channel[i],
+                st,
+                ec,
+            )
+            m = self.measures.setdefault(key, [0] * 9)
+            m[REQUESTS] += 1
+            m[rollup_outcome(st, ec, ev["flags"][i])] += 1
+            m[LATENCY_SUM] += ev["latency_us"][i]
+            m[BACKEND_LATENCY_SUM] += ev["backend_latency_us"][i]
+            m[REQUEST_BYTES] += max(0, ev["request_bytes"][i])
+            m[RESPONSE_BYTES] += max(0, ev["response_bytes"][i])
+            h = self.hist.setdefault(key, defaultdict(int))
+            h[latency_bucket(ev["latency_us"][i])] += 1
+
+    def daily(self) -> dict[tuple[int, ...], list[int]]:
+        """The minute rows summed by day, without the status (the daily table's key)."""
+        out: dict[tuple[int, ...], list[int]] = {}
+        for key, m in self.measures.items():
+            day = (key[0] - key[0] % DAY, *key[1:8], key[9])
+            d = out.setdefault(day, [0] * 9)
+            for k, v in enumerate(m):
+                d[k] += v
+        return out

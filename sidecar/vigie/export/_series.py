@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from vigie.export._points import AttrValue
 from vigie.state import layout as L
+from vigie.state.codes import error_family
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -24,19 +25,6 @@ METHODS: Final = ("_OTHER", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OP
 OVERFLOW: Final = "_OTHER"
 # semconv's advice for http.server.request.duration (seconds)
 DEFAULT_BOUNDS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
-
-
-def error_family(code: int) -> str:
-    """WSO2's error code families (API Manager 4.x error code reference)."""
-    if 900800 <= code <= 900899:
-        return "throttling"
-    if 900900 <= code <= 900999:
-        return "authentication"
-    if 101500 <= code <= 101599 or code == 303001:
-        return "backend"
-    if 101000 <= code <= 101499:
-        return "transport"
-    return "other"
 
 
 def outcome(status: int, throttled: int, code: int) -> str:

@@ -1,98 +1,71 @@
 """``State``: the owner of every state array. It validates, grows, evicts, restores and reads.
 
-The kernels in ``_kernels`` do the per-event work; this class only calls them once per batch
-(and again after growing or evicting when a batch needs more rows than there are). It is not
-thread-safe: the server serialises access with one lock.
+The kernels (``_kernels``, ``_rules``, ``_tables``) do the per-event work; this class is their
+only caller: it calls ``apply_events`` once per batch (and again after growing or evicting when
+a batch needs more rows than there are). The arrays' shapes are in ``_arrays``, the copies in
+``_copying``. It is not thread-safe: the server serialises access with one lock.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, Final
+from operator import attrgetter, itemgetter
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from vigie.errors import ConfigError
+from vigie.state import _copying
+from vigie.state import _groups as G
 from vigie.state import _kernels as K
+from vigie.state import _rules as R
+from vigie.state import _tables as T
 from vigie.state import layout as L
+from vigie.state._arrays import (
+    API_ARRAYS,
+    DETECTOR_ARRAYS,
+    EPISODE_BUFFER,
+    MAX_EPISODES_PER_ROW,
+    MIN_SUB_ROWS,
+    PLAIN_ARRAYS,
+    ROUTE_ARRAYS,
+    SUB_ARRAYS,
+    Capacity,
+    Episode,
+    sub_row_bytes,
+)
+from vigie.state._entry import apply_flat
+from vigie.state.primitives import pow2_at_least
 from vigie.state.thresholds import CLASS_NAMES, Thresholds
 from vigie.wire.columns import Events, Interner
 
 log = logging.getLogger(__name__)
 
-MAX_EPISODES_PER_ROW: Final = 64
-EPISODE_BUFFER: Final = 4096
-MIN_SUB_ROWS: Final = 64
+__all__ = ["MAX_EPISODES_PER_ROW", "Capacity", "Episode", "State", "sub_row_bytes"]
 
 I64 = npt.NDArray[np.int64]
 
-
-def _pow2_at_least(n: int) -> int:
-    p = 1
-    while p < n:
-        p <<= 1
-    return p
-
-
-@dataclass(frozen=True, slots=True)
-class Capacity:
-    """Sizes of the state. ``memory_cap_bytes`` bounds the subscription rows (the bulk)."""
-
-    memory_cap_bytes: int = 1 << 30
-    initial_subscriptions: int = 1024
-    initial_apis: int = 256
-    max_apis: int = 65_536
-    max_routes: int = 65_536
-    detector_entries: int = 1 << 16  # per detector cache, a power of two
-
-
-# arrays of a subscription row and their per-row shape / dtype
-SUB_ARRAYS: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
-    "sub_i64": ((L.S_FIELDS,), np.int64),
-    "sub_sw": ((L.SHORT_SLOTS, L.N_SW), np.int32),
-    "sub_rw": ((L.RETRY_SLOTS, L.N_RW), np.int32),
-    "sub_hour": ((L.HOUR_SLOTS,), np.int32),
-    "sub_day": ((L.DAY_SLOTS, L.MAX_CHANNELS), np.int32),
-    "sub_hist": ((L.LAT_WIDTH,), np.int64),
-    "sub_rate": ((L.RATE_BUCKETS,), np.int32),
-    "cls_first": ((L.N_WINDOWED_CLASSES,), np.int64),
-    "cls_last": ((L.N_WINDOWED_CLASSES,), np.int64),
-    "cls_evid": ((L.N_WINDOWED_CLASSES, L.N_EVIDENCE), np.float64),
-}
-API_ARRAYS: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
-    "api_i64": ((L.A_FIELDS,), np.int64),
-    "api_hour": ((L.HOUR_SLOTS,), np.int32),
-    "api_hist": ((L.LAT_WIDTH,), np.int64),
-    "api_cls_first": ((1,), np.int64),
-    "api_cls_last": ((1,), np.int64),
-    "api_cls_evid": ((1, L.N_EVIDENCE), np.float64),
-}
-PLAIN_ARRAYS: Final = ("sub_free", "sub_meta", "api_meta", "route_meta", "g", "app_channel")
-DETECTOR_ARRAYS: Final = ("retry_keys", "retry_vals", "repeat_keys", "repeat_vals")
-ROUTE_ARRAYS: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
-    "route_i64": ((L.R_FIELDS,), np.int64),
-    "route_hist": ((L.LAT_WIDTH,), np.int64),
-}
-
-
-def sub_row_bytes() -> int:
-    """Bytes one subscription row costs, its hash-table share included."""
-    per = sum(int(np.prod(shape)) * int(np.dtype(dt).itemsize) for shape, dt in SUB_ARRAYS.values())
-    return per + 2 * (8 + 4) + 4
-
-
-@dataclass(slots=True)
-class Episode:
-    class_name: str
-    first_us: int
-    last_us: int
+# the array groups of the kernels (see ``_kernels``), read off a State in one call each
+_SUBS = attrgetter(*G.SUB_GROUP)
+_APIS = attrgetter(*G.API_GROUP)
+_ROUTES = attrgetter(*G.ROUTE_GROUP)
+_DETECTORS = attrgetter(*G.DETECTOR_GROUP)
+_OUT = attrgetter(*G.OUT_GROUP)
+_EVENTS = itemgetter(*G.EVENT_COLUMNS)
+# what ``_entry.apply_flat`` takes after the events and ``start``: every group, flat, in one call
+_FLAT = attrgetter(
+    *G.SUB_GROUP,
+    *G.API_GROUP,
+    *G.ROUTE_GROUP,
+    *G.DETECTOR_GROUP,
+    "app_channel",
+    "params",
+    *G.OUT_GROUP,
+)
 
 
 class State:
@@ -111,7 +84,7 @@ class State:
         self.app_info: dict[int, tuple[int, int]] = {}  # app gid -> (name gid, owner gid)
         self.app_channel = np.full(1024, -1, dtype=np.int8)
         self._epi = np.zeros((EPISODE_BUFFER, 5), dtype=np.int64)
-        self._scratch = np.zeros(L.N_EVIDENCE, dtype=np.float64)
+        self._scratch = np.zeros((L.N_WINDOWED_CLASSES, L.N_EVIDENCE), dtype=np.float64)
         self.sub_free = np.zeros(0, dtype=np.int32)
         self.sub_meta = np.zeros(2, dtype=np.int64)  # [n_free, high water]
         self.api_meta = np.zeros(2, dtype=np.int64)
@@ -121,7 +94,7 @@ class State:
         self._alloc_apis(self.capacity.initial_apis)
         self._alloc_routes(min(1024, self.capacity.max_routes))
         self.route_meta[1] = 1  # route 0 gathers what does not fit
-        n = _pow2_at_least(self.capacity.detector_entries)
+        n = pow2_at_least(self.capacity.detector_entries)
         self.retry_keys = np.zeros(n, dtype=np.int64)
         self.retry_vals = np.zeros((n, 2), dtype=np.int64)
         self.repeat_keys = np.zeros(n, dtype=np.int64)
@@ -168,28 +141,28 @@ class State:
         free = np.zeros(rows, dtype=np.int32)
         free[: len(self.sub_free)] = self.sub_free
         self.sub_free = free
-        size = _pow2_at_least(2 * rows)
+        size = pow2_at_least(2 * rows)
         self.sub_tkeys = np.zeros(size, dtype=np.int64)
         self.sub_tvals = np.full(size, -1, dtype=np.int32)
-        K.table_rebuild(
+        T.table_rebuild(
             self.sub_tkeys, self.sub_tvals, self.sub_i64[:, L.S_KEY], int(self.sub_meta[1])
         )
 
     def _alloc_apis(self, rows: int) -> None:
         self._resize(API_ARRAYS, rows)
-        size = _pow2_at_least(2 * rows)
+        size = pow2_at_least(2 * rows)
         self.api_tkeys = np.zeros(size, dtype=np.int64)
         self.api_tvals = np.full(size, -1, dtype=np.int32)
-        K.table_rebuild(
+        T.table_rebuild(
             self.api_tkeys, self.api_tvals, self.api_i64[:, L.A_KEY], int(self.api_meta[1])
         )
 
     def _alloc_routes(self, rows: int) -> None:
         self._resize(ROUTE_ARRAYS, rows)
-        size = _pow2_at_least(2 * rows)
+        size = pow2_at_least(2 * rows)
         self.route_tkeys = np.zeros(size, dtype=np.int64)
         self.route_tvals = np.full(size, -1, dtype=np.int32)
-        K.table_rebuild(
+        T.table_rebuild(
             self.route_tkeys, self.route_tvals, self.route_i64[:, L.R_KEY], int(self.route_meta[1])
         )
 
@@ -273,69 +246,11 @@ class State:
         if len(ev) == 0:
             return
         self._ensure_app_channel_size()
-        c = ev.columns
+        events = (*_EVENTS(ev.columns), ev.channel)
         start = 0
         while True:
-            stop, start = K.apply_events(
-                c["event_time_us"],
-                c["application_id"],
-                c["application_name"],
-                c["application_owner"],
-                c["api_name"],
-                c["api_version"],
-                c["api_context"],
-                c["resource_template"],
-                c["http_method"],
-                c["http_status"],
-                c["error_code"],
-                c["latency_us"],
-                c["backend_latency_us"],
-                c["request_bytes"],
-                c["response_bytes"],
-                c["key_type"],
-                c["subscription_tier"],
-                c["uri_hash"],
-                c["flags"],
-                ev.channel,
-                start,
-                self.sub_i64,
-                self.sub_sw,
-                self.sub_rw,
-                self.sub_hour,
-                self.sub_day,
-                self.sub_hist,
-                self.sub_rate,
-                self.cls_first,
-                self.cls_last,
-                self.cls_evid,
-                self.sub_tkeys,
-                self.sub_tvals,
-                self.sub_free,
-                self.sub_meta,
-                self.api_i64,
-                self.api_hour,
-                self.api_hist,
-                self.api_cls_first,
-                self.api_cls_last,
-                self.api_cls_evid,
-                self.api_tkeys,
-                self.api_tvals,
-                self.api_meta,
-                self.route_i64,
-                self.route_hist,
-                self.route_tkeys,
-                self.route_tvals,
-                self.route_meta,
-                self.retry_keys,
-                self.retry_vals,
-                self.repeat_keys,
-                self.repeat_vals,
-                self.app_channel,
-                self._epi,
-                self.params,
-                self.g,
-                self._scratch,
-            )
+            args = (*events, start, *_FLAT(self))
+            stop, start = apply_flat(*args)  # apply_events, its groups passed flat (_entry)
             self._drain_episodes()
             if stop == L.STOP_DONE:
                 break
@@ -391,7 +306,7 @@ class State:
         n_free = int(self.sub_meta[0])
         self.sub_free[n_free : n_free + count] = victims
         self.sub_meta[0] = n_free + count
-        K.table_rebuild(self.sub_tkeys, self.sub_tvals, self.sub_i64[:, L.S_KEY], n)
+        T.table_rebuild(self.sub_tkeys, self.sub_tvals, self.sub_i64[:, L.S_KEY], n)
         self.evicted += count
         log.warning("memory cap reached: evicted the %d coldest subscriptions", count)
         return count
@@ -458,25 +373,14 @@ class State:
     def ensure_api(self, name: str, version: str, context: str = "", pinned: bool = True) -> int:
         ng, vg = self.interner.intern(name), self.interner.intern(version)
         key = (ng << 32) | vg
-        row = int(K.table_find(self.api_tkeys, self.api_tvals, key))
+        row = int(T.table_find(self.api_tkeys, self.api_tvals, key))
         if row < 0:
             if self.n_api_rows >= len(self.api_i64):
                 self._make_api_room()
             row = self.n_api_rows
             self.api_meta[1] += 1
-            K.init_api_row(
-                self.api_i64,
-                self.api_hour,
-                self.api_hist,
-                self.api_cls_first,
-                self.api_cls_last,
-                self.api_cls_evid,
-                row,
-                key,
-                ng,
-                vg,
-            )
-            K.table_insert(self.api_tkeys, self.api_tvals, key, row)
+            K.init_api_row(_APIS(self), row, key, ng, vg)
+            T.table_insert(self.api_tkeys, self.api_tvals, key, row)
         if context:
             self.api_i64[row, L.A_CONTEXT] = self.interner.intern(context)
         if pinned:
@@ -487,34 +391,41 @@ class State:
         api_row = self.ensure_api(api, version, pinned=False)
         ag = self.interner.intern(app_id)
         self._ensure_app_channel_size()
-        key = (ag << 32) | api_row
-        row = int(K.table_find(self.sub_tkeys, self.sub_tvals, key))
-        if row < 0:
-            row = int(K.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
-            if row < 0:
-                self._make_sub_room()
-                row = int(K.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
-            K.init_sub_row(
-                self.sub_i64,
-                self.sub_sw,
-                self.sub_rw,
-                self.sub_hour,
-                self.sub_day,
-                self.sub_hist,
-                self.sub_rate,
-                self.cls_first,
-                self.cls_last,
-                self.cls_evid,
-                row,
-                key,
-                ag,
-                api_row,
-            )
-            K.table_insert(self.sub_tkeys, self.sub_tvals, key, row)
+        row = self.subscription_row(ag, api_row)
         if tier:
             self.sub_i64[row, L.S_TIER] = self.interner.intern(tier)
         self.sub_i64[row, L.S_FLAGS] |= L.ROW_PINNED
         return row
+
+    def subscription_row(self, app: int, api_row: int) -> int:
+        """The row of application gid ``app`` on API row ``api_row``, made if new."""
+        key = (app << 32) | api_row
+        row = int(T.table_find(self.sub_tkeys, self.sub_tvals, key))
+        if row >= 0:
+            return row
+        row = int(K.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
+        if row < 0:
+            self._make_sub_room()
+            row = int(K.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
+        K.init_sub_row(_SUBS(self), row, key, app, api_row)
+        T.table_insert(self.sub_tkeys, self.sub_tvals, key, row)
+        return row
+
+    def route_row(
+        self, api_row: int, res: int, me: int, st: int, ch: int, ec: int, thr: int
+    ) -> int:
+        """The route row of that identity, made if new (the table grows up to
+        ``capacity.max_routes``; beyond, route 0 and a counted overflow)."""
+        key = int(K.route_key(api_row, res, me, st, ec, ch, thr))
+        row = int(T.table_find(self.route_tkeys, self.route_tvals, key))
+        if row >= 0:
+            return row
+        if self.n_route_rows >= len(self.route_i64):
+            if len(self.route_i64) >= self.capacity.max_routes:
+                self.g[L.G_ROUTE_OVERFLOW] += 1
+                return 0
+            self._alloc_routes(min(2 * len(self.route_i64), self.capacity.max_routes))
+        return int(K.new_route_row(_ROUTES(self), key, api_row, res, me, st, ch, ec, thr))
 
     # -----------------------------------------------------------------------------------------
     # reading
@@ -530,36 +441,34 @@ class State:
     def api_rows(self) -> npt.NDArray[np.intp]:
         return np.arange(self.n_api_rows)
 
+    def _held(
+        self, cls: tuple[I64, I64], hour: npt.NDArray[np.int32], hour_cur: I64, n: int, now: int
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        """Rows 0..n-1 at ``now``: which class columns are held by an episode (the kernel's
+        hold rule, ``_rules.episode_holds``), and growing evaluated at now with its evidence."""
+        episodes = np.zeros((n, cls[1].shape[1]), dtype=np.bool_)
+        R.held_at(cls[0], cls[1], n, now, self.params, episodes)
+        grow_now = np.zeros(n, dtype=np.bool_)
+        grow_evid = np.zeros((n, L.N_EVIDENCE), dtype=np.float64)
+        obs_start = int(self.g[L.G_OBS_START])
+        R.growing_at(hour, hour_cur, n, now, obs_start, self.params, grow_now, grow_evid)
+        return episodes, grow_now, grow_evid
+
     def held(self, now: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
         """Subscription classes held at ``now``: a (rows, len(CLASS_NAMES)) mask in
         ``CLASS_NAMES`` order, and the growing evidence evaluated at now."""
         n = self.n_sub_rows
-        th = self.thresholds
-        hold = th.hold_seconds * 1e6
+        cls = (self.cls_first, self.cls_last)
+        episodes, grow_now, grow_evid = self._held(
+            cls, self.sub_hour, self.sub_i64[:, L.S_HOUR_CUR], n, now
+        )
         out = np.zeros((n, len(CLASS_NAMES)), dtype=np.bool_)
         for c, name in enumerate(L.WINDOWED_CLASS_NAMES):
-            ext = th.throttle_lookback_seconds * 1e6 if c == L.C_THROTTLE_HITTER else 0.0
-            last = self.cls_last[:n, c]
-            first = self.cls_first[:n, c]
-            out[:, CLASS_NAMES.index(name)] = (
-                (last > 0) & (now - (last + ext) <= hold) & (first <= now)
-            )
-        grow_now = np.zeros(n, dtype=np.bool_)
-        grow_evid = np.zeros((n, L.N_EVIDENCE), dtype=np.float64)
-        K.growing_at(
-            self.sub_hour,
-            self.sub_i64[:, L.S_HOUR_CUR],
-            n,
-            now,
-            int(self.g[L.G_OBS_START]),
-            self.params,
-            grow_now,
-            grow_evid,
-        )
+            out[:, CLASS_NAMES.index(name)] = episodes[:, c]
         out[:, CLASS_NAMES.index("growing")] |= grow_now
         last_seen = self.sub_i64[:n, L.S_LAST_SEEN]
         out[:, CLASS_NAMES.index("dormant")] = (last_seen == 0) | (
-            now - last_seen >= th.dormant_seconds * 1e6
+            now - last_seen >= self.thresholds.dormant_seconds * 1e6
         )
         out[self.sub_i64[:n, L.S_KEY] == 0] = False
         return out, grow_evid
@@ -567,27 +476,30 @@ class State:
     def api_held(self, now: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
         """API classes held at ``now`` in ``API_CLASS_NAMES`` order (retired, growing)."""
         n = self.n_api_rows
-        th = self.thresholds
+        cls = (self.api_cls_first, self.api_cls_last)
+        episodes, grow_now, grow_evid = self._held(
+            cls, self.api_hour, self.api_i64[:, L.A_HOUR_CUR], n, now
+        )
         out = np.zeros((n, 2), dtype=np.bool_)
         last_seen = self.api_i64[:n, L.A_LAST_SEEN]
-        out[:, 0] = (last_seen == 0) | (now - last_seen >= th.retired_seconds * 1e6)
-        last = self.api_cls_last[:n, 0]
-        first = self.api_cls_first[:n, 0]
-        out[:, 1] = (last > 0) & (now - last <= th.hold_seconds * 1e6) & (first <= now)
-        grow_now = np.zeros(n, dtype=np.bool_)
-        grow_evid = np.zeros((n, L.N_EVIDENCE), dtype=np.float64)
-        K.growing_at(
-            self.api_hour,
-            self.api_i64[:, L.A_HOUR_CUR],
-            n,
-            now,
-            int(self.g[L.G_OBS_START]),
-            self.params,
-            grow_now,
-            grow_evid,
-        )
-        out[:, 1] |= grow_now
+        out[:, 0] = (last_seen == 0) | (now - last_seen >= self.thresholds.retired_seconds * 1e6)
+        out[:, 1] = episodes[:, L.C_GROWING] | grow_now
         return out, grow_evid
+
+    def evaluate_latest(self) -> None:
+        """The windowed rules on the windows as they are, at each subscription's latest event
+        (a class already raised there is left alone): what a merged state needs, its windows
+        being the sum of several sidecars' (``vigie.state.merge``)."""
+        rows = self.sub_rows()
+        cls = (self.cls_first, self.cls_last, self.cls_evid)
+        start = 0
+        while start < len(rows):
+            start = int(
+                R.evaluate_latest(
+                    self.sub_i64, cls, rows, start, self.app_channel, self.params, _OUT(self)
+                )
+            )
+            self._drain_episodes()
 
     def string(self, gid: int) -> str:
         return self.interner.string(gid)
@@ -616,122 +528,24 @@ class State:
     def used_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The arrays cut to the rows in use (what a snapshot keeps). The detector caches are
         left out: they remember the last seconds only, and a restart may forget them."""
-        out: dict[str, npt.NDArray[Any]] = {}
-        for spec, n in (
-            (SUB_ARRAYS, self.n_sub_rows),
-            (API_ARRAYS, self.n_api_rows),
-            (ROUTE_ARRAYS, self.n_route_rows),
-        ):
-            for name in spec:
-                out[name] = getattr(self, name)[:n]
-        out["sub_free"] = self.sub_free[: int(self.sub_meta[0])]
-        for name in PLAIN_ARRAYS:
-            if name != "sub_free":
-                out[name] = getattr(self, name)
-        out["app_channel"] = self.app_channel[: len(self.interner)]
-        return out
+        return _copying.used_arrays(self)
 
     def restore_used(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
         """Load arrays written by ``used_arrays`` (shapes checked by the caller)."""
-        for spec, meta_name in (
-            (SUB_ARRAYS, "sub_meta"),
-            (API_ARRAYS, "api_meta"),
-            (ROUTE_ARRAYS, "route_meta"),
-        ):
-            n = int(arrays[meta_name][1])
-            current = len(getattr(self, next(iter(spec))))
-            rows = max(current, _pow2_at_least(max(n, 1)))
-            for name, (shape, dt) in spec.items():
-                full = np.zeros((rows, *shape), dtype=dt)
-                full[:n] = arrays[name]
-                setattr(self, name, full)
-        self.sub_meta = arrays["sub_meta"].copy()
-        self.api_meta = arrays["api_meta"].copy()
-        self.route_meta = arrays["route_meta"].copy()
-        self.g = arrays["g"].copy()
-        free = np.zeros(len(self.sub_i64), dtype=np.int32)
-        free[: len(arrays["sub_free"])] = arrays["sub_free"]
-        self.sub_free = free
-        channel = np.full(max(1024, len(arrays["app_channel"])), -1, dtype=np.int8)
-        channel[: len(arrays["app_channel"])] = arrays["app_channel"]
-        self.app_channel = channel
-        self.rebuild_tables()
+        _copying.restore_used(self, arrays)
 
     def copy(self) -> State:
         """A copy to read from (suggestions, fleet export), taken quickly under the caller's
         lock: the rows in use and the tables, not the free capacity nor the detector caches.
         Not for ``apply``."""
-        new = copy.copy(self)
-        for name, arr in self.used_arrays().items():
-            setattr(new, name, arr.copy())
-        for name in (
-            "sub_tkeys",
-            "sub_tvals",
-            "api_tkeys",
-            "api_tvals",
-            "route_tkeys",
-            "route_tvals",
-        ):
-            setattr(new, name, getattr(self, name).copy())
-        self._copy_python_parts(new)
-        return new
-
-    def _copy_python_parts(self, new: State) -> None:
-        """The strings, channels, inventory and episodes, into ``new`` (under the lock)."""
-        new.interner = Interner(self.interner.strings())
-        new.channels = list(self.channels)
-        new.app_info = dict(self.app_info)
-        new.episodes = defaultdict(list, {k: list(v) for k, v in self.episodes.items()})
-        new.api_episodes = defaultdict(list, {k: list(v) for k, v in self.api_episodes.items()})
+        return _copying.copy_state(self)
 
     def copy_chunked(
         self, lock: AbstractContextManager[Any], routes: bool = True, chunk_bytes: int = 1 << 20
     ) -> State:
-        """``copy`` taken a few rows at a time, each range under ``lock`` (the sidecar's), so
-        that ingestion waits for one range (~0.1 ms), never for the whole state. A row is copied
-        whole in one hold, so every row is consistent; rows copied later may have seen a few
-        more milliseconds of events. The memory is allocated and touched outside the lock.
-        ``routes=False`` leaves the route rows out (the suggestions never read them)."""
-        with lock:
-            head = copy.copy(self)
-            self._copy_python_parts(head)
-            plain = {name: getattr(self, name).copy() for name in PLAIN_ARRAYS}
-            plain["sub_free"] = self.sub_free[: int(self.sub_meta[0])].copy()
-            plain["app_channel"] = self.app_channel[: len(self.interner)].copy()
-            counts = (self.n_sub_rows, self.n_api_rows, self.n_route_rows)
-        for name, arr in plain.items():
-            setattr(head, name, arr)
-        groups = [(SUB_ARRAYS, counts[0]), (API_ARRAYS, counts[1])]
-        if routes:
-            groups.append((ROUTE_ARRAYS, counts[2]))
-        else:
-            for name, (shape, dt) in ROUTE_ARRAYS.items():
-                setattr(head, name, np.zeros((0, *shape), dtype=dt))
-            head.route_meta = np.zeros_like(self.route_meta)
-        for spec, n in groups:
-            out = {name: np.empty((n, *shape), dtype=dt) for name, (shape, dt) in spec.items()}
-            for arr in out.values():
-                arr.fill(0)  # the pages are faulted in here, not under the lock
-            row_bytes = sum(a[:1].nbytes for a in out.values()) or 1
-            step = max(1, chunk_bytes // row_bytes)
-            for lo in range(0, n, step):
-                hi = min(n, lo + step)
-                with lock:  # the arrays may have grown since: read them again
-                    for name, arr in out.items():
-                        arr[lo:hi] = getattr(self, name)[lo:hi]
-                time.sleep(0)  # a waiting stream takes the lock before the next range
-            for name, arr in out.items():
-                setattr(head, name, arr)
-        with lock:
-            for name in ("sub_tkeys", "sub_tvals", "api_tkeys", "api_tvals"):
-                setattr(head, name, getattr(self, name).copy())
-            if routes:
-                head.route_tkeys = self.route_tkeys.copy()
-                head.route_tvals = self.route_tvals.copy()
-        if not routes:
-            head.route_tkeys = np.zeros(1, dtype=self.route_tkeys.dtype)
-            head.route_tvals = np.zeros(1, dtype=self.route_tvals.dtype)
-        return head
+        """``copy`` taken a few rows at a time, each range under ``lock``: see
+        ``_copying.copy_chunked``. ``routes=False`` leaves the route rows out."""
+        return _copying.copy_chunked(self, lock, routes, chunk_bytes)
 
     def rebuild_tables(self) -> None:
         """Recreate the hash tables from the rows (after a restore)."""

@@ -11,7 +11,7 @@ minute (each pod saw a part of each minute: they add per pod, an approximation);
 repeated reads whose two requests went to different pods (each pod's detector saw only one);
 a windowed rule that held across pods only between two events of the subscription (the merged
 view evaluates at the latest event). Everything else equals one sidecar that saw all traffic
-(``tests/test_fleet.py``).
+(``tests/unit/state/test_merge.py``).
 
 Callers: ``vigie consumers|status --admin A --admin B``, and the suggestions
 (``merged = merge.merge_states(states)``, then the usual views; the CLI fetches the states
@@ -29,7 +29,6 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from vigie.state import _kernels as K
 from vigie.state import layout as L
 from vigie.state import snapshot
 from vigie.state.engine import MAX_EPISODES_PER_ROW, Capacity, Episode, State
@@ -111,7 +110,7 @@ def merge_states(states: Sequence[State], thresholds: Thresholds | None = None) 
     merged = State(th, cap)
     for s in states:
         _add(merged, s)
-    _evaluate_windows(merged)
+    merged.evaluate_latest()
     return merged
 
 
@@ -198,7 +197,7 @@ def _add(m: State, s: State) -> None:
         r = s.sub_i64[row]
         app = int(gmap[r[L.S_APP]])
         mapi = int(api_map[r[L.S_API]])
-        mrow = _sub_row(m, app, mapi)
+        mrow = m.subscription_row(app, mapi)
         d = m.sub_i64[mrow]
         d[L.S_FLAGS] |= r[L.S_FLAGS]
         if r[L.S_LAST_SEEN] >= d[L.S_LAST_SEEN]:
@@ -268,8 +267,7 @@ def _add(m: State, s: State) -> None:
         if rrow == 0:
             mrow = 0
         else:
-            mrow = _route_row(
-                m,
+            mrow = m.route_row(
                 int(api_map[r[L.R_API]]),
                 int(gmap[r[L.R_RESOURCE]]),
                 int(r[L.R_METHOD]),
@@ -290,59 +288,6 @@ def _min_seen(a: int, b: int) -> int:
     if b == 0:
         return a
     return min(a, b)
-
-
-def _sub_row(m: State, app: int, api_row: int) -> int:
-    key = (app << 32) | api_row
-    row = int(K.table_find(m.sub_tkeys, m.sub_tvals, key))
-    if row >= 0:
-        return row
-    row = int(K.alloc_sub(m.sub_i64, m.sub_free, m.sub_meta))
-    if row < 0:
-        m._make_sub_room()
-        row = int(K.alloc_sub(m.sub_i64, m.sub_free, m.sub_meta))
-    K.init_sub_row(
-        m.sub_i64,
-        m.sub_sw,
-        m.sub_rw,
-        m.sub_hour,
-        m.sub_day,
-        m.sub_hist,
-        m.sub_rate,
-        m.cls_first,
-        m.cls_last,
-        m.cls_evid,
-        row,
-        key,
-        app,
-        api_row,
-    )
-    K.table_insert(m.sub_tkeys, m.sub_tvals, key, row)
-    return row
-
-
-def _route_row(
-    m: State, api_row: int, res: int, me: int, st: int, ch: int, ec: int, thr: int
-) -> int:
-    key = int(K.route_key(api_row, res, me, st, ec, ch, thr))
-    row = int(K.table_find(m.route_tkeys, m.route_tvals, key))
-    if row >= 0:
-        return row
-    if m.n_route_rows >= len(m.route_i64):
-        if len(m.route_i64) >= m.capacity.max_routes:
-            m.g[L.G_ROUTE_OVERFLOW] += 1
-            return 0
-        m._alloc_routes(min(2 * len(m.route_i64), m.capacity.max_routes))
-    row = m.n_route_rows
-    m.route_meta[1] += 1
-    r = m.route_i64[row]
-    r[:] = 0
-    m.route_hist[row] = 0
-    r[L.R_KEY], r[L.R_API], r[L.R_RESOURCE] = key, api_row, res
-    r[L.R_METHOD], r[L.R_STATUS], r[L.R_CHANNEL] = me, st, ch
-    r[L.R_ERROR_CODE], r[L.R_THROTTLED] = ec, thr
-    K.table_insert(m.route_tkeys, m.route_tvals, key, row)
-    return row
 
 
 def _union_class(
@@ -374,41 +319,3 @@ def _add_episodes(dst: list[Episode], src: Iterable[Episode]) -> None:
     )
     dst.sort(key=lambda e: (e.first_us, e.class_name))
     del dst[:-MAX_EPISODES_PER_ROW]
-
-
-def _evaluate_windows(m: State) -> None:
-    """The windowed rules of ``_kernels.apply_events`` on the merged windows, at each
-    subscription's latest event (a rule that held there is raised there)."""
-    p = m.params
-    scratch = np.zeros(L.N_EVIDENCE, dtype=np.float64)
-    for row in m.sub_rows().tolist():
-        r = m.sub_i64[row]
-        t = int(r[L.S_LAST_SEEN])
-        if t == 0:
-            continue
-        rq, rr = int(r[L.S_RW_SUM + L.RW_REQ]), int(r[L.S_RW_SUM + L.RW_RETRIES])
-        q = int(r[L.S_SW_SUM + L.SW_REQ])
-        ce = int(r[L.S_SW_SUM + L.SW_CLIENT_ERR])
-        reads = int(r[L.S_SW_SUM + L.SW_READS])
-        reps = int(r[L.S_SW_SUM + L.SW_REPEATS])
-        thr = int(r[L.S_SW_SUM + L.SW_THROTTLED])
-        held: list[tuple[int, float, float, float, float]] = []
-        if rr >= p[L.P_RETRY_MIN] and rr >= p[L.P_RETRY_SHARE] * rq and rq > 0:
-            held.append((L.C_RETRY_STORM, rr, rq, rr / rq, 0.0))
-        if q >= p[L.P_ERR_MIN_REQ] and ce >= p[L.P_ERR_SHARE] * q and q > 0:
-            held.append((L.C_ERROR_PRONE, ce, q, ce / q, 0.0))
-        if q >= p[L.P_RED_MIN_REQ] and reads > 0 and reps >= p[L.P_RED_SHARE] * reads:
-            held.append((L.C_REDUNDANT, reps, reads, reps / reads, q))
-        if thr >= p[L.P_THR_MIN] and q > 0:
-            held.append((L.C_THROTTLE_HITTER, thr, q, thr / q, 0.0))
-        app = int(r[L.S_APP])
-        registered = int(m.app_channel[app]) if app < len(m.app_channel) else -1
-        if K.wrong_channel_rule(m.sub_i64, row, registered, p, scratch):
-            held.append((L.C_WRONG_CHANNEL, *(float(x) for x in scratch)))  # type: ignore[arg-type]
-        for c, e0, e1, e2, e3 in held:
-            if m.cls_last[row, c] >= t:
-                continue  # a pod already raised it at that moment (or later)
-            K.raise_class(
-                m.cls_first, m.cls_last, m.cls_evid, row, c, t, e0, e1, e2, e3, p, m._epi, m.g, 0
-            )
-            m._drain_episodes()

@@ -23,7 +23,8 @@ import numpy.typing as npt
 
 from vigie.errors import SnapshotError
 from vigie.state import layout as L
-from vigie.state.engine import API_ARRAYS, ROUTE_ARRAYS, SUB_ARRAYS, Capacity, Episode, State
+from vigie.state._arrays import API_ARRAYS, ROUTE_ARRAYS, SUB_ARRAYS
+from vigie.state.engine import Capacity, Episode, State
 from vigie.state.thresholds import Thresholds
 from vigie.wire.columns import Interner
 

@@ -14,9 +14,10 @@ in the processor's caches however long the rows stay open. An event later than t
 second row with the same key; the drain then folds the rows (``fold``).
 
 Outcomes (mutually exclusive, they add up to ``requests``):
-  throttled      WSO2 throttle codes 900800-900899, the handler's throttled flag, or HTTP 429
+  throttled      throttled as the state reads it (``vigie.state.codes.is_throttled``): a WSO2
+                 throttling code 900800-900899 or vigie's throttled flag
   server_errors  5xx, and responses without an HTTP status (the request did not complete)
-  client_errors  other 4xx
+  client_errors  4xx (a bare 429, without a throttling code or the flag, included)
   successes      1xx, 2xx, 3xx
 """
 
@@ -27,7 +28,8 @@ from typing import Final
 import numpy as np
 from numba import njit
 
-from vigie.state._kernels import combine, latency_bucket, mix64, nonzero_key
+from vigie.state.codes import is_throttled
+from vigie.state.primitives import combine, latency_bucket, mix64, nonzero_key
 
 # key fields of an unpacked minute row: keys[row, K_*]
 K_MINUTE: Final = 0  # start of the minute, us
@@ -94,7 +96,7 @@ _LOW32: Final = 0xFFFFFFFF
 @njit(cache=True, nogil=True, inline="always")
 def outcome(status: int, error_code: int, flags: int) -> int:
     """The measure column an event counts in (M_SUCCESSES .. M_THROTTLED)."""
-    if (flags & 1) != 0 or (error_code >= 900800 and error_code <= 900899) or status == 429:
+    if is_throttled(error_code, flags):
         return M_THROTTLED
     if status >= 500 or status < 100:
         return M_SERVER_ERRORS

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vigie.state import layout as L
-from vigie.state.engine import _pow2_at_least
+from vigie.state.primitives import pow2_at_least
 from vigie.store import _rollup_kernels as RK
 from vigie.wire.columns import METHOD_NAMES, Events
 
@@ -250,8 +250,8 @@ class Accumulator:
 
     def _new_tables(self, rows: int, entries: int) -> None:
         """Empty tables with room for twice ``rows`` rows and ``entries`` entries."""
-        self.rtab = np.zeros((_pow2_at_least(max(64, 4 * rows)), 2), dtype=np.int64)
-        self.htab = np.zeros((_pow2_at_least(max(64, 4 * entries)), 2), dtype=np.int64)
+        self.rtab = np.zeros((pow2_at_least(max(64, 4 * rows)), 2), dtype=np.int64)
+        self.htab = np.zeros((pow2_at_least(max(64, 4 * entries)), 2), dtype=np.int64)
 
     def _refresh_tables(self) -> None:
         """The tables are half full: take out the rows of old minutes, and size the tables
@@ -264,7 +264,7 @@ class Accumulator:
         closing = int(m[RK.META_ENTRIES]) - entries
         need = int(m[RK.META_CLOSED]) + closing
         if need > len(self.closed):
-            grown = np.zeros((_pow2_at_least(need), 2), dtype=np.int64)
+            grown = np.zeros((pow2_at_least(need), 2), dtype=np.int64)
             grown[: int(m[RK.META_CLOSED])] = self.closed[: int(m[RK.META_CLOSED])]
             self.closed = grown
         old_htab = self.htab
@@ -351,7 +351,7 @@ class Accumulator:
         self.rvals[:n] = 0
         m[:] = np.where(np.arange(RK.N_META) == RK.META_SKIPPED, m, 0)
         if len(self.words) > 16 * max(n, self._initial):  # give a burst's memory back
-            self._alloc_rows(max(self._initial, _pow2_at_least(n)))
+            self._alloc_rows(max(self._initial, pow2_at_least(n)))
             self.closed = np.zeros((self._initial, 2), dtype=np.int64)
         self._new_tables(self._initial, 2 * self._initial)
         minute = _Level(keys, vals, off, idx, cnt)

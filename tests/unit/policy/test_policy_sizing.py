@@ -13,8 +13,8 @@ from vigie.errors import ConfigError
 from vigie.policy import sizing
 from vigie.settings import load_settings
 from vigie.settings.policy import PolicyConfig, parse_tier_limits
-from vigie.state import _kernels as K
 from vigie.state import layout as L
+from vigie.state import primitives as K
 
 
 def histogram(counts: list[int]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The kernels against their naive twins (tests/naive.py), on random event streams."""
+"""The kernels against their naive twins (tests/support/naive.py), on random event streams."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import naive
-from vigie.state import _kernels as K
+from vigie.state import _tables as T
+from vigie.state import _windows as W
 from vigie.state import layout as L
+from vigie.state import primitives as P
 from vigie.state.engine import Capacity, State
-from vigie.state.thresholds import Thresholds
+from vigie.state.thresholds import CLASS_NAMES, Thresholds
 from vigie.wire.columns import COLUMNS, ENGINE_DTYPES, Events
 
 T0 = 1_772_409_600_000_000  # 2026-03-02T00:00:00Z in us
@@ -104,8 +106,8 @@ def compare(state: State, nv: naive.NaiveState) -> None:
     assert len(state.sub_rows()) == len(hold_keys)
     for key, row in nv.subs.items():
         app, api_name, ver = key
-        api_row = int(K.table_find(state.api_tkeys, state.api_tvals, (api_name << 32) | ver))
-        srow = int(K.table_find(state.sub_tkeys, state.sub_tvals, (app << 32) | api_row))
+        api_row = int(T.table_find(state.api_tkeys, state.api_tvals, (api_name << 32) | ver))
+        srow = int(T.table_find(state.sub_tkeys, state.sub_tvals, (app << 32) | api_row))
         assert srow >= 0, key
         s = state.sub_i64[srow]
         c = row.counts
@@ -138,7 +140,7 @@ def compare(state: State, nv: naive.NaiveState) -> None:
             in_window = sum(1 for d, c in row.days if c == ch and d > row.day_cur - L.DAY_SLOTS)
             assert s[L.S_DC_SUM + ch] == in_window
         cur = int(s[L.S_HOUR_CUR])
-        assert K.hours_sum(state.sub_hour, srow, cur, cur - 400, cur) == sum(row.hours.values())
+        assert W.hours_sum(state.sub_hour, srow, cur, cur - 400, cur) == sum(row.hours.values())
         for cls in range(L.N_WINDOWED_CLASSES):
             assert state.cls_last[srow, cls] == row.last_true.get(cls, 0), L.WINDOWED_CLASS_NAMES[
                 cls
@@ -152,7 +154,7 @@ def compare(state: State, nv: naive.NaiveState) -> None:
         ]
         assert closed == row.episodes
     for (name, ver), row in nv.apis.items():
-        arow = int(K.table_find(state.api_tkeys, state.api_tvals, (name << 32) | ver))
+        arow = int(T.table_find(state.api_tkeys, state.api_tvals, (name << 32) | ver))
         a = state.api_i64[arow]
         assert a[L.A_REQ] == row.counts["req"] and a[L.A_THROTTLED] == row.counts["throttled"]
         assert dict(row.hist) == {b: int(v) for b, v in enumerate(state.api_hist[arow]) if v}
@@ -179,6 +181,39 @@ def test_kernel_matches_naive_twin(records: list[dict[str, int]], n_batches: int
             [r["channel"] for r in part],
         )
     compare(state, nv)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_streams(), st.lists(st.integers(-2 * L.HOUR_US, 10 * L.HOUR_US), max_size=4))
+def test_held_matches_naive_twin(records: list[dict[str, int]], offsets: list[int]) -> None:
+    """State.held / api_held (the kernel's hold rule and growing at query time) against the
+    twin's reading of its episodes, at moments around the last event."""
+    state = new_state(SMALL)
+    nv = naive.NaiveState(SMALL.params(), app_channel={2: 1})
+    state.app_channel[2] = 1
+    state.apply(to_events(records))
+    nv.apply(
+        {
+            name: [r.get(name, -1 if name == "response_bytes" else 0) for r in records]
+            for name in (c.name for c in COLUMNS)
+        },
+        [r["channel"] for r in records],
+    )
+    names = list(CLASS_NAMES)
+    for now in [nv.now + d for d in (0, 1, *offsets)]:
+        held, _ = state.held(now)
+        for key, row in nv.subs.items():
+            app, api_name, ver = key
+            api_row = int(T.table_find(state.api_tkeys, state.api_tvals, (api_name << 32) | ver))
+            srow = int(T.table_find(state.sub_tkeys, state.sub_tvals, (app << 32) | api_row))
+            got = {
+                c for c, name in enumerate(L.WINDOWED_CLASS_NAMES) if held[srow, names.index(name)]
+            }
+            assert got == nv.held(row, now), (key, now)
+        api_held, _ = state.api_held(now)
+        for (name, ver), row in nv.apis.items():
+            arow = int(T.table_find(state.api_tkeys, state.api_tvals, (name << 32) | ver))
+            assert bool(api_held[arow, 1]) == (L.C_GROWING in nv.held(row, now)), (name, now)
 
 
 def test_kernel_matches_naive_twin_with_default_thresholds() -> None:
@@ -249,7 +284,7 @@ def test_repeat_identity_uses_uri_hash_else_template_status_and_size() -> None:
 @settings(deadline=None)
 @given(st.integers(0, 2**32 - 1))
 def test_latency_bucket_matches_otlp_definition(us: int) -> None:
-    assert K.latency_bucket(us) == naive.latency_bucket(us)
+    assert P.latency_bucket(us) == naive.latency_bucket(us)
 
 
 @pytest.mark.parametrize(
@@ -258,14 +293,14 @@ def test_latency_bucket_matches_otlp_definition(us: int) -> None:
 )
 def test_latency_bucket_known_values(us: int, bucket_index: int) -> None:
     # 1 s sits at the top of bucket -1 (2^(-1/8), 1]; 2 s at the top of bucket 7
-    b = K.latency_bucket(us)
+    b = P.latency_bucket(us)
     assert b - 1 + L.LAT_MIN_INDEX == bucket_index
 
 
 @settings(deadline=None)
 @given(st.integers(1, 2**22))
 def test_rate_bucket_matches_naive(count: int) -> None:
-    assert K.rate_bucket(count) == naive.rate_bucket(count)
+    assert P.rate_bucket(count) == naive.rate_bucket(count)
 
 
 @settings(deadline=None)
@@ -277,14 +312,14 @@ def test_table_behaves_like_a_dict(keys: list[int]) -> None:
     tk = np.zeros(size, dtype=np.int64)
     tv = np.full(size, -1, dtype=np.int32)
     for i, k in enumerate(keys):
-        K.table_insert(tk, tv, k, i)
+        T.table_insert(tk, tv, k, i)
     for i, k in enumerate(keys):
-        assert K.table_find(tk, tv, k) == i
-    assert K.table_find(tk, tv, 2**62 + 1) == -1
+        assert T.table_find(tk, tv, k) == i
+    assert T.table_find(tk, tv, 2**62 + 1) == -1
     rows = np.array([*keys, 0, 0], dtype=np.int64)
-    K.table_rebuild(tk, tv, rows, len(rows))
+    T.table_rebuild(tk, tv, rows, len(rows))
     for i, k in enumerate(keys):
-        assert K.table_find(tk, tv, k) == i
+        assert T.table_find(tk, tv, k) == i
 
 
 def test_eviction_keeps_inventory_and_counts() -> None:
@@ -311,4 +346,4 @@ def test_eviction_keeps_inventory_and_counts() -> None:
     # the newest flood rows are the ones kept
     newest = records[-1]["application_id"]
     api_row = int(state.sub_i64[pinned_row, L.S_API])
-    assert K.table_find(state.sub_tkeys, state.sub_tvals, (newest << 32) | api_row) >= 0
+    assert T.table_find(state.sub_tkeys, state.sub_tvals, (newest << 32) | api_row) >= 0

@@ -154,7 +154,7 @@ def _naive_minutes(ev: Events) -> dict[tuple[int, ...], list[int]]:
         )
         m = out.setdefault(key, [0] * len(MEASURES))
         st, ec, fl = int(c["http_status"][i]), int(c["error_code"][i]), int(c["flags"][i])
-        if fl & 1 or 900800 <= ec <= 900899 or st == 429:
+        if fl & 1 or 900800 <= ec <= 900899:  # a bare 429 is a 4xx (vigie.state.codes)
             k = 4
         elif st >= 500 or st < 100:
             k = 3

@@ -26,8 +26,8 @@ from tests.unit.store.test_store_rollups import _events, _minute_dict, _naive_mi
 from vigie.replay import replay_into
 from vigie.sources.wso2_log import ReplayStats
 from vigie.state import layout as L
-from vigie.state._kernels import latency_bucket
 from vigie.state.engine import State
+from vigie.state.primitives import latency_bucket
 from vigie.store import _rollup_kernels as RK
 from vigie.store.data import DataSink, SinkConfig
 from vigie.store.parquet import COMPACT_PARTS, LAYOUT, DataFile, ParquetStore, day_name

@@ -1,0 +1,146 @@
+"""Copies of a ``State``: the arrays cut to the rows in use (what a snapshot keeps and a
+reader needs), loading them back, and the copy taken a few rows at a time under the sidecar's
+lock. ``State``'s methods of the same names call these."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import defaultdict
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from vigie.state._arrays import API_ARRAYS, PLAIN_ARRAYS, ROUTE_ARRAYS, SUB_ARRAYS
+from vigie.state.primitives import pow2_at_least
+from vigie.wire.columns import Interner
+
+if TYPE_CHECKING:
+    from vigie.state.engine import State
+
+
+def used_arrays(state: State) -> dict[str, npt.NDArray[Any]]:
+    """The arrays cut to the rows in use (what a snapshot keeps). The detector caches are
+    left out: they remember the last seconds only, and a restart may forget them."""
+    out: dict[str, npt.NDArray[Any]] = {}
+    for spec, n in (
+        (SUB_ARRAYS, state.n_sub_rows),
+        (API_ARRAYS, state.n_api_rows),
+        (ROUTE_ARRAYS, state.n_route_rows),
+    ):
+        for name in spec:
+            out[name] = getattr(state, name)[:n]
+    out["sub_free"] = state.sub_free[: int(state.sub_meta[0])]
+    for name in PLAIN_ARRAYS:
+        if name != "sub_free":
+            out[name] = getattr(state, name)
+    out["app_channel"] = state.app_channel[: len(state.interner)]
+    return out
+
+
+def restore_used(state: State, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    """Load arrays written by ``used_arrays`` (shapes checked by the caller)."""
+    for spec, meta_name in (
+        (SUB_ARRAYS, "sub_meta"),
+        (API_ARRAYS, "api_meta"),
+        (ROUTE_ARRAYS, "route_meta"),
+    ):
+        n = int(arrays[meta_name][1])
+        current = len(getattr(state, next(iter(spec))))
+        rows = max(current, pow2_at_least(max(n, 1)))
+        for name, (shape, dt) in spec.items():
+            full = np.zeros((rows, *shape), dtype=dt)
+            full[:n] = arrays[name]
+            setattr(state, name, full)
+    state.sub_meta = arrays["sub_meta"].copy()
+    state.api_meta = arrays["api_meta"].copy()
+    state.route_meta = arrays["route_meta"].copy()
+    state.g = arrays["g"].copy()
+    free = np.zeros(len(state.sub_i64), dtype=np.int32)
+    free[: len(arrays["sub_free"])] = arrays["sub_free"]
+    state.sub_free = free
+    channel = np.full(max(1024, len(arrays["app_channel"])), -1, dtype=np.int8)
+    channel[: len(arrays["app_channel"])] = arrays["app_channel"]
+    state.app_channel = channel
+    state.rebuild_tables()
+
+
+def copy_state(state: State) -> State:
+    """A copy to read from (suggestions, fleet export), taken quickly under the caller's
+    lock: the rows in use and the tables, not the free capacity nor the detector caches.
+    Not for ``apply``."""
+    new = copy.copy(state)
+    for name, arr in used_arrays(state).items():
+        setattr(new, name, arr.copy())
+    for name in (
+        "sub_tkeys",
+        "sub_tvals",
+        "api_tkeys",
+        "api_tvals",
+        "route_tkeys",
+        "route_tvals",
+    ):
+        setattr(new, name, getattr(state, name).copy())
+    _copy_python_parts(state, new)
+    return new
+
+
+def _copy_python_parts(state: State, new: State) -> None:
+    """The strings, channels, inventory and episodes, into ``new`` (under the lock)."""
+    new.interner = Interner(state.interner.strings())
+    new.channels = list(state.channels)
+    new.app_info = dict(state.app_info)
+    new.episodes = defaultdict(list, {k: list(v) for k, v in state.episodes.items()})
+    new.api_episodes = defaultdict(list, {k: list(v) for k, v in state.api_episodes.items()})
+
+
+def copy_chunked(
+    state: State, lock: AbstractContextManager[Any], routes: bool = True, chunk_bytes: int = 1 << 20
+) -> State:
+    """``copy`` taken a few rows at a time, each range under ``lock`` (the sidecar's), so
+    that ingestion waits for one range (~0.1 ms), never for the whole state. A row is copied
+    whole in one hold, so every row is consistent; rows copied later may have seen a few
+    more milliseconds of events. The memory is allocated and touched outside the lock.
+    ``routes=False`` leaves the route rows out (the suggestions never read them)."""
+    with lock:
+        head = copy.copy(state)
+        _copy_python_parts(state, head)
+        plain = {name: getattr(state, name).copy() for name in PLAIN_ARRAYS}
+        plain["sub_free"] = state.sub_free[: int(state.sub_meta[0])].copy()
+        plain["app_channel"] = state.app_channel[: len(state.interner)].copy()
+        counts = (state.n_sub_rows, state.n_api_rows, state.n_route_rows)
+    for name, arr in plain.items():
+        setattr(head, name, arr)
+    groups = [(SUB_ARRAYS, counts[0]), (API_ARRAYS, counts[1])]
+    if routes:
+        groups.append((ROUTE_ARRAYS, counts[2]))
+    else:
+        for name, (shape, dt) in ROUTE_ARRAYS.items():
+            setattr(head, name, np.zeros((0, *shape), dtype=dt))
+        head.route_meta = np.zeros_like(state.route_meta)
+    for spec, n in groups:
+        out = {name: np.empty((n, *shape), dtype=dt) for name, (shape, dt) in spec.items()}
+        for arr in out.values():
+            arr.fill(0)  # the pages are faulted in here, not under the lock
+        row_bytes = sum(a[:1].nbytes for a in out.values()) or 1
+        step = max(1, chunk_bytes // row_bytes)
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            with lock:  # the arrays may have grown since: read them again
+                for name, arr in out.items():
+                    arr[lo:hi] = getattr(state, name)[lo:hi]
+            time.sleep(0)  # a waiting stream takes the lock before the next range
+        for name, arr in out.items():
+            setattr(head, name, arr)
+    with lock:
+        for name in ("sub_tkeys", "sub_tvals", "api_tkeys", "api_tvals"):
+            setattr(head, name, getattr(state, name).copy())
+        if routes:
+            head.route_tkeys = state.route_tkeys.copy()
+            head.route_tvals = state.route_tvals.copy()
+    if not routes:
+        head.route_tkeys = np.zeros(1, dtype=state.route_tkeys.dtype)
+        head.route_tvals = np.zeros(1, dtype=state.route_tvals.dtype)
+    return head

@@ -1,0 +1,75 @@
+"""Jitted hash tables of the state: the row tables and the detector caches.
+
+Row tables (a key -> a row) are open-addressing tables: linear probing, keys != 0, load factor
+<= 1/2, rebuilt rather than deleted from. The detector caches (retries, repeated reads) are
+set-associative, keyed by a 64-bit hash: a new key replaces the empty or oldest entry of its
+set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from vigie.state.layout import CACHE_WAYS
+from vigie.state.primitives import GOLDEN, mix64
+
+
+@njit(cache=True, nogil=True)
+def table_find(tkeys: np.ndarray, tvals: np.ndarray, key: int) -> int:
+    """The row of ``key``, or -1."""
+    mask = np.int64(len(tkeys) - 1)
+    slot = np.int64(mix64(np.uint64(key))) & mask
+    while True:
+        k = tkeys[slot]
+        if k == key:
+            return np.int64(tvals[slot])
+        if k == 0:
+            return np.int64(-1)
+        slot = (slot + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def table_insert(tkeys: np.ndarray, tvals: np.ndarray, key: int, value: int) -> None:
+    """Map ``key`` to ``value`` (the table has room: the caller keeps it at most half full)."""
+    mask = np.int64(len(tkeys) - 1)
+    slot = np.int64(mix64(np.uint64(key))) & mask
+    while tkeys[slot] != 0 and tkeys[slot] != key:
+        slot = (slot + 1) & mask
+    tkeys[slot] = key
+    tvals[slot] = value
+
+
+@njit(cache=True, nogil=True)
+def table_rebuild(tkeys: np.ndarray, tvals: np.ndarray, row_keys: np.ndarray, n_rows: int) -> None:
+    """Refill a table from the key column of the rows (rows whose key is 0 are free)."""
+    tkeys[:] = 0
+    tvals[:] = -1
+    for row in range(n_rows):
+        k = row_keys[row]
+        if k != 0:
+            table_insert(tkeys, tvals, k, row)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def cache_slot(ckeys: np.ndarray, key: int) -> tuple[int, bool]:
+    """The entry holding ``key``, or the first entry of its set and False."""
+    nsets = np.int64(len(ckeys) // CACHE_WAYS)
+    base = (np.int64(mix64(np.uint64(key) ^ GOLDEN)) & (nsets - 1)) * CACHE_WAYS
+    for w in range(CACHE_WAYS):
+        if ckeys[base + w] == key:
+            return base + w, True
+    return base, False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def cache_victim(ckeys: np.ndarray, cvals: np.ndarray, base: int) -> int:
+    """The entry of the set at ``base`` to replace: an empty one, else the oldest."""
+    best = base
+    for w in range(CACHE_WAYS):
+        e = base + w
+        if ckeys[e] == 0:
+            return e
+        if cvals[e, 0] < cvals[best, 0]:
+            best = e
+    return best
