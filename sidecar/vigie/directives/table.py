@@ -216,8 +216,12 @@ class DirectiveTable:
                 self._subscribers.remove(q)
 
     def record_hits(self, gateway_id: str, hits: list[dpb.DirectiveHits]) -> None:
+        """A gateway's latest hits; none forgets the gateway."""
         with self._lock:
-            self._hits[gateway_id] = {h.directive_id: h for h in hits}
+            if hits:
+                self._hits[gateway_id] = {h.directive_id: h for h in hits}
+            else:
+                self._hits.pop(gateway_id, None)
 
     def hits(self) -> list[dpb.DirectiveHits]:
         """Hits summed over gateways, per directive id."""
