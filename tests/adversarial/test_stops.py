@@ -4,6 +4,7 @@ damaged newest snapshot falls back to the older generation."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from tests.adversarial.common import T0, records, status
 from tests.conftest import start_sidecar
 from tests.support.streams import StreamClient
 from vigie.state import layout as L
+from vigie.state import snapshot
+from vigie.state.engine import Capacity, State
+from vigie.state.thresholds import Thresholds
 from vigie.wire.columns import StreamEncoder
 
 pytestmark = pytest.mark.slow
@@ -75,3 +79,27 @@ def test_a_snapshot_with_out_of_range_ids_falls_back_to_the_older_generation(
         assert len(list(state.glob("state.npz.unusable-*"))) == 1
     finally:
         assert sp.stop() == 0
+
+
+def test_concurrent_snapshot_writers_take_turns(tmp_path: Path) -> None:
+    """The stop path and the background loop may both write: each gets its own temporary
+    file and the lock, and what is left is two complete generations."""
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for _ in range(20):
+                snapshot.write_snapshot(State(), tmp_path)
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.npz", "state.npz.1"]
+    for name in ("state.npz", "state.npz.1"):
+        snapshot.read_snapshot(tmp_path / name, Thresholds(), Capacity())
+    assert (tmp_path / "state.npz").stat().st_mode & 0o777 == 0o600
