@@ -48,6 +48,8 @@ BATCH_CAUSES: Final = frozenset(
         "bad_channel",
         "unexpected_hello",
         "too_many_streams",
+        "hello_too_long",  # vigie.server.core.check_hello: each text field bounded
+        "hello_bad_characters",  # and printable
     }
 )
 T_BASE: Final = 1_772_409_600_000_000  # 2026-03-02

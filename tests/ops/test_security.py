@@ -267,6 +267,7 @@ def test_check_config_warns_about_exposed_secrets_and_listeners(tmp_path: Path) 
     cfg = tmp_path / "vigie.toml"
     cfg.write_text(
         f'listen = "0.0.0.0:7355"\n'
+        f"allow_plaintext_remote = true\n"  # an operator's decision: still warned about
         f'admin_listen = "127.0.0.1:7356"\n'
         f'admin_token_file = "{token}"\n'
         f'admin_tls_cert_file = "{cert}"\n'

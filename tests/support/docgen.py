@@ -83,6 +83,12 @@ def _checks(meta: Mapping[str, Any]) -> str:
         minimum = meta["min"]
         shown = _size(minimum) if meta.get("kind") == "size" else _number(minimum)
         parts.append(f"≥ {shown}")
+    if meta.get("max") is not None:
+        maximum = meta["max"]
+        shown = _size(maximum) if meta.get("kind") == "size" else _number(maximum)
+        parts.append(f"≤ {shown}")
+    if meta.get("kind") == "float":
+        parts.append("finite")
     if meta.get("kind") == "size":
         parts.append("a size (`512MiB`, `2G`, bytes)")
     if meta.get("kind") == "floats":

@@ -120,11 +120,17 @@ def _sub_json(s: Any) -> dict[str, Any]:
 @click.command()
 @fleet_admin_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--check", is_flag=True, help="Exit 1 when data was lost or the store is degraded.")
 def status(
-    admin: Sequence[str], token_file: Sequence[str], state_dir: Sequence[str], as_json: bool
+    admin: Sequence[str],
+    token_file: Sequence[str],
+    state_dir: Sequence[str],
+    as_json: bool,
+    check: bool,
 ) -> None:
     """Health, ingest rate, drops, connected gateways and data on disk of a running sidecar
-    (or of a fleet: --admin repeated)."""
+    (or of a fleet: --admin repeated). With --check, the exit status says whether the data is
+    whole (0) or degraded (1: on any sidecar of a fleet)."""
     from google.protobuf import json_format  # noqa: PLC0415 - keep `vigie --help` fast
 
     from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
@@ -137,14 +143,23 @@ def status(
             sys.stdout.write(json.dumps(doc) + "\n")
         else:
             print_fleet_status(doc)
+        if check and doc["merged"]["degraded_stores"]:
+            sys.exit(1)
         return
     with _one_client(admin, token_file, state_dir) as c:
         st = c.call(c.stub.GetStatus, apb.StatusRequest())
         extra = _status_extra(c)  # health, active directives and their hits
+    degraded = st.HasField("data") and st.data.state != "ok"
     if as_json:
         doc = json_format.MessageToDict(st, preserving_proto_field_name=True) | extra
         sys.stdout.write(json.dumps(doc) + "\n")
-        return
+    else:
+        _print_status(st, extra)
+    if check and degraded:
+        sys.exit(1)
+
+
+def _print_status(st: Any, extra: dict[str, Any]) -> None:
     console.print(
         f"[bold]{st.sidecar_id}[/] vigie {st.version}: {st.events_applied:,} events, "
         f"{st.ingest_rate:,.0f}/s, {st.subscriptions:,} subscriptions, {st.apis} APIs, "
@@ -191,8 +206,12 @@ def _data_status_line(st: Any) -> str | None:
     d = st.data
     total = sum(int(v) for v in d.bytes.values())
     parts = ", ".join(f"{k} {human_bytes(int(v))}" for k, v in sorted(d.bytes.items()))
+    head = f"data: {d.backend} {d.state}"
+    if d.state.startswith("degraded: "):
+        why = d.state.removeprefix("degraded: ")
+        head = f"data: degraded ({why} since {iso(d.degraded_since_us)}); {d.backend}"
     line = (
-        f"data: {d.backend} {d.state}, {human_bytes(total)} on disk ({parts}); "
+        f"{head}, {human_bytes(total)} on disk ({parts}); "
         f"keeps {d.short_retention_days} days per minute, "
         f"{d.long_retention_days or 'all'} days per day"
     )

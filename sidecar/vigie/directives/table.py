@@ -351,8 +351,12 @@ class DirectiveTable:
     def record_hits(self, gateway_id: str, hits: list[dpb.DirectiveHits]) -> int:
         """Keep a gateway's latest hits, per directive of the table (at most one entry each);
         return how many entries were refused: a directive the table does not hold, or a
-        counter above ``MAX_REPORTED_HITS`` (no gateway sends that many; counted, not kept)."""
+        counter above ``MAX_REPORTED_HITS`` (no gateway sends that many; counted, not kept).
+        No hits forgets the gateway (its last stream closed)."""
         with self._lock:
+            if not hits:
+                self._hits.pop(gateway_id, None)
+                return 0
             kept: dict[str, dpb.DirectiveHits] = {}
             refused = 0
             for h in hits:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import grpc
 
@@ -22,6 +22,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Status = tuple[grpc.StatusCode, str]
+LOG_TEXT_MAX: Final = 200  # characters of a string from the wire that a log line shows
+
+
+def loggable(text: str, limit: int = LOG_TEXT_MAX) -> str:
+    """A string from the wire as a log line may show it: control and other non-printable
+    characters escaped (``\\n``, ``\\x1b``: no forged lines, no terminal escapes), and cut to
+    ``limit`` characters with the length it had."""
+    cut = text[:limit]
+    out = cut if cut.isprintable() else cut.encode("unicode_escape").decode("ascii")
+    return out if len(text) <= limit else f"{out}... ({len(text)} characters)"
 
 
 def status_code(exc: VigieError) -> grpc.StatusCode:

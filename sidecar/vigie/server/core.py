@@ -26,6 +26,7 @@ from vigie.directives.table import DirectiveTable
 from vigie.errors import BatchRefused, TooManyStreams, UnsupportedProtocol, VigieError
 from vigie.policy.engine import PolicyEngine
 from vigie.server import convert
+from vigie.server.boundary import loggable
 from vigie.server.credentials import admin_token
 from vigie.settings import Settings
 from vigie.settings.policy import PolicyConfig
@@ -73,8 +74,25 @@ class RateMeter:
         return sum(n for _, n in self.samples) / self.window_s
 
 
+HELLO_FIELD_MAX: Final = 256  # characters of each Hello text field
+HELLO_FIELDS: Final = ("gateway_id", "channel", "tenant", "handler_version", "region")
+
+
 def check_hello(hello: tpb.Hello) -> None:
-    """Refuse a Hello that no stream can start with (``BatchRefused``, with the reason)."""
+    """Refuse a Hello that no stream can start with (``BatchRefused``, with the reason): each
+    text field at most ``HELLO_FIELD_MAX`` characters, printable (no control characters)."""
+    for name in HELLO_FIELDS:
+        value: str = getattr(hello, name)
+        if len(value) > HELLO_FIELD_MAX:
+            raise BatchRefused(
+                "hello_too_long",
+                f"Hello.{name} has {len(value)} characters, at most {HELLO_FIELD_MAX}",
+            )
+        if not value.isprintable():
+            raise BatchRefused(
+                "hello_bad_characters",
+                f"Hello.{name} holds control characters: {loggable(value)}",
+            )
     if not hello.gateway_id:
         raise BatchRefused("bad_hello", "Hello.gateway_id is empty")
     if hello.protocol_version not in SUPPORTED_PROTOCOL_VERSIONS:
@@ -94,6 +112,9 @@ class Sidecar:
         self.capacity = Capacity(memory_cap_bytes=settings.memory_cap)
         state_dir = settings.state_path
         state_dir.mkdir(parents=True, exist_ok=True)
+        if state_dir.stat().st_mode & 0o077:  # snapshots, the token, directives: private
+            state_dir.chmod(0o700)
+            log.info("state directory %s made private (0700)", state_dir)
         self.state = snapshot.restore_or_fresh(state_dir, settings.thresholds, self.capacity)
         if settings.inventory:
             load_inventory(Path(settings.inventory)).apply_to(self.state)
@@ -156,9 +177,14 @@ class Sidecar:
         return gs, dec
 
     def close_stream(self, gs: GatewayStream) -> None:
+        """Forget the stream; the gateway's directive hits too when no other stream of the
+        same gateway id is open (the hit tables held are at most the open streams)."""
         with self.lock:
             self.streams.pop(gs.stream_id, None)
             self.decoders.pop(gs.stream_id, None)
+            still = any(o.hello.gateway_id == gs.hello.gateway_id for o in self.streams.values())
+        if not still:
+            self.directives.record_hits(gs.hello.gateway_id, [])
         log.info("gateway %s disconnected", gs.hello.gateway_id)
 
     def apply_batch(self, gs: GatewayStream, dec: StreamDecoder, batch: tpb.EventBatch) -> tpb.Ack:
@@ -184,9 +210,16 @@ class Sidecar:
         return tpb.Ack(sequence=batch.sequence, events_applied=dec.events_applied)
 
     def record_report(self, gs: GatewayStream, report: tpb.GatewayReport) -> None:
+        """Keep a gateway's report; its directive hits only for directives in the table (a
+        report naming others, forged or expired, cannot grow what ``ListDirectives`` sends)."""
+        _, table = self.directives.snapshot()
+        known = {d.id for d in table}
+        hits = [h for h in report.directive_hits if h.directive_id in known]
+        if len(hits) < len(report.directive_hits):
+            self.counters["directive_hits_unknown"] += len(report.directive_hits) - len(hits)
         with self.lock:
             gs.report = report
-        self.directives.record_hits(gs.hello.gateway_id, list(report.directive_hits))
+        self.directives.record_hits(gs.hello.gateway_id, hits)
 
     # ---- bounding the strings ----
     def _string_epoch(self) -> int:

@@ -5,6 +5,7 @@ same (``admin_tls_*``), and its calls need ``authorization: Bearer <token>`` unl
 ``admin_auth = mtls``, where the client certificate is the credential. The token is the
 settings' ``admin_token``, else the one in ``admin_token_file`` (generated, owner-only, on the
 first start). A refused call is counted (``admin_unauthenticated``); a token is never logged.
+``CallLimit`` bounds the calls that need no token and hold a worker (server reflection).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,45 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return continuation(handler_call_details)
         self._counters["admin_unauthenticated"] += 1
         return self._deny
+
+
+class CallLimit(grpc.ServerInterceptor):  # type: ignore[misc]
+    """At most ``limit`` calls at once of the methods under ``prefix`` (server reflection, which
+    needs no token and holds a worker for as long as the caller keeps its stream open): beyond
+    that a call is refused at once with RESOURCE_EXHAUSTED, counted ``<counter>``, so that they
+    cannot take the workers of the operators' and gateways' calls."""
+
+    def __init__(self, prefix: str, limit: int, counters: Counter[str], counter: str) -> None:
+        self._prefix = prefix
+        self._slots = threading.BoundedSemaphore(limit)
+        self._limit = limit
+        self._counters = counters
+        self._counter = counter
+
+    def _bounded(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            if not self._slots.acquire(blocking=False):
+                self._counters[self._counter] += 1
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{self._limit} such calls are open already; try again later",
+                )
+            try:
+                yield from behaviour(request, context)
+            finally:
+                self._slots.release()
+
+        return run
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(self._prefix):
+            return handler
+        if handler.stream_stream is not None:
+            return handler._replace(stream_stream=self._bounded(handler.stream_stream))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=self._bounded(handler.unary_stream))
+        return handler

@@ -30,15 +30,19 @@ from vigie.errors import ConfigError, VigieError
 from vigie.export import MetricsExport, start_export
 from vigie.server.admin import AdminService
 from vigie.server.core import Sidecar
-from vigie.server.credentials import AuthInterceptor, server_credentials, tls_mode
+from vigie.server.credentials import (
+    AuthInterceptor,
+    CallLimit,
+    server_credentials,
+    tls_mode,
+)
 from vigie.server.inventory_refresh import InventoryRefresh
-from vigie.server.telemetry import TelemetryService
-from vigie.settings import Settings
+from vigie.server.telemetry import TelemetryService, decode_message
+from vigie.settings import Settings, loopback
 from vigie.state.engine import Capacity, State
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import telemetry_pb2 as tpb
-from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
 from vigie.wire.columns import COLUMNS, StreamDecoder, StreamEncoder
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,34 @@ log = logging.getLogger(__name__)
 # of milliseconds to it. A shorter interval bounds that wait (the freshness target: p99 <= 10 ms).
 SWITCH_INTERVAL_S: Final = 0.0005
 BACKGROUND_PERIOD_S: Final = 1.0
+RESERVED_WORKERS: Final = 8  # gateway port: health checks and refusals, whatever the streams
+ADMIN_WORKERS: Final = 8  # admin port: the operators' calls
+REFLECTION_CALLS: Final = 4  # reflection calls open at once, per port
+REFLECTION_PREFIX: Final = "/grpc.reflection."  # its v1alpha and v1 services
+# the largest gRPC message a gateway may send: a bound per event (19 columns of at most 8
+# bytes, and room for the strings it brings) times max_batch_events, plus headroom; gRPC
+# refuses a larger one (RESOURCE_EXHAUSTED) before it is parsed
+EVENT_BYTES_MAX: Final = 1024
+MESSAGE_HEADROOM_BYTES: Final = 4 << 20
+
+
+def max_message_bytes(max_batch_events: int) -> int:
+    return max_batch_events * EVENT_BYTES_MAX + MESSAGE_HEADROOM_BYTES
+
+
+def stream_handler(service: TelemetryService) -> grpc.GenericRpcHandler:
+    """``vigie.v1.Telemetry/Stream`` with the deserializer that does not raise (a message
+    that does not decode is refused by the service, with its status and counter)."""
+    return grpc.method_handlers_generic_handler(
+        tpb.DESCRIPTOR.services_by_name["Telemetry"].full_name,
+        {
+            "Stream": grpc.stream_stream_rpc_method_handler(
+                service.Stream,
+                request_deserializer=decode_message,
+                response_serializer=tpb.SidecarMessage.SerializeToString,
+            )
+        },
+    )
 
 
 def _add_port(
@@ -76,8 +108,11 @@ class Running:
     admin_port: int
     stop_event: threading.Event = field(default_factory=threading.Event)
     export: MetricsExport | None = None  # OTLP metrics export, when enabled
+    background: threading.Thread | None = None
 
     def stop(self, grace: float = 5.0) -> None:
+        """Stop serving, let the background loop finish its turn (a snapshot it is writing
+        completes), then write the last snapshot."""
         if self.stop_event.is_set():
             return
         self.stop_event.set()
@@ -86,6 +121,8 @@ class Running:
         b = self.admin.stop(grace)
         a.wait()
         b.wait()
+        if self.background is not None:
+            self.background.join()
         if self.export is not None:
             self.export.stop()
         if self.sidecar.alerts is not None:
@@ -143,18 +180,30 @@ def start(settings: Settings) -> Running:
     export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
     telemetry = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.max_streams + 4, thread_name_prefix="rpc"),
+        # open streams, streams waiting for their Hello (each at most max_streams: a newer
+        # connection makes the oldest waiting one give way), and workers left for health
+        # checks and refusals, which a flood of silent connections cannot take
+        futures.ThreadPoolExecutor(
+            max_workers=2 * settings.max_streams + RESERVED_WORKERS, thread_name_prefix="rpc"
+        ),
+        interceptors=[
+            CallLimit(REFLECTION_PREFIX, REFLECTION_CALLS, sc.counters, "reflection_busy")
+        ],
         options=[
-            ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+            ("grpc.max_receive_message_length", max_message_bytes(settings.max_batch_events)),
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=settings.max_streams + 4,
     )
-    tpb_grpc.add_TelemetryServicer_to_server(TelemetryService(sc), telemetry)
+    telemetry.add_generic_rpc_handlers((stream_handler(TelemetryService(sc)),))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, telemetry)
     admin = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="admin"),
-        interceptors=[AuthInterceptor(sc.token, settings.admin_auth, sc.counters)],
+        futures.ThreadPoolExecutor(
+            max_workers=ADMIN_WORKERS + REFLECTION_CALLS, thread_name_prefix="admin"
+        ),
+        interceptors=[
+            CallLimit(REFLECTION_PREFIX, REFLECTION_CALLS, sc.counters, "reflection_busy"),
+            AuthInterceptor(sc.token, settings.admin_auth, sc.counters),
+        ],
         options=[("grpc.so_reuseport", 0)],
     )
     apb_grpc.add_AdminServicer_to_server(AdminService(sc), admin)
@@ -165,8 +214,10 @@ def start(settings: Settings) -> Running:
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(names, telemetry)
-    reflection.enable_server_reflection(names, admin)
+    # reflection (no token) on loopback listeners only: beyond, it is off
+    for server, address in ((telemetry, settings.listen), (admin, settings.admin_listen)):
+        if loopback(address):
+            reflection.enable_server_reflection(names, server)
     if sc.data is not None:
         sc.data.start()
     if sc.alerts is not None:
@@ -178,7 +229,10 @@ def start(settings: Settings) -> Running:
     for name in ("", names[0], names[1]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = Running(sc, telemetry, admin, health_servicer, tport, aport, export=export)
-    threading.Thread(target=background, args=(running,), name="background", daemon=True).start()
+    running.background = threading.Thread(
+        target=background, args=(running,), name="background", daemon=True
+    )
+    running.background.start()
     log.info(
         "vigie %s serving gateways on %s (%s) and the admin service on %s (%s, auth: %s)",
         __version__,
@@ -222,14 +276,8 @@ def background(running: Running) -> None:
 
 
 def serve_forever(settings: Settings) -> None:
-    """``vigie serve``: run until SIGTERM/SIGINT, then stop gracefully."""
-    running = start(settings)
-    # A full collection walks every object the process holds, with the GIL held: Numba, LLVM
-    # and gRPC bring ~140,000, a 60 ms stall of every stream each time the suggestions' garbage
-    # sets one off. What exists once the sidecar serves lives as long as the process: keep it
-    # out of the collector's way (new objects are collected as usual).
-    gc.collect()
-    gc.freeze()
+    """``vigie serve``: run until SIGTERM/SIGINT, then stop gracefully (exit status 0). A
+    signal that arrives while the sidecar starts stops it as soon as it serves."""
     done = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -238,5 +286,13 @@ def serve_forever(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    done.wait()
+    running = start(settings)
+    # A full collection walks every object the process holds, with the GIL held: Numba, LLVM
+    # and gRPC bring ~140,000, a 60 ms stall of every stream each time the suggestions' garbage
+    # sets one off. What exists once the sidecar serves lives as long as the process: keep it
+    # out of the collector's way (new objects are collected as usual).
+    gc.collect()
+    gc.freeze()
+    while not done.wait(1.0):  # a timed wait: the signal handler runs between two waits
+        pass
     running.stop()

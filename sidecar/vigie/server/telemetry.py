@@ -6,7 +6,12 @@ stream: gRPC's, which yields what the two others queue: the reader (batches, rep
 directive pump. A refused Hello or batch ends only its own stream, with the error type's status
 (INVALID_ARGUMENT for a broken contract, FAILED_PRECONDITION for an unsupported protocol
 version, RESOURCE_EXHAUSTED when the streams are all taken), counted by cause
-(``stream_refused:*`` before the stream starts, ``batch_refused:*`` after); an unexpected error
+(``stream_refused:*`` before the stream starts, ``batch_refused:*`` after). A stream waits for
+its Hello at most ``hello_timeout_seconds`` (DEADLINE_EXCEEDED, ``stream_refused:hello_timeout``)
+and at most ``max_streams`` streams wait at once: a newcomer makes the oldest give way
+(RESOURCE_EXHAUSTED, ``stream_refused:hello_evicted``), so silent connections can neither take
+the workers that health checks need nor keep a real gateway out; a message
+that does not decode (a string not UTF-8) is refused (``*:undecodable``). An unexpected error
 ends it with INTERNAL (``stream_internal_error``), logged; never the process.
 """
 
@@ -15,13 +20,15 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, Final
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from vigie.errors import BatchRefused
-from vigie.server.boundary import Boundary, Status
+from vigie.server.boundary import Boundary, Status, loggable
 from vigie.server.core import PROTOCOL_VERSION, Sidecar
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
@@ -29,6 +36,47 @@ from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
 log = logging.getLogger(__name__)
 
 _END: Final = object()
+_EVICTED: Final = object()
+_TIMED_OUT: Final = object()
+
+
+class HelloTimeout(BatchRefused):
+    """A stream sent no Hello within ``hello_timeout_seconds``."""
+
+    grpc_status = "DEADLINE_EXCEEDED"
+
+
+class HelloEvicted(BatchRefused):
+    """A stream still waiting for its Hello gave way to a newer connection."""
+
+    grpc_status = "RESOURCE_EXHAUSTED"
+
+
+class Undecodable:
+    """A message that is not a valid ``GatewayMessage`` (e.g. a string field not UTF-8): the
+    deserializer returns this instead of raising, so the stream is refused with a clear status
+    and counted instead of ending in a gRPC traceback."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def decode_message(data: bytes) -> tpb.GatewayMessage | Undecodable:
+    """The request deserializer of the Stream method."""
+    try:
+        return tpb.GatewayMessage.FromString(data)
+    except DecodeError as exc:
+        return Undecodable(str(exc))
+
+
+def undecodable(msg: Undecodable) -> BatchRefused:
+    return BatchRefused(
+        "undecodable",
+        f"a message that is not a valid GatewayMessage ({loggable(msg.error)}); are all its "
+        "strings UTF-8?",
+    )
 
 
 class TelemetryService(tpb_grpc.TelemetryServicer):
@@ -36,16 +84,65 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         self.sc = sidecar
         # refusals before the stream starts count as stream_refused:*, after as batch_refused:*
         self._boundary = Boundary(sidecar.counters, "stream_refused", "stream_internal_error")
+        # streams waiting for their Hello, oldest first: at most max_streams; a newcomer makes
+        # the oldest give way, so silent connections cannot keep a real gateway out
+        self._waiting: OrderedDict[int, queue.Queue[Any]] = OrderedDict()
+        self._waiting_lock = threading.Lock()
+        self._next_wait = 0
+
+    def _wait_slot(self) -> tuple[int, queue.Queue[Any]]:
+        got: queue.Queue[Any] = queue.Queue()
+        with self._waiting_lock:
+            if len(self._waiting) >= self.sc.settings.max_streams:
+                _, oldest = self._waiting.popitem(last=False)
+                oldest.put(_EVICTED)
+            self._next_wait += 1
+            self._waiting[self._next_wait] = got
+            return self._next_wait, got
+
+    def _first(
+        self, request_iterator: Iterator[Any], context: grpc.ServicerContext
+    ) -> tpb.GatewayMessage | None:
+        """The stream's first message, waited for at most ``hello_timeout_seconds``; None when
+        the gateway went away first."""
+        sc = self.sc
+        key, got = self._wait_slot()
+
+        def read_first() -> None:
+            try:
+                got.put(next(request_iterator))
+            except Exception:  # went away, or the call was ended: nothing to read
+                got.put(None)
+
+        threading.Thread(target=read_first, name="hello", daemon=True).start()
+        timeout = sc.settings.hello_timeout_seconds
+        try:
+            first = got.get(timeout=timeout)
+        except queue.Empty:
+            first = _TIMED_OUT
+        finally:
+            with self._waiting_lock:
+                self._waiting.pop(key, None)
+        if first is _TIMED_OUT:
+            exc: BatchRefused = HelloTimeout("hello_timeout", f"no Hello within {timeout:g} s")
+            context.abort(*self._boundary.refusal(exc))
+        if first is _EVICTED:
+            exc = HelloEvicted(
+                "hello_evicted",
+                f"{sc.settings.max_streams} newer streams are waiting for their Hello "
+                "(the oldest gives way)",
+            )
+            context.abort(*self._boundary.refusal(exc))
+        if isinstance(first, Undecodable):
+            context.abort(*self._boundary.refusal(undecodable(first)))
+        return first if isinstance(first, tpb.GatewayMessage) else None
 
     def Stream(
-        self, request_iterator: Iterator[tpb.GatewayMessage], context: grpc.ServicerContext
+        self, request_iterator: Iterator[Any], context: grpc.ServicerContext
     ) -> Iterator[tpb.SidecarMessage]:
         sc = self.sc
-        try:
-            first = next(request_iterator)
-        except StopIteration:
-            return
-        except grpc.RpcError:
+        first = self._first(request_iterator, context)
+        if first is None:
             return
         if first.WhichOneof("kind") != "hello":
             context.abort(
@@ -72,6 +169,8 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         def read() -> None:
             try:
                 for msg in request_iterator:
+                    if isinstance(msg, Undecodable):
+                        raise undecodable(msg)
                     kind = msg.WhichOneof("kind")
                     if kind == "batch":
                         ack = sc.apply_batch(gs, dec, msg.batch)
@@ -81,7 +180,9 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
                     else:
                         raise BatchRefused("unexpected_hello", "a second Hello on the stream")
             except BatchRefused as exc:
-                log.warning("gateway %s: batch refused: %s", gs.hello.gateway_id, exc)
+                log.warning(
+                    "gateway %s: batch refused: %s", gs.hello.gateway_id, loggable(str(exc))
+                )
                 failure.append(self._boundary.refusal(exc, "batch refused: ", "batch_refused"))
             except grpc.RpcError:
                 pass  # the gateway went away

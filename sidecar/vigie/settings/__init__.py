@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import math
 import os
 import re
 import tomllib
@@ -32,6 +33,9 @@ from vigie.sources.wso2_api import DEFAULT_TIMEOUT_S
 from vigie.state.thresholds import Thresholds
 
 ENV_PREFIX: Final = "VIGIE_"
+DAY_S: Final = 86_400
+YEAR_S: Final = 365 * DAY_S
+MAX_BATCH_EVENTS: Final = 1 << 20
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS: Final = {
     "": 1,
@@ -60,6 +64,29 @@ def parse_size(value: Any) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 
+def parse_bool(value: Any) -> bool:
+    """``true``/``false`` (TOML), or ``1``/``0``/``true``/``false``/``yes``/``no`` (text)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def check_address(value: str) -> None:
+    """``host:port`` with a port from 0 to 65535 (0: any free port), or ``unix:/path``."""
+    if value.startswith("unix:"):
+        if len(value) == len("unix:"):
+            raise ValueError("unix: needs a path")
+        return
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected host:port (port 0-65535) or unix:/path, got {value!r}")
+
+
 def parse_floats(value: Any) -> tuple[float, ...]:
     """``"0.1, 0.5, 1"`` or ``[0.1, 0.5, 1]`` -> increasing positive numbers."""
     items = value.split(",") if isinstance(value, str) else value
@@ -84,25 +111,55 @@ def _s(default: Any, doc: str, kind: str = "str", **extra: Any) -> Any:
 class Settings:
     """Everything ``vigie serve`` can be told."""
 
-    listen: str = _s("127.0.0.1:7355", "gateway stream address: host:port or unix:/path")
+    listen: str = _s(
+        "127.0.0.1:7355",
+        "gateway stream address: host:port or unix:/path",
+        check=check_address,
+    )
     admin_listen: str = _s(
-        "127.0.0.1:7356", "admin service address (the CLI): host:port or unix:/path"
+        "127.0.0.1:7356",
+        "admin service address (the CLI): host:port or unix:/path",
+        check=check_address,
     )
     state_dir: str = _s("./vigie-state", "directory for snapshots, the admin token and data")
     snapshot_interval_seconds: float = _s(
-        60.0, "how often the state is written to disk", "float", min=1
+        60.0, "how often the state is written to disk", "float", min=1, max=DAY_S
     )
     memory_cap: int = _s(
-        1 << 30, "memory the per-subscription state may use (e.g. 1GiB)", "size", min=1 << 20
+        1 << 30,
+        "memory the per-subscription state may use (e.g. 1GiB)",
+        "size",
+        min=1 << 20,
+        max=1 << 40,
     )
-    max_batch_events: int = _s(65_536, "largest event batch a gateway may send", "int", min=1)
+    max_batch_events: int = _s(
+        65_536,
+        "largest event batch a gateway may send (it also sets the gRPC message limit)",
+        "int",
+        min=1,
+        max=MAX_BATCH_EVENTS,
+    )
     max_dictionary_entries: int = _s(
         262_144,
         "largest string dictionary per gateway stream (the handler then starts a new stream)",
         "int",
         min=16,
+        max=1 << 24,
     )
-    max_streams: int = _s(64, "gateway streams served at once", "int", min=1)
+    max_streams: int = _s(64, "gateway streams served at once", "int", min=1, max=4096)
+    hello_timeout_seconds: float = _s(
+        5.0,
+        "a gateway stream that sends no Hello within this time is ended (hello_timeout)",
+        "float",
+        min=0.1,
+        max=300,
+    )
+    allow_plaintext_remote: bool = _s(
+        False,
+        "serve a plaintext (no TLS) listener on an address beyond loopback (e.g. 0.0.0.0 for "
+        "the kubelet's probes); without it such a listener is refused",
+        "bool",
+    )
     inventory: str = _s("", "inventory JSON (registered channels, known subscriptions and APIs)")
     admin_token: str = _s(
         "", "admin bearer token (prefer admin_token_file); empty: generated", secret=True
@@ -121,21 +178,32 @@ class Settings:
     data_dir: str = _s("", "directory of the Parquet store; empty: <state_dir>/data")
     clickhouse_url: str = _s("http://127.0.0.1:8123", "ClickHouse HTTP interface (data_store)")
     clickhouse_database: str = _s("vigie", "ClickHouse database of the rollup tables")
-    short_retention_days: int = _s(14, "days of per-minute data kept (autopsy)", "int", min=1)
+    short_retention_days: int = _s(
+        14, "days of per-minute data kept (autopsy)", "int", min=1, max=3660
+    )
     long_retention_days: int = _s(
-        1830, "days of per-day rollups and changes kept (reports); 0 = forever", "int", min=0
+        1830,
+        "days of per-day rollups and changes kept (reports); 0 = forever",
+        "int",
+        min=0,
+        max=36600,
     )
     data_flush_seconds: float = _s(
-        30.0, "how often rollups are written to the store", "float", min=0.1
+        30.0, "how often rollups are written to the store", "float", min=0.1, max=DAY_S
     )
     data_queue_batches: int = _s(
-        4096, "batches waiting for the data writer before new ones are dropped", "int", min=1
+        4096,
+        "batches waiting for the data writer before new ones are dropped",
+        "int",
+        min=1,
+        max=1 << 20,
     )
     data_memory_cap: int = _s(
         256 << 20,
         "memory for rollups the store could not take yet (e.g. 256MiB)",
         "size",
         min=1 << 20,
+        max=1 << 40,
     )
     thresholds: Thresholds = field(
         default_factory=Thresholds,
@@ -156,7 +224,11 @@ class Settings:
         choices=("", "grpc", "http/protobuf"),
     )
     otel_interval_seconds: float = _s(
-        0.0, "seconds between exports; 0: OTEL_METRIC_EXPORT_INTERVAL (ms), else 60", "float", min=0
+        0.0,
+        "seconds between exports; 0: OTEL_METRIC_EXPORT_INTERVAL (ms), else 60",
+        "float",
+        min=0,
+        max=DAY_S,
     )
     otel_histogram: str = _s(
         "exponential",
@@ -174,6 +246,7 @@ class Settings:
         "misbehaviour; the others are summed as application 'other'",
         "int",
         min=0,
+        max=100_000,
     )
     otel_encoder: str = _s(
         "vigie",
@@ -190,10 +263,14 @@ class Settings:
         check=check_tier_limits,
     )
     policy_headroom: float = _s(
-        1.5, "suggested limits = observed p99 per minute x this, rounded up", "float", min=1
+        1.5,
+        "suggested limits = observed p99 per minute x this, rounded up",
+        "float",
+        min=1,
+        max=1000,
     )
     policy_refresh_seconds: float = _s(
-        30.0, "how often suggestions are recomputed from the state", "float", min=1
+        30.0, "how often suggestions are recomputed from the state", "float", min=1, max=DAY_S
     )
     auto_approve: str = _s(
         "",
@@ -208,10 +285,14 @@ class Settings:
         check=check_share,
     )
     auto_approve_ttl_seconds: float = _s(
-        3600.0, "lifetime of an auto-approved directive", "float", min=60
+        3600.0, "lifetime of an auto-approved directive", "float", min=60, max=YEAR_S
     )
     auto_approve_shadow_seconds: float = _s(
-        900.0, "an auto-approved directive stays in shadow this long before it enforces", "float"
+        900.0,
+        "an auto-approved directive stays in shadow this long before it enforces",
+        "float",
+        min=0,
+        max=YEAR_S,
     )
     max_directive_ttl_seconds: float = _s(
         30 * 86_400.0,
@@ -243,6 +324,7 @@ class Settings:
         "ones is refused (the gateway starts a new stream)",
         "int",
         min=1024,
+        max=1 << 30,
     )
     tls_cert_file: str = _s(
         "", "gateway stream TLS: PEM certificate chain (empty: plaintext, for loopback/unix)"
@@ -376,6 +458,8 @@ def _convert(name: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise ValueError(f"expected a number, got {value!r}")
             out = float(value)
+        elif kind == "bool":
+            out = parse_bool(value)
         elif kind == "size":
             out = parse_size(value)
         elif kind == "floats":
@@ -389,8 +473,12 @@ def _convert(name: str, value: Any, meta: Mapping[str, Any], where: str) -> Any:
         if "invalid literal" in msg or "could not convert" in msg:
             msg = f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}"
         raise ConfigError(f"{where}{name}: {msg}") from None
+    if kind == "float" and not math.isfinite(out):
+        raise ConfigError(f"{where}{name}: must be a finite number, got {value!r}")
     if "min" in meta and out < meta["min"]:
         raise ConfigError(f"{where}{name}: must be at least {meta['min']}, got {value!r}")
+    if "max" in meta and out > meta["max"]:
+        raise ConfigError(f"{where}{name}: must be at most {meta['max']}, got {value!r}")
     if "choices" in meta and out not in meta["choices"]:
         raise ConfigError(
             f"{where}{name}: must be one of {', '.join(meta['choices'])}, got {value!r}"
@@ -469,7 +557,25 @@ def load_settings(
         if name not in fields or name == "thresholds":
             raise ConfigError(f"unknown setting '{name}'")
         values[name] = _convert(name, value, fields[name].metadata, "--")
-    return Settings(**values, thresholds=thresholds)
+    settings = Settings(**values, thresholds=thresholds)
+    check_listeners(settings, f"{path}: " if path is not None else "")
+    return settings
+
+
+def check_listeners(s: Settings, where: str = "") -> None:
+    """Refuse a plaintext listener beyond loopback unless ``allow_plaintext_remote``."""
+    if s.allow_plaintext_remote:
+        return
+    for listen, cert, what in (
+        (s.listen, s.tls_cert_file, "listen"),
+        (s.admin_listen, s.admin_tls_cert_file, "admin_listen"),
+    ):
+        if not cert and not loopback(listen):
+            raise ConfigError(
+                f"{where}{what}: {listen} is beyond loopback and has no TLS certificate: "
+                "set the TLS certificate and key, listen on loopback or a unix socket, or "
+                "set allow_plaintext_remote = true"
+            )
 
 
 def check_file(path: Path) -> list[str]:
@@ -504,7 +610,7 @@ def _is_secret_file(name: str, meta: Mapping[str, Any]) -> bool:
     return name.endswith("_file") and any(w in name for w in ("token", "secret", "key", "password"))
 
 
-def _loopback(address: str) -> bool:
+def loopback(address: str) -> bool:
     if address.startswith("unix:"):
         return True
     host = address.rsplit(":", 1)[0].strip("[]")
@@ -528,7 +634,7 @@ def _exposure(path: Path, s: Settings) -> list[str]:
             out.append(f"{path}: {what}: a TLS certificate and its key go together")
         if ca and not cert:
             out.append(f"{path}: {what}: a client CA needs a server certificate (mTLS is TLS)")
-        if not cert and not _loopback(listen):
+        if not cert and not loopback(listen):
             out.append(
                 f"{path}: {what}: {listen} is reachable beyond this host without TLS "
                 "(set the TLS certificate and key, or listen on loopback or a unix socket)"

@@ -2,8 +2,12 @@
 
 A snapshot is one ``.npz`` file (a zip of ``.npy`` arrays, readable by any numpy) holding every
 state array plus ``meta``: a JSON document with the format number, the array layout, the
-strings, channels, episodes and window lengths. It is written to a temporary file, flushed
-and renamed over the previous one, so a crash leaves either the old or the new snapshot.
+strings, channels, episodes and window lengths. One writer at a time (a process-wide lock): it
+writes a temporary file of its own (a unique name), fsyncs it, moves the current snapshot to
+``state.npz.1`` (the older generation), renames the new one to ``state.npz`` and fsyncs the
+directory, so a crash at any moment leaves at least one complete generation. On start the
+newest usable generation is restored: one that is unreadable or fails the semantic check (row
+and string ids in range, sizes consistent) is set aside and the older one is tried.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import io
 import json
 import logging
 import os
+import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 
 FORMAT: Final = 2  # 2: arrays cut to the rows in use, no detector caches
 FILE_NAME: Final = "state.npz"
+OLDER_NAME: Final = FILE_NAME + ".1"  # the previous generation
+_WRITING = threading.Lock()  # one snapshot writer at a time in this process
 
 
 def layout_signature() -> dict[str, int]:
@@ -78,23 +86,71 @@ def _savez(f: IO[bytes], frozen: Frozen) -> None:
     np.savez(f, meta=meta, **frozen.arrays)  # type: ignore[arg-type]
 
 
-def write_snapshot(state: State | Frozen, directory: Path) -> Path:
-    """Write the state atomically to ``directory/state.npz``; return the path."""
-    frozen = state if isinstance(state, Frozen) else freeze(state)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / FILE_NAME
-    tmp = directory / (FILE_NAME + ".tmp")
-    with tmp.open("wb") as f:
-        _savez(f, frozen)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _fsync_dir(directory: Path) -> None:
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_snapshot(state: State | Frozen, directory: Path) -> Path:
+    """Write the state atomically to ``directory/state.npz`` (the previous one becomes
+    ``state.npz.1``); return the path. Writers take turns; each has its own temporary file."""
+    frozen = state if isinstance(state, Frozen) else freeze(state)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / FILE_NAME
+    with _WRITING:
+        fd, name = tempfile.mkstemp(prefix=FILE_NAME + ".", suffix=".tmp", dir=directory)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                _savez(f, frozen)
+                f.flush()
+                os.fsync(f.fileno())
+            if path.exists():
+                os.replace(path, directory / OLDER_NAME)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(directory)
     return path
+
+
+def _in_range(path: Path, what: str, ids: npt.NDArray[Any], n: int) -> None:
+    if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        raise SnapshotError(
+            f"{path}: damaged: {what} ids {int(ids.min())}..{int(ids.max())} outside 0..{n - 1}"
+        )
+
+
+def check_ids(
+    path: Path, arrays: dict[str, npt.NDArray[Any]], n_strings: int, n_channels: int
+) -> None:
+    """The semantic check: every row and string id a row in use refers to exists."""
+    n_sub, n_api, n_route = (int(arrays[m][1]) for m in ("sub_meta", "api_meta", "route_meta"))
+    sub = arrays["sub_i64"][:n_sub]
+    sub = sub[sub[:, L.S_KEY] != 0]
+    api = arrays["api_i64"][:n_api]
+    api = api[api[:, L.A_KEY] != 0]
+    route = arrays["route_i64"][:n_route]
+    route = route[route[:, L.R_KEY] != 0]
+    for what, ids, n in (
+        ("subscription application", sub[:, L.S_APP], n_strings),
+        ("subscription application name", sub[:, L.S_APP_NAME], n_strings),
+        ("subscription API row", sub[:, L.S_API], n_api),
+        ("API name", api[:, L.A_NAME], n_strings),
+        ("API version", api[:, L.A_VERSION], n_strings),
+        ("API context", api[:, L.A_CONTEXT], n_strings),
+        ("route API row", route[:, L.R_API], n_api),
+        ("route resource", route[:, L.R_RESOURCE], n_strings),
+        ("route channel", route[:, L.R_CHANNEL], max(n_channels, 1)),
+        ("free subscription row", arrays["sub_free"].astype(np.int64), max(n_sub, 1)),
+    ):
+        _in_range(path, what, ids, n)
+    if len(arrays["app_channel"]) > n_strings:
+        raise SnapshotError(f"{path}: damaged: app_channel longer than the strings")
 
 
 def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> State:
@@ -135,6 +191,7 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
     if len(arrays["sub_free"]) != int(arrays["sub_meta"][0]):
         raise SnapshotError(f"{path}: inconsistent subscription arrays")
     try:
+        check_ids(path, arrays, len(meta["strings"]), len(meta["channels"]))
         state.interner = Interner(meta["strings"])
         state.channels = list(meta["channels"])
         state.evicted = int(meta["evicted"])
@@ -150,28 +207,35 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
 
 
 def restore_or_fresh(directory: Path, thresholds: Thresholds, capacity: Capacity) -> State:
-    """The state of the last snapshot in ``directory``, or a fresh one.
+    """The state of the newest usable snapshot in ``directory``, or a fresh one.
 
-    An unusable snapshot is renamed ``state.npz.unusable-<time>`` (kept for a person to look
-    at), a warning says why, and the sidecar starts fresh.
+    An unusable generation is renamed ``<name>.unusable-<time>`` (kept for a person to look
+    at), a warning says why, and the older generation is tried; with none usable the sidecar
+    starts fresh.
     """
-    path = directory / FILE_NAME
-    if not path.exists():
-        return State(thresholds, capacity)
-    try:
-        state = read_snapshot(path, thresholds, capacity)
-    except SnapshotError as exc:
-        aside = path.with_name(f"{FILE_NAME}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
-        os.replace(path, aside)
-        log.warning("%s; set aside as %s, starting with a fresh state", exc, aside.name)
-        return State(thresholds, capacity)
-    log.info(
-        "restored %d subscriptions and %d APIs from %s",
-        len(state.sub_rows()),
-        state.n_api_rows,
-        path,
-    )
-    return state
+    set_aside = False
+    for name in (FILE_NAME, OLDER_NAME):
+        path = directory / name
+        if not path.exists():
+            continue
+        try:
+            state = read_snapshot(path, thresholds, capacity)
+        except SnapshotError as exc:
+            aside = path.with_name(f"{name}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
+            os.replace(path, aside)
+            log.warning("%s; set aside as %s", exc, aside.name)
+            set_aside = True
+            continue
+        log.info(
+            "restored %d subscriptions and %d APIs from %s",
+            len(state.sub_rows()),
+            state.n_api_rows,
+            path,
+        )
+        return state
+    if set_aside:
+        log.warning("no usable snapshot in %s: starting with a fresh state", directory)
+    return State(thresholds, capacity)
 
 
 def snapshot_bytes(state: State | Frozen) -> bytes:

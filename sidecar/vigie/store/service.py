@@ -88,6 +88,7 @@ class SidecarData:
         self._directives = directives
         self._clock = clock
         self.tracker = ChangeTracker()
+        self.dropped_since_us = 0  # wall time of the first batch not stored, 0 = none
         state = live.state
         self.sink = DataSink(
             store,
@@ -109,13 +110,40 @@ class SidecarData:
         self.sink.start()
 
     def offer(self, ev: Events) -> bool:
-        return self.sink.offer(ev)
+        """Hand a batch to the writer; a batch it cannot take is dropped, counted, and the
+        status says so (``dropped_since``) until the sidecar restarts: lost rollups are
+        never silent."""
+        taken = self.sink.offer(ev)
+        if not taken and not self.dropped_since_us:
+            self.dropped_since_us = wall_us(self._clock)
+            log.warning("rollups dropped: the data writer's queue is full (data_queue_batches)")
+        return taken
 
     def close(self) -> None:
         self.sink.close()
 
     def status(self) -> dict[str, Any]:
-        return self.sink.status()
+        """The sink's status; ``degraded: N events not stored`` (and since when) once any
+        batch or row was dropped, for as long as the process runs: lost data stays loud after
+        the store recovers."""
+        st = self.sink.status()
+        lost = []
+        events = int(st["counters"].get("rollup_events_dropped", 0))
+        if events:
+            lost.append(f"{events:,} events not stored")
+        for key, n in sorted(st["counters"].items()):
+            if key.endswith("_rows_dropped") and n:
+                lost.append(f"{int(n):,} {key.removesuffix('_rows_dropped')} rows not stored")
+        if not lost:
+            return st
+        if not self.dropped_since_us:  # rows shed by the writer: first seen now
+            self.dropped_since_us = int(st["degraded_since"] * 1e6) or wall_us(self._clock)
+        if st["state"] != "ok":
+            lost.append(st["state"].removeprefix("degraded: "))
+        return st | {
+            "state": "degraded: " + "; ".join(lost),
+            "degraded_since": self.dropped_since_us / 1e6,
+        }
 
 
 class ReplayRecorder:
