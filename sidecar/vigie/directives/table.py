@@ -32,6 +32,7 @@ from google.protobuf import json_format
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
 from vigie.errors import VigieError
+from vigie.files import open_private
 from vigie.v1 import directives_pb2 as dpb
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class DirectiveTable:
         }
         data = json.dumps(doc, indent=1).encode()
         try:
-            with tmp.open("wb") as f:
+            with open_private(tmp) as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())

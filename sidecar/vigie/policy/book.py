@@ -32,6 +32,7 @@ import orjson
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
 from vigie.errors import VigieError
+from vigie.files import write_private
 from vigie.policy.suggest import Suggestion
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ class SuggestionBook:
         path = self._dir / RECORDS_FILE
         tmp = path.with_suffix(".tmp")
         doc = {"format": FORMAT, "records": [r.to_json() for r in self.records.values()]}
-        tmp.write_bytes(orjson.dumps(doc))
+        write_private(tmp, orjson.dumps(doc))
         os.replace(tmp, path)
 
     def audit(

@@ -30,6 +30,7 @@ from vigie.classify.views import iso
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.table import DirectiveTable
 from vigie.errors import ConfigError, VigieError
+from vigie.files import write_private
 from vigie.policy import wso2
 from vigie.policy.book import LIVE_STATES, LifecycleError, Record, SuggestionBook
 from vigie.policy.suggest import Suggestion, suggest
@@ -488,7 +489,7 @@ class PolicyEngine:
             return
         tmp = path.with_suffix(".tmp")
         doc = {"values": self.tuned, "updated_at_us": self.now_us(), "actor": actor}
-        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        write_private(tmp, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
         os.replace(tmp, path)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -286,6 +287,9 @@ def serve_forever(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # everything the sidecar writes (state, directives, audit trails, suggestions, rollups) is
+    # the operator's alone, whatever umask it was started with
+    os.umask(0o077)
     running = start(settings)
     # A full collection walks every object the process holds, with the GIL held: Numba, LLVM
     # and gRPC bring ~140,000, a 60 ms stall of every stream each time the suggestions' garbage
