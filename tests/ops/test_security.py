@@ -231,7 +231,9 @@ def test_tokens_never_reach_the_log_and_every_directive_change_is_audited(
         ("bob", "replace", "tighter"),
         ("alice", "remove", "fixed"),
     ]
-    assert audit[1]["details"]["limitRequests"] == 50
+    # a replace records the values before and after (issue 12: one audit trail with the values)
+    assert audit[1]["details"]["before"]["limitRequests"] == 100
+    assert audit[1]["details"]["after"]["limitRequests"] == 50
     assert token not in audit_path.read_text()
     # the suggestion book's trail (audit.jsonl) records the operators' calls too; vigie audit
     # shows both, oldest first
