@@ -4,7 +4,8 @@ room, lines and bars broken where data is missing."""
 from __future__ import annotations
 
 from vigie.reports import build, html
-from vigie.store.query import MEASURES, AggRow
+from vigie.store.query import AggRow
+from vigie.store.rollup import MEASURES
 
 DAY = build.DAY
 
