@@ -129,6 +129,7 @@ def test_the_html_report_of_45_days_renders_with_its_sections(
     for section in ("Behaviour classes of the period", "Directives enforced", "Per channel"):
         assert section in text
     assert "retry_storm" in text and "Application 5" in text  # who, by name
+    assert "growing" in text and "(every consumer)" in text  # an API class of the period
     # app-011 had nothing in the first half: new, not a percentage
     row = text.split(LONG_NAME)[-1].split("</tr>")[0]
     assert ">new<" in row, row
@@ -140,6 +141,13 @@ def test_the_html_report_of_45_days_renders_with_its_sections(
     assert "Application 3<" not in growth
     # the long name is ellipsized with its full text as a tooltip
     assert f"<title>{LONG_NAME}</title>" in growth
+    # the same episodes in the CSV and the table
+    r = CliRunner().invoke(main, [*args, "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    storm = [ln for ln in r.stdout.splitlines() if ln.startswith("episodes,") and "app-005" in ln]
+    assert len(storm) == 1 and "retry_storm" in storm[0], storm
+    r = CliRunner().invoke(main, [*args, "--format", "table"])
+    assert r.exit_code == 0 and "Behaviour classes and directives" in r.stdout, r.output
     shot = tmp_path / "report.png"
     subprocess.run(
         [

@@ -263,7 +263,9 @@ LEFT: Final = (
 def _table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]]) -> str:
     if not rows:
         return '<p class="muted">None.</p>'
-    head = "".join(f"<th>{_e(t)}</th>" for _, t in cols)
+    head = "".join(
+        f'<th class="l">{_e(t)}</th>' if k in LEFT else f"<th>{_e(t)}</th>" for k, t in cols
+    )
     body = []
     for r in rows:
         cells = []
@@ -315,7 +317,7 @@ def _short(at: str | None, daily: bool) -> str:
     return at[5:10] if daily else at[11:16]
 
 
-def _episode_rows(eps: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+def _episode_rows(eps: Sequence[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]:
     return [
         e
         | {
@@ -325,7 +327,7 @@ def _episode_rows(eps: Sequence[dict[str, Any]], kind: str) -> list[dict[str, An
             "to": (e["to"] or "")[:16].replace("T", " ") or "ongoing",
         }
         for e in eps
-        if e["kind"] == kind
+        if e["kind"] in kinds
     ]
 
 
@@ -374,7 +376,7 @@ def report_html(doc: dict[str, Any]) -> str:
     ]
     body += (
         "<section><h2>Behaviour classes of the period</h2>"
-        f"{_table(_episode_rows(doc['episodes'], 'class'), cols)}</section>"
+        f"{_table(_episode_rows(doc['episodes'], 'class', 'api_class'), cols)}</section>"
     )
     cols = [
         ("name", "directive"),
