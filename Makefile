@@ -65,7 +65,12 @@ $(LOAD_JAR): $(JAVA_SOURCES)
 	cd gateway-handler && $(MVN) $(MVN_FLAGS) -q package -pl bench -am -DskipTests
 	touch $(LOAD_JAR)
 
-test-python: setup $(CLICKHOUSE) backends $(LOAD_JAR)
+# the HTML report test screenshots the report in headless Chromium: Debian's package
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test-python: setup $(CLICKHOUSE) $(CHROMIUM) backends $(LOAD_JAR)
 	VIGIE_LOAD_JAR=$(abspath $(LOAD_JAR)) $(PY) -m pytest -q
 
 test-java: setup

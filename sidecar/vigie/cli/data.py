@@ -321,6 +321,9 @@ CSV_COLUMNS = (
     "requests_before",
     "from",
     "to",
+    "new",
+    "kind",
+    "evidence",
 )
 _SECTIONS = (
     "total",
@@ -335,6 +338,7 @@ _SECTIONS = (
     "dormant_subscriptions",
     "retired_apis",
     "active",
+    "episodes",
 )
 
 
@@ -427,12 +431,14 @@ def _print_tables(doc: dict[str, Any]) -> None:
                 "application_id",
                 "requests",
                 "growth",
+                "new",
                 "error_rate",
                 "throttle_rate",
                 "p95_ms",
             ),
         )
     )
+    console.print(_rich("Per channel", doc["channels"], ("channel", *out)))
     console.print(_rich("Error and throttle codes", doc["error_codes"], ("error_code", *out)))
     console.print(
         _rich(
@@ -443,4 +449,11 @@ def _print_tables(doc: dict[str, Any]) -> None:
     )
     console.print(
         _rich("Retired APIs", doc["retired_apis"], ("api", "api_version", "requests_before"))
+    )
+    console.print(
+        _rich(
+            "Behaviour classes and directives of the period",
+            doc["episodes"],
+            ("kind", "name", "application", "application_id", "api", "from", "to", "evidence"),
+        )
     )

@@ -6,6 +6,7 @@ store, ClickHouse, one sidecar or a fleet of them (whose answers are merged by a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -19,6 +20,11 @@ MINUTE: Final = 60_000_000
 DAY: Final = L.DAY_US
 DORMANT_DAYS: Final = 30
 OUTCOMES: Final = ("successes", "client_errors", "server_errors", "throttled")
+# growth is only a ratio over a baseline of at least this many requests a day (the first half
+# of the period); under it a consumer that has traffic now is ``new``, never "+4,406,513 %"
+GROWTH_FLOOR_PER_DAY: Final = 10.0
+GROWERS: Final = 8
+GROWER_MIN: Final = 0.2  # a grower: new, or at least +20 % (flat consumers only add noise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +203,12 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
                 "api": r.key[0],
                 "api_version": r.key[1],
                 **figures(r),
-                "growth": _growth(first.get(r.key), r, half - frm, to - half),
+                **_growth_of(first.get(r.key), r, half - frm, to - half),
             }
         )
+    for a in apis:
+        a["new"] = a.pop("_new")
+        del a["_delta"]
     apis.sort(key=lambda a: -a["requests"])
     first_app = (
         {
@@ -218,22 +227,36 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
                 "application_id": r.key[0],
                 "application": r.application_name,
                 **figures(r),
-                "growth": _growth(first_app.get(r.key), r, half - frm, to - half),
+                **_growth_of(first_app.get(r.key), r, half - frm, to - half),
             }
         )
     consumers.sort(key=lambda c: -c["requests"])
-    top_ids = [c["application_id"] for c in consumers[:8]]
-    growth_series: dict[str, list[int]] = {a: [] for a in top_ids}
+    for c in consumers:
+        c["new"] = c.pop("_new")
+    # the growers: the largest increase of requests per day, second half over first half
+    growers = sorted(
+        (
+            c
+            for c in consumers
+            if c["_delta"] > 0 and (c["new"] or (c["growth"] or 0) >= GROWER_MIN)
+        ),
+        key=lambda c: (-c["_delta"], -c["requests"]),
+    )
+    top_ids = [c["application_id"] for c in growers[:GROWERS]]
+    names = {c["application_id"]: c["application"] for c in consumers}
     per_app = {
         (r.key[0], r.key[1]): r.get("requests")
         for r in store.aggregate(
             scope.query("daily", ("application_id", "time"), bucket, histogram=False)
         )
-        if r.key[0] in growth_series
+        if r.key[0] in top_ids
     }
-    stamps = [s["at_us"] for s in series]
-    for a in top_ids:
-        growth_series[a] = [per_app.get((a, t), 0) for t in stamps]
+    stamps = list(range(frm, to, bucket))
+    seen = {s["at_us"] for s in series}
+    missing = [t for t in stamps if t not in seen]
+    growth_series = {
+        a: [None if t not in seen else per_app.get((a, t), 0) for t in stamps] for a in top_ids
+    }
     codes = [
         {"error_code": r.key[0], **figures(r, latency=False)}
         for r in store.aggregate(scope.query("daily", ("error_code",), histogram=False))
@@ -278,6 +301,13 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
     )
     if (to - frm) <= DORMANT_DAYS * DAY:
         dormant = []
+    for c in consumers:
+        del c["_delta"]
+    channels = [
+        {"channel": r.key[0], **figures(r, latency=False)}
+        for r in store.aggregate(scope.query("daily", ("channel",), histogram=False))
+    ]
+    channels.sort(key=lambda c: -c["requests"])
     return {
         "kind": "report",
         "from": iso(frm),
@@ -290,19 +320,23 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
         "apis": apis[:top] if top else apis,
         "consumers": consumers[:top] if top else consumers,
         "consumers_total": len(consumers),
+        "missing_buckets": [iso(t) for t in missing],
+        "growth_floor_per_day": GROWTH_FLOOR_PER_DAY,
         "growth_series": {
-            "at": [s["at"] for s in series],
+            "at": [iso(t) for t in stamps],
             "consumers": [
                 {
                     "application_id": a,
-                    "application": next(
-                        c["application"] for c in consumers if c["application_id"] == a
-                    ),
+                    "application": names[a],
+                    "growth": next(c["growth"] for c in consumers if c["application_id"] == a),
+                    "new": next(c["new"] for c in consumers if c["application_id"] == a),
                     "requests": growth_series[a],
                 }
                 for a in top_ids
             ],
         },
+        "channels": channels,
+        "episodes": episodes(store, scope, names),
         "error_codes": codes,
         "dormant_subscriptions": dormant,
         "retired_apis": retired,
@@ -310,15 +344,80 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
     }
 
 
-def _growth(before: AggRow | None, whole: AggRow, span1: int, span2: int) -> float | None:
-    """Daily average of the second half of the period over the first half, minus one."""
+def _growth_of(before: AggRow | None, whole: AggRow, span1: int, span2: int) -> dict[str, Any]:
+    """``growth``: the daily average of the second half of the period over the first half,
+    minus one, or None when the first half is under ``GROWTH_FLOOR_PER_DAY`` a day (then
+    ``new`` says whether the second half has traffic); ``_delta``: the change of requests per
+    day, which ranks the growers."""
     if span1 <= 0 or span2 <= 0:
-        return None
+        return {"growth": None, "_new": False, "_delta": 0.0}
     b = before.get("requests") if before else 0
     a = whole.get("requests") - b
-    if b == 0:
-        return None
-    return round((a / span2) / (b / span1) - 1, 4)
+    per_day_b, per_day_a = b / (span1 / DAY), a / (span2 / DAY)
+    delta = per_day_a - per_day_b
+    if per_day_b < GROWTH_FLOOR_PER_DAY:
+        return {"growth": None, "_new": per_day_a >= GROWTH_FLOOR_PER_DAY, "_delta": delta}
+    return {"growth": round(per_day_a / per_day_b - 1, 4), "_new": False, "_delta": delta}
+
+
+def episodes(store: Store, scope: Scope, names: dict[str, str]) -> list[dict[str, Any]]:
+    """The class episodes and directives of the period (the store's ``changes`` table): who,
+    what, since when, until when (None: still active), and the evidence in one line."""
+    out = []
+    for span in active_between(
+        store.changes(scope.from_us, scope.to_us), scope.from_us, scope.to_us
+    ):
+        if scope.api and span["api"] and span["api"] != scope.api:
+            continue
+        app = span["application_id"]
+        if scope.application and app and scope.application not in (app, names.get(app)):
+            continue
+        out.append(
+            span
+            | {
+                "application": names.get(app, "") if app else "",
+                "from": iso(span["from_us"]),
+                "to": iso(span["to_us"]) if span["to_us"] else None,
+                "evidence": _evidence(store, scope, span),
+            }
+        )
+    out.sort(key=lambda e: (e["kind"], e["name"], -e["from_us"]))
+    return out
+
+
+def _evidence(store: Store, scope: Scope, span: dict[str, Any]) -> str:
+    """One line: a directive's action, limit and reason; for a class, what its subject did in
+    the days of the episode (the store keeps no rule evidence, the rollups keep the traffic)."""
+    if span["kind"] == "directive":
+        try:
+            d = json.loads(span.get("detail") or "{}")
+        except ValueError:
+            d = {}
+        parts = [str(d.get("mode", "")).lower(), str(d.get("action", "")).lower()]
+        if d.get("limit_requests"):
+            parts.append(f"{d['limit_requests']} req / {d.get('limit_period_seconds', '?')} s")
+        if d.get("reason"):
+            parts.append(f"— {d['reason']}")
+        return " ".join(p for p in parts if p)
+    frm = max(scope.from_us, span["from_us"] - span["from_us"] % DAY)
+    end = span["to_us"] or scope.to_us
+    to = min(scope.to_us, end + (-end) % DAY) if end > frm else frm + DAY
+    q = AggQuery(
+        table="daily",
+        from_us=frm,
+        to_us=max(to, frm + DAY),
+        api=span["api"],
+        api_version=span["api_version"],
+        application=span["application_id"],
+        histogram=False,
+    ).validate()
+    f = figures(_one(store.aggregate(q)), latency=False)
+    if not f["requests"]:
+        return "no traffic recorded in those days"
+    return (
+        f"{f['requests']:,} requests in those days, {100 * f['error_rate']:.1f} % errors, "
+        f"{100 * f['throttle_rate']:.1f} % throttled"
+    )
 
 
 def _filters(scope: Scope) -> dict[str, str]:

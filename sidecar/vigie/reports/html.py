@@ -76,11 +76,27 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.2f} %"
 
 
-def _growth(v: float | None) -> str:
+def _growth(v: float | None, new: bool = False) -> str:
+    if new:
+        return '<span class="up" title="under the growth floor before, traffic now">new</span>'
     if v is None:
         return '<span class="muted">–</span>'
     cls = "up" if v > 0 else "down" if v < 0 else ""
     return f'<span class="{cls}">{"+" if v > 0 else ""}{100 * v:.0f} %</span>'
+
+
+# average advance of a character of the report's sans-serif font, in ems (digits and lower
+# case are ~0.5-0.56, capitals up to 0.72): a label is fitted against this, so it never clips
+CHAR_EM: Final = 0.62
+
+
+def fit(text: str, width_px: float, font_px: float = 12) -> str:
+    """SVG text content for ``text`` in ``width_px``: as is when its estimated width fits,
+    else cut with an ellipsis and the full text as a tooltip."""
+    room = int(width_px / (font_px * CHAR_EM))
+    if len(text) <= room:
+        return _e(text)
+    return f"{_e(text[: max(1, room - 1)])}…<title>{_e(text)}</title>"
 
 
 def _nice_max(v: float) -> float:
@@ -94,14 +110,18 @@ def _nice_max(v: float) -> float:
 
 
 def stacked_bars(
-    points: Sequence[dict[str, Any]], labels: Sequence[str], w: int = 1080, h: int = 260
+    points: Sequence[dict[str, Any] | None],
+    labels: Sequence[str],
+    w: int = 1080,
+    h: int = 260,
 ) -> str:
-    """Stacked bars of the four outcomes per time bucket."""
-    if not points:
+    """Stacked bars of the four outcomes per time bucket; a bucket without data (None) is a
+    hatched gap, not a zero."""
+    if not any(points):
         return '<p class="muted">No traffic in this period.</p>'
     left, bottom, top = 64, 28, 10
     pw, ph = w - left - 10, h - bottom - top
-    ymax = _nice_max(max(p["requests"] for p in points))
+    ymax = _nice_max(max(p["requests"] for p in points if p))
     bw = pw / len(points)
     out = [f'<svg viewBox="0 0 {w} {h}" width="100%" role="img">']
     for k in range(5):
@@ -111,9 +131,20 @@ def stacked_bars(
             f'stroke="#e6eaef"/><text x="{left - 6}" y="{y + 4:.1f}" font-size="11" '
             f'text-anchor="end" fill="#5b6b7c">{ymax * k / 4:,.0f}</text>'
         )
+    out.append(
+        '<defs><pattern id="gap" width="6" height="6" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#f4f6f9"/>'
+        '<line y2="6" stroke="#c3cbd5" stroke-width="2"/></pattern></defs>'
+    )
     for i, p in enumerate(points):
         y = top + ph
         x = left + i * bw
+        if not p:
+            out.append(
+                f'<rect x="{x:.1f}" y="{top}" width="{bw:.1f}" height="{ph}" '
+                f'fill="url(#gap)"><title>{_e(labels[i])}: no data</title></rect>'
+            )
+            continue
         for o in ("successes", "client_errors", "server_errors", "throttled"):
             v = p.get(o, 0) or 0
             if v <= 0:
@@ -129,24 +160,29 @@ def stacked_bars(
     for i in range(0, len(points), step):
         out.append(
             f'<text x="{left + (i + 0.5) * bw:.1f}" y="{h - 8}" font-size="11" '
-            f'text-anchor="middle" fill="#5b6b7c">{_e(labels[i])}</text>'
+            f'text-anchor="middle" fill="#5b6b7c">{fit(labels[i], bw * step, 11)}</text>'
         )
     out.append("</svg>")
     legend = "".join(
         f'<span><i style="background:{COLORS[o]}"></i>{LABELS[o]}</span>' for o in COLORS
     )
+    if not all(points):
+        legend += '<span><i style="background:#c3cbd5"></i>no data</span>'
     return "".join(out) + f'<div class="legend">{legend}</div>'
 
 
 def lines(
-    series: Sequence[tuple[str, Sequence[int]]], labels: Sequence[str], w: int = 1080, h: int = 260
+    series: Sequence[tuple[str, Sequence[int | None]]],
+    labels: Sequence[str],
+    w: int = 1080,
+    h: int = 260,
 ) -> str:
-    """One line per consumer over time."""
+    """One line per consumer over time, broken where a bucket has no data (None)."""
     if not series or not labels:
-        return '<p class="muted">No consumers in this period.</p>'
+        return '<p class="muted">No growing consumer in this period.</p>'
     left, bottom, top = 64, 28, 10
-    pw, ph = w - left - 150, h - bottom - top
-    ymax = _nice_max(max((max(v) if v else 0) for _, v in series))
+    pw, ph = w - left - 190, h - bottom - top
+    ymax = _nice_max(max((v or 0) for _, vals in series for v in [0, *vals]))
     n = len(labels)
     dx = pw / max(1, n - 1)
     out = [f'<svg viewBox="0 0 {w} {h}" width="100%" role="img">']
@@ -159,23 +195,32 @@ def lines(
         )
     for j, (name, vals) in enumerate(series):
         c = LINE_COLORS[j % len(LINE_COLORS)]
-        pts = " ".join(
-            f"{left + i * dx:.1f},{top + ph - ph * v / ymax:.1f}" for i, v in enumerate(vals)
-        )
-        out.append(
-            f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2">'
-            f"<title>{_e(name)}</title></polyline>"
-        )
+        runs: list[list[str]] = [[]]
+        for i, v in enumerate(vals):
+            if v is None:
+                runs.append([])
+            else:
+                runs[-1].append(f"{left + i * dx:.1f},{top + ph - ph * v / ymax:.1f}")
+        for run in runs:
+            if len(run) == 1:
+                cx, cy = run[0].split(",")
+                out.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{c}"/>')
+            elif run:
+                out.append(
+                    f'<polyline points="{" ".join(run)}" fill="none" stroke="{c}" '
+                    f'stroke-width="2"><title>{_e(name)}</title></polyline>'
+                )
         ly = top + 14 + j * 18
         out.append(
             f'<rect x="{left + pw + 14}" y="{ly - 9}" width="10" height="10" fill="{c}"/>'
-            f'<text x="{left + pw + 30}" y="{ly}" font-size="12">{_e(name[:18])}</text>'
+            f'<text x="{left + pw + 30}" y="{ly}" font-size="12">'
+            f"{fit(name, w - left - pw - 34, 12)}</text>"
         )
     step = max(1, n // 8)
     for i in range(0, n, step):
         out.append(
             f'<text x="{left + i * dx:.1f}" y="{h - 8}" font-size="11" '
-            f'text-anchor="middle" fill="#5b6b7c">{_e(labels[i])}</text>'
+            f'text-anchor="middle" fill="#5b6b7c">{fit(labels[i], dx * step, 11)}</text>'
         )
     out.append("</svg>")
     return "".join(out)
@@ -193,7 +238,7 @@ def hbars(items: Sequence[tuple[str, int, str]], w: int = 520) -> str:
         y = 4 + i * row
         bw = (w - 230) * v / vmax
         out.append(
-            f'<text x="0" y="{y + 14}" font-size="12">{_e(label[:28])}</text>'
+            f'<text x="0" y="{y + 14}" font-size="12">{fit(label, 164, 12)}</text>'
             f'<rect x="170" y="{y + 3}" width="{max(bw, 1):.1f}" height="14" fill="{c}" '
             f'rx="2"/><text x="{176 + bw:.1f}" y="{y + 14}" font-size="12" '
             f'fill="#5b6b7c">{v:,}</text>'
@@ -202,10 +247,25 @@ def hbars(items: Sequence[tuple[str, int, str]], w: int = 520) -> str:
     return "".join(out)
 
 
+LEFT: Final = (
+    "application",
+    "application_id",
+    "api",
+    "channel",
+    "name",
+    "who",
+    "evidence",
+    "from",
+    "to",
+)
+
+
 def _table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]]) -> str:
     if not rows:
         return '<p class="muted">None.</p>'
-    head = "".join(f"<th>{_e(t)}</th>" for _, t in cols)
+    head = "".join(
+        f'<th class="l">{_e(t)}</th>' if k in LEFT else f"<th>{_e(t)}</th>" for k, t in cols
+    )
     body = []
     for r in rows:
         cells = []
@@ -214,7 +274,9 @@ def _table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]]) -> s
             if k.endswith("_rate"):
                 cells.append(f"<td>{_pct(v)}</td>")
             elif k == "growth":
-                cells.append(f"<td>{_growth(v)}</td>")
+                cells.append(f"<td>{_growth(v, bool(r.get('new')))}</td>")
+            elif k in LEFT:
+                cells.append(f'<td class="l">{_e(v)}</td>')
             else:
                 cells.append(f"<td>{_num(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -255,8 +317,25 @@ def _short(at: str | None, daily: bool) -> str:
     return at[5:10] if daily else at[11:16]
 
 
+def _episode_rows(eps: Sequence[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]:
+    return [
+        e
+        | {
+            "who": e["application"] or e["application_id"] or "(every consumer)",
+            "api": " ".join(x for x in (e["api"], e["api_version"]) if x) or "(every API)",
+            "from": (e["from"] or "")[:16].replace("T", " "),
+            "to": (e["to"] or "")[:16].replace("T", " ") or "ongoing",
+        }
+        for e in eps
+        if e["kind"] in kinds
+    ]
+
+
 def report_html(doc: dict[str, Any]) -> str:
-    labels = [_short(s["at"], True) for s in doc["series"]]
+    axis = doc["growth_series"]["at"]
+    by_at = {s["at"]: s for s in doc["series"]}
+    points = [by_at.get(at) for at in axis]
+    labels = [_short(at, True) for at in axis]
     codes = [
         (
             f"{c['error_code']}",
@@ -278,14 +357,46 @@ def report_html(doc: dict[str, Any]) -> str:
     body += (
         f"<section><h2>Traffic over time (per {doc['bucket_days']} day"
         f"{'s' if doc['bucket_days'] > 1 else ''})</h2>"
-        f"{stacked_bars(doc['series'], labels)}</section>"
+        f"{stacked_bars(points, labels)}"
+        + (
+            f'<p class="muted">{len(doc["missing_buckets"])} bucket(s) without any data '
+            "(no rollup received: a gap, not a quiet day).</p>"
+            if doc["missing_buckets"]
+            else ""
+        )
+        + "</section>"
+    )
+    cols = [
+        ("name", "class"),
+        ("who", "who"),
+        ("api", "API"),
+        ("from", "since"),
+        ("to", "until"),
+        ("evidence", "evidence"),
+    ]
+    body += (
+        "<section><h2>Behaviour classes of the period</h2>"
+        f"{_table(_episode_rows(doc['episodes'], 'class', 'api_class'), cols)}</section>"
+    )
+    cols = [
+        ("name", "directive"),
+        ("who", "who"),
+        ("api", "API"),
+        ("from", "since"),
+        ("to", "until"),
+        ("evidence", "what"),
+    ]
+    body += (
+        "<section><h2>Directives enforced</h2>"
+        f"{_table(_episode_rows(doc['episodes'], 'directive'), cols)}</section>"
     )
     body += (
         '<div class="grid"><section><h2>Outcome mix</h2>' + hbars(mix) + "</section>"
         "<section><h2>Error and throttle codes (WSO2)</h2>" + hbars(codes) + "</section></div>"
     )
     body += (
-        "<section><h2>Growth of the busiest consumers (requests per bucket)</h2>"
+        "<section><h2>The fastest growers (requests per bucket; largest increase of requests"
+        " per day, second half of the period over the first)</h2>"
         f"{lines(growth, labels)}</section>"
     )
     cols = [
@@ -310,6 +421,13 @@ def report_html(doc: dict[str, Any]) -> str:
         ("p99_ms", "p99 ms"),
     ]
     body += f"<section><h2>APIs</h2>{_table(doc['apis'], cols)}</section>"
+    cols = [
+        ("channel", "channel"),
+        ("requests", "requests"),
+        ("error_rate", "errors"),
+        ("throttle_rate", "throttled"),
+    ]
+    body += f"<section><h2>Per channel</h2>{_table(doc['channels'], cols)}</section>"
     cols = [
         ("application", "application"),
         ("application_id", "id"),

@@ -1,0 +1,170 @@
+"""``vigie report --format html`` of a 45-day replayed history, rendered by headless Chromium:
+the sections a manager needs are there, growth on a tiny baseline reads ``new``, a day without
+data is a gap, the growth chart shows the growers, and the screenshot is not blank."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.support.wso2_traffic import make_records, write_log
+from vigie.cli.main import main
+
+DAY = 86_400_000_000
+START = 1_790_000_000_000_000 - 1_790_000_000_000_000 % DAY  # a midnight, Sept. 2026
+LONG_NAME = "Logistics Partner Integration for the Northern Europe Distribution Hub"
+
+
+def _history() -> list[dict[str, Any]]:
+    """45 days of traffic: app-011 arrives on day 30 with a long name (``new``), app-010
+    quadruples in the second half (a grower), day 20 has no data at all, and app-005 has a
+    retry storm on day 40."""
+    recs = [r for r in make_records(15, START, 45, 9000) if r["applicationId"] != "app-011"]
+    out = [r for r in recs if (r["_t"] - START) // DAY != 20]
+    half = START + 22 * DAY
+    for r in list(out):
+        if r["applicationId"] == "app-010" and r["_t"] >= half:
+            for k in (1, 2, 3):
+                out.append(r | {"_t": r["_t"] + k, "requestTimestamp": r["requestTimestamp"]})
+        if r["applicationId"] in ("app-000", "app-001", "app-002") and r["_t"] >= START + 30 * DAY:
+            out.append(
+                r | {"applicationId": "app-011", "applicationName": LONG_NAME, "_t": r["_t"] + 1}
+            )
+    base = next(r for r in out if not r["_fault"] and r["applicationId"] == "app-005")
+    t0 = START + 40 * DAY + 9 * 3600 * 10**6
+    for k in range(600):  # a request every 300 ms on one resource, each failing with 503
+        t = t0 + k * 300_000
+        out.append(
+            base
+            | {
+                "_t": t,
+                "requestTimestamp": _ts(t),
+                "apiResourceTemplate": "/parcels/{id}",
+                "apiMethod": "GET",
+                "proxyResponseCode": 503,
+                "targetResponseCode": 503,
+            }
+        )
+    return out
+
+
+def _ts(us: int) -> str:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    dt = datetime.fromtimestamp(us / 1e6, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{(us // 1000) % 1000:03d}Z"
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if found := shutil.which(name):
+            return found
+    pytest.skip("Chromium is not installed (make test installs the chromium package)")
+
+
+def png_colours(data: bytes) -> tuple[int, int, int]:
+    """Width, height and number of distinct pixel colours of an 8-bit RGB/RGBA PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width, height, ctype = 8, b"", 0, 0, 0
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        if kind == b"IHDR":
+            width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and ctype in (2, 6), (depth, ctype)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    bpp = 3 if ctype == 2 else 4
+    raw, stride = zlib.decompress(idat), width * bpp
+    prev, colours = bytearray(stride), set[bytes]()
+    for y in range(height):
+        f, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        if y % 4 == 0:
+            colours.update(bytes(line[i : i + 3]) for i in range(0, stride, bpp * 2))
+        prev = line
+    return width, height, len(colours)
+
+
+def test_the_html_report_of_45_days_renders_with_its_sections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a replay records class changes once per batch of lines: batches of 32k lines would put
+    # these 45 days in one batch, and the day-40 storm (held a day) would never be seen
+    monkeypatch.setattr("vigie.sources.wso2_log.CHUNK_LINES", 256)
+    log = tmp_path / "main.log"
+    write_log(log, _history())
+    store = tmp_path / "store"
+    r = CliRunner().invoke(main, ["replay", f"main={log}", "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    page = tmp_path / "report.html"
+    frm, to = "2026-09-21", "2026-11-05"
+    args = ["report", "--store", str(store), "--from", frm, "--to", to, "--top", "0"]
+    r = CliRunner().invoke(main, [*args, "--format", "html", "--output", str(page)])
+    assert r.exit_code == 0, r.output
+    text = page.read_text()
+    for section in ("Behaviour classes of the period", "Directives enforced", "Per channel"):
+        assert section in text
+    assert "retry_storm" in text and "Application 5" in text  # who, by name
+    assert "growing" in text and "(every consumer)" in text  # an API class of the period
+    # app-011 had nothing in the first half: new, not a percentage
+    row = text.split(LONG_NAME)[-1].split("</tr>")[0]
+    assert ">new<" in row, row
+    # day 20 (2026-10-11) has no data: a hatched gap, not a zero bar
+    assert "10-11: no data" in text
+    # the growers: app-010 and app-011 lead the growth chart, flat consumers do not
+    growth = text.split("The fastest growers")[1].split("</section>")[0]
+    assert "Application 10" in growth and "Logistics Partner" in growth
+    assert "Application 3<" not in growth
+    # the long name is ellipsized with its full text as a tooltip
+    assert f"<title>{LONG_NAME}</title>" in growth
+    # the same episodes in the CSV and the table
+    r = CliRunner().invoke(main, [*args, "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    storm = [ln for ln in r.stdout.splitlines() if ln.startswith("episodes,") and "app-005" in ln]
+    assert len(storm) == 1 and "retry_storm" in storm[0], storm
+    r = CliRunner().invoke(main, [*args, "--format", "table"])
+    assert r.exit_code == 0 and "Behaviour classes and directives" in r.stdout, r.output
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1280,4000",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    print(f"report screenshot: {shot}")
+    w, h, colours = png_colours(shot.read_bytes())
+    assert (w, h) == (1280, 4000)
+    assert colours > 40, colours
