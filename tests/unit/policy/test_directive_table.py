@@ -195,5 +195,7 @@ def test_unauthenticated_hits_are_trusted_on_loopback_only_by_default() -> None:
     assert not trust_gateway_hits("false", "127.0.0.1:7355", mtls=False)
     assert trust_gateway_hits("true", "0.0.0.0:7355", mtls=False)
     assert trust_gateway_hits("false", "0.0.0.0:7355", mtls=True)  # the gateway proved who it is
-    s = load_settings(env={"VIGIE_LISTEN": "10.0.0.5:7355"}, overrides={})
+    s = load_settings(
+        env={"VIGIE_LISTEN": "10.0.0.5:7355", "VIGIE_ALLOW_PLAINTEXT_REMOTE": "true"}, overrides={}
+    )
     assert not PolicyConfig.from_settings(s).trust_gateway_hits
