@@ -79,6 +79,9 @@ class State:
         self.channels: list[str] = []
         self.g = np.zeros(L.G_FIELDS, dtype=np.int64)
         self.evicted = 0
+        # when vigie started observing (us, the live sidecar's clock at its first ingest);
+        # 0 = not set, then the earliest event time (a replay, an older snapshot)
+        self.observed_since_us = 0
         self.episodes: dict[tuple[int, int, int], list[Episode]] = defaultdict(list)
         self.api_episodes: dict[tuple[int, int], list[Episode]] = defaultdict(list)
         self.app_info: dict[int, tuple[int, int]] = {}  # app gid -> (name gid, owner gid)
