@@ -205,7 +205,10 @@ class Sidecar:
             ev = self._confine_time(gs, dec.decode(batch))  # interns strings: under the lock
             if len(ev):
                 if not self.state.observed_since_us:
-                    self.state.observed_since_us = wall_us(self.clock)
+                    # the first batch's newest event, never later than the clock: a backfill
+                    # sent in time order counts its history, an odd old event moves nothing
+                    ts = int(ev["event_time_us"].max())
+                    self.state.observed_since_us = min(ts, wall_us(self.clock))
                 self.state.apply(ev)
                 if self.data is not None:
                     self.data.offer(ev)  # a queue put: the rollups are written off this path
