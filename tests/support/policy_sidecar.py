@@ -33,7 +33,8 @@ INVENTORY = {
 def serve(state_dir: Path, *extra: str, observed: bool = True) -> SidecarProcess:
     """``vigie serve`` with ``INVENTORY``; ``observed``: a gateway first sends two requests,
     at ``T0`` - 31 days (Half on Legacy) and at ``T0`` (another application on another API),
-    so that vigie has observed the platform long enough to call what it never saw dormant."""
+    in two batches (observation starts at the first batch's newest event), so that vigie has
+    observed the platform long enough to call what it never saw dormant."""
     inv = state_dir.parent / "inventory.json"
     inv.write_text(json.dumps(INVENTORY))
     sp = start_sidecar(state_dir, "--inventory", str(inv), *extra)
@@ -43,7 +44,8 @@ def serve(state_dir: Path, *extra: str, observed: bool = True) -> SidecarProcess
             rec(T0, "app-clock", "Clock", "v1"),
         ]
         with GatewayProbe(sp.telemetry, "gw-clock") as gw:
-            gw.send_records(marks)
+            for mark in marks:  # history in time order, a batch each, as a backfill sends it
+                gw.send_records([mark])
             assert gw.wait_for(lambda p: p.acked_events >= len(marks), 60), gw.error
     return sp
 

@@ -6,8 +6,9 @@ Two verdicts are corrected here, on reading, because the state cannot know what 
 seen (``verdicts``, the one place of the rule):
 
 - ``dormant`` (``retired`` for an API) needs ``dormant_seconds`` (``retired_seconds``) of
-  observed traffic on the platform (since the first event vigie ever saw): before that a
-  subscription never seen is ``unknown``, not dormant, and nothing is proposed for it;
+  observed traffic on the platform (since a live sidecar's first ingested batch):
+  before that a subscription never seen is ``unknown``, not dormant, and nothing is proposed
+  for it;
 - ``growing`` whose consumer had no request in the earlier week, or was first seen less than
   ``growing_min_previous_hours`` ago, is ``new``: its growth cannot be measured (it would be
   infinite).
@@ -209,8 +210,10 @@ def _growing_evidence(ev: np.ndarray, at: str | None) -> dict[str, Any]:
 
 
 def observed_us(state: State, now: int) -> int:
-    """How long vigie has observed this platform at ``now``: since the first event it saw."""
-    start = int(state.g[L.G_OBS_START])
+    """How long vigie has observed this platform at ``now``: since a live sidecar first
+    ingested (``observed_since_us``), else since the earliest event (a replay). An event dated
+    far in the past never lengthens it."""
+    start = state.observed_since_us or int(state.g[L.G_OBS_START])
     return max(0, now - start) if start else 0
 
 

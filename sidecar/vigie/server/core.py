@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+
 from vigie import __version__, alerts
 from vigie.classify import views
 from vigie.clock import SYSTEM, Clock, wall_us
@@ -36,7 +38,7 @@ from vigie.state.engine import Capacity
 from vigie.store import service as data_service
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as tpb
-from vigie.wire.columns import StreamDecoder
+from vigie.wire.columns import Events, StreamDecoder
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class GatewayStream:
     connected_at_us: int
     batches: int = 0
     events: int = 0
+    refused: int = 0  # events refused on this stream (dated too far ahead)
     report: tpb.GatewayReport | None = None
 
 
@@ -199,15 +202,44 @@ class Sidecar:
                         f"brings {adds} more (max_strings {self.settings.max_strings}); "
                         "reconnect to start a new dictionary",
                     )
-            ev = dec.decode(batch)  # interns strings: under the lock
-            self.state.apply(ev)
-            if self.data is not None:
-                self.data.offer(ev)  # a queue put: the rollups are written off this path
+            ev = self._confine_time(gs, dec.decode(batch))  # interns strings: under the lock
+            if len(ev):
+                if not self.state.observed_since_us:
+                    # the first batch's newest event, never later than the clock: a backfill
+                    # sent in time order counts its history, an odd old event moves nothing
+                    ts = int(ev["event_time_us"].max())
+                    self.state.observed_since_us = min(ts, wall_us(self.clock))
+                self.state.apply(ev)
+                if self.data is not None:
+                    self.data.offer(ev)  # a queue put: the rollups are written off this path
             gs.batches += 1
             gs.events += len(ev)
             self.batches_applied += 1
             self.meter.add(self.clock.monotonic(), len(ev))
-        return tpb.Ack(sequence=batch.sequence, events_applied=dec.events_applied)
+            applied = dec.events_applied - gs.refused
+        return tpb.Ack(sequence=batch.sequence, events_applied=applied)
+
+    def _confine_time(self, gs: GatewayStream, ev: Events) -> Events:
+        """``ev`` without the events dated more than ``max_clock_skew_seconds`` ahead of the
+        sidecar's clock, each counted (``event_refused:future``, and on the stream): one
+        stream's clock cannot move the state's "now", judge consumers or delete rollups."""
+        ts = ev["event_time_us"]
+        ahead = ts > wall_us(self.clock) + int(self.settings.max_clock_skew_seconds * 1e6)
+        n = int(ahead.sum())
+        if not n:
+            return ev
+        if not gs.refused:
+            log.warning(
+                "gateway %s: %d events dated up to %.0f s ahead of this sidecar's clock "
+                "refused (max_clock_skew_seconds %g); is its clock right?",
+                loggable(gs.hello.gateway_id),
+                n,
+                (int(ts.max()) - wall_us(self.clock)) / 1e6,
+                self.settings.max_clock_skew_seconds,
+            )
+        gs.refused += n
+        self.counters["event_refused:future"] += n
+        return ev.take(np.flatnonzero(~ahead))
 
     def record_report(self, gs: GatewayStream, report: tpb.GatewayReport) -> None:
         """Keep a gateway's report; its directive hits only for directives in the table (a

@@ -91,6 +91,13 @@ class Settings:
         min=0.1,
         max=300,
     )
+    max_clock_skew_seconds: float = _s(
+        300.0,
+        "an event this far ahead of the sidecar's clock is refused (event_refused:future)",
+        "float",
+        min=1,
+        max=DAY_S,
+    )
     allow_plaintext_remote: bool = _s(
         False,
         "serve a plaintext (no TLS) listener on an address beyond loopback (e.g. 0.0.0.0 for "

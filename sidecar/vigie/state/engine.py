@@ -79,6 +79,10 @@ class State:
         self.channels: list[str] = []
         self.g = np.zeros(L.G_FIELDS, dtype=np.int64)
         self.evicted = 0
+        # when vigie started observing (us): set once by a live sidecar at its first ingest
+        # (that batch's newest event time, never later than its clock); 0 = not set, then
+        # the earliest event time counts (a replay, an older snapshot)
+        self.observed_since_us = 0
         self.episodes: dict[tuple[int, int, int], list[Episode]] = defaultdict(list)
         self.api_episodes: dict[tuple[int, int], list[Episode]] = defaultdict(list)
         self.app_info: dict[int, tuple[int, int]] = {}  # app gid -> (name gid, owner gid)

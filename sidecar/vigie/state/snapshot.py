@@ -57,6 +57,7 @@ def _meta(state: State) -> dict[str, Any]:
         "strings": state.interner.strings(),
         "channels": state.channels,
         "evicted": state.evicted,
+        "observed_since_us": state.observed_since_us,
         "app_info": [[k, *v] for k, v in state.app_info.items()],
         "episodes": [
             [*key, [[e.class_name, e.first_us, e.last_us] for e in eps]]
@@ -195,6 +196,8 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
         state.interner = Interner(meta["strings"])
         state.channels = list(meta["channels"])
         state.evicted = int(meta["evicted"])
+        # a snapshot from before observed_since_us: 0, read as its earliest event time
+        state.observed_since_us = max(0, int(meta.get("observed_since_us", 0)))
         state.app_info = {int(k): (int(a), int(b)) for k, a, b in meta["app_info"]}
         for *key, eps in meta["episodes"]:
             state.episodes[(int(key[0]), int(key[1]), int(key[2]))] = [Episode(*e) for e in eps]

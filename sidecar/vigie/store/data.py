@@ -83,7 +83,12 @@ class DataSink:
         poll_changes: Callable[[], list[dict[str, Any]]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         name: str = "parquet",
+        retention_now: Callable[[], int] | None = None,
+        retention: bool = True,
     ) -> None:
+        """``retention_now`` gives the time (us) retention counts back from: a live sidecar's
+        wall clock; None counts from the newest event written. ``retention=False`` (a replay)
+        never deletes anything."""
         self.backend = backend
         self.name = name
         self.config = config or SinkConfig()
@@ -91,6 +96,8 @@ class DataSink:
         self._channels = channels
         self._poll = poll_changes
         self._clock = clock
+        self._retention_now = retention_now
+        self._retention = retention
         self.acc = Accumulator()
         self._subscriptions = "sub_daily" in getattr(backend, "tables", ())
         self.counters: Counter[str] = Counter()
@@ -224,17 +231,23 @@ class DataSink:
         if newest_day > 0:
             try:
                 self.backend.compact_due(newest_day)
-                gone = self.backend.enforce_retention(
-                    newest_day,
-                    self.config.short_retention_days,
-                    self.config.long_retention_days,
-                )
+                gone = self._enforce_retention(newest_day)
                 if gone:
                     self.counters["days_deleted_by_retention"] += len(gone)
                     log.info("retention: deleted %s", ", ".join(gone))
             except Exception as exc:
                 self.counters["store_upkeep_failures"] += 1
                 log.warning("%s store upkeep failed: %s", self.name, _describe(exc))
+
+    def _enforce_retention(self, newest_day: int) -> list[str]:
+        if not self._retention:
+            return []
+        now = self._retention_now() if self._retention_now is not None else newest_day
+        return self.backend.enforce_retention(
+            now - now % L.DAY_US,
+            self.config.short_retention_days,
+            self.config.long_retention_days,
+        )
 
     def _shed(self) -> None:
         """Keep the unwritten rows under the memory cap: minute rows go first (oldest first),

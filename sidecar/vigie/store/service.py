@@ -97,6 +97,7 @@ class SidecarData:
             config,
             poll_changes=self._poll,
             name=name,
+            retention_now=lambda: wall_us(clock),  # never an event's time: one stream's clock
         )
 
     def _poll(self) -> list[dict[str, Any]]:
@@ -155,7 +156,10 @@ class ReplayRecorder:
         self.store.backfill()
         self.state = state
         self.tracker = ChangeTracker()
-        self.sink = DataSink(self.store, state.interner.string, state.channels, config)
+        # a replay never deletes: the log's times say nothing of what the store should keep
+        self.sink = DataSink(
+            self.store, state.interner.string, state.channels, config, retention=False
+        )
         self._next_poll = 0
 
     def on_batch(self, ev: Events) -> None:
