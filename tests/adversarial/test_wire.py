@@ -143,12 +143,17 @@ def test_forged_directive_hits_are_not_kept(sidecar: SidecarProcess) -> None:
         assert status(sidecar).counters["directive_hits_unknown"] == 5000
     finally:
         c.close()
-    # the gateway gone, its hits are released
+    # the gateway gone, its hits stay the directive's evidence; the directive gone, so are they
     c2 = StreamClient(sidecar.telemetry, gateway_id="other")
     try:
         c2.send(StreamEncoder().batch_from_records(records(5)))
         c2.wait_ack(1)
     finally:
         c2.close()
+    hits = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=30).hits
+    assert [(h.directive_id, h.shadow_hits) for h in hits] == [("real", 7)]
+    stub.RemoveDirective(
+        apb.RemoveDirectiveRequest(directive_id="real", actor="test"), metadata=md, timeout=30
+    )
     hits = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=30).hits
     assert list(hits) == []

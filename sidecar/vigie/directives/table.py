@@ -47,6 +47,9 @@ MAX_TTL_SECONDS: Final = 30 * DAY_S
 # a hit counter above this in a gateway's report is not believed: 2^40 requests is over 30
 # years at 1,000 requests a second on one gateway
 MAX_REPORTED_HITS: Final = 1 << 40
+# gateways whose latest hit reports are kept (a departed gateway's hits stay evidence while its
+# directives exist; past this many gateway ids, the one not heard from the longest is forgotten)
+MAX_HIT_GATEWAYS: Final = 1024
 # field -> (least, greatest) the gateway handler applies (DirectiveLimits.java)
 LIMITS: Final[dict[str, tuple[int, int]]] = {
     "limit_requests": (1, 0xFFFF_FFFF),
@@ -163,6 +166,8 @@ class DirectiveTable:
         self.load_refused = 0
         # hit report entries refused (record_hits)
         self.hits_refused = 0
+        # gateways whose hits were forgotten to stay under MAX_HIT_GATEWAYS
+        self.hit_gateways_evicted = 0
         self._lock = threading.Lock()
         self._table: dict[str, dpb.Directive] = {}
         self._subscribers: list[Subscriber] = []
@@ -353,11 +358,16 @@ class DirectiveTable:
         """Keep a gateway's latest hits, per directive of the table (at most one entry each);
         return how many entries were refused: a directive the table does not hold, or a
         counter above ``MAX_REPORTED_HITS`` (no gateway sends that many; counted, not kept).
-        No hits forgets the gateway (its last stream closed)."""
+        A gateway's hits outlive its stream (they are the shadow period's evidence) but not its
+        directives, and at most ``MAX_HIT_GATEWAYS`` gateways are kept (the one not heard from
+        the longest is forgotten first, counted)."""
         with self._lock:
+            self._hits.pop(gateway_id, None)  # re-inserted last: the most recently heard
             if not hits:
-                self._hits.pop(gateway_id, None)
                 return 0
+            while len(self._hits) >= MAX_HIT_GATEWAYS:
+                del self._hits[next(iter(self._hits))]
+                self.hit_gateways_evicted += 1
             kept: dict[str, dpb.DirectiveHits] = {}
             refused = 0
             for h in hits:
@@ -375,6 +385,8 @@ class DirectiveTable:
         with self._lock:
             total: dict[str, dpb.DirectiveHits] = {}
             for per_gw in self._hits.values():
+                for did in [d for d in per_gw if d not in self._table]:
+                    del per_gw[did]  # the directive is gone: so is what was reported of it
                 for did, h in per_gw.items():
                     t = total.setdefault(did, dpb.DirectiveHits(directive_id=did))
                     t.shadow_hits += h.shadow_hits

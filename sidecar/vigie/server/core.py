@@ -180,14 +180,11 @@ class Sidecar:
         return gs, dec
 
     def close_stream(self, gs: GatewayStream) -> None:
-        """Forget the stream; the gateway's directive hits too when no other stream of the
-        same gateway id is open (the hit tables held are at most the open streams)."""
+        """Forget the stream. The gateway's directive hits stay (evidence for the directives
+        they name, bounded by the directive table: ``DirectiveTable.record_hits``)."""
         with self.lock:
             self.streams.pop(gs.stream_id, None)
             self.decoders.pop(gs.stream_id, None)
-            still = any(o.hello.gateway_id == gs.hello.gateway_id for o in self.streams.values())
-        if not still:
-            self.directives.record_hits(gs.hello.gateway_id, [])
         log.info("gateway %s disconnected", gs.hello.gateway_id)
 
     def apply_batch(self, gs: GatewayStream, dec: StreamDecoder, batch: tpb.EventBatch) -> tpb.Ack:

@@ -199,3 +199,18 @@ def test_unauthenticated_hits_are_trusted_on_loopback_only_by_default() -> None:
         env={"VIGIE_LISTEN": "10.0.0.5:7355", "VIGIE_ALLOW_PLAINTEXT_REMOTE": "true"}, overrides={}
     )
     assert not PolicyConfig.from_settings(s).trust_gateway_hits
+
+
+def test_hits_outlive_their_gateway_but_not_their_directive_nor_the_gateway_cap(
+    tmp_path: Path,
+) -> None:
+    t = table(tmp_path)
+    t.put(limit(), "alice", "first")
+    n = T.MAX_HIT_GATEWAYS + 6
+    for k in range(n):
+        t.record_hits(f"gw-{k}", [dpb.DirectiveHits(directive_id="d1", shadow_hits=1)])
+    # the six gateways not heard from the longest were forgotten, and counted
+    assert t.hit_gateways_evicted == 6
+    assert [(h.directive_id, h.shadow_hits) for h in t.hits()] == [("d1", T.MAX_HIT_GATEWAYS)]
+    t.remove("d1", "alice", "done")
+    assert t.hits() == []
