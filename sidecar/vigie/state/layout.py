@@ -106,9 +106,9 @@ S_KEY: Final = S_DC_SUM + MAX_CHANNELS  # (application gid << 32) | api row; 0 =
 S_APP: Final = S_KEY + 1  # application id gid
 S_API: Final = S_KEY + 2  # api row
 S_FLAGS: Final = S_KEY + 3  # ROW_* bits
-S_FAIL_START: Final = S_KEY + 4  # last failure (5xx/throttled) on the subscription
+S_FAIL_START: Final = S_KEY + 4  # retry window of any failure (5xx/throttled): start, end
 S_FAIL_END: Final = S_FAIL_START + 1
-S_FAIL_NORES_START: Final = S_FAIL_START + 2  # last failure whose record had no resource
+S_FAIL_NORES_START: Final = S_FAIL_START + 2  # same, failures whose record had no resource
 S_FAIL_NORES_END: Final = S_FAIL_START + 3
 S_MAX_RPM: Final = S_FAIL_START + 4  # highest requests in one minute
 S_FIELDS: Final = S_MAX_RPM + 1
