@@ -163,7 +163,7 @@ G_NO_APP: Final = 4  # events without an application (API rows only)
 G_LATE: Final = 5  # events older than a window (counted all-time, not in windows)
 G_ROUTE_OVERFLOW: Final = 6  # events whose route did not fit (counted on route 0)
 G_EPISODES_OUT: Final = 7  # closed episodes written to the episode buffer
-G_RETRY_EVICT: Final = 8  # detector cache replacements of a live entry
+G_RETRY_EVICT: Final = 8  # detector cache replacements of a live entry; late failures forgotten
 G_FIELDS: Final = 16
 
 # Kernel stop reasons (returned with the index of the first event not applied)
