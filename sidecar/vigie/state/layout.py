@@ -140,7 +140,7 @@ A_FIELDS: Final = 16
 # Route rows (API x resource x method x status x WSO2 error code x channel x throttled), for
 # http.server.request.duration and the per-API figures of the OTel export (vigie.export)
 # ---------------------------------------------------------------------------------------------
-R_KEY: Final = 0  # hash of the identity (never 0)
+R_KEY: Final = 0  # hash of the identity (never 0, not unique: _kernels.find_route checks)
 R_API: Final = 1
 R_RESOURCE: Final = 2
 R_METHOD: Final = 3
