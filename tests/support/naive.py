@@ -72,18 +72,31 @@ class Row:
     episodes: list[tuple[int, int, int]] = field(
         default_factory=list
     )  # closed (class, first, last)
-    fail: tuple[int, int] | None = None
-    fail_nores: tuple[int, int] | None = None
-    fail_by_res: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    # every failure (request time, response time) the subscription had: all, without a
+    # resource, per (resource, method); with bounded_retries, only the remembered ones
+    fails: list[tuple[int, int]] = field(default_factory=list)
+    fails_nores: list[tuple[int, int]] = field(default_factory=list)
+    fails_by_res: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
     reads: dict[Any, int] = field(default_factory=dict)
 
 
 class NaiveState:
-    def __init__(self, params: np.ndarray, app_channel: dict[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        params: np.ndarray,
+        app_channel: dict[int, int] | None = None,
+        bounded_retries: bool = False,
+    ) -> None:
+        """``bounded_retries``: a late failure (request time before the remembered failures'
+        windows and apart from them) is forgotten, as the kernel's bounded memory documents
+        (vigie.state._tables.remember_failure); otherwise every failure is kept, the rule as
+        written. The two agree when events come in request-time order."""
+        self.bounded_retries = bounded_retries
         self.p = params
         self.subs: dict[tuple[int, int, int], Row] = {}
         self.apis: dict[tuple[int, int], Row] = {}
-        self.routes: dict[tuple[int, int, int, int, int], int] = defaultdict(int)
+        # (api name, version, resource, method, status, error code, channel, throttled)
+        self.routes: dict[tuple[int, ...], int] = defaultdict(int)
         self.app_channel = app_channel or {}
         self.now = 0
         self.obs_start = 0
@@ -183,7 +196,7 @@ class NaiveState:
                 api.counts[name_] += int(v)
             api.hist[latency_bucket(lat)] += 1
             self._hour_event(api, t, 1)
-            self.routes[(name, ver, res, me, st)] += 1
+            self.routes[(name, ver, res, me, st, ec, ch, int(throttled))] += 1
             if app == 0:
                 continue
             row = self.subs.setdefault((app, name, ver), Row())
@@ -204,23 +217,29 @@ class NaiveState:
 
             gap = p[L.P_RETRY_GAP_US]
 
-            def within(f: tuple[int, int] | None, t: int = t, gap: float = gap) -> bool:
-                return f is not None and f[0] <= t <= f[1] + gap
+            def within(fails: list[tuple[int, int]], t: int = t, gap: float = gap) -> bool:
+                """The rule: after a failure, no later than gap after its response."""
+                return any(s <= t <= e + gap for s, e in fails)
 
             if res == 0:
-                is_retry = within(row.fail)
+                is_retry = within(row.fails)
             else:
-                is_retry = within(row.fail_by_res.get((res, me))) or within(row.fail_nores)
+                is_retry = within(row.fails_by_res.get((res, me), [])) or within(row.fails_nores)
             if failure:
-                if row.fail is None or t >= row.fail[0]:
-                    row.fail = (t, t + lat)
-                if res == 0:
-                    if row.fail_nores is None or t >= row.fail_nores[0]:
-                        row.fail_nores = (t, t + lat)
-                else:
-                    prev = row.fail_by_res.get((res, me))
-                    if prev is None or t >= prev[0]:
-                        row.fail_by_res[(res, me)] = (t, t + lat)
+                f = (t, t + lat)
+                lists = [row.fails, row.fails_nores if res == 0 else None]
+                if res != 0:
+                    lists[1] = row.fails_by_res.setdefault((res, me), [])
+                for fl in lists:
+                    assert fl is not None
+                    if self.bounded_retries and fl:
+                        lo = min(s for s, _ in fl)
+                        hi = max(e for _, e in fl) + gap
+                        if t > hi:  # a new piece: the old one is no longer remembered
+                            fl.clear()
+                        elif t + lat + gap < lo:  # late and apart: forgotten
+                            continue
+                    fl.append(f)
             is_read = (is2 or st == 304) and me in (1, 2)
             is_repeat = False
             if is_read:

@@ -28,7 +28,8 @@ channel x throttled)
     route_i64 (rows, R_FIELDS) figures ``R_*``; route_hist the latency histogram; route_tkeys,
     route_tvals the row table; route_meta = [unused, rows in use] (row 0 gathers the overflow).
 ``detectors`` (``DETECTOR_GROUP``)
-    retry_keys, retry_vals (entries, 2) = (start, end) of the last failure per resource;
+    retry_keys, retry_vals (entries, 2) = (start, end) of the retry window per resource
+    (``_tables.remember_failure``);
     repeat_keys, repeat_vals (entries, 1) = time of the last identical successful read.
 ``app_channel``
     registered channel per application id (-1: none).

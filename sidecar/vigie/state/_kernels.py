@@ -27,7 +27,15 @@ from vigie.state._groups import (
     group_kernel,
 )
 from vigie.state._rules import evaluate_growing, evaluate_rules
-from vigie.state._tables import cache_slot, cache_victim, table_find, table_insert
+from vigie.state._tables import (
+    cache_slot,
+    cache_victim,
+    in_failure_window,
+    remember_failure,
+    table_append,
+    table_find,
+    table_insert,
+)
 from vigie.state._windows import advance_days, advance_hours, advance_retry, advance_short, slot_of
 from vigie.state.codes import (
     is_authentication_code,
@@ -146,13 +154,52 @@ def route_key(
     """Identity of a route row: API x resource x method x status x WSO2 error code x channel x
     throttled. API row (< 2^16), resource id (< 2^31), method (< 16) and status (< 1024) are
     packed in one key; a WSO2 error code, a channel but the first, or throttling are folded in
-    by a hash (the export groups the rows into its series; vigie.state.merge merges by this key)."""
+    by a hash. The key is not unique (a method >= 16, a status >= 1024, an API row >= 2^18 or
+    the hash can make two identities share it): ``find_route`` checks the stored identity."""
     me = method if method < 16 else 15
     st = status if status < 1024 else 0
     k = ((resource << 32) | (api_row << 14) | (me << 10) | st) + 1
     if error_code == 0 and channel == 0 and thr == 0:
         return k
     return nonzero_key(combine(combine(combine(np.uint64(k), error_code), channel), thr))
+
+
+@njit(cache=True, nogil=True)
+def find_route(
+    routes: RouteGroup,
+    key: int,
+    api_row: int,
+    resource: int,
+    method: int,
+    status: int,
+    error_code: int,
+    channel: int,
+    thr: int,
+) -> int:
+    """The route row of exactly that identity (``key`` its ``route_key``), or -1: the entries
+    of ``key`` are probed until one's row stores the same API row, resource, method, status,
+    error code, channel and throttling."""
+    route_i64, route_tkeys, route_tvals = routes[0], routes[2], routes[3]
+    mask = np.int64(len(route_tkeys) - 1)
+    slot = np.int64(mix64(np.uint64(key))) & mask
+    while True:
+        k = route_tkeys[slot]
+        if k == 0:
+            return np.int64(-1)
+        if k == key:
+            row = np.int64(route_tvals[slot])
+            r = route_i64[row]
+            if (
+                r[R_API] == api_row
+                and r[R_RESOURCE] == resource
+                and r[R_METHOD] == method
+                and r[R_STATUS] == status
+                and r[R_ERROR_CODE] == error_code
+                and r[R_CHANNEL] == channel
+                and r[R_THROTTLED] == thr
+            ):
+                return row
+        slot = (slot + 1) & mask
 
 
 @njit(cache=True, nogil=True)
@@ -233,7 +280,7 @@ def new_route_row(
     route_i64[row, R_CHANNEL] = channel
     route_i64[row, R_ERROR_CODE] = error_code
     route_i64[row, R_THROTTLED] = throttled
-    table_insert(route_tkeys, route_tvals, key, row)
+    table_append(route_tkeys, route_tvals, key, row)
     return row
 
 
@@ -282,7 +329,7 @@ def apply_events(
     api_i64, api_hour, api_hist = apis[:3]
     api_cls = apis[3:6]
     api_tkeys, api_tvals, api_meta = apis[6:]
-    route_i64, route_hist, route_tkeys, route_tvals = routes[:4]
+    route_i64, route_hist = routes[:2]
     retry_keys, retry_vals, repeat_keys, repeat_vals = detectors
     g, epi = out[0], out[1]
     n = len(ts)
@@ -374,7 +421,7 @@ def apply_events(
         # ---- route row (API x resource x method x status x error code x channel x throttled) ----
         thr = np.int64(1) if throttled else np.int64(0)
         rkey = route_key(arow, res, me, st, ec, ch, thr)
-        rrow = table_find(route_tkeys, route_tvals, rkey)
+        rrow = find_route(routes, rkey, arow, res, me, st, ec, ch, thr)
         if rrow < 0:
             rrow = new_route_row(routes, rkey, arow, res, me, st, ch, ec, thr)
             if rrow < 0:
@@ -431,26 +478,37 @@ def apply_events(
         if res != 0 and (failure or t <= sub_i64[row, S_FAIL_MAX_END] + retry_gap):
             ckey = nonzero_key(np.int64(row_salt(row, gen) ^ np.uint64((res << 8) | (me & 255))))
         if res == 0:
-            fs = sub_i64[row, S_FAIL_START]
-            is_retry = fs > 0 and t >= fs and t <= sub_i64[row, S_FAIL_END] + retry_gap
+            is_retry = in_failure_window(
+                sub_i64[row, S_FAIL_START], sub_i64[row, S_FAIL_END], t, retry_gap
+            )
         elif t <= sub_i64[row, S_FAIL_MAX_END] + retry_gap:  # else no failure is near enough
             e, found = cache_slot(retry_keys, ckey)
             if found:
-                fs = retry_vals[e, 0]
-                is_retry = t >= fs and t <= retry_vals[e, 1] + retry_gap
+                is_retry = in_failure_window(retry_vals[e, 0], retry_vals[e, 1], t, retry_gap)
             if not is_retry:
-                fs = sub_i64[row, S_FAIL_NORES_START]
-                is_retry = fs > 0 and t >= fs and t <= sub_i64[row, S_FAIL_NORES_END] + retry_gap
+                is_retry = in_failure_window(
+                    sub_i64[row, S_FAIL_NORES_START], sub_i64[row, S_FAIL_NORES_END], t, retry_gap
+                )
         if failure:
-            if t + lat > sub_i64[row, S_FAIL_MAX_END]:
-                sub_i64[row, S_FAIL_MAX_END] = t + lat
-            if t >= sub_i64[row, S_FAIL_START]:
-                sub_i64[row, S_FAIL_START] = t
-                sub_i64[row, S_FAIL_END] = t + lat
+            fe = t + lat
+            if fe > sub_i64[row, S_FAIL_MAX_END]:
+                sub_i64[row, S_FAIL_MAX_END] = fe
+            ws, we, lost = remember_failure(
+                sub_i64[row, S_FAIL_START], sub_i64[row, S_FAIL_END], t, fe, retry_gap
+            )
+            sub_i64[row, S_FAIL_START] = ws
+            sub_i64[row, S_FAIL_END] = we
+            g[G_RETRY_EVICT] += lost
             if res == 0:
-                if t >= sub_i64[row, S_FAIL_NORES_START]:
-                    sub_i64[row, S_FAIL_NORES_START] = t
-                    sub_i64[row, S_FAIL_NORES_END] = t + lat
+                ws, we, lost = remember_failure(
+                    sub_i64[row, S_FAIL_NORES_START],
+                    sub_i64[row, S_FAIL_NORES_END],
+                    t,
+                    fe,
+                    retry_gap,
+                )
+                sub_i64[row, S_FAIL_NORES_START] = ws
+                sub_i64[row, S_FAIL_NORES_END] = we
             else:
                 e, found = cache_slot(retry_keys, ckey)
                 if not found:
@@ -458,11 +516,13 @@ def apply_events(
                     if retry_keys[e] != 0 and t - retry_vals[e, 1] <= retry_gap:
                         g[G_RETRY_EVICT] += 1
                     retry_keys[e] = ckey
-                    retry_vals[e, 0] = t
-                    retry_vals[e, 1] = t + lat
-                elif t >= retry_vals[e, 0]:
-                    retry_vals[e, 0] = t
-                    retry_vals[e, 1] = t + lat
+                    retry_vals[e, 0] = 0
+                ws, we, lost = remember_failure(
+                    retry_vals[e, 0], retry_vals[e, 1], t, fe, retry_gap
+                )
+                retry_vals[e, 0] = ws
+                retry_vals[e, 1] = we
+            g[G_RETRY_EVICT] += lost
 
         # ---- repeat detector: a successful read identical to one within the gap ----
         is_read = (is2 or st == 304) and (me in (METHOD_GET, METHOD_HEAD))

@@ -1,9 +1,12 @@
 """Jitted hash tables of the state: the row tables and the detector caches.
 
 Row tables (a key -> a row) are open-addressing tables: linear probing, keys != 0, load factor
-<= 1/2, rebuilt rather than deleted from. The detector caches (retries, repeated reads) are
-set-associative, keyed by a 64-bit hash: a new key replaces the empty or oldest entry of its
-set.
+<= 1/2, rebuilt rather than deleted from. The route table's key is a hash of the identity, so
+two routes may share a key: each has its own entry (``table_append``) and the caller checks the
+row's stored identity on a match (``vigie.state._kernels.find_route``).
+
+The detector caches (retries, repeated reads) are set-associative, keyed by a 64-bit hash: a
+new key replaces the empty or oldest entry of its set.
 """
 
 from __future__ import annotations
@@ -41,14 +44,27 @@ def table_insert(tkeys: np.ndarray, tvals: np.ndarray, key: int, value: int) -> 
 
 
 @njit(cache=True, nogil=True)
+def table_append(tkeys: np.ndarray, tvals: np.ndarray, key: int, value: int) -> None:
+    """A new entry ``key`` -> ``value`` in the first free slot of its probe sequence, even when
+    ``key`` is already present (rows that share a key each keep an entry; the table has room)."""
+    mask = np.int64(len(tkeys) - 1)
+    slot = np.int64(mix64(np.uint64(key))) & mask
+    while tkeys[slot] != 0:
+        slot = (slot + 1) & mask
+    tkeys[slot] = key
+    tvals[slot] = value
+
+
+@njit(cache=True, nogil=True)
 def table_rebuild(tkeys: np.ndarray, tvals: np.ndarray, row_keys: np.ndarray, n_rows: int) -> None:
-    """Refill a table from the key column of the rows (rows whose key is 0 are free)."""
+    """Refill a table from the key column of the rows (rows whose key is 0 are free; rows that
+    share a key each get an entry)."""
     tkeys[:] = 0
     tvals[:] = -1
     for row in range(n_rows):
         k = row_keys[row]
         if k != 0:
-            table_insert(tkeys, tvals, k, row)
+            table_append(tkeys, tvals, k, row)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -73,3 +89,33 @@ def cache_victim(ckeys: np.ndarray, cvals: np.ndarray, base: int) -> int:
         if cvals[e, 0] < cvals[best, 0]:
             best = e
     return best
+
+
+@njit(cache=True, nogil=True, inline="always")
+def remember_failure(
+    start: int, end: int, f_start: int, f_end: int, gap: int
+) -> tuple[int, int, bool]:
+    """Fold a failure (request at ``f_start``, response at ``f_end``) into a remembered retry
+    window: the requests from ``start`` to ``end + gap`` are retries (``start`` 0: none yet).
+
+    The window is one connected piece of the union of the failures' windows
+    ``[f_start, f_end + gap]``: a failure whose window meets it widens it (earliest start,
+    latest end), so a fast failure during a slow one keeps the slow one's retries; a failure
+    after it starts a new piece (requests arrive in request-time order, so none can fall in
+    the old piece any more). Exact for requests in request-time order. The bound: a late
+    failure, older than the piece and apart from it, is forgotten (the late requests in its
+    window do not count) and reported by the third value, True.
+    """
+    if start == 0:
+        return f_start, f_end, False
+    if f_start <= end + gap and f_end + gap >= start:
+        return min(start, f_start), max(end, f_end), False
+    if f_start > end + gap:
+        return f_start, f_end, False
+    return start, end, True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def in_failure_window(start: int, end: int, t: int, gap: int) -> bool:
+    """Whether a request at ``t`` falls in the remembered window ``[start, end + gap]``."""
+    return start > 0 and t >= start and t <= end + gap

@@ -421,7 +421,7 @@ class State:
         """The route row of that identity, made if new (the table grows up to
         ``capacity.max_routes``; beyond, route 0 and a counted overflow)."""
         key = int(K.route_key(api_row, res, me, st, ec, ch, thr))
-        row = int(T.table_find(self.route_tkeys, self.route_tvals, key))
+        row = int(K.find_route(_ROUTES(self), key, api_row, res, me, st, ec, ch, thr))
         if row >= 0:
             return row
         if self.n_route_rows >= len(self.route_i64):

@@ -106,9 +106,9 @@ S_KEY: Final = S_DC_SUM + MAX_CHANNELS  # (application gid << 32) | api row; 0 =
 S_APP: Final = S_KEY + 1  # application id gid
 S_API: Final = S_KEY + 2  # api row
 S_FLAGS: Final = S_KEY + 3  # ROW_* bits
-S_FAIL_START: Final = S_KEY + 4  # last failure (5xx/throttled) on the subscription
+S_FAIL_START: Final = S_KEY + 4  # retry window of any failure (5xx/throttled): start, end
 S_FAIL_END: Final = S_FAIL_START + 1
-S_FAIL_NORES_START: Final = S_FAIL_START + 2  # last failure whose record had no resource
+S_FAIL_NORES_START: Final = S_FAIL_START + 2  # same, failures whose record had no resource
 S_FAIL_NORES_END: Final = S_FAIL_START + 3
 S_MAX_RPM: Final = S_FAIL_START + 4  # highest requests in one minute
 S_FIELDS: Final = S_MAX_RPM + 1
@@ -140,7 +140,7 @@ A_FIELDS: Final = 16
 # Route rows (API x resource x method x status x WSO2 error code x channel x throttled), for
 # http.server.request.duration and the per-API figures of the OTel export (vigie.export)
 # ---------------------------------------------------------------------------------------------
-R_KEY: Final = 0  # hash of the identity (never 0)
+R_KEY: Final = 0  # hash of the identity (never 0, not unique: _kernels.find_route checks)
 R_API: Final = 1
 R_RESOURCE: Final = 2
 R_METHOD: Final = 3
@@ -163,7 +163,7 @@ G_NO_APP: Final = 4  # events without an application (API rows only)
 G_LATE: Final = 5  # events older than a window (counted all-time, not in windows)
 G_ROUTE_OVERFLOW: Final = 6  # events whose route did not fit (counted on route 0)
 G_EPISODES_OUT: Final = 7  # closed episodes written to the episode buffer
-G_RETRY_EVICT: Final = 8  # detector cache replacements of a live entry
+G_RETRY_EVICT: Final = 8  # detector cache replacements of a live entry; late failures forgotten
 G_FIELDS: Final = 16
 
 # Kernel stop reasons (returned with the index of the first event not applied)
