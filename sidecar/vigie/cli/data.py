@@ -156,22 +156,27 @@ def _write(text: str, output: Path | None) -> None:
 
 _FORMATS = click.Choice(["table", "csv", "json", "html"])
 
+# what autopsy and report share after --from/--to: the filters, the output, the data source
+_scope_options = option_group(
+    click.option("--api", help="Only this API name."),
+    click.option("--api-version", help="Only this API version."),
+    click.option("--application", help="Only this application (id or name)."),
+    click.option("--channel", help="Only this channel."),
+    click.option("--top", type=int, default=20, show_default=True, help="Rows per list (0: all)."),
+    click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True),
+    click.option(
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write to this file instead of stdout.",
+    ),
+    source_options,
+)
+
 
 @click.command()
 @click.option("--from", "from_text", required=True, help="Start (ISO 8601, UTC if no zone).")
 @click.option("--to", "to_text", required=True, help="End (ISO 8601), exclusive.")
-@click.option("--api", help="Only this API name.")
-@click.option("--api-version", help="Only this API version.")
-@click.option("--application", help="Only this application (id or name).")
-@click.option("--channel", help="Only this channel.")
-@click.option("--top", type=int, default=20, show_default=True, help="Rows per list (0: all).")
-@click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of stdout.",
-)
-@source_options
+@_scope_options
 def autopsy(
     from_text: str,
     to_text: str,
@@ -221,18 +226,7 @@ def autopsy(
 @click.command()
 @click.option("--from", "from_text", required=True, help="First day (ISO 8601).")
 @click.option("--to", "to_text", required=True, help="End (ISO 8601), exclusive.")
-@click.option("--api", help="Only this API name.")
-@click.option("--api-version", help="Only this API version.")
-@click.option("--application", help="Only this application (id or name).")
-@click.option("--channel", help="Only this channel.")
-@click.option("--top", type=int, default=20, show_default=True, help="Rows per list (0: all).")
-@click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of stdout.",
-)
-@source_options
+@_scope_options
 def report(
     from_text: str,
     to_text: str,
