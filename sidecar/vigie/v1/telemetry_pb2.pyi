@@ -198,6 +198,7 @@ class Hello(_message.Message):
     HANDLER_VERSION_FIELD_NUMBER: _builtins.int
     PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
     REGION_FIELD_NUMBER: _builtins.int
+    CLOCK_US_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """Stable name of the gateway process (e.g. the pod name). Required."""
     channel: _builtins.str
@@ -215,6 +216,10 @@ class Hello(_message.Message):
     """
     region: _builtins.str
     """Data centre / region of the gateway (free text), for the fleet view."""
+    clock_us: _builtins.int
+    """Gateway wall-clock time when the Hello was sent, microseconds since the Unix epoch (UTC);
+    0 = not sent. Lets the sidecar name a gateway whose clock is skewed.
+    """
     def __init__(
         self,
         *,
@@ -224,10 +229,11 @@ class Hello(_message.Message):
         handler_version: _builtins.str = ...,
         protocol_version: _builtins.int = ...,
         region: _builtins.str = ...,
+        clock_us: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "gateway_id", b"gateway_id", "handler_version", b"handler_version", "protocol_version", b"protocol_version", "region", b"region", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "clock_us", b"clock_us", "gateway_id", b"gateway_id", "handler_version", b"handler_version", "protocol_version", b"protocol_version", "region", b"region", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -303,6 +309,10 @@ class EventBatch(_message.Message):
     SUBSCRIPTION_TIER_FIELD_NUMBER: _builtins.int
     URI_HASH_FIELD_NUMBER: _builtins.int
     FLAGS_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    API_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_IP_FIELD_NUMBER: _builtins.int
+    TARGET_STATUS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """1 for the first batch of a stream, then +1 for each batch. A gap or a repeat is refused."""
     count: _builtins.int
@@ -363,6 +373,21 @@ class EventBatch(_message.Message):
     """
     flags: _builtins.bytes
     """uint8: bit set of EventFlag."""
+    tenant: _builtins.bytes
+    """uint32 dict id: WSO2 tenant domain of the API (analytics `apiCreatorTenantDomain`, e.g.
+    "carbon.super"). 0 = not sent: the stream's Hello.tenant applies. An API is tenant x name x
+    version.
+    """
+    api_id: _builtins.bytes
+    """uint32 dict id: WSO2 API UUID (analytics `apiId`); 0 = unknown."""
+    client_ip: _builtins.bytes
+    """uint32 dict id: the client's address as the handler captured it (vigie.capture.client-ip):
+    "h:" + 16 hex digits of a salted hash, or the address itself; 0 = not captured.
+    """
+    target_status: _builtins.bytes
+    """uint16: status the backend answered (analytics `targetResponseCode`); 0 = the backend was not
+    called or its status is unknown. `http_status` is what the gateway sent to the client.
+    """
     @_builtins.property
     def dictionary_additions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Strings added to the dictionary by this batch: ids dictionary_base, dictionary_base+1, ...
@@ -396,10 +421,14 @@ class EventBatch(_message.Message):
         subscription_tier: _builtins.bytes = ...,
         uri_hash: _builtins.bytes = ...,
         flags: _builtins.bytes = ...,
+        tenant: _builtins.bytes = ...,
+        api_id: _builtins.bytes = ...,
+        client_ip: _builtins.bytes = ...,
+        target_status: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_context", b"api_context", "api_name", b"api_name", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "backend_latency_us", b"backend_latency_us", "count", b"count", "dictionary_additions", b"dictionary_additions", "dictionary_base", b"dictionary_base", "error_code", b"error_code", "event_time_us", b"event_time_us", "flags", b"flags", "http_method", b"http_method", "http_status", b"http_status", "key_type", b"key_type", "latency_us", b"latency_us", "request_bytes", b"request_bytes", "resource_template", b"resource_template", "response_bytes", b"response_bytes", "sent_at_us", b"sent_at_us", "sequence", b"sequence", "subscription_tier", b"subscription_tier", "uri_hash", b"uri_hash"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_context", b"api_context", "api_id", b"api_id", "api_name", b"api_name", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "backend_latency_us", b"backend_latency_us", "client_ip", b"client_ip", "count", b"count", "dictionary_additions", b"dictionary_additions", "dictionary_base", b"dictionary_base", "error_code", b"error_code", "event_time_us", b"event_time_us", "flags", b"flags", "http_method", b"http_method", "http_status", b"http_status", "key_type", b"key_type", "latency_us", b"latency_us", "request_bytes", b"request_bytes", "resource_template", b"resource_template", "response_bytes", b"response_bytes", "sent_at_us", b"sent_at_us", "sequence", b"sequence", "subscription_tier", b"subscription_tier", "target_status", b"target_status", "tenant", b"tenant", "uri_hash", b"uri_hash"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -455,6 +484,7 @@ class GatewayReport(_message.Message):
     REJECTED_DIRECTIVES_FIELD_NUMBER: _builtins.int
     DIRECTIVES_REJECTED_FIELD_NUMBER: _builtins.int
     UNMATCHED_REQUESTS_FIELD_NUMBER: _builtins.int
+    UNMATCHED_PREFIXES_FIELD_NUMBER: _builtins.int
     at_us: _builtins.int
     """Gateway wall-clock time of the report, microseconds since the Unix epoch."""
     offered: _builtins.int
@@ -487,6 +517,12 @@ class GatewayReport(_message.Message):
         valid upsert or a removal of that id takes it off the list.
         """
 
+    @_builtins.property
+    def unmatched_prefixes(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnmatchedPrefix]:
+        """The same requests by path prefix (the first path segment, at most 64 prefixes, the rest
+        counted under "*"), since the handler started.
+        """
+
     def __init__(
         self,
         *,
@@ -503,11 +539,36 @@ class GatewayReport(_message.Message):
         rejected_directives: _abc.Iterable[_directives_pb2.RejectedDirective] | None = ...,
         directives_rejected: _builtins.int = ...,
         unmatched_requests: _builtins.int = ...,
+        unmatched_prefixes: _abc.Iterable[Global___UnmatchedPrefix] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "directives_rejected", b"directives_rejected", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "offered", b"offered", "queue_depth", b"queue_depth", "reconnects", b"reconnects", "rejected_directives", b"rejected_directives", "sent", b"sent", "unmatched_requests", b"unmatched_requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "directives_rejected", b"directives_rejected", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "offered", b"offered", "queue_depth", b"queue_depth", "reconnects", b"reconnects", "rejected_directives", b"rejected_directives", "sent", b"sent", "unmatched_prefixes", b"unmatched_prefixes", "unmatched_requests", b"unmatched_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GatewayReport: _TypeAlias = GatewayReport  # noqa: Y015
+
+@_typing.final
+class UnmatchedPrefix(_message.Message):
+    """Requests that matched no API, for one path prefix."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREFIX_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    prefix: _builtins.str
+    requests: _builtins.int
+    def __init__(
+        self,
+        *,
+        prefix: _builtins.str = ...,
+        requests: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["prefix", b"prefix", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnmatchedPrefix: _TypeAlias = UnmatchedPrefix  # noqa: Y015
