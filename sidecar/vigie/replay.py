@@ -12,6 +12,7 @@ from typing import Any, Final, cast
 
 from vigie.classify import views
 from vigie.clock import SYSTEM, Clock, wall_us
+from vigie.policy.codes import ThrottleCodes
 from vigie.policy.suggest import suggest
 from vigie.settings import load_settings
 from vigie.settings.policy import PolicyConfig
@@ -28,6 +29,8 @@ class ReplayReport:
     now_us: int
     seconds: float
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    # the WSO2 throttle codes of the last day (from --store), None without a store
+    codes: ThrottleCodes | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,7 +39,9 @@ class ReplayReport:
             "now": views.iso(self.now_us),
             "subscriptions": [v.to_json() for v in views.subscriptions(self.state, self.now_us)],
             "apis": [v.to_json() for v in views.apis(self.state, self.now_us)],
-            "suggestions": [s.to_json() for s in suggest(self.state, self.now_us, self.policy)],
+            "suggestions": [
+                s.to_json() for s in suggest(self.state, self.now_us, self.policy, self.codes)
+            ],
         }
 
 
@@ -158,4 +163,9 @@ def run_replay(
     if now_us is None:
         now_us = state.now_us or wall_us(clock)
     policy = PolicyConfig.from_settings(settings)
-    return ReplayReport(state, stats, now_us, time.perf_counter() - started, policy)
+    codes = None
+    if recorder is not None:
+        from vigie.store.codes import throttle_codes  # noqa: PLC0415
+
+        codes = ThrottleCodes.from_json(throttle_codes(recorder.store, now_us))
+    return ReplayReport(state, stats, now_us, time.perf_counter() - started, policy, codes)

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,6 +33,7 @@ from vigie.errors import ConfigError, VigieError
 from vigie.files import write_private
 from vigie.policy import wso2
 from vigie.policy.book import LIVE_STATES, LifecycleError, Record, SuggestionBook
+from vigie.policy.codes import ThrottleCodes
 from vigie.policy.suggest import Suggestion, suggest
 from vigie.settings.policy import PolicyConfig
 from vigie.state.thresholds import Thresholds
@@ -82,8 +83,11 @@ class PolicyEngine:
         state_dir: Path,
         refresh_seconds: float,
         clock: Clock = SYSTEM,
+        throttle_codes: Callable[[int], ThrottleCodes] | None = None,
     ) -> None:
         self.live = live
+        # the WSO2 throttle codes of each subscription at an event time (from the store)
+        self.throttle_codes = throttle_codes
         self.directives = directives
         self.config = config
         self.defaults = defaults
@@ -109,7 +113,18 @@ class PolicyEngine:
         self._last_refresh = mono
         # copied a range of rows at a time: ingest waits for one range, never for the rules
         frozen = copy_chunked(self.live, routes=False)
-        return self.merge(suggest(frozen, None, self.config))
+        return self.merge(suggest(frozen, None, self.config, self._codes(frozen.now_us)))
+
+    def _codes(self, now_us: int) -> ThrottleCodes | None:
+        """The throttle codes, or None (no store, or it cannot be read: the advice then goes
+        by the tiers alone, as without a store)."""
+        if self.throttle_codes is None or now_us <= 0:
+            return None
+        try:
+            return self.throttle_codes(now_us)
+        except VigieError as exc:
+            log.warning("throttle codes unavailable, advice by tier only: %s", exc)
+            return None
 
     def merge(self, candidates: Iterable[Suggestion]) -> int:
         fresh = {s.id: s for s in candidates}

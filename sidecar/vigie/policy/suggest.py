@@ -8,6 +8,10 @@ their lifecycle (kept by ``SuggestionBook``) carries over.
 | class | action | directive | WSO2 payload |
 |---|---|---|---|
 | growing / throttle_hitter (subscription) | subscription_policy | — | SubscriptionThrottlePolicy |
+| throttle_hitter, WSO2 code 900803 | application_policy | — | ApplicationThrottlePolicy |
+| throttle_hitter, code 900807 | subscription_policy (burst) | — | SubscriptionThrottlePolicy |
+| throttle_hitter, code 900802 / 900800 | advanced_policy | — | AdvancedThrottlePolicy |
+| throttle_hitter, code 900806 | contact_owner (custom rule) | — | — (CustomRule named) |
 | growing within its tier (or one that holds it) | subscription_tier | — | — (the next tier up) |
 | the same on >= 2 subscriptions of one app | application_policy | — | ApplicationThrottlePolicy |
 | growing (API) | advanced_policy | — | AdvancedThrottlePolicy |
@@ -27,7 +31,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from vigie.classify import views
-from vigie.policy.families import error_prone, revocations, temporary_limits, tiers, wrong_channel
+from vigie.policy.codes import ThrottleCodes
+from vigie.policy.families import (
+    by_code,
+    error_prone,
+    revocations,
+    temporary_limits,
+    tiers,
+    wrong_channel,
+)
 from vigie.policy.families._context import Context, Who
 from vigie.policy.model import (
     ACTIONS,
@@ -66,8 +78,15 @@ def _subscription(ctx: Context, v: views.SubscriptionView) -> None:
         "api": v.api,
         "api_version": v.api_version,
     }
-    if classes & {"growing", "throttle_hitter"}:
-        tiers.subscription(ctx, v, row, common)
+    sc = ctx.codes.of((v.application_id, v.api, v.api_version)) if ctx.codes else None
+    if (
+        "throttle_hitter" in classes
+        and sc is not None
+        and by_code.subscription(ctx, v, row, common, sc)
+    ):
+        pass  # the WSO2 throttle code named the policy
+    elif classes & {"growing", "throttle_hitter"}:
+        tiers.subscription(ctx, v, row, common, sc)
     if "retry_storm" in classes:
         temporary_limits.subscription(ctx, v, row, common, "retry_storm")
     if "redundant" in classes:
@@ -76,10 +95,17 @@ def _subscription(ctx: Context, v: views.SubscriptionView) -> None:
         error_prone.subscription(ctx, v, row, common)
 
 
-def suggest(state: State, now: int | None, config: PolicyConfig | None = None) -> list[Suggestion]:
-    """Every suggestion the state supports at ``now`` (default: the latest event time)."""
+def suggest(
+    state: State,
+    now: int | None,
+    config: PolicyConfig | None = None,
+    codes: ThrottleCodes | None = None,
+) -> list[Suggestion]:
+    """Every suggestion the state supports at ``now`` (default: the latest event time);
+    ``codes``, the WSO2 throttle codes each subscription hit (``vigie.store.codes``), turn a
+    throttle_hitter's advice to the policy its code names (``families.by_code``)."""
     now = state.now_us if now is None else now
-    ctx = Context(state, now, config or PolicyConfig())
+    ctx = Context(state, now, config or PolicyConfig(), codes)
     subs = views.subscriptions(state, now)
     for v in subs:
         _subscription(ctx, v)
@@ -89,7 +115,7 @@ def suggest(state: State, now: int | None, config: PolicyConfig | None = None) -
     for a in views.apis(state, now):
         if "retired" in a.classes:
             revocations.api(ctx, a)
-        if "growing" in a.classes:
+        if "growing" in a.classes and ("api", a.api, a.api_version) not in ctx.handled:
             tiers.api(ctx, a, subs)
     seen: set[str] = set()
     out: list[Suggestion] = []

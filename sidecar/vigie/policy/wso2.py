@@ -130,9 +130,18 @@ def _policy(schema: str, name: str, display: str, description: str, per_min: int
 
 
 def subscription_policy(
-    name: str, per_min: int, description: str, stop_on_quota_reach: bool = True
+    name: str,
+    per_min: int,
+    description: str,
+    stop_on_quota_reach: bool = True,
+    burst_per_min: int = 0,
 ) -> AdminRequest:
+    """A subscription tier; ``burst_per_min`` > 0 adds burst control (``rateLimitCount`` per
+    ``rateLimitTimeUnit``), the spike arrest WSO2 answers with 900807."""
     body = _policy(SUBSCRIPTION_SCHEMA, name, f"{per_min:,} per minute", description, per_min)
+    if burst_per_min > 0:
+        body["rateLimitCount"] = burst_per_min
+        body["rateLimitTimeUnit"] = "min"
     body["stopOnQuotaReach"] = stop_on_quota_reach
     body["billingPlan"] = "FREE"
     return AdminRequest(SUBSCRIPTION_SCHEMA, "POST", COLLECTION_PATHS[SUBSCRIPTION_SCHEMA], body)

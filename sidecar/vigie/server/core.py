@@ -26,6 +26,7 @@ from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
 from vigie.directives.table import DirectiveTable
 from vigie.errors import BatchRefused, TooManyStreams, UnsupportedProtocol, VigieError
+from vigie.policy.codes import ThrottleCodes
 from vigie.policy.engine import PolicyEngine
 from vigie.server import convert
 from vigie.server.boundary import loggable
@@ -36,6 +37,7 @@ from vigie.sources.inventory import load_inventory
 from vigie.state import snapshot
 from vigie.state.engine import Capacity
 from vigie.store import service as data_service
+from vigie.store.codes import throttle_codes
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.wire.columns import Events, StreamDecoder
@@ -147,9 +149,15 @@ class Sidecar:
             state_dir,
             settings.policy_refresh_seconds,
             clock,
+            throttle_codes=self._throttle_codes if self.data is not None else None,
         )
         # alerts to Alertmanager; None when alertmanager_urls is empty
         self.alerts = alerts.for_sidecar(self, settings, self.counters, clock)
+
+    def _throttle_codes(self, now_us: int) -> ThrottleCodes:
+        """The WSO2 throttle codes of the day before ``now_us``, from the data store."""
+        assert self.data is not None
+        return ThrottleCodes.from_json(throttle_codes(self.data.store, now_us))
 
     # ---- streams ----
     def open_stream(self, hello: tpb.Hello, peer: str) -> tuple[GatewayStream, StreamDecoder]:

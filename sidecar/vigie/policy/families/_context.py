@@ -11,6 +11,7 @@ from typing import Final, TypedDict
 import numpy as np
 
 from vigie.policy import sizing
+from vigie.policy.codes import ThrottleCodes
 from vigie.policy.model import Suggestion
 from vigie.settings.policy import PolicyConfig
 from vigie.state import layout as L
@@ -101,10 +102,17 @@ class Context:
     """One computation of the suggestions: the state read once, the config, and the
     suggestions added so far (in the order the families add them)."""
 
-    def __init__(self, state: State, now: int, config: PolicyConfig) -> None:
+    def __init__(
+        self, state: State, now: int, config: PolicyConfig, codes: ThrottleCodes | None = None
+    ) -> None:
         self.state = state
         self.now = now
         self.config = config
+        # the WSO2 throttle codes of each subscription (from the store), None when unknown
+        self.codes = codes
+        # what one suggestion already answers (an application, API or resource hit by
+        # several subscriptions): ("application", id), ("api", name, version), ...
+        self.handled: set[tuple[str, ...]] = set()
         self.slot_s = sizing.slot_seconds(state.thresholds.short_window_seconds)
         self.rows = _rows(state, self.slot_s)
         self.apis = _api_rows(state)

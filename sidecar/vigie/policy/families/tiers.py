@@ -3,7 +3,9 @@
 - a subscription that grows or hits its limit: a subscription policy sized from its p99 (or its
   busiest minute), its weekly growth and the headroom, with a forecast of when it reaches its
   tier; a throttle_hitter whose busiest minutes fit its tier gets ``contact_owner`` instead (the
-  limit it hits is elsewhere, named by WSO2's throttle code: ``THROTTLE_CODES``);
+  limit it hits is elsewhere, named by WSO2's throttle code: ``THROTTLE_CODES``) — unless
+  the store says its 429s carry 900804 (its subscription tier is the limit); the other codes
+  are ``by_code``'s;
 - a growing subscription is never proposed a limit below its tier: while that size fits its
   tier (or an existing tier holds it) the advice is the next tier up, ``subscription_tier``,
   with when it reaches its limit; an unlimited tier gets ``contact_owner`` (capacity);
@@ -15,28 +17,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Final
+from typing import Any
 
 from vigie.classify import views
 from vigie.policy import sizing, wso2
+from vigie.policy.codes import THROTTLE_CODES, SubCodes, code_guide, describe
 from vigie.policy.families._context import Context, Row, Who, num
 from vigie.policy.model import Suggestion, suggestion_id
 from vigie.settings.policy import TierLimit
-
-# WSO2 4.x throttle codes (429 unless said): what each names, and the policy to look at
-THROTTLE_CODES: Final = {
-    900800: ("API_LIMIT_EXCEEDED", "the API's advanced policy (API-level limit)"),
-    900802: ("RESOURCE_LIMIT_EXCEEDED", "the resource's advanced policy"),
-    900803: ("APPLICATION_LEVEL_LIMIT_EXCEEDED", "its application policy"),
-    900804: ("SUBSCRIPTION_LIMIT_EXCEEDED", "its subscription tier"),
-    900806: ("CUSTOM_POLICY_LIMIT_EXCEEDED", "the custom policy"),
-    900807: ("SUBSCRIPTION_BURST_LIMIT_EXCEEDED", "its subscription tier's burst control"),
-}
-
-
-def code_guide() -> str:
-    """Each throttle code with its meaning and the policy it points to, for an owner note."""
-    return "; ".join(f"{c} {name} → {where}" for c, (name, where) in THROTTLE_CODES.items())
 
 
 def _tier_above(tiers: list[TierLimit], floor: float, size: float) -> TierLimit | None:
@@ -46,9 +34,16 @@ def _tier_above(tiers: list[TierLimit], floor: float, size: float) -> TierLimit 
     return min(fit, key=lambda t: t.per_minute or 0.0) if fit else None
 
 
-def subscription(ctx: Context, v: views.SubscriptionView, row: Row, common: Who) -> None:
-    """A subscription policy for a growing or throttled subscription (or contact its owner)."""
+__all__ = ["THROTTLE_CODES", "api", "application", "code_guide", "subscription"]
+
+
+def subscription(
+    ctx: Context, v: views.SubscriptionView, row: Row, common: Who, sc: SubCodes | None = None
+) -> None:
+    """A subscription policy for a growing or throttled subscription (or contact its owner);
+    ``sc``: the throttle codes of its 429s, when the store has them."""
     primary = "throttle_hitter" if "throttle_hitter" in v.classes else "growing"
+    code = sc.dominant() if sc is not None and primary == "throttle_hitter" else None
     p = row.profile
     base, basis = ctx.base_rate(p)
     grow = v.evidence.get("growing", {}) if "growing" in v.classes else {}
@@ -95,7 +90,15 @@ def subscription(ctx: Context, v: views.SubscriptionView, row: Row, common: Who)
     ident = (v.application_id, v.api, v.api_version)
     sid = suggestion_id("tier", *ident, row.first[primary])
     who = f"{v.application or v.application_id} on {v.api} {v.api_version}"
-    if primary == "throttle_hitter" and limit is not None and size <= limit:
+    if code is not None and sc is not None:
+        evidence["throttle_code"] = {
+            "code": code,
+            "name": THROTTLE_CODES[code][0],
+            "points_to": THROTTLE_CODES[code][1],
+            "responses_by_code": {str(c): n for c, n in sorted(sc.codes.items())},
+            "window": ctx.codes.window if ctx.codes else "",
+        }
+    if primary == "throttle_hitter" and limit is not None and size <= limit and code is None:
         th = v.evidence.get("throttle_hitter", {})
         ctx.add(
             Suggestion(
@@ -150,9 +153,21 @@ def subscription(ctx: Context, v: views.SubscriptionView, row: Row, common: Who)
             concerns="subscription",
             action="subscription_policy",
             summary=f"{who}: subscription policy {num(size)}/min"
-            + (f" — {forecast}" if forecast else ""),
+            + (f" — {forecast}" if forecast else "")
+            + (
+                f" — WSO2 refuses it below what tier_limits gives {tier.describe()}: its real "
+                "tier is smaller, check tier_limits"
+                if code == 900804 and tier is not None and limit is not None and size <= limit
+                else ""
+            ),
             expected_effect=effect,
-            owner_note="",
+            owner_note=(
+                f"{sc.codes.get(code, 0) if sc else 0:,} of its throttled responses carry "
+                f"WSO2 code {describe(code)}: the subscription's tier is the limit. Move the "
+                "subscription to the suggested policy (Developer Portal → Subscriptions)."
+                if code is not None
+                else ""
+            ),
             evidence=evidence,
             wso2=req,
             extra={"size": size, "base": base, "episode": row.first[primary]},
@@ -217,7 +232,7 @@ def application(ctx: Context, subs: list[views.SubscriptionView]) -> None:
         if set(v.classes) & {"growing", "throttle_hitter"}:
             by_app[v.application_id].append(v)
     for app_id, items in sorted(by_app.items()):
-        if len(items) < 2:
+        if len(items) < 2 or ("application", app_id) in ctx.handled:
             continue
         total = 0.0
         parts = []
