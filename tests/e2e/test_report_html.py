@@ -4,6 +4,7 @@ data is a gap, the growth chart shows the growers, and the screenshot is not bla
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 import subprocess
@@ -16,10 +17,70 @@ from click.testing import CliRunner
 
 from tests.support.wso2_traffic import make_records, write_log
 from vigie.cli.main import main
+from vigie.policy.book import Record, SuggestionBook
+from vigie.policy.suggest import Suggestion
+from vigie.store.changes import ChangeTracker
+from vigie.store.parquet import ParquetStore
+from vigie.v1 import directives_pb2 as dpb
 
 DAY = 86_400_000_000
 START = 1_790_000_000_000_000 - 1_790_000_000_000_000 % DAY  # a midnight, Sept. 2026
 LONG_NAME = "Logistics Partner Integration for the Northern Europe Distribution Hub"
+BLOCK_FROM, BLOCK_TO = START + 35 * DAY + 3600 * 10**6, START + 38 * DAY
+# the inventory names the owners (the log says owner0..owner2) and renames one application
+INVENTORY = {
+    "tenant": "carbon.super",
+    "applications": [
+        {"id": f"app-{i:03d}", "name": "Billing Portal" if i == 3 else f"Application {i}",
+         "owner": ("Retail team", "Partners team", "Ops team")[i % 3]}
+        for i in range(11)  # app-011 is not in it: its name comes from its events
+    ],
+}  # fmt: skip
+
+
+class Wall:
+    """A clock whose wall time the test sets (the book stamps its records with it)."""
+
+    def __init__(self, us: int) -> None:
+        self.us = us
+
+    def wall(self) -> float:
+        return self.us / 1e6
+
+    def monotonic(self) -> float:
+        return self.us / 1e6
+
+
+def _record_directive(store: Path) -> None:
+    """What a sidecar writes to its store when a directive is put and removed: app-007
+    blocked (ENFORCE) from day 35 to day 38."""
+    d = dpb.Directive(
+        id="sg-block-007",
+        mode=dpb.DIRECTIVE_MODE_ENFORCE,
+        action=dpb.DIRECTIVE_ACTION_BLOCK,
+        application_id="app-007",
+        error_code=900805,
+        reason="retry storm on /parcels",
+    )
+    tracker = ChangeTracker()
+    records = tracker.poll_directives([d], BLOCK_FROM) + tracker.poll_directives([], BLOCK_TO)
+    ParquetStore(store).write_changes(records)
+
+
+def _book(state_dir: Path, suggestions: list[dict[str, Any]]) -> None:
+    """A sidecar's suggestion book with the replays' suggestions, decided by people: the first
+    (the day-40 storm's limit) approved by alice, the second rejected by bob, any other left
+    proposed."""
+    wall = Wall(START + 41 * DAY)
+    book = SuggestionBook(state_dir, wall)
+    sugg = list({s["id"]: Suggestion.from_json(s) for s in suggestions}.values())
+    assert len(sugg) >= 2, [s["summary"] for s in suggestions]
+    for s in sugg:
+        book.records[s.id] = Record(s, "proposed", wall.us, wall.us)
+    wall.us += 3600 * 10**6
+    book.transition(book.records[sugg[0].id], "approved", "alice", "approved", "agreed")
+    book.transition(book.records[sugg[1].id], "rejected", "bob", "rejected", "known batch job")
+    book.save()
 
 
 def _history() -> list[dict[str, Any]]:
@@ -37,6 +98,13 @@ def _history() -> list[dict[str, Any]]:
             out.append(
                 r | {"applicationId": "app-011", "applicationName": LONG_NAME, "_t": r["_t"] + 1}
             )
+    # app-007 is blocked by a vigie directive from day 35 to day 38: its requests those days
+    # are answered 900805 (403), as the handler answers a BLOCK
+    for r in out:
+        if r["applicationId"] == "app-007" and BLOCK_FROM <= r["_t"] < BLOCK_TO:
+            r |= {"errorType": "THROTTLED", "errorCode": 900805, "errorMessage": "Message blocked",
+                  "proxyResponseCode": 403, "_fault": True}  # fmt: skip
+            r.pop("apiResourceTemplate", None)
     base = next(r for r in out if not r["_fault"] and r["applicationId"] == "app-005")
     t0 = START + 40 * DAY + 9 * 3600 * 10**6
     for k in range(600):  # a request every 300 ms on one resource, each failing with 503
@@ -60,6 +128,10 @@ def _ts(us: int) -> str:
 
     dt = datetime.fromtimestamp(us / 1e6, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{(us // 1000) % 1000:03d}Z"
+
+
+def _section(text: str, title: str) -> str:
+    return text.split(f"<h2>{title}")[1].split("</section>")[0]
 
 
 def _chromium() -> str:
@@ -116,22 +188,59 @@ def test_the_html_report_of_45_days_renders_with_its_sections(
     # these 45 days in one batch, and the day-40 storm (held a day) would never be seen
     monkeypatch.setattr("vigie.sources.wso2_log.CHUNK_LINES", 256)
     log = tmp_path / "main.log"
-    write_log(log, _history())
+    records = _history()
+    write_log(log, records)
     store = tmp_path / "store"
-    r = CliRunner().invoke(main, ["replay", f"main={log}", "--store", str(store)])
+    r = CliRunner().invoke(main, ["replay", f"main={log}", "--store", str(store), "--json"])
     assert r.exit_code == 0, r.output
+    _record_directive(store)
+    final = json.loads(r.stdout)["suggestions"]
+    # what a live sidecar proposed along the way: the suggestions during the day-40 storm
+    during = tmp_path / "until-storm.log"
+    write_log(during, [x for x in records if x["_t"] < START + 40 * DAY + 9 * 3600 * 10**6 + 10**8])
+    r = CliRunner().invoke(main, ["replay", f"main={during}", "--json"])
+    assert r.exit_code == 0, r.output
+    state_dir = tmp_path / "state"
+    _book(state_dir, json.loads(r.stdout)["suggestions"] + final)
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps(INVENTORY))
     page = tmp_path / "report.html"
     frm, to = "2026-09-21", "2026-11-05"
-    args = ["report", "--store", str(store), "--from", frm, "--to", to, "--top", "0"]
+    args = ["report", "--store", str(store), "--from", frm, "--to", to, "--top", "0",
+            "--inventory", str(inventory), "--suggestions", str(state_dir)]  # fmt: skip
     r = CliRunner().invoke(main, [*args, "--format", "html", "--output", str(page)])
     assert r.exit_code == 0, r.output
     text = page.read_text()
-    for section in ("Behaviour classes of the period", "Directives enforced", "Per channel"):
-        assert section in text
+    for section in (
+        "In brief",
+        "Behaviour classes of the period",
+        "Suggestions and their decisions",
+        "Directives enforced and their effect",
+        "Per owner",
+        "Per tenant",
+        "Per channel",
+    ):
+        assert section in text, section
+    # names and owners from the inventory, not ids
+    assert "Billing Portal" in text and "Application 3<" not in text
+    owners = _section(text, "Per owner")
+    assert all(t in owners for t in ("Retail team", "Partners team", "Ops team")), owners
+    # the decisions, by whom
+    decided = _section(text, "Suggestions and their decisions")
+    assert "approved by alice" in decided and "rejected by bob" in decided
+    assert "retry storm" in decided
+    # the block's effect: every request app-007 sent while blocked was refused with 900805
+    blocked = sum(
+        1 for x in records if x["applicationId"] == "app-007" and BLOCK_FROM <= x["_t"] < BLOCK_TO
+    )
+    effect = _section(text, "Directives enforced and their effect")
+    row = effect.split("sg-block-007")[1].split("</tr>")[0]
+    assert "Application 7" in row and "enforce" in row and f">{blocked:,}<" in row, row
+    assert "Per tenant" in text and "carbon.super" in _section(text, "Per tenant")
     assert "retry_storm" in text and "Application 5" in text  # who, by name
     assert "growing" in text and "(every consumer)" in text  # an API class of the period
     # app-011 had nothing in the first half: new, not a percentage
-    row = text.split(LONG_NAME)[-1].split("</tr>")[0]
+    row = _section(text, "Top consumers").split(LONG_NAME)[-1].split("</tr>")[0]
     assert ">new<" in row, row
     # day 20 (2026-10-11) has no data: a hatched gap, not a zero bar
     assert "10-11: no data" in text
@@ -148,6 +257,8 @@ def test_the_html_report_of_45_days_renders_with_its_sections(
     assert len(storm) == 1 and "retry_storm" in storm[0], storm
     r = CliRunner().invoke(main, [*args, "--format", "table"])
     assert r.exit_code == 0 and "Behaviour classes and directives" in r.stdout, r.output
+    for title in ("Suggestions and decisions", "Per owner", "Per tenant"):
+        assert title in r.stdout, title
     shot = tmp_path / "report.png"
     subprocess.run(
         [

@@ -226,10 +226,24 @@ def autopsy(
 @click.command()
 @click.option("--from", "from_text", required=True, help="First day (ISO 8601).")
 @click.option("--to", "to_text", required=True, help="End (ISO 8601), exclusive.")
+@click.option(
+    "--inventory",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Inventory JSON (vigie inventory fetch): application names, owners, tenant.",
+)
+@click.option(
+    "--suggestions",
+    "book_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Sidecar state directory whose suggestions.json and audit trail to report "
+    "(default: the --store's, or the --admin sidecar's).",
+)
 @_scope_options
 def report(
     from_text: str,
     to_text: str,
+    inventory: Path | None,
+    book_dir: Path | None,
     api: str | None,
     api_version: str | None,
     application: str | None,
@@ -247,13 +261,16 @@ def report(
     """Usage between --from and --to (the per-day rollups, kept for years).
 
     Traffic over time by outcome, success/throttle/error rates, growth, top consumers, error
-    codes, dormant subscriptions and retired APIs. --format html writes one self-contained
-    page with charts. Example:
+    codes, dormant subscriptions and retired APIs; the behaviour classes, suggestions and their
+    decisions, and directives (with what they refused) of the period; per owner and per tenant.
+    --format html writes one self-contained page with charts. Example:
 
     \b
-      vigie report --from 2026-01-01 --to 2027-01-01 --format html --output 2026.html
+      vigie report --from 2026-01-01 --to 2027-01-01 --format html --output 2026.html \\
+        --store /var/lib/vigie --inventory inventory.json
     """
-    from vigie.reports import build  # noqa: PLC0415
+    from vigie.reports import build, sections  # noqa: PLC0415
+    from vigie.sources.inventory import load_inventory  # noqa: PLC0415
 
     scope = _scope(
         from_text,
@@ -267,11 +284,45 @@ def report(
         store, clickhouse, clickhouse_database, admins, token_files, state_dirs
     )
     try:
-        doc = build.report(src, scope, top)
+        if book_dir is None and store is not None:
+            book_dir = store if (store / "data").is_dir() else store.parent
+        if book_dir is not None:
+            book, note = sections.load_book(book_dir)
+        else:
+            book, note = _remote_book(clients)
+        inv = load_inventory(inventory) if inventory is not None else None
+        names = sections.Directory.of(inv, book)
+        doc = build.report(src, scope, top, names, book, note)
     finally:
         for c in clients:
             c.close()
     _render(doc, fmt, output)
+
+
+def _remote_book(clients: Sequence[AdminClient]) -> tuple[list[dict[str, Any]], str]:
+    """The suggestions of the --admin sidecars (``vigie suggestions list``, no recompute), as
+    report rows; a fleet's are merged by id (each sidecar keeps its own book)."""
+    from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
+
+    rows: dict[str, dict[str, Any]] = {}
+    for c in clients:
+        try:
+            resp = c.call(c.stub.ListSuggestions, apb.ListSuggestionsRequest(refresh=False))
+        except VigieError as exc:
+            return [], f"suggestions unavailable: {exc}"
+        for s in resp.suggestions:
+            rows.setdefault(
+                s.id,
+                {
+                    "id": s.id, "class": s.class_name, "concerns": s.concerns,
+                    "action": s.action, "application_id": s.application_id,
+                    "application": s.application_name, "owner": s.application_owner,
+                    "api": s.api, "api_version": s.api_version, "summary": s.summary,
+                    "state": s.state, "auto": False, "created_us": s.created_at_us,
+                    "updated_us": s.updated_at_us, "decided_by": "", "reason": "",
+                },
+            )  # fmt: skip
+    return list(rows.values()), ""
 
 
 def _render(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
@@ -318,6 +369,16 @@ CSV_COLUMNS = (
     "new",
     "kind",
     "evidence",
+    "owner",
+    "tenant",
+    "applications",
+    "class",
+    "action",
+    "state",
+    "decision",
+    "summary",
+    "refused",
+    "scope_requests",
 )
 _SECTIONS = (
     "total",
@@ -333,6 +394,9 @@ _SECTIONS = (
     "retired_apis",
     "active",
     "episodes",
+    "suggestions",
+    "owners",
+    "tenants",
 )
 
 
@@ -448,6 +512,29 @@ def _print_tables(doc: dict[str, Any]) -> None:
         _rich(
             "Behaviour classes and directives of the period",
             doc["episodes"],
-            ("kind", "name", "application", "application_id", "api", "from", "to", "evidence"),
+            ("kind", "name", "application", "application_id", "api", "from", "to", "evidence",
+             "refused"),
+        )
+    )  # fmt: skip
+    console.print(
+        _rich(
+            "Suggestions and decisions",
+            doc["suggestions"],
+            ("who", "class", "action", "decision", "proposed", "decided", "summary"),
         )
     )
+    if doc.get("suggestions_note"):
+        err_console.print(doc["suggestions_note"], highlight=False)
+    console.print(
+        _rich(
+            "Per owner",
+            doc["owners"],
+            ("owner", "applications", "requests", "error_rate", "throttle_rate", "classes",
+             "suggestions", "busiest_application"),
+        )
+    )  # fmt: skip
+    if doc["tenants"]:
+        console.print(
+            _rich(f"Per tenant ({doc['tenant_source']})", doc["tenants"],
+                  ("tenant", "requests", "errors", "throttled"))
+        )  # fmt: skip

@@ -7,11 +7,12 @@ store, ClickHouse, one sidecar or a fleet of them (whose answers are merged by a
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from vigie.classify.views import iso
+from vigie.reports import sections
 from vigie.state import layout as L
 from vigie.store.changes import active_between
 from vigie.store.query import AggQuery, AggRow, Store, quantile
@@ -172,16 +173,26 @@ def autopsy(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
     }
 
 
-def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
+def report(
+    store: Store,
+    scope: Scope,
+    top: int = 20,
+    names: sections.Directory | None = None,
+    book: Sequence[Mapping[str, Any]] = (),
+    book_note: str = "",
+) -> dict[str, Any]:
     """Usage over ``scope`` (the per-day rollups): traffic over time by outcome, per API and
-    consumer with growth, error codes, dormant subscriptions and retired APIs."""
+    consumer with growth, error codes, dormant subscriptions and retired APIs; the classes,
+    suggestions (``book``: ``sections.load_book`` rows) and directives of the period, and the
+    per-owner and per-tenant splits (``names``: from the inventory, ``sections.Directory``)."""
+    names = names or sections.Directory.of(None, book)
     frm = scope.from_us - scope.from_us % DAY
     to = scope.to_us + (-scope.to_us) % DAY
     scope = Scope(frm, to, scope.api, scope.api_version, scope.application, scope.channel)
     days = max(1, (to - frm) // DAY)
     bucket = DAY if days <= 190 else 7 * DAY
     half = frm + (days // 2) * DAY  # growth: the second half against the first
-    total = _one(store.aggregate(scope.query("daily")))
+    total_figures = figures(_one(store.aggregate(scope.query("daily"))))
     series = [
         {"at": iso(r.key[0]), "at_us": r.key[0], **figures(r, latency=False)}
         for r in store.aggregate(scope.query("daily", ("time",), bucket, histogram=False))
@@ -225,7 +236,8 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
         consumers.append(
             {
                 "application_id": r.key[0],
-                "application": r.application_name,
+                "application": names.name(r.key[0], r.application_name),
+                "owner": names.owner(r.key[0]),
                 **figures(r),
                 **_growth_of(first_app.get(r.key), r, half - frm, to - half),
             }
@@ -243,7 +255,7 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
         key=lambda c: (-c["_delta"], -c["requests"]),
     )
     top_ids = [c["application_id"] for c in growers[:GROWERS]]
-    names = {c["application_id"]: c["application"] for c in consumers}
+    names_seen = {c["application_id"]: c["application"] for c in consumers}
     per_app = {
         (r.key[0], r.key[1]): r.get("requests")
         for r in store.aggregate(
@@ -281,7 +293,8 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
     dormant = [
         {
             "application_id": r.key[0],
-            "application": r.application_name,
+            "application": names.name(r.key[0], r.application_name),
+            "owner": names.owner(r.key[0]),
             "api": r.key[1],
             "api_version": r.key[2],
             "requests_before": r.get("requests"),
@@ -308,6 +321,12 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
         for r in store.aggregate(scope.query("daily", ("channel",), histogram=False))
     ]
     channels.sort(key=lambda c: -c["requests"])
+    eps = episodes(store, scope, names.names | {k: v for k, v in names_seen.items() if v})
+    sections.directive_effects(store, to, eps)
+    suggested = sections.suggestions(book, frm, to, names, scope.application, scope.api)
+    tenant_rows, tenant_source = sections.tenants(
+        store, scope.query("daily", histogram=False), names, total_figures
+    )
     return {
         "kind": "report",
         "from": iso(frm),
@@ -315,7 +334,7 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
         "filters": _filters(scope),
         "days": days,
         "bucket_days": bucket // DAY,
-        "total": figures(total),
+        "total": total_figures,
         "series": series,
         "apis": apis[:top] if top else apis,
         "consumers": consumers[:top] if top else consumers,
@@ -327,7 +346,7 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
             "consumers": [
                 {
                     "application_id": a,
-                    "application": names[a],
+                    "application": names_seen[a],
                     "growth": next(c["growth"] for c in consumers if c["application_id"] == a),
                     "new": next(c["new"] for c in consumers if c["application_id"] == a),
                     "requests": growth_series[a],
@@ -336,7 +355,12 @@ def report(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
             ],
         },
         "channels": channels,
-        "episodes": episodes(store, scope, names),
+        "episodes": eps,
+        "suggestions": suggested,
+        "suggestions_note": book_note,
+        "owners": sections.owners(consumers, names, eps, suggested),
+        "tenants": tenant_rows,
+        "tenant_source": tenant_source,
         "error_codes": codes,
         "dormant_subscriptions": dormant,
         "retired_apis": retired,

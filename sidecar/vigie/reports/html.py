@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -257,6 +258,16 @@ LEFT: Final = (
     "evidence",
     "from",
     "to",
+    "owner",
+    "tenant",
+    "class",
+    "action",
+    "decision",
+    "proposed",
+    "decided",
+    "summary",
+    "mode",
+    "busiest_application",
 )
 
 
@@ -331,6 +342,44 @@ def _episode_rows(eps: Sequence[dict[str, Any]], *kinds: str) -> list[dict[str, 
     ]
 
 
+def _brief(doc: dict[str, Any]) -> str:
+    """The period in a few sentences, for whoever reads no further."""
+    eps = doc["episodes"]
+    classes = Counter(e["name"] for e in eps if e["kind"] in ("class", "api_class"))
+    directives = [e for e in eps if e["kind"] == "directive"]
+    refused = sum(e.get("refused") or 0 for e in directives)
+    states = Counter(s["state"] for s in doc["suggestions"])
+    growers = doc["growth_series"]["consumers"]
+    items = []
+    if classes:
+        items.append(
+            "Behaviour classes: "
+            + ", ".join(f"{n} × {c}" for c, n in sorted(classes.items(), key=lambda x: -x[1]))
+            + "."
+        )
+    if doc["suggestions"]:
+        items.append(
+            f"{len(doc['suggestions'])} suggestions: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(states.items()))
+            + "."
+        )
+    if directives:
+        items.append(f"{len(directives)} directives; {refused:,} requests refused in their scope.")
+    if growers:
+        g = growers[0]
+        how = "new" if g["new"] else f"+{100 * (g['growth'] or 0):.0f} %"
+        items.append(f"Fastest grower: {g['application'] or g['application_id']} ({how}).")
+    if doc["missing_buckets"]:
+        items.append(f"{len(doc['missing_buckets'])} day(s) without any data (drawn as gaps).")
+    if not items:
+        return ""
+    return (
+        "<section><h2>In brief</h2><ul>"
+        + "".join(f"<li>{_e(i)}</li>" for i in items)
+        + "</ul></section>"
+    )
+
+
 def report_html(doc: dict[str, Any]) -> str:
     axis = doc["growth_series"]["at"]
     by_at = {s["at"]: s for s in doc["series"]}
@@ -353,7 +402,7 @@ def report_html(doc: dict[str, Any]) -> str:
         (c["application"] or c["application_id"], c["requests"])
         for c in doc["growth_series"]["consumers"]
     ]
-    body = _kpis(doc["total"])
+    body = _kpis(doc["total"]) + _brief(doc)
     body += (
         f"<section><h2>Traffic over time (per {doc['bucket_days']} day"
         f"{'s' if doc['bucket_days'] > 1 else ''})</h2>"
@@ -379,16 +428,43 @@ def report_html(doc: dict[str, Any]) -> str:
         f"{_table(_episode_rows(doc['episodes'], 'class', 'api_class'), cols)}</section>"
     )
     cols = [
+        ("who", "who"),
+        ("class", "class"),
+        ("action", "suggestion"),
+        ("decision", "decision"),
+        ("proposed", "proposed"),
+        ("decided", "decided"),
+        ("summary", "what vigie proposed"),
+    ]
+    note = doc.get("suggestions_note") or (
+        ""
+        if doc["suggestions"]
+        else "No suggestion book was read for this report "
+        "(--suggestions DIR, or a --store inside a sidecar's state directory)."
+    )
+    body += (
+        "<section><h2>Suggestions and their decisions</h2>"
+        f"{_table(doc['suggestions'], cols)}"
+        + (f'<p class="muted">{_e(note)}</p>' if note else "")
+        + "</section>"
+    )
+    cols = [
         ("name", "directive"),
         ("who", "who"),
         ("api", "API"),
+        ("mode", "mode"),
         ("from", "since"),
         ("to", "until"),
+        ("refused", "refused"),
+        ("scope_requests", "requests in scope"),
         ("evidence", "what"),
     ]
     body += (
-        "<section><h2>Directives enforced</h2>"
-        f"{_table(_episode_rows(doc['episodes'], 'directive'), cols)}</section>"
+        "<section><h2>Directives enforced and their effect</h2>"
+        f"{_table(_episode_rows(doc['episodes'], 'directive'), cols)}"
+        '<p class="muted">refused: requests of its scope answered with its code (900805 block, '
+        "900806 limit) on the days it was active — WSO2's own deny and custom policies answer "
+        "the same codes.</p></section>"
     )
     body += (
         '<div class="grid"><section><h2>Outcome mix</h2>' + hbars(mix) + "</section>"
@@ -401,7 +477,7 @@ def report_html(doc: dict[str, Any]) -> str:
     )
     cols = [
         ("application", "application"),
-        ("application_id", "id"),
+        ("owner", "owner"),
         ("requests", "requests"),
         ("growth", "growth"),
         ("error_rate", "errors"),
@@ -409,6 +485,24 @@ def report_html(doc: dict[str, Any]) -> str:
         ("p95_ms", "p95 ms"),
     ]
     body += f"<section><h2>Top consumers</h2>{_table(doc['consumers'], cols)}</section>"
+    cols = [
+        ("owner", "owner"),
+        ("applications", "applications"),
+        ("requests", "requests"),
+        ("error_rate", "errors"),
+        ("throttle_rate", "throttled"),
+        ("classes", "class episodes"),
+        ("suggestions", "suggestions"),
+        ("busiest_application", "busiest application"),
+    ]
+    body += f"<section><h2>Per owner</h2>{_table(doc['owners'], cols)}</section>"
+    if doc["tenants"]:
+        cols = [("tenant", "tenant"), ("requests", "requests"), ("errors", "errors"),
+                ("throttled", "throttled")]  # fmt: skip
+        body += (
+            f"<section><h2>Per tenant</h2>{_table(doc['tenants'], cols)}"
+            f'<p class="muted">tenants from {_e(doc["tenant_source"])}.</p></section>'
+        )
     cols = [
         ("api", "API"),
         ("api_version", "version"),
