@@ -417,7 +417,10 @@ def _evidence(store: Store, scope: Scope, span: dict[str, Any]) -> str:
             d = json.loads(span.get("detail") or "{}")
         except ValueError:
             d = {}
-        parts = [str(d.get("mode", "")).lower(), str(d.get("action", "")).lower()]
+        parts = [
+            str(d.get("mode", "")).removeprefix("DIRECTIVE_MODE_").lower(),
+            str(d.get("action", "")).removeprefix("DIRECTIVE_ACTION_").lower(),
+        ]
         if d.get("limit_requests"):
             parts.append(f"{d['limit_requests']} req / {d.get('limit_period_seconds', '?')} s")
         if d.get("reason"):

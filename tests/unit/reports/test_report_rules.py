@@ -3,7 +3,8 @@ room, lines and bars broken where data is missing."""
 
 from __future__ import annotations
 
-from vigie.reports import build, html
+from vigie.reports import build
+from vigie.reports import charts as html
 from vigie.store.query import AggRow
 from vigie.store.rollup import MEASURES
 
