@@ -1,6 +1,8 @@
 """``vigie report --format html`` of a 45-day replayed history, rendered by headless Chromium:
-the sections a manager needs are there, growth on a tiny baseline reads ``new``, a day without
-data is a gap, the growth chart shows the growers, and the screenshot is not blank."""
+the sections a manager needs are there (classes, suggestions and decisions, directives and what
+they refused, per owner against a naive count, per tenant, names from the inventory), growth on
+a tiny baseline reads ``new``, a day without data is a gap, the growth chart shows the
+growers, and the screenshot is not blank."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ START = 1_790_000_000_000_000 - 1_790_000_000_000_000 % DAY  # a midnight, Sept.
 LONG_NAME = "Logistics Partner Integration for the Northern Europe Distribution Hub"
 BLOCK_FROM, BLOCK_TO = START + 35 * DAY + 3600 * 10**6, START + 38 * DAY
 # the inventory names the owners (the log says owner0..owner2) and renames one application
-INVENTORY = {
+INVENTORY: dict[str, Any] = {
     "tenant": "carbon.super",
     "applications": [
         {"id": f"app-{i:03d}", "name": "Billing Portal" if i == 3 else f"Application {i}",
@@ -250,6 +253,12 @@ def test_the_html_report_of_45_days_renders_with_its_sections(
     assert "Application 3<" not in growth
     # the long name is ellipsized with its full text as a tooltip
     assert f"<title>{LONG_NAME}</title>" in growth
+    # the per-owner split against a naive count of the records: every event is a request
+    r = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert r.exit_code == 0, r.output
+    owner_of = {a["id"]: a["owner"] for a in INVENTORY["applications"]}
+    naive = Counter(owner_of.get(x["applicationId"], "(owner unknown)") for x in records)
+    assert {o["owner"]: o["requests"] for o in json.loads(r.stdout)["owners"]} == naive
     # the same episodes in the CSV and the table
     r = CliRunner().invoke(main, [*args, "--format", "csv"])
     assert r.exit_code == 0, r.output

@@ -9,6 +9,28 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from vigie.reports.charts import COLORS, LABELS, hbars, lines, stacked_bars
+from vigie.state.codes import error_family
+
+# what the WSO2 4.x throttle codes mean, short enough for a chart label (WSO2.md)
+CODE_NAMES: Final = {
+    900800: "API limit",
+    900801: "hard limit",
+    900802: "resource limit",
+    900803: "app. limit",
+    900804: "subscription",
+    900805: "blocked",
+    900806: "custom policy",
+    900807: "burst",
+    900808: "connections",
+    900809: "app. burst",
+}
+
+
+def code_label(code: int) -> str:
+    """``900803 app. limit``, ``101503 backend``: a code and what it is."""
+    name = CODE_NAMES.get(code) or error_family(code)
+    return f"{code} {name}" if name and name != "other" else str(code)
+
 
 CSS: Final = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2733;
@@ -211,7 +233,7 @@ def report_html(doc: dict[str, Any]) -> str:
     labels = [_short(at, True) for at in axis]
     codes = [
         (
-            f"{c['error_code']}",
+            code_label(int(c["error_code"])),
             c["requests"],
             COLORS["throttled"]
             if c["throttled"] >= c["requests"] / 2

@@ -195,6 +195,7 @@ def directive_effects(store: Store, scope_to: int, episodes: list[dict[str, Any]
             api=e["api"],
             api_version=e["api_version"],
             application=e["application_id"],
+            channel=str(d.get("channel", "")),
             histogram=False,
         ).validate()
         rows = store.aggregate(q)
