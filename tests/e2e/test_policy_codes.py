@@ -15,16 +15,19 @@ code points to, with a payload valid against WSO2's Admin API v4 spec (``admin-v
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import CONFORMANCE, SidecarProcess, start_sidecar
 from tests.support.policy_sidecar import cli_json
 from tests.support.policy_traffic import HOUR, Record, steady
 from tests.support.wso2_spec import AdminSpec
+from vigie.cli.main import main
 from vigie.sources.probe import GatewayProbe
 
 pytestmark = pytest.mark.slow
@@ -44,7 +47,7 @@ def hitter(app: str, code: int, api: str = "Orders", **extra: Any) -> list[Recor
 
 
 @pytest.fixture(scope="module")
-def suggestions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SidecarProcess]:
     base = tmp_path_factory.mktemp("codes")
     sp: SidecarProcess = start_sidecar(base / "state", env={"VIGIE_DATA_FLUSH_SECONDS": "0.5"})
     try:
@@ -75,9 +78,17 @@ def suggestions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[
                 break
             assert time.monotonic() < deadline, st
             time.sleep(0.5)
-        yield cli_json(sp, "suggestions", "list")["suggestions"]
+        yield sp
     finally:
         sp.stop()
+
+
+@pytest.fixture(scope="module")
+def suggestions(served: SidecarProcess) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cli_json(served, "suggestions", "list", "--state", "proposed")[
+        "suggestions"
+    ]
+    return items
 
 
 def one(items: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
@@ -157,3 +168,28 @@ def test_the_advice_is_sized_above_what_was_refused(suggestions: list[dict[str, 
             continue
         limit = s["wso2"]["payload"]["defaultLimit"]["requestCount"]["requestCount"]
         assert limit >= 40, s
+
+
+def test_the_report_of_a_running_sidecar_lists_its_suggestions(
+    served: SidecarProcess, suggestions: list[dict[str, Any]]
+) -> None:
+    """``vigie report --admin``: the rollups and the suggestions come from the sidecar."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(START / 1e6))
+    end = time.strftime("%Y-%m-%d", time.gmtime(START / 1e6 + 2 * 86_400))
+    res = CliRunner().invoke(
+        main,
+        ["report", "--from", day, "--to", end, "--format", "json", "--admin", served.admin,
+         "--state-dir", str(served.state_dir)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    proposed = [s for s in doc["suggestions"] if s["state"] == "proposed"]
+    assert {s["id"] for s in proposed} == {s["id"] for s in suggestions}
+    assert all(s["decision"] == "awaiting review" for s in proposed)
+    # those proposed before the store had the codes, withdrawn since, are shown as such
+    assert all(s["decision"] == "withdrawn" for s in doc["suggestions"] if s not in proposed)
+    # the owners the events named, through the suggestions (no inventory given)
+    owners = {o["owner"]: o for o in doc["owners"]}
+    assert owners["team-a"]["suggestions"] == len(
+        [s for s in doc["suggestions"] if s.get("application_id")]
+    )
