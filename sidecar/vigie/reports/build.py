@@ -7,6 +7,8 @@ store, ClickHouse, one sidecar or a fleet of them (whose answers are merged by a
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -245,27 +247,33 @@ def report(
     consumers.sort(key=lambda c: -c["requests"])
     for c in consumers:
         c["new"] = c.pop("_new")
-    # the growers: the largest increase of requests per day, second half over first half
-    growers = sorted(
-        (
-            c
-            for c in consumers
-            if c["_delta"] > 0 and (c["new"] or (c["growth"] or 0) >= GROWER_MIN)
-        ),
-        key=lambda c: (-c["_delta"], -c["requests"]),
-    )
-    top_ids = [c["application_id"] for c in growers[:GROWERS]]
-    names_seen = {c["application_id"]: c["application"] for c in consumers}
+    stamps = list(range(frm, to, bucket))
+    seen = {s["at_us"] for s in series}
+    missing = [t for t in stamps if t not in seen]
     per_app = {
         (r.key[0], r.key[1]): r.get("requests")
         for r in store.aggregate(
             scope.query("daily", ("application_id", "time"), bucket, histogram=False)
         )
-        if r.key[0] in top_ids
     }
-    stamps = list(range(frm, to, bucket))
-    seen = {s["at_us"] for s in series}
-    missing = [t for t in stamps if t not in seen]
+    halves = ([t for t in stamps if t < half and t in seen],
+              [t for t in stamps if t >= half and t in seen])  # fmt: skip
+    for c in consumers:
+        c["_median"] = _median_growth(per_app, c["application_id"], *halves)
+    # the growers: new, or at least +GROWER_MIN both on average and on their median bucket (a
+    # one-day spike, a retry storm, is not growth), ranked by the increase of the median
+    growers = sorted(
+        (
+            c
+            for c in consumers
+            if c["_delta"] > 0
+            and c["_median"][0] > 0
+            and (c["new"] or ((c["growth"] or 0) >= GROWER_MIN and c["_median"][1] >= GROWER_MIN))
+        ),
+        key=lambda c: (-c["_median"][0], -c["_delta"], -c["requests"]),
+    )
+    top_ids = [c["application_id"] for c in growers[:GROWERS]]
+    names_seen = {c["application_id"]: c["application"] for c in consumers}
     growth_series = {
         a: [None if t not in seen else per_app.get((a, t), 0) for t in stamps] for a in top_ids
     }
@@ -315,7 +323,7 @@ def report(
     if (to - frm) <= DORMANT_DAYS * DAY:
         dormant = []
     for c in consumers:
-        del c["_delta"]
+        del c["_delta"], c["_median"]
     channels = [
         {"channel": r.key[0], **figures(r, latency=False)}
         for r in store.aggregate(scope.query("daily", ("channel",), histogram=False))
@@ -382,6 +390,18 @@ def _growth_of(before: AggRow | None, whole: AggRow, span1: int, span2: int) -> 
     if per_day_b < GROWTH_FLOOR_PER_DAY:
         return {"growth": None, "_new": per_day_a >= GROWTH_FLOOR_PER_DAY, "_delta": delta}
     return {"growth": round(per_day_a / per_day_b - 1, 4), "_new": False, "_delta": delta}
+
+
+def _median_growth(
+    per_app: dict[tuple[str, int], int], app: str, first: list[int], second: list[int]
+) -> tuple[float, float]:
+    """(increase of the median bucket, its relative growth; inf from a zero median) of one
+    consumer, second half over first, over the buckets the platform has data for."""
+    if not first or not second:
+        return 0.0, 0.0
+    m1 = statistics.median(per_app.get((app, t), 0) for t in first)
+    m2 = statistics.median(per_app.get((app, t), 0) for t in second)
+    return m2 - m1, (m2 / m1 - 1) if m1 > 0 else math.inf if m2 > 0 else 0.0
 
 
 def episodes(store: Store, scope: Scope, names: dict[str, str]) -> list[dict[str, Any]]:
