@@ -317,8 +317,8 @@ def report_html(doc: dict[str, Any]) -> str:
         "<section><h2>Error and throttle codes (WSO2)</h2>" + hbars(codes) + "</section></div>"
     )
     body += (
-        "<section><h2>The fastest growers (requests per bucket; largest increase of requests"
-        " per day, second half of the period over the first)</h2>"
+        "<section><h2>The fastest growers (requests per bucket; ranked by the increase of "
+        "their median day, second half of the period over the first)</h2>"
         f"{lines(growth, labels)}</section>"
     )
     cols = [
