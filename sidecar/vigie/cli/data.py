@@ -428,9 +428,12 @@ def _rich(title: str, rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> Ta
     t = Table(title=title)
     for c in cols:
         t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*(_fmt(r.get(c)) for c in cols))
+    for r in rows:  # codes and statuses are names, not quantities: no thousands separator
+        t.add_row(*(str(r.get(c)) if c in _CODES else _fmt(r.get(c)) for c in cols))
     return t
+
+
+_CODES = ("error_code", "status")
 
 
 def _print_tables(doc: dict[str, Any]) -> None:
@@ -535,6 +538,6 @@ def _print_tables(doc: dict[str, Any]) -> None:
     )  # fmt: skip
     if doc["tenants"]:
         console.print(
-            _rich(f"Per tenant ({doc['tenant_source']})", doc["tenants"],
+            _rich(f"Per tenant — from {doc['tenant_source']}", doc["tenants"],
                   ("tenant", "requests", "errors", "throttled"))
         )  # fmt: skip

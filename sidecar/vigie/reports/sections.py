@@ -28,6 +28,7 @@ from typing import Any, Final
 import orjson
 
 from vigie.classify.views import iso
+from vigie.errors import VigieError
 from vigie.policy.book import AUDIT_FILE, RECORDS_FILE, AuditEntry, Record
 from vigie.sources.inventory import Inventory
 from vigie.state import layout as L
@@ -249,12 +250,16 @@ def tenants(store: Store, query: AggQuery, names: Directory, total: Mapping[str,
     """Per tenant, and where the tenant came from: the store's ``tenant`` key when it has one,
     the inventory's tenant (the whole period is that tenant's), or nothing."""
     if "tenant" in GROUPABLE:
-        q = AggQuery(**{**_fields(query), "group_by": ("tenant",)}).validate()
+        try:
+            q = AggQuery(**{**_fields(query), "group_by": ("tenant",)}).validate()
+            answer = store.aggregate(q)
+        except VigieError:  # a store (or a remote sidecar) older than the tenant field
+            answer = []
         rows = [
             {"tenant": r.key[0] or "(no tenant)", "requests": r.get("requests"),
              "throttled": r.get("throttled"),
              "errors": r.get("client_errors") + r.get("server_errors")}
-            for r in store.aggregate(q)
+            for r in answer
         ]  # fmt: skip
         if rows:
             return sorted(rows, key=lambda r: -r["requests"]), "the store's tenant field"
@@ -262,7 +267,7 @@ def tenants(store: Store, query: AggQuery, names: Directory, total: Mapping[str,
         errors = (total.get("client_errors") or 0) + (total.get("server_errors") or 0)
         row = {"tenant": names.tenant, "requests": total.get("requests", 0),
                "throttled": total.get("throttled", 0), "errors": errors}  # fmt: skip
-        return [row], "the inventory (one tenant)"
+        return [row], "the inventory, one tenant"
     return [], ""
 
 
