@@ -29,7 +29,7 @@ class ReplayReport:
     now_us: int
     seconds: float
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    # the WSO2 throttle codes of the last day (from --store), None without a store
+    # the WSO2 throttle codes of the last hours (from --store), None without a store
     codes: ThrottleCodes | None = None
 
     def to_json(self) -> dict[str, Any]:

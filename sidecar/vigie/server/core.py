@@ -155,7 +155,7 @@ class Sidecar:
         self.alerts = alerts.for_sidecar(self, settings, self.counters, clock)
 
     def _throttle_codes(self, now_us: int) -> ThrottleCodes:
-        """The WSO2 throttle codes of the day before ``now_us``, from the data store."""
+        """The WSO2 throttle codes of the hours before ``now_us``, from the data store."""
         assert self.data is not None
         return ThrottleCodes.from_json(throttle_codes(self.data.store, now_us))
 

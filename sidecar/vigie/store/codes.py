@@ -16,7 +16,8 @@ from vigie.store.query import AggQuery, Store
 
 MINUTE_US: Final = 60_000_000
 DAY_US: Final = 86_400_000_000
-WINDOW_US: Final = 24 * 3600 * 1_000_000  # a day before "now"
+# the hours before "now" (the live engine asks every policy_refresh_seconds: kept short)
+WINDOW_US: Final = 6 * 3600 * 1_000_000
 # the codes that name a policy a consumer outgrew (vigie.policy.codes.THROTTLE_CODES)
 POLICY_CODES: Final = frozenset({900800, 900802, 900803, 900804, 900806, 900807})
 MAX_PEAK_QUERIES: Final = 200  # busiest-minute queries per call (the rest: sized from rates)
