@@ -161,7 +161,7 @@ public class RequestPathBenchmark {
         // one event, its strings inline (a per-request call has no dictionary to lean on)
         BatchEncoder enc = new BatchEncoder(1);
         String[] s = {r.applicationId(), r.applicationName(), r.applicationOwner(), r.apiName(), r.apiVersion(),
-            r.apiContext(), r.resourceTemplate(), r.subscriptionTier()};
+            r.apiContext(), r.resourceTemplate(), r.subscriptionTier(), r.tenant(), r.apiId(), r.clientIp()};
         long[] l = new long[EventRing.LONGS];
         l[EventRing.L_EVENT_TIME_US] = r.eventTimeUs();
         l[EventRing.L_LATENCY_US] = r.latencyUs();
@@ -169,11 +169,13 @@ public class RequestPathBenchmark {
         l[EventRing.L_REQUEST_BYTES] = r.requestBytes();
         l[EventRing.L_RESPONSE_BYTES] = r.responseBytes();
         l[EventRing.L_URI_HASH] = r.uriHash();
+        l[EventRing.L_CLIENT_IP_HASH] = r.clientIpHash();
         int[] i = new int[EventRing.INTS];
         i[EventRing.I_HTTP_METHOD] = r.httpMethod();
         i[EventRing.I_HTTP_STATUS] = r.httpStatus();
         i[EventRing.I_KEY_TYPE] = r.keyType();
         i[EventRing.I_FLAGS] = r.flags();
+        i[EventRing.I_TARGET_STATUS] = r.targetStatus();
         enc.add(s, 0, l, 0, i, 0);
         GatewayMessage m = GatewayMessage.newBuilder().setBatch(enc.build(r.eventTimeUs())).build();
         return ClientCalls.blockingUnaryCall(n.channel, SinkServer.RECORD, CallOptions.DEFAULT, m);

@@ -11,7 +11,7 @@ package io.vigie.gateway;
  */
 public final class RequestRecord {
     /** Number of string fields, in the canonical (proto field) order. */
-    public static final int STRING_FIELDS = 8;
+    public static final int STRING_FIELDS = 11;
     static final int S_APPLICATION_ID = 0;
     static final int S_APPLICATION_NAME = 1;
     static final int S_APPLICATION_OWNER = 2;
@@ -20,6 +20,9 @@ public final class RequestRecord {
     static final int S_API_CONTEXT = 5;
     static final int S_RESOURCE_TEMPLATE = 6;
     static final int S_SUBSCRIPTION_TIER = 7;
+    static final int S_TENANT = 8;
+    static final int S_API_ID = 9;
+    static final int S_CLIENT_IP = 10;
 
     final String[] strings = new String[STRING_FIELDS];
     long eventTimeUs;
@@ -33,6 +36,8 @@ public final class RequestRecord {
     int keyType;
     long uriHash;
     int flags;
+    int targetStatus;
+    long clientIpHash;
 
     /** Clears every field back to "absent". */
     public RequestRecord reset() {
@@ -48,6 +53,8 @@ public final class RequestRecord {
         keyType = 0;
         uriHash = 0;
         flags = 0;
+        targetStatus = 0;
+        clientIpHash = 0;
         return this;
     }
 
@@ -98,6 +105,42 @@ public final class RequestRecord {
     /** Subscription tier (throttling policy name). */
     public RequestRecord subscriptionTier(String v) {
         strings[S_SUBSCRIPTION_TIER] = v;
+        return this;
+    }
+
+    /** WSO2 tenant domain of the API (analytics {@code apiCreatorTenantDomain}), e.g. {@code carbon.super}. */
+    public RequestRecord tenant(String v) {
+        strings[S_TENANT] = v;
+        return this;
+    }
+
+    /** WSO2 API UUID (analytics {@code apiId}). */
+    public RequestRecord apiId(String v) {
+        strings[S_API_ID] = v;
+        return this;
+    }
+
+    /**
+     * The client's address as captured in {@code plain} mode (see {@link ClientIp}); with a hash
+     * set instead ({@link #clientIpHash}), leave it null.
+     */
+    public RequestRecord clientIp(String v) {
+        strings[S_CLIENT_IP] = v;
+        return this;
+    }
+
+    /**
+     * The salted hash of the client's address ({@link ClientIp#hash}); the sender writes it as
+     * {@code "h:"} + 16 hex digits. 0 = none. A {@link #clientIp} string wins over it.
+     */
+    public RequestRecord clientIpHash(long v) {
+        clientIpHash = v;
+        return this;
+    }
+
+    /** Status the backend answered (analytics {@code targetResponseCode}); 0 = not called / unknown. */
+    public RequestRecord targetStatus(int v) {
+        targetStatus = v;
         return this;
     }
 
@@ -191,6 +234,26 @@ public final class RequestRecord {
 
     public String subscriptionTier() {
         return strings[S_SUBSCRIPTION_TIER];
+    }
+
+    public String tenant() {
+        return strings[S_TENANT];
+    }
+
+    public String apiId() {
+        return strings[S_API_ID];
+    }
+
+    public String clientIp() {
+        return strings[S_CLIENT_IP];
+    }
+
+    public long clientIpHash() {
+        return clientIpHash;
+    }
+
+    public int targetStatus() {
+        return targetStatus;
     }
 
     public long eventTimeUs() {

@@ -195,7 +195,8 @@ final class StreamSender {
         Session s = new Session(now);
         try {
             TelemetryGrpc.newStub(channel).stream(s);
-            s.send(GatewayMessage.newBuilder().setHello(hello).build());
+            // the gateway's wall clock at sending, so that the sidecar can name a skewed clock
+            s.send(GatewayMessage.newBuilder().setHello(hello.toBuilder().setClockUs(clock.wallMicros())).build());
         } catch (RuntimeException e) {
             s.fail(e);
         }
@@ -332,6 +333,7 @@ final class StreamSender {
                 .addAllRejectedDirectives(directives.rejections())
                 .setDirectivesRejected(c.directivesRejected)
                 .setUnmatchedRequests(c.unmatched)
+                .addAllUnmatchedPrefixes(shared.unmatchedPrefixes.report())
                 .build();
     }
 

@@ -18,11 +18,11 @@ import java.util.concurrent.atomic.AtomicLongArray;
  */
 public final class EventRing {
     /** Long fields per slot. */
-    public static final int LONGS = 6;
+    public static final int LONGS = 7;
     /** Int fields per slot. */
-    public static final int INTS = 5;
+    public static final int INTS = 6;
     /** String fields per slot, in canonical (proto field) order. */
-    public static final int STRINGS = 8;
+    public static final int STRINGS = 11;
 
     // long fields
     public static final int L_EVENT_TIME_US = 0;
@@ -31,13 +31,17 @@ public final class EventRing {
     public static final int L_REQUEST_BYTES = 3;
     public static final int L_RESPONSE_BYTES = 4;
     public static final int L_URI_HASH = 5;
+    /** Salted hash of the client's address (0 = none); written as "h:" + 16 hex by the encoder. */
+    public static final int L_CLIENT_IP_HASH = 6;
     // int fields
     public static final int I_HTTP_METHOD = 0;
     public static final int I_HTTP_STATUS = 1;
     public static final int I_ERROR_CODE = 2;
     public static final int I_KEY_TYPE = 3;
     public static final int I_FLAGS = 4;
-    // string fields: application id, name, owner, API name, version, context, resource, tier
+    public static final int I_TARGET_STATUS = 5;
+    // string fields: application id, name, owner, API name, version, context, resource, tier,
+    // tenant, API id, client IP (plain)
 
     private final int capacity;
     private final int mask;

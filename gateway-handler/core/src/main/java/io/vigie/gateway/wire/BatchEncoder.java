@@ -25,7 +25,10 @@ public final class BatchEncoder {
     private static final Column[] STRING_COLUMNS = {
         Column.APPLICATION_ID, Column.APPLICATION_NAME, Column.APPLICATION_OWNER, Column.API_NAME,
         Column.API_VERSION, Column.API_CONTEXT, Column.RESOURCE_TEMPLATE, Column.SUBSCRIPTION_TIER,
+        Column.TENANT, Column.API_ID, Column.CLIENT_IP,
     };
+    private static final int CLIENT_IP_STRING = STRING_COLUMNS.length - 1;
+    private static final char[] HEX = "0123456789abcdef".toCharArray();
 
     private final int maxEvents;
     private final byte[][] columns = new byte[Column.values().length][];
@@ -101,9 +104,14 @@ public final class BatchEncoder {
         }
         int row = count;
         putLong(Column.EVENT_TIME_US, row, l[lo + EventRing.L_EVENT_TIME_US]);
-        for (int k = 0; k < STRING_COLUMNS.length; k++) {
+        for (int k = 0; k < CLIENT_IP_STRING; k++) {
             putInt(STRING_COLUMNS[k], row, intern(s[so + k]));
         }
+        // the client IP: the plain address, else its salted hash as "h:" + 16 hex (formatted here,
+        // on the sender thread, so that the request thread only computes a long)
+        String ip = s[so + CLIENT_IP_STRING];
+        long ipHash = l[lo + EventRing.L_CLIENT_IP_HASH];
+        putInt(Column.CLIENT_IP, row, intern(ip != null || ipHash == 0 ? ip : hashed(ipHash)));
         putByte(Column.HTTP_METHOD, row, i[io + EventRing.I_HTTP_METHOD]);
         putShort(Column.HTTP_STATUS, row, clamp(i[io + EventRing.I_HTTP_STATUS], 0xFFFF));
         putInt(Column.ERROR_CODE, row, i[io + EventRing.I_ERROR_CODE]);
@@ -114,6 +122,7 @@ public final class BatchEncoder {
         putByte(Column.KEY_TYPE, row, i[io + EventRing.I_KEY_TYPE]);
         putLong(Column.URI_HASH, row, l[lo + EventRing.L_URI_HASH]);
         putByte(Column.FLAGS, row, i[io + EventRing.I_FLAGS]);
+        putShort(Column.TARGET_STATUS, row, clamp(i[io + EventRing.I_TARGET_STATUS], 0xFFFF));
         count = row + 1;
     }
 
@@ -175,6 +184,17 @@ public final class BatchEncoder {
         for (int k = 0; k < 8; k++) {
             a[p + k] = (byte) (v >>> (8 * k));
         }
+    }
+
+    /** {@code "h:"} + the 16 lowercase hex digits of {@code hash} (most significant first). */
+    public static String hashed(long hash) {
+        char[] c = new char[18];
+        c[0] = 'h';
+        c[1] = ':';
+        for (int k = 0; k < 16; k++) {
+            c[2 + k] = HEX[(int) (hash >>> (60 - 4 * k)) & 0xF];
+        }
+        return new String(c);
     }
 
     private static int clamp(int v, int max) {

@@ -99,4 +99,44 @@ class BatchEncoderTest {
                 () -> dec.decode(good.toBuilder().clearDictionaryAdditions().build()));
         assertEquals(1, dec.decode(good).size());
     }
+
+    @Test
+    void theTenantApiIdClientIpAndBackendStatusColumnsRoundTrip() throws Exception {
+        BatchEncoder enc = new BatchEncoder(8);
+        String[] s = new String[EventRing.STRINGS];
+        s[3] = "Orders";
+        s[4] = "v1";
+        s[8] = "acme.com";
+        s[9] = "6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f";
+        long[] l = new long[EventRing.LONGS];
+        l[EventRing.L_EVENT_TIME_US] = 10;
+        l[EventRing.L_CLIENT_IP_HASH] = 0x00ab_cdef_0123_4567L;
+        int[] i = new int[EventRing.INTS];
+        i[EventRing.I_HTTP_STATUS] = 502;
+        i[EventRing.I_TARGET_STATUS] = 500;
+        enc.add(s, 0, l, 0, i, 0);
+        s[10] = "203.0.113.7"; // plain mode: the string wins
+        i[EventRing.I_TARGET_STATUS] = 70_000; // absurd: clamped to the uint16 column
+        enc.add(s, 0, l, 0, i, 0);
+        s[10] = null;
+        l[EventRing.L_CLIENT_IP_HASH] = 0;
+        i[EventRing.I_TARGET_STATUS] = -5;
+        enc.add(s, 0, l, 0, i, 0);
+        EventBatch b = enc.build(99);
+        assertEquals(List.of("Orders", "v1", "acme.com", "6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f", "h:00abcdef01234567",
+                "203.0.113.7"), b.getDictionaryAdditionsList(), "interned in proto field order");
+        List<BatchDecoder.Event> e = new BatchDecoder().decode(b);
+        assertEquals("acme.com", e.get(0).string(Column.TENANT));
+        assertEquals("6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f", e.get(0).string(Column.API_ID));
+        assertEquals("h:00abcdef01234567", e.get(0).string(Column.CLIENT_IP));
+        assertEquals(500, e.get(0).number(Column.TARGET_STATUS));
+        assertEquals(502, e.get(0).number(Column.HTTP_STATUS));
+        assertEquals("203.0.113.7", e.get(1).string(Column.CLIENT_IP));
+        assertEquals(0xFFFF, e.get(1).number(Column.TARGET_STATUS));
+        assertEquals("", e.get(2).string(Column.CLIENT_IP), "no address: id 0");
+        assertEquals(0, e.get(2).number(Column.TARGET_STATUS));
+        assertEquals(29, Column.TENANT.field);
+        assertEquals(32, Column.TARGET_STATUS.field);
+        assertEquals("h:ffffffffffffffff", BatchEncoder.hashed(-1L));
+    }
 }
