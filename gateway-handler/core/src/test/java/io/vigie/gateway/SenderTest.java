@@ -346,8 +346,11 @@ class SenderTest {
     }
 
     @Test
-    void theReportCarriesTheUnmatchedRequestsByPrefix() {
-        try (VigieAgent a = agent().build()) {
+    void theReportCarriesTheUnmatchedRequestsByPrefix() throws Exception {
+        javax.management.MBeanServer server = java.lang.management.ManagementFactory.getPlatformMBeanServer();
+        javax.management.ObjectName name = new javax.management.ObjectName(
+                "io.vigie:type=GatewayHandler,gateway=\"gw-unmatched\"");
+        try (VigieAgent a = agent().gatewayId("gw-unmatched").jmx(true).build()) {
             a.countUnmatched("/wp-admin/setup.php");
             a.countUnmatched("/wp-admin/");
             a.countUnmatched(null);
@@ -361,6 +364,9 @@ class SenderTest {
             report.getUnmatchedPrefixesList().forEach(p -> byPrefix.put(p.getPrefix(), p.getRequests()));
             assertEquals(java.util.Map.of("/wp-admin", 2L, "/", 1L), byPrefix);
             assertEquals(byPrefix.size(), a.unmatchedPrefixes().size());
+            java.util.List<String> jmx = java.util.Arrays.asList((String[]) server.getAttribute(name, "UnmatchedPrefixes"));
+            assertEquals(2, jmx.size());
+            assertTrue(jmx.contains("/wp-admin=2") && jmx.contains("/=1"), jmx.toString());
         }
     }
 }

@@ -34,6 +34,10 @@ public final class BatchEncoder {
     private final byte[][] columns = new byte[Column.values().length][];
     private final Map<String, Integer> ids = new HashMap<>();
     private final List<String> pending = new ArrayList<>();
+    /** Client-address hashes already interned on this stream: hash -> dictionary id (open addressing, 0 = empty). */
+    private long[] hashKeys = new long[256];
+    private int[] hashIds = new int[256];
+    private int hashCount;
     private int dictionarySize = 1; // id 0 is the empty string
     private int base = 1;
     private long sequence;
@@ -111,7 +115,7 @@ public final class BatchEncoder {
         // on the sender thread, so that the request thread only computes a long)
         String ip = s[so + CLIENT_IP_STRING];
         long ipHash = l[lo + EventRing.L_CLIENT_IP_HASH];
-        putInt(Column.CLIENT_IP, row, intern(ip != null || ipHash == 0 ? ip : hashed(ipHash)));
+        putInt(Column.CLIENT_IP, row, ip != null || ipHash == 0 ? intern(ip) : internHash(ipHash));
         putByte(Column.HTTP_METHOD, row, i[io + EventRing.I_HTTP_METHOD]);
         putShort(Column.HTTP_STATUS, row, clamp(i[io + EventRing.I_HTTP_STATUS], 0xFFFF));
         putInt(Column.ERROR_CODE, row, i[io + EventRing.I_ERROR_CODE]);
@@ -183,6 +187,47 @@ public final class BatchEncoder {
         int p = row * 8;
         for (int k = 0; k < 8; k++) {
             a[p + k] = (byte) (v >>> (8 * k));
+        }
+    }
+
+    /** The dictionary id of {@link #hashed}({@code h}), formatting the string only the first time on this stream. */
+    private int internHash(long h) {
+        int mask = hashKeys.length - 1;
+        int at = (int) (h ^ (h >>> 29) ^ (h >>> 47)) & mask;
+        while (true) {
+            long k = hashKeys[at];
+            if (k == h) {
+                return hashIds[at];
+            }
+            if (k == 0) {
+                int id = intern(hashed(h));
+                hashKeys[at] = h;
+                hashIds[at] = id;
+                if (++hashCount * 2 > hashKeys.length) {
+                    growHashes();
+                }
+                return id;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    private void growHashes() {
+        long[] keys = hashKeys;
+        int[] ids = hashIds;
+        hashKeys = new long[keys.length * 2];
+        hashIds = new int[keys.length * 2];
+        int mask = hashKeys.length - 1;
+        for (int k = 0; k < keys.length; k++) {
+            long h = keys[k];
+            if (h != 0) {
+                int at = (int) (h ^ (h >>> 29) ^ (h >>> 47)) & mask;
+                while (hashKeys[at] != 0) {
+                    at = (at + 1) & mask;
+                }
+                hashKeys[at] = h;
+                hashIds[at] = ids[k];
+            }
         }
     }
 

@@ -139,4 +139,26 @@ class BatchEncoderTest {
         assertEquals(32, Column.TARGET_STATUS.field);
         assertEquals("h:ffffffffffffffff", BatchEncoder.hashed(-1L));
     }
+
+    @Test
+    void manyClientHashesEachGetOneDictionaryEntry() throws Exception {
+        BatchEncoder enc = new BatchEncoder(4096);
+        BatchDecoder dec = new BatchDecoder();
+        for (int round = 0; round < 3; round++) {
+            for (int k = 1; k <= 3000; k++) {
+                String[] s = new String[EventRing.STRINGS];
+                s[3] = "Orders";
+                s[4] = "v1";
+                long[] l = new long[EventRing.LONGS];
+                l[EventRing.L_EVENT_TIME_US] = 10;
+                l[EventRing.L_CLIENT_IP_HASH] = k * 0x9E3779B97F4A7C15L; // spread, some negative
+                enc.add(s, 0, l, 0, new int[EventRing.INTS], 0);
+            }
+            List<BatchDecoder.Event> e = dec.decode(enc.build(99));
+            for (int k = 1; k <= 3000; k++) {
+                assertEquals(BatchEncoder.hashed(k * 0x9E3779B97F4A7C15L), e.get(k - 1).string(Column.CLIENT_IP));
+            }
+        }
+        assertEquals(1 + 2 + 3000, enc.dictionarySize(), "each hash once, across batches of the stream");
+    }
 }
