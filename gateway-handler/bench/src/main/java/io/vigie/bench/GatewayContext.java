@@ -16,7 +16,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * only; the handler's own reads are unit-tested in the wso2 module).
  */
 final class GatewayContext {
-    /** The adapter's client-IP capture: hashed with a salt. */
+    /** The client-IP capture of the naive design's encoder: hashed with a salt. */
     static final ClientIp CLIENT_IP = ClientIp.hashed("bench-salt");
     /** The adapter's tenant-per-context cache. */
     static final Map<String, String> TENANTS = new ConcurrentHashMap<>();
@@ -73,15 +73,9 @@ final class GatewayContext {
         long start = (Long) props.get("vigie.request.start.us");
         r.eventTimeUs(start).latencyUs(nowUs - start);
         r.backendLatencyUs((Long) props.get("vigie.backend.end.us") - (Long) props.get("vigie.backend.start.us"));
-        // the request in-flow's client address (hashed), the tenant, the API id, the backend's status
-        Object xff = requestHeaders.get("X-Forwarded-For");
-        if (xff instanceof String) {
-            String v = (String) xff;
-            long range = ClientIp.addressRange(v);
-            if (range >= 0) {
-                r.clientIpHash(CLIENT_IP.hash(v, (int) (range >>> 32), (int) range));
-            }
-        }
+        // the request in-flow's client address source (the sender hashes it), the tenant, the API
+        // id, the backend's status
+        r.clientIp(str(requestHeaders.get("X-Forwarded-For")));
         String context = str(props.get("REST_API_CONTEXT"));
         if (context != null) {
             String t = TENANTS.get(context);

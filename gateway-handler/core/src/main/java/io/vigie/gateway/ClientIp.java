@@ -23,7 +23,9 @@ import java.util.Locale;
  * first entry of {@code X-Forwarded-For}, else the connection's remote address; a port after a
  * single ':' (IPv4) is dropped ({@link #addressRange}).
  *
- * <p>{@link #hash} runs on the request thread: no allocation, no exception, no I/O.
+ * <p>The request thread only keeps a reference to the string the address is read from; the
+ * sender thread's encoder finds the address in it and hashes it ({@link #hash}: no allocation,
+ * no exception, no I/O).
  */
 public final class ClientIp {
     /** The capture mode. */
@@ -92,21 +94,6 @@ public final class ClientIp {
     }
 
     /**
-     * Puts the address {@code value[from, to)} into {@code r} the way this mode says (a hash, the
-     * text cut to {@link #MAX_CHARS}, or nothing). Never throws for a bad range: ignored.
-     */
-    public void record(RequestRecord r, String value, int from, int to) {
-        if (mode == Mode.OFF || value == null || from < 0 || to > value.length() || from >= to) {
-            return;
-        }
-        if (mode == Mode.HASH) {
-            r.clientIpHash(hash(value, from, to));
-        } else {
-            r.clientIp(value.substring(from, Math.min(to, from + MAX_CHARS)));
-        }
-    }
-
-    /**
      * Where the address lies in a header or property value, as WSO2 reads it: up to the first
      * ',' (the first {@code X-Forwarded-For} entry), spaces trimmed, and a port after a single
      * ':' dropped (IPv6 addresses have several). Returns {@code from << 32 | to}, or -1 when
@@ -157,6 +144,31 @@ public final class ClientIp {
         int pending = 0; // UTF-8 bytes still to feed, lowest first
         int pendingCount = 0;
         int i = from;
+        // addresses are ASCII: whole 8-character words first, while they are (one byte a character)
+        while (to - i >= 8) {
+            long w = 0;
+            int k = 0;
+            for (; k < 8; k++) {
+                char c = s.charAt(i + k);
+                if (c >= 0x80) {
+                    break;
+                }
+                w |= (long) c << (8 * k);
+            }
+            if (k < 8) {
+                break; // a non-ASCII character: the general path from this word on
+            }
+            i += 8;
+            total += 8;
+            v3 ^= w;
+            for (int r = 0; r < 2; r++) {
+                v0 += v1; v1 = Long.rotateLeft(v1, 13); v1 ^= v0; v0 = Long.rotateLeft(v0, 32);
+                v2 += v3; v3 = Long.rotateLeft(v3, 16); v3 ^= v2;
+                v0 += v3; v3 = Long.rotateLeft(v3, 21); v3 ^= v0;
+                v2 += v1; v1 = Long.rotateLeft(v1, 17); v1 ^= v2; v2 = Long.rotateLeft(v2, 32);
+            }
+            v0 ^= w;
+        }
         while (true) {
             int b;
             if (pendingCount > 0) {

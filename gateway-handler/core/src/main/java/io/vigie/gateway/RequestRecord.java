@@ -37,7 +37,6 @@ public final class RequestRecord {
     long uriHash;
     int flags;
     int targetStatus;
-    long clientIpHash;
 
     /** Clears every field back to "absent". */
     public RequestRecord reset() {
@@ -54,7 +53,6 @@ public final class RequestRecord {
         uriHash = 0;
         flags = 0;
         targetStatus = 0;
-        clientIpHash = 0;
         return this;
     }
 
@@ -121,20 +119,13 @@ public final class RequestRecord {
     }
 
     /**
-     * The client's address as captured in {@code plain} mode (see {@link ClientIp}); with a hash
-     * set instead ({@link #clientIpHash}), leave it null.
+     * Where the client's address is read from, as the gateway holds it: the
+     * {@code X-Forwarded-For} value, or the remote address (no copy is made on the request
+     * path). The sender takes the address out of it ({@link ClientIp#addressRange}) and writes it
+     * as {@code vigie.capture.client-ip} says: hashed, plain or not at all.
      */
     public RequestRecord clientIp(String v) {
         strings[S_CLIENT_IP] = v;
-        return this;
-    }
-
-    /**
-     * The salted hash of the client's address ({@link ClientIp#hash}); the sender writes it as
-     * {@code "h:"} + 16 hex digits. 0 = none. A {@link #clientIp} string wins over it.
-     */
-    public RequestRecord clientIpHash(long v) {
-        clientIpHash = v;
         return this;
     }
 
@@ -246,10 +237,6 @@ public final class RequestRecord {
 
     public String clientIp() {
         return strings[S_CLIENT_IP];
-    }
-
-    public long clientIpHash() {
-        return clientIpHash;
     }
 
     public int targetStatus() {

@@ -100,7 +100,7 @@ public final class VigieAgent implements AutoCloseable {
                 .setHandlerVersion(VERSION)
                 .setProtocolVersion(StreamSender.PROTOCOL_VERSION)
                 .build();
-        SenderConfig config = SenderConfig.builder(hello)
+        SenderConfig config = SenderConfig.builder(hello, clientIp)
                 .batchMaxEvents(b.batchMaxEvents)
                 .flushIntervalMs(b.flushIntervalMs)
                 .reportIntervalMs(b.reportIntervalMs)
@@ -212,7 +212,6 @@ public final class VigieAgent implements AutoCloseable {
         l[lo + EventRing.L_REQUEST_BYTES] = r.requestBytes;
         l[lo + EventRing.L_RESPONSE_BYTES] = r.responseBytes;
         l[lo + EventRing.L_URI_HASH] = r.uriHash;
-        l[lo + EventRing.L_CLIENT_IP_HASH] = r.clientIpHash;
         int[] i = ring.ints;
         int io = slot * EventRing.INTS;
         i[io + EventRing.I_HTTP_METHOD] = r.httpMethod;

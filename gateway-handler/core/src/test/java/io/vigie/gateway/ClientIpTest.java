@@ -126,29 +126,32 @@ class ClientIpTest {
         assertNull(address(":80"));
     }
 
+    /** The client_ip string the encoder writes for the address source {@code v} in this mode. */
+    private static String encoded(ClientIp ip, String v) throws Exception {
+        BatchEncoder enc = new BatchEncoder(1, ip);
+        String[] s = new String[io.vigie.gateway.queue.EventRing.STRINGS];
+        s[3] = "Orders";
+        s[4] = "v1";
+        s[10] = v;
+        long[] l = new long[io.vigie.gateway.queue.EventRing.LONGS];
+        l[io.vigie.gateway.queue.EventRing.L_EVENT_TIME_US] = 1;
+        enc.add(s, 0, l, 0, new int[io.vigie.gateway.queue.EventRing.INTS], 0);
+        return new io.vigie.gateway.wire.BatchDecoder().decode(enc.build(1)).get(0)
+                .string(io.vigie.gateway.wire.Column.CLIENT_IP);
+    }
+
     @Test
-    void eachModeRecordsWhatItSays() {
-        RequestRecord r = new RequestRecord();
-        ClientIp.hashed("s").record(r, "x 203.0.113.7", 2, 13);
-        assertEquals(ClientIp.hashed("s").hash("203.0.113.7", 0, 11), r.clientIpHash());
-        assertNull(r.clientIp());
-        assertTrue(BatchEncoder.hashed(r.clientIpHash()).matches("h:[0-9a-f]{16}"));
-
-        r.reset();
-        ClientIp.plain().record(r, "203.0.113.7", 0, 11);
-        assertEquals("203.0.113.7", r.clientIp());
-        assertEquals(0, r.clientIpHash());
-        String huge = "9".repeat(10_000);
-        ClientIp.plain().record(r, huge, 0, huge.length());
-        assertEquals(ClientIp.MAX_CHARS, r.clientIp().length(), "bounded");
-
-        r.reset();
-        ClientIp.off().record(r, "203.0.113.7", 0, 11);
-        assertNull(r.clientIp());
-        assertEquals(0, r.clientIpHash());
-        ClientIp.plain().record(r, "abc", 2, 99); // a bad range: ignored, never thrown
-        ClientIp.plain().record(r, null, 0, 1);
-        assertNull(r.clientIp());
+    void theEncoderWritesEachModeAsItSays() throws Exception {
+        ClientIp salted = ClientIp.hashed("s");
+        String h = encoded(salted, " 203.0.113.7:4711, 10.0.0.1");
+        assertEquals(BatchEncoder.hashed(salted.hash("203.0.113.7", 0, 11)), h, "the address taken out, then hashed");
+        assertTrue(h.matches("h:[0-9a-f]{16}"), h);
+        assertEquals("203.0.113.7", encoded(ClientIp.plain(), "203.0.113.7, 10.0.0.1"));
+        assertEquals("2001:db8::7", encoded(ClientIp.plain(), "2001:db8::7"));
+        assertEquals("9".repeat(ClientIp.MAX_CHARS), encoded(ClientIp.plain(), "9".repeat(10_000)), "bounded");
+        assertEquals("", encoded(ClientIp.off(), "203.0.113.7"));
+        assertEquals("", encoded(salted, " , 10.0.0.1"), "no address in it: none");
+        assertEquals("", encoded(salted, null));
     }
 
     @Test

@@ -58,26 +58,17 @@ public final class SynapseCapture<C> {
     }
 
     /**
-     * Request in-flow: the request's start, and the client's address while the transport
-     * headers are still the request's ({@link #clientAddress}).
+     * Request in-flow: the request's start, and where the client's address is while the
+     * transport headers are still the request's ({@link #clientAddress}): a reference to the
+     * gateway's own string, no copy; the sender takes the address out of it and hashes it.
      */
     public void requestStarted(C ctx) {
         access.setProperty(ctx, START_US, clock.wallMicros());
-        ClientIp ip = agent.clientIp();
-        if (ip.mode() == ClientIp.Mode.OFF) {
-            return;
-        }
-        String v = clientAddress(ctx);
-        long range = ClientIp.addressRange(v);
-        if (range < 0) {
-            return;
-        }
-        int from = (int) (range >>> 32);
-        int to = (int) range;
-        if (ip.mode() == ClientIp.Mode.HASH) {
-            access.setProperty(ctx, CLIENT_IP_HASH, ip.hash(v, from, to));
-        } else {
-            access.setProperty(ctx, CLIENT_IP, v.substring(from, Math.min(to, from + ClientIp.MAX_CHARS)));
+        if (agent.clientIp().mode() != ClientIp.Mode.OFF) {
+            String v = clientAddress(ctx);
+            if (v != null) {
+                access.setProperty(ctx, CLIENT_IP, v);
+            }
         }
     }
 
@@ -178,12 +169,7 @@ public final class SynapseCapture<C> {
         // the tenant from the deployed API's context, as WSO2's analytics finds the API
         r.tenant(tenants.of(restContext != null ? restContext : context, string(access.property(ctx, API_PUBLISHER))));
         r.apiId(string(access.property(ctx, API_UUID)));
-        Object ipHash = access.property(ctx, CLIENT_IP_HASH);
-        if (ipHash instanceof Long) {
-            r.clientIpHash((Long) ipHash);
-        } else {
-            r.clientIp(string(access.property(ctx, CLIENT_IP)));
-        }
+        r.clientIp(string(access.property(ctx, CLIENT_IP)));
         r.resourceTemplate(string(access.property(ctx, ELECTED_RESOURCE)));
         String method = string(access.property(ctx, HTTP_METHOD));
         if (method == null) {

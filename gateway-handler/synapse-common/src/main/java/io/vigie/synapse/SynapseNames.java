@@ -62,10 +62,8 @@ public final class SynapseNames {
     public static final String BACKEND_END_US = "vigie.backend.end.us";
     /** The backend's status ({@code HTTP_SC} on the response in-flow), as the runtime put it. */
     public static final String BACKEND_STATUS = "vigie.backend.status";
-    /** The client's address (plain mode), captured on the request in-flow. */
+    /** Where the client's address is (the request's X-Forwarded-For or remote address), kept on the request in-flow. */
     public static final String CLIENT_IP = "vigie.client.ip";
-    /** The salted hash of the client's address (a Long; hash mode), captured on the request in-flow. */
-    public static final String CLIENT_IP_HASH = "vigie.client.ip.hash";
     public static final String CHECKED = "vigie.checked";
     public static final String REFUSED = "vigie.refused";
     /** Size in bytes of the answer vigie's refusal sent (0 when it went without a body). */

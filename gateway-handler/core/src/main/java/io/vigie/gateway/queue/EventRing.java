@@ -18,7 +18,7 @@ import java.util.concurrent.atomic.AtomicLongArray;
  */
 public final class EventRing {
     /** Long fields per slot. */
-    public static final int LONGS = 7;
+    public static final int LONGS = 6;
     /** Int fields per slot. */
     public static final int INTS = 6;
     /** String fields per slot, in canonical (proto field) order. */
@@ -31,8 +31,6 @@ public final class EventRing {
     public static final int L_REQUEST_BYTES = 3;
     public static final int L_RESPONSE_BYTES = 4;
     public static final int L_URI_HASH = 5;
-    /** Salted hash of the client's address (0 = none); written as "h:" + 16 hex by the encoder. */
-    public static final int L_CLIENT_IP_HASH = 6;
     // int fields
     public static final int I_HTTP_METHOD = 0;
     public static final int I_HTTP_STATUS = 1;
@@ -41,7 +39,7 @@ public final class EventRing {
     public static final int I_FLAGS = 4;
     public static final int I_TARGET_STATUS = 5;
     // string fields: application id, name, owner, API name, version, context, resource, tier,
-    // tenant, API id, client IP (plain)
+    // tenant, API id, client address source (the encoder extracts, hashes or keeps it)
 
     private final int capacity;
     private final int mask;

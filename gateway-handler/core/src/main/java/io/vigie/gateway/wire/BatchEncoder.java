@@ -1,6 +1,7 @@
 package io.vigie.gateway.wire;
 
 import com.google.protobuf.ByteString;
+import io.vigie.gateway.ClientIp;
 import io.vigie.gateway.queue.EventRing;
 import io.vigie.wire.v1.EventBatch;
 import java.nio.charset.StandardCharsets;
@@ -31,6 +32,7 @@ public final class BatchEncoder {
     private static final char[] HEX = "0123456789abcdef".toCharArray();
 
     private final int maxEvents;
+    private final ClientIp clientIp;
     private final byte[][] columns = new byte[Column.values().length][];
     private final Map<String, Integer> ids = new HashMap<>();
     private final List<String> pending = new ArrayList<>();
@@ -43,12 +45,21 @@ public final class BatchEncoder {
     private long sequence;
     private int count;
 
-    /** An encoder whose batches hold at most {@code maxEvents} events. */
+    /** An encoder whose batches hold at most {@code maxEvents} events, client addresses kept as they are. */
     public BatchEncoder(int maxEvents) {
+        this(maxEvents, ClientIp.plain());
+    }
+
+    /**
+     * An encoder whose batches hold at most {@code maxEvents} events, writing the client's address
+     * as {@code clientIp} says (hashed, plain or not at all).
+     */
+    public BatchEncoder(int maxEvents, ClientIp clientIp) {
         if (maxEvents < 1) {
             throw new IllegalArgumentException("maxEvents must be positive");
         }
         this.maxEvents = maxEvents;
+        this.clientIp = clientIp;
         for (Column c : Column.values()) {
             columns[c.ordinal()] = new byte[maxEvents * c.width];
         }
@@ -111,11 +122,9 @@ public final class BatchEncoder {
         for (int k = 0; k < CLIENT_IP_STRING; k++) {
             putInt(STRING_COLUMNS[k], row, intern(s[so + k]));
         }
-        // the client IP: the plain address, else its salted hash as "h:" + 16 hex (formatted here,
-        // on the sender thread, so that the request thread only computes a long)
-        String ip = s[so + CLIENT_IP_STRING];
-        long ipHash = l[lo + EventRing.L_CLIENT_IP_HASH];
-        putInt(Column.CLIENT_IP, row, ip != null || ipHash == 0 ? intern(ip) : internHash(ipHash));
+        // the client's address, taken out of its source here, on the sender thread, so that the
+        // request thread only keeps a reference to the string the gateway holds
+        putInt(Column.CLIENT_IP, row, clientIpId(s[so + CLIENT_IP_STRING]));
         putByte(Column.HTTP_METHOD, row, i[io + EventRing.I_HTTP_METHOD]);
         putShort(Column.HTTP_STATUS, row, clamp(i[io + EventRing.I_HTTP_STATUS], 0xFFFF));
         putInt(Column.ERROR_CODE, row, i[io + EventRing.I_ERROR_CODE]);
@@ -188,6 +197,28 @@ public final class BatchEncoder {
         for (int k = 0; k < 8; k++) {
             a[p + k] = (byte) (v >>> (8 * k));
         }
+    }
+
+    /**
+     * The dictionary id of the client's address in {@code source} ({@link ClientIp#addressRange}):
+     * its hash as {@code "h:"} + 16 hex digits, the address itself (at most
+     * {@link ClientIp#MAX_CHARS} characters), or 0 (off, or no address).
+     */
+    private int clientIpId(String source) {
+        if (source == null || clientIp.mode() == ClientIp.Mode.OFF) {
+            return 0;
+        }
+        long range = ClientIp.addressRange(source);
+        if (range < 0) {
+            return 0;
+        }
+        int from = (int) (range >>> 32);
+        int to = (int) range;
+        if (clientIp.mode() == ClientIp.Mode.HASH) {
+            return internHash(clientIp.hash(source, from, to));
+        }
+        to = Math.min(to, from + ClientIp.MAX_CHARS);
+        return intern(from == 0 && to == source.length() ? source : source.substring(from, to));
     }
 
     /** The dictionary id of {@link #hashed}({@code h}), formatting the string only the first time on this stream. */

@@ -56,8 +56,7 @@ class RealSidecarE2ETest {
                 .subscriptionTier("Gold").eventTimeUs(System.currentTimeMillis() * 1000)
                 // the columns of the tenant, API id, client address (a hash, or plain) and backend status
                 .tenant(k % 2 == 0 ? "carbon.super" : "acme.com").apiId("6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f")
-                .clientIpHash(k % 3 == 0 ? 0 : 0x1234_5678_9abc_def0L + k % 50)
-                .clientIp(k % 3 == 0 ? "203.0.113." + (k % 200) : null)
+                .clientIp(k % 3 == 0 ? null : "203.0.113." + (k % 200) + ", 10.0.0.1")
                 .targetStatus(k % 10 == 0 ? 500 : 200));
     }
 
