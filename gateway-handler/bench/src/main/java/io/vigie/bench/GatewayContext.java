@@ -1,11 +1,13 @@
 package io.vigie.bench;
 
+import io.vigie.gateway.ClientIp;
 import io.vigie.gateway.EventFlags;
 import io.vigie.gateway.HttpMethods;
 import io.vigie.gateway.KeyTypes;
 import io.vigie.gateway.RequestRecord;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * What the WSO2 adapter reads on the response out-flow, as a property map like Synapse's, and
@@ -14,8 +16,13 @@ import java.util.Map;
  * only; the handler's own reads are unit-tested in the wso2 module).
  */
 final class GatewayContext {
+    /** The client-IP capture of the naive design's encoder: hashed with a salt. */
+    static final ClientIp CLIENT_IP = ClientIp.hashed("bench-salt");
+    /** The adapter's tenant-per-context cache. */
+    static final Map<String, String> TENANTS = new ConcurrentHashMap<>();
     final Map<String, Object> props = new HashMap<>();
     final Map<String, Object> axis2 = new HashMap<>();
+    final Map<String, Object> requestHeaders = new HashMap<>();
 
     GatewayContext(int k) {
         props.put("api.ut.api", "PizzaShackAPI");
@@ -32,6 +39,10 @@ final class GatewayContext {
         props.put("vigie.request.start.us", 1_700_000_000_000_000L);
         props.put("vigie.backend.start.us", 1_700_000_000_001_000L);
         props.put("vigie.backend.end.us", 1_700_000_000_004_000L);
+        props.put("REST_API_CONTEXT", "/t/acme.com/pizzashack/1.0.0");
+        props.put("API_UUID", "6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e" + (10 + k % 90));
+        props.put("vigie.backend.status", 200);
+        requestHeaders.put("X-Forwarded-For", "203.0.113." + (k % 250) + ", 10.0.0.1");
         axis2.put("HTTP_SC", 200);
         axis2.put("TRANSPORT_HEADERS", Map.of("Content-Length", "2187"));
     }
@@ -62,6 +73,22 @@ final class GatewayContext {
         long start = (Long) props.get("vigie.request.start.us");
         r.eventTimeUs(start).latencyUs(nowUs - start);
         r.backendLatencyUs((Long) props.get("vigie.backend.end.us") - (Long) props.get("vigie.backend.start.us"));
+        // the request in-flow's client address source (the sender hashes it), the tenant, the API
+        // id, the backend's status
+        r.clientIp(str(requestHeaders.get("X-Forwarded-For")));
+        String context = str(props.get("REST_API_CONTEXT"));
+        if (context != null) {
+            String t = TENANTS.get(context);
+            if (t == null) {
+                int at = context.indexOf("/t/");
+                t = at < 0 ? "carbon.super" : context.substring(at + 3, context.indexOf('/', at + 3));
+                TENANTS.put(context, t);
+            }
+            r.tenant(t);
+        }
+        r.apiId(str(props.get("API_UUID")));
+        Object target = props.get("vigie.backend.status");
+        r.targetStatus(target instanceof Integer ? (Integer) target : 0);
         Object path = props.get("REST_FULL_REQUEST_PATH");
         if (path instanceof String) {
             r.uriHash(fnv((String) path));

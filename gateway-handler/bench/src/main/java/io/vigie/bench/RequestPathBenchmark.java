@@ -159,9 +159,9 @@ public class RequestPathBenchmark {
         RequestRecord r = new RequestRecord();
         c.capture(r, 1_700_000_000_005_000L);
         // one event, its strings inline (a per-request call has no dictionary to lean on)
-        BatchEncoder enc = new BatchEncoder(1);
+        BatchEncoder enc = new BatchEncoder(1, GatewayContext.CLIENT_IP);
         String[] s = {r.applicationId(), r.applicationName(), r.applicationOwner(), r.apiName(), r.apiVersion(),
-            r.apiContext(), r.resourceTemplate(), r.subscriptionTier()};
+            r.apiContext(), r.resourceTemplate(), r.subscriptionTier(), r.tenant(), r.apiId(), r.clientIp()};
         long[] l = new long[EventRing.LONGS];
         l[EventRing.L_EVENT_TIME_US] = r.eventTimeUs();
         l[EventRing.L_LATENCY_US] = r.latencyUs();
@@ -174,6 +174,7 @@ public class RequestPathBenchmark {
         i[EventRing.I_HTTP_STATUS] = r.httpStatus();
         i[EventRing.I_KEY_TYPE] = r.keyType();
         i[EventRing.I_FLAGS] = r.flags();
+        i[EventRing.I_TARGET_STATUS] = r.targetStatus();
         enc.add(s, 0, l, 0, i, 0);
         GatewayMessage m = GatewayMessage.newBuilder().setBatch(enc.build(r.eventTimeUs())).build();
         return ClientCalls.blockingUnaryCall(n.channel, SinkServer.RECORD, CallOptions.DEFAULT, m);

@@ -109,6 +109,16 @@ final class AgentJmx implements VigieAgentMXBean {
     }
 
     @Override
+    public String[] getUnmatchedPrefixes() {
+        List<io.vigie.wire.v1.UnmatchedPrefix> prefixes = agent.unmatchedPrefixes();
+        String[] out = new String[prefixes.size()];
+        for (int k = 0; k < out.length; k++) {
+            out[k] = prefixes.get(k).getPrefix() + "=" + prefixes.get(k).getRequests();
+        }
+        return out;
+    }
+
+    @Override
     public int getQueueDepth() {
         return agent.queueDepth();
     }

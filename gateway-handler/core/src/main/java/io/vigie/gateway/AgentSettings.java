@@ -64,6 +64,14 @@ public final class AgentSettings {
      * is queued and the last batch for at most this long, milliseconds; also the bound of close().
      */
     public final long shutdownFlushMs;
+    /**
+     * How the client's address is captured ({@code vigie.capture.client-ip} = hash, plain or
+     * off; default hash), with the salt of {@code vigie.capture.client-ip-salt} (empty = a random
+     * key per process). See {@link ClientIp}.
+     */
+    public final ClientIp clientIp;
+    /** Whether {@link #clientIp} hashes with the configured salt (false: a random key, or no hash). */
+    public final boolean clientIpSalted;
     /** TLS to the sidecar: PEM file of the CA that signed the sidecar's certificate; empty = plaintext. */
     public final String tlsCaFile;
     /** mTLS: PEM certificate chain this gateway presents to the sidecar (with {@link #tlsKeyFile}). */
@@ -94,6 +102,18 @@ public final class AgentSettings {
         this.enforcement = in.bool("vigie.enforcement", true);
         this.jmx = in.bool("vigie.jmx", true);
         this.shutdownFlushMs = in.number("vigie.shutdown.flush-ms", 2_000, 0, 60_000);
+        String ipMode = in.string("vigie.capture.client-ip", "hash");
+        String salt = in.string("vigie.capture.client-ip-salt", "");
+        ClientIp ip = ClientIp.parse(ipMode, salt);
+        if (ip == null) {
+            in.problems.add("vigie.capture.client-ip=" + ipMode + ": expected hash, plain or off; using hash");
+            ip = ClientIp.hashed(salt);
+        }
+        if (ip.mode() != ClientIp.Mode.HASH && !salt.isEmpty()) {
+            in.problems.add("vigie.capture.client-ip-salt is ignored: vigie.capture.client-ip=" + ip);
+        }
+        this.clientIp = ip;
+        this.clientIpSalted = ip.mode() == ClientIp.Mode.HASH && !salt.isEmpty();
         this.tlsCaFile = in.string("vigie.tls.ca-file", "");
         this.tlsCertFile = in.string("vigie.tls.cert-file", "");
         this.tlsKeyFile = in.string("vigie.tls.key-file", "");
@@ -136,7 +156,8 @@ public final class AgentSettings {
     public String toString() {
         return "enabled=" + enabled + " sidecars=" + String.join(",", sidecarAddresses) + " gateway=" + gatewayId + " channel="
                 + channel + " tenant=" + tenant + " region=" + region + " queue=" + queueCapacity + " batch="
-                + batchMaxEvents + " flush_ms=" + flushIntervalMs + " enforcement=" + enforcement + " tls="
+                + batchMaxEvents + " flush_ms=" + flushIntervalMs + " enforcement=" + enforcement + " client_ip=" + clientIp
+                + (clientIp.mode() == ClientIp.Mode.HASH ? "(" + (clientIpSalted ? "salted" : "random key") + ")" : "") + " tls="
                 + (tlsCaFile.isEmpty() ? "off" : tlsCertFile.isEmpty() || tlsKeyFile.isEmpty() ? "on" : "mutual");
     }
 

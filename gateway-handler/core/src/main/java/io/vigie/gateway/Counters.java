@@ -29,6 +29,8 @@ public final class Counters {
     final LongAdder directivesRejected = new LongAdder();
     /** Requests the gateway answered that belong to no API (no API name nor context): not recorded. */
     final LongAdder unmatched = new LongAdder();
+    /** The same requests by path prefix (shared set only). */
+    final UnmatchedPrefixes unmatchedPrefixes = new UnmatchedPrefixes();
 
     /** A consistent-enough copy of every counter (each read once). */
     public Snapshot snapshot(int queueDepth) {

@@ -11,7 +11,7 @@ package io.vigie.gateway;
  */
 public final class RequestRecord {
     /** Number of string fields, in the canonical (proto field) order. */
-    public static final int STRING_FIELDS = 8;
+    public static final int STRING_FIELDS = 11;
     static final int S_APPLICATION_ID = 0;
     static final int S_APPLICATION_NAME = 1;
     static final int S_APPLICATION_OWNER = 2;
@@ -20,6 +20,9 @@ public final class RequestRecord {
     static final int S_API_CONTEXT = 5;
     static final int S_RESOURCE_TEMPLATE = 6;
     static final int S_SUBSCRIPTION_TIER = 7;
+    static final int S_TENANT = 8;
+    static final int S_API_ID = 9;
+    static final int S_CLIENT_IP = 10;
 
     final String[] strings = new String[STRING_FIELDS];
     long eventTimeUs;
@@ -33,6 +36,7 @@ public final class RequestRecord {
     int keyType;
     long uriHash;
     int flags;
+    int targetStatus;
 
     /** Clears every field back to "absent". */
     public RequestRecord reset() {
@@ -48,6 +52,7 @@ public final class RequestRecord {
         keyType = 0;
         uriHash = 0;
         flags = 0;
+        targetStatus = 0;
         return this;
     }
 
@@ -98,6 +103,35 @@ public final class RequestRecord {
     /** Subscription tier (throttling policy name). */
     public RequestRecord subscriptionTier(String v) {
         strings[S_SUBSCRIPTION_TIER] = v;
+        return this;
+    }
+
+    /** WSO2 tenant domain of the API (analytics {@code apiCreatorTenantDomain}), e.g. {@code carbon.super}. */
+    public RequestRecord tenant(String v) {
+        strings[S_TENANT] = v;
+        return this;
+    }
+
+    /** WSO2 API UUID (analytics {@code apiId}). */
+    public RequestRecord apiId(String v) {
+        strings[S_API_ID] = v;
+        return this;
+    }
+
+    /**
+     * Where the client's address is read from, as the gateway holds it: the
+     * {@code X-Forwarded-For} value, or the remote address (no copy is made on the request
+     * path). The sender takes the address out of it ({@link ClientIp#addressRange}) and writes it
+     * as {@code vigie.capture.client-ip} says: hashed, plain or not at all.
+     */
+    public RequestRecord clientIp(String v) {
+        strings[S_CLIENT_IP] = v;
+        return this;
+    }
+
+    /** Status the backend answered (analytics {@code targetResponseCode}); 0 = not called / unknown. */
+    public RequestRecord targetStatus(int v) {
+        targetStatus = v;
         return this;
     }
 
@@ -191,6 +225,22 @@ public final class RequestRecord {
 
     public String subscriptionTier() {
         return strings[S_SUBSCRIPTION_TIER];
+    }
+
+    public String tenant() {
+        return strings[S_TENANT];
+    }
+
+    public String apiId() {
+        return strings[S_API_ID];
+    }
+
+    public String clientIp() {
+        return strings[S_CLIENT_IP];
+    }
+
+    public int targetStatus() {
+        return targetStatus;
     }
 
     public long eventTimeUs() {

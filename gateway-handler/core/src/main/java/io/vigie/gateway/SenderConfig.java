@@ -12,6 +12,8 @@ import java.util.concurrent.TimeUnit;
 final class SenderConfig {
     /** The first message of every stream. */
     final Hello hello;
+    /** How the encoder writes the client's address ({@code vigie.capture.client-ip}). */
+    final ClientIp clientIp;
     /** Events per batch at most (the sidecar's Welcome may lower it). */
     final int batchMaxEvents;
     /** A batch is sent at the latest this long after its first event. */
@@ -26,6 +28,7 @@ final class SenderConfig {
 
     private SenderConfig(Builder b) {
         this.hello = b.hello;
+        this.clientIp = b.clientIp;
         this.batchMaxEvents = b.batchMaxEvents;
         this.flushNanos = b.flushNanos;
         this.reportNanos = b.reportNanos;
@@ -34,13 +37,14 @@ final class SenderConfig {
         this.holdMicros = b.holdMicros;
     }
 
-    static Builder builder(Hello hello) {
-        return new Builder(hello);
+    static Builder builder(Hello hello, ClientIp clientIp) {
+        return new Builder(hello, clientIp);
     }
 
     /** Named settings; the defaults are the agent's. */
     static final class Builder {
         private final Hello hello;
+        private final ClientIp clientIp;
         private int batchMaxEvents = 4_096;
         private long flushNanos = TimeUnit.MILLISECONDS.toNanos(5);
         private long reportNanos = TimeUnit.SECONDS.toNanos(5);
@@ -48,8 +52,9 @@ final class SenderConfig {
         private long backoffMaxNanos = TimeUnit.MILLISECONDS.toNanos(500);
         private long holdMicros = TimeUnit.SECONDS.toMicros(10);
 
-        private Builder(Hello hello) {
+        private Builder(Hello hello, ClientIp clientIp) {
             this.hello = hello;
+            this.clientIp = clientIp;
         }
 
         Builder batchMaxEvents(int v) {

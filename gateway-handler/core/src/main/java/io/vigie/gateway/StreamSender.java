@@ -51,6 +51,7 @@ final class StreamSender {
     private final Clock clock;
     private final ManagedChannel channel;
     private final Hello hello;
+    private final ClientIp clientIp;
     private final int batchMaxEvents;
     private final long flushNanos;
     private final long reportNanos;
@@ -86,6 +87,7 @@ final class StreamSender {
         this.clock = clock;
         this.channel = channel;
         this.hello = config.hello;
+        this.clientIp = config.clientIp;
         this.batchMaxEvents = config.batchMaxEvents;
         this.flushNanos = config.flushNanos;
         this.reportNanos = config.reportNanos;
@@ -195,7 +197,8 @@ final class StreamSender {
         Session s = new Session(now);
         try {
             TelemetryGrpc.newStub(channel).stream(s);
-            s.send(GatewayMessage.newBuilder().setHello(hello).build());
+            // the gateway's wall clock at sending, so that the sidecar can name a skewed clock
+            s.send(GatewayMessage.newBuilder().setHello(hello.toBuilder().setClockUs(clock.wallMicros())).build());
         } catch (RuntimeException e) {
             s.fail(e);
         }
@@ -210,7 +213,7 @@ final class StreamSender {
             max = Math.min(max, w.getMaxBatchEvents());
         }
         s.maxDictionary = w.getMaxDictionaryEntries() > 0 ? w.getMaxDictionaryEntries() : Integer.MAX_VALUE;
-        s.encoder = new BatchEncoder(max);
+        s.encoder = new BatchEncoder(max, clientIp);
         state = State.CONNECTED;
         backoffNanos = backoffInitialNanos;
         LOG.log(Level.INFO, "vigie: streaming to sidecar {0}", w.getSidecarId());
@@ -332,6 +335,7 @@ final class StreamSender {
                 .addAllRejectedDirectives(directives.rejections())
                 .setDirectivesRejected(c.directivesRejected)
                 .setUnmatchedRequests(c.unmatched)
+                .addAllUnmatchedPrefixes(shared.unmatchedPrefixes.report())
                 .build();
     }
 

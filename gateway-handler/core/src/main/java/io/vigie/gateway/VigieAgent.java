@@ -66,6 +66,7 @@ public final class VigieAgent implements AutoCloseable {
     /** When the targets' last flush must end (System.nanoTime), set before {@link #targetsStopping}. */
     private volatile long stopDeadlineNanos;
     private final AgentJmx jmx;
+    private final ClientIp clientIp;
 
     /** One sidecar target: its queue, counters, gRPC channel, sender and thread. */
     private static final class Target {
@@ -90,6 +91,7 @@ public final class VigieAgent implements AutoCloseable {
         this.ring = new EventRing(b.queueCapacity);
         this.directives = new DirectiveTable(b.clock, b.channelName, counters.directivesRejected);
         this.enforcement = b.enforcement;
+        this.clientIp = b.clientIp != null ? b.clientIp : ClientIp.hashed(null);
         Hello hello = Hello.newBuilder()
                 .setGatewayId(b.gatewayId)
                 .setChannel(b.channelName)
@@ -98,7 +100,7 @@ public final class VigieAgent implements AutoCloseable {
                 .setHandlerVersion(VERSION)
                 .setProtocolVersion(StreamSender.PROTOCOL_VERSION)
                 .build();
-        SenderConfig config = SenderConfig.builder(hello)
+        SenderConfig config = SenderConfig.builder(hello, clientIp)
                 .batchMaxEvents(b.batchMaxEvents)
                 .flushIntervalMs(b.flushIntervalMs)
                 .reportIntervalMs(b.reportIntervalMs)
@@ -171,8 +173,14 @@ public final class VigieAgent implements AutoCloseable {
                 .enforcement(s.enforcement)
                 .jmx(s.jmx)
                 .shutdownFlushMs(s.shutdownFlushMs)
+                .clientIp(s.clientIp)
                 .closeOnJvmExit(true)
                 .tls(s.tlsCaFile, s.tlsCertFile, s.tlsKeyFile, s.tlsAuthority);
+    }
+
+    /** How the adapters capture the client's address ({@code vigie.capture.client-ip}). */
+    public ClientIp clientIp() {
+        return clientIp;
     }
 
     /** This thread's reusable record, cleared. Fill it and {@link #offer} it. */
@@ -211,6 +219,7 @@ public final class VigieAgent implements AutoCloseable {
         i[io + EventRing.I_ERROR_CODE] = r.errorCode;
         i[io + EventRing.I_KEY_TYPE] = r.keyType;
         i[io + EventRing.I_FLAGS] = r.flags;
+        i[io + EventRing.I_TARGET_STATUS] = r.targetStatus;
         System.arraycopy(r.strings, 0, ring.strings, slot * EventRing.STRINGS, EventRing.STRINGS);
         ring.publish(pos);
         return true;
@@ -297,9 +306,23 @@ public final class VigieAgent implements AutoCloseable {
         return Counters.total(counters, targetCounters, queueDepth());
     }
 
-    /** For adapters: counts a request answered that belongs to no API at all (not recorded). */
-    public void countUnmatched() {
+    /**
+     * For adapters: counts a request answered that belongs to no API at all (not recorded), in
+     * total and under the first segment of its path ({@link UnmatchedPrefixes}; null = no path).
+     * Never throws.
+     */
+    public void countUnmatched(String path) {
         counters.unmatched.increment();
+        try {
+            counters.unmatchedPrefixes.count(path);
+        } catch (RuntimeException e) {
+            counters.adapterErrors.increment();
+        }
+    }
+
+    /** Requests that matched no API, by path prefix, as the next {@code GatewayReport} sends them. */
+    public java.util.List<io.vigie.wire.v1.UnmatchedPrefix> unmatchedPrefixes() {
+        return counters.unmatchedPrefixes.report();
     }
 
     /** For adapters: counts an error they caught on the request path. */
@@ -516,6 +539,7 @@ public final class VigieAgent implements AutoCloseable {
         private String gatewayId = "gateway";
         private String channelName = "";
         private String tenant = "carbon.super";
+        private ClientIp clientIp;
         private String region = "";
         private int queueCapacity = 65_536;
         private int batchMaxEvents = 4_096;
@@ -600,6 +624,12 @@ public final class VigieAgent implements AutoCloseable {
          */
         public Builder channel(String v) {
             channelName = v == null ? "" : v;
+            return this;
+        }
+
+        /** How the adapters capture the client's address (default: hashed with a random key). */
+        public Builder clientIp(ClientIp v) {
+            clientIp = v;
             return this;
         }
 

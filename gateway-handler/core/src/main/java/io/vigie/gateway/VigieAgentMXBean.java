@@ -28,6 +28,9 @@ public interface VigieAgentMXBean {
     /** Requests answered that belonged to no API at all (not recorded as events). */
     long getUnmatchedRequests();
 
+    /** The same requests by first path segment, one line each: {@code /prefix=N} ({@code *=N} for the rest). */
+    String[] getUnmatchedPrefixes();
+
     int getQueueDepth();
 
     int getQueueCapacity();

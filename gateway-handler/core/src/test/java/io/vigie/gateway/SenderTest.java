@@ -63,6 +63,7 @@ class SenderTest {
             assertEquals("gw-1", s.received.get(0).getHello().getGatewayId());
             assertEquals("main", s.received.get(0).getHello().getChannel());
             assertEquals(1, s.received.get(0).getHello().getProtocolVersion());
+            assertEquals(clock.wallMicros(), s.received.get(0).getHello().getClockUs(), "the gateway's clock at sending");
             assertTrue(batches(s).isEmpty(), "a partial batch waits for the flush interval");
             clock.advanceMillis(4);
             a.step();
@@ -341,6 +342,31 @@ class SenderTest {
             assertEquals(9, report.getRejectedDirectives(0).getUpdateVersion());
             assertEquals("limit_period_seconds 2147483648 is outside 1..315576000",
                     report.getRejectedDirectives(0).getReason());
+        }
+    }
+
+    @Test
+    void theReportCarriesTheUnmatchedRequestsByPrefix() throws Exception {
+        javax.management.MBeanServer server = java.lang.management.ManagementFactory.getPlatformMBeanServer();
+        javax.management.ObjectName name = new javax.management.ObjectName(
+                "io.vigie:type=GatewayHandler,gateway=\"gw-unmatched\"");
+        try (VigieAgent a = agent().gatewayId("gw-unmatched").jmx(true).build()) {
+            a.countUnmatched("/wp-admin/setup.php");
+            a.countUnmatched("/wp-admin/");
+            a.countUnmatched(null);
+            a.step();
+            clock.advanceMillis(1_000);
+            a.step();
+            GatewayReport report = sidecar.last().received.stream().filter(GatewayMessage::hasReport)
+                    .map(GatewayMessage::getReport).reduce((x, y) -> y).orElseThrow();
+            assertEquals(3, report.getUnmatchedRequests());
+            java.util.Map<String, Long> byPrefix = new java.util.HashMap<>();
+            report.getUnmatchedPrefixesList().forEach(p -> byPrefix.put(p.getPrefix(), p.getRequests()));
+            assertEquals(java.util.Map.of("/wp-admin", 2L, "/", 1L), byPrefix);
+            assertEquals(byPrefix.size(), a.unmatchedPrefixes().size());
+            java.util.List<String> jmx = java.util.Arrays.asList((String[]) server.getAttribute(name, "UnmatchedPrefixes"));
+            assertEquals(2, jmx.size());
+            assertTrue(jmx.contains("/wp-admin=2") && jmx.contains("/=1"), jmx.toString());
         }
     }
 }

@@ -2,6 +2,7 @@ package io.vigie.synapse;
 
 import static io.vigie.synapse.SynapseNames.*;
 
+import io.vigie.gateway.ClientIp;
 import io.vigie.gateway.Clock;
 import io.vigie.gateway.EventFlags;
 import io.vigie.gateway.HttpMethods;
@@ -33,6 +34,7 @@ public final class SynapseCapture<C> {
     private final MessageAccess<C> access;
     private final Consumers<C> consumers;
     private final ApiNaming naming;
+    private final Tenants tenants = new Tenants();
 
     public SynapseCapture(VigieAgent agent, Clock clock, MessageAccess<C> access, Consumers<C> consumers,
             ApiNaming naming) {
@@ -55,9 +57,44 @@ public final class SynapseCapture<C> {
         return access;
     }
 
-    /** Request in-flow: the request's start. */
+    /**
+     * Request in-flow: the request's start, and where the client's address is while the
+     * transport headers are still the request's ({@link #clientAddress}): a reference to the
+     * gateway's own string, no copy; the sender takes the address out of it and hashes it.
+     */
     public void requestStarted(C ctx) {
         access.setProperty(ctx, START_US, clock.wallMicros());
+        if (agent.clientIp().mode() != ClientIp.Mode.OFF) {
+            String v = clientAddress(ctx);
+            if (v != null) {
+                access.setProperty(ctx, CLIENT_IP, v);
+            }
+        }
+    }
+
+    /**
+     * Where the client's address is, as WSO2's analytics reads it: what it already read
+     * ({@code api.analytics.user.ip}), else the {@code X-Forwarded-For} request header (its first
+     * entry is taken by {@link ClientIp#addressRange}), else the connection's remote address.
+     */
+    String clientAddress(C ctx) {
+        String v = string(access.property(ctx, USER_IP));
+        if (v != null) {
+            return v;
+        }
+        Object headers = access.axis2Property(ctx, TRANSPORT_HEADERS);
+        if (headers instanceof Map) {
+            Map<?, ?> h = (Map<?, ?>) headers;
+            Object xff = h.get(X_FORWARDED_FOR);
+            if (xff == null) {
+                xff = h.get("x-forwarded-for"); // a map that is not case-insensitive
+            }
+            v = string(xff);
+            if (v != null) {
+                return v;
+            }
+        }
+        return string(access.axis2Property(ctx, REMOTE_ADDR));
     }
 
     /** Request out-flow, just before the backend call. */
@@ -65,9 +102,13 @@ public final class SynapseCapture<C> {
         access.setProperty(ctx, BACKEND_START_US, clock.wallMicros());
     }
 
-    /** Response in-flow: the backend answered. */
+    /** Response in-flow: the backend answered; its status, before any mediation changes it. */
     public void backendEnded(C ctx) {
         access.setProperty(ctx, BACKEND_END_US, clock.wallMicros());
+        Object status = access.axis2Property(ctx, HTTP_SC);
+        if (status != null) {
+            access.setProperty(ctx, BACKEND_STATUS, status);
+        }
     }
 
     /**
@@ -108,7 +149,9 @@ public final class SynapseCapture<C> {
             String restApi = string(access.property(ctx, REST_API_NAME));
             String restContext = string(access.property(ctx, REST_API_CONTEXT));
             if (restApi == null && restContext == null) {
-                agent.countUnmatched(); // no API's context matched the path
+                // no API's context matched the path: counted by its first segment
+                String path = string(access.property(ctx, FULL_REQUEST_PATH));
+                agent.countUnmatched(path != null ? path : string(access.axis2Property(ctx, TRANSPORT_IN_URL)));
                 return;
             }
             // without SYNAPSE_REST_API the context names the API
@@ -120,8 +163,13 @@ public final class SynapseCapture<C> {
         }
         long now = clock.wallMicros();
         RequestRecord r = agent.record().apiName(api).apiVersion(version);
+        String restContext = string(access.property(ctx, REST_API_CONTEXT));
         String context = string(access.property(ctx, API_CONTEXT));
-        r.apiContext(context != null ? context : string(access.property(ctx, REST_API_CONTEXT)));
+        r.apiContext(context != null ? context : restContext);
+        // the tenant from the deployed API's context, as WSO2's analytics finds the API
+        r.tenant(tenants.of(restContext != null ? restContext : context, string(access.property(ctx, API_PUBLISHER))));
+        r.apiId(string(access.property(ctx, API_UUID)));
+        r.clientIp(string(access.property(ctx, CLIENT_IP)));
         r.resourceTemplate(string(access.property(ctx, ELECTED_RESOURCE)));
         String method = string(access.property(ctx, HTTP_METHOD));
         if (method == null) {
@@ -166,6 +214,16 @@ public final class SynapseCapture<C> {
         r.flags(flags);
 
         r.httpStatus((int) integer(access.axis2Property(ctx, HTTP_SC), 0));
+        // the backend's own status (analytics targetResponseCode) when it was called: vigie's,
+        // else WSO2's analytics' reading of the response in-flow; a refusal never called it
+        if (!refused) {
+            Object backend = access.property(ctx, BACKEND_STATUS);
+            if (backend == null) {
+                backend = access.property(ctx, ANALYTICS_BACKEND_STATUS);
+            }
+            long target = integer(backend, 0);
+            r.targetStatus(target > 0 && target <= 0xFFFF ? (int) target : 0);
+        }
         Object headers = access.axis2Property(ctx, TRANSPORT_HEADERS);
         Object length = headers instanceof Map ? ((Map<?, ?>) headers).get("Content-Length") : null;
         if (refused || errorCode != null) {

@@ -17,6 +17,14 @@ public final class SynapseNames {
     public static final String AUTH_CONTEXT = "__API_AUTH_CONTEXT";
     public static final String APPLICATION_NAME = "api.ut.application.name";
     public static final String KEY_TYPE = "AM_KEY_TYPE";
+    /** The API's UUID, set on every request of the API by its first handler (APIMgtLatencyStatsHandler). */
+    public static final String API_UUID = "API_UUID";
+    /** The API's provider, {@code name@tenant.domain} outside the super tenant. */
+    public static final String API_PUBLISHER = "api.ut.apiPublisher";
+    /** The client's address as WSO2's analytics handler read it on the request in-flow. */
+    public static final String USER_IP = "api.analytics.user.ip";
+    /** The backend's status as WSO2's analytics handler read it on the response in-flow. */
+    public static final String ANALYTICS_BACKEND_STATUS = "api.analytics.backend.response_code";
     /** Read by nothing: WSO2 sets it where it throttles nothing too ("throttled" comes from the code). */
     public static final String THROTTLED_OUT_REASON = "THROTTLED_OUT_REASON";
     public static final String CACHE_HIT = "api.analytics.cacheHit";
@@ -42,10 +50,20 @@ public final class SynapseNames {
     public static final String MESSAGE_TYPE = "messageType";
     public static final String CONTENT_TYPE = "ContentType";
     public static final String NO_ENTITY_BODY = "NO_ENTITY_BODY";
+    /** The connection's remote address (Axis2 {@code MessageContext.REMOTE_ADDR}). */
+    public static final String REMOTE_ADDR = "REMOTE_ADDR";
+    /** The request URL as received (Axis2 {@code Constants.Configuration.TRANSPORT_IN_URL}). */
+    public static final String TRANSPORT_IN_URL = "TransportInURL";
+    // a request transport header
+    public static final String X_FORWARDED_FOR = "X-Forwarded-For";
     // vigie's own
     public static final String START_US = "vigie.request.start.us";
     public static final String BACKEND_START_US = "vigie.backend.start.us";
     public static final String BACKEND_END_US = "vigie.backend.end.us";
+    /** The backend's status ({@code HTTP_SC} on the response in-flow), as the runtime put it. */
+    public static final String BACKEND_STATUS = "vigie.backend.status";
+    /** Where the client's address is (the request's X-Forwarded-For or remote address), kept on the request in-flow. */
+    public static final String CLIENT_IP = "vigie.client.ip";
     public static final String CHECKED = "vigie.checked";
     public static final String REFUSED = "vigie.refused";
     /** Size in bytes of the answer vigie's refusal sent (0 when it went without a body). */

@@ -58,6 +58,7 @@ public class VigieApiHandler implements Handler {
             return true;
         }
         try {
+            capture.backendEnded(ctx); // the backend's status, before the out-sequence runs
             capture.capture(ctx);
         } catch (Throwable t) {
             capture.failed(t);

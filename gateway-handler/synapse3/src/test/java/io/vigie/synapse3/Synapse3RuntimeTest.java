@@ -6,11 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.vigie.gateway.ClientIp;
 import io.vigie.gateway.EventFlags;
 import io.vigie.gateway.HttpMethods;
 import io.vigie.gateway.testing.FakeSidecar;
 import io.vigie.gateway.testing.SidecarProcess;
 import io.vigie.gateway.wire.BatchDecoder;
+import io.vigie.gateway.wire.BatchEncoder;
 import io.vigie.gateway.wire.Column;
 import io.vigie.synapse.SynapseRefusal;
 import io.vigie.wire.v1.Directive;
@@ -61,6 +63,7 @@ class Synapse3RuntimeTest {
     static FakeSidecar sidecar;
     static ServerManager synapse;
     static int port;
+    static final String SALT = "runtime-salt";
     static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
     @BeforeAll
@@ -70,6 +73,7 @@ class Synapse3RuntimeTest {
         System.setProperty("vigie.gateway.id", "synapse3");
         System.setProperty("vigie.flush.interval-ms", "1");
         System.setProperty("vigie.jmx", "false");
+        System.setProperty("vigie.capture.client-ip-salt", SALT);
         port = SidecarProcess.freePort();
         Path conf = Files.createDirectories(home.resolve("repository/conf"));
         copy("axis2.xml", conf.resolve("axis2.xml"));
@@ -96,7 +100,8 @@ class Synapse3RuntimeTest {
         if (sidecar != null) {
             sidecar.close();
         }
-        for (String p : new String[] {"vigie.sidecar.address", "vigie.gateway.id", "vigie.flush.interval-ms", "vigie.jmx"}) {
+        for (String p : new String[] {"vigie.sidecar.address", "vigie.gateway.id", "vigie.flush.interval-ms", "vigie.jmx",
+            "vigie.capture.client-ip-salt"}) {
             System.clearProperty(p);
         }
     }
@@ -126,6 +131,11 @@ class Synapse3RuntimeTest {
         assertEquals(200, e.number(Column.HTTP_STATUS));
         assertEquals(HttpMethods.GET, e.number(Column.HTTP_METHOD));
         assertEquals("synapse3", sidecar.last().received.get(0).getHello().getGatewayId());
+        assertTrue(sidecar.last().received.get(0).getHello().getClockUs() > 0, "the gateway's clock in Hello");
+        assertEquals("carbon.super", e.string(Column.TENANT), "a context without /t/: the super tenant");
+        assertEquals(Wso2LikeHandler.uuidOf("orders"), e.string(Column.API_ID));
+        assertEquals(200, e.number(Column.TARGET_STATUS), "the backend's status");
+        assertEquals(hashOf("127.0.0.1"), e.string(Column.CLIENT_IP), "no X-Forwarded-For: the remote address, hashed");
 
         sidecar.last().push(SidecarMessage.newBuilder().setDirectives(DirectiveUpdate.newBuilder().setVersion(2)
                 .addUpserts(Directive.newBuilder().setId("block-orders").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
@@ -150,6 +160,114 @@ class Synapse3RuntimeTest {
         assertEquals(900805, last.number(Column.ERROR_CODE));
         assertEquals(refused.body().getBytes(StandardCharsets.UTF_8).length, last.number(Column.RESPONSE_BYTES),
                 "the size of the answer the client got");
+        assertEquals(0, last.number(Column.TARGET_STATUS), "refused: the backend was never called");
+        assertEquals(Wso2LikeHandler.uuidOf("orders"), last.string(Column.API_ID));
+    }
+
+    /** What the handler sends for an address captured with the test's salt. */
+    private static String hashOf(String address) {
+        return BatchEncoder.hashed(ClientIp.hashed(SALT).hash(address, 0, address.length()));
+    }
+
+    /** A tenant's API, and a client behind a proxy: the tenant, API id and hashed client address recorded. */
+    @Test
+    @Order(4)
+    void aTenantsApiAndAClientBehindAProxyAreRecordedAsWso2sAnalyticsWouldName() throws Exception {
+        HttpResponse<String> ok = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                + "/t/acme.com/shop/items")).timeout(Duration.ofSeconds(30))
+                .header("X-Forwarded-For", "203.0.113.7, 10.0.0.1").GET().build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, ok.statusCode(), ok.body());
+        waitFor("the tenant's record", 30, () -> sidecar.last().events.stream()
+                .anyMatch(ev -> ev.string(Column.API_NAME).equals("shop")));
+        BatchDecoder.Event e = sidecar.last().events.stream().filter(ev -> ev.string(Column.API_NAME).equals("shop"))
+                .findFirst().orElseThrow();
+        assertEquals("/t/acme.com/shop", e.string(Column.API_CONTEXT));
+        assertEquals("acme.com", e.string(Column.TENANT));
+        assertEquals(Wso2LikeHandler.uuidOf("shop"), e.string(Column.API_ID));
+        assertEquals(hashOf("203.0.113.7"), e.string(Column.CLIENT_IP), "the first X-Forwarded-For entry, salted hash");
+        assertTrue(e.string(Column.CLIENT_IP).matches("h:[0-9a-f]{16}"), e.string(Column.CLIENT_IP));
+        assertEquals(200, e.number(Column.TARGET_STATUS));
+        assertEquals(200, e.number(Column.HTTP_STATUS));
+    }
+
+    /**
+     * The CORS headers of a refusal follow WSO2's own {@code _cors_request_handler_} (read at test
+     * time): every transport property it sets, under the conditions of its filters, evaluated
+     * against the API's CORS configuration, for a GET and for an OPTIONS preflight.
+     */
+    @Test
+    @Order(5)
+    void refusalsCarryTheCorsHeadersOfWso2sCorsSequence() throws Exception {
+        Path file = Path.of(System.getProperty("vigie.conformance", "../../shared/conformance"),
+                "synapse-sequences", "_cors_request_handler_.xml");
+        assumeTrue(Files.isRegularFile(file), "no WSO2 conformance files at " + file);
+        DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+        f.setNamespaceAware(true);
+        f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+        Document seq = f.newDocumentBuilder().parse(file.toFile());
+        java.util.Map<String, String> ctx = new java.util.HashMap<>(Wso2LikeHandler.CORS);
+        ctx.put("Access-Control-Allow-Origin", Wso2LikeHandler.ALLOWED_ORIGIN);
+        List<String> names = new ArrayList<>();
+        for (String method : new String[] {"GET", "OPTIONS"}) {
+            java.util.Map<String, String> expected = new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+            NodeList props = seq.getElementsByTagNameNS("*", "property");
+            for (int k = 0; k < props.getLength(); k++) {
+                Element p = (Element) props.item(k);
+                if (!"transport".equals(p.getAttribute("scope"))) {
+                    continue;
+                }
+                String name = p.getAttribute("name");
+                if (!names.contains(name)) {
+                    names.add(name);
+                }
+                String expr = p.getAttribute("expression");
+                assertTrue(expr.startsWith("$ctx:"), expr);
+                boolean applies = true;
+                for (org.w3c.dom.Node n = p.getParentNode(); n != null; n = n.getParentNode()) {
+                    if (n instanceof Element && "filter".equals(n.getLocalName())) {
+                        applies &= corsCondition(((Element) n).getAttribute("source"),
+                                ((Element) n).getAttribute("regex"), ctx, method);
+                    }
+                }
+                String value = ctx.get(expr.substring("$ctx:".length()));
+                if (applies && value != null) {
+                    expected.put(name, value);
+                }
+            }
+            // "payments" is refused since the limit of the refusal test: every request is answered 429
+            HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/payments/cors"))
+                    .timeout(Duration.ofSeconds(30)).header("Origin", Wso2LikeHandler.ALLOWED_ORIGIN)
+                    .method(method, HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(429, r.statusCode(), method + " " + r.body());
+            java.util.Map<String, String> got = new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+            for (String name : names) {
+                r.headers().firstValue(name).ifPresent(v -> got.put(name, v));
+            }
+            assertEquals(expected, got, method);
+            assertTrue(expected.containsKey("Access-Control-Allow-Origin"), "the control: CORS is on");
+        }
+        assertEquals(5, names.size(), "the sequence's five headers: " + names);
+    }
+
+    /** One filter condition of {@code _cors_request_handler_}; an unknown one fails the test. */
+    private static boolean corsCondition(String source, String regex, java.util.Map<String, String> ctx, String method) {
+        boolean wantTrue = "true".equals(regex);
+        String s = source.replace(" ", "");
+        if (s.equals("$ctx:CORSConfiguration.Enabled")) {
+            return wantTrue; // CORS is enabled on the API
+        }
+        if (s.matches("boolean\\(\\$trp:[A-Za-z-]+\\)")) {
+            return !wantTrue; // the header is not set yet (a refusal starts from the request's headers)
+        }
+        if (s.matches("boolean\\(\\$trp:[A-Za-z-]+\\)=falseand\\$ctx:api\\.ut\\.HTTP_METHOD='OPTIONS'")) {
+            return wantTrue == method.equals("OPTIONS");
+        }
+        java.util.regex.Matcher m = Pattern.compile("boolean\\(\\$ctx:([A-Za-z-]+)\\)").matcher(s);
+        if (m.matches()) {
+            String v = ctx.get(m.group(1));
+            return wantTrue == (v != null && !v.isEmpty());
+        }
+        throw new AssertionError("a condition of _cors_request_handler_ this test does not know: " + source);
     }
 
     /** Every request the gateway answers is recorded: an authentication failure and a 404 too. */

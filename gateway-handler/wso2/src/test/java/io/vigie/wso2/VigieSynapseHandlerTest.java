@@ -290,6 +290,155 @@ class VigieSynapseHandlerTest {
     }
 
     @Test
+    void requestsMatchingNoApiAreReportedByPathPrefix() {
+        for (String path : new String[] {"/wp-admin/setup.php", "/wp-admin/", "/.env"}) {
+            Ctx c = new Ctx();
+            c.syn.put("REST_FULL_REQUEST_PATH", path);
+            c.axis.put("HTTP_SC", 404);
+            handler.handleResponseOutFlow(c.ctx);
+        }
+        Ctx noDispatch = new Ctx(); // Synapse's dispatch left no path: the URL as received
+        noDispatch.axis.put("TransportInURL", "/wp-admin/x");
+        handler.handleResponseOutFlow(noDispatch.ctx);
+        assertEquals(0, agent.counters().offered);
+        assertEquals(4, agent.counters().unmatched);
+        agent.step();
+        clock.advanceMillis(5_000);
+        agent.step();
+        io.vigie.wire.v1.GatewayReport report = sidecar.last().received.stream()
+                .filter(io.vigie.wire.v1.GatewayMessage::hasReport).map(io.vigie.wire.v1.GatewayMessage::getReport)
+                .reduce((x, y) -> y).orElseThrow();
+        Map<String, Long> byPrefix = new HashMap<>();
+        report.getUnmatchedPrefixesList().forEach(p -> byPrefix.put(p.getPrefix(), p.getRequests()));
+        assertEquals(Map.of("/wp-admin", 3L, "/.env", 1L), byPrefix);
+    }
+
+    @Test
+    void theTenantComesFromTheApisContextAndTheApiIdFromWso2sApiUuid() {
+        Ctx tenant = new Ctx();
+        tenant.syn.put("REST_API_CONTEXT", "/t/acme.com/orders/v2");
+        tenant.syn.put("SYNAPSE_REST_API", "alice-AT-acme.com--Orders:vv2");
+        tenant.syn.put("API_UUID", "6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f");
+        tenant.syn.put("ERROR_CODE", 900901); // an authentication failure: API_UUID is set before authentication
+        tenant.axis.put("HTTP_SC", 401);
+        handler.handleResponseOutFlow(tenant.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals("acme.com", e.string(Column.TENANT));
+        assertEquals("6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f", e.string(Column.API_ID));
+
+        Ctx superTenant = new Ctx();
+        superTenant.syn.put("api.ut.api", "PizzaShackAPI");
+        superTenant.syn.put("api.ut.version", "1.0.0");
+        superTenant.syn.put("api.ut.context", "/pizzashack/1.0.0");
+        superTenant.syn.put("REST_API_CONTEXT", "/pizzashack/1.0.0");
+        superTenant.axis.put("HTTP_SC", 200);
+        handler.handleResponseOutFlow(superTenant.ctx);
+        e = lastEvent();
+        assertEquals("carbon.super", e.string(Column.TENANT));
+        assertEquals("", e.string(Column.API_ID), "no API_UUID: unknown");
+
+        Ctx onlyProvider = new Ctx(); // no context at all (not seen from WSO2): the provider's domain
+        onlyProvider.syn.put("api.ut.api", "Orders");
+        onlyProvider.syn.put("api.ut.apiPublisher", "bob@globex.example");
+        onlyProvider.axis.put("HTTP_SC", 200);
+        handler.handleResponseOutFlow(onlyProvider.ctx);
+        assertEquals("globex.example", lastEvent().string(Column.TENANT));
+    }
+
+    @Test
+    void theBackendsStatusIsKeptApartFromTheStatusSentToTheClient() {
+        Ctx c = request();
+        handler.handleRequestOutFlow(c.ctx);
+        c.axis.put("HTTP_SC", 500); // the backend answered 500 ...
+        handler.handleResponseInFlow(c.ctx);
+        c.axis.put("HTTP_SC", "502"); // ... and a mediation sent 502 to the client
+        handler.handleResponseOutFlow(c.ctx);
+        BatchDecoder.Event e = lastEvent();
+        assertEquals(502, e.number(Column.HTTP_STATUS), "proxyResponseCode");
+        assertEquals(500, e.number(Column.TARGET_STATUS), "targetResponseCode");
+
+        Ctx fault = request(); // the backend never answered (connection refused): 0, not the client's 503
+        fault.syn.put("ERROR_CODE", 101503);
+        fault.axis.put("HTTP_SC", 503);
+        handler.handleResponseOutFlow(fault.ctx);
+        assertEquals(0, lastEvent().number(Column.TARGET_STATUS));
+
+        Ctx analytics = request(); // only WSO2's analytics handler saw the response in-flow
+        analytics.syn.put("api.analytics.backend.response_code", "204");
+        analytics.axis.put("HTTP_SC", 204);
+        handler.handleResponseOutFlow(analytics.ctx);
+        assertEquals(204, lastEvent().number(Column.TARGET_STATUS));
+
+        Ctx absurd = request();
+        absurd.syn.put("api.analytics.backend.response_code", 1_000_000);
+        handler.handleResponseOutFlow(absurd.ctx);
+        assertEquals(0, lastEvent().number(Column.TARGET_STATUS), "out of the uint16 range: unknown");
+    }
+
+    /** A request's in-flow with these transport headers and remote address, then its answer. */
+    private BatchDecoder.Event clientOf(VigieSynapseHandler h, String xff, String remote, String analyticsIp) {
+        Ctx c = new Ctx();
+        Map<String, Object> headers = new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+        if (xff != null) {
+            headers.put("x-forwarded-for", xff);
+        }
+        c.axis.put("TRANSPORT_HEADERS", headers);
+        c.axis.put("REMOTE_ADDR", remote);
+        if (analyticsIp != null) {
+            c.syn.put("api.analytics.user.ip", analyticsIp);
+        }
+        h.handleRequestInFlow(c.ctx);
+        c.syn.put("api.ut.api", "PizzaShackAPI");
+        c.syn.put("REST_API_CONTEXT", "/pizzashack/1.0.0");
+        // the response out-flow has the backend's headers: the address was read on the request in-flow
+        c.axis.put("TRANSPORT_HEADERS", Map.of("X-Forwarded-For", "198.51.100.99"));
+        c.axis.remove("REMOTE_ADDR");
+        c.axis.put("HTTP_SC", 200);
+        h.handleResponseOutFlow(c.ctx);
+        return lastEvent();
+    }
+
+    private static String hashOf(io.vigie.gateway.ClientIp ip, String address) {
+        return io.vigie.gateway.wire.BatchEncoder.hashed(ip.hash(address, 0, address.length()));
+    }
+
+    @Test
+    void theClientsAddressIsReadAsWso2ReadsItAndHashedWithTheSalt() {
+        agent.close();
+        io.vigie.gateway.ClientIp salted = io.vigie.gateway.ClientIp.hashed("pepper");
+        agent = VigieAgent.builder().clock(clock).startThread(false).grpcChannel(sidecar::channel).flushIntervalMs(1)
+                .clientIp(salted).build();
+        VigieSynapseHandler h = new VigieSynapseHandler(agent, clock);
+        assertEquals(hashOf(salted, "203.0.113.7"), clientOf(h, "203.0.113.7, 10.0.0.1", "10.0.0.2", null)
+                .string(Column.CLIENT_IP), "the first X-Forwarded-For entry");
+        assertEquals(hashOf(salted, "10.0.0.2"), clientOf(h, null, "10.0.0.2", null).string(Column.CLIENT_IP),
+                "else the remote address");
+        assertEquals(hashOf(salted, "192.0.2.1"), clientOf(h, "203.0.113.7", "10.0.0.2", "192.0.2.1")
+                .string(Column.CLIENT_IP), "what WSO2's analytics already read comes first");
+        assertEquals(hashOf(salted, "203.0.113.7"), clientOf(h, "203.0.113.7:4711", null, null).string(Column.CLIENT_IP));
+        assertEquals("", clientOf(h, null, null, null).string(Column.CLIENT_IP), "no address: none");
+        assertTrue(hashOf(salted, "203.0.113.7").matches("h:[0-9a-f]{16}"));
+    }
+
+    @Test
+    void theClientsAddressInPlainOrNotAtAll() {
+        agent.close();
+        agent = VigieAgent.builder().clock(clock).startThread(false).grpcChannel(sidecar::channel).flushIntervalMs(1)
+                .clientIp(io.vigie.gateway.ClientIp.plain()).build();
+        VigieSynapseHandler plain = new VigieSynapseHandler(agent, clock);
+        assertEquals("2001:db8::7", clientOf(plain, " 2001:db8::7 , 10.0.0.1", "10.0.0.2", null).string(Column.CLIENT_IP));
+        String absurd = "1".repeat(100_000);
+        assertEquals("1".repeat(io.vigie.gateway.ClientIp.MAX_CHARS),
+                clientOf(plain, absurd, null, null).string(Column.CLIENT_IP), "bounded");
+        agent.close();
+        agent = VigieAgent.builder().clock(clock).startThread(false).grpcChannel(sidecar::channel).flushIntervalMs(1)
+                .clientIp(io.vigie.gateway.ClientIp.off()).build();
+        VigieSynapseHandler off = new VigieSynapseHandler(agent, clock);
+        assertEquals("", clientOf(off, "203.0.113.7", "10.0.0.2", null).string(Column.CLIENT_IP));
+        assertEquals(0, agent.counters().adapterErrors);
+    }
+
+    @Test
     void trafficThatIsNoApiIsNotRecorded() {
         Ctx c = new Ctx();
         c.axis.put("HTTP_SC", 200);

@@ -20,9 +20,9 @@ public final class EventRing {
     /** Long fields per slot. */
     public static final int LONGS = 6;
     /** Int fields per slot. */
-    public static final int INTS = 5;
+    public static final int INTS = 6;
     /** String fields per slot, in canonical (proto field) order. */
-    public static final int STRINGS = 8;
+    public static final int STRINGS = 11;
 
     // long fields
     public static final int L_EVENT_TIME_US = 0;
@@ -37,7 +37,9 @@ public final class EventRing {
     public static final int I_ERROR_CODE = 2;
     public static final int I_KEY_TYPE = 3;
     public static final int I_FLAGS = 4;
-    // string fields: application id, name, owner, API name, version, context, resource, tier
+    public static final int I_TARGET_STATUS = 5;
+    // string fields: application id, name, owner, API name, version, context, resource, tier,
+    // tenant, API id, client address source (the encoder extracts, hashes or keeps it)
 
     private final int capacity;
     private final int mask;

@@ -1,6 +1,7 @@
 package io.vigie.gateway.wire;
 
 import com.google.protobuf.ByteString;
+import io.vigie.gateway.ClientIp;
 import io.vigie.gateway.queue.EventRing;
 import io.vigie.wire.v1.EventBatch;
 import java.nio.charset.StandardCharsets;
@@ -25,23 +26,40 @@ public final class BatchEncoder {
     private static final Column[] STRING_COLUMNS = {
         Column.APPLICATION_ID, Column.APPLICATION_NAME, Column.APPLICATION_OWNER, Column.API_NAME,
         Column.API_VERSION, Column.API_CONTEXT, Column.RESOURCE_TEMPLATE, Column.SUBSCRIPTION_TIER,
+        Column.TENANT, Column.API_ID, Column.CLIENT_IP,
     };
+    private static final int CLIENT_IP_STRING = STRING_COLUMNS.length - 1;
+    private static final char[] HEX = "0123456789abcdef".toCharArray();
 
     private final int maxEvents;
+    private final ClientIp clientIp;
     private final byte[][] columns = new byte[Column.values().length][];
     private final Map<String, Integer> ids = new HashMap<>();
     private final List<String> pending = new ArrayList<>();
+    /** Client-address hashes already interned on this stream: hash -> dictionary id (open addressing, 0 = empty). */
+    private long[] hashKeys = new long[256];
+    private int[] hashIds = new int[256];
+    private int hashCount;
     private int dictionarySize = 1; // id 0 is the empty string
     private int base = 1;
     private long sequence;
     private int count;
 
-    /** An encoder whose batches hold at most {@code maxEvents} events. */
+    /** An encoder whose batches hold at most {@code maxEvents} events, client addresses kept as they are. */
     public BatchEncoder(int maxEvents) {
+        this(maxEvents, ClientIp.plain());
+    }
+
+    /**
+     * An encoder whose batches hold at most {@code maxEvents} events, writing the client's address
+     * as {@code clientIp} says (hashed, plain or not at all).
+     */
+    public BatchEncoder(int maxEvents, ClientIp clientIp) {
         if (maxEvents < 1) {
             throw new IllegalArgumentException("maxEvents must be positive");
         }
         this.maxEvents = maxEvents;
+        this.clientIp = clientIp;
         for (Column c : Column.values()) {
             columns[c.ordinal()] = new byte[maxEvents * c.width];
         }
@@ -101,9 +119,12 @@ public final class BatchEncoder {
         }
         int row = count;
         putLong(Column.EVENT_TIME_US, row, l[lo + EventRing.L_EVENT_TIME_US]);
-        for (int k = 0; k < STRING_COLUMNS.length; k++) {
+        for (int k = 0; k < CLIENT_IP_STRING; k++) {
             putInt(STRING_COLUMNS[k], row, intern(s[so + k]));
         }
+        // the client's address, taken out of its source here, on the sender thread, so that the
+        // request thread only keeps a reference to the string the gateway holds
+        putInt(Column.CLIENT_IP, row, clientIpId(s[so + CLIENT_IP_STRING]));
         putByte(Column.HTTP_METHOD, row, i[io + EventRing.I_HTTP_METHOD]);
         putShort(Column.HTTP_STATUS, row, clamp(i[io + EventRing.I_HTTP_STATUS], 0xFFFF));
         putInt(Column.ERROR_CODE, row, i[io + EventRing.I_ERROR_CODE]);
@@ -114,6 +135,7 @@ public final class BatchEncoder {
         putByte(Column.KEY_TYPE, row, i[io + EventRing.I_KEY_TYPE]);
         putLong(Column.URI_HASH, row, l[lo + EventRing.L_URI_HASH]);
         putByte(Column.FLAGS, row, i[io + EventRing.I_FLAGS]);
+        putShort(Column.TARGET_STATUS, row, clamp(i[io + EventRing.I_TARGET_STATUS], 0xFFFF));
         count = row + 1;
     }
 
@@ -175,6 +197,80 @@ public final class BatchEncoder {
         for (int k = 0; k < 8; k++) {
             a[p + k] = (byte) (v >>> (8 * k));
         }
+    }
+
+    /**
+     * The dictionary id of the client's address in {@code source} ({@link ClientIp#addressRange}):
+     * its hash as {@code "h:"} + 16 hex digits, the address itself (at most
+     * {@link ClientIp#MAX_CHARS} characters), or 0 (off, or no address).
+     */
+    private int clientIpId(String source) {
+        if (source == null || clientIp.mode() == ClientIp.Mode.OFF) {
+            return 0;
+        }
+        long range = ClientIp.addressRange(source);
+        if (range < 0) {
+            return 0;
+        }
+        int from = (int) (range >>> 32);
+        int to = (int) range;
+        if (clientIp.mode() == ClientIp.Mode.HASH) {
+            return internHash(clientIp.hash(source, from, to));
+        }
+        to = Math.min(to, from + ClientIp.MAX_CHARS);
+        return intern(from == 0 && to == source.length() ? source : source.substring(from, to));
+    }
+
+    /** The dictionary id of {@link #hashed}({@code h}), formatting the string only the first time on this stream. */
+    private int internHash(long h) {
+        int mask = hashKeys.length - 1;
+        int at = (int) (h ^ (h >>> 29) ^ (h >>> 47)) & mask;
+        while (true) {
+            long k = hashKeys[at];
+            if (k == h) {
+                return hashIds[at];
+            }
+            if (k == 0) {
+                int id = intern(hashed(h));
+                hashKeys[at] = h;
+                hashIds[at] = id;
+                if (++hashCount * 2 > hashKeys.length) {
+                    growHashes();
+                }
+                return id;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    private void growHashes() {
+        long[] keys = hashKeys;
+        int[] ids = hashIds;
+        hashKeys = new long[keys.length * 2];
+        hashIds = new int[keys.length * 2];
+        int mask = hashKeys.length - 1;
+        for (int k = 0; k < keys.length; k++) {
+            long h = keys[k];
+            if (h != 0) {
+                int at = (int) (h ^ (h >>> 29) ^ (h >>> 47)) & mask;
+                while (hashKeys[at] != 0) {
+                    at = (at + 1) & mask;
+                }
+                hashKeys[at] = h;
+                hashIds[at] = ids[k];
+            }
+        }
+    }
+
+    /** {@code "h:"} + the 16 lowercase hex digits of {@code hash} (most significant first). */
+    public static String hashed(long hash) {
+        char[] c = new char[18];
+        c[0] = 'h';
+        c[1] = ':';
+        for (int k = 0; k < 16; k++) {
+            c[2 + k] = HEX[(int) (hash >>> (60 - 4 * k)) & 0xF];
+        }
+        return new String(c);
     }
 
     private static int clamp(int v, int max) {

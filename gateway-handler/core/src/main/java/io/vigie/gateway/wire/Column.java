@@ -26,7 +26,11 @@ public enum Column {
     KEY_TYPE(25, 1, false, false, 0),
     SUBSCRIPTION_TIER(26, 4, true, false, 0),
     URI_HASH(27, 8, false, false, 0),
-    FLAGS(28, 1, false, false, 0);
+    FLAGS(28, 1, false, false, 0),
+    TENANT(29, 4, true, false, 0),
+    API_ID(30, 4, true, false, 0),
+    CLIENT_IP(31, 4, true, false, 0),
+    TARGET_STATUS(32, 2, false, false, 0);
 
     /** Every column: the handler always sends them all. */
     public static final long ALL = (1L << values().length) - 1;

@@ -28,6 +28,10 @@ final class Columns {
             case SUBSCRIPTION_TIER: b.setSubscriptionTier(v); break;
             case URI_HASH: b.setUriHash(v); break;
             case FLAGS: b.setFlags(v); break;
+            case TENANT: b.setTenant(v); break;
+            case API_ID: b.setApiId(v); break;
+            case CLIENT_IP: b.setClientIp(v); break;
+            case TARGET_STATUS: b.setTargetStatus(v); break;
             default: throw new AssertionError(c);
         }
     }
@@ -53,6 +57,10 @@ final class Columns {
             case SUBSCRIPTION_TIER: return b.getSubscriptionTier();
             case URI_HASH: return b.getUriHash();
             case FLAGS: return b.getFlags();
+            case TENANT: return b.getTenant();
+            case API_ID: return b.getApiId();
+            case CLIENT_IP: return b.getClientIp();
+            case TARGET_STATUS: return b.getTargetStatus();
             default: throw new AssertionError(c);
         }
     }

@@ -53,7 +53,11 @@ class RealSidecarE2ETest {
         a.offer(a.record().applicationId("app-" + (k % 7)).applicationName("Application " + (k % 7))
                 .apiName("Orders").apiVersion("v1").apiContext("/orders/v1").resourceTemplate("/orders/{id}")
                 .httpMethod(HttpMethods.GET).httpStatus(k % 10 == 0 ? 503 : 200).latencyUs(1_000 + k % 100)
-                .subscriptionTier("Gold").eventTimeUs(System.currentTimeMillis() * 1000));
+                .subscriptionTier("Gold").eventTimeUs(System.currentTimeMillis() * 1000)
+                // the columns of the tenant, API id, client address (a hash, or plain) and backend status
+                .tenant(k % 2 == 0 ? "carbon.super" : "acme.com").apiId("6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f")
+                .clientIp(k % 3 == 0 ? null : "203.0.113." + (k % 200) + ", 10.0.0.1")
+                .targetStatus(k % 10 == 0 ? 500 : 200));
     }
 
     private static GatewayInfo gateway(SidecarProcess sc, String id) {
@@ -61,7 +65,10 @@ class RealSidecarE2ETest {
                 .orElse(null);
     }
 
-    /** N offered (some dropped by a small queue under a burst) = sidecar's applied + counted drops. */
+    /**
+     * N offered (some dropped by a small queue under a burst) = sidecar's applied + counted drops;
+     * the events carry every column the handler fills (tenant, API id, client address, backend status).
+     */
     @Test
     void everyOfferedEventIsAppliedOrCountedAsDropped() throws Exception {
         try (SidecarProcess sc = SidecarProcess.start(SidecarProcess.cli(), tmp.resolve("state"));

@@ -99,4 +99,69 @@ class BatchEncoderTest {
                 () -> dec.decode(good.toBuilder().clearDictionaryAdditions().build()));
         assertEquals(1, dec.decode(good).size());
     }
+
+    @Test
+    void theTenantApiIdClientIpAndBackendStatusColumnsRoundTrip() throws Exception {
+        io.vigie.gateway.ClientIp salted = io.vigie.gateway.ClientIp.hashed("pepper");
+        BatchEncoder enc = new BatchEncoder(8, salted);
+        String[] s = new String[EventRing.STRINGS];
+        s[3] = "Orders";
+        s[4] = "v1";
+        s[8] = "acme.com";
+        s[10] = "203.0.113.7, 10.0.0.1";
+        s[9] = "6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f";
+        long[] l = new long[EventRing.LONGS];
+        l[EventRing.L_EVENT_TIME_US] = 10;
+        int[] i = new int[EventRing.INTS];
+        i[EventRing.I_HTTP_STATUS] = 502;
+        i[EventRing.I_TARGET_STATUS] = 500;
+        enc.add(s, 0, l, 0, i, 0);
+        s[10] = "203.0.113.7"; // the same address: the same hash, one dictionary entry
+        i[EventRing.I_TARGET_STATUS] = 70_000; // absurd: clamped to the uint16 column
+        enc.add(s, 0, l, 0, i, 0);
+        s[10] = null;
+        i[EventRing.I_TARGET_STATUS] = -5;
+        enc.add(s, 0, l, 0, i, 0);
+        EventBatch b = enc.build(99);
+        String hash = BatchEncoder.hashed(salted.hash("203.0.113.7", 0, 11));
+        assertEquals(List.of("Orders", "v1", "acme.com", "6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f", hash),
+                b.getDictionaryAdditionsList(), "interned in proto field order");
+        List<BatchDecoder.Event> e = new BatchDecoder().decode(b);
+        assertEquals("acme.com", e.get(0).string(Column.TENANT));
+        assertEquals("6f1d0b2c-5a4e-4c1b-9d7e-0a1b2c3d4e5f", e.get(0).string(Column.API_ID));
+        assertEquals(hash, e.get(0).string(Column.CLIENT_IP));
+        assertEquals(500, e.get(0).number(Column.TARGET_STATUS));
+        assertEquals(502, e.get(0).number(Column.HTTP_STATUS));
+        assertEquals(hash, e.get(1).string(Column.CLIENT_IP));
+        assertEquals(0xFFFF, e.get(1).number(Column.TARGET_STATUS));
+        assertEquals("", e.get(2).string(Column.CLIENT_IP), "no address: id 0");
+        assertEquals(0, e.get(2).number(Column.TARGET_STATUS));
+        assertEquals(29, Column.TENANT.field);
+        assertEquals(32, Column.TARGET_STATUS.field);
+        assertEquals("h:ffffffffffffffff", BatchEncoder.hashed(-1L));
+    }
+
+    @Test
+    void manyClientHashesEachGetOneDictionaryEntry() throws Exception {
+        io.vigie.gateway.ClientIp ip = io.vigie.gateway.ClientIp.hashed("s");
+        BatchEncoder enc = new BatchEncoder(4096, ip);
+        BatchDecoder dec = new BatchDecoder();
+        for (int round = 0; round < 3; round++) {
+            for (int k = 1; k <= 3000; k++) {
+                String[] s = new String[EventRing.STRINGS];
+                s[3] = "Orders";
+                s[4] = "v1";
+                long[] l = new long[EventRing.LONGS];
+                l[EventRing.L_EVENT_TIME_US] = 10;
+                s[10] = "10." + (k / 256) + "." + (k % 256) + ".1";
+                enc.add(s, 0, l, 0, new int[EventRing.INTS], 0);
+            }
+            List<BatchDecoder.Event> e = dec.decode(enc.build(99));
+            for (int k = 1; k <= 3000; k++) {
+                String a = "10." + (k / 256) + "." + (k % 256) + ".1";
+                assertEquals(BatchEncoder.hashed(ip.hash(a, 0, a.length())), e.get(k - 1).string(Column.CLIENT_IP));
+            }
+        }
+        assertEquals(1 + 2 + 3000, enc.dictionarySize(), "each hash once, across batches of the stream");
+    }
 }
