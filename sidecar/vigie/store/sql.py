@@ -12,6 +12,11 @@ from vigie.state import layout as L
 from vigie.store.plan import Part
 from vigie.store.query import AggQuery
 from vigie.store.rollup import TIME_COLUMN
+from vigie.wire.tenants import SUPER_TENANT
+
+# the tenant of a row: files written before tenants have no such column (DuckDB reads it as
+# NULL, ``union_by_name``): their rows are the super tenant's
+TENANT_SQL: Final = f"coalesce(tenant, '{SUPER_TENANT}')"
 
 # the columns of the changes table (classes raised and cleared, directives), in both stores
 CHANGE_FIELDS: Final = (
@@ -23,6 +28,7 @@ CHANGE_FIELDS: Final = (
     "api",
     "api_version",
     "detail",
+    "tenant",  # the API's tenant for a class ("" for a directive: directives name no tenant)
 )
 
 
@@ -50,7 +56,7 @@ def group_exprs(q: AggQuery, div: str, table: str | None = None) -> list[tuple[s
         if g == "time":
             out.append((f"{div.format(tcol, int(q.bucket_us))} * {int(q.bucket_us)}", "g_time"))
         else:
-            out.append((g, f"g_{g}"))
+            out.append((TENANT_SQL if g == "tenant" else g, f"g_{g}"))
     return out or [("0", "g_all")]
 
 
@@ -63,5 +69,5 @@ def where_clause(q: AggQuery, quote: Any, part: Part | None = None) -> str:
         if f == "application":
             parts.append(f"(application_id = {quote(v)} OR application_name = {quote(v)})")
         else:
-            parts.append(f"{f} = {quote(v)}")
+            parts.append(f"{TENANT_SQL if f == 'tenant' else f} = {quote(v)}")
     return " AND ".join(parts)

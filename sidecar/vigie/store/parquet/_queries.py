@@ -25,7 +25,8 @@ def measures_sql(q: AggQuery, part: Part, files: str) -> str:
     sums = ", ".join(f"sum({m})::BIGINT AS {m}" for m in MEASURES)
     return (
         f"SELECT {sel}, {sums}, max(application_name) AS application_name "
-        f"FROM read_parquet({files}) WHERE {where_clause(q, sql_str, part)} GROUP BY ALL"
+        f"FROM read_parquet({files}, union_by_name = true) "
+        f"WHERE {where_clause(q, sql_str, part)} GROUP BY ALL"
     )
 
 
@@ -37,7 +38,7 @@ def hist_sql(q: AggQuery, part: Part, files: str) -> str:
     return (
         f"SELECT {aliases}, list(b ORDER BY b), list(c ORDER BY b) FROM ("
         f"SELECT {aliases}, b, sum(c)::BIGINT AS c FROM (SELECT {sel}, unnest(lat_idx) AS b, "
-        f"unnest(lat_cnt) AS c FROM read_parquet({files}) "
+        f"unnest(lat_cnt) AS c FROM read_parquet({files}, union_by_name = true) "
         f"WHERE {where_clause(q, sql_str, part)}) GROUP BY ALL) GROUP BY ALL"
     )
 

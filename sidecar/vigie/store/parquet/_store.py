@@ -366,7 +366,8 @@ class ParquetStore:
             return []
         cols = ", ".join(CHANGE_FIELDS)
         sql = (
-            f"SELECT {cols} FROM read_parquet({sql_files(files)}) WHERE at_us < {int(to_us)} "
+            f"SELECT {cols} FROM read_parquet({sql_files(files)}, union_by_name = true) "
+            f"WHERE at_us < {int(to_us)} "
             f"ORDER BY at_us, kind, name, application_id, api, api_version, event"
         )
         with duckdb.connect() as con:
