@@ -40,6 +40,7 @@ from vigie.policy.model import (
 )
 from vigie.settings.policy import PolicyConfig
 from vigie.state.engine import State
+from vigie.wire import tenants
 
 __all__ = [
     "ACTIONS",
@@ -55,7 +56,8 @@ __all__ = [
 
 def _subscription(ctx: Context, v: views.SubscriptionView) -> None:
     """The suggestions of one subscription's classes, family by family."""
-    row = ctx.rows.get((v.application_id, v.api, v.api_version))
+    # the rows are keyed by the API's keyed name (an API is tenant x name x version)
+    row = ctx.rows.get((v.application_id, tenants.keyed_name(v.tenant, v.api), v.api_version))
     if row is None:  # pragma: no cover - views and rows come from the same state
         return
     classes = set(v.classes)

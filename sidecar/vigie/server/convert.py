@@ -59,6 +59,7 @@ def subscription_to_proto(s: views.SubscriptionView) -> apb.SubscriptionInfo:
         server_errors=s.server_errors,
         throttled=s.throttled,
         channels=s.channels,
+        tenant=s.tenant,
     )
 
 
@@ -72,6 +73,8 @@ def api_to_proto(a: views.ApiView) -> apb.ApiInfo:
         first_seen_us=a.first_seen_us,
         last_seen_us=a.last_seen_us,
         evidence=evidence_to_proto(a.evidence),
+        tenant=a.tenant,
+        api_id=a.api_id,
     )
 
 
@@ -207,6 +210,7 @@ def query_to_proto(q: AggQuery) -> apb.DataQuery:
         channel=q.channel,
         resource=q.resource,
         histogram=q.histogram,
+        tenant=q.tenant,
     )
 
 
@@ -224,6 +228,7 @@ def query_from_proto(m: apb.DataQuery) -> AggQuery:
         channel=m.channel,
         resource=m.resource,
         histogram=m.histogram,
+        tenant=m.tenant,
     ).validate()
 
 

@@ -15,6 +15,7 @@ from vigie.policy import wso2
 from vigie.policy.families._context import Context
 from vigie.policy.model import TTL_SECONDS, DirectiveSpec, Suggestion, suggestion_id
 from vigie.policy.wso2 import AdminRequest
+from vigie.wire import tenants
 
 
 def subscriptions(ctx: Context, subs: list[views.SubscriptionView]) -> None:
@@ -129,7 +130,8 @@ def _application(ctx: Context, app_id: str, items: list[views.SubscriptionView])
 
 def api(ctx: Context, a: views.ApiView) -> None:
     """Deny a retired API."""
-    context, last_seen = ctx.apis.get((a.api, a.api_version), ("", 0))
+    keyed = tenants.keyed_name(a.tenant, a.api)  # ctx.apis is keyed by tenant x name x version
+    context, last_seen = ctx.apis.get((keyed, a.api_version), ("", 0))
     ev = a.evidence.get("retired", {})
     days = ev.get("days_without_requests")
     quiet = "never called" if days is None else f"no request for {days:g} days"
