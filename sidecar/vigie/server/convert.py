@@ -142,6 +142,7 @@ def record_to_proto(rec: Record, trail: Iterable[AuditEntry] = ()) -> apb.Sugges
         exported=rec.exported,
         auto_approval=s.auto_approval,
         refused_share=s.refused_share,
+        tenant=s.tenant,
     )
     if s.directive is not None:
         out.directive.CopyFrom(s.directive.build(s.id, rec.mode, rec.expires_at_us))

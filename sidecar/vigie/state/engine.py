@@ -87,7 +87,8 @@ class State:
         self.episodes: dict[tuple[int, int, int], list[Episode]] = defaultdict(list)
         self.api_episodes: dict[tuple[int, int], list[Episode]] = defaultdict(list)
         self.app_info: dict[int, tuple[int, int]] = {}  # app gid -> (name gid, owner gid)
-        # API key ((keyed name gid << 32) | version gid, see ``api_key``) -> WSO2 apiId gid
+        # API key ((keyed name gid << 32) | version gid, see ``api_key``) -> WSO2 apiId gid;
+        # replaced, never changed in place: a copy may share it without the lock
         self.api_uuid: dict[int, int] = {}
         self.app_channel = np.full(1024, -1, dtype=np.int8)
         self._epi = np.zeros((EPISODE_BUFFER, 5), dtype=np.int64)
@@ -286,8 +287,9 @@ class State:
             idx = np.flatnonzero(uuid)
             keys = (keyed[idx].astype(np.int64) << 32) | columns["api_version"][idx]
             pairs = np.unique(np.stack([keys, uuid[idx].astype(np.int64)], axis=1), axis=0)
-            for key, u in pairs.tolist():
-                self.api_uuid[key] = u
+            new = {k: u for k, u in pairs.tolist() if self.api_uuid.get(k) != u}
+            if new:
+                self.api_uuid = self.api_uuid | new
         return columns
 
     def api_key(self, tenant: str, name: str, version: str) -> int:
@@ -421,7 +423,7 @@ class State:
         key = self.api_key(tenant, name, version)
         ng, vg = key >> 32, key & 0xFFFFFFFF
         if api_id:
-            self.api_uuid[key] = self.interner.intern(api_id)
+            self.api_uuid = self.api_uuid | {key: self.interner.intern(api_id)}
         row = int(T.table_find(self.api_tkeys, self.api_tvals, key))
         if row < 0:
             if self.n_api_rows >= len(self.api_i64):
@@ -590,7 +592,7 @@ class State:
         lock: the rows in use and the tables, not the free capacity nor the detector caches.
         Not for ``apply``."""
         new = _copying.copy_state(self)
-        new.api_uuid = dict(self.api_uuid)
+        new.api_uuid = self.api_uuid  # replaced, never changed in place
         return new
 
     def copy_chunked(
@@ -598,9 +600,9 @@ class State:
     ) -> State:
         """``copy`` taken a few rows at a time, each range under ``lock``: see
         ``_copying.copy_chunked``. ``routes=False`` leaves the route rows out."""
+        uuid = self.api_uuid  # replaced, never changed in place: read before the copy
         new = _copying.copy_chunked(self, lock, routes, chunk_bytes)
-        with lock:
-            new.api_uuid = dict(self.api_uuid)
+        new.api_uuid = uuid
         return new
 
     def rebuild_tables(self) -> None:

@@ -1068,12 +1068,15 @@ class ListSuggestionsRequest(_message.Message):
     APPLICATION_FIELD_NUMBER: _builtins.int
     API_FIELD_NUMBER: _builtins.int
     REFRESH_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     class_name: _builtins.str
     """Only this class / application (id or name) / API name."""
     application: _builtins.str
     api: _builtins.str
     refresh: _builtins.bool
     """Recompute the suggestions from the current state first."""
+    tenant: _builtins.str
+    """Only suggestions about this WSO2 tenant's APIs ("carbon.super": the super tenant)."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only suggestions in these lifecycle states (empty: all)."""
@@ -1086,10 +1089,11 @@ class ListSuggestionsRequest(_message.Message):
         application: _builtins.str = ...,
         api: _builtins.str = ...,
         refresh: _builtins.bool = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "application", b"application", "class_name", b"class_name", "refresh", b"refresh", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "application", b"application", "class_name", b"class_name", "refresh", b"refresh", "states", b"states", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1169,6 +1173,7 @@ class Suggestion(_message.Message):
     AUDIT_FIELD_NUMBER: _builtins.int
     AUTO_APPROVAL_FIELD_NUMBER: _builtins.int
     REFUSED_SHARE_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     class_name: _builtins.str
     concerns: _builtins.str
@@ -1202,6 +1207,8 @@ class Suggestion(_message.Message):
     """Whether auto-approval applies, and why (not)."""
     refused_share: _builtins.float
     """Estimated share of the consumer's requests the directive would refuse."""
+    tenant: _builtins.str
+    """WSO2 tenant of the API it concerns ("" for an application: it spans tenants)."""
     @_builtins.property
     def directive(self) -> _directives_pb2.Directive:
         """The directive approval pushes (unset when the action has none)."""
@@ -1237,10 +1244,11 @@ class Suggestion(_message.Message):
         audit: _abc.Iterable[Global___AuditEntry] | None = ...,
         auto_approval: _builtins.str = ...,
         refused_share: _builtins.float = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["directive", b"directive"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "api", b"api", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "audit", b"audit", "auto_approval", b"auto_approval", "channel", b"channel", "class_name", b"class_name", "concerns", b"concerns", "created_at_us", b"created_at_us", "directive", b"directive", "evidence_json", b"evidence_json", "expected_effect", b"expected_effect", "expires_at_us", b"expires_at_us", "exported", b"exported", "id", b"id", "owner_note", b"owner_note", "refused_share", b"refused_share", "state", b"state", "summary", b"summary", "updated_at_us", b"updated_at_us", "wso2_json", b"wso2_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "api", b"api", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "audit", b"audit", "auto_approval", b"auto_approval", "channel", b"channel", "class_name", b"class_name", "concerns", b"concerns", "created_at_us", b"created_at_us", "directive", b"directive", "evidence_json", b"evidence_json", "expected_effect", b"expected_effect", "expires_at_us", b"expires_at_us", "exported", b"exported", "id", b"id", "owner_note", b"owner_note", "refused_share", b"refused_share", "state", b"state", "summary", b"summary", "tenant", b"tenant", "updated_at_us", b"updated_at_us", "wso2_json", b"wso2_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -83,3 +83,15 @@ def keyed_names(
         keyed[k] = interner.intern(keyed_name(t, interner.string(pair & 0xFFFFFFFF)))
     out[idx] = keyed[inverse.reshape(-1)]
     return out
+
+
+def bare_names(interner: Interner, name: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
+    """Global ids of the API names of keyed names (what a gateway sends, the tenant being in
+    its own column): the inverse of ``keyed_names``; ``name`` itself when none is keyed."""
+    uniq, inverse = np.unique(name, return_inverse=True)
+    words = [interner.string(int(g)) for g in uniq.tolist()]
+    if not any(KEY_SEPARATOR in w for w in words):
+        return name
+    bare = np.array([interner.intern(split(w)[1]) for w in words], dtype=np.int32)
+    out: npt.NDArray[np.int32] = bare[inverse.reshape(-1)]
+    return out
