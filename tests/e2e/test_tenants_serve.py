@@ -55,6 +55,9 @@ def served(
             "VIGIE_MAX_BATCH_EVENTS": "16",
             # the lines are of March 2026: keep their minutes for the autopsy
             "VIGIE_SHORT_RETENTION_DAYS": "3660",
+            # the sidecar's own tenant, a resource attribute Prometheus promotes to the same
+            # label: each series' own tenant must win
+            "VIGIE_OTEL_TENANT": SUPER,
         }
         sc = start_sidecar(tmp / "state", env=env)
         _vigie("replay", str(tmp / "apim_metrics.log"), "--to", sc.telemetry, "--json")
@@ -122,13 +125,14 @@ def test_the_export_carries_the_tenant(
     rows = prom.query(
         "sum by (wso2_tenant, wso2_application_name) (vigie_subscription_requests_total)"
     )
-    # three subscriptions, all top-K members: "other" (no tenant: it sums any) holds none
-    other = [float(r["value"][1]) for r in rows if "wso2_tenant" not in r["metric"]]
+    # three subscriptions, all top-K members: "other" (its own tenant none: it sums any; its
+    # label, the sidecar's) holds none
+    other = [float(r["value"][1]) for r in rows if r["metric"]["wso2_application_name"] == "other"]
     assert sum(other) == 0
     subs = {
         (r["metric"]["wso2_tenant"], r["metric"]["wso2_application_name"]): float(r["value"][1])
         for r in rows
-        if "wso2_tenant" in r["metric"]
+        if r["metric"]["wso2_application_name"] != "other"
     }
     assert subs == {k: float(n) for k, n in exp.requests.items()}
 
