@@ -211,3 +211,22 @@ def test_the_simulator_makes_two_tenants_with_the_same_apis() -> None:
     assert p.context_of(1).startswith("/t/acme.com/")
     inv = p.inventory()
     assert {a.get("tenant", "") for a in inv["apis"]} == {"", "acme.com"}
+
+
+def test_a_directive_on_an_api_name_applies_to_every_tenants_api(tmp_path: Path) -> None:
+    """Directives name no tenant: a simulated BLOCK on Orders refuses both tenants' calls."""
+    from tests.support.tenants import write_two_tenants  # noqa: PLC0415
+    from vigie.policy.model import DirectiveSpec  # noqa: PLC0415
+    from vigie.policy.simulate import simulate  # noqa: PLC0415
+
+    exp = write_two_tenants(tmp_path / "apim_metrics.log")
+    res = simulate(DirectiveSpec("BLOCK", api_name="Orders"), [str(tmp_path / "apim_metrics.log")])
+    assert res.refused == res.events == sum(exp.requests.values())
+    assert {(a.application, a.api): a.refused for a in res.affected} == {
+        (app, "Orders"): n for (_, app), n in exp.requests.items()
+    }
+    only = simulate(
+        DirectiveSpec("BLOCK", application_id=exp.apps["Acme-App"].id, api_name="Orders"),
+        [str(tmp_path / "apim_metrics.log")],
+    )
+    assert only.refused == exp.per_tenant()["acme.com"]
