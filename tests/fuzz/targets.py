@@ -43,6 +43,7 @@ BATCH_CAUSES: Final = frozenset(
         "column_length",
         "unknown_dictionary_id",
         "bad_event_time",
+        "bad_string",  # a dictionary string with U+001F (vigie.wire.tenants)
         "strings_full",
         "bad_hello",
         "bad_channel",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 BASE = datetime(2026, 3, 2, 0, 0, 0, tzinfo=UTC)  # a Monday
+SUPER = "carbon.super"  # WSO2's super tenant
 
 THROTTLE_MESSAGES = {
     900800: "API_LEVEL_LIMIT_EXCEEDED",
@@ -44,18 +45,24 @@ class LogWriter:
         self.lines: list[tuple[datetime, str]] = []
         self.style = style
 
-    def _common(self, t: datetime, app: App | None, api: str, version: str) -> dict[str, Any]:
+    def _common(
+        self, t: datetime, app: App | None, api: str, version: str, tenant: str = SUPER
+    ) -> dict[str, Any]:
+        # APIM prefixes a tenant's contexts with /t/DOMAIN; its API UUIDs are its own
+        context = f"/{api.lower()}/{version}"
+        if tenant != SUPER:
+            context = f"/t/{tenant}{context}"
         d: dict[str, Any] = {
             "requestTimestamp": ts(t),
             "correlationId": str(uuid.UUID(int=self.rng.getrandbits(128))),
             "keyType": "PRODUCTION",
-            "apiId": str(uuid.UUID(int=hash((api, version)) & ((1 << 128) - 1))),
+            "apiId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{api}/{version}")),
             "apiType": "HTTP",
             "apiName": api,
             "apiVersion": version,
             "apiCreator": "admin",
-            "apiContext": f"/{api.lower()}/{version}",
-            "apiCreatorTenantDomain": "carbon.super",
+            "apiContext": context,
+            "apiCreatorTenantDomain": tenant,
             "destination": f"https://backend.example/{api.lower()}",
             "regionId": "default",
             "gatewayType": "SYNAPSE",
@@ -95,8 +102,10 @@ class LogWriter:
         method: str = "GET",
         status: int = 200,
         latency_ms: int = 20,
+        tenant: str = SUPER,
+        user_ip: str = "10.1.2.3",
     ) -> None:
-        d = self._common(t, app, api, version) | {
+        d = self._common(t, app, api, version, tenant) | {
             "apiMethod": method,
             "apiResourceTemplate": resource,
             "proxyResponseCode": status,
@@ -106,7 +115,7 @@ class LogWriter:
             "backendLatency": max(0, latency_ms - 2),
             "requestMediationLatency": 1,
             "responseMediationLatency": 1,
-            "userIp": "10.1.2.3",
+            "userIp": user_ip,
             "userAgent": "okhttp/4.12",
         }
         self._emit(t, "response", d)
@@ -121,8 +130,9 @@ class LogWriter:
         status: int = 429,
         error_type: str = "THROTTLED",
         latency_ms: int = 2,
+        tenant: str = SUPER,
     ) -> None:
-        d = self._common(t, app, api, version) | {
+        d = self._common(t, app, api, version, tenant) | {
             "errorType": error_type,
             "errorCode": error_code,
             "errorMessage": THROTTLE_MESSAGES.get(error_code, "ERROR"),

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from vigie.state import layout as L
 from vigie.state.engine import State
 from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
+from vigie.wire import tenants
 
 API_VIEW_CLASS_NAMES: Final = (*API_CLASS_NAMES, "new", "unknown")
 
@@ -92,9 +93,11 @@ class SubscriptionView:
     server_errors: int
     throttled: int
     channels: dict[str, int] = field(default_factory=dict)
+    tenant: str = tenants.SUPER_TENANT  # the API's WSO2 tenant domain
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "tenant": self.tenant,
             "application_id": self.application_id,
             "application": self.application,
             "api": self.api,
@@ -124,10 +127,14 @@ class ApiView:
     evidence: dict[str, dict[str, Any]]
     first_seen_us: int
     last_seen_us: int
+    tenant: str = tenants.SUPER_TENANT  # WSO2 tenant domain
+    api_id: str = ""  # WSO2's API UUID, when an event or the inventory said it
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "tenant": self.tenant,
             "api": self.api,
+            "api_id": self.api_id,
             "api_version": self.api_version,
             "requests": self.requests,
             "classes": self.classes,
@@ -322,8 +329,9 @@ def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView
             inv_name, inv_owner = state.app_info[app_gid]
             name_gid = name_gid or inv_name
             owner_gid = owner_gid or inv_owner
-        api_name = int(state.api_i64[api_row, L.A_NAME])
+        api_name = int(state.api_i64[api_row, L.A_NAME])  # keyed by tenant
         api_ver = int(state.api_i64[api_row, L.A_VERSION])
+        tenant, bare_name = tenants.split(state.string(api_name))
         classes: list[str] = []
         evidence: dict[str, dict[str, Any]] = {}
         for ci, cname in enumerate(VIEW_CLASS_NAMES):
@@ -363,7 +371,7 @@ def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView
                 application_id=state.string(app_gid),
                 application=state.string(name_gid),
                 owner=state.string(owner_gid),
-                api=state.string(api_name),
+                api=bare_name,
                 api_version=state.string(api_ver),
                 tier=state.string(int(s[row, L.S_TIER])),
                 requests=int(s[row, L.S_REQ]),
@@ -376,9 +384,10 @@ def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView
                 server_errors=int(s[row, L.S_5XX]),
                 throttled=int(s[row, L.S_THROTTLED]),
                 channels=channels,
+                tenant=tenant,
             )
         )
-    views.sort(key=lambda v: (v.application_id, v.api, v.api_version))
+    views.sort(key=lambda v: (v.application_id, v.tenant, v.api, v.api_version))
     return views
 
 
@@ -409,19 +418,22 @@ def apis(state: State, now: int | None = None) -> list[ApiView]:
             evidence["unknown"] = _unknown(
                 v.observed_us, state.thresholds.retired_seconds, "retired"
             )
+        tenant, name, version, api_id = state.api_identity(row)
         out.append(
             ApiView(
-                api=state.string(int(a[row, L.A_NAME])),
-                api_version=state.string(int(a[row, L.A_VERSION])),
+                api=name,
+                api_version=version,
                 context=state.string(int(a[row, L.A_CONTEXT])),
                 requests=int(a[row, L.A_REQ]),
                 classes=classes or ["normal"],
                 evidence=evidence,
                 first_seen_us=int(a[row, L.A_FIRST_SEEN]),
                 last_seen_us=int(a[row, L.A_LAST_SEEN]),
+                tenant=tenant,
+                api_id=api_id,
             )
         )
-    out.sort(key=lambda v: (v.api, v.api_version))
+    out.sort(key=lambda v: (v.tenant, v.api, v.api_version))
     return out
 
 
@@ -429,14 +441,21 @@ def scope_rows(
     state: State, application_id: str, api: str, api_version: str
 ) -> npt.NDArray[np.intp]:
     """The subscription rows in a directive's scope (an application, an API, a version of it,
-    or all three; empty: any). A channel is not narrowed: the rows are an upper bound."""
+    or all three; empty: any). A channel is not narrowed: the rows are an upper bound. A
+    directive names no tenant (the gateway applies it to an API of that name in any tenant):
+    every tenant's API of that name is in its scope."""
     n = state.n_sub_rows
     s = state.sub_i64[:n]
     mask = s[:, L.S_KEY] != 0
     wanted = [(application_id, s[:, L.S_APP])]
     if api:
         api_rows = state.api_i64[s[:, L.S_API], :]
-        wanted.append((api, api_rows[:, L.A_NAME]))
+        keyed = [
+            g
+            for g in np.unique(state.api_i64[: state.n_api_rows, L.A_NAME]).tolist()
+            if tenants.split(state.string(g))[1] == api
+        ]
+        mask &= np.isin(api_rows[:, L.A_NAME], keyed)
         if api_version:
             wanted.append((api_version, api_rows[:, L.A_VERSION]))
     for value, column in wanted:

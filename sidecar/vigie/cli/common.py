@@ -214,12 +214,19 @@ def subscription_table(subs: list[dict[str, Any]], title: str) -> Table:
         ev = "; ".join(headline(c, s["evidence"].get(c, {})) for c in s["classes"] if c != "normal")
         t.add_row(
             s["application"] or s["application_id"],
-            f"{s['api']} {s['api_version']}",
+            _api_label(s),
             f"{s['requests']:,}",
             ", ".join(s["classes"]),
             ev,
         )
     return t
+
+
+def _api_label(s: dict[str, Any]) -> str:
+    """``Orders 1.0.0``, with the tenant when it is not the super tenant (``@acme.com``)."""
+    tenant = s.get("tenant") or "carbon.super"
+    at = "" if tenant == "carbon.super" else f" @{tenant}"
+    return f"{s['api']} {s['api_version']}{at}"
 
 
 def human_bytes(n: float) -> str:

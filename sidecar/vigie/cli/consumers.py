@@ -49,6 +49,9 @@ def _one_client(
 )
 @click.option("--application", help="Only this application (id or name).")
 @click.option("--api", help="Only this API name.")
+@click.option(
+    "--tenant", default="", help="Only this WSO2 tenant's APIs (carbon.super: the super tenant)."
+)
 @click.option("--limit", type=int, default=0, help="At most this many, busiest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def consumers(
@@ -58,6 +61,7 @@ def consumers(
     class_name: str | None,
     application: str | None,
     api: str | None,
+    tenant: str,
     limit: int,
     as_json: bool,
 ) -> None:
@@ -69,7 +73,9 @@ def consumers(
     if len(admin) > 1:
         from vigie.cli.fleet import fleet_consumers  # noqa: PLC0415
 
-        doc = fleet_consumers(admin, token_file, state_dir, class_name, application, api, limit)
+        doc = fleet_consumers(
+            admin, token_file, state_dir, class_name, application, api, limit, tenant
+        )
         if as_json:
             sys.stdout.write(json.dumps(doc) + "\n")
         else:
@@ -87,6 +93,7 @@ def consumers(
                 application=application or "",
                 api=api or "",
                 limit=limit,
+                tenant=tenant,
             ),
         )
     subs = [_sub_json(s) for s in resp.subscriptions]
@@ -100,6 +107,7 @@ def _sub_json(s: Any) -> dict[str, Any]:
     return {
         "application_id": s.application_id,
         "application": s.application_name,
+        "tenant": s.tenant,
         "api": s.api,
         "api_version": s.api_version,
         "requests": s.requests,

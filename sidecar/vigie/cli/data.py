@@ -162,6 +162,7 @@ _scope_options = option_group(
     click.option("--api-version", help="Only this API version."),
     click.option("--application", help="Only this application (id or name)."),
     click.option("--channel", help="Only this channel."),
+    click.option("--tenant", help="Only this WSO2 tenant's APIs (carbon.super: the super tenant)."),
     click.option("--top", type=int, default=20, show_default=True, help="Rows per list (0: all)."),
     click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True),
     click.option(
@@ -184,6 +185,7 @@ def autopsy(
     api_version: str | None,
     application: str | None,
     channel: str | None,
+    tenant: str | None,
     top: int,
     fmt: str,
     output: Path | None,
@@ -211,6 +213,7 @@ def autopsy(
         api_version=api_version,
         application=application,
         channel=channel,
+        tenant=tenant,
     )
     src, clients = open_source(
         store, clickhouse, clickhouse_database, admins, token_files, state_dirs
@@ -248,6 +251,7 @@ def report(
     api_version: str | None,
     application: str | None,
     channel: str | None,
+    tenant: str | None,
     top: int,
     fmt: str,
     output: Path | None,
@@ -279,6 +283,7 @@ def report(
         api_version=api_version,
         application=application,
         channel=channel,
+        tenant=tenant,
     )
     src, clients = open_source(
         store, clickhouse, clickhouse_database, admins, token_files, state_dirs

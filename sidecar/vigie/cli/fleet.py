@@ -37,9 +37,11 @@ def fleet_consumers(
     application: str | None,
     api: str | None,
     limit: int,
+    tenant: str = "",
 ) -> dict[str, Any]:
     """The subscriptions of the merged state, filtered as ``vigie consumers`` filters."""
     from vigie.classify import views  # noqa: PLC0415
+    from vigie.wire import tenants  # noqa: PLC0415
 
     merged = fleet_state(admins, token_files, state_dirs)
     subs = views.subscriptions(merged, merged.now_us)
@@ -49,6 +51,8 @@ def fleet_consumers(
         subs = [s for s in subs if application in (s.application_id, s.application)]
     if api:
         subs = [s for s in subs if s.api == api]
+    if tenant:
+        subs = [s for s in subs if tenants.matches(tenant, s.tenant)]
     subs.sort(key=lambda s: -s.requests)
     if limit:
         subs = subs[:limit]

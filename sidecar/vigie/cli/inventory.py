@@ -14,7 +14,7 @@ import click
 from vigie.cli.common import err_console
 from vigie.errors import InputError
 from vigie.sources import wso2_api
-from vigie.sources.inventory import write_inventory
+from vigie.sources.inventory import Inventory, write_inventory
 from vigie.sources.wso2_inventory import Fetched, Progress, fetch
 
 
@@ -46,7 +46,13 @@ def _bar() -> tuple[Progress, object]:
 
 @inventory.command("fetch")
 @click.option("--wso2", "url", required=True, help="WSO2 API Manager, e.g. https://apim:9443.")
-@click.option("--tenant", default="", help="Tenant domain (sent as X-WSO2-Tenant).")
+@click.option(
+    "--tenant",
+    "tenant_list",
+    multiple=True,
+    help="Tenant domain (sent as X-WSO2-Tenant); repeat for several tenants, fetched one "
+    "after the other into one inventory. Default: the super tenant.",
+)
 @click.option("--client-id", default="", help="OAuth2 client id (client-credentials grant).")
 @click.option("--client-secret-file", default="", help="File holding the client secret.")
 @click.option("--username", default="", help="Admin user: registers a client through DCR.")
@@ -77,7 +83,7 @@ def _bar() -> tuple[Progress, object]:
 )
 def fetch_cmd(
     url: str,
-    tenant: str,
+    tenant_list: tuple[str, ...],
     client_id: str,
     client_secret_file: str,
     username: str,
@@ -101,19 +107,23 @@ def fetch_cmd(
             highlight=False,
         )
     login = wso2_api.login(client_id, client_secret_file, username, password_file)
-    try:
-        conn = wso2_api.Connection(url, login, tenant, apim_version, ca_file, insecure, timeout)
-        client = wso2_api.Wso2Client(conn)
-    except ValueError as exc:  # a bad URL or APIM version
-        raise InputError(str(exc)) from None
-    if sys.stderr.isatty():
-        progress, bar = _bar()
-        with bar:  # type: ignore[attr-defined]
-            fetched = fetch(client, channel_attribute, progress)
-    else:
-        fetched = fetch(client, channel_attribute)
-    write_inventory(fetched.inventory, output)
-    err_console.print(_summary(fetched, output), highlight=False)
+    parts: list[Fetched] = []
+    for tenant in dict.fromkeys(tenant_list or ("",)):  # each tenant once, in order
+        try:
+            conn = wso2_api.Connection(url, login, tenant, apim_version, ca_file, insecure, timeout)
+            client = wso2_api.Wso2Client(conn)
+        except ValueError as exc:  # a bad URL or APIM version
+            raise InputError(str(exc)) from None
+        if sys.stderr.isatty():
+            progress, bar = _bar()
+            with bar:  # type: ignore[attr-defined]
+                parts.append(fetch(client, channel_attribute, progress))
+        else:
+            parts.append(fetch(client, channel_attribute))
+    inv = Inventory.merged([f.inventory for f in parts])
+    write_inventory(inv, output)
+    for f in parts:
+        err_console.print(_summary(f, output), highlight=False)
 
 
 def _summary(f: Fetched, output: Path) -> str:

@@ -37,6 +37,13 @@ from vigie.errors import VigieError
 @click.option("--apis", type=int, default=60, show_default=True, help="APIs.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the platform.")
 @click.option(
+    "--tenants",
+    type=click.IntRange(1, 4),
+    default=1,
+    show_default=True,
+    help="WSO2 tenants (2: carbon.super and acme.com, each with APIs of the same names).",
+)
+@click.option(
     "--backfill-days",
     type=float,
     default=0.0,
@@ -62,6 +69,7 @@ def simulate(
     apps: int,
     apis: int,
     seed: int,
+    tenants: int,
     backfill_days: float,
     backfill_tps: float,
     write_inventory: Path | None,
@@ -75,7 +83,7 @@ def simulate(
     """
     from vigie.sources import simulator  # noqa: PLC0415 - keep `vigie --help` fast
 
-    platform = simulator.build_platform(apps, apis, seed)
+    platform = simulator.build_platform(apps, apis, seed, tenants)
     if write_inventory:
         platform.write_inventory(write_inventory)
         err_console.print(f"inventory written to {write_inventory}")

@@ -36,6 +36,8 @@ def suggestion_json(s: Any) -> dict[str, Any]:
         }
     if s.concerns in ("subscription", "api"):
         doc |= {"api": s.api, "api_version": s.api_version}
+        if s.tenant:
+            doc["tenant"] = s.tenant
     if s.channel:
         doc["channel"] = s.channel
     doc |= {
@@ -86,6 +88,7 @@ def suggestions() -> None:
 @click.option("--class", "class_name", help="Only this class.")
 @click.option("--application", help="Only this application (id or name).")
 @click.option("--api", help="Only this API name.")
+@click.option("--tenant", default="", help="Only about this WSO2 tenant's APIs.")
 @click.option("--no-refresh", is_flag=True, help="Do not recompute from the state first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def suggestions_list(
@@ -96,6 +99,7 @@ def suggestions_list(
     class_name: str | None,
     application: str | None,
     api: str | None,
+    tenant: str,
     no_refresh: bool,
     as_json: bool,
 ) -> None:
@@ -111,6 +115,7 @@ def suggestions_list(
                 application=application or "",
                 api=api or "",
                 refresh=not no_refresh,
+                tenant=tenant,
             ),
         )
     items = [suggestion_json(s) for s in resp.suggestions]

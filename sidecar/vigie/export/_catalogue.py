@@ -28,7 +28,7 @@ class MetricSpec:
     attributes: tuple[str, ...]
 
 
-API = ("wso2.api.name", "wso2.api.version")
+API = ("wso2.tenant", "wso2.api.name", "wso2.api.version")  # an API is tenant x name x version
 SUBSCRIPTION = ("wso2.application.id", "wso2.application.name", *API)
 
 HTTP_SERVER_DURATION: Final = MetricSpec(

@@ -36,6 +36,7 @@ from vigie.export._series import (
     outcome,
 )
 from vigie.state import layout as L
+from vigie.wire import tenants
 
 
 class RouteView:
@@ -88,7 +89,7 @@ class RouteSeries:
                 )
                 continue
             api_row = int(row[L.R_API])
-            api = s[int(f.api_i64[api_row, L.A_NAME])]
+            tenant, api = tenants.split(s[int(f.api_i64[api_row, L.A_NAME])])
             version = s[int(f.api_i64[api_row, L.A_VERSION])]
             res = int(row[L.R_RESOURCE])
             me = int(row[L.R_METHOD])
@@ -108,6 +109,7 @@ class RouteSeries:
             err = str(st) if st >= 500 else (str(ec) if st < 100 and ec else "")
             if err:
                 attrs["error.type"] = err
+            attrs["wso2.tenant"] = tenant
             attrs["wso2.api.name"] = api
             attrs["wso2.api.version"] = version
             attrs["wso2.channel"] = channel
@@ -115,6 +117,7 @@ class RouteSeries:
 
             out = outcome(st, thr, ec)
             api_attrs: dict[str, AttrValue] = {
+                "wso2.tenant": tenant,
                 "wso2.api.name": api,
                 "wso2.api.version": version,
                 "wso2.channel": channel,

@@ -20,6 +20,7 @@ from vigie.export._points import ATTR_TAG_NUMBER, AttrCache, AttrValue, NumberPo
 from vigie.export._series import F64, I64
 from vigie.state import layout as L
 from vigie.state.thresholds import CLASS_NAMES
+from vigie.wire import tenants
 
 MISBEHAVIOUR: Final = (
     "retry_storm",
@@ -88,10 +89,12 @@ class SubscriptionSeries:
         if app >= len(s) or name >= len(s) or api_row >= len(f.api_i64):
             return None  # the row was reused after the strings were copied: next time
         api = f.api_i64[api_row]
+        tenant, api_name = tenants.split(s[int(api[L.A_NAME])])
         return {
             "wso2.application.id": s[app],
             "wso2.application.name": s[name] or s[app],
-            "wso2.api.name": s[int(api[L.A_NAME])],
+            "wso2.tenant": tenant,
+            "wso2.api.name": api_name,
             "wso2.api.version": s[int(api[L.A_VERSION])],
         }
 

@@ -118,6 +118,7 @@ class Suggestion:
     auto_approval: str = ""
     auto_eligible: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    tenant: str = ""  # the API's WSO2 tenant ("" for an application: it spans tenants)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"id": self.id, "class": self.class_name, "concerns": self.concerns}
@@ -128,6 +129,8 @@ class Suggestion:
         if self.concerns in ("subscription", "api"):
             doc["api"] = self.api
             doc["api_version"] = self.api_version
+            if self.tenant:
+                doc["tenant"] = self.tenant
         if self.channel:
             doc["channel"] = self.channel
         doc |= {
@@ -164,6 +167,7 @@ class Suggestion:
             wso2=AdminRequest.from_json(doc["wso2"]) if doc.get("wso2") else None,
             refused_share=float(doc.get("refused_share", 0.0)),
             auto_approval=str(doc.get("auto_approval", "")),
+            tenant=str(doc.get("tenant", "")),
         )
 
     @property

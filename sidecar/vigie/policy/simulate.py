@@ -25,6 +25,7 @@ from vigie.errors import InputError
 from vigie.policy.suggest import DirectiveSpec, Suggestion, suggest
 from vigie.sources.wso2_log import ReplayStats, parse_source, read_logs
 from vigie.v1 import directives_pb2 as dpb
+from vigie.wire import tenants
 from vigie.wire.columns import Events, Interner
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ def spec_from_directive(d: dpb.Directive) -> DirectiveSpec:
 
 
 def _scope_mask(ev: Events, d: DirectiveSpec, interner: Interner, channel: int | None) -> Any:
+    """The events in the directive's scope. A directive names no tenant: the gateway applies
+    it to an API of that name in any tenant (the events hold keyed names: vigie.wire.tenants)."""
     mask = np.ones(len(ev), dtype=np.bool_)
     for column, value in (
         ("application_id", d.application_id),
@@ -142,10 +145,13 @@ def _scope_mask(ev: Events, d: DirectiveSpec, interner: Interner, channel: int |
         ("api_version", d.api_version),
     ):
         if value:
+            col = ev[column]
+            if column == "api_name":  # first: it interns the bare names
+                col = tenants.bare_names(interner, col)
             gid = interner.lookup(value)
             if gid is None:
                 return np.zeros(len(ev), dtype=np.bool_)
-            mask &= ev[column] == gid
+            mask &= col == gid
     if channel is not None:
         mask &= ev.channel == channel
     return mask
@@ -215,7 +221,7 @@ def simulate(d: DirectiveSpec, sources: list[str]) -> SimulationResult:
             Affected(
                 application_id=interner.string(a),
                 application=interner.string(names_of.get(a, 0)),
-                api=interner.string(api),
+                api=tenants.split(interner.string(api))[1],
                 api_version=interner.string(ver),
                 refused=n,
                 requests=totals[key],

@@ -40,7 +40,7 @@ from vigie.policy.families import (
     tiers,
     wrong_channel,
 )
-from vigie.policy.families._context import Context, Who
+from vigie.policy.families._context import Context, Who, row_key
 from vigie.policy.model import (
     ACTIONS,
     DAY_S,
@@ -52,6 +52,7 @@ from vigie.policy.model import (
 )
 from vigie.settings.policy import PolicyConfig
 from vigie.state.engine import State
+from vigie.wire import tenants
 
 __all__ = [
     "ACTIONS",
@@ -67,7 +68,8 @@ __all__ = [
 
 def _subscription(ctx: Context, v: views.SubscriptionView) -> None:
     """The suggestions of one subscription's classes, family by family."""
-    row = ctx.rows.get((v.application_id, v.api, v.api_version))
+    # the rows are keyed by the API's keyed name (an API is tenant x name x version)
+    row = ctx.rows.get(row_key(v))
     if row is None:  # pragma: no cover - views and rows come from the same state
         return
     classes = set(v.classes)
@@ -95,6 +97,16 @@ def _subscription(ctx: Context, v: views.SubscriptionView) -> None:
         error_prone.subscription(ctx, v, row, common)
 
 
+def _in_tenant(ctx: Context, start: int, tenant: str, stop: int | None = None) -> None:
+    """Suggestions ``ctx.out[start:stop]`` concern an API of ``tenant``: say so, and keep the
+    ids of another tenant's apart (the super tenant's ids are those of before tenants)."""
+    for k in range(start, len(ctx.out) if stop is None else stop):
+        s = ctx.out[k]
+        if tenants.canonical(tenant):
+            s = replace(s, id=suggestion_id(s.id, tenants.canonical(tenant)))
+        ctx.out[k] = replace(s, tenant=tenant)
+
+
 def suggest(
     state: State,
     now: int | None,
@@ -108,15 +120,25 @@ def suggest(
     ctx = Context(state, now, config or PolicyConfig(), codes)
     subs = views.subscriptions(state, now)
     for v in subs:
+        n = len(ctx.out)
         _subscription(ctx, v)
+        _in_tenant(ctx, n, v.tenant)
     tiers.application(ctx, subs)
+    n = len(ctx.out)
     revocations.subscriptions(ctx, subs)
+    # a subscription's tenant is its API's: one application id lives in one tenant in WSO2
+    tenant_of = {(v.application_id, v.api, v.api_version): v.tenant for v in subs}
+    for k in range(n, len(ctx.out)):
+        s = ctx.out[k]
+        _in_tenant(ctx, k, tenant_of.get((s.application_id, s.api, s.api_version), ""), k + 1)
     wrong_channel.applications(ctx, subs)
     for a in views.apis(state, now):
+        n = len(ctx.out)
         if "retired" in a.classes:
             revocations.api(ctx, a)
         if "growing" in a.classes and ("api", a.api, a.api_version) not in ctx.handled:
             tiers.api(ctx, a, subs)
+        _in_tenant(ctx, n, a.tenant)
     seen: set[str] = set()
     out: list[Suggestion] = []
     for s in ctx.out:

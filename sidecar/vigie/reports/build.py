@@ -18,6 +18,7 @@ from vigie.reports import sections
 from vigie.state import layout as L
 from vigie.store.changes import active_between
 from vigie.store.query import AggQuery, AggRow, Store, quantile
+from vigie.wire import tenants
 
 MINUTE: Final = 60_000_000
 DAY: Final = L.DAY_US
@@ -38,6 +39,7 @@ class Scope:
     api_version: str = ""
     application: str = ""
     channel: str = ""
+    tenant: str = ""  # WSO2 tenant domain; empty: any
 
     def query(
         self,
@@ -58,6 +60,7 @@ class Scope:
             application=self.application,
             channel=self.channel,
             histogram=histogram,
+            tenant=self.tenant,
         )
         return q.validate()
 
@@ -134,10 +137,11 @@ def autopsy(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
             "api_version": r.key[1],
             "method": r.key[2],
             "resource": r.key[3],
+            "tenant": r.key[4],
             **figures(r),
         }
         for r in store.aggregate(
-            scope.query("minute", ("api", "api_version", "method", "resource"))
+            scope.query("minute", ("api", "api_version", "method", "resource", "tenant"))
         )
     ]
     resources.sort(key=lambda c: -c["requests"])
@@ -151,6 +155,8 @@ def autopsy(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
         store.changes(scope.from_us, scope.to_us), scope.from_us, scope.to_us
     ):
         if scope.api and span["api"] and span["api"] != scope.api:
+            continue
+        if not _in_tenant(scope, span):
             continue
         if span["kind"] == "class" and span["application_id"] not in involved:
             continue
@@ -190,7 +196,9 @@ def report(
     names = names or sections.Directory.of(None, book)
     frm = scope.from_us - scope.from_us % DAY
     to = scope.to_us + (-scope.to_us) % DAY
-    scope = Scope(frm, to, scope.api, scope.api_version, scope.application, scope.channel)
+    scope = Scope(
+        frm, to, scope.api, scope.api_version, scope.application, scope.channel, scope.tenant
+    )
     days = max(1, (to - frm) // DAY)
     bucket = DAY if days <= 190 else 7 * DAY
     half = frm + (days // 2) * DAY  # growth: the second half against the first
@@ -203,18 +211,19 @@ def report(
         {
             r.key: r
             for r in store.aggregate(
-                scope.query("daily", ("api", "api_version"), histogram=False, to_us=half)
+                scope.query("daily", ("api", "api_version", "tenant"), histogram=False, to_us=half)
             )
         }
         if half > frm
         else {}
     )
     apis = []
-    for r in store.aggregate(scope.query("daily", ("api", "api_version"))):
+    for r in store.aggregate(scope.query("daily", ("api", "api_version", "tenant"))):
         apis.append(
             {
                 "api": r.key[0],
                 "api_version": r.key[1],
+                "tenant": r.key[2],
                 **figures(r),
                 **_growth_of(first.get(r.key), r, half - frm, to - half),
             }
@@ -285,14 +294,14 @@ def report(
     codes.sort(key=lambda c: -c["requests"])
     recent_from = max(frm, to - DORMANT_DAYS * DAY)
     subs_all = store.aggregate(
-        scope.query("daily", ("application_id", "api", "api_version"), histogram=False)
+        scope.query("daily", ("application_id", "api", "api_version", "tenant"), histogram=False)
     )
     subs_recent = {
         r.key
         for r in store.aggregate(
             scope.query(
                 "daily",
-                ("application_id", "api", "api_version"),
+                ("application_id", "api", "api_version", "tenant"),
                 histogram=False,
                 from_us=recent_from,
             )
@@ -305,17 +314,23 @@ def report(
             "owner": names.owner(r.key[0]),
             "api": r.key[1],
             "api_version": r.key[2],
+            "tenant": r.key[3],
             "requests_before": r.get("requests"),
         }
         for r in subs_all
         if r.key not in subs_recent
     ]
-    recent_apis = {(a, v) for _, a, v in subs_recent}
+    recent_apis = {(a, v, t) for _, a, v, t in subs_recent}
     retired = (
         [
-            {"api": a["api"], "api_version": a["api_version"], "requests_before": a["requests"]}
+            {
+                "api": a["api"],
+                "api_version": a["api_version"],
+                "tenant": a["tenant"],
+                "requests_before": a["requests"],
+            }
             for a in apis
-            if (a["api"], a["api_version"]) not in recent_apis
+            if (a["api"], a["api_version"], a["tenant"]) not in recent_apis
         ]
         if (to - frm) > DORMANT_DAYS * DAY
         else []
@@ -413,6 +428,8 @@ def episodes(store: Store, scope: Scope, names: dict[str, str]) -> list[dict[str
     ):
         if scope.api and span["api"] and span["api"] != scope.api:
             continue
+        if not _in_tenant(scope, span):
+            continue
         app = span["application_id"]
         if scope.application and app and scope.application not in (app, names.get(app)):
             continue
@@ -457,6 +474,7 @@ def _evidence(store: Store, scope: Scope, span: dict[str, Any]) -> str:
         api_version=span["api_version"],
         application=span["application_id"],
         histogram=False,
+        tenant=span.get("tenant") or "",
     ).validate()
     f = figures(_one(store.aggregate(q)), latency=False)
     if not f["requests"]:
@@ -475,6 +493,13 @@ def _filters(scope: Scope) -> dict[str, str]:
             ("api_version", scope.api_version),
             ("application", scope.application),
             ("channel", scope.channel),
+            ("tenant", scope.tenant),
         )
         if v
     }
+
+
+def _in_tenant(scope: Scope, span: dict[str, Any]) -> bool:
+    """Whether a class or directive span is in the scope's tenant (a directive names none:
+    it is in every tenant)."""
+    return not span.get("tenant") or tenants.matches(scope.tenant, span["tenant"])

@@ -280,5 +280,6 @@ def _fields(q: AggQuery) -> dict[str, Any]:
         "api_version": q.api_version,
         "application": q.application,
         "channel": q.channel,
+        "tenant": q.tenant,
         "histogram": False,
     }

@@ -59,6 +59,7 @@ def subscription_to_proto(s: views.SubscriptionView) -> apb.SubscriptionInfo:
         server_errors=s.server_errors,
         throttled=s.throttled,
         channels=s.channels,
+        tenant=s.tenant,
     )
 
 
@@ -72,6 +73,8 @@ def api_to_proto(a: views.ApiView) -> apb.ApiInfo:
         first_seen_us=a.first_seen_us,
         last_seen_us=a.last_seen_us,
         evidence=evidence_to_proto(a.evidence),
+        tenant=a.tenant,
+        api_id=a.api_id,
     )
 
 
@@ -139,6 +142,7 @@ def record_to_proto(rec: Record, trail: Iterable[AuditEntry] = ()) -> apb.Sugges
         exported=rec.exported,
         auto_approval=s.auto_approval,
         refused_share=s.refused_share,
+        tenant=s.tenant,
     )
     if s.directive is not None:
         out.directive.CopyFrom(s.directive.build(s.id, rec.mode, rec.expires_at_us))
@@ -207,6 +211,7 @@ def query_to_proto(q: AggQuery) -> apb.DataQuery:
         channel=q.channel,
         resource=q.resource,
         histogram=q.histogram,
+        tenant=q.tenant,
     )
 
 
@@ -224,6 +229,7 @@ def query_from_proto(m: apb.DataQuery) -> AggQuery:
         channel=m.channel,
         resource=m.resource,
         histogram=m.histogram,
+        tenant=m.tenant,
     ).validate()
 
 

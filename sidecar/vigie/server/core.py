@@ -40,6 +40,7 @@ from vigie.store import service as data_service
 from vigie.store.codes import throttle_codes
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as tpb
+from vigie.wire import tenants
 from vigie.wire.columns import Events, StreamDecoder
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ class Sidecar:
                 channel,
                 self.settings.max_batch_events,
                 self.settings.max_dictionary_entries,
+                hello.tenant,  # the tenant of events that name none
             )
             self.decoders[gs.stream_id] = dec
         log.info(
@@ -335,6 +337,8 @@ class Sidecar:
             subs = [s for s in subs if req.application in (s.application_id, s.application)]
         if req.api:
             subs = [s for s in subs if s.api == req.api]
+        if req.tenant:
+            subs = [s for s in subs if tenants.matches(req.tenant, s.tenant)]
         subs.sort(key=lambda s: -s.requests)
         if req.limit:
             subs = subs[: req.limit]
@@ -349,6 +353,8 @@ class Sidecar:
         out = apb.ApiList(now_us=now)
         for a in items:
             if req.class_name and req.class_name not in a.classes:
+                continue
+            if req.tenant and not tenants.matches(req.tenant, a.tenant):
                 continue
             out.apis.append(convert.api_to_proto(a))
         return out

@@ -11,6 +11,7 @@ from vigie.policy import wso2
 from vigie.policy.engine import PolicyEngine
 from vigie.server import convert
 from vigie.v1 import admin_pb2 as apb
+from vigie.wire import tenants
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ def list_suggestions(
         if request.application and request.application not in (s.application_id, s.application):
             continue
         if request.api and s.api != request.api:
+            continue
+        # an application's suggestion names no tenant: it is shown for any
+        if request.tenant and s.tenant and not tenants.matches(request.tenant, s.tenant):
             continue
         out.suggestions.append(convert.record_to_proto(rec))
     return out

@@ -28,6 +28,7 @@ from vigie.wire.columns import (
     Interner,
     method_number,
 )
+from vigie.wire.tenants import KEY_SEPARATOR, keyed_names
 
 FLAG_THROTTLED: Final = 1
 FLAG_CACHE_HIT: Final = 2
@@ -43,6 +44,9 @@ _STRINGS: Final = {
     "apiVersion": "api_version",
     "apiContext": "api_context",
     "apiResourceTemplate": "resource_template",
+    "apiCreatorTenantDomain": "tenant",
+    "apiId": "api_id",
+    "userIp": "client_ip",
 }
 SCHEMA: Final = pa.schema(
     [(k, pa.string()) for k in _STRINGS]
@@ -52,6 +56,7 @@ SCHEMA: Final = pa.schema(
         ("keyType", pa.string()),
         ("errorType", pa.string()),
         ("proxyResponseCode", pa.int64()),
+        ("targetResponseCode", pa.int64()),
         ("errorCode", pa.int64()),
         ("responseLatency", pa.int64()),
         ("backendLatency", pa.int64()),
@@ -75,6 +80,8 @@ def _ids(col: pa.ChunkedArray | pa.Array, interner: Interner) -> npt.NDArray[np.
     words = enc.dictionary.to_pylist()
     if words and max(len(w) for w in words) > MAX_STRING:
         raise Unusual("a string longer than 4096 characters")
+    if any(KEY_SEPARATOR in w for w in words):
+        raise Unusual("a string with U+001F")
     lut = interner.intern_many(words) if words else np.zeros(0, dtype=np.int32)
     idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     out = np.zeros(len(idx), dtype=np.int32)
@@ -163,6 +170,12 @@ def parse_chunk(
     if n and (int(status.min()) < 0 or int(status.max()) > 65535):
         raise Unusual("proxyResponseCode out of range")
     cols["http_status"] = status
+    target = _ints(table["targetResponseCode"], 0)  # -1: the backend was never reached
+    if n and int(target.max()) > 65535:
+        raise Unusual("targetResponseCode out of range")
+    cols["target_status"] = np.maximum(target, 0)
+    # an API is tenant x name x version: the state and the rollups key it by its keyed name
+    cols["api_name"] = keyed_names(interner, cols["tenant"], cols["api_name"])
     cols["error_code"] = error_code
     cols["latency_us"] = _ms_to_us(_ints(table["responseLatency"], 0))
     cols["backend_latency_us"] = _ms_to_us(_ints(table["backendLatency"], 0))

@@ -36,6 +36,7 @@ from vigie.errors import InputError
 from vigie.sources.wso2_log import ReplayStats, check_readable, parse_source, read_logs
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
+from vigie.wire import tenants
 from vigie.wire.columns import COLUMNS, DICTIONARY_COLUMNS, Events, Interner, StreamEncoder
 
 WELCOME_TIMEOUT_S: Final = 10.0
@@ -272,6 +273,10 @@ class _Forwarder:
     def send(self, k: int, ev: Events) -> None:
         """File ``k``'s events to every target still up (in batches each target accepts)."""
         self.offered += len(ev)
+        # a gateway sends the API's name, its tenant in the tenant column (vigie.wire.tenants)
+        bare = tenants.bare_names(self._strings, ev["api_name"])
+        if bare is not ev["api_name"]:
+            ev = Events(ev.columns | {"api_name": bare}, ev.channel)
         for t in self.targets:
             self._send_to(t, k, ev)
 

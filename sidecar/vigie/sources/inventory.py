@@ -4,20 +4,24 @@ JSON::
 
     {"tenant": "carbon.super",
      "applications": [{"id", "name", "owner", "channel"}],
-     "subscriptions": [{"application_id", "api", "api_version", "tier"}],
-     "apis": [{"name", "version", "context", "id", "lifecycle", "environments": [str]}]}
+     "subscriptions": [{"application_id", "api", "api_version", "tier", "tenant"}],
+     "apis": [{"name", "version", "context", "id", "lifecycle", "environments": [str],
+               "tenant"}]}
 
 Every key but the identities (``id``; ``application_id``, ``api``, ``api_version``; ``name``,
 ``version``) is optional. ``tenant`` (the WSO2 tenant domain), an API's ``id`` (WSO2's UUID),
 ``lifecycle`` (``PUBLISHED``, ``RETIRED``, ...) and ``environments`` (the gateway environments
-it is deployed to) are what ``vigie inventory fetch`` records from WSO2; the state does not
-read them yet. ``write_inventory`` writes the same format atomically.
+it is deployed to) are what ``vigie inventory fetch`` records from WSO2; the state keeps the
+``id``, not the lifecycle nor the environments yet. An API is tenant x name x version: a
+subscription's or an API's own ``tenant`` wins over the file's (an inventory of several tenants,
+``merged``); none at all is the super tenant. ``write_inventory`` writes the same format
+atomically.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +47,7 @@ class Subscription:
     api: str
     api_version: str
     tier: str = ""
+    tenant: str = ""  # the API's tenant; empty: the inventory's
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class Api:
     id: str = ""
     lifecycle: str = ""
     environments: tuple[str, ...] = ()
+    tenant: str = ""  # empty: the inventory's
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +73,31 @@ class Inventory:
         for app in self.applications:
             state.register_application(app.id, app.name, app.owner, app.channel or None)
         for api in self.apis:
-            state.ensure_api(api.name, api.version, api.context)
+            state.ensure_api(
+                api.name, api.version, api.context, tenant=api.tenant or self.tenant, api_id=api.id
+            )
         for sub in self.subscriptions:
-            state.ensure_subscription(sub.application_id, sub.api, sub.api_version, sub.tier)
+            state.ensure_subscription(
+                sub.application_id, sub.api, sub.api_version, sub.tier, sub.tenant or self.tenant
+            )
+
+    @staticmethod
+    def merged(parts: list[Inventory]) -> Inventory:
+        """One inventory of several tenants' (each entry keeps its tenant)."""
+        if len(parts) == 1:
+            return parts[0]
+        out = Inventory()
+        seen: set[str] = set()
+        for p in parts:
+            for app in p.applications:
+                if app.id not in seen:
+                    seen.add(app.id)
+                    out.applications.append(app)
+            out.subscriptions.extend(
+                replace(s, tenant=s.tenant or p.tenant) for s in p.subscriptions
+            )
+            out.apis.extend(replace(a, tenant=a.tenant or p.tenant) for a in p.apis)
+        return out
 
 
 def to_json(inv: Inventory) -> dict[str, Any]:
@@ -154,6 +182,7 @@ def load_inventory(path: Path) -> Inventory:
             api=_text(w, s, "api", True),
             api_version=_text(w, s, "api_version", True),
             tier=_text(w, s, "tier", False),
+            tenant=_text(w, s, "tenant", False),
         )
         for i, s in enumerate(_items(path, doc, "subscriptions"))
         for w in (f"{path}: subscriptions[{i}]",)
@@ -166,6 +195,7 @@ def load_inventory(path: Path) -> Inventory:
             id=_text(w, a, "id", False),
             lifecycle=_text(w, a, "lifecycle", False),
             environments=_names(w, a, "environments"),
+            tenant=_text(w, a, "tenant", False),
         )
         for i, a in enumerate(_items(path, doc, "apis"))
         for w in (f"{path}: apis[{i}]",)

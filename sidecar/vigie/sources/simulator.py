@@ -88,6 +88,21 @@ class Platform:
     weights: npt.NDArray[np.float64]  # share of the normal traffic per subscription
     idle: npt.NDArray[np.bool_]  # subscriptions that never call (dormant)
     misbehaviours: list[Misbehaviour] = field(default_factory=list)
+    # WSO2 tenant of each API ("" = the super tenant); empty: every API is the super tenant's
+    api_tenants: list[str] = field(default_factory=list)
+
+    def tenant_of(self, api: int) -> str:
+        return self.api_tenants[api] if self.api_tenants else ""
+
+    def context_of(self, api: int) -> str:
+        """The API's context; APIM prefixes a tenant's contexts with /t/DOMAIN."""
+        t = self.tenant_of(api)
+        base = f"/{self.api_names[api].lower()}/{self.api_versions[api]}"
+        return f"/t/{t}{base}" if t else base
+
+    def _tenant(self, api: int) -> dict[str, str]:
+        t = self.tenant_of(api)
+        return {"tenant": t} if t else {}
 
     def inventory(self) -> dict[str, Any]:
         return {
@@ -104,11 +119,12 @@ class Platform:
                     "api_version": self.api_versions[int(p)],
                     "tier": t,
                 }
+                | self._tenant(int(p))
                 for a, p, t in zip(self.sub_app, self.sub_api, self.sub_tier, strict=True)
             ],
             "apis": [
-                {"name": n, "version": v, "context": f"/{n.lower()}/{v}"}
-                for n, v in zip(self.api_names, self.api_versions, strict=True)
+                {"name": n, "version": v, "context": self.context_of(k)} | self._tenant(k)
+                for k, (n, v) in enumerate(zip(self.api_names, self.api_versions, strict=True))
             ],
         }
 
@@ -116,10 +132,19 @@ class Platform:
         path.write_text(json.dumps(self.inventory(), indent=1))
 
 
-def build_platform(apps: int = 300, apis: int = 60, seed: int = 7) -> Platform:
+# the tenants of a multi-tenant platform, after the super tenant
+TENANTS: Final = ("acme.com", "globex.com", "initech.com")
+
+
+def build_platform(apps: int = 300, apis: int = 60, seed: int = 7, tenants: int = 1) -> Platform:
+    """A platform; with ``tenants`` > 1, API k belongs to tenant k % tenants (0: the super
+    tenant) and has the name and version of API k - k % tenants: every tenant has an API of
+    the same name and version as the super tenant's (an API is tenant x name x version)."""
     rng = np.random.default_rng(seed)
     if apps < 10 or apis < 3:
         raise ValueError("the simulator needs at least 10 applications and 3 APIs")
+    if not 1 <= tenants <= len(TENANTS) + 1:
+        raise ValueError(f"the simulator makes 1 to {len(TENANTS) + 1} tenants")
     app_ids = [
         f"{int(rng.integers(1 << 32)):08x}-{k:04x}-4{k % 999:03d}-a{k % 777:03d}-"
         f"{int(rng.integers(1 << 48)):012x}"
@@ -133,6 +158,11 @@ def build_platform(apps: int = 300, apis: int = 60, seed: int = 7) -> Platform:
         for k in range(apis)
     ]
     api_versions = [f"v{1 + (k % 3)}" for k in range(apis)]
+    api_tenants: list[str] = []
+    if tenants > 1:
+        api_tenants = [TENANTS[k % tenants - 1] if k % tenants else "" for k in range(apis)]
+        api_names = [api_names[k - k % tenants] for k in range(apis)]
+        api_versions = [api_versions[k - k % tenants] for k in range(apis)]
     sub_app_l: list[int] = []
     sub_api_l: list[int] = []
     for a in range(apps):
@@ -185,6 +215,7 @@ def build_platform(apps: int = 300, apis: int = 60, seed: int = 7) -> Platform:
         weights,
         idle,
         mis,
+        api_tenants,
     )
 
 
@@ -365,7 +396,11 @@ class ChannelEncoder:
         self.api = np.array([intern(s) for s in p.api_names], dtype=np.uint32)
         self.ver = np.array([intern(s) for s in p.api_versions], dtype=np.uint32)
         self.ctx = np.array(
-            [intern(f"/{n.lower()}/{v}") for n, v in zip(p.api_names, p.api_versions, strict=True)],
+            [intern(p.context_of(k)) for k in range(len(p.api_names))], dtype=np.uint32
+        )
+        # 0 for the super tenant's APIs: the stream's Hello.tenant (carbon.super) applies
+        self.tenant = np.array(
+            [intern(t) if t else 0 for t in (p.api_tenants or [""] * len(p.api_names))],
             dtype=np.uint32,
         )
         self.res = np.array([intern(r) for r in RESOURCES], dtype=np.uint32)
@@ -398,6 +433,8 @@ class ChannelEncoder:
             "uri_hash": g.uri_hash[idx],
             "flags": g.flags[idx],
         }
+        if p.api_tenants:
+            cols["tenant"] = self.tenant[api]
         return self.enc.batch(cols, sent_at_us=sent_at_us)
 
 

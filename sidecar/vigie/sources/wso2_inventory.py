@@ -116,7 +116,13 @@ def fetch(
                 raise Wso2Error(f"{sub_where}: a subscription has no applicationInfo")
             app_id = _str(info, "applicationId", sub_where, required=True)
             subs.append(
-                Subscription(app_id, api.name, api.version, _str(s, "throttlingPolicy", sub_where))
+                Subscription(
+                    app_id,
+                    api.name,
+                    api.version,
+                    _str(s, "throttlingPolicy", sub_where),
+                    client.conn.tenant or SUPER_TENANT,
+                )
             )
             sub_apps.setdefault(
                 app_id, (_str(info, "name", sub_where), _str(info, "subscriber", sub_where))

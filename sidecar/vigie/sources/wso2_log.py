@@ -35,6 +35,7 @@ import orjson
 
 from vigie.errors import InputError
 from vigie.sources import _wso2_fast
+from vigie.wire import tenants
 from vigie.wire.columns import (
     COLUMNS,
     ENGINE_DTYPES,
@@ -249,6 +250,9 @@ class LineParser:
         if not -(2**31) <= error_code < 2**31:  # the column is int32 (WSO2 codes are 6 digits)
             raise ValueError(f"errorCode out of range: {error_code}")
         status = _int(d.get("proxyResponseCode"), 0)
+        target = max(0, _int(d.get("targetResponseCode"), 0))  # -1: backend never reached
+        if target > 65535:
+            raise ValueError(f"targetResponseCode out of range: {target}")
         if status <= 0 and fault:
             status = _FAULT_STATUS.get(str(error_type), 500)
         if not 0 <= status <= 65535:
@@ -281,6 +285,10 @@ class LineParser:
         resource = _str(d.get("apiResourceTemplate"))
         method = method_number(_str(d.get("apiMethod")))
         key_type = KEY_TYPES.get(_str(d.get("keyType")).upper(), 0)
+        tenant = tenants.clean(_str(d.get("apiCreatorTenantDomain")))
+        api_id = tenants.clean(_str(d.get("apiId")))
+        client_ip = tenants.clean(_str(d.get("userIp")))
+        api = tenants.keyed_name(tenant, tenants.clean(api))  # an API is tenant x name x version
         intern = self.interner.intern
         c = self.cols
         c["event_time_us"].append(ts)
@@ -302,6 +310,10 @@ class LineParser:
         c["subscription_tier"].append(0)
         c["uri_hash"].append(0)
         c["flags"].append(flags)
+        c["tenant"].append(intern(tenant))
+        c["api_id"].append(intern(api_id))
+        c["client_ip"].append(intern(client_ip))
+        c["target_status"].append(target)
         self.stats.events += 1
 
     def take(self) -> Events:

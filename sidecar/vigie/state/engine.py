@@ -41,6 +41,7 @@ from vigie.state._arrays import (
 from vigie.state._entry import apply_flat
 from vigie.state.primitives import pow2_at_least
 from vigie.state.thresholds import CLASS_NAMES, Thresholds
+from vigie.wire import tenants
 from vigie.wire.columns import Events, Interner
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ class State:
         self.episodes: dict[tuple[int, int, int], list[Episode]] = defaultdict(list)
         self.api_episodes: dict[tuple[int, int], list[Episode]] = defaultdict(list)
         self.app_info: dict[int, tuple[int, int]] = {}  # app gid -> (name gid, owner gid)
+        # API key ((keyed name gid << 32) | version gid, see ``api_key``) -> WSO2 apiId gid;
+        # replaced, never changed in place: a copy may share it without the lock
+        self.api_uuid: dict[int, int] = {}
         self.app_channel = np.full(1024, -1, dtype=np.int8)
         self._epi = np.zeros((EPISODE_BUFFER, 5), dtype=np.int64)
         self._scratch = np.zeros((L.N_WINDOWED_CLASSES, L.N_EVIDENCE), dtype=np.float64)
@@ -250,7 +254,8 @@ class State:
         if len(ev) == 0:
             return
         self._ensure_app_channel_size()
-        events = (*_EVENTS(ev.columns), ev.channel)
+        columns = self._tenant_keyed(ev.columns)
+        events = (*_EVENTS(columns), ev.channel)
         start = 0
         while True:
             args = (*events, start, *_FLAT(self))
@@ -267,6 +272,37 @@ class State:
             and len(self.route_i64) < self.capacity.max_routes
         ):
             self._alloc_routes(min(2 * len(self.route_i64), self.capacity.max_routes))
+
+    def _tenant_keyed(self, columns: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        """The columns the kernel reads, ``api_name`` holding keyed names (an API is tenant x
+        name x version: ``vigie.wire.tenants``); the WSO2 apiId of each API noted."""
+        tenant = columns.get("tenant")
+        if tenant is None:
+            return columns
+        keyed = tenants.keyed_names(self.interner, tenant, columns["api_name"])
+        if keyed is not columns["api_name"]:
+            columns = columns | {"api_name": keyed}
+        uuid = columns.get("api_id")
+        if uuid is not None and uuid.any():
+            idx = np.flatnonzero(uuid)
+            keys = (keyed[idx].astype(np.int64) << 32) | columns["api_version"][idx]
+            pairs = np.unique(np.stack([keys, uuid[idx].astype(np.int64)], axis=1), axis=0)
+            new = {k: u for k, u in pairs.tolist() if self.api_uuid.get(k) != u}
+            if new:
+                self.api_uuid = self.api_uuid | new
+        return columns
+
+    def api_key(self, tenant: str, name: str, version: str) -> int:
+        """The key of an API row (``A_KEY``), interning its strings."""
+        ng = self.interner.intern(tenants.keyed_name(tenant, name))
+        return (ng << 32) | self.interner.intern(version)
+
+    def api_identity(self, row: int) -> tuple[str, str, str, str]:
+        """``(tenant, name, version, apiId)`` of an API row, the tenant as displayed."""
+        a = self.api_i64[row]
+        tenant, name = tenants.split(self.string(int(a[L.A_NAME])))
+        uuid = self.api_uuid.get(int(a[L.A_KEY]), 0)
+        return tenant, name, self.string(int(a[L.A_VERSION])), self.string(uuid)
 
     def _make_sub_room(self) -> None:
         rows = len(self.sub_i64)
@@ -329,6 +365,7 @@ class State:
         live[self.route_i64[: self.n_route_rows, L.R_RESOURCE]] = True
         for gid, (name, owner) in self.app_info.items():
             live[[gid, name, owner]] = True
+        live[list(self.api_uuid.values())] = True
         for key in (*self.episodes, *self.api_episodes):
             live[list(key)] = True
         return live
@@ -374,9 +411,19 @@ class State:
     # -----------------------------------------------------------------------------------------
     # inventory rows
     # -----------------------------------------------------------------------------------------
-    def ensure_api(self, name: str, version: str, context: str = "", pinned: bool = True) -> int:
-        ng, vg = self.interner.intern(name), self.interner.intern(version)
-        key = (ng << 32) | vg
+    def ensure_api(
+        self,
+        name: str,
+        version: str,
+        context: str = "",
+        pinned: bool = True,
+        tenant: str = "",
+        api_id: str = "",
+    ) -> int:
+        key = self.api_key(tenant, name, version)
+        ng, vg = key >> 32, key & 0xFFFFFFFF
+        if api_id:
+            self.api_uuid = self.api_uuid | {key: self.interner.intern(api_id)}
         row = int(T.table_find(self.api_tkeys, self.api_tvals, key))
         if row < 0:
             if self.n_api_rows >= len(self.api_i64):
@@ -391,8 +438,10 @@ class State:
             self.api_i64[row, L.A_FLAGS] |= L.ROW_PINNED
         return row
 
-    def ensure_subscription(self, app_id: str, api: str, version: str, tier: str = "") -> int:
-        api_row = self.ensure_api(api, version, pinned=False)
+    def ensure_subscription(
+        self, app_id: str, api: str, version: str, tier: str = "", tenant: str = ""
+    ) -> int:
+        api_row = self.ensure_api(api, version, pinned=False, tenant=tenant)
         ag = self.interner.intern(app_id)
         self._ensure_app_channel_size()
         row = self.subscription_row(ag, api_row)
@@ -542,14 +591,19 @@ class State:
         """A copy to read from (suggestions, fleet export), taken quickly under the caller's
         lock: the rows in use and the tables, not the free capacity nor the detector caches.
         Not for ``apply``."""
-        return _copying.copy_state(self)
+        new = _copying.copy_state(self)
+        new.api_uuid = self.api_uuid  # replaced, never changed in place
+        return new
 
     def copy_chunked(
         self, lock: AbstractContextManager[Any], routes: bool = True, chunk_bytes: int = 1 << 20
     ) -> State:
         """``copy`` taken a few rows at a time, each range under ``lock``: see
         ``_copying.copy_chunked``. ``routes=False`` leaves the route rows out."""
-        return _copying.copy_chunked(self, lock, routes, chunk_bytes)
+        uuid = self.api_uuid  # replaced, never changed in place: read before the copy
+        new = _copying.copy_chunked(self, lock, routes, chunk_bytes)
+        new.api_uuid = uuid
+        return new
 
     def rebuild_tables(self) -> None:
         """Recreate the hash tables from the rows (after a restore)."""

@@ -59,6 +59,7 @@ def _meta(state: State) -> dict[str, Any]:
         "evicted": state.evicted,
         "observed_since_us": state.observed_since_us,
         "app_info": [[k, *v] for k, v in state.app_info.items()],
+        "api_uuid": [[k, v] for k, v in state.api_uuid.items()],
         "episodes": [
             [*key, [[e.class_name, e.first_us, e.last_us] for e in eps]]
             for key, eps in state.episodes.items()
@@ -199,6 +200,9 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
         # a snapshot from before observed_since_us: 0, read as its earliest event time
         state.observed_since_us = max(0, int(meta.get("observed_since_us", 0)))
         state.app_info = {int(k): (int(a), int(b)) for k, a, b in meta["app_info"]}
+        n_strings = len(meta["strings"])  # older snapshots: no apiId kept
+        uuid = {int(k): int(v) for k, v in meta.get("api_uuid", [])}
+        state.api_uuid = {k: v for k, v in uuid.items() if 0 <= v < n_strings}
         for *key, eps in meta["episodes"]:
             state.episodes[(int(key[0]), int(key[1]), int(key[2]))] = [Episode(*e) for e in eps]
         for *key, eps in meta["api_episodes"]:

@@ -22,6 +22,7 @@ from vigie.state import layout as L
 from vigie.state.engine import State
 from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
 from vigie.v1 import directives_pb2 as dpb
+from vigie.wire import tenants
 
 Record = dict[str, Any]
 
@@ -150,9 +151,10 @@ def _class_record(
         "event": event,
         "name": cname,
         "application_id": ident[0],
-        "api": ident[1],
+        "api": tenants.split(ident[1])[1],  # the ident holds the keyed name
         "api_version": ident[2],
         "detail": "",
+        "tenant": tenants.split(ident[1])[0] if ident[1] else "",
     }
 
 
@@ -176,7 +178,13 @@ def active_between(records: Iterable[Record], from_us: int, to_us: int) -> list[
     open_: dict[tuple[str, str, str, str, str], Record] = {}
     spans: list[dict[str, Any]] = []
     for r in sorted(records, key=lambda r: int(r["at_us"])):
-        ident = (r["kind"], r["name"], r["application_id"], r["api"], r["api_version"])
+        ident = (
+            r["kind"],
+            r["name"],
+            r["application_id"],
+            tenants.keyed_name(r.get("tenant") or "", r["api"]),
+            r["api_version"],
+        )
         at = int(r["at_us"])
         if r["event"] in ("raised", "put"):
             if ident in open_ and r["event"] == "put":
@@ -200,6 +208,7 @@ def _span(r: Record, end: int | None) -> dict[str, Any]:
         "application_id": r["application_id"],
         "api": r["api"],
         "api_version": r["api_version"],
+        "tenant": r.get("tenant") or "",
         "from_us": int(r["at_us"]),
         "to_us": end,
         "detail": r.get("detail", ""),

@@ -23,6 +23,7 @@ from vigie.state import layout as L
 from vigie.store.query import AggQuery, AggRow, StoreUnavailable, finish
 from vigie.store.rollup import MEASURES, STRING_KEYS, TABLE_KEYS, TIME_COLUMN, Rows
 from vigie.store.sql import CHANGE_FIELDS, day_name, group_exprs, where_clause
+from vigie.wire.tenants import SUPER_TENANT
 
 TIMEOUT: Final = 60.0
 # the tables of rollups kept in ClickHouse: the fine-grained ones (ClickHouse sums them fast;
@@ -98,6 +99,21 @@ class ClickHouseStore:
         self._post(f"CREATE DATABASE IF NOT EXISTS {self.db}")
         for table in CH_TABLES:
             self._post(_ddl(self.db, table))
+        # a store made before tenants: its rows are the super tenant's (no ADD COLUMN IF NOT
+        # EXISTS: older ClickHouse releases do not know it)
+        have = {
+            str(r[0])
+            for r in self._json(
+                f"SELECT table FROM system.columns WHERE database = {ch_str(self.db)} "
+                "AND name = 'tenant'"
+            )
+        }
+        for table in CH_TABLES:
+            if table not in have:
+                default = ch_str("" if table == "changes" else SUPER_TENANT)
+                self._post(
+                    f"ALTER TABLE {self.db}.{table} ADD COLUMN tenant String DEFAULT {default}"
+                )
         self._ready = True
 
     def drop_all(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Final, Protocol
 from vigie.errors import VigieError
 from vigie.state import layout as L
 from vigie.store.rollup import MEASURES, TABLES
+from vigie.wire import tenants
 
 GROUPABLE: Final = (
     "time",
@@ -28,8 +29,9 @@ GROUPABLE: Final = (
     "channel",
     "status",
     "error_code",
+    "tenant",
 )
-FILTERS: Final = ("api", "api_version", "application", "channel", "resource")
+FILTERS: Final = ("api", "api_version", "application", "channel", "resource", "tenant")
 
 
 class QueryError(VigieError):
@@ -64,6 +66,7 @@ class AggQuery:
     channel: str = ""
     resource: str = ""
     histogram: bool = True
+    tenant: str = ""  # WSO2 tenant domain ("carbon.super": the super tenant)
 
     def validate(self) -> AggQuery:
         if self.table not in TABLES:
@@ -82,7 +85,10 @@ class AggQuery:
         return self
 
     def filters(self) -> dict[str, str]:
-        return {f: getattr(self, f) for f in FILTERS if getattr(self, f)}
+        out = {f: getattr(self, f) for f in FILTERS if getattr(self, f)}
+        if "tenant" in out:
+            out["tenant"] = tenants.display(out["tenant"])
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -39,6 +39,7 @@ import numpy.typing as npt
 from vigie.state import layout as L
 from vigie.state.primitives import pow2_at_least
 from vigie.store import _rollup_kernels as RK
+from vigie.wire import tenants
 from vigie.wire.columns import METHOD_NAMES, Events
 
 I64 = npt.NDArray[np.int64]
@@ -62,10 +63,18 @@ STRING_KEYS: Final = (
     "application_id",
     "application_name",
     "channel",
+    "tenant",  # WSO2 tenant domain of the API (not a kernel key: split from the keyed name)
 )
 MINUTE_KEYS: Final = ("minute_us", *STRING_KEYS, "status", "error_code")
 DAILY_KEYS: Final = ("day_us", *STRING_KEYS, "error_code")
-SUB_FIELDS: Final = ("api", "api_version", "application_id", "application_name", "channel")
+SUB_FIELDS: Final = (
+    "api",
+    "api_version",
+    "application_id",
+    "application_name",
+    "channel",
+    "tenant",
+)
 SUB_DAILY_KEYS: Final = ("day_us", *SUB_FIELDS)
 SUB_MONTHLY_KEYS: Final = ("month_us", *SUB_FIELDS, "error_code")
 TABLE_KEYS: Final = {
@@ -302,7 +311,7 @@ class Accumulator:
         while True:
             stop, start = RK.accumulate(
                 c["event_time_us"],
-                c["api_name"],
+                c["api_name"],  # keyed names: an API is tenant x name x version
                 c["api_version"],
                 c["resource_template"],
                 c["http_method"],
@@ -389,9 +398,33 @@ def _rows(table: str, lv: _Level, string: Callable[[int], str], channels: Sequen
     codes: dict[str, npt.NDArray[np.int32]] = {}
     names: dict[str, npt.NDArray[np.object_]] = {}
     for name in tkeys[1:]:
+        if name == "tenant":
+            continue
         src = lv.keys[:, _FIELD[name]]
         if name in STRING_KEYS:
             codes[name], names[name] = _names(src, name, string, channels)
         else:
             ints[name] = src.copy()
+    codes["tenant"], names["tenant"], codes["api"], names["api"] = _split_tenants(
+        codes["api"], names["api"]
+    )
     return Rows(table, ints, codes, names, lv.vals, lv.off, lv.idx, lv.cnt)
+
+
+def _split_tenants(
+    codes: npt.NDArray[np.int32], keyed: npt.NDArray[np.object_]
+) -> tuple[
+    npt.NDArray[np.int32], npt.NDArray[np.object_], npt.NDArray[np.int32], npt.NDArray[np.object_]
+]:
+    """(tenant codes, tenant names, API codes, API names) of rows whose API codes point to
+    keyed names (``vigie.wire.tenants``)."""
+    pairs = [tenants.split(str(k)) for k in keyed.tolist()]
+    out: list[Any] = []
+    for j in (0, 1):
+        words = sorted({p[j] for p in pairs})
+        pos = {w: i for i, w in enumerate(words)}
+        lut = np.array([pos[p[j]] for p in pairs], dtype=np.int32)
+        table = np.empty(len(words), dtype=object)
+        table[:] = words
+        out += [lut[codes] if len(lut) else codes.astype(np.int32), table]
+    return out[0], out[1], out[2], out[3]

@@ -12,6 +12,13 @@ from vigie.state import layout as L
 from vigie.store.plan import Part
 from vigie.store.query import AggQuery
 from vigie.store.rollup import TIME_COLUMN
+from vigie.wire.tenants import SUPER_TENANT
+
+# the tenant of a row: files written before tenants have no such column (DuckDB reads it as
+# NULL, ``union_by_name``): their rows are the super tenant's
+TENANT_SQL: Final = f"coalesce(tenant, '{SUPER_TENANT}')"
+# ... and when none of the files read has the column (DuckDB would not know the name)
+NO_TENANT_SQL: Final = f"'{SUPER_TENANT}'"
 
 # the columns of the changes table (classes raised and cleared, directives), in both stores
 CHANGE_FIELDS: Final = (
@@ -23,6 +30,7 @@ CHANGE_FIELDS: Final = (
     "api",
     "api_version",
     "detail",
+    "tenant",  # the API's tenant for a class ("" for a directive: directives name no tenant)
 )
 
 
@@ -42,19 +50,24 @@ def sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def group_exprs(q: AggQuery, div: str, table: str | None = None) -> list[tuple[str, str]]:
-    """(expression, alias) of each group key; ``div`` formats an integer division."""
+def group_exprs(
+    q: AggQuery, div: str, table: str | None = None, tenant: str = TENANT_SQL
+) -> list[tuple[str, str]]:
+    """(expression, alias) of each group key; ``div`` formats an integer division; ``tenant``
+    is the expression of a row's tenant."""
     tcol = TIME_COLUMN[table or q.table]
     out = []
     for g in q.group_by:
         if g == "time":
             out.append((f"{div.format(tcol, int(q.bucket_us))} * {int(q.bucket_us)}", "g_time"))
         else:
-            out.append((g, f"g_{g}"))
+            out.append((tenant if g == "tenant" else g, f"g_{g}"))
     return out or [("0", "g_all")]
 
 
-def where_clause(q: AggQuery, quote: Any, part: Part | None = None) -> str:
+def where_clause(
+    q: AggQuery, quote: Any, part: Part | None = None, tenant: str = TENANT_SQL
+) -> str:
     table = part.table if part else q.table
     lo, hi = (part.from_us, part.to_us) if part else (q.from_us, q.to_us)
     tcol = TIME_COLUMN[table]
@@ -63,5 +76,5 @@ def where_clause(q: AggQuery, quote: Any, part: Part | None = None) -> str:
         if f == "application":
             parts.append(f"(application_id = {quote(v)} OR application_name = {quote(v)})")
         else:
-            parts.append(f"{f} = {quote(v)}")
+            parts.append(f"{tenant if f == 'tenant' else f} = {quote(v)}")
     return " AND ".join(parts)

@@ -256,6 +256,7 @@ class ListSubscriptionsRequest(_message.Message):
     API_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     NOW_US_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     class_name: _builtins.str
     """Only subscriptions holding this class at "now" ("normal" for those with none)."""
     application: _builtins.str
@@ -265,6 +266,8 @@ class ListSubscriptionsRequest(_message.Message):
     """At most this many, busiest first; 0 = all."""
     now_us: _builtins.int
     """Evaluate classes at this event time instead of the latest event time seen (0 = latest)."""
+    tenant: _builtins.str
+    """Only this WSO2 tenant's APIs ("carbon.super": the super tenant); empty = any."""
     def __init__(
         self,
         *,
@@ -273,10 +276,11 @@ class ListSubscriptionsRequest(_message.Message):
         api: _builtins.str = ...,
         limit: _builtins.int = ...,
         now_us: _builtins.int = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "application", b"application", "class_name", b"class_name", "limit", b"limit", "now_us", b"now_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "application", b"application", "class_name", b"class_name", "limit", b"limit", "now_us", b"now_us", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -422,6 +426,7 @@ class SubscriptionInfo(_message.Message):
     SERVER_ERRORS_FIELD_NUMBER: _builtins.int
     THROTTLED_FIELD_NUMBER: _builtins.int
     CHANNELS_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     application_id: _builtins.str
     application_name: _builtins.str
     application_owner: _builtins.str
@@ -436,6 +441,8 @@ class SubscriptionInfo(_message.Message):
     client_errors: _builtins.int
     server_errors: _builtins.int
     throttled: _builtins.int
+    tenant: _builtins.str
+    """WSO2 tenant domain of the API ("carbon.super": the super tenant)."""
     @_builtins.property
     def classes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -465,10 +472,11 @@ class SubscriptionInfo(_message.Message):
         server_errors: _builtins.int = ...,
         throttled: _builtins.int = ...,
         channels: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "channels", b"channels", "classes", b"classes", "client_errors", b"client_errors", "episodes", b"episodes", "evidence", b"evidence", "first_seen_us", b"first_seen_us", "last_seen_us", b"last_seen_us", "requests", b"requests", "server_errors", b"server_errors", "throttled", b"throttled", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "channels", b"channels", "classes", b"classes", "client_errors", b"client_errors", "episodes", b"episodes", "evidence", b"evidence", "first_seen_us", b"first_seen_us", "last_seen_us", b"last_seen_us", "requests", b"requests", "server_errors", b"server_errors", "tenant", b"tenant", "throttled", b"throttled", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -503,17 +511,21 @@ class ListApisRequest(_message.Message):
 
     CLASS_NAME_FIELD_NUMBER: _builtins.int
     NOW_US_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     class_name: _builtins.str
     now_us: _builtins.int
+    tenant: _builtins.str
+    """Only this WSO2 tenant's APIs; empty = any."""
     def __init__(
         self,
         *,
         class_name: _builtins.str = ...,
         now_us: _builtins.int = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_name", b"class_name", "now_us", b"now_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_name", b"class_name", "now_us", b"now_us", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -531,12 +543,17 @@ class ApiInfo(_message.Message):
     FIRST_SEEN_US_FIELD_NUMBER: _builtins.int
     LAST_SEEN_US_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    API_ID_FIELD_NUMBER: _builtins.int
     api: _builtins.str
     api_version: _builtins.str
     context: _builtins.str
     requests: _builtins.int
     first_seen_us: _builtins.int
     last_seen_us: _builtins.int
+    tenant: _builtins.str
+    """WSO2 tenant domain ("carbon.super": the super tenant) and API UUID ("" = not known)."""
+    api_id: _builtins.str
     @_builtins.property
     def classes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -552,10 +569,12 @@ class ApiInfo(_message.Message):
         first_seen_us: _builtins.int = ...,
         last_seen_us: _builtins.int = ...,
         evidence: _abc.Iterable[Global___ClassEvidence] | None = ...,
+        tenant: _builtins.str = ...,
+        api_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_version", b"api_version", "classes", b"classes", "context", b"context", "evidence", b"evidence", "first_seen_us", b"first_seen_us", "last_seen_us", b"last_seen_us", "requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_id", b"api_id", "api_version", b"api_version", "classes", b"classes", "context", b"context", "evidence", b"evidence", "first_seen_us", b"first_seen_us", "last_seen_us", b"last_seen_us", "requests", b"requests", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -834,6 +853,7 @@ class DataQuery(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     RESOURCE_FIELD_NUMBER: _builtins.int
     HISTOGRAM_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     table: _builtins.str
     """minute or daily"""
     from_us: _builtins.int
@@ -851,10 +871,12 @@ class DataQuery(_message.Message):
     resource: _builtins.str
     histogram: _builtins.bool
     """also sum the latency histograms"""
+    tenant: _builtins.str
+    """WSO2 tenant domain ("carbon.super": the super tenant)"""
     @_builtins.property
     def group_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Keys to group by: time, api, api_version, resource, method, application_id, channel,
-        status, error_code.
+        status, error_code, tenant.
         """
 
     def __init__(
@@ -871,10 +893,11 @@ class DataQuery(_message.Message):
         channel: _builtins.str = ...,
         resource: _builtins.str = ...,
         histogram: _builtins.bool = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_version", b"api_version", "application", b"application", "bucket_us", b"bucket_us", "channel", b"channel", "from_us", b"from_us", "group_by", b"group_by", "histogram", b"histogram", "resource", b"resource", "table", b"table", "to_us", b"to_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_version", b"api_version", "application", b"application", "bucket_us", b"bucket_us", "channel", b"channel", "from_us", b"from_us", "group_by", b"group_by", "histogram", b"histogram", "resource", b"resource", "table", b"table", "tenant", b"tenant", "to_us", b"to_us"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1045,12 +1068,15 @@ class ListSuggestionsRequest(_message.Message):
     APPLICATION_FIELD_NUMBER: _builtins.int
     API_FIELD_NUMBER: _builtins.int
     REFRESH_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     class_name: _builtins.str
     """Only this class / application (id or name) / API name."""
     application: _builtins.str
     api: _builtins.str
     refresh: _builtins.bool
     """Recompute the suggestions from the current state first."""
+    tenant: _builtins.str
+    """Only suggestions about this WSO2 tenant's APIs ("carbon.super": the super tenant)."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only suggestions in these lifecycle states (empty: all)."""
@@ -1063,10 +1089,11 @@ class ListSuggestionsRequest(_message.Message):
         application: _builtins.str = ...,
         api: _builtins.str = ...,
         refresh: _builtins.bool = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "application", b"application", "class_name", b"class_name", "refresh", b"refresh", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "application", b"application", "class_name", b"class_name", "refresh", b"refresh", "states", b"states", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1146,6 +1173,7 @@ class Suggestion(_message.Message):
     AUDIT_FIELD_NUMBER: _builtins.int
     AUTO_APPROVAL_FIELD_NUMBER: _builtins.int
     REFUSED_SHARE_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     class_name: _builtins.str
     concerns: _builtins.str
@@ -1179,6 +1207,8 @@ class Suggestion(_message.Message):
     """Whether auto-approval applies, and why (not)."""
     refused_share: _builtins.float
     """Estimated share of the consumer's requests the directive would refuse."""
+    tenant: _builtins.str
+    """WSO2 tenant of the API it concerns ("" for an application: it spans tenants)."""
     @_builtins.property
     def directive(self) -> _directives_pb2.Directive:
         """The directive approval pushes (unset when the action has none)."""
@@ -1214,10 +1244,11 @@ class Suggestion(_message.Message):
         audit: _abc.Iterable[Global___AuditEntry] | None = ...,
         auto_approval: _builtins.str = ...,
         refused_share: _builtins.float = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["directive", b"directive"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "api", b"api", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "audit", b"audit", "auto_approval", b"auto_approval", "channel", b"channel", "class_name", b"class_name", "concerns", b"concerns", "created_at_us", b"created_at_us", "directive", b"directive", "evidence_json", b"evidence_json", "expected_effect", b"expected_effect", "expires_at_us", b"expires_at_us", "exported", b"exported", "id", b"id", "owner_note", b"owner_note", "refused_share", b"refused_share", "state", b"state", "summary", b"summary", "updated_at_us", b"updated_at_us", "wso2_json", b"wso2_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "api", b"api", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "audit", b"audit", "auto_approval", b"auto_approval", "channel", b"channel", "class_name", b"class_name", "concerns", b"concerns", "created_at_us", b"created_at_us", "directive", b"directive", "evidence_json", b"evidence_json", "expected_effect", b"expected_effect", "expires_at_us", b"expires_at_us", "exported", b"exported", "id", b"id", "owner_note", b"owner_note", "refused_share", b"refused_share", "state", b"state", "summary", b"summary", "tenant", b"tenant", "updated_at_us", b"updated_at_us", "wso2_json", b"wso2_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from vigie.errors import BatchRefused
 from vigie.v1 import telemetry_pb2 as pb
+from vigie.wire.tenants import KEY_SEPARATOR, keyed_names
 
 MAX_STRING_BYTES: Final = 4096
 RELEASE_GRACE_S: Final = 60.0  # a released string id is not handed out again before this
@@ -54,6 +55,11 @@ COLUMNS: Final[tuple[ColumnSpec, ...]] = (
     ColumnSpec("subscription_tier", "<u4", True, False, 0),
     ColumnSpec("uri_hash", "<u8", False, False, 0),
     ColumnSpec("flags", "u1", False, False, 0),
+    # optional since the tenant columns (absent = zeros; tenant 0 = the stream's Hello.tenant)
+    ColumnSpec("tenant", "<u4", True, False, 0),
+    ColumnSpec("api_id", "<u4", True, False, 0),
+    ColumnSpec("client_ip", "<u4", True, False, 0),
+    ColumnSpec("target_status", "<u2", False, False, 0),
 )
 COLUMN_NAMES: Final = tuple(c.name for c in COLUMNS)
 DICTIONARY_COLUMNS: Final = tuple(c.name for c in COLUMNS if c.dictionary)
@@ -235,7 +241,11 @@ class Interner:
 
 
 class StreamDecoder:
-    """The sidecar's view of one gateway stream: its dictionary and its batch sequence."""
+    """The sidecar's view of one gateway stream: its dictionary and its batch sequence.
+
+    ``tenant`` is the stream's ``Hello.tenant``: an event whose ``tenant`` column is 0 (or a
+    batch without the column) belongs to it; empty, to the super tenant (``vigie.wire.tenants``).
+    """
 
     def __init__(
         self,
@@ -243,9 +253,11 @@ class StreamDecoder:
         channel: int,
         max_batch_events: int,
         max_dictionary_entries: int,
+        tenant: str = "",
     ) -> None:
         self._interner = interner
         self._channel = channel
+        self._tenant = tenant
         self._max_events = max_batch_events
         self._max_dict = max_dictionary_entries
         self._local_to_global = np.zeros(1024, dtype=np.int32)
@@ -291,6 +303,11 @@ class StreamDecoder:
                     "string_too_long",
                     f"dictionary string of {len(s.encode())} bytes, more than {MAX_STRING_BYTES}",
                 )
+        if any(KEY_SEPARATOR in s for s in additions):
+            raise BatchRefused(
+                "bad_string",
+                "dictionary string holds the control character U+001F (no WSO2 name does)",
+            )
         columns: dict[str, npt.NDArray[Any]] = {}
         for spec in COLUMNS:
             raw: bytes = getattr(batch, spec.name)
@@ -338,6 +355,11 @@ class StreamDecoder:
             self._dict_size = new_size
         for name in DICTIONARY_COLUMNS:
             columns[name] = self._local_to_global[columns[name]]
+        if self._tenant:
+            tenant = columns["tenant"]
+            tenant[tenant == 0] = self._interner.intern(self._tenant)
+        # an API is tenant x name x version: the state and the rollups key it by its keyed name
+        columns["api_name"] = keyed_names(self._interner, columns["tenant"], columns["api_name"])
         self.next_sequence += 1
         self.events_applied += n
         return Events(columns, np.full(n, self._channel, dtype=np.uint8))

@@ -111,6 +111,17 @@ BACKEND_429 = {
     "targetResponseCode": 429,
     "properties": {"responseSize": 17},
 }
+# the same API name and version in the tenant acme.com (APIM's tenant contexts are /t/DOMAIN/...)
+TENANT_RESPONSE = {
+    **RESPONSE_4X,
+    "requestTimestamp": "2026-03-02T10:20:05Z",
+    "apiId": "0b7e1c2d-0000-0000-0000-acme00000001",
+    "apiContext": "/t/acme.com/orders/1.0.0",
+    "apiCreatorTenantDomain": "acme.com",
+    "applicationId": "9d1e0000-0000-0000-0000-acme00000002",
+    "proxyResponseCode": 503,
+    "targetResponseCode": 503,
+}
 
 
 def _line(kind: str, doc: dict[str, Any]) -> bytes:
@@ -138,6 +149,10 @@ GOLDEN: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "response_bytes": 512,
             "key_type": 1,
             "flags": 0,
+            "tenant": "carbon.super",
+            "api_id": "af88b5f8-0000-0000-0000-7eb86b6a63ab",
+            "client_ip": "192.0.2.10",
+            "target_status": 200,
         },
     ),
     (
@@ -155,6 +170,8 @@ GOLDEN: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "latency_us": 0,
             "response_bytes": -1,
             "flags": FLAG_FAULT | FLAG_THROTTLED,
+            "target_status": 0,  # -1 in the line: the backend was never reached
+            "client_ip": "",
         },
     ),
     (
@@ -178,6 +195,20 @@ GOLDEN: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"application_id": "", "application_name": "", "application_owner": "", "key_type": 0},
     ),
     ("response", BACKEND_429, {"http_status": 429, "error_code": 0, "flags": 0}),
+    # another tenant's API of the same name and version: keyed apart (vigie.wire.tenants)
+    (
+        "response",
+        TENANT_RESPONSE,
+        {
+            "api_name": "acme.com\x1fOrders",
+            "api_version": "1.0.0",
+            "api_context": "/t/acme.com/orders/1.0.0",
+            "tenant": "acme.com",
+            "api_id": "0b7e1c2d-0000-0000-0000-acme00000001",
+            "target_status": 503,
+            "http_status": 503,
+        },
+    ),
 ]
 
 

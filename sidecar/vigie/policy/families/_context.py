@@ -10,12 +10,14 @@ from typing import Final, TypedDict
 
 import numpy as np
 
+from vigie.classify import views
 from vigie.policy import sizing
 from vigie.policy.codes import ThrottleCodes
 from vigie.policy.model import Suggestion
 from vigie.settings.policy import PolicyConfig
 from vigie.state import layout as L
 from vigie.state.engine import State
+from vigie.wire import tenants
 
 # below this many minutes with traffic, percentiles say little: size from the busiest minute
 MIN_MINUTES: Final = 30
@@ -52,6 +54,12 @@ class Row:
     first: dict[str, int]  # class -> first time of its current episode
     context: str
     profile: sizing.RateProfile
+
+
+def row_key(v: views.SubscriptionView) -> tuple[str, str, str]:
+    """The key of a subscription in ``Context.rows``: the API by its keyed name (an API is
+    tenant x name x version, ``vigie.wire.tenants``)."""
+    return (v.application_id, tenants.keyed_name(v.tenant, v.api), v.api_version)
 
 
 def _rows(state: State, slot_s: float) -> dict[tuple[str, str, str], Row]:

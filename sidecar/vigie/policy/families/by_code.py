@@ -25,6 +25,7 @@ from vigie.policy import codes as C
 from vigie.policy import sizing, wso2
 from vigie.policy.families._context import Context, Row, Who, num
 from vigie.policy.model import Suggestion, suggestion_id
+from vigie.wire import tenants
 
 # the codes this module answers (900804 stays with ``tiers``)
 HANDLED = frozenset({900800, 900802, 900803, 900806, 900807})
@@ -85,8 +86,8 @@ def _application(
             continue
         base, basis = ctx.base_rate(r.profile)
         total += base
-        parts.append({"api": api, "api_version": ver, "per_minute": round(base, 1),
-                      "basis": basis})  # fmt: skip
+        parts.append({"api": tenants.split(api)[1], "api_version": ver,
+                      "per_minute": round(base, 1), "basis": basis})  # fmt: skip
     size = sizing.nice_ceil(max(total, 1.0) * ctx.config.headroom)
     app = v.application or v.application_id
     req = wso2.application_policy(
@@ -266,7 +267,8 @@ def _api(
     peak = ctx.codes.api_peak.get((v.api, v.api_version), 0) if ctx.codes else 0
     basis = "the API's busiest minute (all consumers)"
     if peak <= 0:  # no per-minute rollup: at most the sum of its consumers' busiest minutes
-        peak = round(sum(r.profile.max for k, r in ctx.rows.items() if k[1:] == key[1:]))
+        mine = (tenants.keyed_name(v.tenant, v.api), v.api_version)
+        peak = round(sum(r.profile.max for k, r in ctx.rows.items() if k[1:] == mine))
         basis = "the sum of its consumers' busiest minutes"
     size = sizing.nice_ceil(peak * ctx.config.headroom)
     req = wso2.advanced_policy(

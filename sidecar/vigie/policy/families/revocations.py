@@ -12,9 +12,10 @@ from collections import defaultdict
 
 from vigie.classify import views
 from vigie.policy import wso2
-from vigie.policy.families._context import Context
+from vigie.policy.families._context import Context, row_key
 from vigie.policy.model import TTL_SECONDS, DirectiveSpec, Suggestion, suggestion_id
 from vigie.policy.wso2 import AdminRequest
+from vigie.wire import tenants
 
 
 def subscriptions(ctx: Context, subs: list[views.SubscriptionView]) -> None:
@@ -30,7 +31,7 @@ def subscriptions(ctx: Context, subs: list[views.SubscriptionView]) -> None:
             _application(ctx, app_id, dormant)
             continue
         for v in dormant:
-            row = ctx.rows[(v.application_id, v.api, v.api_version)]
+            row = ctx.rows[row_key(v)]
             ev = v.evidence.get("dormant", {})
             days = ev.get("days_without_requests")
             quiet = "never called" if days is None else f"no request for {days:g} days"
@@ -78,7 +79,7 @@ def _application(ctx: Context, app_id: str, items: list[views.SubscriptionView])
     """Deny an application whose subscriptions (``items``) are all dormant."""
     v0 = items[0]
     name, owner = v0.application, v0.owner
-    last = max(ctx.rows[(v.application_id, v.api, v.api_version)].last_seen for v in items)
+    last = max(ctx.rows[row_key(v)].last_seen for v in items)
     req: AdminRequest | None = None
     missing = ""
     try:
@@ -129,7 +130,8 @@ def _application(ctx: Context, app_id: str, items: list[views.SubscriptionView])
 
 def api(ctx: Context, a: views.ApiView) -> None:
     """Deny a retired API."""
-    context, last_seen = ctx.apis.get((a.api, a.api_version), ("", 0))
+    keyed = tenants.keyed_name(a.tenant, a.api)  # ctx.apis is keyed by tenant x name x version
+    context, last_seen = ctx.apis.get((keyed, a.api_version), ("", 0))
     ev = a.evidence.get("retired", {})
     days = ev.get("days_without_requests")
     quiet = "never called" if days is None else f"no request for {days:g} days"

@@ -22,7 +22,7 @@ from typing import Any
 from vigie.classify import views
 from vigie.policy import sizing, wso2
 from vigie.policy.codes import THROTTLE_CODES, SubCodes, code_guide, describe
-from vigie.policy.families._context import Context, Row, Who, num
+from vigie.policy.families._context import Context, Row, Who, num, row_key
 from vigie.policy.model import Suggestion, suggestion_id
 from vigie.settings.policy import TierLimit
 
@@ -238,7 +238,7 @@ def application(ctx: Context, subs: list[views.SubscriptionView]) -> None:
         parts = []
         first = []
         for v in items:
-            row = ctx.rows[(v.application_id, v.api, v.api_version)]
+            row = ctx.rows[row_key(v)]
             base, _ = ctx.base_rate(row.profile)
             ratio = v.evidence.get("growing", {}).get("ratio")
             f = float(ratio) if isinstance(ratio, int | float) and ratio > 1 else 1.0
@@ -289,7 +289,7 @@ def api(ctx: Context, a: views.ApiView, subs: list[views.SubscriptionView]) -> N
     members = [v for v in subs if (v.api, v.api_version) == (a.api, a.api_version)]
     total = 0.0
     for v in members:
-        row = ctx.rows[(v.application_id, v.api, v.api_version)]
+        row = ctx.rows[row_key(v)]
         total += ctx.base_rate(row.profile)[0]
     if total <= 0:
         return

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from vigie.classify import views
-from vigie.policy.families._context import Context, pct
+from vigie.policy.families._context import Context, pct, row_key
 from vigie.policy.model import TTL_SECONDS, DirectiveSpec, Suggestion, suggestion_id
 
 
@@ -20,11 +20,11 @@ def applications(ctx: Context, subs: list[views.SubscriptionView]) -> None:
             groups[(v.application_id, ch)].append(v)
     for (app_id, channel), items in sorted(groups.items()):
         v0 = items[0]
-        first = min(ctx.rows[(v.application_id, v.api, v.api_version)].first["wrong_channel"]
+        first = min(ctx.rows[row_key(v)].first["wrong_channel"]
                     for v in items)  # fmt: skip
         evs = [v.evidence["wrong_channel"] for v in items]
         requests = sum(int(e.get("requests", 0)) for e in evs)
-        total = sum(ctx.rows[(v.application_id, v.api, v.api_version)].requests for v in items)
+        total = sum(ctx.rows[row_key(v)].requests for v in items)
         share = max(float(e.get("share", 0.0)) for e in evs)
         expected = str(evs[0].get("expected_channel", ""))
         spec = DirectiveSpec(

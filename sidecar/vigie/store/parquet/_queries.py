@@ -11,7 +11,7 @@ from typing import Any
 from vigie.store.plan import Part
 from vigie.store.query import AggQuery, AggRow
 from vigie.store.rollup import MEASURES
-from vigie.store.sql import group_exprs, sql_str, where_clause
+from vigie.store.sql import TENANT_SQL, group_exprs, sql_str, where_clause
 
 
 def sql_files(files: Iterable[Path]) -> str:
@@ -19,26 +19,28 @@ def sql_files(files: Iterable[Path]) -> str:
     return "[" + ", ".join(sql_str(str(f)) for f in files) + "]"
 
 
-def measures_sql(q: AggQuery, part: Part, files: str) -> str:
-    g = group_exprs(q, "({0} // {1})", part.table)
+def measures_sql(q: AggQuery, part: Part, files: str, tenant: str = TENANT_SQL) -> str:
+    """``tenant``: the SQL of a row's tenant (``NO_TENANT_SQL`` when no file has the column)."""
+    g = group_exprs(q, "({0} // {1})", part.table, tenant)
     sel = ", ".join(f"{e} AS {a}" for e, a in g)
     sums = ", ".join(f"sum({m})::BIGINT AS {m}" for m in MEASURES)
     return (
         f"SELECT {sel}, {sums}, max(application_name) AS application_name "
-        f"FROM read_parquet({files}) WHERE {where_clause(q, sql_str, part)} GROUP BY ALL"
+        f"FROM read_parquet({files}, union_by_name = true) "
+        f"WHERE {where_clause(q, sql_str, part, tenant)} GROUP BY ALL"
     )
 
 
-def hist_sql(q: AggQuery, part: Part, files: str) -> str:
+def hist_sql(q: AggQuery, part: Part, files: str, tenant: str = TENANT_SQL) -> str:
     """Each group's latency histogram, summed bucket by bucket: (keys..., buckets, counts)."""
-    g = group_exprs(q, "({0} // {1})", part.table)
+    g = group_exprs(q, "({0} // {1})", part.table, tenant)
     sel = ", ".join(f"{e} AS {a}" for e, a in g)
     aliases = ", ".join(a for _, a in g)
     return (
         f"SELECT {aliases}, list(b ORDER BY b), list(c ORDER BY b) FROM ("
         f"SELECT {aliases}, b, sum(c)::BIGINT AS c FROM (SELECT {sel}, unnest(lat_idx) AS b, "
-        f"unnest(lat_cnt) AS c FROM read_parquet({files}) "
-        f"WHERE {where_clause(q, sql_str, part)}) GROUP BY ALL) GROUP BY ALL"
+        f"unnest(lat_cnt) AS c FROM read_parquet({files}, union_by_name = true) "
+        f"WHERE {where_clause(q, sql_str, part, tenant)}) GROUP BY ALL) GROUP BY ALL"
     )
 
 

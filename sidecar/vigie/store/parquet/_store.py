@@ -17,6 +17,7 @@ from typing import Any, Final
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vigie.state import layout as L
 from vigie.store.parquet._files import (
@@ -45,7 +46,7 @@ from vigie.store.parquet._tables import (
 from vigie.store.plan import NEVER, Part, plan
 from vigie.store.query import AggQuery, AggRow, StoreUnavailable, finish, merge_rows
 from vigie.store.rollup import MONTH_PARTITIONED, Rows, month_start
-from vigie.store.sql import CHANGE_FIELDS
+from vigie.store.sql import CHANGE_FIELDS, NO_TENANT_SQL, TENANT_SQL
 
 log = logging.getLogger("vigie.store.parquet")
 
@@ -66,6 +67,7 @@ class ParquetStore:
         self._compact_lock = threading.Lock()
         self._dirty: set[tuple[str, int]] | None = None  # partitions written since upkeep
         self._layout_ok = False
+        self._tenant_files: dict[Path, bool] = {}  # file -> has the tenant column
 
     # ---- files ----
     def _next_seq(self) -> str:
@@ -333,6 +335,20 @@ class ParquetStore:
                 out += self.live_files(self.day_dir(table, start))
         return out
 
+    def _has_tenant(self, path: Path) -> bool:
+        """Whether a file has the tenant column (files from before tenants do not); a file
+        never changes once written, so the answer is kept (bounded)."""
+        known = self._tenant_files.get(path)
+        if known is None:
+            try:
+                known = "tenant" in pq.read_schema(path).names
+            except OSError:
+                return True  # gone (compacted): the query's retry lists the files again
+            if len(self._tenant_files) >= 65_536:
+                self._tenant_files.clear()
+            self._tenant_files[path] = known
+        return known
+
     def aggregate(self, q: AggQuery) -> list[AggRow]:
         q.validate()
         return finish(self.aggregate_parts(q, plan(q, self.sub_from())))
@@ -348,10 +364,15 @@ class ParquetStore:
             if not files:
                 return []
             listing = sql_files(files)
+            tenant = TENANT_SQL if any(self._has_tenant(f) for f in files) else NO_TENANT_SQL
             try:
                 with duckdb.connect(config={"threads": 2}) as con:
-                    measures = con.execute(measures_sql(q, part, listing)).fetchall()
-                    hist = con.execute(hist_sql(q, part, listing)).fetchall() if q.histogram else []
+                    measures = con.execute(measures_sql(q, part, listing, tenant)).fetchall()
+                    hist = (
+                        con.execute(hist_sql(q, part, listing, tenant)).fetchall()
+                        if q.histogram
+                        else []
+                    )
                 return rows_of(q, measures, hist)
             except duckdb.IOException as exc:
                 if attempt == 2 or all(f.exists() for f in files):
@@ -365,8 +386,11 @@ class ParquetStore:
         if not files:
             return []
         cols = ", ".join(CHANGE_FIELDS)
+        if not any(self._has_tenant(f) for f in files):  # written before tenants
+            cols = cols.replace("tenant", "'' AS tenant")
         sql = (
-            f"SELECT {cols} FROM read_parquet({sql_files(files)}) WHERE at_us < {int(to_us)} "
+            f"SELECT {cols} FROM read_parquet({sql_files(files)}, union_by_name = true) "
+            f"WHERE at_us < {int(to_us)} "
             f"ORDER BY at_us, kind, name, application_id, api, api_version, event"
         )
         with duckdb.connect() as con:

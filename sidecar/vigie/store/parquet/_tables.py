@@ -27,6 +27,7 @@ from vigie.store.rollup import (
     month_start,
 )
 from vigie.store.sql import CHANGE_FIELDS
+from vigie.wire.tenants import SUPER_TENANT
 
 TABLE_DIRS: Final = (*ROLLUP_TABLES, "changes")
 # the sort order of a compacted file: rows of one API (then one application) together
@@ -51,6 +52,7 @@ def _schema(table: str) -> pa.Schema:
                 ("api", pa.string()),
                 ("api_version", pa.string()),
                 ("detail", pa.string()),
+                ("tenant", pa.string()),
             ]
         )
     keys = TABLE_KEYS[table]
@@ -114,9 +116,18 @@ def _list_parts(col: pa.ChunkedArray | pa.Array) -> tuple[npt.NDArray[np.int64],
     return off, pc.list_flatten(arr)
 
 
+def _with_tenant(data: pa.Table) -> pa.Table:
+    """A table of a file written before tenants with its rows the super tenant's (compaction
+    rewrites such files with the column: the store migrates as it compacts)."""
+    if "tenant" in data.column_names or "api" not in data.column_names:
+        return data
+    return data.append_column("tenant", pa.array([SUPER_TENANT] * data.num_rows, pa.string()))
+
+
 def read_files(table: str, paths: Sequence[Path]) -> pa.Table:
     """The rows of several files of a table, in the store's schema."""
-    tables = [pq.read_table(p).select(SCHEMAS[table].names).cast(SCHEMAS[table]) for p in paths]
+    tables = [_with_tenant(pq.read_table(p)).select(SCHEMAS[table].names).cast(SCHEMAS[table])
+              for p in paths]  # fmt: skip
     return pa.concat_tables(tables) if tables else SCHEMAS[table].empty_table()
 
 
