@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -138,6 +139,9 @@ class Sidecar:
         self.data = data_service.for_sidecar(self, self.directives, settings, clock)
         self.decoders: dict[int, StreamDecoder] = {}  # open streams' dictionaries
         self._compact_at = settings.max_strings * 3 // 4
+        self._compact_at_bytes = settings.max_string_bytes * 3 // 4
+        if self.state.interner.bytes > self._compact_at_bytes:  # e.g. an older, bigger snapshot
+            self.compact_strings()
         # suggestions, their lifecycle, tuned thresholds
         self.policy = PolicyEngine(
             self,
@@ -188,19 +192,15 @@ class Sidecar:
         log.info("gateway %s disconnected", gs.hello.gateway_id)
 
     def apply_batch(self, gs: GatewayStream, dec: StreamDecoder, batch: tpb.EventBatch) -> tpb.Ack:
+        """Apply ``batch`` whole, or refuse it whole (``BatchRefused``) before any of it is
+        applied: every cap it could hit (strings, bytes of strings, API rows) is checked first,
+        so an Ack always covers whole batches and "acked + dropped = offered" holds."""
         with self.lock:
-            adds = len(batch.dictionary_additions)
-            if adds and self.state.interner.live + adds > self._compact_at:
-                self.compact_strings()
-                if self.state.interner.live + adds > self.settings.max_strings:
-                    raise BatchRefused(
-                        "strings_full",
-                        f"{self.state.interner.live} strings held, all in use, and the batch "
-                        f"brings {adds} more (max_strings {self.settings.max_strings}); "
-                        "reconnect to start a new dictionary",
-                    )
+            if batch.dictionary_additions:
+                self._make_string_room(batch.dictionary_additions)
             ev = self._confine_time(gs, dec.decode(batch))  # interns strings: under the lock
             if len(ev):
+                self._check_api_room(ev)
                 if not self.state.observed_since_us:
                     # the first batch's newest event, never later than the clock: a backfill
                     # sent in time order counts its history, an odd old event moves nothing
@@ -215,6 +215,42 @@ class Sidecar:
             self.meter.add(self.clock.monotonic(), len(ev))
             applied = dec.events_applied - gs.refused
         return tpb.Ack(sequence=batch.sequence, events_applied=applied)
+
+    def _make_string_room(self, additions: Sequence[str]) -> None:
+        """Room in the interner for the strings of ``additions`` it does not hold yet, by
+        releasing those nothing refers to; ``BatchRefused`` when they would still go over
+        ``max_strings`` or ``max_string_bytes`` (call under the lock)."""
+        it = self.state.interner
+        n, nbytes = it.unknown(additions)
+        if not n:
+            return
+        if it.live + n > self._compact_at or it.bytes + nbytes > self._compact_at_bytes:
+            self.compact_strings()
+        if it.live + n > self.settings.max_strings:
+            raise BatchRefused(
+                "strings_full",
+                f"{it.live} strings held, all in use, and the batch brings {n} more "
+                f"(max_strings {self.settings.max_strings}); reconnect to start a new dictionary",
+            )
+        if it.bytes + nbytes > self.settings.max_string_bytes:
+            raise BatchRefused(
+                "string_bytes_full",
+                f"{it.bytes} bytes of strings held, all in use, and the batch brings {nbytes} "
+                f"more (max_string_bytes {self.settings.max_string_bytes}); reconnect to start "
+                "a new dictionary",
+            )
+
+    def _check_api_room(self, ev: Events) -> None:
+        """``BatchRefused`` (``api_rows_full``) when ``ev`` brings more new APIs than the state
+        has rows left: refused before any event of it is applied."""
+        new = self.state.new_api_rows(ev)
+        room = self.capacity.max_apis - self.state.n_api_rows
+        if new > room:
+            raise BatchRefused(
+                "api_rows_full",
+                f"the batch brings {new} new APIs, {room} more fit (at most "
+                f"{self.capacity.max_apis} APIs)",
+            )
 
     def _confine_time(self, gs: GatewayStream, ev: Events) -> Events:
         """``ev`` without the events dated more than ``max_clock_skew_seconds`` ahead of the
@@ -269,8 +305,10 @@ class Sidecar:
             self.clock.monotonic(),
         )
         self.settle_strings()
-        cap = self.settings.max_strings
-        self._compact_at = min(cap, max(cap * 3 // 4, self.state.interner.live + cap // 10))
+        cap, held = self.settings.max_strings, self.state.interner.live
+        self._compact_at = min(cap, max(cap * 3 // 4, held + cap // 10))
+        cap, held = self.settings.max_string_bytes, self.state.interner.bytes
+        self._compact_at_bytes = min(cap, max(cap * 3 // 4, held + cap // 10))
         self.counters["string_compactions"] += 1
         if n:
             log.info(
@@ -288,6 +326,7 @@ class Sidecar:
             rows = st.sub_rows()
             classes = views.class_counts(st, now)
             counters = dict(self.counters) | st.counters()
+            counters["string_bytes_held"] = st.interner.bytes
             gateways = [
                 convert.gateway_info(
                     gs.hello, gs.peer, gs.connected_at_us, gs.batches, gs.events, gs.report
@@ -348,6 +387,7 @@ class Sidecar:
     # ---- background work ----
     def write_snapshot(self) -> Path:
         with self.lock:
+            self.compact_strings()  # what closed streams left unused is not worth keeping
             frozen = snapshot.freeze(self.state)  # rows in use only: a short lock
         path = snapshot.write_snapshot(frozen, self.settings.state_path)
         self.counters["snapshots_written"] += 1

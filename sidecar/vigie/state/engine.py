@@ -179,6 +179,18 @@ class State:
     def n_api_rows(self) -> int:
         return int(self.api_meta[1])
 
+    def new_api_rows(self, ev: Events) -> int:
+        """How many API rows applying ``ev`` would add, or 0 when that many could not go over
+        ``capacity.max_apis`` whatever they are (then not looked up): checked before a batch
+        is applied, so a batch is refused whole rather than stopped half way."""
+        name = ev["api_name"].astype(np.int64)
+        has = name != 0
+        keys = np.unique((name[has] << 32) | ev["api_version"].astype(np.int64)[has])
+        if self.n_api_rows + len(keys) <= self.capacity.max_apis:
+            return 0
+        tk, tv = self.api_tkeys, self.api_tvals
+        return sum(1 for k in keys.tolist() if T.table_find(tk, tv, k) < 0)
+
     @property
     def n_route_rows(self) -> int:
         return int(self.route_meta[1])
