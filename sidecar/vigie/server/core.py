@@ -25,7 +25,7 @@ from vigie import __version__, alerts
 from vigie.classify import views
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
-from vigie.directives.table import DirectiveTable
+from vigie.directives.table import MAX_HIT_GATEWAYS, DirectiveTable
 from vigie.errors import BatchRefused, TooManyStreams, UnsupportedProtocol, VigieError
 from vigie.policy.engine import PolicyEngine
 from vigie.server import convert
@@ -36,6 +36,7 @@ from vigie.settings.policy import PolicyConfig
 from vigie.sources.inventory import load_inventory
 from vigie.state import snapshot
 from vigie.state.engine import Capacity
+from vigie.state.layout import MAX_CHANNELS
 from vigie.store import service as data_service
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as tpb
@@ -57,6 +58,8 @@ class GatewayStream:
     batches: int = 0
     events: int = 0
     refused: int = 0  # events refused on this stream (dated too far ahead)
+    clock_skew_us: int | None = None  # Hello.clock_us minus the sidecar's clock; None: not sent
+    channel: int = 0  # its channel slot
     report: tpb.GatewayReport | None = None
 
 
@@ -138,6 +141,8 @@ class Sidecar:
         # rollups; None when data_store = off
         self.data = data_service.for_sidecar(self, self.directives, settings, clock)
         self.decoders: dict[int, StreamDecoder] = {}  # open streams' dictionaries
+        # channel slot -> the data writer's batch count after its last batch was queued
+        self._channel_epoch: dict[int, int] = {}
         self._compact_at = settings.max_strings * 3 // 4
         self._compact_at_bytes = settings.max_string_bytes * 3 // 4
         if self.state.interner.bytes > self._compact_at_bytes:  # e.g. an older, bigger snapshot
@@ -161,12 +166,12 @@ class Sidecar:
         with self.lock:
             if len(self.streams) >= self.settings.max_streams:
                 raise TooManyStreams(f"{self.settings.max_streams} gateway streams already")
-            try:
-                channel = self.state.channel_index(hello.channel)
-            except VigieError as exc:
-                raise BatchRefused("bad_channel", str(exc)) from exc
+            channel = self._channel_slot(hello.channel)
             self._next_stream += 1
-            gs = GatewayStream(self._next_stream, hello, peer, wall_us(self.clock))
+            now = wall_us(self.clock)
+            gs = GatewayStream(self._next_stream, hello, peer, now, channel=channel)
+            if hello.clock_us:
+                gs.clock_skew_us = hello.clock_us - now
             self.streams[gs.stream_id] = gs
             dec = StreamDecoder(
                 self.state.interner,
@@ -181,7 +186,41 @@ class Sidecar:
             peer,
             hello.channel or "default",
         )
+        if gs.clock_skew_us is not None and self._skewed(gs.clock_skew_us):
+            self.counters["stream_clock_skewed"] += 1
+            log.warning(
+                "gateway %s: its clock is %+.0f s off this sidecar's (max_clock_skew_seconds "
+                "%g): events it dates that far ahead will be refused",
+                loggable(hello.gateway_id),
+                gs.clock_skew_us / 1e6,
+                self.settings.max_clock_skew_seconds,
+            )
         return gs, dec
+
+    def _skewed(self, skew_us: int) -> bool:
+        return abs(skew_us) > self.settings.max_clock_skew_seconds * 1e6
+
+    def _channel_slot(self, name: str) -> int:
+        """The channel slot of ``name`` (under the lock). When all are taken, the slots no
+        open stream, no row and no batch still queued for the data writer uses are released
+        first (``channels_released``); ``BatchRefused`` (``bad_channel``) when none is."""
+        try:
+            return self.state.channel_index(name)
+        except VigieError as exc:
+            settled = self.data.sink.batches_settled if self.data is not None else 0
+            keep = {gs.channel for gs in self.streams.values()}
+            keep |= {c for c, epoch in self._channel_epoch.items() if epoch > settled}
+            released = self.state.release_channels(keep)
+            if not released:
+                raise BatchRefused("bad_channel", str(exc)) from exc
+            self.counters["channels_released"] += len(released)
+            log.info(
+                "channel slots released (no stream or row uses them): %s",
+                loggable(", ".join(released)),
+            )
+            for c in [c for c, _ in self._channel_epoch.items() if not self.state.channels[c]]:
+                del self._channel_epoch[c]
+            return self.state.channel_index(name)
 
     def close_stream(self, gs: GatewayStream) -> None:
         """Forget the stream. The gateway's directive hits stay (evidence for the directives
@@ -207,8 +246,9 @@ class Sidecar:
                     ts = int(ev["event_time_us"].max())
                     self.state.observed_since_us = min(ts, wall_us(self.clock))
                 self.state.apply(ev)
-                if self.data is not None:
-                    self.data.offer(ev)  # a queue put: the rollups are written off this path
+                if self.data is not None and self.data.offer(ev):  # a queue put, no wait
+                    # the slot is not released before the writer has resolved this batch
+                    self._channel_epoch[gs.channel] = self.data.sink.batches_offered
             gs.batches += 1
             gs.events += len(ev)
             self.batches_applied += 1
@@ -327,12 +367,8 @@ class Sidecar:
             classes = views.class_counts(st, now)
             counters = dict(self.counters) | st.counters()
             counters["string_bytes_held"] = st.interner.bytes
-            gateways = [
-                convert.gateway_info(
-                    gs.hello, gs.peer, gs.connected_at_us, gs.batches, gs.events, gs.report
-                )
-                for gs in self.streams.values()
-            ]
+            gateways = [self._gateway_info(gs) for gs in self.streams.values()]
+            slots = self._channel_slots()
             out = apb.Status(
                 sidecar_id=self.sidecar_id,
                 version=__version__,
@@ -349,11 +385,37 @@ class Sidecar:
                 state_bytes=st.nbytes(),
                 state_bytes_cap=self.capacity.memory_cap_bytes,
             )
+        out.channel_slots.extend(slots)
+        out.channel_slots_max = MAX_CHANNELS
+        out.hit_tables.extend(
+            apb.HitTable(gateway_id=gw, directives=n) for gw, n in self.directives.hit_tables()
+        )
+        out.hit_tables_max = MAX_HIT_GATEWAYS
         out.active_directives = len(self.directives)
         if self.data is not None:
             out.data.CopyFrom(convert.data_status_to_proto(self.data.status()))
         out.suggestions.update(self.policy.counts())
         return out
+
+    def _gateway_info(self, gs: GatewayStream) -> apb.GatewayInfo:
+        info = convert.gateway_info(
+            gs.hello, gs.peer, gs.connected_at_us, gs.batches, gs.events, gs.report
+        )
+        info.events_refused_future = gs.refused
+        if gs.clock_skew_us is not None:
+            info.clock_known = True
+            info.clock_skew_us = gs.clock_skew_us
+            info.clock_skewed = self._skewed(gs.clock_skew_us)
+        return info
+
+    def _channel_slots(self) -> list[apb.ChannelSlot]:
+        """The channel slots, with the streams open on each and whether rows use it."""
+        streams = Counter(gs.channel for gs in self.streams.values())
+        rows = self.state.channels_in_use()
+        return [
+            apb.ChannelSlot(name=name, streams=streams[i], rows=bool(rows[i]))
+            for i, name in enumerate(self.state.channels)
+        ]
 
     def subscriptions(self, req: apb.ListSubscriptionsRequest) -> apb.SubscriptionList:
         with self.lock:
