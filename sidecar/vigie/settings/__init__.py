@@ -270,6 +270,13 @@ class Settings:
         min=1024,
         max=1 << 30,
     )
+    max_line_bytes: int = _s(
+        1 << 20,
+        "vigie replay: a log line longer than this is rejected with its file:line (e.g. 1MiB)",
+        "size",
+        min=4096,
+        max=1 << 30,
+    )
     max_string_bytes: int = _s(
         256 << 20,
         "UTF-8 bytes of those strings held at most (e.g. 256MiB), released and refused as "
