@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from vigie.cli.client import DEFAULT_ADMIN, AdminClient
@@ -202,7 +203,7 @@ def autopsy(
     \b
       vigie autopsy --from 2026-11-28T08:00 --to 2026-11-28T08:30 --api TrackAndTrace
     """
-    from vigie.reports import build  # noqa: PLC0415
+    from vigie.reports import build, incomplete  # noqa: PLC0415
 
     scope = _scope(
         from_text,
@@ -217,6 +218,7 @@ def autopsy(
     )
     try:
         doc = build.autopsy(src, scope, top)
+        doc["incomplete"] = incomplete.dropped_periods(src, scope.from_us, scope.to_us)
     finally:
         for c in clients:
             c.close()
@@ -253,7 +255,7 @@ def report(
     \b
       vigie report --from 2026-01-01 --to 2027-01-01 --format html --output 2026.html
     """
-    from vigie.reports import build  # noqa: PLC0415
+    from vigie.reports import build, incomplete  # noqa: PLC0415
 
     scope = _scope(
         from_text,
@@ -268,6 +270,7 @@ def report(
     )
     try:
         doc = build.report(src, scope, top)
+        doc["incomplete"] = incomplete.dropped_periods(src, scope.from_us, scope.to_us)
     finally:
         for c in clients:
             c.close()
@@ -275,6 +278,13 @@ def report(
 
 
 def _render(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
+    from vigie.reports.incomplete import banner  # noqa: PLC0415
+
+    line = banner(doc.get("incomplete", []))
+    if line and (fmt != "table" or output is not None):
+        err_console.print(f"[bold red]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    elif line:
+        console.print(f"[bold red]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if fmt == "json":
         _write(json.dumps(doc, ensure_ascii=False) + "\n", output)
     elif fmt == "csv":

@@ -81,6 +81,21 @@ class RateMeter:
         return sum(n for _, n in self.samples) / self.window_s
 
 
+# a batch whose newest event is older than this is history (a backfill, a replay): it may wait
+# for the data writer, at most BACKFILL_WAIT_S; a gateway's live batches are seconds old
+BACKFILL_AGE_US: Final = 3600 * 1_000_000
+BACKFILL_WAIT_S: Final = 60.0
+
+
+def _historical(batch: tpb.EventBatch, now_us: int) -> bool:
+    """Whether every event of ``batch`` is older than ``BACKFILL_AGE_US`` (read off the raw
+    column; a malformed one is refused by the decoder, later)."""
+    raw = batch.event_time_us
+    if not raw or len(raw) % 8:
+        return False
+    return int(np.frombuffer(raw, dtype="<i8").max()) < now_us - BACKFILL_AGE_US
+
+
 HELLO_FIELD_MAX: Final = 256  # characters of each Hello text field
 HELLO_FIELDS: Final = ("gateway_id", "channel", "tenant", "handler_version", "region")
 
@@ -233,7 +248,13 @@ class Sidecar:
     def apply_batch(self, gs: GatewayStream, dec: StreamDecoder, batch: tpb.EventBatch) -> tpb.Ack:
         """Apply ``batch`` whole, or refuse it whole (``BatchRefused``) before any of it is
         applied: every cap it could hit (strings, bytes of strings, API rows) is checked first,
-        so an Ack always covers whole batches and "acked + dropped = offered" holds."""
+        so an Ack always covers whole batches and "acked + dropped = offered" holds. A batch
+        of past events (a backfill, a replay: all older than ``BACKFILL_AGE_US``) first waits
+        for room in the data writer's queue, outside the lock; a live batch never waits."""
+        if self.data is not None and _historical(batch, wall_us(self.clock)):
+            self.counters["backfill_batches"] += 1
+            if not self.data.sink.wait_for_room(BACKFILL_WAIT_S):
+                self.counters["backfill_wait_timeouts"] += 1
         with self.lock:
             if batch.dictionary_additions:
                 self._make_string_room(batch.dictionary_additions)
