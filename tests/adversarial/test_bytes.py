@@ -34,12 +34,9 @@ def _rss(sp: SidecarProcess) -> int:
 
 def _junk_batch(enc: StreamEncoder, first: int) -> pb.EventBatch:
     """One event and ``PER_BATCH`` dictionary strings of 4 KiB that no event uses."""
-    batch = enc.batch_from_records(records(1, app="junk-app", api="Junk"))
-    batch.dictionary_additions.extend(
-        f"{k:08d}".ljust(4096, "x") for k in range(first, first + PER_BATCH)
-    )
-    enc._base += PER_BATCH  # the encoder's dictionary holds them too
-    return batch
+    for k in range(first, first + PER_BATCH):
+        enc.intern(f"{k:08d}".ljust(4096, "x"))  # sent with the next batch, used by no event
+    return enc.batch_from_records(records(1, app="junk-app", api="Junk"))
 
 
 def _good(sp: SidecarProcess, app: str, n: int = 20) -> int:
