@@ -14,10 +14,16 @@ from vigie.classify import views
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.policy.codes import ThrottleCodes
 from vigie.policy.suggest import suggest
-from vigie.settings import load_settings
+from vigie.settings import Settings, load_settings
 from vigie.settings.policy import PolicyConfig
 from vigie.sources.inventory import load_inventory
-from vigie.sources.wso2_log import ReplayStats, check_readable, parse_source, read_logs
+from vigie.sources.wso2_log import (
+    MAX_LINE_BYTES,
+    ReplayStats,
+    check_readable,
+    parse_source,
+    read_logs,
+)
 from vigie.state.engine import State
 from vigie.wire.columns import Events
 
@@ -36,6 +42,7 @@ class ReplayReport:
         return {
             "events": self.stats.events,
             "rejected": self.stats.rejected,
+            "rejected_out_of_timeline": self.stats.out_of_timeline,
             "now": views.iso(self.now_us),
             "subscriptions": [v.to_json() for v in views.subscriptions(self.state, self.now_us)],
             "apis": [v.to_json() for v in views.apis(self.state, self.now_us)],
@@ -45,20 +52,39 @@ class ReplayReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class LineLimits:
+    """What a replay refuses of a line: longer than ``max_line_bytes``, or dated more than
+    ``max_skew_us`` (and its neighbours' spread) from the lines around it (0: not checked)."""
+
+    max_line_bytes: int = MAX_LINE_BYTES
+    max_skew_us: int = 0
+
+    @staticmethod
+    def from_settings(settings: Settings) -> LineLimits:
+        return LineLimits(settings.max_line_bytes, int(settings.max_clock_skew_seconds * 1e6))
+
+
 def replay_into(
     state: State,
     sources: list[str],
     stats: ReplayStats,
     on_bytes: Callable[[int], None] | None = None,
     on_batch: Callable[[Events], None] | None = None,
+    limits: LineLimits | None = None,
 ) -> None:
     """Feed the logs named by ``[CHANNEL=]PATH`` specs into ``state`` (and each applied batch
     to ``on_batch``, e.g. the data store)."""
+    lim = limits or LineLimits()
     parsed = [parse_source(s) for s in sources]
     for _, path in parsed:
         check_readable(path)
     resolved = [(state.channel_index(ch), path) for ch, path in parsed]
-    for ev in _ahead(read_logs(resolved, state.interner, stats, on_bytes)):
+    lines = read_logs(
+        resolved, state.interner, stats, on_bytes, max_line_bytes=lim.max_line_bytes,
+        max_skew_us=lim.max_skew_us,
+    )  # fmt: skip
+    for ev in _ahead(lines):
         state.apply(ev)
         if on_batch is not None:
             on_batch(ev)
@@ -124,6 +150,7 @@ def run_replay(
     if inventory is not None:
         load_inventory(inventory).apply_to(state)
     stats = ReplayStats()
+    limits = LineLimits.from_settings(settings)
     started = time.perf_counter()
     recorder = None
     if store is not None:
@@ -155,9 +182,9 @@ def run_replay(
             console=Console(stderr=True),
         ) as bar:
             task = bar.add_task("replaying", total=total or None)
-            replay_into(state, sources, stats, lambda n: bar.advance(task, n), on_batch)
+            replay_into(state, sources, stats, lambda n: bar.advance(task, n), on_batch, limits)
     else:
-        replay_into(state, sources, stats, on_batch=on_batch)
+        replay_into(state, sources, stats, on_batch=on_batch, limits=limits)
     if recorder is not None:
         recorder.close()
     if now_us is None:

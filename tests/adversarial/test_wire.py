@@ -44,15 +44,29 @@ def test_a_message_larger_than_max_batch_events_allows_is_refused_before_it_is_p
     sp = start_sidecar(tmp_path / "s", env={"VIGIE_MAX_BATCH_EVENTS": "16"})
     try:
         # 16 events x 1 KiB + 4 MiB headroom: a 6 MiB batch is over the limit
+        limit = 16 * 1024 + (4 << 20)
         batch = StreamEncoder().batch_from_records(records(10))
         batch.dictionary_additions.append("x" * (6 << 20))
+        size = pb.GatewayMessage(batch=batch).ByteSize()
         big = StreamClient(sp.telemetry, gateway_id="big")
         big.send(batch)
         err = _refused(big)
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert err.details() == (
+            f"batch refused: a message of {size:,} bytes, over the limit of {limit:,} "
+            "(max_batch_events events of at most 1 KiB, and 4 MiB)"
+        )
+        # over twice the limit, gRPC refuses it before vigie sees it: counted as cancelled
+        huge = StreamClient(sp.telemetry, gateway_id="huge")
+        batch = StreamEncoder().batch_from_records(records(10))
+        batch.dictionary_additions.append("x" * (10 << 20))
+        huge.send(batch)
+        assert _refused(huge).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         _good_stream_still_works(sp, 16)
         st = status(sp)
         assert st.events_applied == 16 and st.subscriptions == 1
+        assert st.counters["batch_refused:message_too_large"] == 1
+        assert st.counters["stream_cancelled"] == 1, dict(st.counters)
     finally:
         assert sp.stop() == 0
 

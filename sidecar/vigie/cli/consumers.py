@@ -180,7 +180,8 @@ def _print_status(st: Any, extra: dict[str, Any]) -> None:
         console.print(line, highlight=False, soft_wrap=True)
     if st.gateways:
         t = Table(title="Gateways")
-        for col in ("gateway", "channel", "peer", "events", "handler sent", "dropped"):
+        cols = ("gateway", "channel", "peer", "events", "handler sent", "dropped", "clock")
+        for col in (*cols, "refused future"):
             t.add_column(col)
         for g in st.gateways:
             t.add_row(
@@ -190,8 +191,11 @@ def _print_status(st: Any, extra: dict[str, Any]) -> None:
                 f"{g.events:,}",
                 f"{g.handler_sent:,}",
                 f"{g.handler_dropped:,}",
+                f"{g.clock_skew_us / 1e6:+.1f} s" if g.clock_known else "?",
+                f"{g.events_refused_future:,}",
             )
         console.print(t)
+        _print_skewed(st)
         for g in st.gateways:
             if g.directives_rejected or g.rejected_directives:
                 refused = "; ".join(f"{r.directive_id} ({r.reason})" for r in g.rejected_directives)
@@ -201,10 +205,47 @@ def _print_status(st: Any, extra: dict[str, Any]) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+    _print_slots(st)
     drops = {k: v for k, v in st.counters.items() if v and ("refused" in k or "evicted" in k)}
     if drops:
         console.print("refused / dropped: " + ", ".join(f"{k} {v}" for k, v in drops.items()))
     _print_status_extra(st, extra)
+
+
+def _print_skewed(st: Any) -> None:
+    """A red line per gateway whose clock is off by more than max_clock_skew_seconds."""
+    for g in st.gateways:
+        if g.clock_skewed:
+            console.print(
+                f"[bold red]gateway {g.gateway_id}: its clock is {g.clock_skew_us / 1e6:+,.0f} s "
+                f"off this sidecar's; {g.events_refused_future:,} of its events refused as "
+                "dated ahead (event_refused:future)[/]",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def _print_slots(st: Any) -> None:
+    """The channel slots (streams on each, rows using it) and the directive hit tables."""
+    if st.channel_slots_max:
+        used = [s for s in st.channel_slots if s.name]
+        slots = ", ".join(
+            f"{s.name} ({s.streams} streams{', rows' if s.rows else ''})" for s in used
+        )
+        console.print(
+            f"channel slots: {len(used)}/{st.channel_slots_max}" + (f": {slots}" if slots else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if st.hit_tables_max:
+        gws = ", ".join(f"{h.gateway_id} ({h.directives})" for h in st.hit_tables[-5:])
+        more = "…, " if len(st.hit_tables) > 5 else ""
+        console.print(
+            f"directive hit tables: {len(st.hit_tables)}/{st.hit_tables_max} gateways"
+            + (f": {more}{gws}" if gws else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _data_status_line(st: Any) -> str | None:

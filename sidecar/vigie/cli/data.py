@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from vigie.cli.client import DEFAULT_ADMIN, AdminClient
@@ -204,7 +205,7 @@ def autopsy(
     \b
       vigie autopsy --from 2026-11-28T08:00 --to 2026-11-28T08:30 --api TrackAndTrace
     """
-    from vigie.reports import build  # noqa: PLC0415
+    from vigie.reports import build, incomplete  # noqa: PLC0415
 
     scope = _scope(
         from_text,
@@ -220,6 +221,7 @@ def autopsy(
     )
     try:
         doc = build.autopsy(src, scope, top)
+        doc["incomplete"] = incomplete.dropped_periods(src, scope.from_us, scope.to_us)
     finally:
         for c in clients:
             c.close()
@@ -273,7 +275,7 @@ def report(
       vigie report --from 2026-01-01 --to 2027-01-01 --format html --output 2026.html \\
         --store /var/lib/vigie --inventory inventory.json
     """
-    from vigie.reports import build, sections  # noqa: PLC0415
+    from vigie.reports import build, incomplete, sections  # noqa: PLC0415
     from vigie.sources.inventory import load_inventory  # noqa: PLC0415
 
     scope = _scope(
@@ -298,6 +300,7 @@ def report(
         inv = load_inventory(inventory) if inventory is not None else None
         names = sections.Directory.of(inv, book)
         doc = build.report(src, scope, top, names, book, note)
+        doc["incomplete"] = incomplete.dropped_periods(src, scope.from_us, scope.to_us)
     finally:
         for c in clients:
             c.close()
@@ -331,6 +334,13 @@ def _remote_book(clients: Sequence[AdminClient]) -> tuple[list[dict[str, Any]], 
 
 
 def _render(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
+    from vigie.reports.incomplete import banner  # noqa: PLC0415
+
+    line = banner(doc.get("incomplete", []))
+    if line and (fmt != "table" or output is not None):
+        err_console.print(f"[bold red]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    elif line:
+        console.print(f"[bold red]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if fmt == "json":
         _write(json.dumps(doc, ensure_ascii=False) + "\n", output)
     elif fmt == "csv":

@@ -154,6 +154,12 @@ def _print_rejects(stats: ReplayStats) -> None:
         err_console.print(f"[yellow]rejected[/] {escape(str(r))}", highlight=False, soft_wrap=True)
     if stats.rejected > len(stats.first_rejects):
         err_console.print(f"... {stats.rejected} rejected lines in all", highlight=False)
+    if stats.out_of_timeline:
+        err_console.print(
+            f"[yellow]{stats.out_of_timeline:,} lines rejected as dated far from the lines "
+            "around them[/] (max_clock_skew_seconds): not counted, not stored",
+            highlight=False,
+        )
 
 
 def _closing_problems(stats: ReplayStats) -> bool:

@@ -394,6 +394,19 @@ class DirectiveTable:
                     t.passed += h.passed
             return sorted(total.values(), key=lambda h: h.directive_id)
 
+    def hit_tables(self) -> list[tuple[str, int]]:
+        """(gateway id, directives it reported hits of) per gateway kept, the most recently
+        heard last; a gateway whose directives are all gone is forgotten here."""
+        with self._lock:
+            out = []
+            for gw, per_gw in list(self._hits.items()):
+                n = sum(1 for d in per_gw if d in self._table)
+                if n:
+                    out.append((gw, n))
+                else:
+                    del self._hits[gw]
+            return out
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._table)

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -24,7 +25,7 @@ from vigie import __version__, alerts
 from vigie.classify import views
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
-from vigie.directives.table import DirectiveTable
+from vigie.directives.table import MAX_HIT_GATEWAYS, DirectiveTable
 from vigie.errors import BatchRefused, TooManyStreams, UnsupportedProtocol, VigieError
 from vigie.policy.codes import ThrottleCodes
 from vigie.policy.engine import PolicyEngine
@@ -36,6 +37,7 @@ from vigie.settings.policy import PolicyConfig
 from vigie.sources.inventory import load_inventory
 from vigie.state import snapshot
 from vigie.state.engine import Capacity
+from vigie.state.layout import MAX_CHANNELS
 from vigie.store import service as data_service
 from vigie.store.codes import throttle_codes
 from vigie.v1 import admin_pb2 as apb
@@ -59,6 +61,8 @@ class GatewayStream:
     batches: int = 0
     events: int = 0
     refused: int = 0  # events refused on this stream (dated too far ahead)
+    clock_skew_us: int | None = None  # Hello.clock_us minus the sidecar's clock; None: not sent
+    channel: int = 0  # its channel slot
     report: tpb.GatewayReport | None = None
 
 
@@ -78,6 +82,21 @@ class RateMeter:
         while self.samples and self.samples[0][0] < now - self.window_s:
             self.samples.popleft()
         return sum(n for _, n in self.samples) / self.window_s
+
+
+# a batch whose newest event is older than this is history (a backfill, a replay): it may wait
+# for the data writer, at most BACKFILL_WAIT_S; a gateway's live batches are seconds old
+BACKFILL_AGE_US: Final = 3600 * 1_000_000
+BACKFILL_WAIT_S: Final = 60.0
+
+
+def _historical(batch: tpb.EventBatch, now_us: int) -> bool:
+    """Whether every event of ``batch`` is older than ``BACKFILL_AGE_US`` (read off the raw
+    column; a malformed one is refused by the decoder, later)."""
+    raw = batch.event_time_us
+    if not raw or len(raw) % 8:
+        return False
+    return int(np.frombuffer(raw, dtype="<i8").max()) < now_us - BACKFILL_AGE_US
 
 
 HELLO_FIELD_MAX: Final = 256  # characters of each Hello text field
@@ -140,7 +159,12 @@ class Sidecar:
         # rollups; None when data_store = off
         self.data = data_service.for_sidecar(self, self.directives, settings, clock)
         self.decoders: dict[int, StreamDecoder] = {}  # open streams' dictionaries
+        # channel slot -> the data writer's batch count after its last batch was queued
+        self._channel_epoch: dict[int, int] = {}
         self._compact_at = settings.max_strings * 3 // 4
+        self._compact_at_bytes = settings.max_string_bytes * 3 // 4
+        if self.state.interner.bytes > self._compact_at_bytes:  # e.g. an older, bigger snapshot
+            self.compact_strings()
         # suggestions, their lifecycle, tuned thresholds
         self.policy = PolicyEngine(
             self,
@@ -166,12 +190,12 @@ class Sidecar:
         with self.lock:
             if len(self.streams) >= self.settings.max_streams:
                 raise TooManyStreams(f"{self.settings.max_streams} gateway streams already")
-            try:
-                channel = self.state.channel_index(hello.channel)
-            except VigieError as exc:
-                raise BatchRefused("bad_channel", str(exc)) from exc
+            channel = self._channel_slot(hello.channel)
             self._next_stream += 1
-            gs = GatewayStream(self._next_stream, hello, peer, wall_us(self.clock))
+            now = wall_us(self.clock)
+            gs = GatewayStream(self._next_stream, hello, peer, now, channel=channel)
+            if hello.clock_us:
+                gs.clock_skew_us = hello.clock_us - now
             self.streams[gs.stream_id] = gs
             dec = StreamDecoder(
                 self.state.interner,
@@ -187,7 +211,41 @@ class Sidecar:
             peer,
             hello.channel or "default",
         )
+        if gs.clock_skew_us is not None and self._skewed(gs.clock_skew_us):
+            self.counters["stream_clock_skewed"] += 1
+            log.warning(
+                "gateway %s: its clock is %+.0f s off this sidecar's (max_clock_skew_seconds "
+                "%g): events it dates that far ahead will be refused",
+                loggable(hello.gateway_id),
+                gs.clock_skew_us / 1e6,
+                self.settings.max_clock_skew_seconds,
+            )
         return gs, dec
+
+    def _skewed(self, skew_us: int) -> bool:
+        return abs(skew_us) > self.settings.max_clock_skew_seconds * 1e6
+
+    def _channel_slot(self, name: str) -> int:
+        """The channel slot of ``name`` (under the lock). When all are taken, the slots no
+        open stream, no row and no batch still queued for the data writer uses are released
+        first (``channels_released``); ``BatchRefused`` (``bad_channel``) when none is."""
+        try:
+            return self.state.channel_index(name)
+        except VigieError as exc:
+            settled = self.data.sink.batches_settled if self.data is not None else 0
+            keep = {gs.channel for gs in self.streams.values()}
+            keep |= {c for c, epoch in self._channel_epoch.items() if epoch > settled}
+            released = self.state.release_channels(keep)
+            if not released:
+                raise BatchRefused("bad_channel", str(exc)) from exc
+            self.counters["channels_released"] += len(released)
+            log.info(
+                "channel slots released (no stream or row uses them): %s",
+                loggable(", ".join(released)),
+            )
+            for c in [c for c, _ in self._channel_epoch.items() if not self.state.channels[c]]:
+                del self._channel_epoch[c]
+            return self.state.channel_index(name)
 
     def close_stream(self, gs: GatewayStream) -> None:
         """Forget the stream. The gateway's directive hits stay (evidence for the directives
@@ -198,33 +256,72 @@ class Sidecar:
         log.info("gateway %s disconnected", gs.hello.gateway_id)
 
     def apply_batch(self, gs: GatewayStream, dec: StreamDecoder, batch: tpb.EventBatch) -> tpb.Ack:
+        """Apply ``batch`` whole, or refuse it whole (``BatchRefused``) before any of it is
+        applied: every cap it could hit (strings, bytes of strings, API rows) is checked first,
+        so an Ack always covers whole batches and "acked + dropped = offered" holds. A batch
+        of past events (a backfill, a replay: all older than ``BACKFILL_AGE_US``) first waits
+        for room in the data writer's queue, outside the lock; a live batch never waits."""
+        if self.data is not None and _historical(batch, wall_us(self.clock)):
+            self.counters["backfill_batches"] += 1
+            if not self.data.sink.wait_for_room(BACKFILL_WAIT_S):
+                self.counters["backfill_wait_timeouts"] += 1
         with self.lock:
-            adds = len(batch.dictionary_additions)
-            if adds and self.state.interner.live + adds > self._compact_at:
-                self.compact_strings()
-                if self.state.interner.live + adds > self.settings.max_strings:
-                    raise BatchRefused(
-                        "strings_full",
-                        f"{self.state.interner.live} strings held, all in use, and the batch "
-                        f"brings {adds} more (max_strings {self.settings.max_strings}); "
-                        "reconnect to start a new dictionary",
-                    )
+            if batch.dictionary_additions:
+                self._make_string_room(batch.dictionary_additions)
             ev = self._confine_time(gs, dec.decode(batch))  # interns strings: under the lock
             if len(ev):
+                self._check_api_room(ev)
                 if not self.state.observed_since_us:
                     # the first batch's newest event, never later than the clock: a backfill
                     # sent in time order counts its history, an odd old event moves nothing
                     ts = int(ev["event_time_us"].max())
                     self.state.observed_since_us = min(ts, wall_us(self.clock))
                 self.state.apply(ev)
-                if self.data is not None:
-                    self.data.offer(ev)  # a queue put: the rollups are written off this path
+                if self.data is not None and self.data.offer(ev):  # a queue put, no wait
+                    # the slot is not released before the writer has resolved this batch
+                    self._channel_epoch[gs.channel] = self.data.sink.batches_offered
             gs.batches += 1
             gs.events += len(ev)
             self.batches_applied += 1
             self.meter.add(self.clock.monotonic(), len(ev))
             applied = dec.events_applied - gs.refused
         return tpb.Ack(sequence=batch.sequence, events_applied=applied)
+
+    def _make_string_room(self, additions: Sequence[str]) -> None:
+        """Room in the interner for the strings of ``additions`` it does not hold yet, by
+        releasing those nothing refers to; ``BatchRefused`` when they would still go over
+        ``max_strings`` or ``max_string_bytes`` (call under the lock)."""
+        it = self.state.interner
+        n, nbytes = it.unknown(additions)
+        if not n:
+            return
+        if it.live + n > self._compact_at or it.bytes + nbytes > self._compact_at_bytes:
+            self.compact_strings()
+        if it.live + n > self.settings.max_strings:
+            raise BatchRefused(
+                "strings_full",
+                f"{it.live} strings held, all in use, and the batch brings {n} more "
+                f"(max_strings {self.settings.max_strings}); reconnect to start a new dictionary",
+            )
+        if it.bytes + nbytes > self.settings.max_string_bytes:
+            raise BatchRefused(
+                "string_bytes_full",
+                f"{it.bytes} bytes of strings held, all in use, and the batch brings {nbytes} "
+                f"more (max_string_bytes {self.settings.max_string_bytes}); reconnect to start "
+                "a new dictionary",
+            )
+
+    def _check_api_room(self, ev: Events) -> None:
+        """``BatchRefused`` (``api_rows_full``) when ``ev`` brings more new APIs than the state
+        has rows left: refused before any event of it is applied."""
+        new = self.state.new_api_rows(ev)
+        room = self.capacity.max_apis - self.state.n_api_rows
+        if new > room:
+            raise BatchRefused(
+                "api_rows_full",
+                f"the batch brings {new} new APIs, {room} more fit (at most "
+                f"{self.capacity.max_apis} APIs)",
+            )
 
     def _confine_time(self, gs: GatewayStream, ev: Events) -> Events:
         """``ev`` without the events dated more than ``max_clock_skew_seconds`` ahead of the
@@ -279,8 +376,10 @@ class Sidecar:
             self.clock.monotonic(),
         )
         self.settle_strings()
-        cap = self.settings.max_strings
-        self._compact_at = min(cap, max(cap * 3 // 4, self.state.interner.live + cap // 10))
+        cap, held = self.settings.max_strings, self.state.interner.live
+        self._compact_at = min(cap, max(cap * 3 // 4, held + cap // 10))
+        cap, held = self.settings.max_string_bytes, self.state.interner.bytes
+        self._compact_at_bytes = min(cap, max(cap * 3 // 4, held + cap // 10))
         self.counters["string_compactions"] += 1
         if n:
             log.info(
@@ -298,12 +397,9 @@ class Sidecar:
             rows = st.sub_rows()
             classes = views.class_counts(st, now)
             counters = dict(self.counters) | st.counters()
-            gateways = [
-                convert.gateway_info(
-                    gs.hello, gs.peer, gs.connected_at_us, gs.batches, gs.events, gs.report
-                )
-                for gs in self.streams.values()
-            ]
+            counters["string_bytes_held"] = st.interner.bytes
+            gateways = [self._gateway_info(gs) for gs in self.streams.values()]
+            slots = self._channel_slots()
             out = apb.Status(
                 sidecar_id=self.sidecar_id,
                 version=__version__,
@@ -320,11 +416,37 @@ class Sidecar:
                 state_bytes=st.nbytes(),
                 state_bytes_cap=self.capacity.memory_cap_bytes,
             )
+        out.channel_slots.extend(slots)
+        out.channel_slots_max = MAX_CHANNELS
+        out.hit_tables.extend(
+            apb.HitTable(gateway_id=gw, directives=n) for gw, n in self.directives.hit_tables()
+        )
+        out.hit_tables_max = MAX_HIT_GATEWAYS
         out.active_directives = len(self.directives)
         if self.data is not None:
             out.data.CopyFrom(convert.data_status_to_proto(self.data.status()))
         out.suggestions.update(self.policy.counts())
         return out
+
+    def _gateway_info(self, gs: GatewayStream) -> apb.GatewayInfo:
+        info = convert.gateway_info(
+            gs.hello, gs.peer, gs.connected_at_us, gs.batches, gs.events, gs.report
+        )
+        info.events_refused_future = gs.refused
+        if gs.clock_skew_us is not None:
+            info.clock_known = True
+            info.clock_skew_us = gs.clock_skew_us
+            info.clock_skewed = self._skewed(gs.clock_skew_us)
+        return info
+
+    def _channel_slots(self) -> list[apb.ChannelSlot]:
+        """The channel slots, with the streams open on each and whether rows use it."""
+        streams = Counter(gs.channel for gs in self.streams.values())
+        rows = self.state.channels_in_use()
+        return [
+            apb.ChannelSlot(name=name, streams=streams[i], rows=bool(rows[i]))
+            for i, name in enumerate(self.state.channels)
+        ]
 
     def subscriptions(self, req: apb.ListSubscriptionsRequest) -> apb.SubscriptionList:
         with self.lock:
@@ -362,6 +484,7 @@ class Sidecar:
     # ---- background work ----
     def write_snapshot(self) -> Path:
         with self.lock:
+            self.compact_strings()  # what closed streams left unused is not worth keeping
             frozen = snapshot.freeze(self.state)  # rows in use only: a short lock
         path = snapshot.write_snapshot(frozen, self.settings.state_path)
         self.counters["snapshots_written"] += 1

@@ -11,6 +11,7 @@ on.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -60,24 +61,28 @@ REFLECTION_CALLS: Final = 4  # reflection calls open at once, per port
 REFLECTION_PREFIX: Final = "/grpc.reflection."  # its v1alpha and v1 services
 # the largest gRPC message a gateway may send: a bound per event (19 columns of at most 8
 # bytes, and room for the strings it brings) times max_batch_events, plus headroom; gRPC
-# refuses a larger one (RESOURCE_EXHAUSTED) before it is parsed
+# refuses a larger one (RESOURCE_EXHAUSTED, counted: ``*:message_too_large``) before it is
+# parsed. gRPC itself receives up to twice that (it refuses a larger one unseen by vigie, whose
+# stream then counts as ``stream_cancelled``), so that a message over the limit is counted
 EVENT_BYTES_MAX: Final = 1024
 MESSAGE_HEADROOM_BYTES: Final = 4 << 20
+GRPC_MAX_LENGTH: Final = (1 << 31) - 1  # gRPC takes an int32
 
 
 def max_message_bytes(max_batch_events: int) -> int:
     return max_batch_events * EVENT_BYTES_MAX + MESSAGE_HEADROOM_BYTES
 
 
-def stream_handler(service: TelemetryService) -> grpc.GenericRpcHandler:
+def stream_handler(service: TelemetryService, limit: int = 0) -> grpc.GenericRpcHandler:
     """``vigie.v1.Telemetry/Stream`` with the deserializer that does not raise (a message
-    that does not decode is refused by the service, with its status and counter)."""
+    that does not decode, or is over ``limit`` bytes, is refused by the service, with its
+    status and counter)."""
     return grpc.method_handlers_generic_handler(
         tpb.DESCRIPTOR.services_by_name["Telemetry"].full_name,
         {
             "Stream": grpc.stream_stream_rpc_method_handler(
                 service.Stream,
-                request_deserializer=decode_message,
+                request_deserializer=functools.partial(decode_message, limit=limit),
                 response_serializer=tpb.SidecarMessage.SerializeToString,
             )
         },
@@ -180,6 +185,7 @@ def start(settings: Settings) -> Running:
     sc = Sidecar(settings)
     export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
+    limit = max_message_bytes(settings.max_batch_events)
     telemetry = grpc.server(
         # open streams, streams waiting for their Hello (each at most max_streams: a newer
         # connection makes the oldest waiting one give way), and workers left for health
@@ -191,11 +197,11 @@ def start(settings: Settings) -> Running:
             CallLimit(REFLECTION_PREFIX, REFLECTION_CALLS, sc.counters, "reflection_busy")
         ],
         options=[
-            ("grpc.max_receive_message_length", max_message_bytes(settings.max_batch_events)),
+            ("grpc.max_receive_message_length", min(2 * limit, GRPC_MAX_LENGTH)),
             ("grpc.so_reuseport", 0),
         ],
     )
-    telemetry.add_generic_rpc_handlers((stream_handler(TelemetryService(sc)),))
+    telemetry.add_generic_rpc_handlers((stream_handler(TelemetryService(sc), limit),))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, telemetry)
     admin = grpc.server(
         futures.ThreadPoolExecutor(

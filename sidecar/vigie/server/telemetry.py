@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 _END: Final = object()
 _EVICTED: Final = object()
 _TIMED_OUT: Final = object()
+READER_JOIN_S: Final = 5.0
+CANCEL_WAIT_S: Final = 0.2  # a call ended under the reader is terminated within this
 
 
 class HelloTimeout(BatchRefused):
@@ -52,19 +54,31 @@ class HelloEvicted(BatchRefused):
     grpc_status = "RESOURCE_EXHAUSTED"
 
 
+class MessageTooLarge(BatchRefused):
+    """A message over the stream's message limit (refused before it is parsed)."""
+
+    grpc_status = "RESOURCE_EXHAUSTED"
+
+
 class Undecodable:
-    """A message that is not a valid ``GatewayMessage`` (e.g. a string field not UTF-8): the
-    deserializer returns this instead of raising, so the stream is refused with a clear status
-    and counted instead of ending in a gRPC traceback."""
+    """A message that is not a valid ``GatewayMessage`` (e.g. a string field not UTF-8), or
+    one over the message limit (``size``): the deserializer returns this instead of raising,
+    so the stream is refused with a clear status and counted instead of ending in a gRPC
+    traceback."""
 
-    __slots__ = ("error",)
+    __slots__ = ("error", "limit", "size")
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, size: int = 0, limit: int = 0) -> None:
         self.error = error
+        self.size = size
+        self.limit = limit
 
 
-def decode_message(data: bytes) -> tpb.GatewayMessage | Undecodable:
-    """The request deserializer of the Stream method."""
+def decode_message(data: bytes, limit: int = 0) -> tpb.GatewayMessage | Undecodable:
+    """The request deserializer of the Stream method: a message over ``limit`` bytes (0: no
+    limit) is refused before it is parsed."""
+    if limit and len(data) > limit:
+        return Undecodable("too large", len(data), limit)
     try:
         return tpb.GatewayMessage.FromString(data)
     except DecodeError as exc:
@@ -72,6 +86,12 @@ def decode_message(data: bytes) -> tpb.GatewayMessage | Undecodable:
 
 
 def undecodable(msg: Undecodable) -> BatchRefused:
+    if msg.size:
+        return MessageTooLarge(
+            "message_too_large",
+            f"a message of {msg.size:,} bytes, over the limit of {msg.limit:,} "
+            "(max_batch_events events of at most 1 KiB, and 4 MiB)",
+        )
     return BatchRefused(
         "undecodable",
         f"a message that is not a valid GatewayMessage ({loggable(msg.error)}); are all its "
@@ -135,7 +155,11 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
             context.abort(*self._boundary.refusal(exc))
         if isinstance(first, Undecodable):
             context.abort(*self._boundary.refusal(undecodable(first)))
-        return first if isinstance(first, tpb.GatewayMessage) else None
+        if not isinstance(first, tpb.GatewayMessage):
+            # went away, or gRPC refused a message over twice the limit
+            sc.counters["stream_cancelled"] += 1
+            return None
+        return first
 
     def Stream(
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext
@@ -157,7 +181,13 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         out: queue.Queue[Any] = queue.Queue()
         failure: list[Status] = []
         directive_q = sc.directives.subscribe()
-        context.add_callback(lambda: out.put(_END))
+        terminated = threading.Event()
+
+        def on_termination() -> None:
+            terminated.set()
+            out.put(_END)
+
+        context.add_callback(on_termination)
 
         def pump_directives() -> None:
             while True:
@@ -179,13 +209,18 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
                         sc.record_report(gs, msg.report)
                     else:
                         raise BatchRefused("unexpected_hello", "a second Hello on the stream")
+                # the gateway closed its side, or the call was ended (cancelled, or a message
+                # gRPC refused as over twice the limit): then the termination follows at once
+                if terminated.wait(CANCEL_WAIT_S):
+                    sc.counters["stream_cancelled"] += 1
             except BatchRefused as exc:
                 log.warning(
                     "gateway %s: batch refused: %s", gs.hello.gateway_id, loggable(str(exc))
                 )
                 failure.append(self._boundary.refusal(exc, "batch refused: ", "batch_refused"))
             except grpc.RpcError:
-                pass  # the gateway went away
+                # the gateway went away, or gRPC refused a message over twice the limit
+                sc.counters["stream_cancelled"] += 1
             except Exception as exc:  # the stream's error boundary
                 failure.append(self._boundary.internal(exc, f"gateway {gs.hello.gateway_id}"))
             out.put(_END)
@@ -210,6 +245,10 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         finally:
             sc.directives.unsubscribe(directive_q)
             directive_q.put(None)  # type: ignore[arg-type]
+            # the call is over, so the reader's next read ends at once: its counters are in
+            # when the stream is gone from the status
+            if reader.ident is not None:
+                reader.join(READER_JOIN_S)
             sc.close_stream(gs)
         if failure:
             context.abort(*failure[0])

@@ -270,6 +270,21 @@ class Settings:
         min=1024,
         max=1 << 30,
     )
+    max_line_bytes: int = _s(
+        1 << 20,
+        "vigie replay: a log line longer than this is rejected with its file:line (e.g. 1MiB)",
+        "size",
+        min=4096,
+        max=1 << 30,
+    )
+    max_string_bytes: int = _s(
+        256 << 20,
+        "UTF-8 bytes of those strings held at most (e.g. 256MiB), released and refused as "
+        "max_strings is (batch_refused:string_bytes_full)",
+        "size",
+        min=1 << 20,
+        max=1 << 40,
+    )
     tls_cert_file: str = _s(
         "", "gateway stream TLS: PEM certificate chain (empty: plaintext, for loopback/unix)"
     )

@@ -110,9 +110,14 @@ _SURROGATE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def parse_chunk(
-    json_lines: list[bytes], faults: npt.NDArray[np.bool_], channel: int, interner: Interner
+    json_lines: list[bytes],
+    faults: npt.NDArray[np.bool_],
+    channel: int,
+    interner: Interner,
+    sort: bool = True,
 ) -> Events:
-    """Events of the chunk, sorted by event time; ``Unusual`` when a line needs a closer look."""
+    """Events of the chunk, sorted by event time (else one per line, in line order);
+    ``Unusual`` when a line needs a closer look."""
     n = len(json_lines)
     data = b"\n".join(json_lines)
     # what the careful way (orjson) refuses, Arrow may take: invalid UTF-8 (in a key, Arrow
@@ -200,7 +205,7 @@ def parse_chunk(
         name: np.asarray(v).astype(ENGINE_DTYPES[name], copy=False) for name, v in cols.items()
     }
     ev = Events(columns, np.full(n, channel, dtype=np.uint8))
-    return ev.take(np.argsort(event_time, kind="stable"))
+    return ev.take(np.argsort(event_time, kind="stable")) if sort else ev
 
 
 def _ms_to_us(ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

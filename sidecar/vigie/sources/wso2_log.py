@@ -26,7 +26,7 @@ import gzip
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -35,6 +35,7 @@ import orjson
 
 from vigie.errors import InputError
 from vigie.sources import _wso2_fast
+from vigie.sources.timeline import Timeline
 from vigie.wire import tenants
 from vigie.wire.columns import (
     COLUMNS,
@@ -88,6 +89,7 @@ class ReplayStats:
     careful_chunks: int = 0  # chunks read line by line (something unusual in them)
     metric_lines: int = 0  # apimMetrics lines seen (read or rejected)
     log_counter_lines: int = 0  # LogCounterMetric lines (rejected)
+    out_of_timeline: int = 0  # lines dated far from the lines around them (rejected)
     files: int = 0
     first_rejects: list[Rejected] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # files that could not be read whole
@@ -197,6 +199,7 @@ class LineParser:
 
     def _reset(self) -> None:
         self.cols: dict[str, list[int]] = {c.name: [] for c in COLUMNS}
+        self.event_lines: list[int] = []  # the line number of each event
 
     def feed(self, line: bytes) -> None:
         self.line_no += 1
@@ -314,14 +317,17 @@ class LineParser:
         c["api_id"].append(intern(api_id))
         c["client_ip"].append(intern(client_ip))
         c["target_status"].append(target)
+        self.event_lines.append(self.line_no)
         self.stats.events += 1
 
-    def take(self) -> Events:
-        """The events parsed since the last call, sorted by event time."""
+    def take(self, sort: bool = True) -> Events:
+        """The events parsed since the last call, sorted by event time (else in line order)."""
         n = len(self.cols["event_time_us"])
         columns = {name: np.array(v, dtype=ENGINE_DTYPES[name]) for name, v in self.cols.items()}
         self._reset()
         ev = Events(columns, np.full(n, self.channel, dtype=np.uint8))
+        if not sort:
+            return ev
         order = np.argsort(ev["event_time_us"], kind="stable")
         return ev.take(order)
 
@@ -375,6 +381,7 @@ def _chunks(
     on_bytes: Callable[[int], None] | None,
     fast: bool = True,
     max_line_bytes: int = MAX_LINE_BYTES,
+    max_skew_us: int = 0,
 ) -> Iterator[Events]:
     """The file's events, a chunk of lines at a time (each chunk sorted by event time).
 
@@ -386,6 +393,7 @@ def _chunks(
     stats = parser.stats
     stats.files += 1
     read = 0  # events of this file
+    timeline = Timeline(max_skew_us) if max_skew_us else None
     with open_log(path) as f:
         size = 0
         numbers: list[int] = []
@@ -406,8 +414,10 @@ def _chunks(
                         np.array(faults, dtype=np.bool_),
                         parser.channel,
                         parser.interner,
+                        sort=timeline is None,
                     )
                     stats.events += len(ev)
+                    event_lines = numbers
                 except _wso2_fast.Unusual:
                     ev = None
             if ev is None:
@@ -415,7 +425,10 @@ def _chunks(
                 for k, line in zip(numbers, lines, strict=True):
                     parser.line_no = k - 1
                     parser.feed(line)
-                ev = parser.take()
+                event_lines = parser.event_lines
+                ev = parser.take(sort=timeline is None)
+            if timeline is not None:
+                ev = _confine(ev, event_lines, timeline, str(path), stats)
             if len(ev):
                 nonlocal read
                 read += len(ev)
@@ -464,6 +477,33 @@ def _chunks(
         )
 
 
+def _confine(
+    ev: Events, lines: Sequence[int], timeline: Timeline, path: str, stats: ReplayStats
+) -> Events:
+    """``ev`` (in line order) without the lines its timeline refuses, each rejected with its
+    file:line (``ReplayStats.out_of_timeline``); sorted by event time."""
+    ts = ev["event_time_us"]
+    out = timeline.outliers(ts)
+    for i in np.flatnonzero(out).tolist():
+        stats.events -= 1
+        stats.out_of_timeline += 1
+        stats.reject(
+            Rejected(
+                path,
+                lines[i],
+                f"requestTimestamp {_iso(int(ts[i]))} is far from the lines around it "
+                f"(more than {timeline.max_skew_us / 1e6:g} s and their spread)",
+            )
+        )
+    if out.any():
+        ev = ev.take(np.flatnonzero(~out))
+    return ev.take(np.argsort(ev["event_time_us"], kind="stable"))
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def read_logs(
     sources: Sequence[tuple[int, Path]],
     interner: Interner,
@@ -471,15 +511,24 @@ def read_logs(
     on_bytes: Callable[[int], None] | None = None,
     fast: bool = True,
     max_line_bytes: int = MAX_LINE_BYTES,
+    max_skew_us: int = 0,
 ) -> Iterator[Events]:
     """Events of several logs, merged by event time, in batches (sorted within each batch).
 
     Each file is read in chunks; a batch holds every buffered event up to the smallest of the
     files' newest buffered times, so events of different files interleave as they happened
-    (within a file, out-of-order lines inside a chunk are put in order).
+    (within a file, out-of-order lines inside a chunk are put in order). With ``max_skew_us``,
+    a line far from the lines around it is rejected (``vigie.sources.timeline``).
     """
     iters = [
-        _chunks(path, LineParser(str(path), ch, interner, stats), on_bytes, fast, max_line_bytes)
+        _chunks(
+            path,
+            LineParser(str(path), ch, interner, stats),
+            on_bytes,
+            fast,
+            max_line_bytes,
+            max_skew_us,
+        )
         for ch, path in sources
     ]
     if len(iters) == 1:

@@ -183,6 +183,18 @@ class State:
     def n_api_rows(self) -> int:
         return int(self.api_meta[1])
 
+    def new_api_rows(self, ev: Events) -> int:
+        """How many API rows applying ``ev`` would add, or 0 when that many could not go over
+        ``capacity.max_apis`` whatever they are (then not looked up): checked before a batch
+        is applied, so a batch is refused whole rather than stopped half way."""
+        name = ev["api_name"].astype(np.int64)
+        has = name != 0
+        keys = np.unique((name[has] << 32) | ev["api_version"].astype(np.int64)[has])
+        if self.n_api_rows + len(keys) <= self.capacity.max_apis:
+            return 0
+        tk, tv = self.api_tkeys, self.api_tvals
+        return sum(1 for k in keys.tolist() if T.table_find(tk, tv, k) < 0)
+
     @property
     def n_route_rows(self) -> int:
         return int(self.route_meta[1])
@@ -219,9 +231,14 @@ class State:
     # names
     # -----------------------------------------------------------------------------------------
     def channel_index(self, name: str) -> int:
+        """The slot of channel ``name``, taken if new (a released slot first)."""
         name = name or "default"
         if name in self.channels:
             return self.channels.index(name)
+        if "" in self.channels:  # released by release_channels
+            i = self.channels.index("")
+            self.channels[i] = name
+            return i
         if len(self.channels) >= L.MAX_CHANNELS:
             raise ConfigError(
                 f"channel {name!r}: vigie tracks at most {L.MAX_CHANNELS} channels "
@@ -229,6 +246,33 @@ class State:
             )
         self.channels.append(name)
         return len(self.channels) - 1
+
+    def channels_in_use(self) -> npt.NDArray[np.bool_]:
+        """Which channel slots the rows refer to: a subscription's per-channel counts, a route
+        row, an application registered on a channel."""
+        used = np.zeros(L.MAX_CHANNELS, dtype=np.bool_)
+        n = self.n_sub_rows
+        live = (self.sub_i64[:n, L.S_KEY] != 0)[:, None]
+        for f in (L.S_CH_REQ, L.S_DC_SUM):
+            used |= ((self.sub_i64[:n, f : f + L.MAX_CHANNELS] != 0) & live).any(axis=0)
+        route = self.route_i64[1 : self.n_route_rows, L.R_CHANNEL]  # route 0: the overflow
+        app = self.app_channel[self.app_channel >= 0]
+        for ids in (route, app):
+            ch = np.unique(ids.astype(np.int64))
+            used[ch[(ch >= 0) & (ch < L.MAX_CHANNELS)]] = True
+        return used
+
+    def release_channels(self, keep: Iterable[int]) -> list[str]:
+        """Release the channel slots that no row and none of ``keep`` refers to (their name
+        becomes ``""``, a slot ``channel_index`` hands out again); returns their names."""
+        used = self.channels_in_use()
+        used[list(keep)] = True
+        out = []
+        for i, name in enumerate(self.channels):
+            if name and not used[i]:
+                self.channels[i] = ""
+                out.append(name)
+        return out
 
     def register_application(
         self, app_id: str, name: str = "", owner: str = "", channel: str | None = None

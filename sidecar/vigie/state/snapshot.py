@@ -55,7 +55,7 @@ def _meta(state: State) -> dict[str, Any]:
         "written_at": time.time(),
         "windows": {k: getattr(th, k) for k in sorted(Thresholds.window_fields())},
         "strings": state.interner.strings(),
-        "channels": state.channels,
+        "channels": list(state.channels),  # a copy: slots are released in place
         "evicted": state.evicted,
         "observed_since_us": state.observed_since_us,
         "app_info": [[k, *v] for k, v in state.app_info.items()],

@@ -15,6 +15,7 @@ what it dropped. Ingestion never stops.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -71,6 +72,46 @@ class SinkConfig:
     writer_nice: int = 19  # the writer thread's CPU niceness: ingestion comes first
 
 
+ROOM_POLL_S: Final = 0.01
+DROP_MERGE_US: Final = 300_000_000  # drops this close in event time make one period
+MAX_DROP_PERIODS: Final = 256  # between two flushes; past it, the last period grows
+
+
+class DropPeriods:
+    """The event-time periods of the batches dropped since the last flush (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._periods: list[list[int]] = []  # [from_us, to_us, events]
+
+    def note(self, lo: int, hi: int, events: int) -> None:
+        with self._lock:
+            for p in self._periods[-4:]:
+                if lo <= p[1] + DROP_MERGE_US and hi >= p[0] - DROP_MERGE_US:
+                    p[0], p[1], p[2] = min(p[0], lo), max(p[1], hi), p[2] + events
+                    return
+            if len(self._periods) >= MAX_DROP_PERIODS:
+                p = self._periods[-1]
+                p[0], p[1], p[2] = min(p[0], lo), max(p[1], hi), p[2] + events
+                return
+            self._periods.append([lo, hi, events])
+
+    def take(self) -> list[dict[str, Any]]:
+        """The periods as change records, forgotten here."""
+        with self._lock:
+            periods, self._periods = self._periods, []
+        return [
+            {
+                "at_us": lo,
+                "kind": "data",
+                "event": "dropped",
+                "name": "rollups",
+                "detail": json.dumps({"from_us": lo, "to_us": hi + 1, "events": n}),
+            }
+            for lo, hi, n in periods
+        ]
+
+
 class DataSink:
     """Owns the accumulator and the writer thread (``start``), or runs inline (replay)."""
 
@@ -101,6 +142,7 @@ class DataSink:
         self.acc = Accumulator()
         self._subscriptions = "sub_daily" in getattr(backend, "tables", ())
         self.counters: Counter[str] = Counter()
+        self._dropped = DropPeriods()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.config.queue_batches)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # accumulator + pending: writer thread vs. flush()
@@ -119,14 +161,31 @@ class DataSink:
 
     # ---- the ingest path ----
     def offer(self, ev: Events) -> bool:
-        """Hand a batch to the writer; never blocks. False (and counted) when it is full."""
+        """Hand a batch to the writer; never blocks. False (and counted) when it is full: the
+        period of the events dropped is recorded in the store's changes at the next flush
+        (``kind = data``, ``event = dropped``), which reports and autopsies read."""
         try:
             self._queue.put_nowait(ev)
             self.batches_offered += 1
             return True
         except queue.Full:
             self.counters["rollup_events_dropped"] += len(ev)
+            if len(ev):
+                ts = ev["event_time_us"]
+                self._dropped.note(int(ts.min()), int(ts.max()), len(ev))
             return False
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait until the queue is at most half full, at most ``timeout`` seconds: what a
+        source that can wait (a backfill, a replay) does before its batch is offered, so that
+        it does not drop and leaves the other half to the live streams. False on timeout."""
+        limit = max(1, self.config.queue_batches // 2)
+        deadline = time.monotonic() + timeout
+        while self._queue.qsize() >= limit:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(ROOM_POLL_S)
+        return True
 
     # ---- the writer ----
     def start(self) -> None:
@@ -187,6 +246,7 @@ class DataSink:
         """Write the open rows and the changes, then compaction and retention."""
         self._next_flush = self._clock() + self.config.flush_seconds
         changes = self._poll() if self._poll is not None else []
+        changes += self._dropped.take()
         with self._lock:
             settled = self._batches_added
             drained = self.acc.drain(self._string, self._channels, self._subscriptions)

@@ -56,6 +56,10 @@ class GatewayInfo(_message.Message):
     HANDLER_RECONNECTS_FIELD_NUMBER: _builtins.int
     DIRECTIVES_REJECTED_FIELD_NUMBER: _builtins.int
     REJECTED_DIRECTIVES_FIELD_NUMBER: _builtins.int
+    CLOCK_SKEW_US_FIELD_NUMBER: _builtins.int
+    CLOCK_KNOWN_FIELD_NUMBER: _builtins.int
+    CLOCK_SKEWED_FIELD_NUMBER: _builtins.int
+    EVENTS_REFUSED_FUTURE_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     channel: _builtins.str
     tenant: _builtins.str
@@ -75,6 +79,15 @@ class GatewayInfo(_message.Message):
     """Directive upserts the handler refused (outside its DirectiveLimits): since it started, and
     the ones currently refused (GatewayReport.rejected_directives).
     """
+    clock_skew_us: _builtins.int
+    """The gateway's clock at its Hello (Hello.clock_us) minus the sidecar's, microseconds;
+    meaningful only when clock_known (an older handler does not send its clock).
+    """
+    clock_known: _builtins.bool
+    clock_skewed: _builtins.bool
+    """The skew is over max_clock_skew_seconds: its events dated that far ahead are refused."""
+    events_refused_future: _builtins.int
+    """Events of this stream refused as dated too far ahead (event_refused:future)."""
     @_builtins.property
     def rejected_directives(self) -> _containers.RepeatedCompositeFieldContainer[_directives_pb2.RejectedDirective]: ...
     def __init__(
@@ -95,14 +108,74 @@ class GatewayInfo(_message.Message):
         handler_reconnects: _builtins.int = ...,
         directives_rejected: _builtins.int = ...,
         rejected_directives: _abc.Iterable[_directives_pb2.RejectedDirective] | None = ...,
+        clock_skew_us: _builtins.int = ...,
+        clock_known: _builtins.bool = ...,
+        clock_skewed: _builtins.bool = ...,
+        events_refused_future: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "channel", b"channel", "connected_at_us", b"connected_at_us", "directives_rejected", b"directives_rejected", "events", b"events", "gateway_id", b"gateway_id", "handler_dropped", b"handler_dropped", "handler_offered", b"handler_offered", "handler_reconnects", b"handler_reconnects", "handler_sent", b"handler_sent", "handler_version", b"handler_version", "peer", b"peer", "region", b"region", "rejected_directives", b"rejected_directives", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "channel", b"channel", "clock_known", b"clock_known", "clock_skew_us", b"clock_skew_us", "clock_skewed", b"clock_skewed", "connected_at_us", b"connected_at_us", "directives_rejected", b"directives_rejected", "events", b"events", "events_refused_future", b"events_refused_future", "gateway_id", b"gateway_id", "handler_dropped", b"handler_dropped", "handler_offered", b"handler_offered", "handler_reconnects", b"handler_reconnects", "handler_sent", b"handler_sent", "handler_version", b"handler_version", "peer", b"peer", "region", b"region", "rejected_directives", b"rejected_directives", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GatewayInfo: _TypeAlias = GatewayInfo  # noqa: Y015
+
+@_typing.final
+class ChannelSlot(_message.Message):
+    """One of the sidecar's channel slots (at most 8): a slot no open stream and no row uses is
+    released when a new channel needs it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STREAMS_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """empty: a released slot"""
+    streams: _builtins.int
+    """open gateway streams on it"""
+    rows: _builtins.bool
+    """rows of the state refer to it"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        streams: _builtins.int = ...,
+        rows: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "rows", b"rows", "streams", b"streams"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChannelSlot: _TypeAlias = ChannelSlot  # noqa: Y015
+
+@_typing.final
+class HitTable(_message.Message):
+    """The directive hits kept for one gateway id (reported by its handler, see ListDirectives)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GATEWAY_ID_FIELD_NUMBER: _builtins.int
+    DIRECTIVES_FIELD_NUMBER: _builtins.int
+    gateway_id: _builtins.str
+    directives: _builtins.int
+    def __init__(
+        self,
+        *,
+        gateway_id: _builtins.str = ...,
+        directives: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["directives", b"directives", "gateway_id", b"gateway_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HitTable: _TypeAlias = HitTable  # noqa: Y015
 
 @_typing.final
 class Status(_message.Message):
@@ -185,6 +258,10 @@ class Status(_message.Message):
     STATE_BYTES_CAP_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     SUGGESTIONS_FIELD_NUMBER: _builtins.int
+    CHANNEL_SLOTS_FIELD_NUMBER: _builtins.int
+    CHANNEL_SLOTS_MAX_FIELD_NUMBER: _builtins.int
+    HIT_TABLES_FIELD_NUMBER: _builtins.int
+    HIT_TABLES_MAX_FIELD_NUMBER: _builtins.int
     sidecar_id: _builtins.str
     version: _builtins.str
     started_at_us: _builtins.int
@@ -200,6 +277,8 @@ class Status(_message.Message):
     active_directives: _builtins.int
     state_bytes: _builtins.int
     state_bytes_cap: _builtins.int
+    channel_slots_max: _builtins.int
+    hit_tables_max: _builtins.int
     @_builtins.property
     def counters(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Refusals and drops by cause (e.g. "batch_refused:unknown_dictionary_id", "evicted_rows")."""
@@ -217,6 +296,12 @@ class Status(_message.Message):
     @_builtins.property
     def suggestions(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Suggestions per lifecycle state (proposed, approved, rejected, pushed, exported, ...)."""
+
+    @_builtins.property
+    def channel_slots(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChannelSlot]: ...
+    @_builtins.property
+    def hit_tables(self) -> _containers.RepeatedCompositeFieldContainer[Global___HitTable]:
+        """Per-gateway directive hit tables, most recently heard last, and how many at most."""
 
     def __init__(
         self,
@@ -238,10 +323,14 @@ class Status(_message.Message):
         state_bytes_cap: _builtins.int = ...,
         data: Global___DataStatus | None = ...,
         suggestions: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        channel_slots: _abc.Iterable[Global___ChannelSlot] | None = ...,
+        channel_slots_max: _builtins.int = ...,
+        hit_tables: _abc.Iterable[Global___HitTable] | None = ...,
+        hit_tables_max: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "classes", b"classes", "counters", b"counters", "data", b"data", "events_applied", b"events_applied", "gateways", b"gateways", "ingest_rate", b"ingest_rate", "now_us", b"now_us", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "channel_slots", b"channel_slots", "channel_slots_max", b"channel_slots_max", "classes", b"classes", "counters", b"counters", "data", b"data", "events_applied", b"events_applied", "gateways", b"gateways", "hit_tables", b"hit_tables", "hit_tables_max", b"hit_tables_max", "ingest_rate", b"ingest_rate", "now_us", b"now_us", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -19,7 +19,7 @@ from vigie.errors import BatchRefused
 from vigie.v1 import telemetry_pb2 as pb
 from vigie.wire.tenants import KEY_SEPARATOR, keyed_names
 
-MAX_STRING_BYTES: Final = 4096
+MAX_STRING_BYTES: Final = 4096  # of one dictionary string (the total: setting max_string_bytes)
 RELEASE_GRACE_S: Final = 60.0  # a released string id is not handed out again before this
 MAX_EVENT_TIME_US: Final = 32_503_680_000_000_000  # 3000-01-01
 
@@ -140,6 +140,9 @@ class Interner:
     resolves the ids it queued at its next flush). A released id reads as the empty string, and
     ``strings()`` keeps it as a hole (``""`` past index 0), so a snapshot restores the holes as
     free ids.
+
+    ``bytes`` is the UTF-8 size of the strings held, what ``max_string_bytes`` bounds (the
+    sidecar checks a batch's new strings against it before they are interned).
     """
 
     def __init__(self, strings: Sequence[str] = ("",)) -> None:
@@ -156,6 +159,7 @@ class Interner:
                 self._ids[s] = i
         self._free.reverse()  # lowest ids first (pop() takes from the end)
         self.released = 0
+        self.bytes = sum(len(s.encode()) for s in self._strings)
 
     def __len__(self) -> int:
         """Ids handed out so far, holes included: every global id is below it."""
@@ -178,6 +182,7 @@ class Interner:
             i = len(self._strings)
             self._strings.append(s)
         self._ids[s] = i
+        self.bytes += len(s.encode())
         return i
 
     def intern(self, s: str) -> int:
@@ -199,6 +204,13 @@ class Interner:
     def lookup(self, s: str) -> int | None:
         return self._ids.get(s)
 
+    def unknown(self, strings: Sequence[str]) -> tuple[int, int]:
+        """How many of ``strings`` are not held yet, and their UTF-8 bytes (a string twice in
+        ``strings`` counts twice): what interning them would add at most."""
+        ids = self._ids
+        new = [s for s in strings if s not in ids]
+        return len(new), sum(len(s.encode()) for s in new)
+
     def string(self, i: int) -> str:
         return self._strings[i]
 
@@ -216,6 +228,7 @@ class Interner:
                 continue
             del self._ids[s]
             self._strings[i] = ""
+            self.bytes -= len(s.encode())
             out.append(i)
         if out:
             self._quarantine.append((epoch, now, out))
