@@ -14,6 +14,8 @@ family), each documented once in ``_groups``.
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 from numba import njit
 
@@ -28,15 +30,17 @@ from vigie.state._groups import (
 )
 from vigie.state._rules import evaluate_growing, evaluate_rules
 from vigie.state._tables import (
+    bucket_of_latency,
     cache_slot,
     cache_victim,
     in_failure_window,
+    prefetch,
     remember_failure,
     table_append,
     table_find,
     table_insert,
 )
-from vigie.state._windows import advance_days, advance_hours, advance_retry, advance_short, slot_of
+from vigie.state._windows import advance_days, advance_hours, advance_retry, advance_short
 from vigie.state.codes import (
     is_authentication_code,
     is_backend_code,
@@ -112,6 +116,7 @@ from vigie.state.layout import (
     S_FAIL_NORES_END,
     S_FAIL_NORES_START,
     S_FAIL_START,
+    S_FIELDS,
     S_FIRST_SEEN,
     S_GEN,
     S_HOUR_CUR,
@@ -125,8 +130,10 @@ from vigie.state.layout import (
     S_RESP_BYTES,
     S_RETRIES,
     S_RW_CUR,
+    S_RW_MASK,
     S_RW_SUM,
     S_SW_CUR,
+    S_SW_MASK,
     S_SW_SUM,
     S_THROTTLED,
     S_TIER,
@@ -141,7 +148,7 @@ from vigie.state.layout import (
     SW_REQ,
     SW_THROTTLED,
 )
-from vigie.state.primitives import combine, latency_bucket, mix64, nonzero_key, row_salt
+from vigie.state.primitives import combine, mix64, nonzero_key, row_salt
 
 METHOD_GET = 1
 METHOD_HEAD = 2
@@ -284,6 +291,84 @@ def new_route_row(
     return row
 
 
+# the rows and figures of an event resolved by the first pass (``resolve_chunk``), per event of
+# a chunk: resolved[i - c0, X_*]
+X_API: Final = 0  # API row, -1: not found (the second pass finds or creates it)
+X_SUB: Final = 1  # subscription row, -1: not found or no application
+X_ROUTE: Final = 2  # route row, -1: not found
+X_LAT: Final = 3  # latency bucket
+X_SW: Final = 4  # short-window slot (t // width)
+X_RW: Final = 5  # retry-window slot
+X_FIELDS: Final = 8
+CHUNK: Final = 512  # events per chunk: both passes of a chunk, then the next
+AHEAD: Final = 8  # the second pass prefetches the rows of the event this far ahead
+
+
+@group_kernel
+def resolve_chunk(
+    events: EventGroup,
+    c0: int,
+    c1: int,
+    subs: SubGroup,
+    apis: ApiGroup,
+    routes: RouteGroup,
+    params: np.ndarray,
+    resolved: np.ndarray,
+) -> None:
+    """Pass 1 over events ``c0..c1``: the rows that exist already (nothing created, nothing
+    changed), the latency bucket and the window slots of each event. Independent per event, so
+    the processor overlaps the cache misses of the table lookups."""
+    ts, app = events[0], events[1]
+    api_name, api_version = events[4], events[5]
+    resource, method, status, error_code, latency = events[7:12]
+    flags, channel = events[18], events[19]
+    sub_tkeys, sub_tvals = subs[10], subs[11]
+    api_tkeys, api_tvals = apis[6], apis[7]
+    sw_slot = np.int64(params[P_SW_SLOT_US])
+    rw_slot = np.int64(params[P_RW_SLOT_US])
+    for i in range(c0, c1):
+        x = i - c0
+        t = np.int64(ts[i])
+        resolved[x, X_LAT] = bucket_of_latency(latency[i])
+        resolved[x, X_SW] = t // sw_slot
+        resolved[x, X_RW] = t // rw_slot
+        a_name = np.int64(api_name[i])
+        arow = np.int64(-1)
+        if a_name != 0:
+            arow = table_find(api_tkeys, api_tvals, (a_name << 32) | np.int64(api_version[i]))
+        srow = np.int64(-1)
+        rrow = np.int64(-1)
+        if arow >= 0:
+            ap = np.int64(app[i])
+            if ap != 0:
+                srow = table_find(sub_tkeys, sub_tvals, (ap << 32) | arow)
+            ec = np.int64(error_code[i])
+            thr = np.int64(1) if is_throttled(ec, np.int64(flags[i])) else np.int64(0)
+            res = np.int64(resource[i])
+            me = np.int64(method[i])
+            st = np.int64(status[i])
+            ch = np.int64(channel[i])
+            rkey = route_key(arow, res, me, st, ec, ch, thr)
+            rrow = find_route(routes, rkey, arow, res, me, st, ec, ch, thr)
+        resolved[x, X_API] = arow
+        resolved[x, X_SUB] = srow
+        resolved[x, X_ROUTE] = rrow
+
+
+@njit(cache=True, nogil=True, inline="always")
+def prefetch_sub(subs: SubGroup, row: int, x: np.ndarray, t: int) -> None:
+    """Prefetch what the event resolved in ``x`` will touch of subscription row ``row``."""
+    sub_i64, sub_sw, sub_rw, sub_hour, sub_day, sub_hist = subs[:6]
+    for c in range(0, S_FIELDS, 8):
+        prefetch(sub_i64, (row, c))
+    prefetch(sub_i64, (row, S_FIELDS - 1))
+    prefetch(sub_hist, (row, x[X_LAT]))
+    prefetch(sub_sw, (row, x[X_SW] % SHORT_SLOTS, 0))
+    prefetch(sub_rw, (row, x[X_RW] % RETRY_SLOTS, 0))
+    prefetch(sub_hour, (row, (t // HOUR_US) % HOUR_SLOTS))
+    prefetch(sub_day, (row, (t // DAY_US) % DAY_SLOTS, 0))
+
+
 @group_kernel
 def apply_events(
     events: EventGroup,
@@ -295,12 +380,45 @@ def apply_events(
     app_channel: np.ndarray,
     params: np.ndarray,
     out: OutGroup,
+    resolved: np.ndarray,
 ) -> tuple[int, int]:
-    """Apply events ``start..`` to the state, evaluating every windowed rule as it goes.
+    """Apply events ``start..`` to the state, evaluating every windowed rule as it goes, a
+    chunk at a time: its rows resolved (``resolve_chunk``), then its events applied in order
+    (``apply_chunk``). ``resolved`` is the scratch of pass 1 (CHUNK, X_FIELDS).
 
     Returns (STOP_*, index of the first event not applied). The caller grows or evicts and
     calls again from that index: nothing of an event is applied before all its rows exist.
     """
+    n = len(events[0])
+    c0 = start
+    while c0 < n:
+        c1 = min(c0 + CHUNK, n)
+        resolve_chunk(events, c0, c1, subs, apis, routes, params, resolved)
+        stop, i = apply_chunk(
+            events, c0, c1, subs, apis, routes, detectors, app_channel, params, out, resolved
+        )
+        if stop != STOP_DONE:
+            return stop, i
+        c0 = c1
+    return STOP_DONE, n
+
+
+@group_kernel
+def apply_chunk(
+    events: EventGroup,
+    c0: int,
+    c1: int,
+    subs: SubGroup,
+    apis: ApiGroup,
+    routes: RouteGroup,
+    detectors: DetectorGroup,
+    app_channel: np.ndarray,
+    params: np.ndarray,
+    out: OutGroup,
+    resolved: np.ndarray,
+) -> tuple[int, int]:
+    """Pass 2 over events ``c0..c1`` in order: every figure of every event, rows not resolved
+    by pass 1 found or created here. Returns (STOP_*, index of the first event not applied)."""
     (
         ts,
         app,
@@ -332,15 +450,18 @@ def apply_events(
     route_i64, route_hist = routes[:2]
     retry_keys, retry_vals, repeat_keys, repeat_vals = detectors
     g, epi = out[0], out[1]
-    n = len(ts)
-    sw_slot = np.int64(params[P_SW_SLOT_US])
-    rw_slot = np.int64(params[P_RW_SLOT_US])
     retry_gap = np.int64(params[P_RETRY_GAP_US])
     red_gap = np.int64(params[P_RED_GAP_US])
     epi_room = len(epi) - (N_WINDOWED_CLASSES + 1)
-    for i in range(start, n):
+    for i in range(c0, c1):
         if g[G_EPISODES_OUT] > epi_room:
             return STOP_EPISODES_FULL, i
+        j = i + AHEAD
+        if j < c1:
+            ahead = resolved[j - c0]
+            if ahead[X_SUB] >= 0:
+                prefetch_sub(subs, ahead[X_SUB], ahead, np.int64(ts[j]))
+        x = resolved[i - c0]
         t = np.int64(ts[i])
         a_name = np.int64(api_name[i])
         if a_name == 0:
@@ -349,7 +470,9 @@ def apply_events(
 
         # ---- rows: find or create everything before changing anything ----
         akey = (a_name << 32) | np.int64(api_version[i])
-        arow = table_find(api_tkeys, api_tvals, akey)
+        arow = x[X_API]
+        if arow < 0:
+            arow = table_find(api_tkeys, api_tvals, akey)
         if arow < 0:
             if api_meta[1] >= api_i64.shape[0]:
                 return STOP_API_FULL, i
@@ -358,8 +481,8 @@ def apply_events(
             init_api_row(apis, arow, akey, a_name, np.int64(api_version[i]))
             table_insert(api_tkeys, api_tvals, akey, arow)
         ap = np.int64(app[i])
-        srow = np.int64(-1)
-        if ap != 0:
+        srow = x[X_SUB]
+        if ap != 0 and srow < 0:
             skey = (ap << 32) | arow
             srow = table_find(sub_tkeys, sub_tvals, skey)
             if srow < 0:
@@ -383,7 +506,7 @@ def apply_events(
         is5 = st >= 500 and st < 600
         client_err = is_client_error(st)
         failure = is5 or throttled
-        lb = latency_bucket(lat)
+        lb = x[X_LAT]
 
         if g[G_OBS_START] == 0 or t < g[G_OBS_START]:
             g[G_OBS_START] = t
@@ -420,8 +543,10 @@ def apply_events(
 
         # ---- route row (API x resource x method x status x error code x channel x throttled) ----
         thr = np.int64(1) if throttled else np.int64(0)
-        rkey = route_key(arow, res, me, st, ec, ch, thr)
-        rrow = find_route(routes, rkey, arow, res, me, st, ec, ch, thr)
+        rrow = x[X_ROUTE]
+        if rrow < 0:
+            rkey = route_key(arow, res, me, st, ec, ch, thr)
+            rrow = find_route(routes, rkey, arow, res, me, st, ec, ch, thr)
         if rrow < 0:
             rrow = new_route_row(routes, rkey, arow, res, me, st, ch, ec, thr)
             if rrow < 0:
@@ -555,10 +680,11 @@ def apply_events(
         sub_i64[row, S_REPEATS] += is_repeat
 
         # ---- windows ----
-        k = slot_of(t, sw_slot, sub_i64[row, S_SW_CUR])
+        k = x[X_SW]
         advance_short(sub_i64, sub_sw, sub_rate, row, k)
         if k > sub_i64[row, S_SW_CUR] - SHORT_SLOTS:
             s = k % SHORT_SLOTS
+            sub_i64[row, S_SW_MASK] |= np.int64(1) << s
             sub_sw[row, s, SW_REQ] += 1
             sub_sw[row, s, SW_CLIENT_ERR] += client_err
             sub_sw[row, s, SW_READS] += is_read
@@ -571,10 +697,11 @@ def apply_events(
             sub_i64[row, S_SW_SUM + SW_THROTTLED] += throttled
         else:
             g[G_LATE] += 1
-        k = slot_of(t, rw_slot, sub_i64[row, S_RW_CUR])
+        k = x[X_RW]
         advance_retry(sub_i64, sub_rw, row, k)
         if k > sub_i64[row, S_RW_CUR] - RETRY_SLOTS:
             s = k % RETRY_SLOTS
+            sub_i64[row, S_RW_MASK] |= np.int64(1) << s
             sub_rw[row, s, RW_REQ] += 1
             sub_rw[row, s, RW_RETRIES] += is_retry
             sub_i64[row, S_RW_SUM + RW_REQ] += 1
@@ -597,4 +724,4 @@ def apply_events(
         # ---- rules on the windows, at t ----
         registered = np.int64(app_channel[ap]) if ap < len(app_channel) else np.int64(-1)
         evaluate_rules(sub_i64, cls, row, t, registered, ch < MAX_CHANNELS, False, params, out)
-    return STOP_DONE, n
+    return STOP_DONE, c1

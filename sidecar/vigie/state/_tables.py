@@ -11,11 +11,17 @@ new key replaces the empty or oldest entry of its set.
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
+from typing import Any, Final
 
-from vigie.state.layout import CACHE_WAYS
-from vigie.state.primitives import GOLDEN, mix64
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
+from numba.cpython.unsafe.numbers import leading_zeros
+
+from vigie.state.layout import CACHE_WAYS, LAT_BUCKETS
+from vigie.state.primitives import GOLDEN, latency_bucket, mix64
 
 
 @njit(cache=True, nogil=True)
@@ -119,3 +125,98 @@ def remember_failure(
 def in_failure_window(start: int, end: int, t: int, gap: int) -> bool:
     """Whether a request at ``t`` falls in the remembered window ``[start, end + gap]``."""
     return start > 0 and t >= start and t <= end + gap
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefetching: a hint to the CPU that a cache line is about to be read or written
+# ---------------------------------------------------------------------------------------------
+
+
+@intrinsic
+def prefetch(typingctx: Any, arr: Any, index: Any) -> Any:
+    """Ask the CPU to bring the cache line of ``arr[index]`` (``index`` a tuple of as many
+    integers as ``arr`` has dimensions) in, for writing. Nothing else happens: no bounds check,
+    no fault (a hint of an address outside the array is harmless). LLVM's ``llvm.prefetch``."""
+    sig = types.void(arr, index)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty, idxty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        inds = [
+            context.cast(builder, v, t, types.intp)
+            for v, t in zip(cgutils.unpack_tuple(builder, args[1]), idxty.types, strict=True)
+        ]
+        ptr = cgutils.get_item_pointer2(
+            context,
+            builder,
+            data=ary.data,
+            shape=cgutils.unpack_tuple(builder, ary.shape),
+            strides=cgutils.unpack_tuple(builder, ary.strides),
+            layout=aryty.layout,
+            inds=inds,
+            wraparound=False,
+            boundscheck=False,
+        )
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency buckets by lookup table (``primitives.latency_bucket`` without its log2)
+# ---------------------------------------------------------------------------------------------
+
+_CELL_BITS: Final = 4  # bits after the leading one that pick a cell: cells narrower than buckets
+_MAX_LATENCY: Final = (1 << 32) - 1  # latency columns are uint32
+
+
+def _bucket_tables() -> tuple[np.ndarray, np.ndarray]:
+    """``first[cell]``: the bucket of a cell's smallest latency; ``upper[b]``: the largest
+    latency of bucket ``b`` (by ``primitives.latency_bucket`` itself, so the two agree)."""
+    upper = np.zeros(LAT_BUCKETS + 2, dtype=np.int64)
+    for b in range(LAT_BUCKETS + 1):
+        lo, hi = 0, _MAX_LATENCY + 1  # the first latency whose bucket is > b
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if latency_bucket(mid) > b:
+                hi = mid
+            else:
+                lo = mid + 1
+        upper[b] = lo - 1
+    upper[LAT_BUCKETS] = upper[LAT_BUCKETS + 1] = np.iinfo(np.int64).max
+    cells = 1 << _CELL_BITS
+    first = np.zeros((65 * cells,), dtype=np.int64)
+    for cell in range(len(first)):
+        bl, top = divmod(cell, cells)
+        if bl <= _CELL_BITS:  # small latencies: the cell is the latency itself
+            lat = cell if cell < cells else 0
+        else:
+            lat = (cells | top) << (bl - 1 - _CELL_BITS) if bl <= 32 else 0
+        first[cell] = latency_bucket(lat) if lat <= _MAX_LATENCY else LAT_BUCKETS
+    return first, upper
+
+
+_FIRST, _UPPER = _bucket_tables()
+
+
+@njit(cache=True, nogil=True, inline="always")
+def bucket_of_latency(latency_us: int) -> int:
+    """``primitives.latency_bucket(latency_us)`` by two table reads: the cell of the latency
+    (its bit length and the next 4 bits) gives a bucket, one step up when a boundary falls in
+    the cell (the cells are narrower than the buckets)."""
+    lat = np.int64(latency_us)
+    if lat <= 0:
+        return np.int64(0)
+    if lat < (1 << _CELL_BITS):
+        b = _FIRST[lat]
+    else:
+        bl = 64 - np.int64(leading_zeros(np.uint64(lat)))
+        b = _FIRST[(bl << _CELL_BITS) | ((lat >> (bl - 1 - _CELL_BITS)) & ((1 << _CELL_BITS) - 1))]
+    while lat > _UPPER[b]:
+        b += 1
+    return b

@@ -65,6 +65,7 @@ _FLAT = attrgetter(
     "app_channel",
     "params",
     *G.OUT_GROUP,
+    "_resolved",
 )
 
 
@@ -89,6 +90,7 @@ class State:
         self.app_channel = np.full(1024, -1, dtype=np.int8)
         self._epi = np.zeros((EPISODE_BUFFER, 5), dtype=np.int64)
         self._scratch = np.zeros((L.N_WINDOWED_CLASSES, L.N_EVIDENCE), dtype=np.float64)
+        self._resolved = np.zeros((K.CHUNK, K.X_FIELDS), dtype=np.int64)  # the kernel's pass 1
         self.sub_free = np.zeros(0, dtype=np.int32)
         self.sub_meta = np.zeros(2, dtype=np.int64)  # [n_free, high water]
         self.api_meta = np.zeros(2, dtype=np.int64)
