@@ -284,8 +284,9 @@ def _main(argv: list[str]) -> None:
         print(json.dumps(kernel_figures("--quick" in argv)))
         return
     ap = argparse.ArgumentParser(description="this kernel against an earlier tree's")
-    ap.add_argument("--against", type=Path, help="a checkout of the earlier tree (default: "
-                    "the baseline commit)")
+    ap.add_argument(
+        "--against", type=Path, help="a checkout of the earlier tree (default: the baseline commit)"
+    )
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     opts = ap.parse_args(argv)

@@ -6,7 +6,8 @@ gateway flushing every few milliseconds). So ``State.apply`` passes the groups o
 unpacked, in their order, and this function regroups them for ``apply_events`` (the call
 between two jitted functions costs nothing). Its parameters are the groups' members by
 position: ``e`` events (then ``start``), ``s`` subscription rows, ``a`` API rows, ``r`` route
-rows, ``d`` detectors, then app_channel, params, ``o`` the output group and the scratch of the kernel's first pass.
+rows, ``d`` detectors, then app_channel, params, ``o`` the output group and the scratch of
+the kernel's first pass.
 
 Both this function and ``apply_events`` are compiled without Numba's reference counting
 (``_groups.group_kernel``): with it, every array taken out of a group is counted in and out

@@ -14,8 +14,6 @@ family), each documented once in ``_groups``.
 
 from __future__ import annotations
 
-from typing import Final
-
 import numpy as np
 from numba import njit
 
@@ -30,13 +28,28 @@ from vigie.state._groups import (
 )
 from vigie.state._rules import evaluate_growing, evaluate_rules
 from vigie.state._tables import (
-    bucket_of_latency,
+    AHEAD,
+    CHUNK,
+    DETECT_AHEAD,
+    X_API,
+    X_LAT,
+    X_ROUTE,
+    X_RW,
+    X_SUB,
+    X_SW,
+    alloc_sub,
+    cache_set,
     cache_slot,
     cache_victim,
+    find_route,
     in_failure_window,
+    init_api_row,
+    init_sub_row,
+    new_route_row,
     prefetch,
     remember_failure,
-    table_append,
+    resolve_chunk,
+    route_key,
     table_find,
     table_insert,
 )
@@ -55,14 +68,11 @@ from vigie.state.layout import (
     A_CONTEXT,
     A_FIRST_SEEN,
     A_HOUR_CUR,
-    A_KEY,
     A_LAST_SEEN,
     A_LAT_SUM_US,
-    A_NAME,
     A_NOAPP,
     A_REQ,
     A_THROTTLED,
-    A_VERSION,
     DAY_SLOTS,
     DAY_US,
     G_EPISODES_OUT,
@@ -80,18 +90,8 @@ from vigie.state.layout import (
     N_WINDOWED_CLASSES,
     P_RED_GAP_US,
     P_RETRY_GAP_US,
-    P_RW_SLOT_US,
-    P_SW_SLOT_US,
-    R_API,
-    R_CHANNEL,
-    R_ERROR_CODE,
-    R_KEY,
     R_LAT_SUM_US,
-    R_METHOD,
     R_REQ,
-    R_RESOURCE,
-    R_STATUS,
-    R_THROTTLED,
     RETRY_SLOTS,
     RW_REQ,
     RW_RETRIES,
@@ -99,8 +99,6 @@ from vigie.state.layout import (
     S_3XX,
     S_4XX,
     S_5XX,
-    S_API,
-    S_APP,
     S_APP_NAME,
     S_APP_OWNER,
     S_AUTH_ERR,
@@ -120,7 +118,6 @@ from vigie.state.layout import (
     S_FIRST_SEEN,
     S_GEN,
     S_HOUR_CUR,
-    S_KEY,
     S_KEY_TYPE,
     S_LAST_SEEN,
     S_LAT_SUM_US,
@@ -155,204 +152,28 @@ METHOD_HEAD = 2
 
 
 @njit(cache=True, nogil=True, inline="always")
-def route_key(
-    api_row: int, resource: int, method: int, status: int, error_code: int, channel: int, thr: int
+def is_successful_read(status: int, method: int) -> bool:
+    """A successful (2xx, 304) GET or HEAD: what the repeat detector looks at."""
+    return ((status >= 200 and status < 300) or status == 304) and (
+        method in (METHOD_GET, METHOD_HEAD)
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def read_key(
+    row: int, gen: int, uri_hash: int, res: int, method: int, status: int, response_bytes: int
 ) -> int:
-    """Identity of a route row: API x resource x method x status x WSO2 error code x channel x
-    throttled. API row (< 2^16), resource id (< 2^31), method (< 16) and status (< 1024) are
-    packed in one key; a WSO2 error code, a channel but the first, or throttling are folded in
-    by a hash. The key is not unique (a method >= 16, a status >= 1024, an API row >= 2^18 or
-    the hash can make two identities share it): ``find_route`` checks the stored identity."""
-    me = method if method < 16 else 15
-    st = status if status < 1024 else 0
-    k = ((resource << 32) | (api_row << 14) | (me << 10) | st) + 1
-    if error_code == 0 and channel == 0 and thr == 0:
-        return k
-    return nonzero_key(combine(combine(combine(np.uint64(k), error_code), channel), thr))
-
-
-@njit(cache=True, nogil=True)
-def find_route(
-    routes: RouteGroup,
-    key: int,
-    api_row: int,
-    resource: int,
-    method: int,
-    status: int,
-    error_code: int,
-    channel: int,
-    thr: int,
-) -> int:
-    """The route row of exactly that identity (``key`` its ``route_key``), or -1: the entries
-    of ``key`` are probed until one's row stores the same API row, resource, method, status,
-    error code, channel and throttling."""
-    route_i64, route_tkeys, route_tvals = routes[0], routes[2], routes[3]
-    mask = np.int64(len(route_tkeys) - 1)
-    slot = np.int64(mix64(np.uint64(key))) & mask
-    while True:
-        k = route_tkeys[slot]
-        if k == 0:
-            return np.int64(-1)
-        if k == key:
-            row = np.int64(route_tvals[slot])
-            r = route_i64[row]
-            if (
-                r[R_API] == api_row
-                and r[R_RESOURCE] == resource
-                and r[R_METHOD] == method
-                and r[R_STATUS] == status
-                and r[R_ERROR_CODE] == error_code
-                and r[R_CHANNEL] == channel
-                and r[R_THROTTLED] == thr
-            ):
-                return row
-        slot = (slot + 1) & mask
-
-
-@njit(cache=True, nogil=True)
-def init_sub_row(subs: SubGroup, row: int, key: int, app: int, api_row: int) -> None:
-    """(Re)initialise subscription row ``row`` for ``key``: zeroed, its generation + 1."""
-    sub_i64, sub_sw, sub_rw, sub_hour, sub_day, sub_hist, sub_rate = subs[:7]
-    cls_first, cls_last, cls_evid = subs[7:10]
-    gen = sub_i64[row, S_GEN]
-    sub_i64[row, :] = 0
-    sub_sw[row] = 0
-    sub_rw[row] = 0
-    sub_hour[row] = 0
-    sub_day[row] = 0
-    sub_hist[row] = 0
-    sub_rate[row] = 0
-    cls_first[row] = 0
-    cls_last[row] = 0
-    cls_evid[row] = 0.0
-    sub_i64[row, S_KEY] = key
-    sub_i64[row, S_APP] = app
-    sub_i64[row, S_API] = api_row
-    sub_i64[row, S_GEN] = gen + 1
-
-
-@njit(cache=True, nogil=True)
-def alloc_sub(sub_i64: np.ndarray, sub_free: np.ndarray, sub_meta: np.ndarray) -> int:
-    """A free subscription row, or -1 when the arrays are full. sub_meta: [n_free, high]."""
-    if sub_meta[0] > 0:
-        sub_meta[0] -= 1
-        return np.int64(sub_free[sub_meta[0]])
-    if sub_meta[1] < sub_i64.shape[0]:
-        row = sub_meta[1]
-        sub_meta[1] += 1
-        return np.int64(row)
-    return np.int64(-1)
-
-
-@njit(cache=True, nogil=True)
-def init_api_row(apis: ApiGroup, row: int, key: int, name: int, version: int) -> None:
-    """(Re)initialise API row ``row`` for ``key`` (name, version)."""
-    api_i64, api_hour, api_hist, api_cls_first, api_cls_last, api_cls_evid = apis[:6]
-    api_i64[row, :] = 0
-    api_hour[row] = 0
-    api_hist[row] = 0
-    api_cls_first[row] = 0
-    api_cls_last[row] = 0
-    api_cls_evid[row] = 0.0
-    api_i64[row, A_KEY] = key
-    api_i64[row, A_NAME] = name
-    api_i64[row, A_VERSION] = version
-
-
-@njit(cache=True, nogil=True)
-def new_route_row(
-    routes: RouteGroup,
-    key: int,
-    api_row: int,
-    resource: int,
-    method: int,
-    status: int,
-    channel: int,
-    error_code: int,
-    throttled: int,
-) -> int:
-    """A new route row for ``key`` (``route_key`` of the other arguments), or -1 when full."""
-    route_i64, route_hist, route_tkeys, route_tvals, route_meta = routes
-    if route_meta[1] >= route_i64.shape[0]:
-        return np.int64(-1)
-    row = route_meta[1]
-    route_meta[1] += 1
-    route_i64[row, :] = 0
-    route_hist[row] = 0
-    route_i64[row, R_KEY] = key
-    route_i64[row, R_API] = api_row
-    route_i64[row, R_RESOURCE] = resource
-    route_i64[row, R_METHOD] = method
-    route_i64[row, R_STATUS] = status
-    route_i64[row, R_CHANNEL] = channel
-    route_i64[row, R_ERROR_CODE] = error_code
-    route_i64[row, R_THROTTLED] = throttled
-    table_append(route_tkeys, route_tvals, key, row)
-    return row
-
-
-# the rows and figures of an event resolved by the first pass (``resolve_chunk``), per event of
-# a chunk: resolved[i - c0, X_*]
-X_API: Final = 0  # API row, -1: not found (the second pass finds or creates it)
-X_SUB: Final = 1  # subscription row, -1: not found or no application
-X_ROUTE: Final = 2  # route row, -1: not found
-X_LAT: Final = 3  # latency bucket
-X_SW: Final = 4  # short-window slot (t // width)
-X_RW: Final = 5  # retry-window slot
-X_FIELDS: Final = 8
-CHUNK: Final = 512  # events per chunk: both passes of a chunk, then the next
-AHEAD: Final = 8  # the second pass prefetches the rows of the event this far ahead
-
-
-@group_kernel
-def resolve_chunk(
-    events: EventGroup,
-    c0: int,
-    c1: int,
-    subs: SubGroup,
-    apis: ApiGroup,
-    routes: RouteGroup,
-    params: np.ndarray,
-    resolved: np.ndarray,
-) -> None:
-    """Pass 1 over events ``c0..c1``: the rows that exist already (nothing created, nothing
-    changed), the latency bucket and the window slots of each event. Independent per event, so
-    the processor overlaps the cache misses of the table lookups."""
-    ts, app = events[0], events[1]
-    api_name, api_version = events[4], events[5]
-    resource, method, status, error_code, latency = events[7:12]
-    flags, channel = events[18], events[19]
-    sub_tkeys, sub_tvals = subs[10], subs[11]
-    api_tkeys, api_tvals = apis[6], apis[7]
-    sw_slot = np.int64(params[P_SW_SLOT_US])
-    rw_slot = np.int64(params[P_RW_SLOT_US])
-    for i in range(c0, c1):
-        x = i - c0
-        t = np.int64(ts[i])
-        resolved[x, X_LAT] = bucket_of_latency(latency[i])
-        resolved[x, X_SW] = t // sw_slot
-        resolved[x, X_RW] = t // rw_slot
-        a_name = np.int64(api_name[i])
-        arow = np.int64(-1)
-        if a_name != 0:
-            arow = table_find(api_tkeys, api_tvals, (a_name << 32) | np.int64(api_version[i]))
-        srow = np.int64(-1)
-        rrow = np.int64(-1)
-        if arow >= 0:
-            ap = np.int64(app[i])
-            if ap != 0:
-                srow = table_find(sub_tkeys, sub_tvals, (ap << 32) | arow)
-            ec = np.int64(error_code[i])
-            thr = np.int64(1) if is_throttled(ec, np.int64(flags[i])) else np.int64(0)
-            res = np.int64(resource[i])
-            me = np.int64(method[i])
-            st = np.int64(status[i])
-            ch = np.int64(channel[i])
-            rkey = route_key(arow, res, me, st, ec, ch, thr)
-            rrow = find_route(routes, rkey, arow, res, me, st, ec, ch, thr)
-        resolved[x, X_API] = arow
-        resolved[x, X_SUB] = srow
-        resolved[x, X_ROUTE] = rrow
+    """The repeat detector's key of a successful read by subscription row ``row`` (generation
+    ``gen``): its URI hash, else its resource, method, status and response size."""
+    if uri_hash != 0:
+        ident = row_salt(row, gen) ^ mix64(np.uint64(uri_hash))
+    else:
+        ident = row_salt(row, gen) ^ np.uint64(
+            (res << 20) | ((method & 255) << 12) | (status & 4095)
+        )
+        if response_bytes >= 0:
+            ident = combine(ident, response_bytes + 1)
+    return nonzero_key(np.int64(ident))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -453,14 +274,35 @@ def apply_chunk(
     retry_gap = np.int64(params[P_RETRY_GAP_US])
     red_gap = np.int64(params[P_RED_GAP_US])
     epi_room = len(epi) - (N_WINDOWED_CLASSES + 1)
+    # the global figures touched by every event, in locals (written back on every return)
+    obs, now, applied = g[G_OBS_START], g[G_NOW], g[G_EVENTS]
     for i in range(c0, c1):
         if g[G_EPISODES_OUT] > epi_room:
+            g[G_OBS_START], g[G_NOW], g[G_EVENTS] = obs, now, applied
             return STOP_EPISODES_FULL, i
         j = i + AHEAD
         if j < c1:
             ahead = resolved[j - c0]
             if ahead[X_SUB] >= 0:
                 prefetch_sub(subs, ahead[X_SUB], ahead, np.int64(ts[j]))
+        j = i + DETECT_AHEAD  # its row prefetched AHEAD - DETECT_AHEAD events ago: its read key
+        if j < c1 and resolved[j - c0, X_SUB] >= 0:
+            st_j = np.int64(status[j])
+            me_j = np.int64(method[j])
+            if is_successful_read(st_j, me_j):
+                r = resolved[j - c0, X_SUB]
+                rk = read_key(
+                    r,
+                    sub_i64[r, S_GEN],
+                    uri_hash[j],
+                    np.int64(resource[j]),
+                    me_j,
+                    st_j,
+                    np.int64(response_bytes[j]),
+                )
+                base = cache_set(repeat_keys, rk)
+                prefetch(repeat_keys, (base,))
+                prefetch(repeat_vals, (base, 0))
         x = resolved[i - c0]
         t = np.int64(ts[i])
         a_name = np.int64(api_name[i])
@@ -475,6 +317,7 @@ def apply_chunk(
             arow = table_find(api_tkeys, api_tvals, akey)
         if arow < 0:
             if api_meta[1] >= api_i64.shape[0]:
+                g[G_OBS_START], g[G_NOW], g[G_EVENTS] = obs, now, applied
                 return STOP_API_FULL, i
             arow = api_meta[1]
             api_meta[1] += 1
@@ -488,6 +331,7 @@ def apply_chunk(
             if srow < 0:
                 srow = alloc_sub(sub_i64, sub_free, sub_meta)
                 if srow < 0:
+                    g[G_OBS_START], g[G_NOW], g[G_EVENTS] = obs, now, applied
                     return STOP_SUB_FULL, i
                 init_sub_row(subs, srow, skey, ap, arow)
                 table_insert(sub_tkeys, sub_tvals, skey, srow)
@@ -508,11 +352,11 @@ def apply_chunk(
         failure = is5 or throttled
         lb = x[X_LAT]
 
-        if g[G_OBS_START] == 0 or t < g[G_OBS_START]:
-            g[G_OBS_START] = t
-        if t > g[G_NOW]:
-            g[G_NOW] = t
-        g[G_EVENTS] += 1
+        if obs == 0 or t < obs:
+            obs = t
+        if t > now:
+            now = t
+        applied += 1
 
         # ---- API row ----
         if api_i64[arow, A_FIRST_SEEN] == 0 or t < api_i64[arow, A_FIRST_SEEN]:
@@ -532,9 +376,7 @@ def apply_chunk(
         hk = t // HOUR_US
         acur = api_i64[arow, A_HOUR_CUR]
         if hk > acur:
-            evaluate_growing(
-                api_hour, api_cls, arow, acur, g[G_OBS_START] // HOUR_US, params, out, 1
-            )
+            evaluate_growing(api_hour, api_cls, arow, acur, obs // HOUR_US, params, out, 1)
             advance_hours(api_hour, arow, acur, hk)
             api_i64[arow, A_HOUR_CUR] = hk
             acur = hk
@@ -650,19 +492,10 @@ def apply_chunk(
             g[G_RETRY_EVICT] += lost
 
         # ---- repeat detector: a successful read identical to one within the gap ----
-        is_read = (is2 or st == 304) and (me in (METHOD_GET, METHOD_HEAD))
+        is_read = is_successful_read(st, me)
         is_repeat = False
         if is_read:
-            uh = uri_hash[i]
-            if uh != 0:
-                ident = row_salt(row, gen) ^ mix64(np.uint64(uh))
-            else:
-                ident = row_salt(row, gen) ^ np.uint64(
-                    (res << 20) | ((me & 255) << 12) | (st & 4095)
-                )
-                if response_bytes[i] >= 0:
-                    ident = combine(ident, response_bytes[i] + 1)
-            rk = nonzero_key(np.int64(ident))
+            rk = read_key(row, gen, uri_hash[i], res, me, st, np.int64(response_bytes[i]))
             e, found = cache_slot(repeat_keys, rk)
             if found:
                 prev = repeat_vals[e, 0]
@@ -708,7 +541,7 @@ def apply_chunk(
             sub_i64[row, S_RW_SUM + RW_RETRIES] += is_retry
         scur = sub_i64[row, S_HOUR_CUR]
         if hk > scur:
-            evaluate_growing(sub_hour, cls, row, scur, g[G_OBS_START] // HOUR_US, params, out, 0)
+            evaluate_growing(sub_hour, cls, row, scur, obs // HOUR_US, params, out, 0)
             advance_hours(sub_hour, row, scur, hk)
             sub_i64[row, S_HOUR_CUR] = hk
             scur = hk
@@ -724,4 +557,5 @@ def apply_chunk(
         # ---- rules on the windows, at t ----
         registered = np.int64(app_channel[ap]) if ap < len(app_channel) else np.int64(-1)
         evaluate_rules(sub_i64, cls, row, t, registered, ch < MAX_CHANNELS, False, params, out)
+    g[G_OBS_START], g[G_NOW], g[G_EVENTS] = obs, now, applied
     return STOP_DONE, c1

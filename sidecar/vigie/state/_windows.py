@@ -14,9 +14,11 @@ growing; API rows have one too) and 7 days per channel (``sub_day``, wrong_chann
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
-from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.cpython.unsafe import numbers as _numbers
 
 from vigie.state.layout import (
     DAY_SLOTS,
@@ -38,6 +40,8 @@ from vigie.state.layout import (
     SW_REQ,
 )
 from vigie.state.primitives import rate_bucket
+
+trailing_zeros: Any = _numbers.trailing_zeros  # count of trailing zero bits (LLVM cttz)
 
 
 @njit(cache=True, nogil=True, inline="always")
