@@ -38,6 +38,7 @@ from vigie.state._tables import (
     X_SUB,
     X_SW,
     alloc_sub,
+    api_key,
     cache_set,
     cache_slot,
     cache_victim,
@@ -50,6 +51,7 @@ from vigie.state._tables import (
     remember_failure,
     resolve_chunk,
     route_key,
+    sub_key,
     table_find,
     table_insert,
 )
@@ -311,7 +313,7 @@ def apply_chunk(
             continue
 
         # ---- rows: find or create everything before changing anything ----
-        akey = (a_name << 32) | np.int64(api_version[i])
+        akey = api_key(a_name, api_version[i])
         arow = x[X_API]
         if arow < 0:
             arow = table_find(api_tkeys, api_tvals, akey)
@@ -326,7 +328,7 @@ def apply_chunk(
         ap = np.int64(app[i])
         srow = x[X_SUB]
         if ap != 0 and srow < 0:
-            skey = (ap << 32) | arow
+            skey = sub_key(ap, arow)
             srow = table_find(sub_tkeys, sub_tvals, skey)
             if srow < 0:
                 srow = alloc_sub(sub_i64, sub_free, sub_meta)

@@ -264,6 +264,19 @@ def bucket_of_latency(latency_us: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def api_key(name: int, version: int) -> int:
+    """Key of an API row in its table: (name gid << 32) | version gid. Both kernel passes (and
+    ``State.ensure_api``) key API rows by it: change it here."""
+    return (np.int64(name) << 32) | np.int64(version)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def sub_key(app: int, api_row: int) -> int:
+    """Key of a subscription row in its table: (application gid << 32) | API row."""
+    return (np.int64(app) << 32) | np.int64(api_row)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def route_key(
     api_row: int, resource: int, method: int, status: int, error_code: int, channel: int, thr: int
 ) -> int:
@@ -445,13 +458,13 @@ def resolve_chunk(
         a_name = np.int64(api_name[i])
         arow = np.int64(-1)
         if a_name != 0:
-            arow = table_find(api_tkeys, api_tvals, (a_name << 32) | np.int64(api_version[i]))
+            arow = table_find(api_tkeys, api_tvals, api_key(a_name, api_version[i]))
         srow = np.int64(-1)
         rrow = np.int64(-1)
         if arow >= 0:
             ap = np.int64(app[i])
             if ap != 0:
-                srow = table_find(sub_tkeys, sub_tvals, (ap << 32) | arow)
+                srow = table_find(sub_tkeys, sub_tvals, sub_key(ap, arow))
             ec = np.int64(error_code[i])
             thr = np.int64(1) if is_throttled(ec, np.int64(flags[i])) else np.int64(0)
             res = np.int64(resource[i])
