@@ -6,7 +6,8 @@ gateway flushing every few milliseconds). So ``State.apply`` passes the groups o
 unpacked, in their order, and this function regroups them for ``apply_events`` (the call
 between two jitted functions costs nothing). Its parameters are the groups' members by
 position: ``e`` events (then ``start``), ``s`` subscription rows, ``a`` API rows, ``r`` route
-rows, ``d`` detectors, then app_channel, params and ``o`` the output group.
+rows, ``d`` detectors, then app_channel, params, ``o`` the output group and the scratch of
+the kernel's first pass.
 
 Both this function and ``apply_events`` are compiled without Numba's reference counting
 (``_groups.group_kernel``): with it, every array taken out of a group is counted in and out
@@ -42,8 +43,10 @@ def apply_flat(
     d0: Arr, d1: Arr, d2: Arr, d3: Arr,
     app_channel: Arr, params: Arr,
     o0: Arr, o1: Arr, o2: Arr,
+    resolved: Arr,
 ) -> tuple[int, int]:
-    """``apply_events(events, start, subs, apis, routes, detectors, app_channel, params, out)``."""
+    """``apply_events(events, start, subs, apis, routes, detectors, app_channel, params, out,
+    resolved)``."""
     return apply_events(
         (
             e0, e1, e2, e3, e4, e5, e6, e7, e8, e9,
@@ -60,5 +63,6 @@ def apply_flat(
         app_channel,
         params,
         (o0, o1, o2),
+        resolved,
     )
 # fmt: on

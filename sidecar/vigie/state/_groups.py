@@ -38,6 +38,9 @@ channel x throttled)
 ``out`` (``OUT_GROUP``)
     g (G_FIELDS) the global counters ``G_*``; epi (buffer, 5) the closed episodes; scratch
     (N_WINDOWED_CLASSES, N_EVIDENCE) the evidence of the rules being evaluated.
+``resolved``
+    (CHUNK, X_FIELDS) the rows and slots of a chunk of events found by the kernel's first pass
+    (``_kernels.resolve_chunk``).
 """
 
 from __future__ import annotations

@@ -28,15 +28,34 @@ from vigie.state._groups import (
 )
 from vigie.state._rules import evaluate_growing, evaluate_rules
 from vigie.state._tables import (
+    AHEAD,
+    CHUNK,
+    DETECT_AHEAD,
+    X_API,
+    X_LAT,
+    X_ROUTE,
+    X_RW,
+    X_SUB,
+    X_SW,
+    alloc_sub,
+    api_key,
+    cache_set,
     cache_slot,
     cache_victim,
+    find_route,
     in_failure_window,
+    init_api_row,
+    init_sub_row,
+    new_route_row,
+    prefetch,
     remember_failure,
-    table_append,
+    resolve_chunk,
+    route_key,
+    sub_key,
     table_find,
     table_insert,
 )
-from vigie.state._windows import advance_days, advance_hours, advance_retry, advance_short, slot_of
+from vigie.state._windows import advance_days, advance_hours, advance_retry, advance_short
 from vigie.state.codes import (
     is_authentication_code,
     is_backend_code,
@@ -51,14 +70,11 @@ from vigie.state.layout import (
     A_CONTEXT,
     A_FIRST_SEEN,
     A_HOUR_CUR,
-    A_KEY,
     A_LAST_SEEN,
     A_LAT_SUM_US,
-    A_NAME,
     A_NOAPP,
     A_REQ,
     A_THROTTLED,
-    A_VERSION,
     DAY_SLOTS,
     DAY_US,
     G_EPISODES_OUT,
@@ -76,18 +92,8 @@ from vigie.state.layout import (
     N_WINDOWED_CLASSES,
     P_RED_GAP_US,
     P_RETRY_GAP_US,
-    P_RW_SLOT_US,
-    P_SW_SLOT_US,
-    R_API,
-    R_CHANNEL,
-    R_ERROR_CODE,
-    R_KEY,
     R_LAT_SUM_US,
-    R_METHOD,
     R_REQ,
-    R_RESOURCE,
-    R_STATUS,
-    R_THROTTLED,
     RETRY_SLOTS,
     RW_REQ,
     RW_RETRIES,
@@ -95,8 +101,6 @@ from vigie.state.layout import (
     S_3XX,
     S_4XX,
     S_5XX,
-    S_API,
-    S_APP,
     S_APP_NAME,
     S_APP_OWNER,
     S_AUTH_ERR,
@@ -112,10 +116,10 @@ from vigie.state.layout import (
     S_FAIL_NORES_END,
     S_FAIL_NORES_START,
     S_FAIL_START,
+    S_FIELDS,
     S_FIRST_SEEN,
     S_GEN,
     S_HOUR_CUR,
-    S_KEY,
     S_KEY_TYPE,
     S_LAST_SEEN,
     S_LAT_SUM_US,
@@ -125,8 +129,10 @@ from vigie.state.layout import (
     S_RESP_BYTES,
     S_RETRIES,
     S_RW_CUR,
+    S_RW_MASK,
     S_RW_SUM,
     S_SW_CUR,
+    S_SW_MASK,
     S_SW_SUM,
     S_THROTTLED,
     S_TIER,
@@ -141,147 +147,49 @@ from vigie.state.layout import (
     SW_REQ,
     SW_THROTTLED,
 )
-from vigie.state.primitives import combine, latency_bucket, mix64, nonzero_key, row_salt
+from vigie.state.primitives import combine, mix64, nonzero_key, row_salt
 
 METHOD_GET = 1
 METHOD_HEAD = 2
 
 
 @njit(cache=True, nogil=True, inline="always")
-def route_key(
-    api_row: int, resource: int, method: int, status: int, error_code: int, channel: int, thr: int
+def is_successful_read(status: int, method: int) -> bool:
+    """A successful (2xx, 304) GET or HEAD: what the repeat detector looks at."""
+    return ((status >= 200 and status < 300) or status == 304) and (
+        method in (METHOD_GET, METHOD_HEAD)
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def read_key(
+    row: int, gen: int, uri_hash: int, res: int, method: int, status: int, response_bytes: int
 ) -> int:
-    """Identity of a route row: API x resource x method x status x WSO2 error code x channel x
-    throttled. API row (< 2^16), resource id (< 2^31), method (< 16) and status (< 1024) are
-    packed in one key; a WSO2 error code, a channel but the first, or throttling are folded in
-    by a hash. The key is not unique (a method >= 16, a status >= 1024, an API row >= 2^18 or
-    the hash can make two identities share it): ``find_route`` checks the stored identity."""
-    me = method if method < 16 else 15
-    st = status if status < 1024 else 0
-    k = ((resource << 32) | (api_row << 14) | (me << 10) | st) + 1
-    if error_code == 0 and channel == 0 and thr == 0:
-        return k
-    return nonzero_key(combine(combine(combine(np.uint64(k), error_code), channel), thr))
+    """The repeat detector's key of a successful read by subscription row ``row`` (generation
+    ``gen``): its URI hash, else its resource, method, status and response size."""
+    if uri_hash != 0:
+        ident = row_salt(row, gen) ^ mix64(np.uint64(uri_hash))
+    else:
+        ident = row_salt(row, gen) ^ np.uint64(
+            (res << 20) | ((method & 255) << 12) | (status & 4095)
+        )
+        if response_bytes >= 0:
+            ident = combine(ident, response_bytes + 1)
+    return nonzero_key(np.int64(ident))
 
 
-@njit(cache=True, nogil=True)
-def find_route(
-    routes: RouteGroup,
-    key: int,
-    api_row: int,
-    resource: int,
-    method: int,
-    status: int,
-    error_code: int,
-    channel: int,
-    thr: int,
-) -> int:
-    """The route row of exactly that identity (``key`` its ``route_key``), or -1: the entries
-    of ``key`` are probed until one's row stores the same API row, resource, method, status,
-    error code, channel and throttling."""
-    route_i64, route_tkeys, route_tvals = routes[0], routes[2], routes[3]
-    mask = np.int64(len(route_tkeys) - 1)
-    slot = np.int64(mix64(np.uint64(key))) & mask
-    while True:
-        k = route_tkeys[slot]
-        if k == 0:
-            return np.int64(-1)
-        if k == key:
-            row = np.int64(route_tvals[slot])
-            r = route_i64[row]
-            if (
-                r[R_API] == api_row
-                and r[R_RESOURCE] == resource
-                and r[R_METHOD] == method
-                and r[R_STATUS] == status
-                and r[R_ERROR_CODE] == error_code
-                and r[R_CHANNEL] == channel
-                and r[R_THROTTLED] == thr
-            ):
-                return row
-        slot = (slot + 1) & mask
-
-
-@njit(cache=True, nogil=True)
-def init_sub_row(subs: SubGroup, row: int, key: int, app: int, api_row: int) -> None:
-    """(Re)initialise subscription row ``row`` for ``key``: zeroed, its generation + 1."""
-    sub_i64, sub_sw, sub_rw, sub_hour, sub_day, sub_hist, sub_rate = subs[:7]
-    cls_first, cls_last, cls_evid = subs[7:10]
-    gen = sub_i64[row, S_GEN]
-    sub_i64[row, :] = 0
-    sub_sw[row] = 0
-    sub_rw[row] = 0
-    sub_hour[row] = 0
-    sub_day[row] = 0
-    sub_hist[row] = 0
-    sub_rate[row] = 0
-    cls_first[row] = 0
-    cls_last[row] = 0
-    cls_evid[row] = 0.0
-    sub_i64[row, S_KEY] = key
-    sub_i64[row, S_APP] = app
-    sub_i64[row, S_API] = api_row
-    sub_i64[row, S_GEN] = gen + 1
-
-
-@njit(cache=True, nogil=True)
-def alloc_sub(sub_i64: np.ndarray, sub_free: np.ndarray, sub_meta: np.ndarray) -> int:
-    """A free subscription row, or -1 when the arrays are full. sub_meta: [n_free, high]."""
-    if sub_meta[0] > 0:
-        sub_meta[0] -= 1
-        return np.int64(sub_free[sub_meta[0]])
-    if sub_meta[1] < sub_i64.shape[0]:
-        row = sub_meta[1]
-        sub_meta[1] += 1
-        return np.int64(row)
-    return np.int64(-1)
-
-
-@njit(cache=True, nogil=True)
-def init_api_row(apis: ApiGroup, row: int, key: int, name: int, version: int) -> None:
-    """(Re)initialise API row ``row`` for ``key`` (name, version)."""
-    api_i64, api_hour, api_hist, api_cls_first, api_cls_last, api_cls_evid = apis[:6]
-    api_i64[row, :] = 0
-    api_hour[row] = 0
-    api_hist[row] = 0
-    api_cls_first[row] = 0
-    api_cls_last[row] = 0
-    api_cls_evid[row] = 0.0
-    api_i64[row, A_KEY] = key
-    api_i64[row, A_NAME] = name
-    api_i64[row, A_VERSION] = version
-
-
-@njit(cache=True, nogil=True)
-def new_route_row(
-    routes: RouteGroup,
-    key: int,
-    api_row: int,
-    resource: int,
-    method: int,
-    status: int,
-    channel: int,
-    error_code: int,
-    throttled: int,
-) -> int:
-    """A new route row for ``key`` (``route_key`` of the other arguments), or -1 when full."""
-    route_i64, route_hist, route_tkeys, route_tvals, route_meta = routes
-    if route_meta[1] >= route_i64.shape[0]:
-        return np.int64(-1)
-    row = route_meta[1]
-    route_meta[1] += 1
-    route_i64[row, :] = 0
-    route_hist[row] = 0
-    route_i64[row, R_KEY] = key
-    route_i64[row, R_API] = api_row
-    route_i64[row, R_RESOURCE] = resource
-    route_i64[row, R_METHOD] = method
-    route_i64[row, R_STATUS] = status
-    route_i64[row, R_CHANNEL] = channel
-    route_i64[row, R_ERROR_CODE] = error_code
-    route_i64[row, R_THROTTLED] = throttled
-    table_append(route_tkeys, route_tvals, key, row)
-    return row
+@njit(cache=True, nogil=True, inline="always")
+def prefetch_sub(subs: SubGroup, row: int, x: np.ndarray, t: int) -> None:
+    """Prefetch what the event resolved in ``x`` will touch of subscription row ``row``."""
+    sub_i64, sub_sw, sub_rw, sub_hour, sub_day, sub_hist = subs[:6]
+    for c in range(0, S_FIELDS, 8):
+        prefetch(sub_i64, (row, c))
+    prefetch(sub_i64, (row, S_FIELDS - 1))
+    prefetch(sub_hist, (row, x[X_LAT]))
+    prefetch(sub_sw, (row, x[X_SW] % SHORT_SLOTS, 0))
+    prefetch(sub_rw, (row, x[X_RW] % RETRY_SLOTS, 0))
+    prefetch(sub_hour, (row, (t // HOUR_US) % HOUR_SLOTS))
+    prefetch(sub_day, (row, (t // DAY_US) % DAY_SLOTS, 0))
 
 
 @group_kernel
@@ -295,12 +203,45 @@ def apply_events(
     app_channel: np.ndarray,
     params: np.ndarray,
     out: OutGroup,
+    resolved: np.ndarray,
 ) -> tuple[int, int]:
-    """Apply events ``start..`` to the state, evaluating every windowed rule as it goes.
+    """Apply events ``start..`` to the state, evaluating every windowed rule as it goes, a
+    chunk at a time: its rows resolved (``resolve_chunk``), then its events applied in order
+    (``apply_chunk``). ``resolved`` is the scratch of pass 1 (CHUNK, X_FIELDS).
 
     Returns (STOP_*, index of the first event not applied). The caller grows or evicts and
     calls again from that index: nothing of an event is applied before all its rows exist.
     """
+    n = len(events[0])
+    c0 = start
+    while c0 < n:
+        c1 = min(c0 + CHUNK, n)
+        resolve_chunk(events, c0, c1, subs, apis, routes, params, resolved)
+        stop, i = apply_chunk(
+            events, c0, c1, subs, apis, routes, detectors, app_channel, params, out, resolved
+        )
+        if stop != STOP_DONE:
+            return stop, i
+        c0 = c1
+    return STOP_DONE, n
+
+
+@group_kernel
+def apply_chunk(
+    events: EventGroup,
+    c0: int,
+    c1: int,
+    subs: SubGroup,
+    apis: ApiGroup,
+    routes: RouteGroup,
+    detectors: DetectorGroup,
+    app_channel: np.ndarray,
+    params: np.ndarray,
+    out: OutGroup,
+    resolved: np.ndarray,
+) -> tuple[int, int]:
+    """Pass 2 over events ``c0..c1`` in order: every figure of every event, rows not resolved
+    by pass 1 found or created here. Returns (STOP_*, index of the first event not applied)."""
     (
         ts,
         app,
@@ -332,15 +273,39 @@ def apply_events(
     route_i64, route_hist = routes[:2]
     retry_keys, retry_vals, repeat_keys, repeat_vals = detectors
     g, epi = out[0], out[1]
-    n = len(ts)
-    sw_slot = np.int64(params[P_SW_SLOT_US])
-    rw_slot = np.int64(params[P_RW_SLOT_US])
     retry_gap = np.int64(params[P_RETRY_GAP_US])
     red_gap = np.int64(params[P_RED_GAP_US])
     epi_room = len(epi) - (N_WINDOWED_CLASSES + 1)
-    for i in range(start, n):
+    # the global figures touched by every event, in locals (written back on every return)
+    obs, now, applied = g[G_OBS_START], g[G_NOW], g[G_EVENTS]
+    for i in range(c0, c1):
         if g[G_EPISODES_OUT] > epi_room:
+            g[G_OBS_START], g[G_NOW], g[G_EVENTS] = obs, now, applied
             return STOP_EPISODES_FULL, i
+        j = i + AHEAD
+        if j < c1:
+            ahead = resolved[j - c0]
+            if ahead[X_SUB] >= 0:
+                prefetch_sub(subs, ahead[X_SUB], ahead, np.int64(ts[j]))
+        j = i + DETECT_AHEAD  # its row prefetched AHEAD - DETECT_AHEAD events ago: its read key
+        if j < c1 and resolved[j - c0, X_SUB] >= 0:
+            st_j = np.int64(status[j])
+            me_j = np.int64(method[j])
+            if is_successful_read(st_j, me_j):
+                r = resolved[j - c0, X_SUB]
+                rk = read_key(
+                    r,
+                    sub_i64[r, S_GEN],
+                    uri_hash[j],
+                    np.int64(resource[j]),
+                    me_j,
+                    st_j,
+                    np.int64(response_bytes[j]),
+                )
+                base = cache_set(repeat_keys, rk)
+                prefetch(repeat_keys, (base,))
+                prefetch(repeat_vals, (base, 0))
+        x = resolved[i - c0]
         t = np.int64(ts[i])
         a_name = np.int64(api_name[i])
         if a_name == 0:
@@ -348,23 +313,27 @@ def apply_events(
             continue
 
         # ---- rows: find or create everything before changing anything ----
-        akey = (a_name << 32) | np.int64(api_version[i])
-        arow = table_find(api_tkeys, api_tvals, akey)
+        akey = api_key(a_name, api_version[i])
+        arow = x[X_API]
+        if arow < 0:
+            arow = table_find(api_tkeys, api_tvals, akey)
         if arow < 0:
             if api_meta[1] >= api_i64.shape[0]:
+                g[G_OBS_START], g[G_NOW], g[G_EVENTS] = obs, now, applied
                 return STOP_API_FULL, i
             arow = api_meta[1]
             api_meta[1] += 1
             init_api_row(apis, arow, akey, a_name, np.int64(api_version[i]))
             table_insert(api_tkeys, api_tvals, akey, arow)
         ap = np.int64(app[i])
-        srow = np.int64(-1)
-        if ap != 0:
-            skey = (ap << 32) | arow
+        srow = x[X_SUB]
+        if ap != 0 and srow < 0:
+            skey = sub_key(ap, arow)
             srow = table_find(sub_tkeys, sub_tvals, skey)
             if srow < 0:
                 srow = alloc_sub(sub_i64, sub_free, sub_meta)
                 if srow < 0:
+                    g[G_OBS_START], g[G_NOW], g[G_EVENTS] = obs, now, applied
                     return STOP_SUB_FULL, i
                 init_sub_row(subs, srow, skey, ap, arow)
                 table_insert(sub_tkeys, sub_tvals, skey, srow)
@@ -383,13 +352,13 @@ def apply_events(
         is5 = st >= 500 and st < 600
         client_err = is_client_error(st)
         failure = is5 or throttled
-        lb = latency_bucket(lat)
+        lb = x[X_LAT]
 
-        if g[G_OBS_START] == 0 or t < g[G_OBS_START]:
-            g[G_OBS_START] = t
-        if t > g[G_NOW]:
-            g[G_NOW] = t
-        g[G_EVENTS] += 1
+        if obs == 0 or t < obs:
+            obs = t
+        if t > now:
+            now = t
+        applied += 1
 
         # ---- API row ----
         if api_i64[arow, A_FIRST_SEEN] == 0 or t < api_i64[arow, A_FIRST_SEEN]:
@@ -409,9 +378,7 @@ def apply_events(
         hk = t // HOUR_US
         acur = api_i64[arow, A_HOUR_CUR]
         if hk > acur:
-            evaluate_growing(
-                api_hour, api_cls, arow, acur, g[G_OBS_START] // HOUR_US, params, out, 1
-            )
+            evaluate_growing(api_hour, api_cls, arow, acur, obs // HOUR_US, params, out, 1)
             advance_hours(api_hour, arow, acur, hk)
             api_i64[arow, A_HOUR_CUR] = hk
             acur = hk
@@ -420,8 +387,10 @@ def apply_events(
 
         # ---- route row (API x resource x method x status x error code x channel x throttled) ----
         thr = np.int64(1) if throttled else np.int64(0)
-        rkey = route_key(arow, res, me, st, ec, ch, thr)
-        rrow = find_route(routes, rkey, arow, res, me, st, ec, ch, thr)
+        rrow = x[X_ROUTE]
+        if rrow < 0:
+            rkey = route_key(arow, res, me, st, ec, ch, thr)
+            rrow = find_route(routes, rkey, arow, res, me, st, ec, ch, thr)
         if rrow < 0:
             rrow = new_route_row(routes, rkey, arow, res, me, st, ch, ec, thr)
             if rrow < 0:
@@ -525,19 +494,10 @@ def apply_events(
             g[G_RETRY_EVICT] += lost
 
         # ---- repeat detector: a successful read identical to one within the gap ----
-        is_read = (is2 or st == 304) and (me in (METHOD_GET, METHOD_HEAD))
+        is_read = is_successful_read(st, me)
         is_repeat = False
         if is_read:
-            uh = uri_hash[i]
-            if uh != 0:
-                ident = row_salt(row, gen) ^ mix64(np.uint64(uh))
-            else:
-                ident = row_salt(row, gen) ^ np.uint64(
-                    (res << 20) | ((me & 255) << 12) | (st & 4095)
-                )
-                if response_bytes[i] >= 0:
-                    ident = combine(ident, response_bytes[i] + 1)
-            rk = nonzero_key(np.int64(ident))
+            rk = read_key(row, gen, uri_hash[i], res, me, st, np.int64(response_bytes[i]))
             e, found = cache_slot(repeat_keys, rk)
             if found:
                 prev = repeat_vals[e, 0]
@@ -555,10 +515,11 @@ def apply_events(
         sub_i64[row, S_REPEATS] += is_repeat
 
         # ---- windows ----
-        k = slot_of(t, sw_slot, sub_i64[row, S_SW_CUR])
+        k = x[X_SW]
         advance_short(sub_i64, sub_sw, sub_rate, row, k)
         if k > sub_i64[row, S_SW_CUR] - SHORT_SLOTS:
             s = k % SHORT_SLOTS
+            sub_i64[row, S_SW_MASK] |= np.int64(1) << s
             sub_sw[row, s, SW_REQ] += 1
             sub_sw[row, s, SW_CLIENT_ERR] += client_err
             sub_sw[row, s, SW_READS] += is_read
@@ -571,17 +532,18 @@ def apply_events(
             sub_i64[row, S_SW_SUM + SW_THROTTLED] += throttled
         else:
             g[G_LATE] += 1
-        k = slot_of(t, rw_slot, sub_i64[row, S_RW_CUR])
+        k = x[X_RW]
         advance_retry(sub_i64, sub_rw, row, k)
         if k > sub_i64[row, S_RW_CUR] - RETRY_SLOTS:
             s = k % RETRY_SLOTS
+            sub_i64[row, S_RW_MASK] |= np.int64(1) << s
             sub_rw[row, s, RW_REQ] += 1
             sub_rw[row, s, RW_RETRIES] += is_retry
             sub_i64[row, S_RW_SUM + RW_REQ] += 1
             sub_i64[row, S_RW_SUM + RW_RETRIES] += is_retry
         scur = sub_i64[row, S_HOUR_CUR]
         if hk > scur:
-            evaluate_growing(sub_hour, cls, row, scur, g[G_OBS_START] // HOUR_US, params, out, 0)
+            evaluate_growing(sub_hour, cls, row, scur, obs // HOUR_US, params, out, 0)
             advance_hours(sub_hour, row, scur, hk)
             sub_i64[row, S_HOUR_CUR] = hk
             scur = hk
@@ -597,4 +559,5 @@ def apply_events(
         # ---- rules on the windows, at t ----
         registered = np.int64(app_channel[ap]) if ap < len(app_channel) else np.int64(-1)
         evaluate_rules(sub_i64, cls, row, t, registered, ch < MAX_CHANNELS, False, params, out)
-    return STOP_DONE, n
+    g[G_OBS_START], g[G_NOW], g[G_EVENTS] = obs, now, applied
+    return STOP_DONE, c1

@@ -4,6 +4,8 @@ A sliding window is a ring of slots: an event of slot ``k`` goes into ``ring[k %
 ``k > cur - SLOTS`` (``cur`` being the row's newest slot); moving ``cur`` forward empties the
 slots it passes (and takes them out of the running sums, which sit in the row). The window at
 any moment is the ``SLOTS`` slots ending with ``cur``, so a rule costs a few comparisons.
+The short and retry rings keep a bitmap of their slots that may be non-empty (``S_SW_MASK``,
+``S_RW_MASK``: a clear bit means the slot is all zeros), so moving ``cur`` reads only those.
 
 Four rings per subscription row: the short window (``sub_sw``, error_prone, redundant,
 throttle_hitter), the retry window (``sub_rw``, retry_storm), 14 days of hours (``sub_hour``,
@@ -12,8 +14,11 @@ growing; API rows have one too) and 7 days per channel (``sub_day``, wrong_chann
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe import numbers as _numbers
 
 from vigie.state.layout import (
     DAY_SLOTS,
@@ -22,18 +27,21 @@ from vigie.state.layout import (
     N_RW,
     N_SW,
     RETRY_SLOTS,
-    RW_REQ,
     S_DAY_CUR,
     S_DC_SUM,
     S_MAX_RPM,
     S_RW_CUR,
+    S_RW_MASK,
     S_RW_SUM,
     S_SW_CUR,
+    S_SW_MASK,
     S_SW_SUM,
     SHORT_SLOTS,
     SW_REQ,
 )
 from vigie.state.primitives import rate_bucket
+
+trailing_zeros: Any = _numbers.trailing_zeros  # count of trailing zero bits (LLVM cttz)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -43,6 +51,15 @@ def slot_of(t: int, width: int, cur: int) -> int:
     if t >= base and t - base < width:
         return cur
     return t // width
+
+
+@njit(cache=True, nogil=True, inline="always")
+def passed_slots(cur: int, k: int, slots: int) -> int:
+    """The bits of the ring slots ``cur + 1 .. k`` (``0 < k - cur < slots <= 63``)."""
+    a = np.uint64((cur + 1) % slots)
+    run = (np.uint64(1) << np.uint64(k - cur)) - np.uint64(1)
+    full = (np.uint64(1) << np.uint64(slots)) - np.uint64(1)
+    return np.int64(((run << a) | (run >> (np.uint64(slots) - a))) & full)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -62,18 +79,20 @@ def advance_short(
             sub_rate[row, rate_bucket(c)] += 1
             if c > sub_i64[row, S_MAX_RPM]:
                 sub_i64[row, S_MAX_RPM] = c
-    if k - cur >= SHORT_SLOTS:  # the whole window has passed
-        sub_sw[row] = 0
+    mask = sub_i64[row, S_SW_MASK]
+    whole = k - cur >= SHORT_SLOTS  # the whole window has passed
+    gone = mask if whole else mask & passed_slots(cur, k, SHORT_SLOTS)
+    sub_i64[row, S_SW_MASK] = mask & ~gone
+    while gone != 0:
+        s = np.int64(trailing_zeros(np.uint64(gone)))
+        gone &= gone - 1
+        for f in range(N_SW):
+            if not whole:
+                sub_i64[row, S_SW_SUM + f] -= sub_sw[row, s, f]
+            sub_sw[row, s, f] = 0
+    if whole:
         for f in range(N_SW):
             sub_i64[row, S_SW_SUM + f] = 0
-    else:
-        for j in range(1, k - cur + 1):
-            s = (cur + j) % SHORT_SLOTS
-            if sub_sw[row, s, SW_REQ] == 0:  # every event counts a request: slot is empty
-                continue
-            for f in range(N_SW):
-                sub_i64[row, S_SW_SUM + f] -= sub_sw[row, s, f]
-                sub_sw[row, s, f] = 0
     sub_i64[row, S_SW_CUR] = k
 
 
@@ -82,19 +101,40 @@ def advance_retry(sub_i64: np.ndarray, sub_rw: np.ndarray, row: int, k: int) -> 
     cur = sub_i64[row, S_RW_CUR]
     if k <= cur:
         return
-    if k - cur >= RETRY_SLOTS:
-        sub_rw[row] = 0
+    mask = sub_i64[row, S_RW_MASK]
+    whole = k - cur >= RETRY_SLOTS
+    gone = mask if whole else mask & passed_slots(cur, k, RETRY_SLOTS)
+    sub_i64[row, S_RW_MASK] = mask & ~gone
+    while gone != 0:
+        s = np.int64(trailing_zeros(np.uint64(gone)))
+        gone &= gone - 1
+        for f in range(N_RW):
+            if not whole:
+                sub_i64[row, S_RW_SUM + f] -= sub_rw[row, s, f]
+            sub_rw[row, s, f] = 0
+    if whole:
         for f in range(N_RW):
             sub_i64[row, S_RW_SUM + f] = 0
-    else:
-        for j in range(1, k - cur + 1):
-            s = (cur + j) % RETRY_SLOTS
-            if sub_rw[row, s, RW_REQ] == 0:
-                continue
-            for f in range(N_RW):
-                sub_i64[row, S_RW_SUM + f] -= sub_rw[row, s, f]
-                sub_rw[row, s, f] = 0
     sub_i64[row, S_RW_CUR] = k
+
+
+@njit(cache=True, nogil=True)
+def ring_masks(sub_i64: np.ndarray, sub_sw: np.ndarray, sub_rw: np.ndarray, n_rows: int) -> None:
+    """Set the slot bitmaps of rows 0..n-1 from their rings (after the rings were written
+    outside the kernel: the fleet merge)."""
+    for row in range(n_rows):
+        m = np.int64(0)
+        for s in range(SHORT_SLOTS):
+            for f in range(N_SW):
+                if sub_sw[row, s, f] != 0:
+                    m |= np.int64(1) << s
+        sub_i64[row, S_SW_MASK] = m
+        m = np.int64(0)
+        for s in range(RETRY_SLOTS):
+            for f in range(N_RW):
+                if sub_rw[row, s, f] != 0:
+                    m |= np.int64(1) << s
+        sub_i64[row, S_RW_MASK] = m
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -21,7 +21,6 @@ import numpy.typing as npt
 from vigie.errors import ConfigError
 from vigie.state import _copying
 from vigie.state import _groups as G
-from vigie.state import _kernels as K
 from vigie.state import _rules as R
 from vigie.state import _tables as T
 from vigie.state import layout as L
@@ -66,6 +65,7 @@ _FLAT = attrgetter(
     "app_channel",
     "params",
     *G.OUT_GROUP,
+    "_resolved",
 )
 
 
@@ -93,6 +93,7 @@ class State:
         self.app_channel = np.full(1024, -1, dtype=np.int8)
         self._epi = np.zeros((EPISODE_BUFFER, 5), dtype=np.int64)
         self._scratch = np.zeros((L.N_WINDOWED_CLASSES, L.N_EVIDENCE), dtype=np.float64)
+        self._resolved = np.zeros((T.CHUNK, T.X_FIELDS), dtype=np.int64)  # the kernel's pass 1
         self.sub_free = np.zeros(0, dtype=np.int32)
         self.sub_meta = np.zeros(2, dtype=np.int64)  # [n_free, high water]
         self.api_meta = np.zeros(2, dtype=np.int64)
@@ -474,7 +475,7 @@ class State:
                 self._make_api_room()
             row = self.n_api_rows
             self.api_meta[1] += 1
-            K.init_api_row(_APIS(self), row, key, ng, vg)
+            T.init_api_row(_APIS(self), row, key, ng, vg)
             T.table_insert(self.api_tkeys, self.api_tvals, key, row)
         if context:
             self.api_i64[row, L.A_CONTEXT] = self.interner.intern(context)
@@ -500,11 +501,11 @@ class State:
         row = int(T.table_find(self.sub_tkeys, self.sub_tvals, key))
         if row >= 0:
             return row
-        row = int(K.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
+        row = int(T.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
         if row < 0:
             self._make_sub_room()
-            row = int(K.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
-        K.init_sub_row(_SUBS(self), row, key, app, api_row)
+            row = int(T.alloc_sub(self.sub_i64, self.sub_free, self.sub_meta))
+        T.init_sub_row(_SUBS(self), row, key, app, api_row)
         T.table_insert(self.sub_tkeys, self.sub_tvals, key, row)
         return row
 
@@ -513,8 +514,8 @@ class State:
     ) -> int:
         """The route row of that identity, made if new (the table grows up to
         ``capacity.max_routes``; beyond, route 0 and a counted overflow)."""
-        key = int(K.route_key(api_row, res, me, st, ec, ch, thr))
-        row = int(K.find_route(_ROUTES(self), key, api_row, res, me, st, ec, ch, thr))
+        key = int(T.route_key(api_row, res, me, st, ec, ch, thr))
+        row = int(T.find_route(_ROUTES(self), key, api_row, res, me, st, ec, ch, thr))
         if row >= 0:
             return row
         if self.n_route_rows >= len(self.route_i64):
@@ -522,7 +523,7 @@ class State:
                 self.g[L.G_ROUTE_OVERFLOW] += 1
                 return 0
             self._alloc_routes(min(2 * len(self.route_i64), self.capacity.max_routes))
-        return int(K.new_route_row(_ROUTES(self), key, api_row, res, me, st, ch, ec, thr))
+        return int(T.new_route_row(_ROUTES(self), key, api_row, res, me, st, ch, ec, thr))
 
     # -----------------------------------------------------------------------------------------
     # reading

@@ -111,7 +111,9 @@ S_FAIL_END: Final = S_FAIL_START + 1
 S_FAIL_NORES_START: Final = S_FAIL_START + 2  # same, failures whose record had no resource
 S_FAIL_NORES_END: Final = S_FAIL_START + 3
 S_MAX_RPM: Final = S_FAIL_START + 4  # highest requests in one minute
-S_FIELDS: Final = S_MAX_RPM + 1
+S_SW_MASK: Final = S_MAX_RPM + 1  # bit s: short-window slot s may be non-empty (else all 0)
+S_RW_MASK: Final = S_MAX_RPM + 2  # the same for the retry window's slots
+S_FIELDS: Final = S_MAX_RPM + 3
 
 ROW_PINNED: Final = 1  # known from the inventory: never evicted
 

@@ -245,6 +245,8 @@ def _add(m: State, s: State) -> None:
         )
         d[L.S_SW_SUM : L.S_SW_SUM + L.N_SW] = m.sub_sw[mrow].sum(axis=0)
         d[L.S_RW_SUM : L.S_RW_SUM + L.N_RW] = m.sub_rw[mrow].sum(axis=0)
+        d[L.S_SW_MASK] = _slot_bits(m.sub_sw[mrow])  # the kernel reads only these slots
+        d[L.S_RW_MASK] = _slot_bits(m.sub_rw[mrow])
         d[L.S_DC_SUM : L.S_DC_SUM + L.MAX_CHANNELS] = m.sub_day[mrow].sum(axis=0)
         _union_class(
             m.cls_first,
@@ -308,6 +310,11 @@ def _union_class(
             de[drow, c] = se[srow, c]
         df[drow, c] = _min_seen(int(df[drow, c]), int(sf[srow, c]))
         dl[drow, c] = max(dl[drow, c], sl[srow, c])
+
+
+def _slot_bits(ring: npt.NDArray[Any]) -> int:
+    """The bitmap of a ring's non-empty slots (``S_SW_MASK``, ``S_RW_MASK``)."""
+    return sum(1 << int(k) for k in np.flatnonzero(ring.any(axis=1)))
 
 
 def _add_episodes(dst: list[Episode], src: Iterable[Episode]) -> None:

@@ -20,7 +20,7 @@ from tests.unit.state.test_kernels import (
     route_counts,
     to_events,
 )
-from vigie.state import _kernels as K
+from vigie.state import _tables as T
 from vigie.state import layout as L
 from vigie.state import primitives as P
 from vigie.state.thresholds import Thresholds
@@ -155,7 +155,7 @@ def test_routes_that_shared_a_key_stay_apart() -> None:
 def test_route_row_is_exact_for_colliding_keys() -> None:
     """API row 2^18 with resource 0 and API row 0 with resource 1 have the same packed key;
     State.route_row (the merge's path) gives them two rows, found again after the table grows."""
-    assert K.route_key(1 << 18, 0, 1, 200, 0, 0, 0) == K.route_key(0, 1, 1, 200, 0, 0, 0)
+    assert T.route_key(1 << 18, 0, 1, 200, 0, 0, 0) == T.route_key(0, 1, 1, 200, 0, 0, 0)
     state = new_state(SMALL)
     a = state.route_row(1 << 18, 0, 1, 200, 0, 0, 0)
     b = state.route_row(0, 1, 1, 200, 0, 0, 0)
