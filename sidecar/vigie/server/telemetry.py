@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 from vigie.errors import BatchRefused
 from vigie.server.boundary import Boundary, Status, loggable
 from vigie.server.core import PROTOCOL_VERSION, Sidecar
+from vigie.server.quota import Rebalancer
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
 
@@ -89,6 +90,8 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         self._waiting: OrderedDict[int, queue.Queue[Any]] = OrderedDict()
         self._waiting_lock = threading.Lock()
         self._next_wait = 0
+        # each gateway's local quota of every LIMIT (a fleet-wide budget), pushed by the pumps
+        self._quotas = Rebalancer(sidecar)
 
     def _wait_slot(self) -> tuple[int, queue.Queue[Any]]:
         got: queue.Queue[Any] = queue.Queue()
@@ -160,11 +163,19 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         context.add_callback(lambda: out.put(_END))
 
         def pump_directives() -> None:
+            # directive changes as they come, each with this gateway's quotas of the LIMITs it
+            # brings; at every re-balancing epoch, this gateway's quotas alone
             while True:
-                upd = directive_q.get()
+                try:
+                    upd = directive_q.get(timeout=self._quotas.timeout())
+                except queue.Empty:
+                    quotas = self._quotas.periodic(gs)
+                    if quotas is not None:
+                        out.put(tpb.SidecarMessage(directives=quotas))
+                    continue
                 if upd is None:
                     return
-                out.put(tpb.SidecarMessage(directives=upd))
+                out.put(tpb.SidecarMessage(directives=self._quotas.with_quotas(gs, upd)))
 
         def read() -> None:
             try:
