@@ -31,6 +31,7 @@ report can then move nothing.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -185,9 +186,14 @@ class QuotaBook:
         return out
 
 
+REBALANCE: Final = dpb.DirectiveUpdate()  # put in a pump's queue: push your quotas now
+
+
 class Rebalancer:
     """The quotas of a sidecar's streams: one book, sampled from the open streams' latest
-    reports; each stream's directive pump asks for its gateway's quotas."""
+    reports; each stream's directive pump asks for its gateway's quotas. When a gateway comes
+    or goes, every other pump is woken (``REBALANCE``) to push its new share at once, so that
+    the shares in force sum to at most the budget within milliseconds, not at the next epoch."""
 
     def __init__(self, sc: Sidecar) -> None:
         s = sc.settings
@@ -201,6 +207,26 @@ class Rebalancer:
                 s.trust_unauthenticated_gateways, s.listen, bool(s.tls_client_ca_file)
             ),
         )
+        self._pumps: list[queue.Queue[dpb.DirectiveUpdate]] = []
+        self._pumps_lock = threading.Lock()
+
+    def _wake(self) -> None:
+        with self._pumps_lock:
+            for q in self._pumps:
+                q.put(REBALANCE)
+
+    def join(self, pump: queue.Queue[dpb.DirectiveUpdate]) -> None:
+        """A stream's pump starts (its gateway is in ``sc.streams``): the others re-share."""
+        self._wake()
+        with self._pumps_lock:
+            self._pumps.append(pump)
+
+    def leave(self, pump: queue.Queue[dpb.DirectiveUpdate]) -> None:
+        """A stream ended (its gateway is out of ``sc.streams``): the others re-share."""
+        with self._pumps_lock:
+            if pump in self._pumps:
+                self._pumps.remove(pump)
+        self._wake()
 
     def timeout(self) -> float:
         """Seconds until the next re-balancing."""

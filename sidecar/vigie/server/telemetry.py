@@ -30,7 +30,7 @@ from google.protobuf.message import DecodeError
 from vigie.errors import BatchRefused
 from vigie.server.boundary import Boundary, Status, loggable
 from vigie.server.core import PROTOCOL_VERSION, Sidecar
-from vigie.server.quota import Rebalancer
+from vigie.server.quota import REBALANCE, Rebalancer
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
 
@@ -160,6 +160,7 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         out: queue.Queue[Any] = queue.Queue()
         failure: list[Status] = []
         directive_q = sc.directives.subscribe()
+        self._quotas.join(directive_q)
         context.add_callback(lambda: out.put(_END))
 
         def pump_directives() -> None:
@@ -169,6 +170,8 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
                 try:
                     upd = directive_q.get(timeout=self._quotas.timeout())
                 except queue.Empty:
+                    upd = REBALANCE
+                if upd is REBALANCE:  # an epoch began, or a gateway came or went
                     quotas = self._quotas.periodic(gs)
                     if quotas is not None:
                         out.put(tpb.SidecarMessage(directives=quotas))
@@ -222,5 +225,6 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
             sc.directives.unsubscribe(directive_q)
             directive_q.put(None)  # type: ignore[arg-type]
             sc.close_stream(gs)
+            self._quotas.leave(directive_q)
         if failure:
             context.abort(*failure[0])
