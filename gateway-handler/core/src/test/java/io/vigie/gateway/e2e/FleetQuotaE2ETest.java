@@ -25,8 +25,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A LIMIT is a fleet-wide budget: four handler cores (the gateways), each streaming to two real
  * {@code vigie serve} processes (a fleet of two), behind a skewed load balancer (55/25/15/5 %,
- * then 5/15/25/55 %) offering three times the budget. Each instance gives each gateway its
- * share; the gateways apply them with their own buckets. The fleet's total admitted stays within
+ * then 5/15/25/55 %) offering three times the budget; one instance is killed during the second
+ * split. Each instance gives each gateway its share; the gateways apply them with their own
+ * buckets. The fleet's total admitted stays within
  * the documented tolerance of the budget (docs/directives.md, "A LIMIT is a fleet-wide budget"),
  * where a budget per gateway would let 2.35 times the budget through.
  *
@@ -158,7 +159,12 @@ class FleetQuotaE2ETest {
             long[] first = new long[4];
             drive(clock, gateways, new Balancer(55, 25, 15, 5), PHASE_STEPS, first);
             long[] second = new long[4];
-            drive(clock, gateways, new Balancer(5, 15, 25, 55), PHASE_STEPS, second);
+            Balancer shifted = new Balancer(5, 15, 25, 55);
+            drive(clock, gateways, shifted, PHASE_STEPS / 3, second);
+            // one instance dies: the gateways keep its last quotas until the live one's newer
+            // epochs replace them
+            two.kill();
+            drive(clock, gateways, shifted, PHASE_STEPS - PHASE_STEPS / 3, second);
 
             long total = Arrays.stream(first).sum() + Arrays.stream(second).sum();
             double budget = budget(2 * PHASE_STEPS) + LIMIT_BURST;
