@@ -86,9 +86,9 @@ def applies(d: dpb.Directive, channel: str) -> bool:
 
 def shares(demand: dict[str, int], floor_share: float, trust: bool = True) -> dict[str, int]:
     """Each gateway's share of one directive's budget, in millionths, from its recent demand
-    (the requests it reported matching the directive): ``floor / n`` for each, the rest in
-    proportion to demand (equal when there is none, or when demand is not trusted); rounded
-    down so that the shares sum to at most ``WHOLE_PPM``, and at least 1 each."""
+    (the requests it reported matching the directive): ``floor / n`` for each (at least 1), the
+    rest in proportion to demand (equal when there is none, or when demand is not trusted). In
+    integers, rounded down: the shares sum to at most ``WHOLE_PPM``."""
     n = len(demand)
     if not n:
         return {}
@@ -96,11 +96,9 @@ def shares(demand: dict[str, int], floor_share: float, trust: bool = True) -> di
     if not trust or total <= 0:
         return {g: max(1, WHOLE_PPM // n) for g in demand}
     floor = min(max(floor_share, 0.0), 1.0)
-    out: dict[str, int] = {}
-    for g, d in demand.items():
-        share = floor / n + (1.0 - floor) * d / total
-        out[g] = max(1, min(WHOLE_PPM, int(share * WHOLE_PPM)))
-    return out
+    each = max(1, round(floor * WHOLE_PPM) // n)
+    rest = max(0, WHOLE_PPM - each * n)
+    return {g: each + rest * max(0, d) // total for g, d in demand.items()}
 
 
 class QuotaBook:
