@@ -4,12 +4,14 @@ import static io.vigie.gateway.testing.SidecarProcess.waitFor;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.vigie.gateway.VigieAgent;
+import io.vigie.gateway.directive.DirectiveTable;
 import io.vigie.gateway.directive.TokenBucket;
 import io.vigie.gateway.testing.ManualClock;
 import io.vigie.gateway.testing.SidecarProcess;
 import io.vigie.wire.v1.Directive;
 import io.vigie.wire.v1.DirectiveAction;
 import io.vigie.wire.v1.DirectiveMode;
+import io.vigie.wire.v1.DirectiveUpdate;
 import io.vigie.wire.v1.PutDirectiveRequest;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -29,7 +31,8 @@ import org.junit.jupiter.api.io.TempDir;
  * split. Each instance gives each gateway its share; the gateways apply them with their own
  * buckets. The fleet's total admitted stays within
  * the documented tolerance of the budget (docs/directives.md, "A LIMIT is a fleet-wide budget"),
- * where a budget per gateway would let 2.35 times the budget through.
+ * where a budget per gateway (four tables holding the same LIMIT without quotas, offered the
+ * same requests) lets 2.3 times the budget through.
  *
  * <p>The gateways' buckets run on a manual clock the test moves by 10 ms steps (paced to real
  * time so that the instances' re-balancing, on real time, sees the traffic as it comes): the
@@ -88,15 +91,22 @@ class FleetQuotaE2ETest {
                 .setExpiresAtUs(expiresAtUs).setReason("fleet quota e2e").build();
     }
 
-    /** Runs {@code steps} steps of traffic split by {@code lb}; adds each gateway's admitted requests to {@code admitted}. */
-    private static void drive(ManualClock clock, List<VigieAgent> gateways, Balancer lb, int steps, long[] admitted)
-            throws InterruptedException {
+    /**
+     * Runs {@code steps} steps of traffic split by {@code lb}; adds each gateway's admitted
+     * requests to {@code admitted}, and to {@code control} what four tables holding the same
+     * LIMIT without quotas (a budget per gateway) admit of the same requests.
+     */
+    private static void drive(ManualClock clock, List<VigieAgent> gateways, List<DirectiveTable> controls,
+            Balancer lb, int steps, long[] admitted, long[] control) throws InterruptedException {
         for (int s = 0; s < steps; s++) {
             clock.advanceMillis(STEP_MS);
             for (int k = 0; k < OFFERED_PER_STEP; k++) {
                 int g = lb.next();
                 if (gateways.get(g).check("app-hot", "Orders", "v1") == null) {
                     admitted[g]++;
+                }
+                if (controls.get(g).check("app-hot", "Orders", "v1") == null) {
+                    control[g]++;
                 }
             }
             Thread.sleep(STEP_MS);
@@ -156,36 +166,38 @@ class FleetQuotaE2ETest {
                         });
             }
 
+            List<DirectiveTable> controls = new ArrayList<>();
+            for (int g = 0; g < 4; g++) {
+                DirectiveTable t = new DirectiveTable(clock, "main");
+                t.apply(DirectiveUpdate.newBuilder().setVersion(1).setFull(true).addUpserts(d).build());
+                controls.add(t);
+            }
             long[] first = new long[4];
-            drive(clock, gateways, new Balancer(55, 25, 15, 5), PHASE_STEPS, first);
+            long[] control = new long[4];
+            drive(clock, gateways, controls, new Balancer(55, 25, 15, 5), PHASE_STEPS, first, control);
             long[] second = new long[4];
             Balancer shifted = new Balancer(5, 15, 25, 55);
-            drive(clock, gateways, shifted, PHASE_STEPS / 3, second);
+            drive(clock, gateways, controls, shifted, PHASE_STEPS / 3, second, control);
             // one instance dies: the gateways keep its last quotas until the live one's newer
             // epochs replace them
             two.kill();
-            drive(clock, gateways, shifted, PHASE_STEPS - PHASE_STEPS / 3, second);
+            drive(clock, gateways, controls, shifted, PHASE_STEPS - PHASE_STEPS / 3, second, control);
 
             long total = Arrays.stream(first).sum() + Arrays.stream(second).sum();
             double budget = budget(2 * PHASE_STEPS) + LIMIT_BURST;
             long offered = 2L * PHASE_STEPS * OFFERED_PER_STEP;
-            // what a budget per gateway would let through: each gateway min(its demand, the whole budget)
-            double perGateway = 0;
-            for (int[] split : new int[][] {{55, 25, 15, 5}, {5, 15, 25, 55}}) {
-                for (int w : split) {
-                    perGateway += Math.min(PHASE_STEPS * OFFERED_PER_STEP * w / 100.0, budget(PHASE_STEPS));
-                }
-            }
+            long perGateway = Arrays.stream(control).sum();
             List<Long> shares = new ArrayList<>();
             for (VigieAgent a : gateways) {
                 shares.add(a.directives().sharePpm("fleet-limit"));
             }
             String figures = String.format(
-                    "offered %d, fleet budget %.0f, admitted %d (%.3f x the budget; a budget per gateway: %.0f, %.2f x);"
+                    "offered %d, fleet budget %.0f, admitted %d (%.3f x the budget; a budget per gateway: %d, %.2f x);"
                             + " per gateway 55/25/15/5 %% %s, then 5/15/25/55 %% %s; last shares (ppm) %s",
                     offered, budget, total, total / budget, perGateway, perGateway / budget, Arrays.toString(first),
                     Arrays.toString(second), shares);
             System.out.println("fleet quota: " + figures);
+            assertTrue(perGateway > 2 * budget, "the control (a budget per gateway) should overshoot: " + figures);
             assertTrue(total <= budget * (1 + TOLERANCE), "the fleet overshot its budget: " + figures);
             // the shares are not merely small: the fleet still uses most of its budget
             assertTrue(total >= budget * 0.8, "the fleet used too little of its budget: " + figures);
