@@ -100,7 +100,8 @@ class Gateway:
 
     def close(self) -> None:
         for s in self.streams:
-            s.send_raw(None)  # type: ignore[arg-type]
+            if not s.done.is_set():
+                s.close()
 
 
 class Reporter:
