@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from vigie.clock import Clock, wall_us
+from vigie.directives.table import MAX_REPORTED_HITS
 from vigie.server.core import GatewayStream, Sidecar
 from vigie.settings.policy import trust_gateway_hits
 from vigie.v1 import directives_pb2 as dpb
@@ -131,9 +132,12 @@ class QuotaBook:
         now = wall_us(self.clock)
         return (self.rebalance_us - now % self.rebalance_us) / 1e6 + 0.001
 
-    def sample(self, epoch_us: int, seen: Iterable[GatewaySeen]) -> None:
+    def sample(
+        self, epoch_us: int, seen: Iterable[GatewaySeen], limits: set[str] | None = None
+    ) -> None:
         """Take the gateways' cumulative counts for this epoch (once per epoch: the first
-        stream to ask samples for all)."""
+        stream to ask samples for all), of the directives in ``limits`` only (None: all). A
+        count above ``MAX_REPORTED_HITS`` (no gateway sends that many) is not kept."""
         with self._lock:
             if epoch_us <= self._sampled_epoch:
                 return
@@ -143,6 +147,10 @@ class QuotaBook:
             for g in seen:
                 gateways.add(g.gateway_id)
                 for h in g.hits:
+                    if limits is not None and h.directive_id not in limits:
+                        continue
+                    if max(h.shadow_hits, h.enforced_hits, h.passed) > MAX_REPORTED_HITS:
+                        continue  # counted by the directive table (record_hits)
                     cumulative = h.shadow_hits + h.enforced_hits + h.passed
                     key = (g.gateway_id, h.directive_id)
                     got = self._demand.get(key)
@@ -250,7 +258,9 @@ class Rebalancer:
         try:
             epoch = self.book.epoch_us()
             connected, seen = self._connected()
-            self.book.sample(epoch, seen)
+            _, table = self.sc.directives.snapshot()
+            limits = {d.id for d in table if d.action == dpb.DIRECTIVE_ACTION_LIMIT}
+            self.book.sample(epoch, seen, limits)
             return self.book.quotas_for(
                 gs.hello.gateway_id, gs.hello.channel, connected, directives, epoch
             )

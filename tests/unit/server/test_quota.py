@@ -113,6 +113,17 @@ def test_channels_and_gateways_that_leave() -> None:
     assert ("gw-s", "l1") not in b.book._demand
 
 
+def test_only_known_limits_and_plausible_counts_are_sampled() -> None:
+    b = Book()
+    epoch = b.book.epoch_us() + 1_000_000
+    b.clock.t += 1.0
+    b.book.sample(epoch, [seen("gw-1", 0, did="other"), seen("gw-2", 0)], {"l1"})
+    assert ("gw-1", "other") not in b.book._demand and ("gw-2", "l1") in b.book._demand
+    b.tick(seen("gw-1", 0), seen("gw-2", 0))
+    b.tick(seen("gw-1", 2**41), seen("gw-2", 10))  # absurd: not kept, gw-2's demand stands
+    assert b.share("gw-2", MAIN) == 100_000 + 800_000
+
+
 def test_untrusted_reports_give_equal_shares() -> None:
     b = Book(trust=False)
     b.tick(seen("gw-1", 0), seen("gw-2", 0))
