@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 from vigie.errors import BatchRefused
 from vigie.server.boundary import Boundary, Status, loggable
 from vigie.server.core import PROTOCOL_VERSION, Sidecar
+from vigie.server.quota import REBALANCE, Rebalancer
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
 
@@ -109,6 +110,8 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         self._waiting: OrderedDict[int, queue.Queue[Any]] = OrderedDict()
         self._waiting_lock = threading.Lock()
         self._next_wait = 0
+        # each gateway's local quota of every LIMIT (a fleet-wide budget), pushed by the pumps
+        self._quotas = Rebalancer(sidecar)
 
     def _wait_slot(self) -> tuple[int, queue.Queue[Any]]:
         got: queue.Queue[Any] = queue.Queue()
@@ -181,6 +184,7 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         out: queue.Queue[Any] = queue.Queue()
         failure: list[Status] = []
         directive_q = sc.directives.subscribe()
+        self._quotas.join(directive_q)
         terminated = threading.Event()
 
         def on_termination() -> None:
@@ -190,11 +194,21 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
         context.add_callback(on_termination)
 
         def pump_directives() -> None:
+            # directive changes as they come, each with this gateway's quotas of the LIMITs it
+            # brings; at every re-balancing epoch, this gateway's quotas alone
             while True:
-                upd = directive_q.get()
+                try:
+                    upd = directive_q.get(timeout=self._quotas.timeout())
+                except queue.Empty:
+                    upd = REBALANCE
+                if upd is REBALANCE:  # an epoch began, or a gateway came or went
+                    quotas = self._quotas.periodic(gs)
+                    if quotas is not None:
+                        out.put(tpb.SidecarMessage(directives=quotas))
+                    continue
                 if upd is None:
                     return
-                out.put(tpb.SidecarMessage(directives=upd))
+                out.put(tpb.SidecarMessage(directives=self._quotas.with_quotas(gs, upd)))
 
         def read() -> None:
             try:
@@ -250,5 +264,6 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
             if reader.ident is not None:
                 reader.join(READER_JOIN_S)
             sc.close_stream(gs)
+            self._quotas.leave(directive_q)
         if failure:
             context.abort(*failure[0])

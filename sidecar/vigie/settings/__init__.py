@@ -251,6 +251,29 @@ class Settings:
         "int",
         min=1,
     )
+    quota_rebalance_seconds: float = _s(
+        5.0,
+        "a LIMIT is a fleet-wide budget: each gateway's share of it is re-computed this often "
+        "(from the requests each gateway reported matching it)",
+        "float",
+        min=0.1,
+        max=3600,
+    )
+    quota_window_seconds: float = _s(
+        30.0,
+        "the recent demand a gateway's share of a LIMIT follows: its requests matching the "
+        "LIMIT over this many seconds",
+        "float",
+        min=1,
+        max=DAY_S,
+    )
+    quota_floor_share: float = _s(
+        0.1,
+        "part of a LIMIT's budget spread evenly over the gateways it applies to, whatever their "
+        "demand (a gateway that starts receiving the consumer is not starved)",
+        "float",
+        check=check_share,
+    )
     trust_unauthenticated_gateways: str = _s(
         "auto",
         "count the directive hits of gateways that did not prove who they are (no mTLS) as "

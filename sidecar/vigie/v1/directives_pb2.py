@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19vigie/v1/directives.proto\x12\x08vigie.v1\"\xe7\x02\n\tDirective\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x04mode\x18\x02 \x01(\x0e\x32\x17.vigie.v1.DirectiveMode\x12)\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x19.vigie.v1.DirectiveAction\x12\x16\n\x0e\x61pplication_id\x18\x04 \x01(\t\x12\x10\n\x08\x61pi_name\x18\x05 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x06 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x07 \x01(\t\x12\x16\n\x0elimit_requests\x18\x08 \x01(\r\x12\x1c\n\x14limit_period_seconds\x18\t \x01(\r\x12\x13\n\x0blimit_burst\x18\n \x01(\r\x12\x15\n\rexpires_at_us\x18\x0b \x01(\x03\x12\x12\n\nerror_code\x18\x0c \x01(\x05\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x15\n\rsuggestion_id\x18\x0e \x01(\t\x12\x0f\n\x07version\x18\x0f \x01(\x04\"h\n\x0f\x44irectiveUpdate\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0c\n\x04\x66ull\x18\x02 \x01(\x08\x12$\n\x07upserts\x18\x03 \x03(\x0b\x32\x13.vigie.v1.Directive\x12\x10\n\x08removals\x18\x04 \x03(\t\"a\n\rDirectiveHits\x12\x14\n\x0c\x64irective_id\x18\x01 \x01(\t\x12\x13\n\x0bshadow_hits\x18\x02 \x01(\x04\x12\x15\n\renforced_hits\x18\x03 \x01(\x04\x12\x0e\n\x06passed\x18\x04 \x01(\x04\"Q\n\x11RejectedDirective\x12\x14\n\x0c\x64irective_id\x18\x01 \x01(\t\x12\x16\n\x0eupdate_version\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t*f\n\rDirectiveMode\x12\x1e\n\x1a\x44IRECTIVE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44IRECTIVE_MODE_SHADOW\x10\x01\x12\x1a\n\x16\x44IRECTIVE_MODE_ENFORCE\x10\x02*k\n\x0f\x44irectiveAction\x12 \n\x1c\x44IRECTIVE_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44IRECTIVE_ACTION_BLOCK\x10\x01\x12\x1a\n\x16\x44IRECTIVE_ACTION_LIMIT\x10\x02\x42%\n\x10io.vigie.wire.v1B\x0f\x44irectivesProtoP\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19vigie/v1/directives.proto\x12\x08vigie.v1\"\xe7\x02\n\tDirective\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x04mode\x18\x02 \x01(\x0e\x32\x17.vigie.v1.DirectiveMode\x12)\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x19.vigie.v1.DirectiveAction\x12\x16\n\x0e\x61pplication_id\x18\x04 \x01(\t\x12\x10\n\x08\x61pi_name\x18\x05 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x06 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x07 \x01(\t\x12\x16\n\x0elimit_requests\x18\x08 \x01(\r\x12\x1c\n\x14limit_period_seconds\x18\t \x01(\r\x12\x13\n\x0blimit_burst\x18\n \x01(\r\x12\x15\n\rexpires_at_us\x18\x0b \x01(\x03\x12\x12\n\nerror_code\x18\x0c \x01(\x05\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x15\n\rsuggestion_id\x18\x0e \x01(\t\x12\x0f\n\x07version\x18\x0f \x01(\x04\"\x8e\x01\n\x0f\x44irectiveUpdate\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0c\n\x04\x66ull\x18\x02 \x01(\x08\x12$\n\x07upserts\x18\x03 \x03(\x0b\x32\x13.vigie.v1.Directive\x12\x10\n\x08removals\x18\x04 \x03(\t\x12$\n\x06quotas\x18\x05 \x03(\x0b\x32\x14.vigie.v1.LocalQuota\"G\n\nLocalQuota\x12\x14\n\x0c\x64irective_id\x18\x01 \x01(\t\x12\x11\n\tshare_ppm\x18\x02 \x01(\r\x12\x10\n\x08\x65poch_us\x18\x03 \x01(\x03\"a\n\rDirectiveHits\x12\x14\n\x0c\x64irective_id\x18\x01 \x01(\t\x12\x13\n\x0bshadow_hits\x18\x02 \x01(\x04\x12\x15\n\renforced_hits\x18\x03 \x01(\x04\x12\x0e\n\x06passed\x18\x04 \x01(\x04\"Q\n\x11RejectedDirective\x12\x14\n\x0c\x64irective_id\x18\x01 \x01(\t\x12\x16\n\x0eupdate_version\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t*f\n\rDirectiveMode\x12\x1e\n\x1a\x44IRECTIVE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44IRECTIVE_MODE_SHADOW\x10\x01\x12\x1a\n\x16\x44IRECTIVE_MODE_ENFORCE\x10\x02*k\n\x0f\x44irectiveAction\x12 \n\x1c\x44IRECTIVE_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44IRECTIVE_ACTION_BLOCK\x10\x01\x12\x1a\n\x16\x44IRECTIVE_ACTION_LIMIT\x10\x02\x42%\n\x10io.vigie.wire.v1B\x0f\x44irectivesProtoP\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,16 +32,18 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vigie.v1.directives_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020io.vigie.wire.v1B\017DirectivesProtoP\001'
-  _globals['_DIRECTIVEMODE']._serialized_start=689
-  _globals['_DIRECTIVEMODE']._serialized_end=791
-  _globals['_DIRECTIVEACTION']._serialized_start=793
-  _globals['_DIRECTIVEACTION']._serialized_end=900
+  _globals['_DIRECTIVEMODE']._serialized_start=801
+  _globals['_DIRECTIVEMODE']._serialized_end=903
+  _globals['_DIRECTIVEACTION']._serialized_start=905
+  _globals['_DIRECTIVEACTION']._serialized_end=1012
   _globals['_DIRECTIVE']._serialized_start=40
   _globals['_DIRECTIVE']._serialized_end=399
-  _globals['_DIRECTIVEUPDATE']._serialized_start=401
-  _globals['_DIRECTIVEUPDATE']._serialized_end=505
-  _globals['_DIRECTIVEHITS']._serialized_start=507
-  _globals['_DIRECTIVEHITS']._serialized_end=604
-  _globals['_REJECTEDDIRECTIVE']._serialized_start=606
-  _globals['_REJECTEDDIRECTIVE']._serialized_end=687
+  _globals['_DIRECTIVEUPDATE']._serialized_start=402
+  _globals['_DIRECTIVEUPDATE']._serialized_end=544
+  _globals['_LOCALQUOTA']._serialized_start=546
+  _globals['_LOCALQUOTA']._serialized_end=617
+  _globals['_DIRECTIVEHITS']._serialized_start=619
+  _globals['_DIRECTIVEHITS']._serialized_end=716
+  _globals['_REJECTEDDIRECTIVE']._serialized_start=718
+  _globals['_REJECTEDDIRECTIVE']._serialized_end=799
 # @@protoc_insertion_point(module_scope)

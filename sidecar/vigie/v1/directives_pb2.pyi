@@ -167,6 +167,7 @@ class DirectiveUpdate(_message.Message):
     FULL_FIELD_NUMBER: _builtins.int
     UPSERTS_FIELD_NUMBER: _builtins.int
     REMOVALS_FIELD_NUMBER: _builtins.int
+    QUOTAS_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """Increases with every change of the sidecar's table."""
     full: _builtins.bool
@@ -177,6 +178,13 @@ class DirectiveUpdate(_message.Message):
     def removals(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of directives to remove."""
 
+    @_builtins.property
+    def quotas(self) -> _containers.RepeatedCompositeFieldContainer[Global___LocalQuota]:
+        """This gateway's local quotas of the LIMIT directives (sent to each gateway its own, every
+        few seconds and with the upserts that bring a LIMIT): see LocalQuota. An update may carry
+        only quotas (no upserts, no removals; `version` is then the sidecar's current one).
+        """
+
     def __init__(
         self,
         *,
@@ -184,14 +192,57 @@ class DirectiveUpdate(_message.Message):
         full: _builtins.bool = ...,
         upserts: _abc.Iterable[Global___Directive] | None = ...,
         removals: _abc.Iterable[_builtins.str] | None = ...,
+        quotas: _abc.Iterable[Global___LocalQuota] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["full", b"full", "removals", b"removals", "upserts", b"upserts", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["full", b"full", "quotas", b"quotas", "removals", b"removals", "upserts", b"upserts", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DirectiveUpdate: _TypeAlias = DirectiveUpdate  # noqa: Y015
+
+@_typing.final
+class LocalQuota(_message.Message):
+    """A LIMIT is a fleet-wide budget: `limit_requests` per `limit_period_seconds` across every
+    gateway. Each vigie instance gives each gateway a share of it, proportional to that gateway's
+    recent share of the requests matching the directive (from its DirectiveHits), never below a
+    floor, the shares of one epoch summing to at most 1. The gateway's bucket then lets through
+    `limit_requests x share` per period with a burst of `max(1, burst x share)`; a new share keeps
+    the tokens already taken (the fleet's budget is conserved across re-balancing).
+
+    Several instances: the gateway keeps, per directive id, the quota of the highest `epoch_us`,
+    and on a tie the smallest share (each instance's shares of one epoch sum to at most 1, so the
+    smallest of each gateway's sum to at most 1 too). A LIMIT without a quota uses its whole budget
+    on this gateway (a sidecar that sends no quotas: one budget per gateway).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIRECTIVE_ID_FIELD_NUMBER: _builtins.int
+    SHARE_PPM_FIELD_NUMBER: _builtins.int
+    EPOCH_US_FIELD_NUMBER: _builtins.int
+    directive_id: _builtins.str
+    share_ppm: _builtins.int
+    """This gateway's share of the budget, in millionths: 1 .. 1,000,000."""
+    epoch_us: _builtins.int
+    """Start of the re-balancing epoch the share was computed in: wall-clock microseconds since the
+    Unix epoch, a multiple of the re-balancing interval (so that instances agree on it).
+    """
+    def __init__(
+        self,
+        *,
+        directive_id: _builtins.str = ...,
+        share_ppm: _builtins.int = ...,
+        epoch_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["directive_id", b"directive_id", "epoch_us", b"epoch_us", "share_ppm", b"share_ppm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocalQuota: _TypeAlias = LocalQuota  # noqa: Y015
 
 @_typing.final
 class DirectiveHits(_message.Message):

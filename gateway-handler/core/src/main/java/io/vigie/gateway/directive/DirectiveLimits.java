@@ -33,6 +33,20 @@ public final class DirectiveLimits {
      */
     public static final long MAX_TOLERANCE_NANOS = 1L << 62;
 
+    /**
+     * The longest interval between two tokens, 2^60 ns (about 36 years): a bucket holding a tiny
+     * share of a slow limit lets one request through this often at least. With
+     * {@link #MAX_TOLERANCE_NANOS} it keeps every time the bucket holds below 2^63 ns ahead.
+     */
+    public static final long MAX_INTERVAL_NANOS = 1L << 60;
+
+    /** {@code LocalQuota.share_ppm}: 1 .. 1,000,000 millionths of the directive's budget. */
+    public static final long MIN_SHARE_PPM = 1;
+    public static final long MAX_SHARE_PPM = 1_000_000L;
+
+    /** Local quotas kept per sidecar (one per LIMIT directive; a quota for an unknown id waits for its directive). */
+    public static final int MAX_QUOTAS = 4_096;
+
     /** Upserts kept in the list of rejected directives reported to the sidecar (the latest per id). */
     public static final int MAX_REPORTED_REJECTIONS = 256;
 

@@ -4,6 +4,7 @@ import io.vigie.gateway.Clock;
 import io.vigie.wire.v1.Directive;
 import io.vigie.wire.v1.DirectiveHits;
 import io.vigie.wire.v1.DirectiveUpdate;
+import io.vigie.wire.v1.LocalQuota;
 import io.vigie.wire.v1.RejectedDirective;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -31,6 +32,13 @@ import java.util.logging.Logger;
  * for the sidecar) and the rest of the update applies. The new table and its index are built in
  * full before anything is published, so a directive that cannot be built never leaves the table
  * half-updated, and later updates (a removal above all) always apply.
+ *
+ * <p>A LIMIT is a fleet-wide budget: each sidecar sends this gateway its {@link LocalQuota} of
+ * each LIMIT (its share of the budget, re-balanced every few seconds). Per directive id the quota
+ * of the highest epoch wins, the smallest share on a tie (whichever sidecars sent them); the
+ * LIMIT's bucket then holds that share, and a new share keeps the tokens already taken (see
+ * {@link TokenBucket#retune}). A LIMIT without a quota holds its whole budget. A quota that is
+ * malformed is rejected by itself and counted ({@link #rejectedQuotas()}); the rest applies.
  */
 public final class DirectiveTable {
     private static final Logger LOG = Logger.getLogger(DirectiveTable.class.getName());
@@ -46,6 +54,7 @@ public final class DirectiveTable {
     private final String channel;
     private final Map<String, Hits> hits = new ConcurrentHashMap<>();
     private final LongAdder rejected;
+    private final LongAdder rejectedQuotas = new LongAdder();
     /** The latest rejection per directive id, oldest first, at most {@link DirectiveLimits#MAX_REPORTED_REJECTIONS}. */
     private final LinkedHashMap<String, RejectedDirective> rejections = new LinkedHashMap<>();
     /** Which sidecar sent each rejected upsert (a full update of that sidecar clears its own). */
@@ -151,8 +160,16 @@ public final class DirectiveTable {
             rejections.values().removeIf(r -> Integer.valueOf(source).equals(rejectionSources.get(r.getDirectiveId())));
             rejectionSources.values().removeIf(v -> v == source);
         }
+        if (update.getFull()) {
+            java.util.Set<String> kept = new java.util.HashSet<>();
+            for (Directive d : update.getUpsertsList()) {
+                kept.add(d.getId());
+            }
+            from.quotas.keySet().retainAll(kept);
+        }
         for (String id : update.getRemovalsList()) {
             from.remove(id, version);
+            from.quotas.remove(id);
             rejections.remove(id);
             rejectionSources.remove(id);
         }
@@ -168,6 +185,23 @@ public final class DirectiveTable {
             from.put(d, v);
             rejections.remove(d.getId());
             rejectionSources.remove(d.getId());
+        }
+        for (LocalQuota q : update.getQuotasList()) {
+            String problem = Rule.quotaProblem(q);
+            if (problem != null) {
+                rejectedQuotas.increment();
+                LOG.log(Level.WARNING, "vigie: rejecting local quota {0} of update {1}: {2}",
+                        new Object[] {q.getDirectiveId(), version, problem});
+                continue;
+            }
+            LocalQuota had = from.quotas.get(q.getDirectiveId());
+            if (had == null || q.getEpochUs() >= had.getEpochUs()) { // a sidecar's own order: latest epoch
+                from.quotas.remove(q.getDirectiveId());
+                from.quotas.put(q.getDirectiveId(), q);
+            }
+            while (from.quotas.size() > DirectiveLimits.MAX_QUOTAS) {
+                from.quotas.remove(from.quotas.keySet().iterator().next());
+            }
         }
         publish(merged(), version);
     }
@@ -270,6 +304,8 @@ public final class DirectiveTable {
 
         final Map<String, Entry> upserts = new LinkedHashMap<>();
         final LinkedHashMap<String, Long> removals = new LinkedHashMap<>();
+        /** This sidecar's latest local quota per directive id (oldest first, bounded). */
+        final LinkedHashMap<String, LocalQuota> quotas = new LinkedHashMap<>();
 
         void put(Directive d, long version) {
             upserts.put(d.getId(), new Entry(d, version));
@@ -284,6 +320,27 @@ public final class DirectiveTable {
                 removals.remove(removals.keySet().iterator().next());
             }
         }
+    }
+
+    /**
+     * This gateway's share of directive {@code id}'s budget, in millionths: among the sidecars'
+     * quotas for it, the one of the highest epoch, the smallest share on a tie; {@link
+     * TokenBucket#WHOLE} when none sent one.
+     */
+    private long shareOf(String id) {
+        LocalQuota best = null;
+        for (Source src : sources) {
+            LocalQuota q = src == null ? null : src.quotas.get(id);
+            if (q == null) {
+                continue;
+            }
+            if (best == null || q.getEpochUs() > best.getEpochUs()
+                    || (q.getEpochUs() == best.getEpochUs()
+                            && Integer.toUnsignedLong(q.getSharePpm()) < Integer.toUnsignedLong(best.getSharePpm()))) {
+                best = q;
+            }
+        }
+        return best == null ? TokenBucket.WHOLE : Integer.toUnsignedLong(best.getSharePpm());
     }
 
     /**
@@ -302,13 +359,16 @@ public final class DirectiveTable {
                 continue;
             }
             Rule kept = old.byId(d.getId());
-            // an unchanged directive keeps its rule, so its token bucket keeps its state
+            long share = shareOf(d.getId());
+            // an unchanged directive keeps its rule, so its token bucket keeps its state (and the
+            // tokens it gave out when its share moves)
             if (kept != null && d.equals(previous.get(d.getId()))) {
+                kept.retune(share, nowNanos);
                 rules.add(kept);
                 continue;
             }
             try {
-                rules.add(new Rule(d, nowNanos, hits.computeIfAbsent(d.getId(), k -> new Hits())));
+                rules.add(new Rule(d, share, nowNanos, hits.computeIfAbsent(d.getId(), k -> new Hits())));
             } catch (RuntimeException e) {
                 // problem() admits only what Rule can build; should that ever differ, this
                 // directive alone is rejected
@@ -350,6 +410,20 @@ public final class DirectiveTable {
     /** Upserts rejected since this table was made (malformed, or outside {@link DirectiveLimits}). */
     public long rejectedDirectives() {
         return rejected.sum();
+    }
+
+    /** Local quotas rejected since this table was made (malformed share or epoch). */
+    public long rejectedQuotas() {
+        return rejectedQuotas.sum();
+    }
+
+    /**
+     * The share of directive {@code id}'s budget its bucket holds here, in millionths ({@link
+     * TokenBucket#WHOLE} without a quota), or {@code -1} when no LIMIT of that id applies here.
+     */
+    public long sharePpm(String id) {
+        Rule r = index.byId(id);
+        return r == null || r.block ? -1 : r.sharePpm();
     }
 
     /** Directives that apply to this gateway and have not expired. */

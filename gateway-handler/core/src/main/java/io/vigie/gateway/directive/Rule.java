@@ -3,6 +3,7 @@ package io.vigie.gateway.directive;
 import io.vigie.wire.v1.Directive;
 import io.vigie.wire.v1.DirectiveAction;
 import io.vigie.wire.v1.DirectiveMode;
+import io.vigie.wire.v1.LocalQuota;
 
 /** One directive compiled for the request path. Immutable but for its token bucket. */
 public final class Rule {
@@ -37,6 +38,11 @@ public final class Rule {
     final DirectiveTable.Hits hits;
 
     Rule(Directive d, long nowNanos, DirectiveTable.Hits hits) {
+        this(d, TokenBucket.WHOLE, nowNanos, hits);
+    }
+
+    /** A rule whose LIMIT bucket holds {@code sharePpm} millionths of the directive's budget. */
+    Rule(Directive d, long sharePpm, long nowNanos, DirectiveTable.Hits hits) {
         this.id = d.getId();
         this.enforce = d.getMode() == DirectiveMode.DIRECTIVE_MODE_ENFORCE;
         this.block = d.getAction() == DirectiveAction.DIRECTIVE_ACTION_BLOCK;
@@ -47,7 +53,7 @@ public final class Rule {
         this.bucket = block ? null
                 : new TokenBucket(Integer.toUnsignedLong(d.getLimitRequests()),
                         Integer.toUnsignedLong(d.getLimitPeriodSeconds()) * 1_000_000_000L,
-                        Integer.toUnsignedLong(d.getLimitBurst()), nowNanos);
+                        Integer.toUnsignedLong(d.getLimitBurst()), sharePpm, nowNanos);
         this.expiresAtUs = d.getExpiresAtUs();
         this.errorCode = d.getErrorCode() != 0 ? d.getErrorCode()
                 : block ? DEFAULT_BLOCK_CODE : DEFAULT_LIMIT_CODE;
@@ -161,6 +167,37 @@ public final class Rule {
      */
     public long nanosUntilRetry(long nowNanos) {
         return bucket == null ? -1 : bucket.nanosUntilToken(nowNanos);
+    }
+
+    /**
+     * The share of its budget this LIMIT holds on this gateway, in millionths ({@link
+     * TokenBucket#WHOLE} without a local quota, and for a BLOCK).
+     */
+    public long sharePpm() {
+        return bucket == null ? TokenBucket.WHOLE : bucket.sharePpm();
+    }
+
+    /** Gives this LIMIT's bucket a new share, keeping the tokens taken (no-op for a BLOCK). */
+    void retune(long sharePpm, long nowNanos) {
+        if (bucket != null) {
+            bucket.retune(sharePpm, nowNanos);
+        }
+    }
+
+    /** Why a local quota cannot be used, or {@code null} when it can. */
+    static String quotaProblem(LocalQuota q) {
+        if (q.getDirectiveId().isEmpty()) {
+            return "local quota without directive id";
+        }
+        long share = Integer.toUnsignedLong(q.getSharePpm());
+        if (share < DirectiveLimits.MIN_SHARE_PPM || share > DirectiveLimits.MAX_SHARE_PPM) {
+            return "share_ppm " + share + " is outside " + DirectiveLimits.MIN_SHARE_PPM + ".."
+                    + DirectiveLimits.MAX_SHARE_PPM;
+        }
+        if (q.getEpochUs() <= 0) {
+            return "epoch_us " + q.getEpochUs() + " is not a time";
+        }
+        return null;
     }
 
     public long expiresAtUs() {

@@ -13,7 +13,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
@@ -30,6 +32,8 @@ public final class SidecarProcess implements AutoCloseable {
     private Process process;
     private ManagedChannel adminChannel;
     private AdminGrpc.AdminBlockingStub admin;
+    /** Extra environment of the process (e.g. {@code VIGIE_*} settings). */
+    private final Map<String, String> env = new HashMap<>();
 
     private SidecarProcess(String cli, Path stateDir, int telemetryPort, int adminPort) {
         this.cli = cli;
@@ -51,7 +55,13 @@ public final class SidecarProcess implements AutoCloseable {
     }
 
     public static SidecarProcess start(String cli, Path stateDir) throws Exception {
+        return start(cli, stateDir, Map.of());
+    }
+
+    /** As above, with these environment variables (e.g. {@code VIGIE_*} settings). */
+    public static SidecarProcess start(String cli, Path stateDir, Map<String, String> env) throws Exception {
         SidecarProcess p = new SidecarProcess(cli, stateDir, freePort(), freePort());
+        p.env.putAll(env);
         p.startProcess();
         return p;
     }
@@ -68,6 +78,7 @@ public final class SidecarProcess implements AutoCloseable {
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(stateDir.resolve("serve.log").toFile()));
         pb.environment().put("PYTHONUNBUFFERED", "1");
+        pb.environment().putAll(env);
         process = pb.start();
         waitFor("the sidecar to answer on its admin port", 180, () -> {
             if (!process.isAlive()) {
