@@ -38,6 +38,7 @@ from vigie.state._arrays import (
     Episode,
     sub_row_bytes,
 )
+from vigie.state._baselines import Baselines
 from vigie.state._entry import apply_flat
 from vigie.state.primitives import pow2_at_least
 from vigie.state.thresholds import CLASS_NAMES, Thresholds
@@ -103,6 +104,7 @@ class State:
         self.retry_vals = np.zeros((n, 2), dtype=np.int64)
         self.repeat_keys = np.zeros(n, dtype=np.int64)
         self.repeat_vals = np.zeros((n, 1), dtype=np.int64)
+        self.baselines = Baselines()  # hour-of-week baselines and the health classes
 
     # -----------------------------------------------------------------------------------------
     # arrays
@@ -262,6 +264,7 @@ class State:
                 self._make_sub_room()
             elif stop == L.STOP_API_FULL:
                 self._make_api_room()
+        self.baselines.apply(self, ev)  # after the main kernel: every row exists
         if (  # grow at half full, so that the next batch's new routes fit
             2 * self.n_route_rows >= len(self.route_i64)
             and len(self.route_i64) < self.capacity.max_routes
