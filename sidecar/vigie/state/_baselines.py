@@ -161,7 +161,7 @@ def latency_bucket(latency_us: int) -> int:
 @njit(cache=True, nogil=True)
 def bucket_upper_ms(b: int) -> float:
     """The upper edge of bucket ``b`` in milliseconds (1 ms for bucket 0)."""
-    return 2.0 ** (b / 4.0)
+    return float(2.0 ** (b / 4.0))
 
 
 @njit(cache=True, nogil=True)
@@ -198,8 +198,8 @@ def weighted_median(values: np.ndarray, weights: np.ndarray, n: int) -> float:
     for i in range(n):
         acc += w[i]
         if acc >= half:
-            return v[i]
-    return v[n - 1]
+            return float(v[i])
+    return float(v[n - 1])
 
 
 @njit(cache=True, nogil=True)
@@ -504,7 +504,7 @@ def apply_baselines(
             if bg[Q_OUT] > room:
                 return i
             if bg[Q_QUIET] >= RING and minute - bg[Q_MINUTE] > 1:
-                _jump(minute - 1, n_sub, n_api, sub_i64, bs_i64, bs_week, ba_i64, ba_hlat,
+                _jump(int(minute - 1), n_sub, n_api, sub_i64, bs_i64, bs_week, ba_i64, ba_hlat,
                       ba_week, slot_week, bg)  # fmt: skip
             _minute(bg[Q_MINUTE] + 1, n_sub, n_api, sub_i64, api_i64, bs_i64, bs_min, bs_week,
                     bs_first, bs_last, bs_evid, ba_i64, ba_min, ba_lat, ba_hlat, ba_week,
@@ -513,7 +513,7 @@ def apply_baselines(
         if cur - minute >= RING:
             bg[Q_LATE] += 1
             continue
-        arow = table_find(api_tkeys, api_tvals, (a_name << 32) | np.int64(api_version[i]))
+        arow = table_find(api_tkeys, api_tvals, int((a_name << 32) | np.int64(api_version[i])))
         if arow < 0 or arow >= n_api:
             continue
         this_hour = minute // 60 == cur // 60
@@ -524,8 +524,8 @@ def apply_baselines(
         bg[Q_HOUR_EVENTS] += 1
         k = minute % RING
         st = np.int64(status[i])
-        conn = codes.is_connection_failure(np.int64(error_code[i]))
-        lb = latency_bucket(np.int64(latency[i]))
+        conn = codes.is_connection_failure(int(error_code[i]))
+        lb = latency_bucket(int(latency[i]))
         ba_min[arow, k, M_REQ] += 1
         if st >= 500 and st < 600:
             ba_min[arow, k, M_5XX] += 1
@@ -545,7 +545,7 @@ def apply_baselines(
         a = np.int64(app[i])
         if a == 0:
             continue
-        srow = table_find(sub_tkeys, sub_tvals, (a << 32) | arow)
+        srow = table_find(sub_tkeys, sub_tvals, int((a << 32) | arow))
         if srow < 0 or srow >= n_sub:
             continue
         gen = sub_i64[srow, L.S_GEN]
