@@ -580,7 +580,7 @@ API_SPEC: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
     "ba_min": ((RING, N_M), np.int32),
     "ba_lat": ((RING, LAT_BUCKETS), np.int32),
     "ba_hlat": ((LAT_BUCKETS,), np.int64),
-    "ba_week": ((SLOTS, WEEKS, N_W), np.float32),
+    "ba_week": ((SLOTS, WEEKS, N_W), np.float64),  # p95 edges compared exactly
     "ba_first": ((len(API_CLASS_NAMES),), np.int64),
     "ba_last": ((len(API_CLASS_NAMES),), np.int64),
     "ba_evid": ((len(API_CLASS_NAMES), N_EV), np.float64),
