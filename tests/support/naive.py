@@ -435,7 +435,7 @@ def health_p95(hist: dict[int, int]) -> float:
     for b in sorted(hist):
         acc += hist[b]
         if acc >= 0.95 * n:
-            return 2.0 ** (b / 4)
+            return float(2.0 ** (b / 4))
     raise AssertionError("unreachable")
 
 

@@ -184,29 +184,34 @@ def p95_ms(hist: np.ndarray) -> float:
 @njit(cache=True, nogil=True)
 def weighted_median(values: np.ndarray, weights: np.ndarray, n: int) -> float:
     """The lower weighted median of ``values[:n]`` (n >= 1): the smallest value whose
-    cumulative weight (ascending) reaches half the total."""
-    v = values[:n].copy()
-    w = weights[:n].copy()
+    cumulative weight (ascending) reaches half the total. Sorts both in place (together)."""
+    v, w = values, weights
     for i in range(1, n):  # insertion sort (n <= WEEKS)
         j = i
         while j > 0 and v[j - 1] > v[j]:
             v[j - 1], v[j] = v[j], v[j - 1]
             w[j - 1], w[j] = w[j], w[j - 1]
             j -= 1
-    half = 0.5 * w.sum()
+    total = 0.0
+    for i in range(n):
+        total += w[i]
     acc = 0.0
     for i in range(n):
         acc += w[i]
-        if acc >= half:
+        if acc >= 0.5 * total:
             return float(v[i])
     return float(v[n - 1])
 
 
 @njit(cache=True, nogil=True)
-def median_mad(values: np.ndarray, weights: np.ndarray, n: int) -> tuple[float, float]:
-    """Weighted median and weighted median absolute deviation of ``values[:n]``."""
+def median_mad(
+    values: np.ndarray, weights: np.ndarray, n: int, dev: np.ndarray
+) -> tuple[float, float]:
+    """Weighted median and weighted median absolute deviation of ``values[:n]`` (``dev``: a
+    scratch array of n or more; the inputs are reordered)."""
     m = weighted_median(values, weights, n)
-    dev = np.abs(values[:n] - m)
+    for i in range(n):
+        dev[i] = abs(values[i] - m)
     return m, weighted_median(dev, weights, n)
 
 
@@ -221,24 +226,38 @@ def week_of_hour(hour: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _gather(
-    slot_week: np.ndarray, table: np.ndarray, slot: int, week: int, since: int, p: np.ndarray,
-    vals: np.ndarray, wts: np.ndarray,
-) -> int:  # fmt: skip
-    """The observed weeks' values of ``table[slot, :]`` (NaN ones left out) into ``vals``,
-    their weights into ``wts``; returns how many."""
-    n = 0
+def _weeks(
+    slot_week: np.ndarray, slot: int, week: int, p: np.ndarray, hours: np.ndarray,
+    weights: np.ndarray,
+) -> None:  # fmt: skip
+    """For each week position of ``slot``: the absolute hour it holds (-1: none usable — not
+    observed, or not an earlier week among the last ``WEEKS``) and its weight."""
     for k in range(WEEKS):
         wk = slot_week[slot, k]
         if wk < 0 or wk >= week or wk < week - WEEKS:
-            continue
-        if wk * SLOTS + slot - MONDAY_SHIFT < since:
+            hours[k] = -1
+            weights[k] = 0.0
+        else:
+            hours[k] = wk * SLOTS + slot - MONDAY_SHIFT
+            weights[k] = 0.5 ** ((week - wk - 1) / p[P_HALFLIFE])
+
+
+@njit(cache=True, nogil=True)
+def _gather(
+    table: np.ndarray, slot: int, since: int, hours: np.ndarray, weights: np.ndarray,
+    vals: np.ndarray, wts: np.ndarray,
+) -> int:  # fmt: skip
+    """The usable weeks' values of ``table[slot, :]`` (from hour ``since``, NaN ones left
+    out) into ``vals``, their weights into ``wts``; returns how many."""
+    n = 0
+    for k in range(WEEKS):
+        if hours[k] < since:
             continue
         x = table[slot, k]
         if x != x:
             continue
         vals[n] = x
-        wts[n] = 0.5 ** ((week - wk - 1) / p[P_HALFLIFE])
+        wts[n] = weights[k]
         n += 1
     return n
 
@@ -303,17 +322,21 @@ def _evaluate(
     scale = an_n / 60.0
     vals = np.zeros(WEEKS, dtype=np.float64)
     wts = np.zeros(WEEKS, dtype=np.float64)
+    dev = np.zeros(WEEKS, dtype=np.float64)
+    hours = np.zeros(WEEKS, dtype=np.int64)
+    weights = np.zeros(WEEKS, dtype=np.float64)
+    _weeks(slot_week, slot, week, p, hours, weights)
     fig = np.zeros(N_EV, dtype=np.float64)
     for row in range(n_sub):
         if sub_i64[row, L.S_KEY] == 0 or bs_i64[row, B_GEN] != sub_i64[row, L.S_GEN]:
             continue
-        count = 0.0
-        for j in range(1, an_n + 1):
-            count += bs_min[row, (minute - j) % RING]
         holds = False
-        n = _gather(slot_week, bs_week[row], slot, week, bs_i64[row, B_SINCE], p, vals, wts)
+        n = _gather(bs_week[row], slot, bs_i64[row, B_SINCE], hours, weights, vals, wts)
         if n >= min_weeks and bs_i64[row, B_SINCE] * HOUR_US <= now - an_n * MINUTE_US:
-            m, mad = median_mad(vals, wts, n)
+            count = 0.0
+            for j in range(1, an_n + 1):
+                count += bs_min[row, (minute - j) % RING]
+            m, mad = median_mad(vals, wts, n, dev)
             d, spread = anomaly(count, m, mad, p, scale)
             holds = d != 0
             fig[:] = 0.0
@@ -348,13 +371,13 @@ def _evaluate(
             fig[0] = q95
             fig[2] = share
             fig[4] = req
-            n = _gather(slot_week, ba_week[row, :, :, W_P95_MS], slot, week, since, p, vals, wts)
+            n = _gather(ba_week[row, :, :, W_P95_MS], slot, since, hours, weights, vals, wts)
             if n >= min_weeks:
                 base = weighted_median(vals, wts, n)
                 fig[1] = base
                 if q95 >= p[P_DEG_LAT] * base:
                     holds = True
-            n = _gather(slot_week, ba_week[row, :, :, W_SHARE], slot, week, since, p, vals, wts)
+            n = _gather(ba_week[row, :, :, W_SHARE], slot, since, hours, weights, vals, wts)
             if n >= min_weeks:
                 base = weighted_median(vals, wts, n)
                 fig[3] = base
@@ -386,9 +409,9 @@ def _evaluate(
             count += ba_min[row, (minute - j) % RING, M_REQ]
         holds = False
         fig[:] = 0.0
-        n = _gather(slot_week, ba_week[row, :, :, W_REQ], slot, week, since, p, vals, wts)
+        n = _gather(ba_week[row, :, :, W_REQ], slot, since, hours, weights, vals, wts)
         if n >= min_weeks and observed <= now - an_n * MINUTE_US:
-            m, mad = median_mad(vals, wts, n)
+            m, mad = median_mad(vals, wts, n, dev)
             d, spread = anomaly(count, m, mad, p, scale)
             holds = d != 0
             fig[0] = count
@@ -704,11 +727,15 @@ class Baselines:
     def sub_record(self, row: int) -> tuple[int, int, npt.NDArray[np.float64]]:
         """(first, last, evidence figures) of a subscription's traffic_anomaly."""
         a = self.arrays
+        if row >= len(a["bs_first"]):  # a state these baselines never saw (a merged one)
+            return 0, 0, np.zeros(N_EV)
         return int(a["bs_first"][row, 0]), int(a["bs_last"][row, 0]), a["bs_evid"][row, 0]
 
     def api_record(self, row: int, c: int) -> tuple[int, int, npt.NDArray[np.float64]]:
         """(first, last, evidence figures) of API class ``c`` (``API_CLASS_NAMES`` order)."""
         a = self.arrays
+        if row >= len(a["ba_first"]):
+            return 0, 0, np.zeros(N_EV)
         return int(a["ba_first"][row, c]), int(a["ba_last"][row, c]), a["ba_evid"][row, c]
 
     # ---- snapshots --------------------------------------------------------------------------

@@ -100,20 +100,20 @@ def _kernel_episodes(
     for (app, api, _ver), eps in state.episodes.items():
         for e in eps:
             if e.class_name in health:
-                key = ("sub", s(app), s(api), e.class_name)
-                out.setdefault(key, []).append((e.first_us, e.last_us))
+                out.setdefault(("sub", s(app), s(api), e.class_name), []).append(
+                    (e.first_us, e.last_us)
+                )
     for (api, _ver), eps in state.api_episodes.items():
         for e in eps:
             if e.class_name in health:
-                key = ("api", s(api), e.class_name)
-                out.setdefault(key, []).append((e.first_us, e.last_us))
+                out.setdefault(("api", s(api), e.class_name), []).append((e.first_us, e.last_us))
     for row in state.sub_rows().tolist():
         first, last, ev = state.baselines.sub_record(row)
         if first:
             app, api, _ = state._sub_identity(row)
-            key = ("sub", s(app), s(api), "traffic_anomaly")
-            out.setdefault(key, []).append((first, last))
-            figures[key] = ev.tolist()
+            sub_key = ("sub", s(app), s(api), "traffic_anomaly")
+            out.setdefault(sub_key, []).append((first, last))
+            figures[sub_key] = ev.tolist()
     for row in state.api_rows().tolist():
         for c, name in enumerate(B.API_CLASS_NAMES):
             first, last, ev = state.baselines.api_record(row, c)
