@@ -334,12 +334,14 @@ def api_verdicts(state: State, now: int) -> Verdicts:
 
 
 def class_counts(state: State, now: int) -> dict[str, int]:
-    """How many subscriptions hold each class of ``VIEW_CLASS_NAMES`` at ``now``, and
-    ``normal`` (none)."""
+    """How many subscriptions hold each class of ``VIEW_CLASS_NAMES`` and
+    ``HEALTH_CLASS_NAMES`` at ``now``, and ``normal`` (none)."""
     v = verdicts(state, now)
     rows = state.sub_rows()
+    health = state.baselines.sub_held(state, now)[rows]
     counts = {name: int(v.held[rows, i].sum()) for i, name in enumerate(VIEW_CLASS_NAMES)}
-    counts["normal"] = int((~v.held[rows].any(axis=1)).sum())
+    counts |= {name: int(health[:, i].sum()) for i, name in enumerate(HEALTH_CLASS_NAMES)}
+    counts["normal"] = int((~(v.held[rows].any(axis=1) | health.any(axis=1))).sum())
     return counts
 
 

@@ -518,6 +518,7 @@ class State:
             "events_without_api": int(g[L.G_SKIPPED_NO_API]),
             "events_without_application": int(g[L.G_NO_APP]),
             "events_late_for_windows": int(g[L.G_LATE]),
+            "events_late_for_baselines": self.baselines.late,  # > 15 min late: no health window
             "route_overflow": int(g[L.G_ROUTE_OVERFLOW]),
             "detector_replacements": int(g[L.G_RETRY_EVICT]),
             "evicted_subscriptions": self.evicted,

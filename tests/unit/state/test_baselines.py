@@ -252,4 +252,7 @@ def test_nothing_is_judged_while_the_platform_is_silent() -> None:
     (episode,) = [e for e in by_app["app-a"].episodes if e.class_name == "traffic_anomaly"]
     assert episode.first_us > gap_end
     assert by_app["app-b"].classes == ["normal"]
+    counts = views.class_counts(state, state.now_us)  # what vigie status shows
+    assert (counts["traffic_anomaly"], counts["normal"]) == (1, 1)
+    assert state.counters()["events_late_for_baselines"] == 0
     assert state.baselines.bg[B.Q_EVALUATIONS] <= 15 * 1440 + 5
