@@ -357,15 +357,16 @@ def _evaluate(
         # degraded
         req = 0.0
         err = 0.0
-        hist[:] = 0
         for j in range(1, deg_n + 1):
             k = (minute - j) % RING
             req += ba_min[row, k, M_REQ]
             err += ba_min[row, k, M_5XX]
-            hist += ba_lat[row, k]
         holds = False
         fig[:] = 0.0
         if req >= p[P_DEG_REQ] and observed <= now - deg_n * MINUTE_US:
+            hist[:] = 0  # the latencies only when the volume is there
+            for j in range(1, deg_n + 1):
+                hist += ba_lat[row, (minute - j) % RING]
             share = err / req
             q95 = p95_ms(hist)
             fig[0] = q95
