@@ -165,7 +165,7 @@ def test_the_scenario_delivers_exactly_the_expected_notifications_then_their_res
             got = _keys(_alerts(webhook, "firing"))
             return got if got >= EXPECTED else set()
 
-        firing = wait_for("the five alerts, through Alertmanager", all_firing, 120, sidecar)
+        firing = wait_for("the five alerts, through Alertmanager", all_firing, 240, sidecar)
         assert firing == EXPECTED, firing
         assert not _alerts(webhook, "resolved")
         by_name = {a["labels"]["alertname"]: a for a in _alerts(webhook, "firing")}
@@ -183,7 +183,7 @@ def test_the_scenario_delivers_exactly_the_expected_notifications_then_their_res
             got = _keys(_alerts(webhook, "resolved"))
             return got if got >= EXPECTED else set()
 
-        resolved = wait_for("their resolution", all_resolved, 120, sidecar)
+        resolved = wait_for("their resolution", all_resolved, 240, sidecar)
         assert resolved == EXPECTED
     finally:
         client.close()
