@@ -627,6 +627,7 @@ class Baselines:
         self._params_of: Thresholds | None = None
         self.bp = np.zeros(P_FIELDS, dtype=np.float64)
         self.arrays: dict[str, npt.NDArray[Any]] = {}
+        self._own: tuple[npt.NDArray[Any], ...] = ()  # the arrays in the kernel's order
         self._grow(SUB_SPEC, 0)
         self._grow(API_SPEC, 0)
 
@@ -637,6 +638,8 @@ class Baselines:
             if old is not None:
                 new[: len(old)] = old[:rows]
             self.arrays[name] = new
+        order = (*SUB_SPEC, *API_SPEC)  # the kernel's order
+        self._own = tuple(self.arrays[k] for k in order if k in self.arrays)
 
     def _fit(self, state: State) -> None:
         if len(self.arrays["bs_i64"]) < len(state.sub_i64):
@@ -658,27 +661,24 @@ class Baselines:
             self.bp = params(state.thresholds)
             self._params_of = state.thresholds
         c = ev.columns
-        a = self.arrays
-        cols = (
+        cols: tuple[Any, ...] = (
             c["event_time_us"], c["application_id"], c["api_name"], c["api_version"],
             c["http_status"], c["error_code"], c["latency_us"],
         )  # fmt: skip
         n = len(cols[0])
-        need = 2 * (state.n_sub_rows + 3 * state.n_api_rows) + 16
+        n_sub, n_api = int(state.sub_meta[1]), int(state.api_meta[1])
+        need = 2 * (n_sub + 3 * n_api) + 16
         if len(self.out) < need:
             self.out = np.zeros((need, 5), dtype=np.int64)
+        rows: tuple[Any, ...] = (state.sub_i64, state.sub_tkeys, state.sub_tvals, n_sub,
+                state.api_i64, state.api_tkeys, state.api_tvals, n_api)  # fmt: skip
+        tail: tuple[Any, ...] = (*rows, *self._own, self.slot_week, self.bg, self.bp, self.out)
         start = 0
         while start < n:
-            start = apply_baselines(
-                *cols, start,
-                state.sub_i64, state.sub_tkeys, state.sub_tvals, state.n_sub_rows,
-                state.api_i64, state.api_tkeys, state.api_tvals, state.n_api_rows,
-                a["bs_i64"], a["bs_min"], a["bs_week"], a["bs_first"], a["bs_last"],
-                a["bs_evid"], a["ba_i64"], a["ba_min"], a["ba_lat"], a["ba_hlat"],
-                a["ba_week"], a["ba_first"], a["ba_last"], a["ba_evid"],
-                self.slot_week, self.bg, self.bp, self.out,
-            )  # fmt: skip
-            self._drain(state)
+            args: tuple[Any, ...] = (*cols, start, *tail)
+            start = apply_baselines(*args)
+            if self.bg[Q_OUT]:
+                self._drain(state)
 
     def _drain(self, state: State) -> None:
         n = int(self.bg[Q_OUT])
@@ -763,5 +763,6 @@ class Baselines:
         self.slot_week = arrays["bl_slot_week"].copy()
         for name in specs:
             self.arrays[name] = arrays[f"bl_{name}"].copy()
+        self._own = tuple(self.arrays[k] for k in (*SUB_SPEC, *API_SPEC))
         self._fit(state)
         return True
