@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import SidecarProcess, start_sidecar
 from tests.e2e.test_alerts_alertmanager import Webhook, alertmanager, webhook
 from tests.e2e.test_export_backends import wait_for
+from tests.support.policy_sidecar import cli_json
 from tests.support.streams import StreamClient
 from vigie.wire.columns import StreamEncoder
 
@@ -175,6 +176,12 @@ def test_the_scenario_delivers_exactly_the_expected_notifications_then_their_res
         degraded = by_name["VigieApiDegraded"]
         assert "p95_ms=" in degraded["annotations"]["evidence"]
         assert degraded["annotations"]["command"] == "vigie consumers --api Orders"
+        # what the person on call runs: the anomalous consumers, with their evidence
+        listed = cli_json(sidecar, "consumers", "--class", "traffic_anomaly")["subscriptions"]
+        directions = {
+            s["application_id"]: s["evidence"]["traffic_anomaly"]["direction"] for s in listed
+        }
+        assert directions == {"app-surge": "surge", "app-drop": "drop"}
 
         # the incidents end, the dropped consumer comes back: every alert resolves
         _stream(client, enc, _traffic(enc, t1, t1 + FIRST_SEND, t1 + SECOND_SEND, 2))
