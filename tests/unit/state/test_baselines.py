@@ -256,3 +256,34 @@ def test_nothing_is_judged_while_the_platform_is_silent() -> None:
     assert (counts["traffic_anomaly"], counts["normal"]) == (1, 1)
     assert state.counters()["events_late_for_baselines"] == 0
     assert state.baselines.bg[B.Q_EVALUATIONS] <= 15 * 1440 + 5
+
+
+def test_a_row_freed_and_given_to_another_consumer_starts_a_fresh_baseline() -> None:
+    """Eviction frees a subscription's row; the consumer that gets it next inherits neither
+    its baseline nor its open episode (the row's generation tells them apart)."""
+    th = Thresholds().replace(anomaly_min_requests=10)
+    ev = [
+        (T0 + m * MINUTE + k * 1000, "app-a", "Stock", 200, 0, 10_000)
+        for m in range(15 * 1440)
+        for k in range(3)
+    ]
+    end = T0 + 15 * DAY
+    ev += [(end + m * MINUTE, "app-b", "Stock", 200, 0, 10_000) for m in range(20)]
+    state = State(th)
+    _feed(state, ev)
+    assert {v.application_id: v.classes for v in views.subscriptions(state)} == {
+        "app-a": ["traffic_anomaly"],  # silent for 20 minutes: a drop
+        "app-b": ["normal"],
+    }
+    old_rows = set(state.sub_rows().tolist())
+    state.evict(2)
+    _feed(state, [(end + (20 + m) * MINUTE, "app-c", "Stock", 200, 0, 10_000) for m in range(3)])
+    (view,) = views.subscriptions(state)
+    assert (view.application_id, view.classes) == ("app-c", ["normal"])
+    (row,) = state.sub_rows().tolist()
+    assert row in old_rows  # the same row, another consumer
+    assert not state.baselines.arrays["bs_week"][row].any()
+    assert state.baselines.sub_record(row)[0] == 0
+    assert (
+        state.baselines.arrays["bs_i64"][row, B.B_SINCE] == (end + 19 * MINUTE) // (60 * MINUTE) + 1
+    )
