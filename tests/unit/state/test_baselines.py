@@ -1,4 +1,4 @@
-"""The baselines kernel (``vigie.state._baselines``) against its naive twin
+"""The baselines kernel (``vigie.state._baselines``, ``_baseline_kernels``) against its naive twin
 (``tests.support.naive.naive_health``): random traffic over three weeks, with surges, drops,
 slow and failing stretches, dead backends, silent hours of the whole platform and late events,
 through the real wire path; every episode of every health class, and the evidence of the open
@@ -17,6 +17,7 @@ from tests.support import naive
 from tests.support.policy_traffic import DAY, MINUTE
 from vigie.classify import views
 from vigie.errors import ConfigError
+from vigie.state import _baseline_kernels as K
 from vigie.state import _baselines as B
 from vigie.state.engine import State
 from vigie.state.snapshot import read_snapshot, write_snapshot
@@ -162,12 +163,12 @@ def test_every_episode_and_its_evidence_is_the_naive_twins(
 def test_buckets_and_weighted_median_agree_with_the_twin() -> None:
     rng = np.random.default_rng(7)
     for lat in [0, 999, 1000, 1001, 2000, 4000, *rng.integers(0, 10**9, 500).tolist()]:
-        assert B.latency_bucket(int(lat)) == naive.health_bucket(int(lat)), lat
+        assert K.latency_bucket(int(lat)) == naive.health_bucket(int(lat)), lat
     for _ in range(300):
-        n = int(rng.integers(1, B.WEEKS + 1))
+        n = int(rng.integers(1, K.WEEKS + 1))
         v = rng.integers(0, 5, n).astype(np.float64)  # ties on purpose
         w = rng.random(n) + 0.01
-        assert B.weighted_median(v, w, n) == naive.lower_weighted_median(
+        assert K.weighted_median(v, w, n) == naive.lower_weighted_median(
             list(zip(v, w, strict=True))
         )
 
@@ -255,7 +256,7 @@ def test_nothing_is_judged_while_the_platform_is_silent() -> None:
     counts = views.class_counts(state, state.now_us)  # what vigie status shows
     assert (counts["traffic_anomaly"], counts["normal"]) == (1, 1)
     assert state.counters()["events_late_for_baselines"] == 0
-    assert state.baselines.bg[B.Q_EVALUATIONS] <= 15 * 1440 + 5
+    assert state.baselines.bg[K.Q_EVALUATIONS] <= 15 * 1440 + 5
 
 
 def test_a_row_freed_and_given_to_another_consumer_starts_a_fresh_baseline() -> None:
@@ -285,5 +286,5 @@ def test_a_row_freed_and_given_to_another_consumer_starts_a_fresh_baseline() -> 
     assert not state.baselines.arrays["bs_week"][row].any()
     assert state.baselines.sub_record(row)[0] == 0
     assert (
-        state.baselines.arrays["bs_i64"][row, B.B_SINCE] == (end + 19 * MINUTE) // (60 * MINUTE) + 1
+        state.baselines.arrays["bs_i64"][row, K.B_SINCE] == (end + 19 * MINUTE) // (60 * MINUTE) + 1
     )
