@@ -37,6 +37,7 @@ last; then its episode closes (``Episode`` records, drained into ``State.episode
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -85,7 +86,6 @@ from vigie.state.thresholds import Thresholds
 
 if TYPE_CHECKING:
     from vigie.state.engine import State
-    from vigie.wire.columns import Events
 
 __all__ = ["API_CLASS_NAMES", "SUB_CLASS_NAMES", "Baselines", "params", "sub_row_bytes"]
 
@@ -178,13 +178,14 @@ class Baselines:
     def late(self) -> int:
         return int(self.bg[Q_LATE])
 
-    def apply(self, state: State, ev: Events) -> None:
-        """The batch ``ev`` (already applied to the state's rows) into the baselines."""
+    def apply(self, state: State, columns: Mapping[str, npt.NDArray[Any]]) -> None:
+        """A batch (its ``Events.columns``, as the main kernel read them: already applied to
+        the state's rows) into the baselines."""
         self._fit(state)
         if self._params_of is not state.thresholds:
             self.bp = params(state.thresholds)
             self._params_of = state.thresholds
-        c = ev.columns
+        c = columns
         cols: tuple[Any, ...] = (
             c["event_time_us"], c["application_id"], c["api_name"], c["api_version"],
             c["http_status"], c["error_code"], c["latency_us"],

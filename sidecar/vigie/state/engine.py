@@ -264,7 +264,7 @@ class State:
                 self._make_sub_room()
             elif stop == L.STOP_API_FULL:
                 self._make_api_room()
-        self.baselines.apply(self, ev)  # after the main kernel: every row exists
+        self.baselines.apply(self, ev.columns)  # the columns the main kernel read; rows exist
         if (  # grow at half full, so that the next batch's new routes fit
             2 * self.n_route_rows >= len(self.route_i64)
             and len(self.route_i64) < self.capacity.max_routes
