@@ -129,6 +129,9 @@ def _serve(
     config.write_text(
         f'alertmanager_urls = "{alertmanager}"\n'
         f'alert_on = "{alert_on}"\n'
+        # the behaviour classes only: the storm's 101503s also make Stock backend_down (the
+        # health classes' own test is tests/e2e/test_health_alerts.py)
+        'alert_classes = "retry_storm,error_prone,redundant,throttle_hitter,wrong_channel"\n'
         "policy_refresh_seconds = 1\n"
         "alert_check_seconds = 1\n"
         "alert_resend_seconds = 30\n"

@@ -408,3 +408,194 @@ class NaiveRollup:
             for k, v in enumerate(m):
                 d[k] += v
         return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the health classes (twin of vigie.state._baselines): events kept per minute and per hour in
+# dicts, every window and baseline recomputed by lookups at each minute boundary
+# ---------------------------------------------------------------------------------------------
+HEALTH_RING = 15
+HEALTH_WEEKS = 4
+CONNECTION_FAILURES = (101503, 101504, 101505, 303001)
+
+
+def health_bucket(latency_us: int) -> int:
+    """The coarse latency bucket (four an octave from 1 ms), found by walking the edges."""
+    b = 0
+    while b < 63 and latency_us >= 1000 * 2.0 ** (b / 4):
+        b += 1
+    return b
+
+
+def health_p95(hist: dict[int, int]) -> float:
+    n = sum(hist.values())
+    if n == 0:
+        return math.nan
+    acc = 0
+    for b in sorted(hist):
+        acc += hist[b]
+        if acc >= 0.95 * n:
+            return float(2.0 ** (b / 4))
+    raise AssertionError("unreachable")
+
+
+def lower_weighted_median(pairs: list[tuple[float, float]]) -> float:
+    """The smallest value whose cumulative weight (ascending values) reaches half the total."""
+    ordered = sorted(pairs)
+    total = sum(w for _, w in ordered)
+    acc = 0.0
+    for v, w in ordered:
+        acc += w
+        if acc >= total / 2:
+            return v
+    return ordered[-1][0]
+
+
+def naive_health(
+    events: list[tuple[int, int, int, int, int, int]], th: Any
+) -> tuple[dict[tuple[Any, ...], list[tuple[int, int]]], dict[tuple[Any, ...], list[float]]]:
+    """Episodes of the health classes for events (t, app, api, status, error_code, latency_us)
+    in arrival order (app 0: none), with ``vigie.state.thresholds.Thresholds`` ``th``.
+
+    Returns {(kind, key, class): [(first, last), ...]} (closed episodes, then the open one) and
+    the figures of each open episode at its last holding, {(kind, key, class): figures}; kind
+    is "sub" (key (app, api)) or "api" (key api)."""
+    minute_us = 60_000_000
+    per_min: dict[tuple[Any, ...], dict[int, list[int]]] = defaultdict(dict)  # row -> minute
+    lat_min: dict[Any, dict[int, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    hours: dict[tuple[Any, ...], dict[int, list[Any]]] = defaultdict(dict)  # row -> hour
+    since: dict[tuple[Any, ...], int] = {}
+    arrivals_min: dict[int, int] = defaultdict(int)  # arrivals during each current minute
+    arrivals_hour: set[int] = set()
+    run: dict[int, int] = defaultdict(int)
+    peak: dict[int, int] = defaultdict(int)
+    first: dict[tuple[Any, ...], int] = {}
+    last: dict[tuple[Any, ...], int] = {}
+    figures: dict[tuple[Any, ...], list[float]] = {}
+    episodes: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
+    hold = th.health_hold_seconds * 1e6
+
+    def step(key: tuple[Any, ...], holds: bool, now: int, figs: list[float]) -> None:
+        if holds:
+            first.setdefault(key, now)
+            last[key] = now
+            figures[key] = figs
+        elif key in first and now - last[key] >= hold:
+            episodes[key].append((first.pop(key), last.pop(key)))
+            figures.pop(key)
+
+    def baseline(row: tuple[Any, ...], hour: int, field: int) -> list[tuple[float, float]]:
+        slot, week = (hour + 72) % 168, (hour + 72) // 168
+        out = []
+        for w in range(week - HEALTH_WEEKS, week):
+            h = w * 168 + slot - 72
+            if h not in arrivals_hour or h < since[row]:
+                continue
+            cell = hours[row].get(h, [0, 0, {}])
+            if field == 0:
+                value = float(cell[0])
+            elif cell[0] < 20:
+                continue
+            else:
+                value = cell[1] / cell[0] if field == 1 else health_p95(cell[2])
+            out.append((value, 0.5 ** ((week - w - 1) / th.baseline_halflife_weeks)))
+        return out
+
+    def window(row: tuple[Any, ...], m: int, n: int, k: int) -> float:
+        return float(sum(per_min[row].get(x, [0, 0, 0])[k] for x in range(m - n, m)))
+
+    def anomaly(row: tuple[Any, ...], key: tuple[Any, ...], m: int, now: int) -> None:
+        n = int(th.anomaly_window_seconds // 60)
+        count = window(row, m, n, 0)
+        pairs = baseline(row, (m - 1) // 60, 0)
+        holds, figs = False, [0.0] * 6
+        if len(pairs) >= th.baseline_min_weeks and since[row] * 3600e6 <= now - n * minute_us:
+            med = lower_weighted_median(pairs)
+            mad = lower_weighted_median([(abs(v - med), w) for v, w in pairs])
+            scale = n / 60
+            mid = med * scale
+            spread = max(mad * scale, th.anomaly_min_spread * mid, math.sqrt(mid))
+            d = 0
+            if count > mid + th.anomaly_k * spread and count >= th.anomaly_min_requests:
+                d = 1
+            elif count < mid - th.anomaly_k * spread and mid >= th.anomaly_min_requests:
+                d = -1
+            holds = d != 0
+            figs = [count, mid, spread, float(d), float(len(pairs)), 0.0]
+        step(key, holds, now, figs)
+
+    def evaluate(m: int) -> None:
+        now = m * minute_us
+        for row in sorted(r for r in since if r[0] == "sub"):
+            anomaly(row, (*row, "traffic_anomaly"), m, now)
+        for row in sorted(r for r in since if r[0] == "api"):
+            api = row[1]
+            dn = int(th.degraded_window_seconds // 60)
+            req, err = window(row, m, dn, 0), window(row, m, dn, 1)
+            holds, figs = False, [0.0] * 6
+            if req >= th.degraded_min_requests and since[row] * 3600e6 <= now - dn * minute_us:
+                hist: dict[int, int] = defaultdict(int)
+                for x in range(m - dn, m):
+                    for b, c in lat_min[api].get(x, {}).items():
+                        hist[b] += c
+                figs = [health_p95(hist), 0.0, err / req, 0.0, req, 0.0]
+                lat_pairs = baseline(row, (m - 1) // 60, 2)
+                if len(lat_pairs) >= th.baseline_min_weeks:
+                    figs[1] = lower_weighted_median(lat_pairs)
+                    holds |= figs[0] >= th.degraded_latency_ratio * figs[1]
+                share_pairs = baseline(row, (m - 1) // 60, 1)
+                if len(share_pairs) >= th.baseline_min_weeks:
+                    figs[3] = lower_weighted_median(share_pairs)
+                    holds |= figs[2] >= th.degraded_error_share and (
+                        figs[2] >= th.degraded_error_ratio * figs[3]
+                    )
+                figs[5] = float(len(share_pairs))
+            step((*row, "degraded"), holds, now, figs)
+            bn = int(th.backend_down_window_seconds // 60)
+            req, conn = window(row, m, bn, 0), window(row, m, bn, 2)
+            p = peak[api]
+            peak[api] = run[api]
+            holds = p >= th.backend_down_consecutive or (
+                req >= th.backend_down_min_requests
+                and req > 0
+                and conn >= th.backend_down_share * req
+            )
+            figs = [float(p), conn, req, conn / req if req else 0.0, 0.0, 0.0]
+            step((*row, "backend_down"), holds, now, figs)
+            anomaly(row, (*row, "traffic_anomaly"), m, now)
+
+    cur = -1
+    for t, app, api, status, code, lat in events:
+        m = t // minute_us
+        if cur < 0:
+            cur = m
+        while cur < m:
+            cur += 1
+            if arrivals_min.get(cur - 1, 0) > 0:
+                evaluate(cur)
+        if cur - m >= HEALTH_RING:
+            continue
+        arrivals_min[cur] += 1
+        arrivals_hour.add(cur // 60)
+        same_hour = m // 60 == cur // 60
+        rows = [("api", api)] + ([("sub", app, api)] if app else [])
+        for row in rows:
+            since.setdefault(row, (t - minute_us) // HOUR + 1)
+            c = per_min[row].setdefault(m, [0, 0, 0])
+            c[0] += 1
+            c[1] += 500 <= status < 600
+            c[2] += code in CONNECTION_FAILURES
+            if same_hour:
+                cell = hours[row].setdefault(m // 60, [0, 0, defaultdict(int)])
+                cell[0] += 1
+                cell[1] += 500 <= status < 600
+                cell[2][health_bucket(lat)] += 1
+        lat_min[api][m][health_bucket(lat)] = lat_min[api][m].get(health_bucket(lat), 0) + 1
+        if code in CONNECTION_FAILURES:
+            run[api] += 1
+            peak[api] = max(peak[api], run[api])
+        else:
+            run[api] = 0
+    for key in first:
+        episodes[key].append((first[key], last[key]))
+    return dict(episodes), figures

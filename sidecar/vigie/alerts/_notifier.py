@@ -35,7 +35,7 @@ from vigie.classify.live import copy_chunked
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.settings.alerts import AlertConfig
 from vigie.state.engine import State
-from vigie.state.thresholds import CLASS_NAMES
+from vigie.state.thresholds import CLASS_NAMES, HEALTH_CLASS_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,9 @@ class Notifier:
     def _any_held(self, copy: State, now: int) -> bool:
         """Whether any subscription holds an alerting class (the views, one Python object per
         subscription, are built only then)."""
+        health = [i for i, c in enumerate(HEALTH_CLASS_NAMES) if c in self.config.classes]
+        if health and copy.baselines.sub_held(copy, now)[:, health].any():
+            return True
         cols = [i for i, c in enumerate(CLASS_NAMES) if c in self.config.classes]
         if not cols:
             return False

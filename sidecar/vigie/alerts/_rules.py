@@ -30,6 +30,10 @@ SEVERITY: Final[dict[str, str]] = {
     "growing": "info",
     "dormant": "info",
     "retired": "info",
+    # judged against the hour-of-week baselines
+    "traffic_anomaly": "warning",
+    "degraded": "warning",
+    "backend_down": "critical",
 }
 
 
@@ -89,6 +93,7 @@ def class_alerts(
                 "api": v.api,
                 "api_version": v.api_version,
                 "channel": _channel(v, c),
+                "direction": str(v.evidence.get(c, {}).get("direction", "")),
                 "tenant": tenant,
                 "severity": SEVERITY.get(c, "info"),
             }
@@ -111,6 +116,7 @@ def class_alerts(
                 "class": c,
                 "api": a.api,
                 "api_version": a.api_version,
+                "direction": str(a.evidence.get(c, {}).get("direction", "")),
                 "tenant": tenant,
                 "severity": SEVERITY.get(c, "info"),
             }

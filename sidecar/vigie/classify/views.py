@@ -25,7 +25,12 @@ import numpy.typing as npt
 
 from vigie.state import layout as L
 from vigie.state.engine import State
-from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
+from vigie.state.thresholds import (
+    API_CLASS_NAMES,
+    API_HEALTH_CLASS_NAMES,
+    CLASS_NAMES,
+    HEALTH_CLASS_NAMES,
+)
 from vigie.wire import tenants
 
 API_VIEW_CLASS_NAMES: Final = (*API_CLASS_NAMES, "new", "unknown")
@@ -42,10 +47,55 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "retired": ("days_without_requests",),
     "new": ("first_seen", "last_7_days"),
     "unknown": ("observed_days", "needed_days"),
+    "traffic_anomaly": ("direction", "requests", "baseline_requests"),
+    "degraded": ("p95_ms", "baseline_p95_ms", "server_error_share", "baseline_error_share"),
+    "backend_down": ("consecutive_failures", "connection_failures", "requests"),
 }
 # the subscription classes a view may hold besides "normal": the state's, then the verdicts
 # corrected on reading
 VIEW_CLASS_NAMES: Final = (*CLASS_NAMES, "new", "unknown")
+
+
+def _health_evidence(
+    state: State, class_name: str, ev: np.ndarray, last_true: int
+) -> dict[str, Any]:
+    """The figures of a health class (``vigie.state._baselines``) at the last time its rule
+    held."""
+    th = state.thresholds
+    at = iso(last_true)
+    if class_name == "traffic_anomaly":
+        return {
+            "direction": "surge" if ev[3] > 0 else "drop",
+            "requests": int(ev[0]),
+            "baseline_requests": round(float(ev[1]), 1),
+            "band": round(float(th.anomaly_k * ev[2]), 1),
+            "baseline_weeks": int(ev[4]),
+            "window_seconds": th.anomaly_window_seconds,
+            "at": at,
+        }
+    if class_name == "degraded":
+
+        def ms(x: float) -> float | None:
+            return round(float(x), 1) if x > 0 and np.isfinite(x) else None
+
+        return {
+            "p95_ms": ms(ev[0]),
+            "baseline_p95_ms": ms(ev[1]),
+            "server_error_share": round(float(ev[2]), 4),
+            "baseline_error_share": round(float(ev[3]), 4),
+            "requests": int(ev[4]),
+            "baseline_weeks": int(ev[5]),
+            "window_seconds": th.degraded_window_seconds,
+            "at": at,
+        }
+    return {  # backend_down
+        "consecutive_failures": int(ev[0]),
+        "connection_failures": int(ev[1]),
+        "requests": int(ev[2]),
+        "share": round(float(ev[3]), 4),
+        "window_seconds": th.backend_down_window_seconds,
+        "at": at,
+    }
 
 
 def headline(class_name: str, figures: dict[str, Any]) -> str:
@@ -291,12 +341,14 @@ def api_verdicts(state: State, now: int) -> Verdicts:
 
 
 def class_counts(state: State, now: int) -> dict[str, int]:
-    """How many subscriptions hold each class of ``VIEW_CLASS_NAMES`` at ``now``, and
-    ``normal`` (none)."""
+    """How many subscriptions hold each class of ``VIEW_CLASS_NAMES`` and
+    ``HEALTH_CLASS_NAMES`` at ``now``, and ``normal`` (none)."""
     v = verdicts(state, now)
     rows = state.sub_rows()
+    health = state.baselines.sub_held(state, now)[rows]
     counts = {name: int(v.held[rows, i].sum()) for i, name in enumerate(VIEW_CLASS_NAMES)}
-    counts["normal"] = int((~v.held[rows].any(axis=1)).sum())
+    counts |= {name: int(health[:, i].sum()) for i, name in enumerate(HEALTH_CLASS_NAMES)}
+    counts["normal"] = int((~(v.held[rows].any(axis=1) | health.any(axis=1))).sum())
     return counts
 
 
@@ -320,6 +372,7 @@ def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView
     held, grow_evid = v.held, v.growth
     th = state.thresholds
     s = state.sub_i64
+    health = state.baselines.sub_held(state, now)
     views: list[SubscriptionView] = []
     for row in state.sub_rows().tolist():
         app_gid = int(s[row, L.S_APP])
@@ -360,6 +413,13 @@ def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView
                 episodes.append(
                     EpisodeView(cname, int(state.cls_first[row, c]), int(state.cls_last[row, c]))
                 )
+        for c, cname in enumerate(HEALTH_CLASS_NAMES):
+            first, last, figures = state.baselines.sub_record(row)
+            if health[row, c]:
+                classes.append(cname)
+                evidence[cname] = _health_evidence(state, cname, figures, last)
+            if last > 0 and health[row, c]:
+                episodes.append(EpisodeView(cname, first, last))
         episodes.sort(key=lambda e: (e.first_us, e.class_name))
         channels = {
             state.channels[c]: int(s[row, L.S_CH_REQ + c])
@@ -396,10 +456,16 @@ def apis(state: State, now: int | None = None) -> list[ApiView]:
     v = api_verdicts(state, now)
     held, grow_evid = v.held, v.growth
     a = state.api_i64
+    health = state.baselines.api_held(state, now)
     out: list[ApiView] = []
     for row in state.api_rows().tolist():
         classes: list[str] = []
         evidence: dict[str, dict[str, Any]] = {}
+        for c, cname in enumerate(API_HEALTH_CLASS_NAMES):
+            if health[row, c]:
+                _, last, figures = state.baselines.api_record(row, c)
+                classes.append(cname)
+                evidence[cname] = _health_evidence(state, cname, figures, last)
         if held[row, 0]:
             classes.append(API_CLASS_NAMES[0])
             evidence["retired"] = _silence(now, int(a[row, L.A_LAST_SEEN]))

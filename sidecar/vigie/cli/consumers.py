@@ -13,7 +13,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from vigie.classify.views import VIEW_CLASS_NAMES as CLASS_NAMES
+from vigie.classify.views import VIEW_CLASS_NAMES
 from vigie.cli.client import AdminClient, default_admin
 from vigie.cli.common import (
     client,
@@ -25,6 +25,10 @@ from vigie.cli.common import (
     iso,
     subscription_table,
 )
+from vigie.state.thresholds import HEALTH_CLASS_NAMES
+
+# what --class takes: the view classes and the health classes
+CLASS_NAMES = (*VIEW_CLASS_NAMES, *HEALTH_CLASS_NAMES)
 
 
 def _one_client(

@@ -12,14 +12,20 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from vigie.errors import ConfigError
-from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
+from vigie.state.thresholds import (
+    API_CLASS_NAMES,
+    API_HEALTH_CLASS_NAMES,
+    CLASS_NAMES,
+    HEALTH_CLASS_NAMES,
+)
 
 if TYPE_CHECKING:
     from vigie.settings import Settings
 
 # a consumer misbehaving, and what happens to an API: the classes someone on call acts on
 DEFAULT_ALERT_CLASSES: Final = (
-    "retry_storm,error_prone,redundant,throttle_hitter,wrong_channel,api:retired,api:growing"
+    "retry_storm,error_prone,redundant,throttle_hitter,wrong_channel,traffic_anomaly,"
+    "api:retired,api:growing,api:degraded,api:backend_down,api:traffic_anomaly"
 )
 # what alerts: class episodes, suggestions awaiting review, enforced directives, data lost
 ALERT_SOURCES: Final = ("episodes", "suggestions", "directives", "data")
@@ -43,7 +49,8 @@ def parse_urls(value: str) -> tuple[str, ...]:
 
 def parse_classes(value: str) -> frozenset[str]:
     """``retry_storm, api:retired`` -> the classes whose episodes alert (API ones as api:X)."""
-    known = {*CLASS_NAMES, *(f"api:{c}" for c in API_CLASS_NAMES)}
+    known = {*CLASS_NAMES, *HEALTH_CLASS_NAMES}
+    known |= {f"api:{c}" for c in (*API_CLASS_NAMES, *API_HEALTH_CLASS_NAMES)}
     out = set(_items(value))
     unknown = out - known
     if unknown:

@@ -43,6 +43,17 @@ AUTHENTICATION_LAST: Final = 900999
 BACKEND_FIRST: Final = 101500
 BACKEND_LAST: Final = 101599
 BACKEND_TIMEOUT: Final = 303001  # "sending the request to the backend timed out"
+# the backend did not answer at all (what API ``backend_down`` counts): connection failed,
+# timed out, closed; and the endpoint timeout
+CONNECTION_FAILED: Final = 101503
+CONNECTION_TIMEOUT: Final = 101504
+CONNECTION_CLOSED: Final = 101505
+CONNECTION_FAILURES: Final = (
+    CONNECTION_FAILED,
+    CONNECTION_TIMEOUT,
+    CONNECTION_CLOSED,
+    BACKEND_TIMEOUT,
+)
 TRANSPORT_FIRST: Final = 101000
 TRANSPORT_LAST: Final = 101499
 
@@ -79,6 +90,12 @@ def is_authentication_code(code: int) -> bool:
 def is_backend_code(code: int) -> bool:
     """A WSO2 backend-connectivity code (101500-101599, or 303001)."""
     return (code >= BACKEND_FIRST and code <= BACKEND_LAST) or code == BACKEND_TIMEOUT
+
+
+@njit(cache=True, nogil=True, inline="always")
+def is_connection_failure(code: int) -> bool:
+    """The backend could not be reached (101503, 101504, 101505, 303001): API backend_down."""
+    return (code >= CONNECTION_FAILED and code <= CONNECTION_CLOSED) or code == BACKEND_TIMEOUT
 
 
 @njit(cache=True, nogil=True, inline="always")

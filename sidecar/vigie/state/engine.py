@@ -37,6 +37,7 @@ from vigie.state._arrays import (
     Episode,
     sub_row_bytes,
 )
+from vigie.state._baselines import Baselines
 from vigie.state._entry import apply_flat
 from vigie.state.primitives import pow2_at_least
 from vigie.state.thresholds import CLASS_NAMES, Thresholds
@@ -108,6 +109,7 @@ class State:
         self.retry_vals = np.zeros((n, 2), dtype=np.int64)
         self.repeat_keys = np.zeros(n, dtype=np.int64)
         self.repeat_vals = np.zeros((n, 1), dtype=np.int64)
+        self.baselines = Baselines()  # hour-of-week baselines and the health classes
 
     # -----------------------------------------------------------------------------------------
     # arrays
@@ -312,6 +314,7 @@ class State:
                 self._make_sub_room()
             elif stop == L.STOP_API_FULL:
                 self._make_api_room()
+        self.baselines.apply(self, columns)  # the columns the main kernel read; rows exist
         if (  # grow at half full, so that the next batch's new routes fit
             2 * self.n_route_rows >= len(self.route_i64)
             and len(self.route_i64) < self.capacity.max_routes
@@ -609,6 +612,7 @@ class State:
             "events_without_api": int(g[L.G_SKIPPED_NO_API]),
             "events_without_application": int(g[L.G_NO_APP]),
             "events_late_for_windows": int(g[L.G_LATE]),
+            "events_late_for_baselines": self.baselines.late,  # > 15 min late: no health window
             "route_overflow": int(g[L.G_ROUTE_OVERFLOW]),
             "detector_replacements": int(g[L.G_RETRY_EVICT]),
             "evicted_subscriptions": self.evicted,

@@ -80,7 +80,8 @@ class Frozen:
 
 
 def freeze(state: State) -> Frozen:
-    return Frozen(_meta(state), {k: v.copy() for k, v in state.used_arrays().items()})
+    arrays = {**state.used_arrays(), **state.baselines.used_arrays(state)}
+    return Frozen(_meta(state), {k: v.copy() for k, v in arrays.items()})
 
 
 def _savez(f: IO[bytes], frozen: Frozen) -> None:
@@ -210,6 +211,8 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
     except (KeyError, TypeError, ValueError) as exc:
         raise SnapshotError(f"{path}: damaged metadata ({exc})") from exc
     state.restore_used(arrays)
+    if not state.baselines.restore(state, arrays):  # an older snapshot: learnt again
+        log.info("%s: no baselines in this snapshot: they are learnt again", path)
     return state
 
 

@@ -27,6 +27,9 @@ CLASS_NAMES: Final = (
     "throttle_hitter",
 )
 API_CLASS_NAMES: Final = ("retired", "growing")
+# judged against the hour-of-week baselines (vigie.state._baselines), held in their own arrays
+HEALTH_CLASS_NAMES: Final = ("traffic_anomaly",)
+API_HEALTH_CLASS_NAMES: Final = ("degraded", "backend_down", "traffic_anomaly")
 
 
 def _f(
@@ -114,6 +117,52 @@ class Thresholds:
     wrong_channel_minor_share: float = _f(
         0.05, "without registration: the other channel carries less than this share", maximum=1
     )
+    # hour-of-week baselines and the health classes (vigie.state._baselines)
+    baseline_min_weeks: float = _f(
+        2, "a baseline slot is used once this many weeks of it were observed", minimum=1, maximum=4
+    )
+    baseline_halflife_weeks: float = _f(
+        2, "weight of a baseline week: 0.5 ** (its age in weeks / this)", minimum=0.25
+    )
+    health_hold_seconds: float = _f(
+        600, "degraded / backend_down / traffic_anomaly stay this long after their rule went quiet"
+    )
+    degraded_window_seconds: float = _f(
+        600, "API degraded looks at this long (whole minutes)", minimum=60, maximum=900
+    )
+    degraded_min_requests: float = _f(100, "API degraded needs this many requests in its window")
+    degraded_latency_ratio: float = _f(
+        2, "... and p95 latency at least this times the baseline's for that hour", minimum=1
+    )
+    degraded_error_share: float = _f(0.05, "... or a 5xx share at least this", maximum=1)
+    degraded_error_ratio: float = _f(
+        5, "... and at least this times the baseline's 5xx share for that hour", minimum=1
+    )
+    backend_down_consecutive: float = _f(
+        20,
+        "API backend_down: this many connection failures in a row (101503-101505, 303001)",
+        minimum=1,
+    )
+    backend_down_window_seconds: float = _f(
+        120, "... or over this long (whole minutes)", minimum=60, maximum=900
+    )
+    backend_down_share: float = _f(
+        0.9, "... at least this share of the requests failing so", maximum=1
+    )
+    backend_down_min_requests: float = _f(10, "... with at least this many requests", minimum=1)
+    anomaly_window_seconds: float = _f(
+        900,
+        "traffic_anomaly compares this long (whole minutes) with the baseline",
+        minimum=60,
+        maximum=900,
+    )
+    anomaly_k: float = _f(6, "traffic_anomaly band: baseline median +- this x MAD", minimum=1)
+    anomaly_min_requests: float = _f(
+        100, "traffic_anomaly needs this many requests in the window (surge) or baseline (drop)"
+    )
+    anomaly_min_spread: float = _f(
+        0.1, "the MAD used is at least this share of the median (and its square root)", maximum=10
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -128,6 +177,10 @@ class Thresholds:
         for name in ("retry_window_seconds", "short_window_seconds"):
             if (getattr(self, name) * SECOND_US) % 60 != 0:
                 raise ConfigError(f"{name}: must be a multiple of 60 microseconds")
+        for name in ("degraded_window_seconds", "backend_down_window_seconds",
+                     "anomaly_window_seconds"):  # fmt: skip
+            if getattr(self, name) % 60 != 0:
+                raise ConfigError(f"{name}: must be whole minutes, got {getattr(self, name):g}")
 
     @staticmethod
     def field_docs() -> dict[str, str]:
