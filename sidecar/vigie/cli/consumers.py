@@ -167,6 +167,20 @@ def _print_status(st: Any, extra: dict[str, Any]) -> None:
         highlight=False,
     )
     console.print("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(st.classes.items())))
+    if st.instance_id:
+        console.print(
+            f"instance {st.instance_id}, started from {st.started_from}; directives in force: "
+            + (", ".join(f"{d.id} (v{d.version})" for d in st.directives) or "none"),
+            highlight=False,
+            soft_wrap=True,
+        )
+    for p in st.peers:
+        console.print(
+            f"peer {p.address} {p.instance_id or '?'}: {p.state}"
+            + (f" ({p.error})" if p.error else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     line = _data_status_line(st)
     if line:
         console.print(line, highlight=False, soft_wrap=True)

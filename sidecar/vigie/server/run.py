@@ -124,6 +124,7 @@ class Running:
         b.wait()
         if self.background is not None:
             self.background.join()
+        self.sidecar.fleet.stop()
         if self.export is not None:
             self.export.stop()
         if self.sidecar.alerts is not None:
@@ -225,8 +226,10 @@ def start(settings: Settings) -> Running:
         sc.alerts.start()
     tport = _add_port(telemetry, settings.listen, gateway_creds)
     aport = _add_port(admin, settings.admin_listen, admin_creds)
-    telemetry.start()
     admin.start()
+    sc.fleet.start_from_peers()  # before any gateway hears of the directives
+    telemetry.start()
+    sc.fleet.start()
     for name in ("", names[0], names[1]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = Running(sc, telemetry, admin, health_servicer, tport, aport, export=export)

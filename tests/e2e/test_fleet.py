@@ -1,0 +1,301 @@
+"""The fleet: real ``vigie serve`` instances that are each other's peers (``fleet_peers``).
+
+A directive put on one instance is in the other's table and pushed to the gateways connected
+only to the other; an instance that was down catches up when it returns (and says it started
+from a peer); the fleet-wide version is the same everywhere; the audit trail says where a change
+was made and where it was replicated; ``vigie status --json`` lists the peers and the directives
+by id. The delays measured are printed (``pytest -s``), never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SidecarProcess, free_port, start_sidecar
+from tests.support.streams import StreamClient
+from vigie.cli.client import AdminClient
+from vigie.v1 import admin_pb2 as apb
+from vigie.v1 import directives_pb2 as dpb
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "fleet-shared-token-for-the-tests"
+WAIT_S = 30.0  # how long to wait for something that must happen (never a speed assertion)
+
+
+class Member:
+    """One instance of the fleet: its ports and state directory, fixed across restarts."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.name = name
+        self.state_dir = root / name
+        self.tport, self.aport = free_port(), free_port()
+        self.peers: list[Member] = []
+        self.sp: SidecarProcess | None = None
+
+    @property
+    def admin(self) -> str:
+        return f"127.0.0.1:{self.aport}"
+
+    @property
+    def telemetry(self) -> str:
+        return f"127.0.0.1:{self.tport}"
+
+    def start(self) -> SidecarProcess:
+        env = {
+            "VIGIE_ADMIN_TOKEN": TOKEN,
+            "VIGIE_FLEET_PEERS": ",".join(p.admin for p in self.peers),
+            "VIGIE_FLEET_INSTANCE_ID": self.name,
+            "VIGIE_FLEET_START_TIMEOUT_SECONDS": "2",
+        }
+        self.sp = start_sidecar(
+            self.state_dir, env=env, telemetry_port=self.tport, admin_port=self.aport
+        )
+        return self.sp
+
+    def stop(self) -> None:
+        if self.sp is not None:
+            self.sp.stop()
+            self.sp = None
+
+    def client(self) -> AdminClient:
+        return AdminClient(self.admin, TOKEN)
+
+    def status(self) -> apb.Status:
+        with self.client() as c:
+            return c.call(c.stub.GetStatus, apb.StatusRequest())
+
+    def table(self) -> dict[str, int]:
+        """Directive id -> fleet-wide version, as this instance holds them."""
+        with self.client() as c:
+            dl = c.call(c.stub.ListDirectives, apb.ListDirectivesRequest())
+        return {d.id: d.version for d in dl.directives}
+
+    def audit(self) -> list[dict[str, Any]]:
+        path = self.state_dir / "directives-audit.jsonl"
+        return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def fleet_of(root: Path, n: int) -> list[Member]:
+    members = [Member(root, f"vigie-{k}") for k in range(n)]
+    for m in members:
+        m.peers = [p for p in members if p is not m]
+    return members
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[list[Member]]:
+    members = fleet_of(tmp_path, 2)
+    try:
+        for m in members:
+            m.start()
+        yield members
+    finally:
+        for m in members:
+            m.stop()
+
+
+def wait_until(what: str, cond: Callable[[], bool], timeout: float = WAIT_S) -> float:
+    """Poll ``cond`` until it holds; return the seconds it took (AssertionError past
+    ``timeout``)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if cond():
+            return time.monotonic() - started
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class GatewayTable:
+    """What a gateway holds from one sidecar: the full table, then the deltas, in order."""
+
+    def __init__(self, stream: StreamClient) -> None:
+        self.stream = stream
+
+    def now(self) -> dict[str, int]:
+        table: dict[str, int] = {}
+        for m in self.stream.of_kind("directives"):
+            u = m.directives
+            if u.full:
+                table = {}
+            for rid in u.removals:
+                table.pop(rid, None)
+            for d in u.upserts:
+                table[d.id] = d.version or u.version
+        return table
+
+
+def block(directive_id: str, app: str) -> dpb.Directive:
+    return dpb.Directive(
+        id=directive_id,
+        mode=dpb.DIRECTIVE_MODE_ENFORCE,
+        action=dpb.DIRECTIVE_ACTION_BLOCK,
+        application_id=app,
+        expires_at_us=int((time.time() + 3600) * 1e6),
+        reason="fleet test",
+    )
+
+
+def put(m: Member, d: dpb.Directive, actor: str = "alice") -> None:
+    with m.client() as c:
+        c.call(c.stub.PutDirective, apb.PutDirectiveRequest(directive=d, actor=actor, reason="t"))
+
+
+def remove(m: Member, directive_id: str) -> None:
+    with m.client() as c:
+        c.call(
+            c.stub.RemoveDirective,
+            apb.RemoveDirectiveRequest(directive_id=directive_id, actor="bob", reason="t"),
+        )
+
+
+def test_a_directive_put_on_one_is_pushed_by_the_other(pair: list[Member]) -> None:
+    a, b = pair
+    wait_until("the peers to connect", lambda: all(
+        [p.state for p in m.status().peers] == ["connected"] for m in pair))  # fmt: skip
+    gw = StreamClient(b.telemetry, gateway_id="gw-of-b-only")
+    try:
+        seen = GatewayTable(gw)
+        wait_until("the gateway's first table", lambda: bool(gw.of_kind("directives")))
+        started = time.monotonic()
+        put(a, block("block-x", "app-x"))
+        delay = wait_until("block-x on b's gateway", lambda: "block-x" in seen.now())
+        print(f"\nput on {a.name} -> pushed by {b.name} to its gateway: {delay * 1000:.0f} ms")
+        assert a.table() == b.table() == seen.now()
+        version = a.table()["block-x"]
+        assert version >= 1
+        # and back: a removal on b is gone from a, and from b's gateway
+        remove(b, "block-x")
+        delay = wait_until("block-x gone from a", lambda: "block-x" not in a.table())
+        print(f"removed on {b.name} -> gone on {a.name}: {time.monotonic() - started:.2f} s "
+              f"after the put ({delay * 1000:.0f} ms after the removal)")  # fmt: skip
+        wait_until("block-x gone from b's gateway", lambda: "block-x" not in seen.now())
+    finally:
+        gw.close()
+    # the audit: made on a, replicated to b; removed on b, replicated to a
+    made = [e for e in a.audit() if e["subject"] == "directive:block-x"]
+    assert made[0]["action"] == "put" and made[0]["details"]["made_on"] == a.name
+    assert made[0]["details"]["version"] == version
+    wait_until("a's audit to say where it was replicated", lambda: any(
+        e["action"] == "replicated" and e["details"]["replicated_to"] == b.name
+        for e in a.audit() if e["subject"] == "directive:block-x"))  # fmt: skip
+    theirs = [e for e in b.audit() if e["subject"] == "directive:block-x"]
+    assert theirs[0]["action"] == "put" and theirs[0]["actor"] == "alice"
+    assert theirs[0]["details"]["made_on"] == a.name
+    assert theirs[0]["details"]["replicated_to"] == b.name
+    gone = [e for e in a.audit() if e["subject"] == "directive:block-x" and e["action"] == "remove"]
+    assert gone and gone[0]["details"]["made_on"] == b.name and gone[0]["actor"] == "bob"
+
+
+def directives(m: Member) -> dict[str, dpb.Directive]:
+    with m.client() as c:
+        return {d.id: d for d in c.call(c.stub.ListDirectives,
+                                        apb.ListDirectivesRequest()).directives}  # fmt: skip
+
+
+def test_versions_are_fleet_wide_and_concurrent_changes_converge(pair: list[Member]) -> None:
+    a, b = pair
+    wait_until("the peers to connect", lambda: all(
+        [p.state for p in m.status().peers] == ["connected"] for m in pair))  # fmt: skip
+    # a change made after the instance heard of the previous one wins everywhere
+    put(a, block("seq", "app-first"))
+    wait_until("b has seq", lambda: "seq" in b.table())
+    put(b, block("seq", "app-second"))
+    wait_until("a has b's seq", lambda: directives(a)["seq"].application_id == "app-second")
+    assert a.table()["seq"] > 1
+    # concurrent changes on both, the same id among them: both end with the same table, and
+    # the same winner for "shared" (highest version, then instance id)
+    for k in range(5):
+        put(a, block(f"a-{k}", f"app-a{k}"))
+        put(b, block(f"b-{k}", f"app-b{k}"))
+        put(a if k % 2 else b, block("shared", f"app-shared-{k}"))
+    wait_until("both tables equal", lambda: directives(a) == directives(b)
+               and len(a.table()) == 12)  # fmt: skip
+    with a.client() as c:
+        st = c.call(c.stub.GetStatus, apb.StatusRequest())
+    refs = {d.id: (d.version, d.origin) for d in st.directives}
+    assert {d.id: (d.version, d.origin) for d in b.status().directives} == refs
+    assert {o for _, o in refs.values()} == {a.name, b.name}
+    puts_of_shared = [e["details"] for m in pair for e in m.audit()
+                      if e["subject"] == "directive:shared" and "made_on" in e["details"]
+                      and "replicated_to" not in e["details"]]  # fmt: skip
+    best = max(puts_of_shared, key=lambda d: (d["version"], d["made_on"]))
+    assert refs["shared"] == (best["version"], best["made_on"])
+
+
+def test_an_instance_that_was_down_catches_up(tmp_path: Path) -> None:
+    a, b = fleet_of(tmp_path, 2)
+    try:
+        a.start()
+        b.start()
+        put(a, block("kept", "app-k"))
+        put(a, block("lifted", "app-l"))
+        wait_until("b has both", lambda: set(b.table()) == {"kept", "lifted"})
+        b.stop()
+        remove(a, "lifted")
+        put(a, block("new", "app-n"))
+        put(a, block("kept", "app-k2"))  # replaced while b was down
+        wait_until("a sees b unreachable", lambda: a.status().peers[0].state == "unreachable")
+        b.start()
+        st = b.status()
+        assert st.started_from == f"peer {a.name} ({a.admin})", st.started_from
+        assert b.table() == a.table()
+        assert set(b.table()) == {"kept", "new"}
+        assert b.sp is not None and f"started from peer {a.name}" in b.sp.log()
+        # the gateways of b get the caught-up table from its first message
+        gw = StreamClient(b.telemetry, gateway_id="gw-after")
+        try:
+            wait_until("b's first table", lambda: bool(gw.of_kind("directives")))
+            assert GatewayTable(gw).now() == a.table()
+        finally:
+            gw.close()
+        # status: the peer and the directives by id, on both
+        for m, other in ((a, b), (b, a)):
+            wait_until(f"{m.name} connected", lambda m=m: m.status().peers[0].state == "connected")
+            st = m.status()
+            assert [(p.address, p.instance_id) for p in st.peers] == [(other.admin, other.name)]
+            assert {d.id: d.version for d in st.directives} == a.table()
+        # alone, from its snapshot; a new one with nothing: empty
+        a.stop()
+        b.stop()
+        b.start()
+        assert b.status().started_from == "snapshot"
+        assert set(b.table()) == {"kept", "new"}
+        fresh = Member(tmp_path, "vigie-new")
+        fresh.peers = [a]
+        fresh.start()
+        try:
+            assert fresh.status().started_from == "empty"
+            assert fresh.status().peers[0].state == "unreachable"
+        finally:
+            fresh.stop()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_new_instance_takes_a_peers_directives_and_audit(tmp_path: Path) -> None:
+    a, b = fleet_of(tmp_path, 2)
+    try:
+        b.peers = []  # b starts later, as a new instance
+        a.start()
+        put(a, block("one", "app-1"))
+        remove(a, "one")
+        put(a, block("two", "app-2"))
+        b.peers = [a]
+        b.start()
+        assert b.status().started_from.startswith(f"peer {a.name}")
+        assert b.table() == a.table() == {"two": a.table()["two"]}
+        subjects = [(e["subject"], e["action"]) for e in b.audit()]
+        # a's trail first (taken whole), then b's own lines of what it applied
+        assert subjects[:3] == [("directive:one", "put"), ("directive:one", "remove"),
+                                ("directive:two", "put")]  # fmt: skip
+    finally:
+        a.stop()
+        b.stop()
