@@ -16,10 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import SidecarProcess, free_port, start_sidecar
+from tests.support.policy_sidecar import INVENTORY
+from tests.support.policy_traffic import DAY, MINUTE, T0, rec, retry_storm
 from tests.support.streams import StreamClient
 from vigie.cli.client import AdminClient
+from vigie.cli.main import main
+from vigie.sources.probe import GatewayProbe
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import directives_pb2 as dpb
 
@@ -47,7 +52,7 @@ class Member:
     def telemetry(self) -> str:
         return f"127.0.0.1:{self.tport}"
 
-    def start(self) -> SidecarProcess:
+    def start(self, *extra: str) -> SidecarProcess:
         env = {
             "VIGIE_ADMIN_TOKEN": TOKEN,
             "VIGIE_FLEET_PEERS": ",".join(p.admin for p in self.peers),
@@ -55,7 +60,7 @@ class Member:
             "VIGIE_FLEET_START_TIMEOUT_SECONDS": "2",
         }
         self.sp = start_sidecar(
-            self.state_dir, env=env, telemetry_port=self.tport, admin_port=self.aport
+            self.state_dir, *extra, env=env, telemetry_port=self.tport, admin_port=self.aport
         )
         return self.sp
 
@@ -69,7 +74,11 @@ class Member:
 
     def status(self) -> apb.Status:
         with self.client() as c:
-            return c.call(c.stub.GetStatus, apb.StatusRequest())
+            st: apb.Status = c.call(c.stub.GetStatus, apb.StatusRequest())
+        return st
+
+    def peer_states(self) -> list[str]:
+        return [p.state for p in self.status().peers]
 
     def table(self) -> dict[str, int]:
         """Directive id -> fleet-wide version, as this instance holds them."""
@@ -257,7 +266,7 @@ def test_an_instance_that_was_down_catches_up(tmp_path: Path) -> None:
             gw.close()
         # status: the peer and the directives by id, on both
         for m, other in ((a, b), (b, a)):
-            wait_until(f"{m.name} connected", lambda m=m: m.status().peers[0].state == "connected")
+            wait_until(f"{m.name} connected", lambda: m.peer_states() == ["connected"])  # noqa: B023
             st = m.status()
             assert [(p.address, p.instance_id) for p in st.peers] == [(other.admin, other.name)]
             assert {d.id: d.version for d in st.directives} == a.table()
@@ -299,3 +308,66 @@ def test_a_new_instance_takes_a_peers_directives_and_audit(tmp_path: Path) -> No
     finally:
         a.stop()
         b.stop()
+
+
+def suggestions(m: Member) -> dict[str, apb.Suggestion]:
+    with m.client() as c:
+        got = c.call(c.stub.ListSuggestions, apb.ListSuggestionsRequest(refresh=True))
+    return {s.id: s for s in got.suggestions}
+
+
+def trail(m: Member, sid: str) -> list[apb.AuditEntry]:
+    with m.client() as c:
+        return list(c.call(c.stub.GetSuggestion, apb.GetSuggestionRequest(id=sid)).audit)
+
+
+def test_a_decision_on_one_instance_is_the_fleets(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps(INVENTORY))
+    members = fleet_of(tmp_path, 2)
+    a, b = members
+    try:
+        for m in members:
+            m.start("--inventory", str(inventory))
+        marks = [rec(T0 - 31 * DAY, "app-half", "Legacy", "v0", name="Half", owner="team-h"),
+                 rec(T0, "app-clock", "Clock", "v1")]  # fmt: skip
+        storm = retry_storm("app-retry", T0 + 10 * MINUTE)
+        for m in members:  # every gateway streams to every instance: each sees it all
+            with GatewayProbe(m.telemetry, "gw-1") as gw:
+                for mark in marks:
+                    gw.send_records([mark])
+                gw.send_records(storm)
+                assert gw.wait_for(lambda p: p.acked_events >= len(marks) + len(storm), 60)
+        mine, theirs = suggestions(a), suggestions(b)
+        assert set(mine) == set(theirs)  # the same ids: never proposed twice in the fleet
+        sid = next(s.id for s in mine.values() if s.application_id == "app-retry")
+        dormant = next(s.id for s in mine.values() if s.application_id == "app-half")
+        # approve on a (the CLI: a write goes to one instance), pushed on both
+        env = {"VIGIE_ADMIN_TOKEN": TOKEN, "VIGIE_ACTOR": "alice"}
+        out = CliRunner().invoke(main, ["suggestions", "approve", sid, "--reason", "storm",
+                                        "--admin", a.admin, "--admin", b.admin, "--json"],
+                                 env=env)  # fmt: skip
+        assert out.exit_code == 0, out.output
+        assert f"talking to {a.admin} ({a.name})" in out.stderr
+        wait_until("approved on b", lambda: suggestions(b)[sid].state == "pushed")
+        assert sid in b.table() and b.table() == a.table()
+        last = trail(b, sid)[-1]
+        assert (last.actor, last.action, last.to_state) == ("alice", "approved", "pushed")
+        details = json.loads(last.details_json)
+        assert (details["made_on"], details["replicated_to"]) == (a.name, b.name)
+        # reject on b, rejected on a
+        with b.client() as c:
+            c.call(c.stub.RejectSuggestion,
+                   apb.DecideSuggestionRequest(id=dormant, actor="carol", reason="DR"))  # fmt: skip
+        wait_until("rejected on a", lambda: suggestions(a)[dormant].state == "rejected")
+        # withdraw on b: withdrawn on a, its directive gone from both tables
+        with b.client() as c:
+            c.call(c.stub.WithdrawSuggestion,
+                   apb.DecideSuggestionRequest(id=sid, actor="carol", reason="fixed"))  # fmt: skip
+        wait_until("withdrawn on a", lambda: suggestions(a)[sid].state == "withdrawn")
+        wait_until("its directive gone from a", lambda: sid not in a.table())
+        states = {k: s.state for k, s in suggestions(a).items()}
+        assert {k: s.state for k, s in suggestions(b).items()} == states
+    finally:
+        for m in members:
+            m.stop()

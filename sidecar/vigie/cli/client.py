@@ -23,7 +23,8 @@ DEFAULT_ADMIN: Final = "127.0.0.1:7356"  # the admin address the CLI asks withou
 DEFAULT_STATE_DIR: Final = "./vigie-state"  # where it looks for admin.token without --state-dir
 
 
-PROBE_TIMEOUT_S: Final = 3.0  # how long ``one_of`` waits for each instance
+PROBE_TIMEOUT_S: Final = 10.0  # how long ``one_of`` waits for each instance (a cold one: its
+# first status compiles the class kernels)
 
 
 class AdminRefused(VigieError):
@@ -184,7 +185,7 @@ def one_of(addresses: Sequence[str], token: str) -> tuple[AdminClient, str]:
         strangers = [b for b in addresses[i + 1 :] if b not in peers]
         note = f"vigie: talking to {a} ({st.instance_id or st.sidecar_id}) for the fleet"
         if silent:
-            note += "; no answer from " + ", ".join(silent)
+            note += "; no answer from " + "; ".join(failed)
         if strangers:
             note += (
                 f"; {', '.join(strangers)} not among its fleet_peers: a change made through it "
