@@ -371,3 +371,49 @@ def test_a_decision_on_one_instance_is_the_fleets(tmp_path: Path) -> None:
     finally:
         for m in members:
             m.stop()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(main, list(args), env={"VIGIE_ADMIN_TOKEN": TOKEN} | (env or {}))
+
+
+def test_the_cli_takes_the_fleet(pair: list[Member], tmp_path: Path) -> None:
+    a, b = pair
+    wait_until("the peers to connect", lambda: all(
+        m.peer_states() == ["connected"] for m in pair))  # fmt: skip
+    # a repeated address is refused, in one line, whatever the command
+    for cmd in (["status"], ["suggestions", "list"], ["consumers"]):
+        r = run_cli(*cmd, "--admin", a.admin, "--admin", a.admin)
+        assert r.exit_code == 2, r.output
+        assert f"{a.admin} is given twice" in r.output and len(r.output.splitlines()) == 1
+    fleet = tmp_path / "fleet.txt"
+    fleet.write_text(f"# the fleet\n{a.admin}\n{b.admin}  # the other one\n")
+    r = run_cli("status", "--fleet", str(fleet), "--admin", b.admin)
+    assert r.exit_code == 2 and f"{b.admin} is given twice" in r.output
+    r = run_cli("status", "--fleet", str(tmp_path / "missing.txt"))
+    assert r.exit_code == 2 and "missing.txt" in r.output and len(r.output.splitlines()) == 1
+    # a write through VIGIE_FLEET goes to the first instance, replicates to the other
+    app = "0b7e3a4c-0000-4000-8000-00000000000a"
+    r = run_cli("tune", "block", "--application", app, "--ttl", "1h", "--reason", "cli",
+                "--json", env={"VIGIE_FLEET": str(fleet)})  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert f"talking to {a.admin} ({a.name})" in r.stderr
+    did = json.loads(r.stdout)["directive"]["id"]
+    wait_until("the block on b", lambda: did in b.table())
+    # a read of the fleet asks each instance; replicas are counted once
+    r = run_cli("status", "--fleet", str(fleet), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [s["instance_id"] for s in doc["sidecars"]] == [a.name, b.name]
+    assert doc["replicas"] is True and doc["directives_agree"] is True
+    assert doc["merged"]["events_applied"] == max(
+        int(s.get("events_applied", 0)) for s in doc["sidecars"])  # fmt: skip
+    # one instance's status lists its peers and the directives in force by id
+    r = run_cli("status", "--admin", b.admin, "--json")
+    one = json.loads(r.stdout)
+    assert one["instance_id"] == b.name and one["started_from"] in ("empty", f"peer {a.name} "
+                                                                    f"({a.admin})")  # fmt: skip
+    assert [(p["address"], p["state"]) for p in one["peers"]] == [(a.admin, "connected")]
+    assert [d["id"] for d in one["directives"]] == [did]
+    text = run_cli("status", "--admin", b.admin).output
+    assert f"peer {a.admin} {a.name}: connected" in text and did in text
