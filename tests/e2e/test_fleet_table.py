@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from vigie.directives.audit import AuditLog
-from vigie.directives.table import Change, DirectiveTable
+from vigie.directives.changes import Change
+from vigie.directives.table import DirectiveTable
 from vigie.v1 import directives_pb2 as dpb
 
 
@@ -133,3 +134,12 @@ def test_a_peers_invalid_directive_is_refused_and_counted(tmp_path: Path) -> Non
     assert a.table.apply_remote([Change("bad", bad, 5, "b")], "b") == 0
     assert a.table.remote_refused == 1 and "bad" not in a.view()
     assert a.table.version == 5  # the clock still moved: the next change here is newer
+
+
+def test_an_absurd_version_from_a_peer_is_refused(tmp_path: Path) -> None:
+    a = Node(tmp_path, "a")
+    for v in (0, 1 << 53, (1 << 64) - 1):
+        assert a.table.apply_remote([Change("x", block("x", "app"), v, "b")], "b") == 0
+    assert a.table.remote_refused == 3 and a.table.version == 0
+    d = a.table.put(block("y", "app"))  # the clock was not pinned: the next put works
+    assert d.version == 1

@@ -35,7 +35,6 @@ import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -43,6 +42,7 @@ from google.protobuf import json_format
 
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
+from vigie.directives.changes import MAX_TOMBSTONES, MAX_VERSION, Change, bound_tombstones
 from vigie.errors import VigieError
 from vigie.files import open_private
 from vigie.v1 import directives_pb2 as dpb
@@ -68,8 +68,6 @@ LIMITS: Final[dict[str, tuple[int, int]]] = {
     "limit_period_seconds": (1, 315_576_000),
     "limit_burst": (0, 0xFFFF_FFFF),
 }
-# removals remembered (the newest by version) against a late older put from a peer
-MAX_TOMBSTONES: Final = 10_000
 
 
 class DirectiveError(VigieError):
@@ -158,24 +156,6 @@ def validate(d: dpb.Directive, now_us: int, max_ttl_seconds: float = MAX_TTL_SEC
 
 Subscriber = queue.Queue[dpb.DirectiveUpdate]
 AuditRow = tuple[str, str, str, str, dict[str, object] | None]
-
-
-@dataclass(slots=True)
-class Change:
-    """The latest change of one directive id: a put (``directive``) or a removal (None), its
-    fleet-wide ``version``, the instance it was made on, and this process's ``seq`` of it."""
-
-    directive_id: str
-    directive: dpb.Directive | None
-    version: int
-    origin: str
-    at_us: int = 0
-    actor: str = ""
-    reason: str = ""
-    seq: int = 0
-
-    def newer_than(self, other: Change | None) -> bool:
-        return other is None or (self.version, self.origin) > (other.version, other.origin)
 
 
 def _summary(d: dpb.Directive) -> dict[str, object]:
@@ -345,7 +325,7 @@ class DirectiveTable:
         merged = dict(self._changes)
         for c in changes:
             merged[c.directive_id] = c
-        _bound_tombstones(merged)
+        bound_tombstones(merged)
         saved = False
         try:
             self._save(table, version, merged)
@@ -480,6 +460,11 @@ class DirectiveTable:
             updates: list[dpb.DirectiveUpdate] = []
             audits: list[AuditRow] = []
             for c in changes:
+                if not 0 < c.version < MAX_VERSION or not c.directive_id:
+                    self.remote_refused += 1
+                    log.error("change of %r from peer %s refused: version %d outside 1..2^53",
+                              c.directive_id[:80], via, c.version)  # fmt: skip
+                    continue
                 version = max(version, c.version)
                 cur = self._changes.get(c.directive_id)
                 if not c.newer_than(cur):
@@ -589,13 +574,3 @@ class DirectiveTable:
     def __len__(self) -> int:
         with self._lock:
             return len(self._table)
-
-
-def _bound_tombstones(changes: dict[str, Change]) -> None:
-    """Keep the newest ``MAX_TOMBSTONES`` removals of ``changes`` (in place)."""
-    dead = [c for c in changes.values() if c.directive is None]
-    if len(dead) <= MAX_TOMBSTONES:
-        return
-    dead.sort(key=lambda c: c.version)
-    for c in dead[: len(dead) - MAX_TOMBSTONES]:
-        del changes[c.directive_id]

@@ -338,6 +338,8 @@ class SuggestionBook:
         newer (or the same) decision. A record this book lacks is taken whole; otherwise its
         lifecycle (state, mode, expiry, export) is, the evidence stays this instance's.
         Raises ValueError for a record that does not read."""
+        if not 0 < version < 1 << 53:
+            raise ValueError(f"version {version} outside 1..2^53")
         theirs = Record.from_json(doc)
         with self.lock:
             self.fleet_clock = max(self.fleet_clock, version)

@@ -35,7 +35,8 @@ import grpc
 import orjson
 
 from vigie.clock import SYSTEM, Clock, wall_us
-from vigie.directives.table import Change, DirectiveTable
+from vigie.directives.changes import Change
+from vigie.directives.table import DirectiveTable
 from vigie.errors import ConfigError
 from vigie.policy.book import SuggestionBook
 from vigie.settings import Settings
@@ -47,6 +48,8 @@ from vigie.v1 import admin_pb2_grpc as apb_grpc
 log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S: Final = 2.0
+# the newest audit lines a starting peer is sent, per trail (under gRPC's 4 MiB message)
+AUDIT_BYTES_MAX: Final = 1 << 20
 UNREACHABLE_RETRY_S: Final = 1.0  # between two calls to a peer that did not answer
 
 
@@ -106,6 +109,19 @@ class Peer:
             error=self.error if self.state == "unreachable" else "",
             changes_applied=self.changes_applied,
         )
+
+
+def newest(lines: list[bytes], budget: int) -> list[str]:
+    """The newest of ``lines`` (non-empty, UTF-8) that fit in ``budget`` bytes, oldest first."""
+    out: list[str] = []
+    for ln in reversed(lines):
+        if not ln.strip():
+            continue
+        budget -= len(ln) + 1
+        if budget < 0:
+            break
+        out.append(ln.decode(errors="replace"))
+    return out[::-1]
 
 
 def change_to_proto(c: Change) -> apb.PeerDirectiveChange:
@@ -182,8 +198,8 @@ class Fleet:
         if req.with_audit:
             if self.table.audit is not None and self.table.audit.path.exists():
                 lines = self.table.audit.path.read_bytes().splitlines()
-                out.directive_audit_json.extend(ln.decode() for ln in lines if ln.strip())
-            out.suggestion_audit_json.extend(ln.decode() for ln in self.book.audit_lines())
+                out.directive_audit_json.extend(newest(lines, AUDIT_BYTES_MAX))
+            out.suggestion_audit_json.extend(newest(self.book.audit_lines(), AUDIT_BYTES_MAX))
         return out
 
     # ---- asking the peers ----
@@ -302,6 +318,8 @@ class Fleet:
 
     # ---- status ----
     def status_into(self, out: apb.Status) -> None:
+        if self.table.remote_refused:
+            out.counters["fleet_refused:directive"] = self.table.remote_refused
         out.instance_id = self.instance_id
         out.started_from = self.started_from
         out.peers.extend(p.info() for p in self.peers)
