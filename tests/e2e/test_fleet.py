@@ -69,6 +69,13 @@ class Member:
             self.sp.stop()
             self.sp = None
 
+    def kill(self) -> None:
+        """SIGKILL: no last snapshot, nothing flushed but what each change already fsynced."""
+        if self.sp is not None:
+            self.sp.proc.kill()
+            self.sp.proc.wait()
+            self.sp = None
+
     def client(self) -> AdminClient:
         return AdminClient(self.admin, TOKEN)
 
@@ -246,7 +253,7 @@ def test_an_instance_that_was_down_catches_up(tmp_path: Path) -> None:
         put(a, block("kept", "app-k"))
         put(a, block("lifted", "app-l"))
         wait_until("b has both", lambda: set(b.table()) == {"kept", "lifted"})
-        b.stop()
+        b.kill()
         remove(a, "lifted")
         put(a, block("new", "app-n"))
         put(a, block("kept", "app-k2"))  # replaced while b was down
@@ -417,3 +424,14 @@ def test_the_cli_takes_the_fleet(pair: list[Member], tmp_path: Path) -> None:
     assert [d["id"] for d in one["directives"]] == [did]
     text = run_cli("status", "--admin", b.admin).output
     assert f"peer {a.admin} {a.name}: connected" in text and did in text
+    # one instance down: the fleet's read says so and answers from the other
+    b.stop()
+    r = run_cli("status", "--fleet", str(fleet), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [s["instance_id"] for s in doc["sidecars"]] == [a.name]
+    assert len(doc["unreachable"]) == 1 and b.admin in doc["unreachable"][0]
+    assert run_cli("status", "--fleet", str(fleet), "--check").exit_code == 1
+    r = run_cli("tune", "unblock", did, "--reason", "done", env={"VIGIE_FLEET": str(fleet)})
+    assert r.exit_code == 0, r.output
+    assert did not in a.table()

@@ -129,8 +129,8 @@ def status(
     check: bool,
 ) -> None:
     """Health, ingest rate, drops, connected gateways and data on disk of a running sidecar
-    (or of a fleet: --admin repeated). With --check, the exit status says whether the data is
-    whole (0) or degraded (1: on any sidecar of a fleet)."""
+    (or of a fleet: --admin repeated, or --fleet). With --check, the exit status says whether
+    the data is whole (0) or degraded (1: on any sidecar of a fleet, or one did not answer)."""
     from google.protobuf import json_format  # noqa: PLC0415 - keep `vigie --help` fast
 
     from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
@@ -143,7 +143,7 @@ def status(
             sys.stdout.write(json.dumps(doc) + "\n")
         else:
             print_fleet_status(doc)
-        if check and doc["merged"]["degraded_stores"]:
+        if check and (doc["merged"]["degraded_stores"] or doc["unreachable"]):
             sys.exit(1)
         return
     with _one_client(admin, token_file, state_dir) as c:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from vigie.cli.client import AdminClient, FleetError, fetch_states
-from vigie.cli.common import admin_clients, console, human_bytes
+from vigie.cli.common import admin_clients, console, err_console, human_bytes
 
 if TYPE_CHECKING:
     from vigie.state.engine import State
@@ -32,20 +32,32 @@ def replicas(statuses: Sequence[Any]) -> bool:
     )
 
 
-def _statuses(clients: Sequence[AdminClient]) -> list[Any]:
-    """Each instance's status; two addresses of one instance are refused."""
+def _statuses(clients: Sequence[AdminClient]) -> tuple[list[AdminClient], list[Any], list[str]]:
+    """The instances that answer and their statuses, and a line for each that does not (all
+    silent: ``SidecarUnavailable``); two addresses of one instance are refused."""
+    from vigie.errors import SidecarUnavailable  # noqa: PLC0415
     from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
 
-    out = [c.call(c.stub.GetStatus, apb.StatusRequest()) for c in clients]
+    live: list[AdminClient] = []
+    out: list[Any] = []
+    silent: list[str] = []
+    for c in clients:
+        try:
+            out.append(c.call(c.stub.GetStatus, apb.StatusRequest()))
+            live.append(c)
+        except SidecarUnavailable as exc:
+            silent.append(str(exc))
+    if not live:
+        raise SidecarUnavailable("no instance of the fleet answers: " + "; ".join(silent))
     seen: dict[str, str] = {}
-    for c, st in zip(clients, out, strict=True):
+    for c, st in zip(live, out, strict=True):
         if st.sidecar_id in seen:
             raise FleetError(
                 f"{seen[st.sidecar_id]} and {c.target} are the same instance "
                 f"({st.sidecar_id}): give it once"
             )
         seen[st.sidecar_id] = c.target
-    return out
+    return live, out, silent
 
 
 def _fleet_view(clients: Sequence[AdminClient], statuses: Sequence[Any]) -> State:
@@ -64,7 +76,10 @@ def fleet_state(
     """The state of several running instances (replicas: one; sidecars: merged)."""
     clients = admin_clients(admins, token_files, state_dirs)
     try:
-        return _fleet_view(clients, _statuses(clients))
+        live, statuses, silent = _statuses(clients)
+        for line in silent:
+            err_console.print(f"vigie: {line}", highlight=False, soft_wrap=True)
+        return _fleet_view(live, statuses)
     finally:
         for c in clients:
             c.close()
@@ -111,8 +126,8 @@ def fleet_status(
 
     clients = admin_clients(admins, token_files, state_dirs)
     try:
-        statuses = _statuses(clients)
-        merged = _fleet_view(clients, statuses)
+        live, statuses, silent = _statuses(clients)
+        merged = _fleet_view(live, statuses)
     finally:
         for c in clients:
             c.close()
@@ -138,6 +153,8 @@ def fleet_status(
             json_format.MessageToDict(s, preserving_proto_field_name=True) for s in statuses
         ],
         "replicas": same,
+        # the instances that did not answer (the others' figures are the fleet's)
+        "unreachable": silent,
         # every instance holds the same directives at the same versions
         "directives_agree": len(tables) == 1,
         "merged": {
@@ -167,6 +184,8 @@ def print_fleet_status(doc: dict[str, Any]) -> None:
         highlight=False,
     )
     console.print("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(m["classes"].items())))
+    for line in doc["unreachable"]:
+        console.print(f"[bold red]{line}[/]", highlight=False, soft_wrap=True)
     if doc["replicas"]:
         agree = "the same directives" if doc["directives_agree"] else "DIFFERENT directives"
         console.print(f"replicas of one fleet (counted once), holding {agree}", highlight=False)
