@@ -51,6 +51,13 @@ CALL_TIMEOUT_S: Final = 2.0
 # the newest audit lines a starting peer is sent, per trail (under gRPC's 4 MiB message)
 AUDIT_BYTES_MAX: Final = 1 << 20
 UNREACHABLE_RETRY_S: Final = 1.0  # between two calls to a peer that did not answer
+# gRPC backs off up to 2 minutes between connection attempts by default: a peer that comes back
+# is found within a couple of seconds instead
+CHANNEL_OPTIONS: Final = [
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
 
 
 def _read(path: str, what: str) -> bytes:
@@ -64,7 +71,7 @@ def peer_channel(address: str, settings: Settings) -> grpc.Channel:
     """A channel to a peer's admin service: plaintext, or TLS with ``fleet_tls_ca_file``
     (this instance's admin certificate as client certificate, for mTLS)."""
     if not settings.fleet_tls_ca_file:
-        return grpc.insecure_channel(address)
+        return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
     cert, key = settings.admin_tls_cert_file, settings.admin_tls_key_file
     creds = grpc.ssl_channel_credentials(
         root_certificates=_read(settings.fleet_tls_ca_file, "fleet_tls_ca_file"),
@@ -73,7 +80,7 @@ def peer_channel(address: str, settings: Settings) -> grpc.Channel:
     )
     name = settings.fleet_tls_server_name
     options = [("grpc.ssl_target_name_override", name)] if name else []
-    return grpc.secure_channel(address, creds, options=options)
+    return grpc.secure_channel(address, creds, options=CHANNEL_OPTIONS + options)
 
 
 def default_instance_id(settings: Settings, fallback: str) -> str:
