@@ -421,7 +421,7 @@ def test_the_cli_takes_the_fleet(pair: list[Member], tmp_path: Path) -> None:
     assert one["instance_id"] == b.name and one["started_from"] in ("empty", f"peer {a.name} "
                                                                     f"({a.admin})")  # fmt: skip
     assert [(p["address"], p["state"]) for p in one["peers"]] == [(a.admin, "connected")]
-    assert [d["id"] for d in one["directives"]] == [did]
+    assert [(d["id"], d["origin"]) for d in one["directives"]] == [(did, a.name)]
     text = run_cli("status", "--admin", b.admin).output
     assert f"peer {a.admin} {a.name}: connected" in text and did in text
     # one instance down: the fleet's read says so and answers from the other

@@ -152,6 +152,9 @@ def status(
     degraded = st.HasField("data") and st.data.state != "ok"
     if as_json:
         doc = json_format.MessageToDict(st, preserving_proto_field_name=True) | extra
+        origins = {d.id: d.origin for d in st.directives}  # the instance each was put on
+        for d in doc["directives"]:
+            d["origin"] = origins.get(d["id"], "")
         sys.stdout.write(json.dumps(doc) + "\n")
     else:
         _print_status(st, extra)
