@@ -27,6 +27,7 @@ from vigie.cli.main import main
 from vigie.sources.probe import GatewayProbe
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import directives_pb2 as dpb
+from vigie.wire.columns import StreamEncoder
 
 pytestmark = pytest.mark.slow
 
@@ -147,6 +148,12 @@ class GatewayTable:
         return table
 
 
+def records(n: int) -> list[dict[str, Any]]:
+    t0 = int((time.time() - 600) * 1e6)
+    return [{"event_time_us": t0 + k * 1000, "application_id": "app-r", "api_name": "Orders",
+             "api_version": "v1", "http_status": 200} for k in range(n)]  # fmt: skip
+
+
 def block(directive_id: str, app: str) -> dpb.Directive:
     return dpb.Directive(
         id=directive_id,
@@ -258,9 +265,19 @@ def test_an_instance_that_was_down_catches_up(tmp_path: Path) -> None:
         put(a, block("new", "app-n"))
         put(a, block("kept", "app-k2"))  # replaced while b was down
         wait_until("a sees b unreachable", lambda: a.status().peers[0].state == "unreachable")
+        gw = StreamClient(a.telemetry, gateway_id="gw-while-b-down")  # traffic b missed
+        try:
+            gw.send(StreamEncoder().batch_from_records(records(200)))
+            assert gw.wait_ack(1).events_applied == 200
+        finally:
+            gw.close()
         b.start()
         st = b.status()
         assert st.started_from == f"peer {a.name} ({a.admin})", st.started_from
+        # its classes' state is a's snapshot (same version): the traffic it missed included
+        assert st.state_from == f"peer {a.name} ({a.admin})", st.state_from
+        assert st.events_applied == a.status().events_applied == 200
+        assert b.sp is not None and f"state snapshot taken from peer {a.name}" in b.sp.log()
         assert b.table() == a.table()
         assert set(b.table()) == {"kept", "new"}
         assert b.sp is not None and f"started from peer {a.name}" in b.sp.log()

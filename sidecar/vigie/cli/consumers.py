@@ -172,7 +172,8 @@ def _print_status(st: Any, extra: dict[str, Any]) -> None:
     console.print("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(st.classes.items())))
     if st.instance_id:
         console.print(
-            f"instance {st.instance_id}, started from {st.started_from}; directives in force: "
+            f"instance {st.instance_id}, started from {st.started_from} (state: "
+            f"{st.state_from or '?'}); directives in force: "
             + (", ".join(f"{d.id} (v{d.version})" for d in st.directives) or "none"),
             highlight=False,
             soft_wrap=True,

@@ -15,7 +15,10 @@ B as well as directly: an instance that was down catches up from whichever peer 
 At start (``start_from_peers``), before the gateway listener opens, an instance asks its peers
 once: the first that answers gives its directives, decisions and (when this instance has none)
 its audit trails, merged over this instance's own snapshot; then it starts from its snapshot;
-then empty. It says which in its log and in ``vigie status`` (``started_from``).
+then empty. It says which in its log and in ``vigie status`` (``started_from``). Before that,
+before the sidecar restores its state (``take_peer_state``), it takes the state snapshot of the
+first peer of the same vigie version that answers (its own kept as the older generation):
+``state_from``.
 
 A peer is ``connected`` (its last call answered), ``catching up`` (it answered after being
 unreachable or restarted; its changes are being applied) or ``unreachable`` (with the reason).
@@ -24,7 +27,9 @@ unreachable or restarted; its changes are being applied) or ``unreachable`` (wit
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import tempfile
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -34,11 +39,13 @@ from typing import Final
 import grpc
 import orjson
 
+from vigie import __version__
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.changes import Change
 from vigie.directives.table import DirectiveTable
 from vigie.errors import ConfigError
 from vigie.policy.book import SuggestionBook
+from vigie.server.credentials import admin_token
 from vigie.settings import Settings
 from vigie.settings.fleet import parse_peers
 from vigie.state import snapshot
@@ -51,6 +58,8 @@ CALL_TIMEOUT_S: Final = 2.0
 # the newest audit lines a starting peer is sent, per trail (under gRPC's 4 MiB message)
 AUDIT_BYTES_MAX: Final = 1 << 20
 UNREACHABLE_RETRY_S: Final = 1.0  # between two calls to a peer that did not answer
+STATE_STATUS_TIMEOUT_S: Final = 10.0  # a peer's first status compiles its class kernels
+STATE_EXPORT_TIMEOUT_S: Final = 120.0
 # gRPC backs off up to 2 minutes between connection attempts by default: a peer that comes back
 # is found within a couple of seconds instead
 CHANNEL_OPTIONS: Final = [
@@ -81,6 +90,55 @@ def peer_channel(address: str, settings: Settings) -> grpc.Channel:
     name = settings.fleet_tls_server_name
     options = [("grpc.ssl_target_name_override", name)] if name else []
     return grpc.secure_channel(address, creds, options=CHANNEL_OPTIONS + options)
+
+
+def take_peer_state(settings: Settings) -> str:
+    """Before the sidecar restores its state: the snapshot of the first peer of the same vigie
+    version that answers, written as this instance's ``state.npz`` (its own kept as
+    ``state.npz.1``, the fallback when the peer's does not read); return ``"peer <id>
+    (<address>)"``, or "" when no peer gave one."""
+    peers = parse_peers(settings.fleet_peers)
+    if not peers:
+        return ""
+    token = admin_token(settings)
+    md = (("authorization", f"Bearer {token}"),) if token else ()
+    for address in peers:
+        ch = peer_channel(address, settings)
+        try:
+            stub = apb_grpc.AdminStub(ch)
+            st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=STATE_STATUS_TIMEOUT_S)
+            if st.version != __version__:
+                log.info("peer %s runs vigie %s, this is %s: its state is not taken", address,
+                         st.version, __version__)  # fmt: skip
+                continue
+            chunks = stub.ExportState(apb.ExportStateRequest(), metadata=md,
+                                      timeout=STATE_EXPORT_TIMEOUT_S)  # fmt: skip
+            data = b"".join(c.data for c in chunks)
+        except grpc.RpcError as exc:
+            log.info("no state from peer %s: %s", address, exc.code().name)
+            continue
+        finally:
+            ch.close()
+        _keep_state(settings.state_path, data)
+        who = st.instance_id or st.sidecar_id
+        log.info("state snapshot taken from peer %s (%s): %d bytes, %d subscriptions", who,
+                 address, len(data), st.subscriptions)  # fmt: skip
+        return f"peer {who} ({address})"
+    return ""
+
+
+def _keep_state(directory: Path, data: bytes) -> None:
+    """``data`` as ``directory/state.npz`` (fsynced; the current one becomes the older)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="state.peer.", suffix=".tmp", dir=directory)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    path = directory / snapshot.FILE_NAME
+    if path.exists():
+        os.replace(path, directory / snapshot.OLDER_NAME)
+    os.replace(name, path)
 
 
 def default_instance_id(settings: Settings, fallback: str) -> str:
@@ -177,6 +235,10 @@ class Fleet:
             or (settings.state_path / snapshot.FILE_NAME).exists()
         )
         self.started_from = "snapshot" if had_snapshot else "empty"
+        # where the classes' state came from (set by run.start after take_peer_state)
+        self.state_from = (
+            "snapshot" if (settings.state_path / snapshot.FILE_NAME).exists() else "empty"
+        )
         self.peers = [
             Peer(a, ch, apb_grpc.AdminStub(ch))
             for a in parse_peers(settings.fleet_peers)
@@ -329,6 +391,7 @@ class Fleet:
             out.counters["fleet_refused:directive"] = self.table.remote_refused
         out.instance_id = self.instance_id
         out.started_from = self.started_from
+        out.state_from = self.state_from
         out.peers.extend(p.info() for p in self.peers)
         out.directives.extend(
             apb.DirectiveRef(id=c.directive_id, version=c.version, origin=c.origin)

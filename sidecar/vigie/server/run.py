@@ -37,6 +37,7 @@ from vigie.server.credentials import (
     server_credentials,
     tls_mode,
 )
+from vigie.server.fleet import take_peer_state
 from vigie.server.inventory_refresh import InventoryRefresh
 from vigie.server.telemetry import TelemetryService, decode_message
 from vigie.settings import Settings, loopback
@@ -178,7 +179,10 @@ def start(settings: Settings) -> Running:
         raise ConfigError(f"admin_auth = {settings.admin_auth} needs admin_tls_client_ca_file")
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     log.info("kernels ready in %.1f s", warm_up_kernels())
+    state_from = take_peer_state(settings)  # a live peer's state, before the own snapshot
     sc = Sidecar(settings)
+    if state_from:
+        sc.fleet.state_from = state_from
     export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
     telemetry = grpc.server(

@@ -189,6 +189,7 @@ class Status(_message.Message):
     STARTED_FROM_FIELD_NUMBER: _builtins.int
     PEERS_FIELD_NUMBER: _builtins.int
     DIRECTIVES_FIELD_NUMBER: _builtins.int
+    STATE_FROM_FIELD_NUMBER: _builtins.int
     sidecar_id: _builtins.str
     version: _builtins.str
     started_at_us: _builtins.int
@@ -210,6 +211,10 @@ class Status(_message.Message):
     and the directives in force by id.
     """
     started_from: _builtins.str
+    state_from: _builtins.str
+    """Where the classes' state came from at start: "peer <id> (<address>)" (its snapshot, a peer
+    of the same vigie version), "snapshot" (this instance's own), "empty".
+    """
     @_builtins.property
     def counters(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Refusals and drops by cause (e.g. "batch_refused:unknown_dictionary_id", "evicted_rows")."""
@@ -256,10 +261,11 @@ class Status(_message.Message):
         started_from: _builtins.str = ...,
         peers: _abc.Iterable[Global___PeerInfo] | None = ...,
         directives: _abc.Iterable[Global___DirectiveRef] | None = ...,
+        state_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "classes", b"classes", "counters", b"counters", "data", b"data", "directives", b"directives", "events_applied", b"events_applied", "gateways", b"gateways", "ingest_rate", b"ingest_rate", "instance_id", b"instance_id", "now_us", b"now_us", "peers", b"peers", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "started_from", b"started_from", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "classes", b"classes", "counters", b"counters", "data", b"data", "directives", b"directives", "events_applied", b"events_applied", "gateways", b"gateways", "ingest_rate", b"ingest_rate", "instance_id", b"instance_id", "now_us", b"now_us", "peers", b"peers", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "started_from", b"started_from", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "state_from", b"state_from", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
