@@ -432,6 +432,13 @@ def test_the_cli_takes_the_fleet(pair: list[Member], tmp_path: Path) -> None:
     assert doc["replicas"] is True and doc["directives_agree"] is True
     assert doc["merged"]["events_applied"] == max(
         int(s.get("events_applied", 0)) for s in doc["sidecars"])  # fmt: skip
+    # the rollups of replicas are read once, not added up
+    span = ("--from", "2026-01-01", "--to", "2030-01-01", "--format", "json")
+    r = run_cli("report", *span, "--admin", a.admin, "--admin", b.admin)
+    assert r.exit_code == 0, r.output
+    assert "replicas of one fleet: reading" in r.stderr
+    r = run_cli("report", *span, "--admin", a.admin, "--admin", a.admin)
+    assert r.exit_code == 2 and "given twice" in r.output
     # one instance's status lists its peers and the directives in force by id
     r = run_cli("status", "--admin", b.admin, "--json")
     one = json.loads(r.stdout)

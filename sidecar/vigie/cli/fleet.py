@@ -70,6 +70,25 @@ def _fleet_view(clients: Sequence[AdminClient], statuses: Sequence[Any]) -> Stat
     return merge_states(fetch_states(clients))
 
 
+def distinct_instances(clients: Sequence[AdminClient]) -> list[AdminClient]:
+    """Of several instances, the ones whose answers add up: replicas (each other's peers) are
+    one, the busiest; sidecars that are not peers are all kept. The clients left out (and the
+    silent ones, said on stderr) are closed."""
+    live, statuses, silent = _statuses(clients)
+    for line in silent:
+        err_console.print(f"vigie: {line}", highlight=False, soft_wrap=True)
+    keep = list(live)
+    if replicas(statuses):
+        best = max(range(len(live)), key=lambda i: int(statuses[i].events_applied))
+        keep = [live[best]]
+        err_console.print(f"vigie: replicas of one fleet: reading {live[best].target}",
+                          highlight=False)  # fmt: skip
+    for c in clients:
+        if c not in keep:
+            c.close()
+    return keep
+
+
 def fleet_state(
     admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
 ) -> State:
