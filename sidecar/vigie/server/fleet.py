@@ -43,7 +43,7 @@ from vigie import __version__
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.changes import Change
 from vigie.directives.table import DirectiveTable
-from vigie.errors import ConfigError
+from vigie.errors import ConfigError, VigieError
 from vigie.policy.book import SuggestionBook
 from vigie.server.credentials import admin_token
 from vigie.settings import Settings
@@ -364,6 +364,10 @@ class Fleet:
         while not self._stop.is_set():
             try:
                 ok = self.sync(peer)
+            except VigieError as exc:  # e.g. directive not saved (disk full): asked again
+                self.counters["fleet_error"] += 1
+                log.error("changes of peer %s not applied: %s", peer.address, exc)
+                ok = False
             except Exception:  # the fleet's error boundary: log, count, keep going
                 self.counters["fleet_error"] += 1
                 log.exception("sync with peer %s failed", peer.address)
