@@ -143,3 +143,22 @@ def test_an_absurd_version_from_a_peer_is_refused(tmp_path: Path) -> None:
     assert a.table.remote_refused == 3 and a.table.version == 0
     d = a.table.put(block("y", "app"))  # the clock was not pinned: the next put works
     assert d.version == 1
+
+
+@pytest.mark.parametrize(
+    ("peers", "why"),
+    [
+        ("a:7356,a:7356", "a:7356 is listed twice"),
+        ("unix:/run/vigie.sock", "expected host:port admin addresses"),
+        ("vigie-b", "expected host:port admin addresses"),
+        ("vigie-b:99999", "expected host:port"),
+    ],
+)
+def test_fleet_peers_that_cannot_be_are_refused(peers: str, why: str) -> None:
+    from vigie.errors import ConfigError  # noqa: PLC0415
+    from vigie.settings import load_settings  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match=why):
+        load_settings(None, env={"VIGIE_FLEET_PEERS": peers})
+    ok = load_settings(None, env={"VIGIE_FLEET_PEERS": " vigie-b:7356 , vigie-c:7356 "})
+    assert ok.fleet_peers.replace(" ", "") == "vigie-b:7356,vigie-c:7356"
