@@ -379,6 +379,9 @@ def test_a_decision_on_one_instance_is_the_fleets(tmp_path: Path) -> None:
         assert (last.actor, last.action, last.to_state) == ("alice", "approved", "pushed")
         details = json.loads(last.details_json)
         assert (details["made_on"], details["replicated_to"]) == (a.name, b.name)
+        wait_until("a's trail to say it was replicated to b", lambda: any(
+            e.action == "replicated" and json.loads(e.details_json)["replicated_to"] == b.name
+            for e in trail(a, sid)))  # fmt: skip
         # reject on b, rejected on a
         with b.client() as c:
             c.call(c.stub.RejectSuggestion,

@@ -30,7 +30,7 @@ import os
 import secrets
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +200,9 @@ class SuggestionBook:
         self.seq = 0
         self.fleet_clock = 0
         self.loaded_from_file = False
+        # decisions made here (seq, id, version), and up to which seq each peer took them
+        self._mine: deque[tuple[int, str, int]] = deque(maxlen=10_000)
+        self._acked: dict[str, int] = {}
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             self._load()
@@ -317,18 +320,31 @@ class SuggestionBook:
                     self.fleet_clock, self.instance_id, self.seq)  # fmt: skip
                 rec.fleet_last = {"actor": actor, "action": action, "reason": reason,
                                   "at_us": rec.updated_at_us}  # fmt: skip
+                self._mine.append((self.seq, rec.id, rec.fleet_version))
             if self.instance_id:
                 details = dict(details or {}) | {
                     "version": rec.fleet_version, "made_on": self.instance_id}  # fmt: skip
         self.audit(rec.id, actor, action, before, to_state, reason, details)
 
     # ---- the fleet ----
-    def decisions_since(self, epoch: str, since_seq: int) -> tuple[int, list[Record]]:
+    def decisions_since(
+        self, epoch: str, since_seq: int, peer: str = ""
+    ) -> tuple[int, list[Record]]:
         """This book's seq and the records decided after ``since_seq`` (all decided ones when
-        ``epoch`` is not this process's)."""
+        ``epoch`` is not this process's). ``peer`` (its instance id) has taken every decision
+        up to ``since_seq``: the ones made here it had not taken yet are audited "replicated"."""
         if epoch != self.epoch:
             since_seq = 0
         with self.lock:
+            if peer and epoch == self.epoch:
+                before = self._acked.get(peer, 0)
+                for seq, sid, version in list(self._mine):
+                    if before < seq <= since_seq and sid in self.records:
+                        state = self.records[sid].state
+                        self.audit(sid, "vigie", "replicated", state, state, f"in force on {peer}",
+                                   {"version": version, "made_on": self.instance_id,
+                                    "replicated_to": peer})  # fmt: skip
+                self._acked[peer] = max(before, since_seq)
             out = [r for r in self.records.values() if r.fleet_version and r.seq > since_seq]
             return self.seq, sorted(out, key=lambda r: r.seq)
 

@@ -252,7 +252,9 @@ class Fleet:
     def serve(self, req: apb.PeerSyncRequest) -> apb.PeerSyncAnswer:
         """What changed here since the peer's last call. Decisions are read before directives:
         a decision a peer receives has its directive (put before it) in the same answer."""
-        decision_seq, records = self.book.decisions_since(req.epoch, req.since_decision_seq)
+        decision_seq, records = self.book.decisions_since(
+            req.epoch, req.since_decision_seq, req.instance_id
+        )
         seq, changes = self.table.changes_since(req.epoch, req.since_seq, req.instance_id)
         out = apb.PeerSyncAnswer(
             instance_id=self.instance_id, epoch=self.table.epoch, seq=seq,
