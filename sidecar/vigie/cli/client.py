@@ -1,4 +1,6 @@
-"""The CLI's side of the admin service: a channel with the bearer token, typed errors."""
+"""The CLI's side of the admin service: a channel with the bearer token, typed errors, and the
+fleet: the addresses of --admin and --fleet (each at most once), and the one instance of
+several that a command talks to (``one_of``)."""
 
 from __future__ import annotations
 
@@ -21,10 +23,51 @@ DEFAULT_ADMIN: Final = "127.0.0.1:7356"  # the admin address the CLI asks withou
 DEFAULT_STATE_DIR: Final = "./vigie-state"  # where it looks for admin.token without --state-dir
 
 
+PROBE_TIMEOUT_S: Final = 10.0  # how long ``one_of`` waits for each instance (a cold one: its
+# first status compiles the class kernels)
+
+
 class AdminRefused(VigieError):
     """The sidecar refused an admin call; the message is the sidecar's."""
 
     exit_code = 2
+
+
+class FleetError(VigieError):
+    """The fleet given to a command is not usable as given (an address twice, an unreadable
+    --fleet file)."""
+
+    exit_code = 2
+
+
+def read_fleet_file(path: str) -> list[str]:
+    """The admin addresses of a --fleet file: one a line or comma-separated, ``#`` comments."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise FleetError(f"--fleet {path}: {exc.strerror or exc}") from None
+    out: list[str] = []
+    for line in text.splitlines():
+        out.extend(a.strip() for a in line.split("#", 1)[0].split(",") if a.strip())
+    if not out:
+        raise FleetError(f"--fleet {path}: no address in it")
+    return out
+
+
+def fleet_addresses(admins: Sequence[str], fleet_file: str | None) -> tuple[str, ...]:
+    """--admin's addresses then --fleet's (``VIGIE_ADMIN`` or the default with neither); an
+    address given twice is refused: each instance is asked, and counted, once."""
+    given = [*admins, *(read_fleet_file(fleet_file) if fleet_file else [])]
+    seen: set[str] = set()
+    for a in given:
+        key = a.strip().lower()
+        if key in seen:
+            raise FleetError(
+                f"{a} is given twice (--admin / --fleet): each instance is asked once, "
+                "never counted twice"
+            )
+        seen.add(key)
+    return tuple(a.strip() for a in given) or (default_admin(),)
 
 
 def default_admin() -> str:
@@ -117,6 +160,39 @@ class AdminClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def one_of(addresses: Sequence[str], token: str) -> tuple[AdminClient, str]:
+    """The client of the first of ``addresses`` that answers, and a line saying which, which
+    did not, and which are not among its peers (a change made through it would not reach
+    them). None answering: ``SidecarUnavailable`` naming each."""
+    failed: list[str] = []
+    silent: list[str] = []
+    for i, a in enumerate(addresses):
+        c = AdminClient(a, token, timeout=PROBE_TIMEOUT_S)
+        try:
+            st = c.call(c.stub.GetStatus, apb.StatusRequest())
+        except SidecarUnavailable as exc:
+            c.close()
+            failed.append(str(exc))
+            silent.append(a)
+            continue
+        except VigieError:
+            c.close()
+            raise
+        c.timeout = 10.0
+        peers = {p.address for p in st.peers}
+        strangers = [b for b in addresses[i + 1 :] if b not in peers]
+        note = f"vigie: talking to {a} ({st.instance_id or st.sidecar_id}) for the fleet"
+        if silent:
+            note += "; no answer from " + "; ".join(failed)
+        if strangers:
+            note += (
+                f"; {', '.join(strangers)} not among its fleet_peers: a change made through it "
+                "does not reach them"
+            )
+        return c, note
+    raise SidecarUnavailable("no instance of the fleet answers: " + "; ".join(failed))
 
 
 def fetch_states(clients: Sequence[AdminClient]) -> list[State]:

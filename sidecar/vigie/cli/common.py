@@ -6,6 +6,7 @@ It imports no command module (the import-linter contract "The CLI" in ``pyprojec
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -19,7 +20,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from vigie.cli.client import DEFAULT_ADMIN, AdminClient, default_admin, read_token
+from vigie.cli.client import (
+    DEFAULT_ADMIN,
+    AdminClient,
+    default_admin,
+    fleet_addresses,
+    one_of,
+    read_token,
+)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -93,33 +101,63 @@ def option_group(*options: Decorator) -> Decorator:
     return apply
 
 
-# --admin, --token-file, --state-dir: the one running sidecar a command talks to
+_FLEET_OPTION = click.option(
+    "--fleet",
+    "fleet",
+    envvar="VIGIE_FLEET",
+    type=click.Path(dir_okay=False),
+    help="File listing the fleet's admin addresses, one a line or comma-separated "
+    "(VIGIE_FLEET); with --admin, both count.",
+)
+
+
+def _with_fleet(joined: bool) -> Decorator:
+    """Hands the command ``admin`` as the addresses of --admin and --fleet together (each at
+    most once: ``fleet_addresses``), comma-joined (``joined``) or as a tuple."""
+
+    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def run(*args: Any, admin: Sequence[str], fleet: str | None, **kw: Any) -> Any:
+            addresses = fleet_addresses(admin, fleet)
+            return f(*args, admin=",".join(addresses) if joined else addresses, **kw)
+
+        return run
+
+    return wrap
+
+
+# --admin (repeated for a fleet), --fleet, --token-file, --state-dir: the running instances a
+# command talks to. The command gets them comma-joined; ``client`` picks the one it talks to
 admin_options = option_group(
     click.option(
         "--admin",
         "admin",
-        default=default_admin,
-        show_default=DEFAULT_ADMIN,
-        help="Sidecar admin address (VIGIE_ADMIN).",
+        multiple=True,
+        help=f"Admin address of a vigie instance (VIGIE_ADMIN, default {DEFAULT_ADMIN}); repeat "
+        "it for a fleet: a write goes to the first that answers and the fleet replicates it.",
     ),
+    _FLEET_OPTION,
     click.option("--token-file", help="Admin token file (default <state-dir>/admin.token)."),
     click.option("--state-dir", help="The sidecar's state directory, to find its admin token."),
+    _with_fleet(joined=True),
 )
 
-# Like admin_options, but --admin (and --token-file, --state-dir) may repeat: several sidecars
-# whose states are merged (the fleet view, vigie.state.merge)
+# Like admin_options, but the command gets the addresses as a tuple, and --token-file and
+# --state-dir may repeat: several instances whose answers are merged (the fleet view)
 fleet_admin_options = option_group(
     click.option(
         "--admin",
         "admin",
         multiple=True,
-        help=f"Sidecar admin address (VIGIE_ADMIN, default {DEFAULT_ADMIN}); repeat it "
-        "for a fleet: their states are merged.",
+        help=f"Admin address of a vigie instance (VIGIE_ADMIN, default {DEFAULT_ADMIN}); repeat "
+        "it for a fleet: each is asked, their answers merged.",
     ),
+    _FLEET_OPTION,
     click.option("--token-file", multiple=True, help="Admin token file (or one per --admin)."),
     click.option(
         "--state-dir", multiple=True, help="Sidecar state directory (or one per --admin)."
     ),
+    _with_fleet(joined=False),
 )
 
 
@@ -153,14 +191,24 @@ def first(values: Sequence[str], default: str | None = None) -> str | None:
 
 
 def client(admin: str, token_file: str | None, state_dir: str | None) -> AdminClient:
-    """The admin client of one sidecar, with its token found from the options."""
-    return AdminClient(admin, read_token(None, token_file, state_dir))
+    """The admin client of one instance, with its token found from the options. ``admin``
+    may name several (comma-joined, ``admin_options``): the first that answers is the one, and
+    stderr says which and whether the others are its peers (a write reaches them through it)."""
+    addresses = [a for a in admin.split(",") if a] or [default_admin()]
+    token = read_token(None, token_file, state_dir)
+    if len(addresses) == 1:
+        return AdminClient(addresses[0], token)
+    c, note = one_of(addresses, token)
+    err_console.print(note, highlight=False, soft_wrap=True)
+    return c
 
 
 def admin_clients(
     admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
 ) -> list[AdminClient]:
-    """One client per --admin; --token-file and --state-dir given once, or once per --admin."""
+    """One client per --admin; --token-file and --state-dir given once, or once per --admin.
+    An address given twice is refused (``FleetError``): never asked, nor counted, twice."""
+    fleet_addresses(admins, None)
 
     def pick(values: Sequence[str], i: int) -> str | None:
         if not values:

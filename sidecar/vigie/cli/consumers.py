@@ -141,8 +141,8 @@ def status(
     check: bool,
 ) -> None:
     """Health, ingest rate, drops, connected gateways and data on disk of a running sidecar
-    (or of a fleet: --admin repeated). With --check, the exit status says whether the data is
-    whole (0) or degraded (1: on any sidecar of a fleet)."""
+    (or of a fleet: --admin repeated, or --fleet). With --check, the exit status says whether
+    the data is whole (0) or degraded (1: on any sidecar of a fleet, or one did not answer)."""
     from google.protobuf import json_format  # noqa: PLC0415 - keep `vigie --help` fast
 
     from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
@@ -155,7 +155,7 @@ def status(
             sys.stdout.write(json.dumps(doc) + "\n")
         else:
             print_fleet_status(doc)
-        if check and doc["merged"]["degraded_stores"]:
+        if check and (doc["merged"]["degraded_stores"] or doc["unreachable"]):
             sys.exit(1)
         return
     with _one_client(admin, token_file, state_dir) as c:
@@ -164,6 +164,9 @@ def status(
     degraded = st.HasField("data") and st.data.state != "ok"
     if as_json:
         doc = json_format.MessageToDict(st, preserving_proto_field_name=True) | extra
+        origins = {d.id: d.origin for d in st.directives}  # the instance each was put on
+        for d in doc["directives"]:
+            d["origin"] = origins.get(d["id"], "")
         sys.stdout.write(json.dumps(doc) + "\n")
     else:
         _print_status(st, extra)
@@ -179,6 +182,21 @@ def _print_status(st: Any, extra: dict[str, Any]) -> None:
         highlight=False,
     )
     console.print("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(st.classes.items())))
+    if st.instance_id:
+        console.print(
+            f"instance {st.instance_id}, started from {st.started_from} (state: "
+            f"{st.state_from or '?'}); directives in force: "
+            + (", ".join(f"{d.id} (v{d.version})" for d in st.directives) or "none"),
+            highlight=False,
+            soft_wrap=True,
+        )
+    for p in st.peers:
+        console.print(
+            f"peer {p.address} {p.instance_id or '?'}: {p.state}"
+            + (f" ({p.error})" if p.error else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     line = _data_status_line(st)
     if line:
         console.print(line, highlight=False, soft_wrap=True)

@@ -100,6 +100,10 @@ def open_source(
 
         return ClickHouseStore(clickhouse, database), []
     clients = admin_clients(admins or [DEFAULT_ADMIN], token_files, state_dirs)
+    if len(clients) > 1:  # replicas of one fleet are read once (vigie.cli.fleet)
+        from vigie.cli.fleet import distinct_instances  # noqa: PLC0415
+
+        clients = distinct_instances(clients)
     stores = [RemoteStore(c) for c in clients]
     return (stores[0] if len(stores) == 1 else FleetStore(stores)), clients
 

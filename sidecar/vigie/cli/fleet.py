@@ -1,5 +1,11 @@
-"""The fleet side of ``vigie consumers`` and ``vigie status``: several running sidecars, their
-states read with ``ExportState`` and merged (``vigie.state.merge``), their statuses added up."""
+"""The fleet side of ``vigie consumers`` and ``vigie status``: several running instances.
+
+Instances that are each other's peers (``fleet_peers``) are replicas: each saw all the traffic,
+so their states are not added (that would count each request once per replica): the fleet's
+view is the one of the replica that applied the most events. Sidecars that are not peers (each
+next to its own gateway) saw a share each: their states are read with ``ExportState`` and merged
+(``vigie.state.merge``), their statuses added up. Two addresses reaching one instance (the same
+``sidecar_id``) are refused: never counted twice."""
 
 from __future__ import annotations
 
@@ -8,22 +14,91 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from vigie.cli.client import fetch_states
-from vigie.cli.common import admin_clients, console, human_bytes
+from vigie.cli.client import AdminClient, FleetError, fetch_states
+from vigie.cli.common import admin_clients, console, err_console, human_bytes
 
 if TYPE_CHECKING:
     from vigie.state.engine import State
 
 
+def replicas(statuses: Sequence[Any]) -> bool:
+    """Whether the instances of ``statuses`` are each other's peers (replicas of one fleet)."""
+    if len(statuses) < 2:
+        return False
+    ids = {s.instance_id for s in statuses}
+    return (
+        all(ids - {s.instance_id} <= {p.instance_id for p in s.peers} for s in statuses)
+        and "" not in ids
+    )
+
+
+def _statuses(clients: Sequence[AdminClient]) -> tuple[list[AdminClient], list[Any], list[str]]:
+    """The instances that answer and their statuses, and a line for each that does not (all
+    silent: ``SidecarUnavailable``); two addresses of one instance are refused."""
+    from vigie.errors import SidecarUnavailable  # noqa: PLC0415
+    from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
+
+    live: list[AdminClient] = []
+    out: list[Any] = []
+    silent: list[str] = []
+    for c in clients:
+        try:
+            out.append(c.call(c.stub.GetStatus, apb.StatusRequest()))
+            live.append(c)
+        except SidecarUnavailable as exc:
+            silent.append(str(exc))
+    if not live:
+        raise SidecarUnavailable("no instance of the fleet answers: " + "; ".join(silent))
+    seen: dict[str, str] = {}
+    for c, st in zip(live, out, strict=True):
+        if st.sidecar_id in seen:
+            raise FleetError(
+                f"{seen[st.sidecar_id]} and {c.target} are the same instance "
+                f"({st.sidecar_id}): give it once"
+            )
+        seen[st.sidecar_id] = c.target
+    return live, out, silent
+
+
+def _fleet_view(clients: Sequence[AdminClient], statuses: Sequence[Any]) -> State:
+    """The fleet's state: the busiest replica's, or the sidecars' merged (module comment)."""
+    from vigie.state.merge import merge_states  # noqa: PLC0415 - keep `vigie --help` fast
+
+    if replicas(statuses):
+        best = max(range(len(clients)), key=lambda i: int(statuses[i].events_applied))
+        return fetch_states([clients[best]])[0]
+    return merge_states(fetch_states(clients))
+
+
+def distinct_instances(clients: Sequence[AdminClient]) -> list[AdminClient]:
+    """Of several instances, the ones whose answers add up: replicas (each other's peers) are
+    one, the busiest; sidecars that are not peers are all kept. The clients left out (and the
+    silent ones, said on stderr) are closed."""
+    live, statuses, silent = _statuses(clients)
+    for line in silent:
+        err_console.print(f"vigie: {line}", highlight=False, soft_wrap=True)
+    keep = list(live)
+    if replicas(statuses):
+        best = max(range(len(live)), key=lambda i: int(statuses[i].events_applied))
+        keep = [live[best]]
+        err_console.print(f"vigie: replicas of one fleet: reading {live[best].target}",
+                          highlight=False)  # fmt: skip
+    for c in clients:
+        if c not in keep:
+            c.close()
+    return keep
+
+
 def fleet_state(
     admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
 ) -> State:
-    """The merged state of several running sidecars."""
-    from vigie.state.merge import merge_states  # noqa: PLC0415 - keep `vigie --help` fast
-
+    """The state of several running instances (replicas: one; sidecars: merged)."""
     clients = admin_clients(admins, token_files, state_dirs)
     try:
-        return merge_states(fetch_states(clients))
+        live, statuses, silent = _statuses(clients)
+        for line in silent:
+            err_console.print(f"vigie: {line}", highlight=False, soft_wrap=True)
+        return _fleet_view(live, statuses)
     finally:
         for c in clients:
             c.close()
@@ -70,17 +145,16 @@ def fleet_status(
     from google.protobuf import json_format  # noqa: PLC0415
 
     from vigie.classify import views  # noqa: PLC0415
-    from vigie.state.merge import merge_states  # noqa: PLC0415
     from vigie.state.thresholds import CLASS_NAMES  # noqa: PLC0415
-    from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
 
     clients = admin_clients(admins, token_files, state_dirs)
     try:
-        statuses = [c.call(c.stub.GetStatus, apb.StatusRequest()) for c in clients]
-        merged = merge_states(fetch_states(clients))
+        live, statuses, silent = _statuses(clients)
+        merged = _fleet_view(live, statuses)
     finally:
         for c in clients:
             c.close()
+    same = replicas(statuses)
     held, _ = merged.held(merged.now_us)
     rows = merged.sub_rows()
     classes = {name: int(held[rows, i].sum()) for i, name in enumerate(CLASS_NAMES)}
@@ -92,14 +166,24 @@ def fleet_status(
             counters[k] = counters.get(k, 0) + int(v)
         for k, v in st.data.bytes.items():
             data_bytes[k] = data_bytes.get(k, 0) + int(v)
+    tables = {tuple(sorted((d.id, d.version) for d in st.directives)) for st in statuses}
+
+    def total(values: list[float]) -> float:
+        return max(values) if same else sum(values)
+
     return {
         "sidecars": [
             json_format.MessageToDict(s, preserving_proto_field_name=True) for s in statuses
         ],
+        "replicas": same,
+        # the instances that did not answer (the others' figures are the fleet's)
+        "unreachable": silent,
+        # every instance holds the same directives at the same versions
+        "directives_agree": len(tables) == 1,
         "merged": {
             "now": views.iso(merged.now_us),
-            "events_applied": sum(int(s.events_applied) for s in statuses),
-            "ingest_rate": sum(s.ingest_rate for s in statuses),
+            "events_applied": int(total([int(s.events_applied) for s in statuses])),
+            "ingest_rate": total([s.ingest_rate for s in statuses]),
             "subscriptions": len(rows),
             "apis": merged.n_api_rows,
             "gateways": sum(len(s.gateways) for s in statuses),
@@ -123,15 +207,24 @@ def print_fleet_status(doc: dict[str, Any]) -> None:
         highlight=False,
     )
     console.print("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(m["classes"].items())))
+    for line in doc["unreachable"]:
+        console.print(f"[bold red]{line}[/]", highlight=False, soft_wrap=True)
+    if doc["replicas"]:
+        agree = "the same directives" if doc["directives_agree"] else "DIFFERENT directives"
+        console.print(f"replicas of one fleet (counted once), holding {agree}", highlight=False)
     t = Table(title="Sidecars")
-    for col in ("sidecar", "events", "gateways", "data store", "data on disk"):
+    for col in ("sidecar", "instance", "events", "gateways", "directives", "peers", "data store",
+                "data on disk"):  # fmt: skip
         t.add_column(col)
     for s in doc["sidecars"]:
         data = s.get("data", {})
         t.add_row(
             s.get("sidecar_id", "?"),
+            s.get("instance_id", ""),
             f"{int(s.get('events_applied', 0)):,}",
             str(len(s.get("gateways", []))),
+            str(len(s.get("directives", []))),
+            ", ".join(f"{p['address']} {p['state']}" for p in s.get("peers", [])),
             f"{data.get('backend', 'off')} {data.get('state', '')}",
             human_bytes(sum(int(v) for v in data.get("bytes", {}).values())),
         )

@@ -14,6 +14,15 @@ unreadable file falls back to it, loudly; each entry is checked on load by ``val
 
 The numeric ranges (``LIMITS``) are the gateway handler's ``DirectiveLimits``: what the sidecar
 accepts, the handler can apply (tests/unit/policy/test_directive_limits.py compares them).
+
+The fleet (``vigie.server.fleet``): every change has a fleet-wide version, a Lamport clock (the
+highest version this instance knows of, plus one) with the instance it was made on
+(``instance_id``) breaking ties; a directive carries it in ``Directive.version``. A removal is
+kept as a tombstone (id, version, origin; the newest ``MAX_TOMBSTONES``) so that an older put
+replicated late cannot bring the directive back. ``changes_since`` lists what changed since a
+peer's last call (``seq``, numbered in this process, ``epoch`` naming the process);
+``apply_remote`` applies a peer's changes that are newer than what the table holds, audited
+with where they were made and where they were replicated.
 """
 
 from __future__ import annotations
@@ -22,8 +31,10 @@ import json
 import logging
 import os
 import queue
+import secrets
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Final
 
@@ -31,6 +42,7 @@ from google.protobuf import json_format
 
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
+from vigie.directives.changes import MAX_TOMBSTONES, MAX_VERSION, Change, bound_tombstones
 from vigie.errors import VigieError
 from vigie.files import open_private
 from vigie.v1 import directives_pb2 as dpb
@@ -143,6 +155,7 @@ def validate(d: dpb.Directive, now_us: int, max_ttl_seconds: float = MAX_TTL_SEC
 
 
 Subscriber = queue.Queue[dpb.DirectiveUpdate]
+AuditRow = tuple[str, str, str, str, dict[str, object] | None]
 
 
 def _summary(d: dpb.Directive) -> dict[str, object]:
@@ -174,8 +187,25 @@ class DirectiveTable:
         self.version = 0
         # hits reported by gateways: gateway id -> directive id -> hits
         self._hits: dict[str, dict[str, dpb.DirectiveHits]] = {}
+        # the fleet: this instance's id (set by vigie.server.fleet), the latest change of every
+        # id (tombstones included), this process's change numbering
+        self.instance_id = ""
+        self.epoch = secrets.token_hex(8)
+        self.seq = 0
+        self._changes: dict[str, Change] = {}
+        # the changes made here (newest MAX_TOMBSTONES), and up to which seq each peer has
+        # taken them: peer id -> seq (the "replicated" audit)
+        self._mine: deque[Change] = deque(maxlen=MAX_TOMBSTONES)
+        self._acked: dict[str, int] = {}
+        # peers' changes refused (invalid directive)
+        self.remote_refused = 0
+        self.loaded_from_file = False
         if directory is not None:
             self._load()
+        for d in self._table.values():
+            if d.id not in self._changes:
+                self.seq += 1
+                self._changes[d.id] = Change(d.id, d, d.version or self.version, "", seq=self.seq)
 
     def _now_us(self) -> int:
         return wall_us(self._clock)
@@ -186,6 +216,7 @@ class DirectiveTable:
         prev = path.with_name(FILE_NAME + PREVIOUS_SUFFIX)
         if not path.exists() and not prev.exists():
             return
+        self.loaded_from_file = True
         try:
             self._read(path if path.exists() else prev)
             return
@@ -223,9 +254,28 @@ class DirectiveTable:
                 log.error("%s: directive #%d refused: %s", path.name, i, exc)
                 continue
             table[d.id] = d
-        self._table, self.version = table, version
+        origins = doc.get("origins") or {}
+        changes: dict[str, Change] = {}
+        for item in doc.get("removed") or []:
+            try:
+                rid, rv, ro = str(item["id"]), int(item["version"]), str(item.get("origin", ""))
+            except (KeyError, TypeError, ValueError):
+                self.load_refused += 1
+                continue
+            self.seq += 1
+            changes[rid] = Change(rid, None, rv, ro, int(item.get("at_us", 0)), seq=self.seq)
+        for d in table.values():
+            self.seq += 1
+            changes[d.id] = Change(d.id, d, d.version or version, str(origins.get(d.id, "")),
+                                   seq=self.seq)  # fmt: skip
+        self._table, self.version, self._changes = table, version, changes
 
-    def _save(self, table: dict[str, dpb.Directive], version: int) -> None:
+    def _save(
+        self,
+        table: dict[str, dpb.Directive],
+        version: int,
+        changes: dict[str, Change] | None = None,
+    ) -> None:
         """Write ``table`` durably (file and directory fsynced), the current file kept as the
         last good copy; OSError when it cannot be kept."""
         if self._dir is None:
@@ -233,9 +283,16 @@ class DirectiveTable:
         self._dir.mkdir(parents=True, exist_ok=True)
         path = self._dir / FILE_NAME
         tmp = path.with_suffix(".tmp")
+        changes = self._changes if changes is None else changes
         doc = {
             "version": version,
             "directives": [json_format.MessageToDict(d) for d in table.values()],
+            "origins": {k: c.origin for k, c in changes.items() if c.directive is not None},
+            "removed": [
+                {"id": k, "version": c.version, "origin": c.origin, "at_us": c.at_us}
+                for k, c in changes.items()
+                if c.directive is None
+            ],
         }
         data = json.dumps(doc, indent=1).encode()
         try:
@@ -258,15 +315,20 @@ class DirectiveTable:
     def _commit(
         self,
         table: dict[str, dpb.Directive],
-        update: dpb.DirectiveUpdate,
-        audits: list[tuple[str, str, str, str, dict[str, object] | None]],
+        updates: list[dpb.DirectiveUpdate],
+        audits: list[AuditRow],
+        changes: list[Change],
+        version: int,
     ) -> None:
-        """Under the lock: keep ``table`` (saved, audited), then broadcast ``update``; nothing
-        changes when it cannot be kept."""
-        version = self.version + 1
+        """Under the lock: keep ``table`` with ``changes`` at clock ``version`` (saved,
+        audited), then broadcast ``updates``; nothing changes when it cannot be kept."""
+        merged = dict(self._changes)
+        for c in changes:
+            merged[c.directive_id] = c
+        bound_tombstones(merged)
         saved = False
         try:
-            self._save(table, version)
+            self._save(table, version, merged)
             saved = True
             if self.audit is not None:  # before the call returns: an acknowledged change
                 for subject, action, actor, reason, details in audits:
@@ -279,9 +341,23 @@ class DirectiveTable:
                     log.error("directives.json may hold a change that was not applied")
             log.error("directive change not applied: %s", exc)
             raise DirectiveNotSaved(exc) from exc
-        self._table, self.version = table, version
-        update.version = version
-        self._broadcast(update)
+        for c in changes:
+            self.seq += 1
+            c.seq = self.seq
+            if c.origin == self.instance_id:
+                self._mine.append(c)
+        self._table, self.version, self._changes = table, version, merged
+        for update in updates:
+            self._broadcast(update)
+
+    def _local(
+        self, directive_id: str, d: dpb.Directive | None, version: int, actor: str, reason: str
+    ) -> Change:
+        return Change(directive_id, d, version, self.instance_id, self._now_us(), actor, reason)
+
+    def _fleet(self, version: int) -> dict[str, object]:
+        """What the audit says of a change made here: its version and this instance."""
+        return {"version": version, "made_on": self.instance_id} if self.instance_id else {}
 
     def _broadcast(self, update: dpb.DirectiveUpdate) -> None:
         for q in self._subscribers:
@@ -297,26 +373,33 @@ class DirectiveTable:
         d = with_defaults(d)
         validate(d, self._now_us(), self.max_ttl_seconds)
         with self._lock:
+            version = self.version + 1
+            d.version = version
             action = "replace" if d.id in self._table else "put"
             before = self._table.get(d.id)
             details: dict[str, object] = _summary(d)
             if before is not None:
                 details = {"before": _summary(before), "after": details}
+            details |= self._fleet(version)
             table = dict(self._table)
             table[d.id] = d
-            self._commit(table, dpb.DirectiveUpdate(upserts=[d]),
-                         [(f"directive:{d.id}", action, actor, reason, details)])  # fmt: skip
+            self._commit(table, [dpb.DirectiveUpdate(version=version, upserts=[d])],
+                         [(f"directive:{d.id}", action, actor, reason, details)],
+                         [self._local(d.id, d, version, actor, reason)], version)  # fmt: skip
         return d
 
     def remove(self, directive_id: str, actor: str = "", reason: str = "") -> bool:
         with self._lock:
             if directive_id not in self._table:
                 return False
+            version = self.version + 1
             table = dict(self._table)
             gone = table.pop(directive_id)
-            self._commit(table, dpb.DirectiveUpdate(removals=[directive_id]),
+            self._commit(table, [dpb.DirectiveUpdate(version=version, removals=[directive_id])],
                          [(f"directive:{directive_id}", "remove", actor, reason,
-                           _summary(gone))])  # fmt: skip
+                           _summary(gone) | self._fleet(version))],
+                         [self._local(directive_id, None, version, actor, reason)],
+                         version)  # fmt: skip
             return True
 
     def expire(self) -> list[str]:
@@ -326,16 +409,102 @@ class DirectiveTable:
             gone = [k for k, d in self._table.items() if d.expires_at_us <= now]
             if not gone:
                 return []
+            version = self.version + 1
             table = {k: d for k, d in self._table.items() if k not in gone}
-            audits: list[tuple[str, str, str, str, dict[str, object] | None]] = [
-                (f"directive:{k}", "expire", "vigie", "its TTL ran out", None) for k in gone
+            audits: list[AuditRow] = [
+                (f"directive:{k}", "expire", "vigie", "its TTL ran out", self._fleet(version))
+                for k in gone
             ]
+            changes = [self._local(k, None, version, "vigie", "its TTL ran out") for k in gone]
             try:
-                self._commit(table, dpb.DirectiveUpdate(removals=gone), audits)
+                self._commit(table, [dpb.DirectiveUpdate(version=version, removals=gone)],
+                             audits, changes, version)  # fmt: skip
             except DirectiveNotSaved as exc:  # tried again at the next sweep
                 log.error("expired directives kept for now: %s", exc)
                 return []
         return gone
+
+    # ---- the fleet ----
+    def changes_since(self, epoch: str, since_seq: int, peer: str = "") -> tuple[int, list[Change]]:
+        """This table's seq and the changes numbered after ``since_seq`` (all of them when
+        ``epoch`` is not this process's). ``peer`` (its instance id) has taken every change up
+        to ``since_seq``: the changes made here it had not taken yet are audited "replicated"."""
+        if epoch != self.epoch:
+            since_seq = 0
+        with self._lock:
+            out = sorted(
+                (c for c in self._changes.values() if c.seq > since_seq), key=lambda c: c.seq
+            )
+            taken: list[Change] = []
+            if peer and epoch == self.epoch:
+                before = self._acked.get(peer, 0)
+                taken = [c for c in self._mine if before < c.seq <= since_seq]
+                self._acked[peer] = max(before, since_seq)
+            seq = self.seq
+        if self.audit is not None:
+            for c in taken:
+                self.audit.record(f"directive:{c.directive_id}", "replicated", "vigie",
+                                  f"in force on {peer}",
+                                  {"version": c.version, "made_on": c.origin,
+                                   "replicated_to": peer})  # fmt: skip
+        return seq, out
+
+    def apply_remote(self, changes: list[Change], via: str) -> int:
+        """Apply the changes of peer ``via`` that are newer (version, then origin) than what the
+        table holds for their ids; return how many changed the table. A put that does not
+        validate is refused, logged and counted (``remote_refused``)."""
+        with self._lock:
+            table = dict(self._table)
+            version = self.version
+            kept: list[Change] = []
+            updates: list[dpb.DirectiveUpdate] = []
+            audits: list[AuditRow] = []
+            for c in changes:
+                if not 0 < c.version < MAX_VERSION or not c.directive_id:
+                    self.remote_refused += 1
+                    log.error("change of %r from peer %s refused: version %d outside 1..2^53",
+                              c.directive_id[:80], via, c.version)  # fmt: skip
+                    continue
+                version = max(version, c.version)
+                cur = self._changes.get(c.directive_id)
+                if not c.newer_than(cur):
+                    continue
+                fleet = {"version": c.version, "made_on": c.origin, "replicated_to":
+                         self.instance_id, "via": via}  # fmt: skip
+                subject = f"directive:{c.directive_id}"
+                if c.directive is None:
+                    gone = table.pop(c.directive_id, None)
+                    if gone is not None:
+                        updates.append(dpb.DirectiveUpdate(version=c.version,
+                                                           removals=[c.directive_id]))  # fmt: skip
+                        audits.append((subject, "remove", c.actor, c.reason, fleet))
+                    kept.append(c)
+                    continue
+                d = dpb.Directive()
+                d.CopyFrom(c.directive)
+                d.version = c.version
+                if d.expires_at_us <= self._now_us():  # expired on the way: nothing in force
+                    if table.pop(d.id, None) is not None:
+                        updates.append(dpb.DirectiveUpdate(version=c.version, removals=[d.id]))
+                        audits.append((subject, "expire", "vigie", "its TTL ran out", fleet))
+                    kept.append(Change(d.id, None, c.version, c.origin, c.at_us))
+                    continue
+                try:
+                    validate(d, 0)
+                except DirectiveError as exc:
+                    self.remote_refused += 1
+                    log.error("directive from peer %s refused: %s", via, exc)
+                    continue
+                action = "replace" if c.directive_id in table else "put"
+                table[d.id] = d
+                updates.append(dpb.DirectiveUpdate(version=c.version, upserts=[d]))
+                audits.append((subject, action, c.actor, c.reason, _summary(d) | fleet))
+                kept.append(Change(d.id, d, c.version, c.origin, c.at_us, c.actor, c.reason))
+            if not kept:
+                self.version = version
+                return 0
+            self._commit(table, updates, audits, kept, version)
+            return len(updates)
 
     def subscribe(self) -> Subscriber:
         """A queue that first receives the full table, then every change."""
@@ -406,6 +575,14 @@ class DirectiveTable:
                 else:
                     del self._hits[gw]
             return out
+
+    def in_force(self) -> list[Change]:
+        """The latest change of each directive in force (id, version, origin), by id."""
+        with self._lock:
+            return sorted(
+                (c for c in self._changes.values() if c.directive is not None),
+                key=lambda c: c.directive_id,
+            )
 
     def __len__(self) -> int:
         with self._lock:

@@ -133,6 +133,12 @@ class AdminService(apb_grpc.AdminServicer):
     ) -> apb.ThresholdSet:
         return self._call(context, lambda: policy_admin.set_thresholds(self.sc.policy, request))
 
+    # ---- the fleet ----
+    def PeerSync(
+        self, request: apb.PeerSyncRequest, context: grpc.ServicerContext
+    ) -> apb.PeerSyncAnswer:
+        return self._call(context, lambda: self.sc.fleet.serve(request))
+
     # ---- the data store ----
     def ExportState(
         self, request: apb.ExportStateRequest, context: grpc.ServicerContext

@@ -32,6 +32,7 @@ from vigie.policy.engine import PolicyEngine
 from vigie.server import convert
 from vigie.server.boundary import loggable
 from vigie.server.credentials import admin_token
+from vigie.server.fleet import Fleet
 from vigie.settings import Settings
 from vigie.settings.policy import PolicyConfig
 from vigie.sources.inventory import load_inventory
@@ -178,6 +179,9 @@ class Sidecar:
         )
         # alerts to Alertmanager; None when alertmanager_urls is empty
         self.alerts = alerts.for_sidecar(self, settings, self.counters, clock)
+        # the other instances (fleet_peers): replication of directives and decisions
+        self.fleet = Fleet(settings, self.directives, self.policy.book, self.token,
+                           self.sidecar_id, self.counters, clock)  # fmt: skip
 
     def _throttle_codes(self, now_us: int) -> ThrottleCodes:
         """The WSO2 throttle codes of the hours before ``now_us``, from the data store."""
@@ -426,6 +430,7 @@ class Sidecar:
         if self.data is not None:
             out.data.CopyFrom(convert.data_status_to_proto(self.data.status()))
         out.suggestions.update(self.policy.counts())
+        self.fleet.status_into(out)
         return out
 
     def _gateway_info(self, gs: GatewayStream) -> apb.GatewayInfo:

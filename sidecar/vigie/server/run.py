@@ -38,6 +38,7 @@ from vigie.server.credentials import (
     server_credentials,
     tls_mode,
 )
+from vigie.server.fleet import take_peer_state
 from vigie.server.inventory_refresh import InventoryRefresh
 from vigie.server.telemetry import TelemetryService, decode_message
 from vigie.settings import Settings, loopback
@@ -129,6 +130,7 @@ class Running:
         b.wait()
         if self.background is not None:
             self.background.join()
+        self.sidecar.fleet.stop()
         if self.export is not None:
             self.export.stop()
         if self.sidecar.alerts is not None:
@@ -182,7 +184,10 @@ def start(settings: Settings) -> Running:
         raise ConfigError(f"admin_auth = {settings.admin_auth} needs admin_tls_client_ca_file")
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     log.info("kernels ready in %.1f s", warm_up_kernels())
+    state_from = take_peer_state(settings)  # a live peer's state, before the own snapshot
     sc = Sidecar(settings)
+    if state_from:
+        sc.fleet.state_from = state_from
     export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
     limit = max_message_bytes(settings.max_batch_events)
@@ -231,8 +236,10 @@ def start(settings: Settings) -> Running:
         sc.alerts.start()
     tport = _add_port(telemetry, settings.listen, gateway_creds)
     aport = _add_port(admin, settings.admin_listen, admin_creds)
-    telemetry.start()
     admin.start()
+    sc.fleet.start_from_peers()  # before any gateway hears of the directives
+    telemetry.start()
+    sc.fleet.start()
     for name in ("", names[0], names[1]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = Running(sc, telemetry, admin, health_servicer, tport, aport, export=export)

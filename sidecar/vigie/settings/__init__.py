@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from vigie.errors import ConfigError
 from vigie.settings import alerts as _alerts
+from vigie.settings import fleet as _fleet
 from vigie.settings._values import check_address as check_address
 from vigie.settings._values import convert, unknown_setting
 from vigie.settings._values import loopback as loopback
@@ -392,6 +393,39 @@ class Settings:
     )
     alert_timeout_seconds: float = _s(
         5.0, "how long one post to Alertmanager may take", "float", min=0.1
+    )
+
+    # ---- the fleet of instances (vigie.server.fleet, docs/operations.md) ----
+    fleet_peers: str = _s(
+        "",
+        "the other vigie instances' admin addresses (host:port), comma-separated; each takes "
+        "the others' directive and suggestion changes; empty: a fleet of one",
+        check=_fleet.check_peers,
+    )
+    fleet_instance_id: str = _s(
+        "", "this instance's name in the fleet (audit, status); empty: <host name>:<admin port>"
+    )
+    fleet_sync_seconds: float = _s(
+        _fleet.DEFAULT_SYNC_SECONDS,
+        "how often each peer is asked for its changes",
+        "float",
+        min=0.05,
+        max=10,
+    )
+    fleet_start_timeout_seconds: float = _s(
+        3.0,
+        "at start, how long to wait for a peer to answer before starting from the snapshot",
+        "float",
+        min=0.1,
+        max=60,
+    )
+    fleet_tls_ca_file: str = _s(
+        "",
+        "CA of the peers' admin certificates (TLS to peers, this instance's admin certificate "
+        "as client certificate); empty: plaintext",
+    )
+    fleet_tls_server_name: str = _s(
+        "", "the name in the peers' admin certificates, when it is not their host"
     )
 
     @property

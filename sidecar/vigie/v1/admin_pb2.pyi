@@ -262,6 +262,11 @@ class Status(_message.Message):
     CHANNEL_SLOTS_MAX_FIELD_NUMBER: _builtins.int
     HIT_TABLES_FIELD_NUMBER: _builtins.int
     HIT_TABLES_MAX_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    STARTED_FROM_FIELD_NUMBER: _builtins.int
+    PEERS_FIELD_NUMBER: _builtins.int
+    DIRECTIVES_FIELD_NUMBER: _builtins.int
+    STATE_FROM_FIELD_NUMBER: _builtins.int
     sidecar_id: _builtins.str
     version: _builtins.str
     started_at_us: _builtins.int
@@ -279,6 +284,16 @@ class Status(_message.Message):
     state_bytes_cap: _builtins.int
     channel_slots_max: _builtins.int
     hit_tables_max: _builtins.int
+    instance_id: _builtins.str
+    """The fleet: this instance's id (fleet_instance_id), where its directives, suggestions and
+    audit came from when it started ("peer <id> at <address>", "snapshot", "empty"), its peers,
+    and the directives in force by id.
+    """
+    started_from: _builtins.str
+    state_from: _builtins.str
+    """Where the classes' state came from at start: "peer <id> (<address>)" (its snapshot, a peer
+    of the same vigie version), "snapshot" (this instance's own), "empty".
+    """
     @_builtins.property
     def counters(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Refusals and drops by cause (e.g. "batch_refused:unknown_dictionary_id", "evicted_rows")."""
@@ -303,6 +318,10 @@ class Status(_message.Message):
     def hit_tables(self) -> _containers.RepeatedCompositeFieldContainer[Global___HitTable]:
         """Per-gateway directive hit tables, most recently heard last, and how many at most."""
 
+    @_builtins.property
+    def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerInfo]: ...
+    @_builtins.property
+    def directives(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectiveRef]: ...
     def __init__(
         self,
         *,
@@ -327,14 +346,85 @@ class Status(_message.Message):
         channel_slots_max: _builtins.int = ...,
         hit_tables: _abc.Iterable[Global___HitTable] | None = ...,
         hit_tables_max: _builtins.int = ...,
+        instance_id: _builtins.str = ...,
+        started_from: _builtins.str = ...,
+        peers: _abc.Iterable[Global___PeerInfo] | None = ...,
+        directives: _abc.Iterable[Global___DirectiveRef] | None = ...,
+        state_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "channel_slots", b"channel_slots", "channel_slots_max", b"channel_slots_max", "classes", b"classes", "counters", b"counters", "data", b"data", "events_applied", b"events_applied", "gateways", b"gateways", "hit_tables", b"hit_tables", "hit_tables_max", b"hit_tables_max", "ingest_rate", b"ingest_rate", "now_us", b"now_us", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "channel_slots", b"channel_slots", "channel_slots_max", b"channel_slots_max", "classes", b"classes", "counters", b"counters", "data", b"data", "directives", b"directives", "events_applied", b"events_applied", "gateways", b"gateways", "hit_tables", b"hit_tables", "hit_tables_max", b"hit_tables_max", "ingest_rate", b"ingest_rate", "instance_id", b"instance_id", "now_us", b"now_us", "peers", b"peers", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "started_from", b"started_from", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "state_from", b"state_from", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Status: _TypeAlias = Status  # noqa: Y015
+
+@_typing.final
+class PeerInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    LAST_CONTACT_US_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    CHANGES_APPLIED_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    """as in fleet_peers"""
+    instance_id: _builtins.str
+    """empty until it answered once"""
+    state: _builtins.str
+    """connected, catching up (its changes being applied), unreachable"""
+    last_contact_us: _builtins.int
+    """wall clock, 0 = never"""
+    error: _builtins.str
+    """why it is unreachable"""
+    changes_applied: _builtins.int
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        instance_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        last_contact_us: _builtins.int = ...,
+        error: _builtins.str = ...,
+        changes_applied: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "changes_applied", b"changes_applied", "error", b"error", "instance_id", b"instance_id", "last_contact_us", b"last_contact_us", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerInfo: _TypeAlias = PeerInfo  # noqa: Y015
+
+@_typing.final
+class DirectiveRef(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    version: _builtins.int
+    """fleet-wide (Directive.version)"""
+    origin: _builtins.str
+    """the instance the directive was put on"""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        origin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "origin", b"origin", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DirectiveRef: _TypeAlias = DirectiveRef  # noqa: Y015
 
 @_typing.final
 class ListSubscriptionsRequest(_message.Message):
@@ -1727,3 +1817,182 @@ class SetThresholdsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetThresholdsRequest: _TypeAlias = SetThresholdsRequest  # noqa: Y015
+
+@_typing.final
+class PeerSyncRequest(_message.Message):
+    """---- the fleet ---------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    SINCE_SEQ_FIELD_NUMBER: _builtins.int
+    WITH_AUDIT_FIELD_NUMBER: _builtins.int
+    SINCE_DECISION_SEQ_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    """The asker: its instance id and admin address (for the audit trail and the peer list)."""
+    epoch: _builtins.str
+    """The answerer's epoch and sequence number from the asker's last answer (0: everything)."""
+    since_seq: _builtins.int
+    with_audit: _builtins.bool
+    """Also send the audit trails (a starting instance that has none takes its peer's)."""
+    since_decision_seq: _builtins.int
+    """The same for the suggestion decisions (PeerSyncAnswer.decision_seq)."""
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        epoch: _builtins.str = ...,
+        since_seq: _builtins.int = ...,
+        with_audit: _builtins.bool = ...,
+        since_decision_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "instance_id", b"instance_id", "since_decision_seq", b"since_decision_seq", "since_seq", b"since_seq", "with_audit", b"with_audit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerSyncRequest: _TypeAlias = PeerSyncRequest  # noqa: Y015
+
+@_typing.final
+class PeerDirectiveChange(_message.Message):
+    """A directive put, replaced or removed (removed: `directive` holds only its id)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIRECTIVE_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    AT_US_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    removed: _builtins.bool
+    version: _builtins.int
+    """fleet-wide: the Lamport clock of the change"""
+    origin: _builtins.str
+    """the instance it was made on"""
+    at_us: _builtins.int
+    """wall clock, on the origin"""
+    actor: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def directive(self) -> _directives_pb2.Directive: ...
+    def __init__(
+        self,
+        *,
+        directive: _directives_pb2.Directive | None = ...,
+        removed: _builtins.bool = ...,
+        version: _builtins.int = ...,
+        origin: _builtins.str = ...,
+        at_us: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["directive", b"directive"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at_us", b"at_us", "directive", b"directive", "origin", b"origin", "reason", b"reason", "removed", b"removed", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerDirectiveChange: _TypeAlias = PeerDirectiveChange  # noqa: Y015
+
+@_typing.final
+class PeerDecision(_message.Message):
+    """A suggestion decided (approved, rejected, withdrawn, ...) on some instance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUGGESTION_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    AT_US_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    TO_STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RECORD_JSON_FIELD_NUMBER: _builtins.int
+    suggestion_id: _builtins.str
+    version: _builtins.int
+    origin: _builtins.str
+    at_us: _builtins.int
+    actor: _builtins.str
+    action: _builtins.str
+    to_state: _builtins.str
+    reason: _builtins.str
+    record_json: _builtins.str
+    """the suggestion's record after the decision (vigie.policy.book)"""
+    def __init__(
+        self,
+        *,
+        suggestion_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        origin: _builtins.str = ...,
+        at_us: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action: _builtins.str = ...,
+        to_state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        record_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "at_us", b"at_us", "origin", b"origin", "reason", b"reason", "record_json", b"record_json", "suggestion_id", b"suggestion_id", "to_state", b"to_state", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerDecision: _TypeAlias = PeerDecision  # noqa: Y015
+
+@_typing.final
+class PeerSyncAnswer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    DIRECTIVES_FIELD_NUMBER: _builtins.int
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    DIRECTIVE_AUDIT_JSON_FIELD_NUMBER: _builtins.int
+    SUGGESTION_AUDIT_JSON_FIELD_NUMBER: _builtins.int
+    CLOCK_FIELD_NUMBER: _builtins.int
+    DECISION_SEQ_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    epoch: _builtins.str
+    """changes when the answerer restarts: then ask from 0"""
+    seq: _builtins.int
+    """ask with since_seq = seq next time"""
+    clock: _builtins.int
+    """the answerer's Lamport clock of directives"""
+    decision_seq: _builtins.int
+    """ask with since_decision_seq = decision_seq next time"""
+    @_builtins.property
+    def directives(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerDirectiveChange]: ...
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerDecision]: ...
+    @_builtins.property
+    def directive_audit_json(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """with_audit: each trail's lines (JSON objects), oldest first"""
+
+    @_builtins.property
+    def suggestion_audit_json(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        epoch: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        directives: _abc.Iterable[Global___PeerDirectiveChange] | None = ...,
+        decisions: _abc.Iterable[Global___PeerDecision] | None = ...,
+        directive_audit_json: _abc.Iterable[_builtins.str] | None = ...,
+        suggestion_audit_json: _abc.Iterable[_builtins.str] | None = ...,
+        clock: _builtins.int = ...,
+        decision_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clock", b"clock", "decision_seq", b"decision_seq", "decisions", b"decisions", "directive_audit_json", b"directive_audit_json", "directives", b"directives", "epoch", b"epoch", "instance_id", b"instance_id", "seq", b"seq", "suggestion_audit_json", b"suggestion_audit_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerSyncAnswer: _TypeAlias = PeerSyncAnswer  # noqa: Y015

@@ -124,6 +124,11 @@ class AdminStub:
                 request_serializer=vigie_dot_v1_dot_admin__pb2.SetThresholdsRequest.SerializeToString,
                 response_deserializer=vigie_dot_v1_dot_admin__pb2.ThresholdSet.FromString,
                 _registered_method=True)
+        self.PeerSync = channel.unary_unary(
+                '/vigie.v1.Admin/PeerSync',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.PeerSyncRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.PeerSyncAnswer.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -255,6 +260,16 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PeerSync(self, request, context):
+        """---- the fleet (vigie.server.fleet): instances replicating each other ----
+        What changed on this instance since the asker's last call: directive puts and removals, and
+        suggestion decisions, each with its fleet-wide version and the instance it was made on.
+        Every instance calls it on each of its peers (fleet_peers) several times a second.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -347,6 +362,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.SetThresholds,
                     request_deserializer=vigie_dot_v1_dot_admin__pb2.SetThresholdsRequest.FromString,
                     response_serializer=vigie_dot_v1_dot_admin__pb2.ThresholdSet.SerializeToString,
+            ),
+            'PeerSync': grpc.unary_unary_rpc_method_handler(
+                    servicer.PeerSync,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.PeerSyncRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.PeerSyncAnswer.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -835,6 +855,33 @@ class Admin:
             '/vigie.v1.Admin/SetThresholds',
             vigie_dot_v1_dot_admin__pb2.SetThresholdsRequest.SerializeToString,
             vigie_dot_v1_dot_admin__pb2.ThresholdSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PeerSync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/PeerSync',
+            vigie_dot_v1_dot_admin__pb2.PeerSyncRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.PeerSyncAnswer.FromString,
             options,
             channel_credentials,
             insecure,

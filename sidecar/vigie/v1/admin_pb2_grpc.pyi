@@ -72,6 +72,12 @@ class AdminStub:
     GetThresholds: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetThresholdsRequest, _admin_pb2.ThresholdSet]
     """Classifier thresholds: view, and change at run time (validated, persisted)."""
     SetThresholds: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetThresholdsRequest, _admin_pb2.ThresholdSet]
+    PeerSync: _grpc.UnaryUnaryMultiCallable[_admin_pb2.PeerSyncRequest, _admin_pb2.PeerSyncAnswer]
+    """---- the fleet (vigie.server.fleet): instances replicating each other ----
+    What changed on this instance since the asker's last call: directive puts and removals, and
+    suggestion decisions, each with its fleet-wide version and the instance it was made on.
+    Every instance calls it on each of its peers (fleet_peers) several times a second.
+    """
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -114,6 +120,12 @@ class AdminAsyncStub(AdminStub):
     GetThresholds: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetThresholdsRequest, _admin_pb2.ThresholdSet]  # type: ignore[assignment]
     """Classifier thresholds: view, and change at run time (validated, persisted)."""
     SetThresholds: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetThresholdsRequest, _admin_pb2.ThresholdSet]  # type: ignore[assignment]
+    PeerSync: _aio.UnaryUnaryMultiCallable[_admin_pb2.PeerSyncRequest, _admin_pb2.PeerSyncAnswer]  # type: ignore[assignment]
+    """---- the fleet (vigie.server.fleet): instances replicating each other ----
+    What changed on this instance since the asker's last call: directive puts and removals, and
+    suggestion decisions, each with its fleet-wide version and the instance it was made on.
+    Every instance calls it on each of its peers (fleet_peers) several times a second.
+    """
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -261,5 +273,17 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.SetThresholdsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ThresholdSet, _abc.Awaitable[_admin_pb2.ThresholdSet]]: ...
+
+    @_abc_1.abstractmethod
+    def PeerSync(
+        self,
+        request: _admin_pb2.PeerSyncRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.PeerSyncAnswer, _abc.Awaitable[_admin_pb2.PeerSyncAnswer]]:
+        """---- the fleet (vigie.server.fleet): instances replicating each other ----
+        What changed on this instance since the asker's last call: directive puts and removals, and
+        suggestion decisions, each with its fleet-wide version and the instance it was made on.
+        Every instance calls it on each of its peers (fleet_peers) several times a second.
+        """
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
