@@ -6,8 +6,10 @@ strings, channels, episodes and window lengths. One writer at a time (a process-
 writes a temporary file of its own (a unique name), fsyncs it, moves the current snapshot to
 ``state.npz.1`` (the older generation), renames the new one to ``state.npz`` and fsyncs the
 directory, so a crash at any moment leaves at least one complete generation. On start the
-newest usable generation is restored: one that is unreadable or fails the semantic check (row
-and string ids in range, sizes consistent) is set aside and the older one is tried.
+newest usable generation is restored: one written with another state layout (an older vigie)
+is migrated column by column (``_migrate``); one that is unreadable, cannot be migrated or
+fails the semantic check (row and string ids in range, sizes consistent) is set aside and the
+older one is tried.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vigie.errors import SnapshotError
+from vigie.state import _migrate
 from vigie.state import layout as L
 from vigie.state._arrays import API_ARRAYS, ROUTE_ARRAYS, SUB_ARRAYS
 from vigie.state.engine import Capacity, Episode, State
@@ -43,8 +46,9 @@ _WRITING = threading.Lock()  # one snapshot writer at a time in this process
 
 
 def layout_signature() -> dict[str, int]:
-    """Every integer of the array layout: a snapshot is only read by the same layout."""
-    return {k: v for k, v in vars(L).items() if k.isupper() and isinstance(v, int)}
+    """Every integer of the array layout: a snapshot of another layout is migrated
+    (``_migrate``) or refused."""
+    return _migrate.signature()
 
 
 def _meta(state: State) -> dict[str, Any]:
@@ -171,8 +175,20 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
             f"{path}: written in snapshot format {meta.get('format')!r}, this vigie reads "
             f"format {FORMAT}"
         )
-    if meta.get("layout") != layout_signature():
-        raise SnapshotError(f"{path}: written with another state layout")
+    old = meta.get("layout")
+    if old != layout_signature():
+        try:
+            added = _migrate.migrate(old, arrays)
+        except _migrate.MigrationError as exc:
+            raise SnapshotError(
+                f"{path}: written with another state layout that cannot be migrated: {exc}"
+            ) from exc
+        log.warning(
+            "%s: snapshot migrated from layout %s: %d columns added",
+            path,
+            _migrate.layout_id(old),
+            added,
+        )
     windows = {k: getattr(thresholds, k) for k in sorted(Thresholds.window_fields())}
     if meta.get("windows") != windows:
         raise SnapshotError(
