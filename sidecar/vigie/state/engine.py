@@ -3,7 +3,8 @@
 The kernels (``_kernels``, ``_rules``, ``_tables``) do the per-event work; this class is their
 only caller: it calls ``apply_events`` once per batch (and again after growing or evicting when
 a batch needs more rows than there are). The arrays' shapes are in ``_arrays``, the copies in
-``_copying``. It is not thread-safe: the server serialises access with one lock.
+``_copying``, the names (tenant-keyed API names, channel slots, strings in use) in ``_names``.
+It is not thread-safe: the server serialises access with one lock.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vigie.errors import ConfigError
-from vigie.state import _copying
+from vigie.state import _copying, _names
 from vigie.state import _groups as G
 from vigie.state import _rules as R
 from vigie.state import _tables as T
@@ -41,7 +42,6 @@ from vigie.state._baselines import Baselines
 from vigie.state._entry import apply_flat
 from vigie.state.primitives import pow2_at_least
 from vigie.state.thresholds import CLASS_NAMES, Thresholds
-from vigie.wire import tenants
 from vigie.wire.columns import Events, Interner
 
 log = logging.getLogger(__name__)
@@ -235,47 +235,15 @@ class State:
     # -----------------------------------------------------------------------------------------
     def channel_index(self, name: str) -> int:
         """The slot of channel ``name``, taken if new (a released slot first)."""
-        name = name or "default"
-        if name in self.channels:
-            return self.channels.index(name)
-        if "" in self.channels:  # released by release_channels
-            i = self.channels.index("")
-            self.channels[i] = name
-            return i
-        if len(self.channels) >= L.MAX_CHANNELS:
-            raise ConfigError(
-                f"channel {name!r}: vigie tracks at most {L.MAX_CHANNELS} channels "
-                f"({', '.join(self.channels)})"
-            )
-        self.channels.append(name)
-        return len(self.channels) - 1
+        return _names.channel_index(self, name)
 
     def channels_in_use(self) -> npt.NDArray[np.bool_]:
-        """Which channel slots the rows refer to: a subscription's per-channel counts, a route
-        row, an application registered on a channel."""
-        used = np.zeros(L.MAX_CHANNELS, dtype=np.bool_)
-        n = self.n_sub_rows
-        live = (self.sub_i64[:n, L.S_KEY] != 0)[:, None]
-        for f in (L.S_CH_REQ, L.S_DC_SUM):
-            used |= ((self.sub_i64[:n, f : f + L.MAX_CHANNELS] != 0) & live).any(axis=0)
-        route = self.route_i64[1 : self.n_route_rows, L.R_CHANNEL]  # route 0: the overflow
-        app = self.app_channel[self.app_channel >= 0]
-        for ids in (route, app):
-            ch = np.unique(ids.astype(np.int64))
-            used[ch[(ch >= 0) & (ch < L.MAX_CHANNELS)]] = True
-        return used
+        """Which channel slots the rows refer to (see ``_names``)."""
+        return _names.channels_in_use(self)
 
     def release_channels(self, keep: Iterable[int]) -> list[str]:
-        """Release the channel slots that no row and none of ``keep`` refers to (their name
-        becomes ``""``, a slot ``channel_index`` hands out again); returns their names."""
-        used = self.channels_in_use()
-        used[list(keep)] = True
-        out = []
-        for i, name in enumerate(self.channels):
-            if name and not used[i]:
-                self.channels[i] = ""
-                out.append(name)
-        return out
+        """Release the channel slots nothing refers to; returns their names (see ``_names``)."""
+        return _names.release_channels(self, keep)
 
     def register_application(
         self, app_id: str, name: str = "", owner: str = "", channel: str | None = None
@@ -322,35 +290,16 @@ class State:
             self._alloc_routes(min(2 * len(self.route_i64), self.capacity.max_routes))
 
     def _tenant_keyed(self, columns: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
-        """The columns the kernel reads, ``api_name`` holding keyed names (an API is tenant x
-        name x version: ``vigie.wire.tenants``); the WSO2 apiId of each API noted."""
-        tenant = columns.get("tenant")
-        if tenant is None:
-            return columns
-        keyed = tenants.keyed_names(self.interner, tenant, columns["api_name"])
-        if keyed is not columns["api_name"]:
-            columns = columns | {"api_name": keyed}
-        uuid = columns.get("api_id")
-        if uuid is not None and uuid.any():
-            idx = np.flatnonzero(uuid)
-            keys = (keyed[idx].astype(np.int64) << 32) | columns["api_version"][idx]
-            pairs = np.unique(np.stack([keys, uuid[idx].astype(np.int64)], axis=1), axis=0)
-            new = {k: u for k, u in pairs.tolist() if self.api_uuid.get(k) != u}
-            if new:
-                self.api_uuid = self.api_uuid | new
-        return columns
+        """The columns the kernel reads, API names tenant-keyed (see ``_names``)."""
+        return _names.tenant_keyed(self, columns)
 
     def api_key(self, tenant: str, name: str, version: str) -> int:
         """The key of an API row (``A_KEY``), interning its strings."""
-        ng = self.interner.intern(tenants.keyed_name(tenant, name))
-        return (ng << 32) | self.interner.intern(version)
+        return _names.api_key(self, tenant, name, version)
 
     def api_identity(self, row: int) -> tuple[str, str, str, str]:
         """``(tenant, name, version, apiId)`` of an API row, the tenant as displayed."""
-        a = self.api_i64[row]
-        tenant, name = tenants.split(self.string(int(a[L.A_NAME])))
-        uuid = self.api_uuid.get(int(a[L.A_KEY]), 0)
-        return tenant, name, self.string(int(a[L.A_VERSION])), self.string(uuid)
+        return _names.api_identity(self, row)
 
     def _make_sub_room(self) -> None:
         rows = len(self.sub_i64)
@@ -400,38 +349,14 @@ class State:
         return count
 
     def referenced_strings(self) -> npt.NDArray[np.bool_]:
-        """Which interner ids the state refers to: live subscription rows (application id, name,
-        owner, tier), API rows, route rows, registered applications and episode keys."""
-        live = np.zeros(len(self.interner), dtype=np.bool_)
-        live[0] = True
-        rows = self.sub_rows()
-        for f in (L.S_APP, L.S_APP_NAME, L.S_APP_OWNER, L.S_TIER):
-            live[self.sub_i64[rows, f]] = True
-        a = self.n_api_rows
-        for f in (L.A_NAME, L.A_VERSION, L.A_CONTEXT):
-            live[self.api_i64[:a, f]] = True
-        live[self.route_i64[: self.n_route_rows, L.R_RESOURCE]] = True
-        for gid, (name, owner) in self.app_info.items():
-            live[[gid, name, owner]] = True
-        live[list(self.api_uuid.values())] = True
-        for key in (*self.episodes, *self.api_episodes):
-            live[list(key)] = True
-        return live
+        """Which interner ids the state refers to (see ``_names``)."""
+        return _names.referenced_strings(self)
 
     def release_strings(
         self, also_live: Iterable[npt.NDArray[Any]], epoch: int, now: float = 0.0
     ) -> int:
-        """Release the interner's strings that neither the state nor ``also_live`` (e.g. the
-        open streams' dictionaries) refer to; see ``Interner.release``. Returns how many."""
-        live = self.referenced_strings()
-        for ids in also_live:
-            live[ids] = True
-        dead = np.flatnonzero(~live)
-        n = self.interner.release(dead.tolist(), epoch, now)
-        if n:
-            dead = dead[dead < len(self.app_channel)]
-            self.app_channel[dead] = -1
-        return n
+        """Release the strings nothing refers to; returns how many (see ``_names``)."""
+        return _names.release_strings(self, also_live, epoch, now)
 
     def _sub_identity(self, row: int) -> tuple[int, int, int]:
         api_row = int(self.sub_i64[row, L.S_API])
