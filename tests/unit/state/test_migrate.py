@@ -24,13 +24,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.support import naive
+from tests.unit.state.test_kernels import compare as compare_with_naive
 from vigie.classify import views
 from vigie.errors import SnapshotError
 from vigie.state import _migrate, snapshot
 from vigie.state import layout as L
 from vigie.state.engine import Capacity, State
 from vigie.state.thresholds import Thresholds
-from vigie.wire.columns import StreamDecoder, StreamEncoder
+from vigie.wire.columns import COLUMNS, StreamDecoder, StreamEncoder
 
 ROOT = Path(__file__).resolve().parents[3]
 # the release before the slot bitmaps (S_SW_MASK, S_RW_MASK) and the baselines
@@ -96,10 +98,10 @@ def episodes_then(seed: int, start_us: int) -> dict[str, list[Any]]:
     return {k: busy[k] + again[k] for k in busy}
 
 
-def feed(state: Any, doc: dict[str, list[Any]], batch: int) -> None:
+def feed(state: Any, doc: dict[str, list[Any]], batch: int) -> Any:
     """Apply ``doc`` (see ``traffic``) to ``state`` in batches, through the stream encoder and
-    decoder of the tree that runs it. Only names both trees have: it runs in the old tree too
-    (its source is sent to the subprocess)."""
+    decoder of the tree that runs it; return the decoded events. Only names both trees have: it
+    runs in the old tree too (its source is sent to the subprocess)."""
     strings = ("application_id", "application_name", "api_name", "api_version", "resource_template")
     enc = StreamEncoder()
     cols = {k: ([enc.intern(s) for s in v] if k in strings else v) for k, v in doc.items()}
@@ -109,6 +111,7 @@ def feed(state: Any, doc: dict[str, list[Any]], batch: int) -> None:
     events = dec.decode(enc.batch(arrays))
     for k in range(0, n, batch):
         state.apply(events.take(slice(k, min(k + batch, n))))
+    return events
 
 
 _CHILD = """
@@ -200,8 +203,10 @@ def test_a_snapshot_of_the_previous_release_is_migrated(
     assert {"S_SW_MASK", "S_RW_MASK"} <= added
 
     want = State()
-    feed(want, first, 1000)
+    events = feed(want, first, 1000)
     assert want.episodes and len(want.sub_rows()) > 10  # the traffic exercises the classes
+    nv = naive.NaiveState(Thresholds().params(), bounded_retries=True)  # the twin, by the rules
+    nv.apply({c.name: events[c.name].tolist() for c in COLUMNS}, events.channel.tolist())
     with caplog.at_level(logging.WARNING, logger="vigie.state.snapshot"):
         got = snapshot.restore_or_fresh(path.parent, Thresholds(), Capacity())
     assert f"snapshot migrated from layout {_migrate.layout_id(old_layout)}: 2 columns added" in (
@@ -209,6 +214,7 @@ def test_a_snapshot_of_the_previous_release_is_migrated(
     )
     assert not list(path.parent.glob("*.unusable-*"))
     assert_same(got, want)
+    compare_with_naive(got, nv)  # every counter, window, histogram, class and episode
 
     # and ingest goes on exactly as in a state fed everything from the start
     more = traffic(2, T0 + 27 * 3600 * SECOND, 40)
