@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.conftest import start_sidecar
 from tests.support import naive
 from tests.unit.state.test_kernels import compare as compare_with_naive
 from vigie.classify import views
@@ -324,3 +325,26 @@ def test_every_range_column_is_declared() -> None:
             if fam.prefix == "G_" and end == sig[fam.width]:
                 continue  # the globals keep spare room at the end
             assert end - index == _migrate._span(sig, name), name
+
+
+def test_vigie_serve_restores_a_snapshot_of_the_previous_release(tmp_path: Path) -> None:
+    """The upgrade itself: today's ``vigie serve`` started on the previous release's state
+    directory migrates the snapshot, and its own snapshot at SIGTERM holds the same state."""
+    doc = episodes_then(5, T0)
+    path, _ = write_with_old_code(tmp_path, doc)
+    sp = start_sidecar(path.parent)
+    try:
+        assert sp.stop() == 0
+    finally:
+        sp.stop()
+    assert "snapshot migrated from layout" in sp.log() and "unusable" not in sp.log()
+    got = snapshot.read_snapshot(path, Thresholds(), Capacity())  # written by today's serve
+    assert snapshot.layout_signature() == json.loads(_meta_of(path))["layout"]
+    want = State()
+    feed(want, doc, 1000)
+    assert_same(got, want)
+
+
+def _meta_of(path: Path) -> str:
+    with np.load(path) as z:
+        return bytes(z["meta"].tobytes()).decode()
