@@ -98,7 +98,7 @@ def test_approve_in_the_cli_reaches_a_connected_gateway(
     assert status["suggestions"]["pushed"] >= 1
     shown = cli_json(sidecar, "suggestions", "show", storm["id"])
     assert [(e["actor"], e["action"], e["to"]) for e in shown["audit"]][-1] == (
-        "alice", "approved", "pushed")  # fmt: skip
+        "alice (self-declared)", "approved", "pushed")  # fmt: skip
     text = cli(sidecar, "status").stdout
     assert "Active directives" in text and storm["id"] in text
 
@@ -233,9 +233,9 @@ def test_lifecycle_audit_and_thresholds_survive_a_restart(tmp_path: Path) -> Non
         assert (a["state"], b["state"]) == ("pushed", "rejected")
         assert [(e["actor"], e["action"], e["reason"]) for e in a["audit"]] == [
             ("vigie", "proposed", a["summary"]),
-            ("alice", "approved", "dead"),
+            ("alice (self-declared)", "approved", "dead"),
         ]
-        assert (b["audit"][-1]["actor"], b["audit"][-1]["reason"]) == ("bob", "DR")
+        assert (b["audit"][-1]["actor"], b["audit"][-1]["reason"]) == ("bob (self-declared)", "DR")
         th = find(cli_json(sp, "tune", "thresholds")["thresholds"], name="retry_min_retries")
         assert th["value"] == 45 and th["tuned"]
         st = cli_json(sp, "status")
