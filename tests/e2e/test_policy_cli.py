@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,14 @@ def test_approve_in_the_cli_reaches_a_connected_gateway(
             assert d.mode == dpb.DIRECTIVE_MODE_ENFORCE
             assert (d.application_id, d.api_name, d.suggestion_id) == ("app-retry", "Stock",
                                                                         storm["id"])  # fmt: skip
-        # the gateway reports hits back; the status shows them
+        # the gateway reports hits back (of the 10 requests it sent in the scope: a gateway's
+        # hits count only up to those, vigie.server.hits); the status shows them
+        gw1.send_records(
+            [{"event_time_us": int(time.time() * 1e6) - k * 1000, "application_id": "app-retry",
+              "api_name": "Stock", "api_version": gw1.table[storm["id"]].api_version,
+              "http_status": 200} for k in range(10)]
+        )  # fmt: skip
+        assert gw1.wait_for(lambda p: p.acked_events >= 10, 60), gw1.error
         gw1.send_report([dpb.DirectiveHits(directive_id=storm["id"], enforced_hits=7, passed=3)])
         assert gw1.wait_for(lambda p: True, 0.1)
     status = _eventually(
