@@ -95,33 +95,43 @@ class GatewayScopes:
         if not len(ev) or not self._watch:
             return
         api_col = ev["api_name"]
-        names: dict[str, npt.NDArray[np.bool_]] = {}
+        masks: dict[str, npt.NDArray[np.bool_]] = {}
+        by_name: dict[str, list[int]] = {}  # API name (any tenant) -> the batch's keyed ids
+        if any(w.scope[1] for w in self._watch.values()):
+            for g in np.unique(api_col).tolist():
+                by_name.setdefault(tenants.split(interner.string(g))[1], []).append(g)
 
         def api_mask(api: str) -> npt.NDArray[np.bool_]:
-            if api not in names:
-                uniq = np.unique(api_col)
-                keep = [g for g in uniq.tolist() if tenants.split(interner.string(g))[1] == api]
-                names[api] = np.isin(api_col, keep)
-            return names[api]
+            if api not in masks:
+                keep = by_name.get(api, [])
+                masks[api] = api_col == keep[0] if len(keep) == 1 else np.isin(api_col, keep)
+            return masks[api]
 
+        app_col = ev["application_id"]
         for w in self._watch.values():
             app, api, version, ch = w.scope
             if ch and ch != channel:
                 continue
-            mask = np.ones(len(ev), dtype=np.bool_)
+            parts: list[npt.NDArray[np.bool_]] = []
             if app:
                 gid = interner.lookup(app)
                 if gid is None:
                     continue
-                mask &= ev["application_id"] == gid
+                parts.append(app_col == gid)
             if api:
-                mask &= api_mask(api)
+                if api not in by_name:
+                    continue  # no event of the batch names that API
+                parts.append(api_mask(api))
                 if version:
                     vid = interner.lookup(version)
                     if vid is None:
                         continue
-                    mask &= ev["api_version"] == vid
-            n = int(np.count_nonzero(mask))
+                    parts.append(ev["api_version"] == vid)
+            if not parts:  # a directive of a whole channel: every event of the stream
+                n = len(ev)
+            else:
+                mask = parts[0] if len(parts) == 1 else np.logical_and.reduce(parts)
+                n = int(np.count_nonzero(mask))
             if n:
                 self._touch(w, gateway_id)
                 w.sent[gateway_id] = w.sent.get(gateway_id, 0) + n
