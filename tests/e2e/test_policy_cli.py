@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,7 +90,7 @@ def test_approve_in_the_cli_reaches_a_connected_gateway(
         # the gateway reports hits back (of the 10 requests it sent in the scope: a gateway's
         # hits count only up to those, vigie.server.hits); the status shows them
         gw1.send_records(
-            [{"event_time_us": int(time.time() * 1e6) - k * 1000, "application_id": "app-retry",
+            [{"event_time_us": T0 + 10 * MINUTE + k * 1000, "application_id": "app-retry",
               "api_name": "Stock", "api_version": gw1.table[storm["id"]].api_version,
               "http_status": 200} for k in range(10)]
         )  # fmt: skip
