@@ -209,11 +209,15 @@ def test_a_directive_put_on_one_is_pushed_by_the_other(pair: list[Member]) -> No
         e["action"] == "replicated" and e["details"]["replicated_to"] == b.name
         for e in a.audit() if e["subject"] == "directive:block-x"))  # fmt: skip
     theirs = [e for e in b.audit() if e["subject"] == "directive:block-x"]
-    assert theirs[0]["action"] == "put" and theirs[0]["actor"] == "alice"
+    assert theirs[0]["action"] == "put" and theirs[0]["actor"] == "alice (self-declared)"
     assert theirs[0]["details"]["made_on"] == a.name
     assert theirs[0]["details"]["replicated_to"] == b.name
     gone = [e for e in a.audit() if e["subject"] == "directive:block-x" and e["action"] == "remove"]
-    assert gone and gone[0]["details"]["made_on"] == b.name and gone[0]["actor"] == "bob"
+    assert (
+        gone
+        and gone[0]["details"]["made_on"] == b.name
+        and gone[0]["actor"] == "bob (self-declared)"
+    )
 
 
 def directives(m: Member) -> dict[str, dpb.Directive]:
@@ -376,7 +380,11 @@ def test_a_decision_on_one_instance_is_the_fleets(tmp_path: Path) -> None:
         wait_until("approved on b", lambda: suggestions(b)[sid].state == "pushed")
         assert sid in b.table() and b.table() == a.table()
         last = trail(b, sid)[-1]
-        assert (last.actor, last.action, last.to_state) == ("alice", "approved", "pushed")
+        assert (last.actor, last.action, last.to_state) == (
+            "alice (self-declared)",
+            "approved",
+            "pushed",
+        )
         details = json.loads(last.details_json)
         assert (details["made_on"], details["replicated_to"]) == (a.name, b.name)
         wait_until("a's trail to say it was replicated to b", lambda: any(

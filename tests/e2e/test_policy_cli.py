@@ -87,7 +87,14 @@ def test_approve_in_the_cli_reaches_a_connected_gateway(
             assert d.mode == dpb.DIRECTIVE_MODE_ENFORCE
             assert (d.application_id, d.api_name, d.suggestion_id) == ("app-retry", "Stock",
                                                                         storm["id"])  # fmt: skip
-        # the gateway reports hits back; the status shows them
+        # the gateway reports hits back (of the 10 requests it sent in the scope: a gateway's
+        # hits count only up to those, vigie.server.hits); the status shows them
+        gw1.send_records(
+            [{"event_time_us": T0 + 10 * MINUTE + k * 1000, "application_id": "app-retry",
+              "api_name": "Stock", "api_version": gw1.table[storm["id"]].api_version,
+              "http_status": 200} for k in range(10)]
+        )  # fmt: skip
+        assert gw1.wait_for(lambda p: p.acked_events >= 10, 60), gw1.error
         gw1.send_report([dpb.DirectiveHits(directive_id=storm["id"], enforced_hits=7, passed=3)])
         assert gw1.wait_for(lambda p: True, 0.1)
     status = _eventually(
@@ -98,7 +105,7 @@ def test_approve_in_the_cli_reaches_a_connected_gateway(
     assert status["suggestions"]["pushed"] >= 1
     shown = cli_json(sidecar, "suggestions", "show", storm["id"])
     assert [(e["actor"], e["action"], e["to"]) for e in shown["audit"]][-1] == (
-        "alice", "approved", "pushed")  # fmt: skip
+        "alice (self-declared)", "approved", "pushed")  # fmt: skip
     text = cli(sidecar, "status").stdout
     assert "Active directives" in text and storm["id"] in text
 
@@ -233,9 +240,9 @@ def test_lifecycle_audit_and_thresholds_survive_a_restart(tmp_path: Path) -> Non
         assert (a["state"], b["state"]) == ("pushed", "rejected")
         assert [(e["actor"], e["action"], e["reason"]) for e in a["audit"]] == [
             ("vigie", "proposed", a["summary"]),
-            ("alice", "approved", "dead"),
+            ("alice (self-declared)", "approved", "dead"),
         ]
-        assert (b["audit"][-1]["actor"], b["audit"][-1]["reason"]) == ("bob", "DR")
+        assert (b["audit"][-1]["actor"], b["audit"][-1]["reason"]) == ("bob (self-declared)", "DR")
         th = find(cli_json(sp, "tune", "thresholds")["thresholds"], name="retry_min_retries")
         assert th["value"] == 45 and th["tuned"]
         st = cli_json(sp, "status")

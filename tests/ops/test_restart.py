@@ -93,7 +93,7 @@ def test_a_killed_sidecar_comes_back_with_its_decisions_and_all_but_the_last_int
     finally:
         sp.stop()
     audit = [json.loads(x) for x in (state / "directives-audit.jsonl").read_text().splitlines()]
-    assert [(e["actor"], e["action"]) for e in audit] == [("carol", "put")]
+    assert [(e["actor"], e["action"]) for e in audit] == [("carol (self-declared)", "put")]
 
 
 @pytest.mark.slow
@@ -126,10 +126,10 @@ def test_operators_decisions_survive_a_sigkill(tmp_path: Path) -> None:
         a = cli_json(sp, "suggestions", "show", retired["id"])
         b = cli_json(sp, "suggestions", "show", half["id"])
         assert (a["state"], b["state"]) == ("pushed", "rejected")
-        assert ("alice", "approved", "dead") in [
+        assert ("alice (self-declared)", "approved", "dead") in [
             (e["actor"], e["action"], e["reason"]) for e in a["audit"]
         ]
-        assert (b["audit"][-1]["actor"], b["audit"][-1]["reason"]) == ("bob", "DR")
+        assert (b["audit"][-1]["actor"], b["audit"][-1]["reason"]) == ("bob (self-declared)", "DR")
         th = find(cli_json(sp, "tune", "thresholds")["thresholds"], name="retry_min_retries")
         assert th["value"] == 45 and th["tuned"]
         st = cli_json(sp, "status")

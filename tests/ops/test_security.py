@@ -227,9 +227,9 @@ def test_tokens_never_reach_the_log_and_every_directive_change_is_audited(
     assert oct(audit_path.stat().st_mode & 0o777) == "0o600"
     audit = [json.loads(line) for line in audit_path.read_text().splitlines()]
     assert [(e["actor"], e["action"], e["reason"]) for e in audit] == [
-        ("alice", "put", "INC-42 retry storm"),
-        ("bob", "replace", "tighter"),
-        ("alice", "remove", "fixed"),
+        ("alice (self-declared)", "put", "INC-42 retry storm"),
+        ("bob (self-declared)", "replace", "tighter"),
+        ("alice (self-declared)", "remove", "fixed"),
     ]
     # a replace records the values before and after (issue 12: one audit trail with the values)
     assert audit[1]["details"]["before"]["limitRequests"] == 100
@@ -244,7 +244,11 @@ def test_tokens_never_reach_the_log_and_every_directive_change_is_audited(
         ["audit", "--state-dir", str(sp.state_dir), "--subject", "directive:limit-shop", "--json"],
     )
     assert shown.exit_code == 0, shown.output
-    assert [json.loads(x)["actor"] for x in shown.output.splitlines()] == ["alice", "bob", "alice"]
+    assert [json.loads(x)["actor"] for x in shown.output.splitlines()] == [
+        "alice (self-declared)",
+        "bob (self-declared)",
+        "alice (self-declared)",
+    ]
     everything = CliRunner().invoke(main, ["audit", "--state-dir", str(sp.state_dir)])
     assert everything.exit_code == 0 and "INC-42" in everything.output
 

@@ -268,6 +268,14 @@ def _print_slots(st: Any) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    if st.implausible_hit_reports:
+        named = sorted(st.implausible_hit_reports.items(), key=lambda kv: (-kv[1], kv[0]))
+        console.print(
+            "implausible hit reports (more hits than the gateway sent, capped): "
+            + ", ".join(f"{gw} ({n})" for gw, n in named),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _data_status_line(st: Any) -> str | None:

@@ -8,6 +8,12 @@ entry is appended and flushed to disk (fsync) before the change is acknowledged,
 never loses an acknowledged action; the file is created owner-only (0600) when the trail is
 opened. Each change is written to one trail, once. Read both with ``vigie audit``. Never holds
 a secret: the admin token is not an actor.
+
+The actor is who the admin layer says made the call (``vigie.server.credentials.caller_actor``):
+a client certificate's identity (``alice``, ``alice (declared bob)`` when the caller claimed
+another name), a token caller's claim (``bob (self-declared)``), or vigie itself (``vigie``,
+``vigie-auto``). Each entry written also says ``actor_verified`` (true for a certificate and
+for vigie's own actions) and ``actor_declared`` (the name the caller claimed, if any).
 """
 
 from __future__ import annotations
@@ -16,11 +22,27 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from vigie.clock import SYSTEM, Clock, wall_us
+
+SELF_DECLARED: Final = " (self-declared)"
+DECLARED: Final = " (declared "
+SYSTEM_ACTORS: Final = frozenset({"vigie", "vigie-auto"})
+
+
+def actor_fields(actor: str) -> dict[str, Any]:
+    """``actor_verified`` and ``actor_declared`` of an actor as the admin layer writes it."""
+    if actor.endswith(SELF_DECLARED):
+        return {"actor_verified": False, "actor_declared": actor[: -len(SELF_DECLARED)]}
+    _, sep, tail = actor.partition(DECLARED)
+    if sep and tail.endswith(")"):
+        return {"actor_verified": True, "actor_declared": tail[:-1]}
+    if actor in ("", "unknown", "?"):
+        return {"actor_verified": False, "actor_declared": ""}
+    return {"actor_verified": True, "actor_declared": ""}
 
 
 class AuditLog:
@@ -55,7 +77,10 @@ class AuditLog:
     def append(self, entry: Mapping[str, Any], sync: bool = True) -> None:
         """Append ``entry`` as it is; with ``sync`` it is on disk (fsync) when this returns,
         else at the next ``sync()`` (for many entries written at once)."""
-        line = orjson.dumps(dict(entry)) + b"\n"
+        doc = dict(entry)
+        if "actor" in doc and "actor_verified" not in doc:
+            doc |= actor_fields(str(doc["actor"]))
+        line = orjson.dumps(doc) + b"\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -7,13 +7,18 @@ FAILED_PRECONDITION, a missing suggestion NOT_FOUND), counted as ``admin_refused
 other error with INTERNAL, counted as ``admin_internal_error`` and logged. The RPCs of the
 state and the directives are here; those of suggestions and thresholds are in
 ``policy_admin``, those of the data store in ``data_admin``.
+
+Every audited write (directives, suggestion decisions, policy exports and applications,
+thresholds) is recorded with the actor ``credentials.caller_actor`` gives: the verified client
+certificate's identity, else the caller's claim marked ``(self-declared)``. The ``actor`` a
+request carries is never taken as it is.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import grpc
 
@@ -21,12 +26,26 @@ from vigie.directives.table import DirectiveError
 from vigie.server import convert, data_admin, policy_admin
 from vigie.server.boundary import Boundary
 from vigie.server.core import Sidecar
+from vigie.server.credentials import caller_actor
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class _Acting(Protocol):
+    actor: str
+
+
+R = TypeVar("R", bound=_Acting)
+
+
+def as_caller(request: R, context: grpc.ServicerContext) -> R:
+    """``request`` with its actor replaced by who the call comes from (``caller_actor``)."""
+    request.actor = caller_actor(context, request.actor)
+    return request
 
 
 class AdminService(apb_grpc.AdminServicer):
@@ -63,6 +82,8 @@ class AdminService(apb_grpc.AdminServicer):
     def PutDirective(
         self, request: apb.PutDirectiveRequest, context: grpc.ServicerContext
     ) -> apb.DirectiveList:
+        request = as_caller(request, context)
+
         def put() -> apb.DirectiveList:
             # the table fills the defaults, validates, pushes, persists and audits
             d = self.sc.directives.put(request.directive, request.actor, request.reason)
@@ -76,6 +97,8 @@ class AdminService(apb_grpc.AdminServicer):
     def RemoveDirective(
         self, request: apb.RemoveDirectiveRequest, context: grpc.ServicerContext
     ) -> apb.DirectiveList:
+        request = as_caller(request, context)
+
         def remove() -> apb.DirectiveList:
             if not self.sc.directives.remove(request.directive_id, request.actor, request.reason):
                 raise DirectiveError(f"no directive {request.directive_id!r}")
@@ -101,26 +124,31 @@ class AdminService(apb_grpc.AdminServicer):
     def ApproveSuggestion(
         self, request: apb.ApproveSuggestionRequest, context: grpc.ServicerContext
     ) -> apb.Suggestion:
+        request = as_caller(request, context)
         return self._call(context, lambda: policy_admin.approve(self.sc.policy, request))
 
     def RejectSuggestion(
         self, request: apb.DecideSuggestionRequest, context: grpc.ServicerContext
     ) -> apb.Suggestion:
+        request = as_caller(request, context)
         return self._call(context, lambda: policy_admin.reject(self.sc.policy, request))
 
     def WithdrawSuggestion(
         self, request: apb.DecideSuggestionRequest, context: grpc.ServicerContext
     ) -> apb.Suggestion:
+        request = as_caller(request, context)
         return self._call(context, lambda: policy_admin.withdraw(self.sc.policy, request))
 
     def ExportPolicies(
         self, request: apb.ExportPoliciesRequest, context: grpc.ServicerContext
     ) -> apb.PolicyExport:
+        request = as_caller(request, context)
         return self._call(context, lambda: policy_admin.export_policies(self.sc.policy, request))
 
     def RecordPolicyApplied(
         self, request: apb.RecordPolicyAppliedRequest, context: grpc.ServicerContext
     ) -> apb.Suggestion:
+        request = as_caller(request, context)
         return self._call(context, lambda: policy_admin.record_applied(self.sc.policy, request))
 
     def GetThresholds(
@@ -131,6 +159,7 @@ class AdminService(apb_grpc.AdminServicer):
     def SetThresholds(
         self, request: apb.SetThresholdsRequest, context: grpc.ServicerContext
     ) -> apb.ThresholdSet:
+        request = as_caller(request, context)
         return self._call(context, lambda: policy_admin.set_thresholds(self.sc.policy, request))
 
     # ---- the fleet ----

@@ -33,6 +33,7 @@ from vigie.server import convert
 from vigie.server.boundary import loggable
 from vigie.server.credentials import admin_token
 from vigie.server.fleet import Fleet
+from vigie.server.hits import GatewayScopes
 from vigie.settings import Settings
 from vigie.settings.policy import PolicyConfig
 from vigie.sources.inventory import load_inventory
@@ -149,6 +150,8 @@ class Sidecar:
             settings.max_directive_ttl_seconds,
         )  # fmt: skip
         self.counters: Counter[str] = Counter()
+        # per directive, per gateway: the requests it sent in the scope (plausible hits)
+        self.gateway_scopes = GatewayScopes(wall_us(clock))
         self.streams: dict[int, GatewayStream] = {}
         self._next_stream = 0
         self.meter = RateMeter()
@@ -265,6 +268,7 @@ class Sidecar:
         so an Ack always covers whole batches and "acked + dropped = offered" holds. A batch
         of past events (a backfill, a replay: all older than ``BACKFILL_AGE_US``) first waits
         for room in the data writer's queue, outside the lock; a live batch never waits."""
+        self.gateway_scopes.follow(self.directives)
         if self.data is not None and _historical(batch, wall_us(self.clock)):
             self.counters["backfill_batches"] += 1
             if not self.data.sink.wait_for_room(BACKFILL_WAIT_S):
@@ -281,6 +285,9 @@ class Sidecar:
                     ts = int(ev["event_time_us"].max())
                     self.state.observed_since_us = min(ts, wall_us(self.clock))
                 self.state.apply(ev)
+                self.gateway_scopes.count(
+                    gs.hello.gateway_id, gs.hello.channel, ev, self.state.interner
+                )
                 if self.data is not None and self.data.offer(ev):  # a queue put, no wait
                     # the slot is not released before the writer has resolved this batch
                     self._channel_epoch[gs.channel] = self.data.sink.batches_offered
@@ -357,8 +364,11 @@ class Sidecar:
         hits = [h for h in report.directive_hits if h.directive_id in known]
         if len(hits) < len(report.directive_hits):
             self.counters["directive_hits_unknown"] += len(report.directive_hits) - len(hits)
+        self.gateway_scopes.follow(self.directives)
         with self.lock:
             gs.report = report
+            # each entry counts only up to what this gateway sent in the directive's scope
+            hits = self.gateway_scopes.cap(gs.hello.gateway_id, hits)
         self.directives.record_hits(gs.hello.gateway_id, hits)
 
     # ---- bounding the strings ----
@@ -402,6 +412,8 @@ class Sidecar:
             classes = views.class_counts(st, now)
             counters = dict(self.counters) | st.counters()
             counters["string_bytes_held"] = st.interner.bytes
+            counters["directive_hits_implausible"] = self.gateway_scopes.total_implausible()
+            implausible = self.gateway_scopes.named()
             gateways = [self._gateway_info(gs) for gs in self.streams.values()]
             slots = self._channel_slots()
             out = apb.Status(
@@ -421,6 +433,7 @@ class Sidecar:
                 state_bytes_cap=self.capacity.memory_cap_bytes,
             )
         out.channel_slots.extend(slots)
+        out.implausible_hit_reports.update(implausible)
         out.channel_slots_max = MAX_CHANNELS
         out.hit_tables.extend(
             apb.HitTable(gateway_id=gw, directives=n) for gw, n in self.directives.hit_tables()

@@ -6,6 +6,10 @@ same (``admin_tls_*``), and its calls need ``authorization: Bearer <token>`` unl
 settings' ``admin_token``, else the one in ``admin_token_file`` (generated, owner-only, on the
 first start). A refused call is counted (``admin_unauthenticated``); a token is never logged.
 ``CallLimit`` bounds the calls that need no token and hold a worker (server reflection).
+
+``caller_actor`` says who made an admin call, for the audit: the client certificate's identity
+(its subject CN, else its first SAN) when the TLS handshake verified one, the name claimed
+(``--actor``) kept beside it as declared; else the claimed name marked ``(self-declared)``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 import grpc
 
+from vigie.directives.audit import DECLARED, SELF_DECLARED
 from vigie.errors import ConfigError
 from vigie.settings import Settings
 
@@ -73,6 +78,39 @@ def admin_token(settings: Settings) -> str:
         f.write(token + "\n")
     log.info("generated an admin token in %s", path)
     return token
+
+
+def cert_identity(context: grpc.ServicerContext) -> str:
+    """The verified client certificate's subject CN, else its first SAN ("" without one: a
+    plaintext or server-only TLS listener). Only a handshake that checked the certificate
+    against the client CA fills these."""
+    try:
+        auth = context.auth_context() or {}
+    except (AttributeError, ValueError):
+        return ""
+    for key in ("x509_common_name", "x509_subject_alternative_name"):
+        for value in auth.get(key, ()):
+            name = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            name = clean_actor(name)
+            if name:
+                return name
+    return ""
+
+
+def clean_actor(name: str) -> str:
+    """A name fit for one audit line: control characters dropped, at most 200 characters."""
+    return "".join(ch for ch in name if ch.isprintable()).strip()[:200]
+
+
+def caller_actor(context: grpc.ServicerContext, declared: str) -> str:
+    """The actor an admin call is audited as: ``alice`` (a verified certificate; with a
+    different claim ``alice (declared bob)``), else ``bob (self-declared)`` (a token's caller,
+    who could have written any name; ``unknown`` when none)."""
+    claim = clean_actor(declared)
+    verified = cert_identity(context)
+    if verified:
+        return verified if claim in ("", verified) else f"{verified}{DECLARED}{claim})"
+    return f"{claim or 'unknown'}{SELF_DECLARED}"
 
 
 class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]

@@ -241,6 +241,26 @@ class Status(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ImplausibleHitReportsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SIDECAR_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     STARTED_AT_US_FIELD_NUMBER: _builtins.int
@@ -267,6 +287,7 @@ class Status(_message.Message):
     PEERS_FIELD_NUMBER: _builtins.int
     DIRECTIVES_FIELD_NUMBER: _builtins.int
     STATE_FROM_FIELD_NUMBER: _builtins.int
+    IMPLAUSIBLE_HIT_REPORTS_FIELD_NUMBER: _builtins.int
     sidecar_id: _builtins.str
     version: _builtins.str
     started_at_us: _builtins.int
@@ -322,6 +343,12 @@ class Status(_message.Message):
     def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerInfo]: ...
     @_builtins.property
     def directives(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectiveRef]: ...
+    @_builtins.property
+    def implausible_hit_reports(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Gateway id -> its hit reports that claimed more matching requests than that gateway sent in
+        the directive's scope (capped to what it sent; vigie.server.hits), the most first (at most 64).
+        """
+
     def __init__(
         self,
         *,
@@ -351,10 +378,11 @@ class Status(_message.Message):
         peers: _abc.Iterable[Global___PeerInfo] | None = ...,
         directives: _abc.Iterable[Global___DirectiveRef] | None = ...,
         state_from: _builtins.str = ...,
+        implausible_hit_reports: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "channel_slots", b"channel_slots", "channel_slots_max", b"channel_slots_max", "classes", b"classes", "counters", b"counters", "data", b"data", "directives", b"directives", "events_applied", b"events_applied", "gateways", b"gateways", "hit_tables", b"hit_tables", "hit_tables_max", b"hit_tables_max", "ingest_rate", b"ingest_rate", "instance_id", b"instance_id", "now_us", b"now_us", "peers", b"peers", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "started_from", b"started_from", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "state_from", b"state_from", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_directives", b"active_directives", "apis", b"apis", "batches_applied", b"batches_applied", "channel_slots", b"channel_slots", "channel_slots_max", b"channel_slots_max", "classes", b"classes", "counters", b"counters", "data", b"data", "directives", b"directives", "events_applied", b"events_applied", "gateways", b"gateways", "hit_tables", b"hit_tables", "hit_tables_max", b"hit_tables_max", "implausible_hit_reports", b"implausible_hit_reports", "ingest_rate", b"ingest_rate", "instance_id", b"instance_id", "now_us", b"now_us", "peers", b"peers", "sidecar_id", b"sidecar_id", "started_at_us", b"started_at_us", "started_from", b"started_from", "state_bytes", b"state_bytes", "state_bytes_cap", b"state_bytes_cap", "state_from", b"state_from", "subscriptions", b"subscriptions", "suggestions", b"suggestions", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,85 @@
+"""``GatewayScopes`` (vigie.server.hits) on its own: events counted per directive scope and
+gateway, reports capped to them, inherited directives counted from the first report, a
+gateway's restart, scopes of another channel, API version or application."""
+
+from __future__ import annotations
+
+from vigie.directives.changes import Change
+from vigie.server.hits import GatewayScopes
+from vigie.v1 import directives_pb2 as dpb
+from vigie.wire.columns import Events, Interner, StreamDecoder, StreamEncoder
+
+T0 = 1_700_000_000_000_000
+
+
+def _events(interner: Interner, n: int, app: str, api: str = "Orders", ver: str = "v1") -> Events:
+    recs = [
+        {"event_time_us": T0 + k, "application_id": app, "api_name": api, "api_version": ver,
+         "http_status": 200}
+        for k in range(n)
+    ]  # fmt: skip
+    dec = StreamDecoder(interner, 0, 100_000, 100_000, "carbon.super")
+    return dec.decode(StreamEncoder().batch_from_records(recs))
+
+
+def _change(did: str, at_us: int, **scope: str) -> Change:
+    d = dpb.Directive(id=did)
+    for k, v in scope.items():
+        setattr(d, k, v)
+    return Change(did, d, 1, "", at_us)
+
+
+def _hits(did: str, shadow: int = 0, passed: int = 0) -> dpb.DirectiveHits:
+    return dpb.DirectiveHits(directive_id=did, shadow_hits=shadow, passed=passed)
+
+
+def test_counts_per_scope_and_caps_per_gateway() -> None:
+    it = Interner()
+    g = GatewayScopes(started_at_us=T0)
+    g.sync(
+        [
+            _change("app", T0 + 1, application_id="a1"),
+            _change("api-v2", T0 + 1, api_name="Orders", api_version="v2"),
+            _change("other-ch", T0 + 1, application_id="a1", channel="east"),
+        ],
+        version=1,
+    )
+    g.count("gw-1", "main", _events(it, 30, "a1"), it)
+    g.count("gw-1", "main", _events(it, 5, "a2", ver="v2"), it)
+    g.count("gw-2", "main", _events(it, 4, "a1"), it)
+    assert (g.sent("app", "gw-1"), g.sent("app", "gw-2")) == (30, 4)
+    assert g.sent("api-v2", "gw-1") == 5
+    assert g.sent("other-ch", "gw-1") == 0  # the stream's channel is not the directive's
+    ok = g.cap("gw-1", [_hits("app", 10, 20)])
+    assert (ok[0].shadow_hits, ok[0].passed) == (10, 20) and not g.implausible
+    (capped,) = g.cap("gw-2", [_hits("app", 0, 1000)])
+    assert capped.passed == 4 and dict(g.implausible) == {"gw-2": 1}
+    (none,) = g.cap("gw-3", [_hits("other-ch", 1)])  # sent nothing in its scope
+    assert none.shadow_hits == 0 and g.implausible["gw-3"] == 1
+
+
+def test_an_inherited_directive_counts_from_the_first_report() -> None:
+    it = Interner()
+    g = GatewayScopes(started_at_us=T0)
+    g.sync([_change("old", T0 - 1, application_id="a1")], version=3)
+    # hits from before this process: taken as the base, not as implausible
+    (first,) = g.cap("gw-1", [_hits("old", 500, 500)])
+    assert (first.shadow_hits, first.passed) == (0, 0) and not g.implausible
+    g.count("gw-1", "main", _events(it, 10, "a1"), it)
+    (later,) = g.cap("gw-1", [_hits("old", 502, 508)])
+    assert (later.shadow_hits, later.passed) == (2, 8) and not g.implausible
+    # the gateway restarted (counters back down): from zero, still capped to what it sent
+    (again,) = g.cap("gw-1", [_hits("old", 3, 30)])
+    assert again.shadow_hits + again.passed <= 10 and g.implausible["gw-1"] == 1
+
+
+def test_removed_directives_are_forgotten_and_a_new_scope_starts_again() -> None:
+    it = Interner()
+    g = GatewayScopes(started_at_us=T0)
+    g.sync([_change("d", T0 + 1, application_id="a1")], version=1)
+    g.count("gw-1", "main", _events(it, 10, "a1"), it)
+    g.sync([_change("d", T0 + 2, application_id="a2")], version=2)
+    assert g.sent("d", "gw-1") == 0
+    g.sync([], version=3)
+    (h,) = g.cap("gw-1", [_hits("d", 5)])
+    assert h.shadow_hits == 5 and g.unwatched == 1  # not watched: the table refuses it
