@@ -39,6 +39,7 @@ from vigie.state._arrays import (
 )
 from vigie.state._baselines import Baselines
 from vigie.state._entry import apply_flat
+from vigie.state._security import Security
 from vigie.state.primitives import pow2_at_least
 from vigie.state.thresholds import CLASS_NAMES, Thresholds
 from vigie.wire import tenants
@@ -110,6 +111,7 @@ class State:
         self.repeat_keys = np.zeros(n, dtype=np.int64)
         self.repeat_vals = np.zeros((n, 1), dtype=np.int64)
         self.baselines = Baselines()  # hour-of-week baselines and the health classes
+        self.security = Security()  # auth_failing per client IP / application key / API
 
     # -----------------------------------------------------------------------------------------
     # arrays
@@ -315,6 +317,9 @@ class State:
             elif stop == L.STOP_API_FULL:
                 self._make_api_room()
         self.baselines.apply(self, columns)  # the columns the main kernel read; rows exist
+        self.security.apply(
+            columns, self.thresholds.auth_min_failures, int(self.thresholds.max_tracked_clients)
+        )
         if (  # grow at half full, so that the next batch's new routes fit
             2 * self.n_route_rows >= len(self.route_i64)
             and len(self.route_i64) < self.capacity.max_routes
