@@ -309,6 +309,24 @@ class Security:
             "others_more": n > OTHER_SLOTS,
         }
 
+    def mark_referenced(self, live: npt.NDArray[np.bool_]) -> None:
+        """Set ``live`` at every interner id the table or its episodes refer to."""
+        rows = self.used_rows()
+        kind, key = self.i64[rows, F_KIND], self.i64[rows, F_KEY]
+        other = self.other[rows]
+        ids = [key[kind != K_API], other[kind == K_API].ravel()]
+        apis = [key[kind == K_API], other[kind != K_API].ravel()]
+        ep = np.array([(K_API if e.kind == "api" else K_IP, e.key) for e in self.episodes])
+        if len(ep):
+            ids.append(ep[ep[:, 0] != K_API, 1])
+            apis.append(ep[ep[:, 0] == K_API, 1])
+        for a in apis:
+            a = a[a > 0]
+            ids += [a >> 32, a & 0xFFFFFFFF]
+        for a in ids:
+            a = a[(a > 0) & (a < len(live))]
+            live[a] = True
+
     def counts(self) -> dict[str, int]:
         """Rows holding the class, by kind."""
         out = dict.fromkeys(KINDS, 0)

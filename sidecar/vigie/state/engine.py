@@ -421,6 +421,7 @@ class State:
         live[list(self.api_uuid.values())] = True
         for key in (*self.episodes, *self.api_episodes):
             live[list(key)] = True
+        self.security.mark_referenced(live)  # client IPs, application keys, APIs
         return live
 
     def release_strings(

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import naive
-from vigie.classify import views
+from vigie.classify import security as views
+from vigie.errors import ConfigError
 from vigie.state import _security as S
 from vigie.state.engine import State
 from vigie.state.snapshot import read_snapshot, write_snapshot
@@ -185,9 +186,10 @@ def test_state_views_and_snapshot(tmp_path: Any) -> None:
     ev += [(T0 + k * 1_000_000, "10.0.0.8", "", "Stock", 401, 900902) for k in range(5)]
     _feed(state, sorted(ev))
     clients = views.clients(state)
-    held = [c for c in clients if c.classes]
-    assert [(c.kind, c.key) for c in held] == [("ip", "h:00aa11bb22cc33dd"), ("api", "Orders v1")]
-    ip = held[0]
+    held = [c for c in clients if c.classes == ["auth_failing"]]
+    assert [(c.kind, c.key) for c in held] == [("api", "Orders v1"), ("ip", "h:00aa11bb22cc33dd")]
+    assert {c.key for c in clients if c.classes == ["normal"]} == {"10.0.0.8", "Stock v1"}
+    ip = held[1]
     assert ip.evidence["failures_last_hour"] == 60 and ip.evidence["codes"] == ["900901"]
     assert ip.evidence["apis"] == ["Orders v1"] and ip.hashed
     assert views.security_counts(state) == {"auth_failing": 1}
@@ -196,8 +198,6 @@ def test_state_views_and_snapshot(tmp_path: Any) -> None:
 
 
 def test_a_threshold_out_of_range_is_refused_in_one_line() -> None:
-    from vigie.errors import ConfigError
-
     for bad in ({"auth_min_failures": 0}, {"max_tracked_clients": 1}):
         with pytest.raises(ConfigError, match="must be at least"):
             Thresholds().replace(**bad)
