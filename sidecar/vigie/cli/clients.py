@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import click
-from rich.table import Table
 
 from vigie.cli.common import admin_options, client, console, emit_json
 
@@ -44,19 +43,15 @@ def clients(
     if not rows:
         console.print("no client holds auth_failing" if not show_all else "no client tracked")
         return
-    table = Table("kind", "client", "class", "failures/h", "total", "APIs", "codes", "last")
-    for r in rows:
+    for r in rows:  # one line each: grep-able, never wrapped
         ev = r["evidence"]
         spread = ev.get("distinct_apis", ev.get("distinct_client_ips", ""))
         key = r["key"] + (" (hashed)" if r["hashed"] else "")
-        table.add_row(
-            r["kind"],
-            key,
-            ",".join(r["classes"]),
-            str(ev["failures_last_hour"]),
-            str(ev["failures_total"]),
-            str(spread),
-            ",".join(ev["codes"]),
-            str(ev["last"]),
+        console.print(
+            f"{r['kind']:<4} {key}  {','.join(r['classes'])}  "
+            f"failures/h={ev['failures_last_hour']} total={ev['failures_total']} "
+            f"{'client_ips' if r['kind'] == 'api' else 'apis'}={spread} "
+            f"codes={','.join(ev['codes'])} last={ev['last']}",
+            highlight=False,
+            soft_wrap=True,
         )
-    console.print(table)

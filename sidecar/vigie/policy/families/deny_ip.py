@@ -62,7 +62,7 @@ def clients(ctx: Context, items: list[ClientView]) -> None:
                     "until the deny policy is removed; other clients are untouched"
                 ),
                 owner_note=note,
-                evidence={"auth_failing": ev},
+                evidence={"auth_failing": ev, "client_ip": c.key, "hashed": c.hashed},
                 wso2=payload,
                 extra={"client_ip": c.key, "hashed": c.hashed},
             )
