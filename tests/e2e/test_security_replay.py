@@ -94,7 +94,8 @@ def test_replayed_auth_faults_make_their_client_ip_auth_failing(tmp_path: Path) 
     def stamp(line: bytes) -> bytes:
         return line[line.index(b"requestTimestamp") :]
 
-    log.write_bytes(b"\n".join(sorted(lines, key=stamp)) + b"\n")
+    ordered: list[bytes] = sorted(lines, key=stamp)
+    log.write_bytes(b"\n".join(ordered) + b"\n")
     res = CliRunner().invoke(main, ["replay", str(log), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
