@@ -102,6 +102,9 @@ class Security:
         self.codes = np.zeros((rows, 2), dtype=np.uint64)
         self.other = np.full((rows, OTHER_SLOTS), -1, dtype=np.int64)
         self.free: list[int] = list(range(rows - 1, -1, -1))
+        self.used = np.zeros(rows, dtype=np.bool_)
+        self.n_kind = [0, 0, 0]  # rows in use of each kind
+        self._touched: list[int] = []  # rows the batch added failures to
         self.episodes: deque[SecurityEpisode] = deque(maxlen=MAX_EPISODES)
         self.evicted = 0
         self.failures = 0  # authentication failures seen
@@ -116,6 +119,7 @@ class Security:
             self.now_us = max(self.now_us, int(t.max()))
         app = columns["application_id"]
         mask = auth_failures(columns["error_code"], columns["http_status"], app)
+        self._touched = []
         if mask.any():
             t = t[mask].astype(np.int64)
             code = columns["error_code"][mask].astype(np.int64)
@@ -155,6 +159,7 @@ class Security:
                 row = self._new_row(k)
             idx = order[bounds[j] : bounds[j + 1]]
             self._add(row, t[idx], bit[idx], other[idx], now_min)
+            self._touched.append(row)
 
     def _add(self, row: int, t: I64, bit: I64, other: I64, now_min: int) -> None:
         r = self.i64[row]
@@ -198,21 +203,25 @@ class Security:
         return out
 
     def _judge(self, min_failures: float) -> None:
-        used = self.used_rows()
-        if not len(used):
-            return
-        w = self.window(used)
+        """A row not holding the class starts holding it when its window reaches the rule
+        (only a row the batch touched can: the others' windows only shrink); a row holding it
+        ends after a quiet hour. Numpy over the rows, Python only for the rows that change."""
         i = self.i64
-        for row, n in zip(used.tolist(), w.tolist(), strict=True):
-            r = i[row]
-            if r[F_EP_START]:
-                r[F_EP_PEAK] = max(int(r[F_EP_PEAK]), n)
-                if self.now_us - int(r[F_LAST]) >= QUIET_US:
-                    self._close(row, evicted=False)
-            elif n >= min_failures:
-                r[F_EP_START] = self._window_first(row)
-                r[F_EP_FAIL] = n
-                r[F_EP_PEAK] = n
+        active = self.used & (i[:, F_EP_START] != 0)
+        touched = np.unique(np.array(self._touched, dtype=np.intp))
+        if len(touched):
+            w = self.window(touched)
+            was = active[touched]
+            up = touched[was]
+            i[up, F_EP_PEAK] = np.maximum(i[up, F_EP_PEAK], w[was])
+            for row, n in zip(touched[~was].tolist(), w[~was].tolist(), strict=True):
+                if n >= min_failures:
+                    i[row, F_EP_START] = self._window_first(row)
+                    i[row, F_EP_FAIL] = n
+                    i[row, F_EP_PEAK] = n
+        quiet = np.flatnonzero(active & (self.now_us - i[:, F_LAST] >= QUIET_US))
+        for row in quiet.tolist():
+            self._close(row, evicted=False)
 
     def _window_first(self, row: int) -> int:
         """The start (us) of the first minute of the window holding a failure."""
@@ -238,7 +247,7 @@ class Security:
 
     # ---- rows ---------------------------------------------------------------------------
     def used_rows(self) -> npt.NDArray[np.intp]:
-        return np.array(sorted(self.index.values()), dtype=np.intp)
+        return np.flatnonzero(self.used)
 
     def _new_row(self, tagged: tuple[int, int]) -> int:
         kind, key = tagged
@@ -251,24 +260,28 @@ class Security:
         self.codes[row] = 0
         self.other[row] = -1
         self.index[tagged] = row
+        self.used[row] = True
+        self.n_kind[kind] += 1
         return row
 
     def _make_room(self, kind: int, n_new: int, limit: int, keep: set[tuple[int, int]]) -> None:
         """Room for ``n_new`` rows of ``kind`` within ``limit``: evict the coldest first."""
         if n_new == 0:
             return
-        mine = [(k, r) for k, r in self.index.items() if k[0] == kind]
-        excess = len(mine) + n_new - max(1, limit)
+        excess = self.n_kind[kind] + n_new - max(1, limit)
         if excess > 0:
-            cand = [(k, r) for k, r in mine if k not in keep]
-            if cand:
-                last = self.i64[[r for _, r in cand], F_LAST]
+            cand_mask = self.used & (self.i64[:, F_KIND] == kind)
+            cand_mask[[self.index[k] for k in keep if k in self.index]] = False
+            cand = np.flatnonzero(cand_mask)
+            if len(cand):
                 k_out = min(excess, len(cand))
-                for j in np.argpartition(last, k_out - 1)[:k_out].tolist():
-                    key, row = cand[j]
+                coldest = np.argpartition(self.i64[cand, F_LAST], k_out - 1)[:k_out]
+                for row in cand[coldest].tolist():
                     if self.i64[row, F_EP_START]:
                         self._close(row, evicted=True)
-                    del self.index[key]
+                    del self.index[(kind, int(self.i64[row, F_KEY]))]
+                    self.used[row] = False
+                    self.n_kind[kind] -= 1
                     self.free.append(row)
                     self.evicted += 1
         need = min(n_new, max(1, limit)) - len(self.free)
@@ -277,7 +290,15 @@ class Security:
 
     def _grow(self, rows: int) -> None:
         old = len(self.i64)
-        for name, fill in (("i64", 0), ("ring", 0), ("ring_min", -1), ("codes", 0), ("other", -1)):
+        names = (
+            ("i64", 0),
+            ("ring", 0),
+            ("ring_min", -1),
+            ("codes", 0),
+            ("other", -1),
+            ("used", 0),
+        )
+        for name, fill in names:
             a = getattr(self, name)
             grown = np.full((rows, *a.shape[1:]), fill, dtype=a.dtype)
             grown[:old] = a
@@ -287,7 +308,7 @@ class Security:
     # ---- reading ------------------------------------------------------------------------
     def held(self) -> list[int]:
         """Rows holding ``auth_failing`` now."""
-        return [r for r in self.used_rows().tolist() if self.i64[r, F_EP_START]]
+        return np.flatnonzero(self.used & (self.i64[:, F_EP_START] != 0)).tolist()
 
     def record(self, row: int) -> dict[str, Any]:
         """The figures of a row (gids, not strings: ``vigie.classify.views`` names them)."""
@@ -344,8 +365,9 @@ class Security:
 
     def copy(self) -> Security:
         new = copy.copy(self)
-        for name in ("i64", "ring", "ring_min", "codes", "other"):
+        for name in ("i64", "ring", "ring_min", "codes", "other", "used"):
             setattr(new, name, getattr(self, name).copy())
+        new.n_kind = list(self.n_kind)
         new.index = dict(self.index)
         new.free = list(self.free)
         new.episodes = deque(self.episodes, maxlen=MAX_EPISODES)
@@ -389,5 +411,10 @@ class Security:
             int(x) for x in arrays["sec_scalars"]
         )
         self.index = {(int(i64[r, F_KIND]), int(i64[r, F_KEY])): r for r in range(n)}
+        if len(self.index) != n:  # two rows of one key: damaged
+            self._reset(64)
+            return False
+        self.used[:n] = True
+        self.n_kind = [int((i64[:, F_KIND] == k).sum()) for k in (K_IP, K_APP, K_API)]
         self.free = list(range(len(self.i64) - 1, n - 1, -1))
         return True
