@@ -139,6 +139,7 @@ class Security:
         self._judge(min_failures)
 
     def _count(self, kind: int, keys: I64, t: I64, bit: I64, other: I64, limit: int) -> None:
+        """Add the failures of one kind of row: numpy over the events, Python once per key."""
         sel = keys != 0 if kind != K_API else np.ones(len(keys), dtype=np.bool_)
         if not sel.any():
             return
@@ -147,52 +148,85 @@ class Security:
         tagged = [(kind, k) for k in uk.tolist()]
         new = [k for k in tagged if k not in self.index]
         self._make_room(kind, len(new), limit, keep=set(tagged))
-        order = np.argsort(inv, kind="stable")
-        bounds = np.searchsorted(inv[order], np.arange(len(uk) + 1))
-        now_min = self.now_us // MINUTE_US
+        rows = np.empty(len(uk), dtype=np.intp)
+        fresh_rows: list[int] = []
+        fresh_keys: list[int] = []
         for j, k in enumerate(tagged):
             row = self.index.get(k)
             if row is None:
-                if not self.free:  # more new keys than the limit in one batch: the rest wait
+                if not self.free:  # more new keys than the limit in one batch: not counted
                     self.evicted += 1
+                    rows[j] = -1
                     continue
-                row = self._new_row(k)
-            idx = order[bounds[j] : bounds[j + 1]]
-            self._add(row, t[idx], bit[idx], other[idx], now_min)
-            self._touched.append(row)
+                row = self.free.pop()
+                self.index[k] = row
+                fresh_rows.append(row)
+                fresh_keys.append(k[1])
+            rows[j] = row
+        if fresh_rows:
+            self._new_rows(kind, np.array(fresh_rows, dtype=np.intp), fresh_keys)
+        kept = rows[inv] >= 0
+        if not kept.all():
+            keep_u = rows >= 0
+            remap = np.cumsum(keep_u) - 1
+            t, bit, other, inv = t[kept], bit[kept], other[kept], remap[inv[kept]]
+            rows = rows[keep_u]
+        if not len(rows):
+            return
+        i = self.i64
+        counts = np.bincount(inv, minlength=len(rows)).astype(np.int64)
+        lo = np.full(len(rows), np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(len(rows), np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(lo, inv, t)
+        np.maximum.at(hi, inv, t)
+        fresh = i[rows, F_TOTAL] == 0
+        i[rows, F_FIRST] = np.where(fresh, lo, np.minimum(i[rows, F_FIRST], lo))
+        i[rows, F_LAST] = np.where(fresh, hi, np.maximum(i[rows, F_LAST], hi))
+        i[rows, F_TOTAL] += counts
+        i[rows, F_EP_FAIL] += np.where(i[rows, F_EP_START] != 0, counts, 0)
+        self._ring(rows[inv], t)
+        words = (bit // 64).astype(np.intp)
+        masks = np.left_shift(np.uint64(1), (bit % 64).astype(np.uint64))
+        np.bitwise_or.at(self.codes, (rows[inv], words), masks)
+        self._others(rows[inv], other)
+        self._touched.extend(rows.tolist())
 
-    def _add(self, row: int, t: I64, bit: I64, other: I64, now_min: int) -> None:
-        r = self.i64[row]
-        lo, hi = int(t.min()), int(t.max())
-        if r[F_TOTAL] == 0 or lo < r[F_FIRST]:
-            r[F_FIRST] = lo
-        r[F_LAST] = max(int(r[F_LAST]), hi)
-        r[F_TOTAL] += len(t)
-        if r[F_EP_START]:
-            r[F_EP_FAIL] += len(t)
-        minutes, counts = np.unique(t // MINUTE_US, return_counts=True)
-        for m, c in zip(minutes.tolist(), counts.tolist(), strict=True):
-            if m <= now_min - WINDOW_MINUTES:
-                self.late += c
-                continue
-            s = m % WINDOW_MINUTES
-            if self.ring_min[row, s] != m:
-                self.ring_min[row, s] = m
-                self.ring[row, s] = 0
-            self.ring[row, s] += c
-        for b in np.unique(bit).tolist():
-            self.codes[row, b // 64] |= np.uint64(1 << (b % 64))
-        have = self.other[row]
-        n = int(r[F_N_OTHER])
-        for o in np.unique(other).tolist():
-            if o == 0 or n >= OTHER_SLOTS + 1:
-                continue
-            if o in have[: min(n, OTHER_SLOTS)]:
-                continue
-            if n < OTHER_SLOTS:
-                have[n] = o
-            n += 1  # OTHER_SLOTS + 1 = "more than OTHER_SLOTS"
-        r[F_N_OTHER] = n
+    def _ring(self, ev_row: npt.NDArray[np.intp], t: I64) -> None:
+        """The per-minute ring of each row: a minute's slot is reset when a newer minute
+        takes it; a failure older than the window counts in the totals only."""
+        now_min = self.now_us // MINUTE_US
+        m = t // MINUTE_US
+        late = m <= now_min - WINDOW_MINUTES
+        self.late += int(late.sum())
+        if late.all():
+            return
+        ev_row, m = ev_row[~late], m[~late]
+        base = now_min - WINDOW_MINUTES  # offsets 1..60
+        code, n = np.unique(ev_row.astype(np.int64) * 64 + (m - base), return_counts=True)
+        r, mm = code // 64, code % 64 + base
+        s = mm % WINDOW_MINUTES
+        stale = self.ring_min[r, s] != mm
+        self.ring_min[r, s] = mm
+        self.ring[r, s] = np.where(stale, 0, self.ring[r, s]) + n.astype(np.int32)
+
+    def _others(self, ev_row: npt.NDArray[np.intp], other: I64) -> None:
+        """Up to ``OTHER_SLOTS`` distinct APIs (client IPs) per row, then "more"."""
+        keep = other != 0
+        if not keep.any():
+            return
+        code = np.unique(np.stack([ev_row[keep].astype(np.int64), other[keep]], axis=1), axis=0)
+        r, o = code[:, 0].astype(np.intp), code[:, 1]
+        missing = ~(self.other[r] == o[:, None]).any(axis=1)
+        r, o = r[missing], o[missing]
+        if not len(r):
+            return
+        ur, first, cnt = np.unique(r, return_index=True, return_counts=True)
+        rank = np.arange(len(r)) - np.repeat(first, cnt)
+        n = self.i64[:, F_N_OTHER]
+        pos = n[r] + rank
+        place = pos < OTHER_SLOTS
+        self.other[r[place], pos[place]] = o[place]
+        self.i64[ur, F_N_OTHER] = np.minimum(n[ur] + cnt, OTHER_SLOTS + 1)
 
     def window(self, rows: npt.NDArray[np.intp] | None = None) -> I64:
         """Failures in the last hour (by minute, ending at ``now_us``) of ``rows`` (all)."""
@@ -249,20 +283,17 @@ class Security:
     def used_rows(self) -> npt.NDArray[np.intp]:
         return np.flatnonzero(self.used)
 
-    def _new_row(self, tagged: tuple[int, int]) -> int:
-        kind, key = tagged
-        row = self.free.pop()
-        self.i64[row] = 0
-        self.i64[row, F_KEY] = key
-        self.i64[row, F_KIND] = kind
-        self.ring[row] = 0
-        self.ring_min[row] = -1
-        self.codes[row] = 0
-        self.other[row] = -1
-        self.index[tagged] = row
-        self.used[row] = True
-        self.n_kind[kind] += 1
-        return row
+    def _new_rows(self, kind: int, rows: npt.NDArray[np.intp], keys: list[int]) -> None:
+        """Rows just taken from ``free`` (already in ``index``), emptied, for ``keys``."""
+        self.i64[rows] = 0
+        self.i64[rows, F_KEY] = keys
+        self.i64[rows, F_KIND] = kind
+        self.ring[rows] = 0
+        self.ring_min[rows] = -1
+        self.codes[rows] = 0
+        self.other[rows] = -1
+        self.used[rows] = True
+        self.n_kind[kind] += len(rows)
 
     def _make_room(self, kind: int, n_new: int, limit: int, keep: set[tuple[int, int]]) -> None:
         """Room for ``n_new`` rows of ``kind`` within ``limit``: evict the coldest first."""
