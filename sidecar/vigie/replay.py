@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
 
-from vigie.classify import views
+from vigie.classify import security, views
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.policy.codes import ThrottleCodes
 from vigie.policy.suggest import suggest
@@ -46,6 +46,7 @@ class ReplayReport:
             "now": views.iso(self.now_us),
             "subscriptions": [v.to_json() for v in views.subscriptions(self.state, self.now_us)],
             "apis": [v.to_json() for v in views.apis(self.state, self.now_us)],
+            "clients": [c.as_dict() for c in security.clients(self.state, held_only=True)],
             "suggestions": [
                 s.to_json() for s in suggest(self.state, self.now_us, self.policy, self.codes)
             ],

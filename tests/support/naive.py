@@ -599,3 +599,75 @@ def naive_health(
     for key in first:
         episodes[key].append((first[key], last[key]))
     return dict(episodes), figures
+
+
+# ---------------------------------------------------------------------------------------------
+# auth_failing (vigie.state._security): every failure kept, every window recounted
+# ---------------------------------------------------------------------------------------------
+AUTH_QUIET = 3_600_000_000
+
+
+def is_auth_failure(status: int, error_code: int, application: int) -> bool:
+    """900900-900999, or no code, no application and 401/403."""
+    if 900_900 <= error_code <= 900_999:
+        return True
+    return error_code == 0 and application == 0 and status in (401, 403)
+
+
+def naive_auth_failing(
+    batches: list[list[dict[str, int]]], min_failures: float
+) -> tuple[dict[tuple[str, int], dict[str, Any]], list[tuple[str, int, int, int]]]:
+    """The twin of ``Security.apply`` with no eviction: ``batches`` of events (``t``, ``ip``,
+    ``app``, ``api`` (the API key), ``status``, ``code``). Returns the rows holding the class
+    after the last batch ({(kind, key): figures}) and the closed episodes (kind, key, first,
+    last), in closing order."""
+    kept: dict[tuple[str, int], list[int]] = defaultdict(list)  # times counted in a window
+    seen: dict[tuple[str, int], list[int]] = defaultdict(list)  # every failure
+    codes: dict[tuple[str, int], set[str]] = defaultdict(set)
+    others: dict[tuple[str, int], set[int]] = defaultdict(set)
+    active: dict[tuple[str, int], int] = {}  # -> episode first
+    closed: list[tuple[str, int, int, int]] = []
+    now = 0
+    for batch in batches:
+        if batch:
+            now = max(now, max(e["t"] for e in batch))
+        now_min = now // MINUTE
+        for e in batch:
+            if not is_auth_failure(e["status"], e["code"], e["app"]):
+                continue
+            code = str(e["code"]) if e["code"] else str(e["status"])
+            keys = [
+                ("ip", e["ip"], e["api"]),
+                ("app", e["app"], e["api"]),
+                ("api", e["api"], e["ip"]),
+            ]
+            for kind, key, other in keys:
+                if kind != "api" and key == 0:
+                    continue
+                k = (kind, key)
+                seen[k].append(e["t"])
+                codes[k].add(code)
+                if other:
+                    others[k].add(other)
+                if e["t"] // MINUTE > now_min - 60:
+                    kept[k].append(e["t"])
+        for k in sorted(seen):
+            window = [t for t in kept[k] if t // MINUTE > now_min - 60]
+            if k in active:
+                if now - max(seen[k]) >= AUTH_QUIET:
+                    closed.append((*k, active.pop(k), max(seen[k])))
+            elif len(window) >= min_failures:
+                active[k] = max(min(window) // MINUTE * MINUTE, min(seen[k]))
+    held = {}
+    for k, first in active.items():
+        window = [t for t in kept[k] if t // MINUTE > now // MINUTE - 60]
+        held[k] = {
+            "failures_last_hour": len(window),
+            "failures_total": len(seen[k]),
+            "first_us": min(seen[k]),
+            "last_us": max(seen[k]),
+            "episode_first_us": first,
+            "codes": sorted(codes[k]),
+            "n_others": len(others[k]),
+        }
+    return held, closed

@@ -30,7 +30,7 @@ from typing import Any, Final, Protocol
 from vigie.alerts import _rules
 from vigie.alerts._model import Alert
 from vigie.alerts._rules import Ident
-from vigie.classify import views
+from vigie.classify import security, views
 from vigie.classify.live import copy_chunked
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.settings.alerts import AlertConfig
@@ -159,6 +159,8 @@ class Notifier:
             now = copy.now_us
             subs = views.subscriptions(copy, now) if self._any_held(copy, now) else []
             out |= _rules.class_alerts(subs, views.apis(copy, now), cfg.classes, cfg.tenant)
+            held = security.clients(copy, held_only=True)
+            out |= _rules.security_alerts(held, cfg.classes, cfg.tenant)
         if "suggestions" in cfg.sources:
             book = self.source.policy.book
             with book.lock:

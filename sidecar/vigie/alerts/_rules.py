@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from vigie.alerts._model import Alert, clean_labels
+from vigie.classify.security import ClientView
 from vigie.classify.views import ApiView, SubscriptionView, iso
 from vigie.policy.book import Record
 from vigie.v1 import directives_pb2 as dpb
@@ -34,6 +35,8 @@ SEVERITY: Final[dict[str, str]] = {
     "traffic_anomaly": "warning",
     "degraded": "warning",
     "backend_down": "critical",
+    # authentication failures from one client (vigie.classify.security)
+    "auth_failing": "warning",
 }
 
 
@@ -126,6 +129,47 @@ def class_alerts(
                 "command": f"vigie consumers --api {_q(a.api)}",
             }
             out[("api", c, a.api, a.api_version)] = Alert(clean_labels(labels), clean_labels(ann))
+    return out
+
+
+def security_alerts(
+    clients: Iterable[ClientView], classes: frozenset[str], tenant: str = ""
+) -> dict[Ident, Alert]:
+    """An alert per client IP or application key holding ``auth_failing`` (when it is among
+    ``classes``), and per API receiving it (``api:auth_failing``)."""
+    out: dict[Ident, Alert] = {}
+    for c in clients:
+        for name in c.classes:
+            wanted = f"api:{name}" if c.kind == "api" else name
+            if wanted not in classes:
+                continue
+            ev = c.evidence
+            who = {"ip": "client IP", "app": "application key", "api": "API"}[c.kind]
+            labels = {
+                "alertname": alertname(name, api=c.kind == "api"),
+                "class": name,
+                "client_ip": c.key if c.kind == "ip" else "",
+                "application_id": c.key if c.kind == "app" else "",
+                "api": c.key if c.kind == "api" else "",
+                "tenant": tenant,
+                "severity": SEVERITY.get(name, "info"),
+            }
+            spread = ev.get("distinct_apis", ev.get("distinct_client_ips"))
+            figures = {
+                "failures_last_hour": ev["failures_last_hour"],
+                "codes": ",".join(ev["codes"]),
+                ("apis" if c.kind != "api" else "client_ips"): spread,
+                "first": ev["first"],
+                "last": ev["last"],
+            }
+            ann = {
+                "summary": f"{name}: {who} {c.key}"
+                + (" (a salted hash: look the address up)" if c.hashed else ""),
+                "evidence": one_line(figures),
+                "since": str(ev.get("episode_first") or ""),
+                "command": f"vigie clients --kind {c.kind}",
+            }
+            out[("security", name, c.kind, c.key)] = Alert(clean_labels(labels), clean_labels(ann))
     return out
 
 

@@ -15,6 +15,7 @@ import click
 from vigie import __version__
 from vigie.cli import (
     audit,
+    clients,
     consumers,
     data,
     inventory,
@@ -62,6 +63,7 @@ main.add_command(replay.replay)
 # a running sidecar (or a fleet of them)
 main.add_command(consumers.consumers)
 main.add_command(consumers.status)
+main.add_command(clients.clients)
 main.add_command(top.top)
 # simulated gateways
 main.add_command(simulate.simulate)

@@ -249,3 +249,11 @@ def _print_replay(doc: dict[str, Any]) -> None:
         for a in apis:
             t.add_row(a["api"], a["api_version"], f"{a['requests']:,}", ", ".join(a["classes"]))
         console.print(t)
+    for c in doc.get("clients", []):  # auth_failing (vigie.classify.security)
+        ev = c["evidence"]
+        console.print(
+            f"auth_failing: {c['kind']} {c['key']}{' (hashed)' if c['hashed'] else ''} "
+            f"failures/h={ev['failures_last_hour']} codes={','.join(ev['codes'])}",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -34,6 +34,7 @@ ACTIONS: Final = (
     "revoke",
     "block_channel",
     "contact_owner",
+    "deny_ip",
 )
 
 
@@ -100,7 +101,7 @@ class DirectiveSpec:
 class Suggestion:
     id: str
     class_name: str
-    concerns: str  # "subscription", "application" or "api"
+    concerns: str  # "subscription", "application", "api" or "client" (an IP)
     action: str
     summary: str
     expected_effect: str
@@ -133,6 +134,8 @@ class Suggestion:
                 doc["tenant"] = self.tenant
         if self.channel:
             doc["channel"] = self.channel
+        if self.concerns == "client":  # auth_failing: a client IP (or its salted hash)
+            doc["client_ip"] = str(self.extra.get("client_ip", ""))
         doc |= {
             "action": self.action,
             "summary": self.summary,
@@ -168,6 +171,7 @@ class Suggestion:
             refused_share=float(doc.get("refused_share", 0.0)),
             auto_approval=str(doc.get("auto_approval", "")),
             tenant=str(doc.get("tenant", "")),
+            extra={"client_ip": str(doc["client_ip"])} if "client_ip" in doc else {},
         )
 
     @property
@@ -177,6 +181,8 @@ class Suggestion:
             return f"API {self.api} {self.api_version}"
         if self.concerns == "application":
             return f"application {app}"
+        if self.concerns == "client":
+            return f"client {self.extra.get('client_ip', '')}"
         return f"{app} on {self.api} {self.api_version}"
 
 

@@ -21,6 +21,7 @@ their lifecycle (kept by ``SuggestionBook``) carries over.
 | retired API | revoke | BLOCK, TTL | BlockingCondition API |
 | wrong_channel | block_channel | BLOCK app x channel, TTL | — |
 | error_prone, throttled below its tier | contact_owner | — | — |
+| auth_failing client IP | deny_ip | — | BlockingCondition IP (none for a hashed IP) |
 
 The model (``Suggestion``, ``DirectiveSpec``, ids and TTLs) lives in ``vigie.policy.model`` and
 each family in ``vigie.policy.families``; this module runs them and is what callers import.
@@ -30,10 +31,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vigie.classify import views
+from vigie.classify import security, views
 from vigie.policy.codes import ThrottleCodes
 from vigie.policy.families import (
     by_code,
+    deny_ip,
     error_prone,
     revocations,
     temporary_limits,
@@ -132,6 +134,7 @@ def suggest(
         s = ctx.out[k]
         _in_tenant(ctx, k, tenant_of.get((s.application_id, s.api, s.api_version), ""), k + 1)
     wrong_channel.applications(ctx, subs)
+    deny_ip.clients(ctx, security.clients(state, held_only=True))
     for a in views.apis(state, now):
         n = len(ctx.out)
         if "retired" in a.classes:

@@ -29,6 +29,7 @@ Policy names may only hold ``[A-Za-z0-9_]`` (carbon-apimgt
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -174,6 +175,37 @@ def deny_application(owner: str, application_name: str) -> AdminRequest:
     body = {
         "conditionType": "APPLICATION",
         "conditionValue": f"{owner}:{application_name}",
+        "conditionStatus": True,
+    }
+    return AdminRequest(BLOCKING_SCHEMA, "POST", COLLECTION_PATHS[BLOCKING_SCHEMA], body)
+
+
+def deny_ip(address: str) -> AdminRequest:
+    """Deny every request from one client address: ``conditionValue`` is ``{"fixedIp": ...,
+    "invert": false}`` (an object, as the spec says for IP)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise PayloadError(f"{address!r} is not an IP address") from None
+    body = {
+        "conditionType": "IP",
+        "conditionValue": {"fixedIp": str(ip), "invert": False},
+        "conditionStatus": True,
+    }
+    return AdminRequest(BLOCKING_SCHEMA, "POST", COLLECTION_PATHS[BLOCKING_SCHEMA], body)
+
+
+def deny_ip_range(first: str, last: str) -> AdminRequest:
+    """Deny a range of client addresses (``startingIp``..``endingIp``, one family, ordered)."""
+    try:
+        lo, hi = ipaddress.ip_address(first), ipaddress.ip_address(last)
+    except ValueError as exc:
+        raise PayloadError(f"not an IP range: {exc}") from None
+    if lo.version != hi.version or int(lo) > int(hi):
+        raise PayloadError(f"{first}..{last} is not an ordered range of one address family")
+    body = {
+        "conditionType": "IPRANGE",
+        "conditionValue": {"startingIp": str(lo), "endingIp": str(hi), "invert": False},
         "conditionStatus": True,
     }
     return AdminRequest(BLOCKING_SCHEMA, "POST", COLLECTION_PATHS[BLOCKING_SCHEMA], body)

@@ -68,6 +68,11 @@ class AdminService(apb_grpc.AdminServicer):
     def ListApis(self, request: apb.ListApisRequest, context: grpc.ServicerContext) -> apb.ApiList:
         return self._call(context, lambda: self.sc.apis(request))
 
+    def ListClients(
+        self, request: apb.ListClientsRequest, context: grpc.ServicerContext
+    ) -> apb.ClientList:
+        return self._call(context, lambda: self.sc.clients(request))
+
     # ---- directives ----
     def _directive_list(self) -> apb.DirectiveList:
         table = self.sc.directives

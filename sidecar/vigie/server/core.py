@@ -9,6 +9,7 @@ over it. Time comes from the injected ``Clock``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -22,7 +23,7 @@ from typing import Final
 import numpy as np
 
 from vigie import __version__, alerts
-from vigie.classify import views
+from vigie.classify import security, views
 from vigie.clock import SYSTEM, Clock, wall_us
 from vigie.directives.audit import AuditLog
 from vigie.directives.table import MAX_HIT_GATEWAYS, DirectiveTable
@@ -409,8 +410,8 @@ class Sidecar:
             st = self.state
             now = st.now_us
             rows = st.sub_rows()
-            classes = views.class_counts(st, now)
-            counters = dict(self.counters) | st.counters()
+            classes = views.class_counts(st, now) | security.security_counts(st)
+            counters = dict(self.counters) | st.counters() | st.security.counters()
             counters["string_bytes_held"] = st.interner.bytes
             counters["directive_hits_implausible"] = self.gateway_scopes.total_implausible()
             implausible = self.gateway_scopes.named()
@@ -498,6 +499,17 @@ class Sidecar:
                 continue
             out.apis.append(convert.api_to_proto(a))
         return out
+
+    def clients(self, req: apb.ListClientsRequest) -> apb.ClientList:
+        """The rows of the security class auth_failing (``vigie.classify.security``)."""
+        with self.lock:
+            items = security.clients(self.state, held_only=req.held_only)
+            now = self.state.now_us
+        if req.kind:
+            items = [c for c in items if c.kind == req.kind]
+        if req.limit:
+            items = items[: req.limit]
+        return apb.ClientList(now_us=now, client_json=[json.dumps(c.as_dict()) for c in items])
 
     # ---- background work ----
     def write_snapshot(self) -> Path:

@@ -17,6 +17,7 @@ from vigie.state.thresholds import (
     API_HEALTH_CLASS_NAMES,
     CLASS_NAMES,
     HEALTH_CLASS_NAMES,
+    SECURITY_CLASS_NAMES,
 )
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 # a consumer misbehaving, and what happens to an API: the classes someone on call acts on
 DEFAULT_ALERT_CLASSES: Final = (
     "retry_storm,error_prone,redundant,throttle_hitter,wrong_channel,traffic_anomaly,"
-    "api:retired,api:growing,api:degraded,api:backend_down,api:traffic_anomaly"
+    "api:retired,api:growing,api:degraded,api:backend_down,api:traffic_anomaly,auth_failing"
 )
 # what alerts: class episodes, suggestions awaiting review, enforced directives, data lost
 ALERT_SOURCES: Final = ("episodes", "suggestions", "directives", "data")
@@ -49,8 +50,9 @@ def parse_urls(value: str) -> tuple[str, ...]:
 
 def parse_classes(value: str) -> frozenset[str]:
     """``retry_storm, api:retired`` -> the classes whose episodes alert (API ones as api:X)."""
-    known = {*CLASS_NAMES, *HEALTH_CLASS_NAMES}
+    known = {*CLASS_NAMES, *HEALTH_CLASS_NAMES, *SECURITY_CLASS_NAMES}
     known |= {f"api:{c}" for c in (*API_CLASS_NAMES, *API_HEALTH_CLASS_NAMES)}
+    known |= {f"api:{c}" for c in SECURITY_CLASS_NAMES}
     out = set(_items(value))
     unknown = out - known
     if unknown:

@@ -94,6 +94,7 @@ def _copy_python_parts(state: State, new: State) -> None:
     new.app_info = dict(state.app_info)
     new.episodes = defaultdict(list, {k: list(v) for k, v in state.episodes.items()})
     new.api_episodes = defaultdict(list, {k: list(v) for k, v in state.api_episodes.items()})
+    new.security = state.security.copy()
 
 
 def copy_chunked(

@@ -40,6 +40,7 @@ from vigie.state._arrays import (
 )
 from vigie.state._baselines import Baselines
 from vigie.state._entry import apply_flat
+from vigie.state._security import Security
 from vigie.state.primitives import pow2_at_least
 from vigie.state.thresholds import CLASS_NAMES, Thresholds
 from vigie.wire.columns import Events, Interner
@@ -110,6 +111,7 @@ class State:
         self.repeat_keys = np.zeros(n, dtype=np.int64)
         self.repeat_vals = np.zeros((n, 1), dtype=np.int64)
         self.baselines = Baselines()  # hour-of-week baselines and the health classes
+        self.security = Security()  # auth_failing per client IP / application key / API
 
     # -----------------------------------------------------------------------------------------
     # arrays
@@ -283,6 +285,9 @@ class State:
             elif stop == L.STOP_API_FULL:
                 self._make_api_room()
         self.baselines.apply(self, columns)  # the columns the main kernel read; rows exist
+        self.security.apply(
+            columns, self.thresholds.auth_min_failures, int(self.thresholds.max_tracked_clients)
+        )
         if (  # grow at half full, so that the next batch's new routes fit
             2 * self.n_route_rows >= len(self.route_i64)
             and len(self.route_i64) < self.capacity.max_routes
@@ -349,8 +354,11 @@ class State:
         return count
 
     def referenced_strings(self) -> npt.NDArray[np.bool_]:
-        """Which interner ids the state refers to (see ``_names``)."""
-        return _names.referenced_strings(self)
+        """Which interner ids the state refers to (see ``_names``), and the auth_failing
+        table's (client IPs, application keys, APIs)."""
+        live = _names.referenced_strings(self)
+        self.security.mark_referenced(live)
+        return live
 
     def release_strings(
         self, also_live: Iterable[npt.NDArray[Any]], epoch: int, now: float = 0.0

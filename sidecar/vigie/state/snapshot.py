@@ -85,6 +85,7 @@ class Frozen:
 
 def freeze(state: State) -> Frozen:
     arrays = {**state.used_arrays(), **state.baselines.used_arrays(state)}
+    arrays |= state.security.used_arrays()  # auth_failing's table (vigie.state._security)
     return Frozen(_meta(state), {k: v.copy() for k, v in arrays.items()})
 
 
@@ -229,6 +230,8 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
     state.restore_used(arrays)
     if not state.baselines.restore(state, arrays):  # an older snapshot: learnt again
         log.info("%s: no baselines in this snapshot: they are learnt again", path)
+    if not state.security.restore(arrays):  # older or damaged: counted again from now
+        log.info("%s: no auth_failing table in this snapshot: it starts empty", path)
     return state
 
 

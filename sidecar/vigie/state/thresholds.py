@@ -30,6 +30,8 @@ API_CLASS_NAMES: Final = ("retired", "growing")
 # judged against the hour-of-week baselines (vigie.state._baselines), held in their own arrays
 HEALTH_CLASS_NAMES: Final = ("traffic_anomaly",)
 API_HEALTH_CLASS_NAMES: Final = ("degraded", "backend_down", "traffic_anomaly")
+# per client IP, application key and API, in its own table (vigie.state._security)
+SECURITY_CLASS_NAMES: Final = ("auth_failing",)
 
 
 def _f(
@@ -162,6 +164,22 @@ class Thresholds:
     )
     anomaly_min_spread: float = _f(
         0.1, "the MAD used is at least this share of the median (and its square root)", maximum=10
+    )
+
+    # the security class auth_failing (vigie.state._security)
+    auth_min_failures: float = _f(
+        100,
+        "auth_failing: this many authentication failures in an hour (by minute) from one "
+        "client IP or one application key (or to one API)",
+        minimum=1,
+        maximum=1_000_000_000,
+    )
+    max_tracked_clients: float = _f(
+        100_000,
+        "auth_failing tracks at most this many client IPs (and as many application keys and "
+        "APIs); the coldest are evicted first, counted",
+        minimum=16,
+        maximum=10_000_000,
     )
 
     def __post_init__(self) -> None:

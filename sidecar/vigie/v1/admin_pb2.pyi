@@ -713,6 +713,59 @@ class SubscriptionList(_message.Message):
 Global___SubscriptionList: _TypeAlias = SubscriptionList  # noqa: Y015
 
 @_typing.final
+class ListClientsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HELD_ONLY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    held_only: _builtins.bool
+    """only those holding auth_failing"""
+    kind: _builtins.str
+    """ip, app or api; empty = any"""
+    limit: _builtins.int
+    """at most this many, held first; 0 = all"""
+    def __init__(
+        self,
+        *,
+        held_only: _builtins.bool = ...,
+        kind: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held_only", b"held_only", "kind", b"kind", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClientsRequest: _TypeAlias = ListClientsRequest  # noqa: Y015
+
+@_typing.final
+class ClientList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOW_US_FIELD_NUMBER: _builtins.int
+    CLIENT_JSON_FIELD_NUMBER: _builtins.int
+    now_us: _builtins.int
+    @_builtins.property
+    def client_json(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One JSON object per row: kind, key, tenant, hashed, classes, evidence, episodes."""
+
+    def __init__(
+        self,
+        *,
+        now_us: _builtins.int = ...,
+        client_json: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_json", b"client_json", "now_us", b"now_us"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientList: _TypeAlias = ClientList  # noqa: Y015
+
+@_typing.final
 class ListApisRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

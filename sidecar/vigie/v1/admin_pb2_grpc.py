@@ -49,6 +49,11 @@ class AdminStub:
                 request_serializer=vigie_dot_v1_dot_admin__pb2.ListApisRequest.SerializeToString,
                 response_deserializer=vigie_dot_v1_dot_admin__pb2.ApiList.FromString,
                 _registered_method=True)
+        self.ListClients = channel.unary_unary(
+                '/vigie.v1.Admin/ListClients',
+                request_serializer=vigie_dot_v1_dot_admin__pb2.ListClientsRequest.SerializeToString,
+                response_deserializer=vigie_dot_v1_dot_admin__pb2.ClientList.FromString,
+                _registered_method=True)
         self.ListDirectives = channel.unary_unary(
                 '/vigie.v1.Admin/ListDirectives',
                 request_serializer=vigie_dot_v1_dot_admin__pb2.ListDirectivesRequest.SerializeToString,
@@ -150,6 +155,14 @@ class AdminServicer:
 
     def ListApis(self, request, context):
         """APIs with their classes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListClients(self, request, context):
+        """Client IPs, application keys and APIs tracked by the security class auth_failing, with
+        their evidence and episodes (vigie.classify.security).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -287,6 +300,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListApis,
                     request_deserializer=vigie_dot_v1_dot_admin__pb2.ListApisRequest.FromString,
                     response_serializer=vigie_dot_v1_dot_admin__pb2.ApiList.SerializeToString,
+            ),
+            'ListClients': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClients,
+                    request_deserializer=vigie_dot_v1_dot_admin__pb2.ListClientsRequest.FromString,
+                    response_serializer=vigie_dot_v1_dot_admin__pb2.ClientList.SerializeToString,
             ),
             'ListDirectives': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDirectives,
@@ -450,6 +468,33 @@ class Admin:
             '/vigie.v1.Admin/ListApis',
             vigie_dot_v1_dot_admin__pb2.ListApisRequest.SerializeToString,
             vigie_dot_v1_dot_admin__pb2.ApiList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClients(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vigie.v1.Admin/ListClients',
+            vigie_dot_v1_dot_admin__pb2.ListClientsRequest.SerializeToString,
+            vigie_dot_v1_dot_admin__pb2.ClientList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,10 @@ class AdminStub:
     """Subscriptions (application x API) with their classes, evidence and episodes."""
     ListApis: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListApisRequest, _admin_pb2.ApiList]
     """APIs with their classes."""
+    ListClients: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListClientsRequest, _admin_pb2.ClientList]
+    """Client IPs, application keys and APIs tracked by the security class auth_failing, with
+    their evidence and episodes (vigie.classify.security).
+    """
     ListDirectives: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListDirectivesRequest, _admin_pb2.DirectiveList]
     """The directive table pushed to every connected gateway."""
     PutDirective: _grpc.UnaryUnaryMultiCallable[_admin_pb2.PutDirectiveRequest, _admin_pb2.DirectiveList]
@@ -88,6 +92,10 @@ class AdminAsyncStub(AdminStub):
     """Subscriptions (application x API) with their classes, evidence and episodes."""
     ListApis: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListApisRequest, _admin_pb2.ApiList]  # type: ignore[assignment]
     """APIs with their classes."""
+    ListClients: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListClientsRequest, _admin_pb2.ClientList]  # type: ignore[assignment]
+    """Client IPs, application keys and APIs tracked by the security class auth_failing, with
+    their evidence and episodes (vigie.classify.security).
+    """
     ListDirectives: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListDirectivesRequest, _admin_pb2.DirectiveList]  # type: ignore[assignment]
     """The directive table pushed to every connected gateway."""
     PutDirective: _aio.UnaryUnaryMultiCallable[_admin_pb2.PutDirectiveRequest, _admin_pb2.DirectiveList]  # type: ignore[assignment]
@@ -151,6 +159,16 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ApiList, _abc.Awaitable[_admin_pb2.ApiList]]:
         """APIs with their classes."""
+
+    @_abc_1.abstractmethod
+    def ListClients(
+        self,
+        request: _admin_pb2.ListClientsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ClientList, _abc.Awaitable[_admin_pb2.ClientList]]:
+        """Client IPs, application keys and APIs tracked by the security class auth_failing, with
+        their evidence and episodes (vigie.classify.security).
+        """
 
     @_abc_1.abstractmethod
     def ListDirectives(
