@@ -15,6 +15,7 @@ from tests.unit.state.test_baselines import T0, _feed
 from tests.unit.state.test_bounds import _flood
 from tests.unit.state.test_kernels import to_events
 from vigie.classify import views
+from vigie.state import _baseline_kernels as K
 from vigie.state import _baselines as B
 from vigie.state import merge
 from vigie.state._arrays import SUB_ARRAYS
@@ -122,7 +123,7 @@ def test_a_class_held_by_a_former_owner_of_a_row_is_not_carried() -> None:
     state = State(TH)
     _feed(state, _history("app-a", "Stock", surge=True))
     (row,) = state.sub_rows().tolist()
-    state.baselines.arrays["bs_i64"][row, B.B_GEN] += 1  # the figures are another row's
+    state.baselines.arrays["bs_i64"][row, K.B_GEN] += 1  # the figures are another row's
     merged = merge.merge_states([state])
     assert [v.classes for v in views.subscriptions(merged)] == [["normal"]]
 
