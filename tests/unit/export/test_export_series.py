@@ -565,5 +565,6 @@ def test_collection_copies_rows_in_small_chunks(
     assert np.array_equal(f.route_hist, st.route_hist[: st.n_route_rows])
     assert np.array_equal(f.sub_i64, st.sub_i64[: st.n_sub_rows])
     held, _ = st.held(st.now_us)
+    held = np.hstack([held, st.baselines.sub_held(st, st.now_us)])  # the health columns last
     assert np.array_equal(f.sub_held, held)
     assert not sc.lock.locked()
