@@ -490,7 +490,7 @@ def _print_tables(doc: dict[str, Any]) -> None:
             _rich(
                 "Classes and directives active then",
                 doc["active"],
-                ("kind", "name", "application_id", "api", "from", "to"),
+                ("kind", "name", "application_id", "api", "from", "to", "detail"),
             )
         )
         return

@@ -72,14 +72,14 @@ SUBSCRIPTIONS: Final = MetricSpec(
     "vigie.subscriptions",
     Kind.GAUGE,
     "{subscription}",
-    "Subscriptions holding each behaviour class now (normal: none).",
+    "Subscriptions holding each behaviour and health class now (normal: none).",
     ("vigie.class",),
 )
 APIS: Final = MetricSpec(
     "vigie.apis",
     Kind.GAUGE,
     "{api}",
-    "APIs holding each API class now (normal: none).",
+    "APIs holding each API and health class now (normal: none).",
     ("vigie.class",),
 )
 SUB_REQUESTS: Final = MetricSpec(
@@ -110,7 +110,7 @@ SUB_CLASSES: Final = MetricSpec(
     "vigie.subscription.classes",
     Kind.GAUGE,
     "{class}",
-    "1 for each behaviour class a top-K subscription holds now.",
+    "1 for each behaviour or health class a top-K subscription holds now.",
     (*SUBSCRIPTION, "vigie.class"),
 )
 DIRECTIVES_ACTIVE: Final = MetricSpec(

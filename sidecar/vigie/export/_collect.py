@@ -15,13 +15,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from vigie.state import layout as L
 from vigie.state.engine import State
+from vigie.state.thresholds import (
+    API_CLASS_NAMES,
+    API_HEALTH_CLASS_NAMES,
+    CLASS_NAMES,
+    HEALTH_CLASS_NAMES,
+)
 from vigie.v1 import directives_pb2 as dpb
 from vigie.wire.columns import Interner
 
@@ -116,8 +122,8 @@ class Frame:
     route_hist: I64
     api_i64: I64
     sub_i64: I64
-    sub_held: npt.NDArray[np.bool_]  # (rows, CLASS_NAMES) at the latest event time
-    api_held: npt.NDArray[np.bool_]  # (rows, API_CLASS_NAMES)
+    sub_held: npt.NDArray[np.bool_]  # (rows, SUB_CLASSES) at the latest event time
+    api_held: npt.NDArray[np.bool_]  # (rows, API_CLASSES)
     strings: Strings
     channels: list[str]
     counters: dict[str, int]
@@ -133,6 +139,12 @@ class Frame:
 _SUB_COPIES = ("sub_i64", "cls_first", "cls_last", "sub_hour")
 _API_COPIES = ("api_i64", "api_hour", "api_cls_first", "api_cls_last")
 _ROUTE_COPIES = ("route_i64", "route_hist")
+# what ``Baselines.sub_held`` / ``api_held`` read: a row's generation and the health classes'
+_SUB_HEALTH_COPIES = ("bs_i64", "bs_first", "bs_last")
+_API_HEALTH_COPIES = ("ba_i64", "ba_first", "ba_last")
+# the class columns of ``Frame.sub_held`` / ``api_held``: the windowed and the health classes
+SUB_CLASSES: Final = (*CLASS_NAMES, *HEALTH_CLASS_NAMES)
+API_CLASSES: Final = (*API_CLASS_NAMES, *API_HEALTH_CLASS_NAMES)
 
 
 class _Chunker:
@@ -173,7 +185,14 @@ class _Chunker:
         return buf[:n]
 
     def rows(self, state: State, names: tuple[str, ...], n: int) -> dict[str, npt.NDArray[Any]]:
-        first = {name: getattr(state, name) for name in names}
+        return self.rows_of(lambda name: getattr(state, name), names, n)
+
+    def rows_of(
+        self, get: Callable[[str], npt.NDArray[Any]], names: tuple[str, ...], n: int
+    ) -> dict[str, npt.NDArray[Any]]:
+        """The first ``n`` rows of the arrays ``get(name)`` (called under the lock); rows an
+        array does not have yet (the baselines grow at the next batch) are zeros."""
+        first = {name: get(name) for name in names}  # their shapes and dtypes
         out = {name: self._buffer(name, a, n) for name, a in first.items()}
         row_bytes = max(1, sum(a[:1].nbytes for a in first.values()))
         step = max(16, self.chunk_bytes // row_bytes)
@@ -182,7 +201,9 @@ class _Chunker:
 
             def copy_rows(lo: int = lo, hi: int = hi) -> None:
                 for name in names:  # re-read: the arrays may have grown meanwhile
-                    out[name][lo:hi] = getattr(state, name)[lo:hi]
+                    src = get(name)[lo:hi]
+                    out[name][lo : lo + len(src)] = src
+                    out[name][lo + len(src) : hi] = 0
 
             self.held(copy_rows)
         return out
@@ -236,6 +257,10 @@ def collect(
     subs = ch.rows(state, _SUB_COPIES, small["n_sub"])
     apis = ch.rows(state, _API_COPIES, small["n_api"])
     routes = ch.rows(state, _ROUTE_COPIES, small["n_route"])
+    health = ch.rows_of(lambda k: src.state.baselines.arrays[k], _SUB_HEALTH_COPIES, small["n_sub"])
+    health |= ch.rows_of(
+        lambda k: src.state.baselines.arrays[k], _API_HEALTH_COPIES, small["n_api"]
+    )
 
     # classes, evaluated on the copies (State.held reads only these arrays)
     view = copy.copy(state)
@@ -246,8 +271,10 @@ def collect(
     view.g = small["g"]
     view.thresholds, view.params = small["thresholds"]
     now = int(small["g"][L.G_NOW])
-    sub_held, _ = view.held(now)
-    api_held, _ = view.api_held(now)
+    view.baselines = copy.copy(state.baselines)
+    view.baselines.arrays = health  # what sub_held / api_held read, nothing else
+    sub_held = np.hstack([view.held(now)[0], view.baselines.sub_held(view, now)])
+    api_held = np.hstack([view.api_held(now)[0], view.baselines.api_held(view, now)])
 
     _, items = src.directives.snapshot()
     directives = [

@@ -11,7 +11,7 @@ from typing import Final
 import numpy as np
 
 from vigie.export import _catalogue as C
-from vigie.export._collect import Frame
+from vigie.export._collect import API_CLASSES, SUB_CLASSES, Frame
 from vigie.export._points import (
     ATTR_TAG_HISTOGRAM,
     ATTR_TAG_NUMBER,
@@ -23,7 +23,6 @@ from vigie.export._points import (
 )
 from vigie.export._series import I64
 from vigie.state import layout as L
-from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
 
 # the data store's loss counters (vigie.store.data), without their _dropped suffix
 DATA_DROP_REASONS: Final = (
@@ -81,10 +80,10 @@ class PlatformSeries:
         start = f.start_ns
         live = f.sub_i64[:, L.S_KEY] != 0
         held = f.sub_held[live]
-        subs = [({"vigie.class": c}, int(held[:, i].sum())) for i, c in enumerate(CLASS_NAMES)]
+        subs = [({"vigie.class": c}, int(held[:, i].sum())) for i, c in enumerate(SUB_CLASSES)]
         subs.append(({"vigie.class": "normal"}, int((~held.any(axis=1)).sum())))
         ah = f.api_held
-        apis = [({"vigie.class": c}, int(ah[:, i].sum())) for i, c in enumerate(API_CLASS_NAMES)]
+        apis = [({"vigie.class": c}, int(ah[:, i].sum())) for i, c in enumerate(API_CLASSES)]
         apis.append(({"vigie.class": "normal"}, int((~ah.any(axis=1)).sum())))
 
         active: dict[tuple[str, str], int] = {}

@@ -15,11 +15,10 @@ import numpy as np
 import numpy.typing as npt
 
 from vigie.export import _catalogue as C
-from vigie.export._collect import Frame
+from vigie.export._collect import SUB_CLASSES, Frame
 from vigie.export._points import ATTR_TAG_NUMBER, AttrCache, AttrValue, NumberPoints, Points
 from vigie.export._series import F64, I64
 from vigie.state import layout as L
-from vigie.state.thresholds import CLASS_NAMES
 from vigie.wire import tenants
 
 MISBEHAVIOUR: Final = (
@@ -28,6 +27,7 @@ MISBEHAVIOUR: Final = (
     "redundant",
     "wrong_channel",
     "throttle_hitter",
+    "traffic_anomaly",  # a surge or a drop: the consumer gets its own series
 )
 OTHER: Final = "other"
 
@@ -132,7 +132,7 @@ class SubscriptionSeries:
         fl = self._score_failures[:n]
         t[:] = np.where(same, 0.5 * t, 0.0) + inc[:, 0]
         fl[:] = np.where(same, 0.5 * fl, 0.0) + inc[:, 1:4].sum(axis=1)
-        bad_cols = [CLASS_NAMES.index(c) for c in MISBEHAVIOUR]
+        bad_cols = [SUB_CLASSES.index(c) for c in MISBEHAVIOUR]
         bad = f.sub_held[:, bad_cols].sum(axis=1)
         self._select(f, live, t, bad * 1e15 + fl, bad > 0)
 
@@ -217,7 +217,7 @@ class SubscriptionSeries:
             if attrs is None:
                 continue
             for c in np.flatnonzero(f.sub_held[row]).tolist():
-                m.add(attrs | {"vigie.class": CLASS_NAMES[c]}, 1)
+                m.add(attrs | {"vigie.class": SUB_CLASSES[c]}, 1)
         return NumberPoints(
             m.spec,
             m.cache,

@@ -158,7 +158,11 @@ def autopsy(store: Store, scope: Scope, top: int = 20) -> dict[str, Any]:
             continue
         if not _in_tenant(scope, span):
             continue
-        if span["kind"] == "class" and span["application_id"] not in involved:
+        if (
+            span["kind"] == "class"
+            and span["application_id"] not in involved
+            and span["name"] != "traffic_anomaly"  # a consumer that dropped sent nothing
+        ):
             continue
         active.append(
             span
@@ -448,7 +452,8 @@ def episodes(store: Store, scope: Scope, names: dict[str, str]) -> list[dict[str
 
 def _evidence(store: Store, scope: Scope, span: dict[str, Any]) -> str:
     """One line: a directive's action, limit and reason; for a class, what its subject did in
-    the days of the episode (the store keeps no rule evidence, the rollups keep the traffic)."""
+    the days of the episode (the rollups keep the traffic), after a health class's own
+    evidence at its raise (the change's ``detail``; the other classes keep none)."""
     if span["kind"] == "directive":
         try:
             d = json.loads(span.get("detail") or "{}")
@@ -477,10 +482,12 @@ def _evidence(store: Store, scope: Scope, span: dict[str, Any]) -> str:
         tenant=span.get("tenant") or "",
     ).validate()
     f = figures(_one(store.aggregate(q)), latency=False)
+    # a health class's own evidence when it was raised (the changes' detail), then the days'
+    rule = f"{span['detail']}; " if span.get("detail") else ""
     if not f["requests"]:
-        return "no traffic recorded in those days"
+        return f"{rule}no traffic recorded in those days"
     return (
-        f"{f['requests']:,} requests in those days, {100 * f['error_rate']:.1f} % errors, "
+        f"{rule}{f['requests']:,} requests in those days, {100 * f['error_rate']:.1f} % errors, "
         f"{100 * f['throttle_rate']:.1f} % throttled"
     )
 

@@ -57,9 +57,13 @@ ROUTE_ARRAYS: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
 
 
 def sub_row_bytes() -> int:
-    """Bytes one subscription row costs, its hash-table share included."""
+    """Bytes one subscription row costs: its arrays, its hash-table share and its baselines'
+    arrays (``_baselines.SUB_SPEC``, grown with the rows), so that ``memory_cap_bytes`` bounds
+    all of it."""
+    from vigie.state._baselines import sub_row_bytes as baseline_row_bytes  # noqa: PLC0415 - it imports this module
+
     per = sum(int(np.prod(shape)) * int(np.dtype(dt).itemsize) for shape, dt in SUB_ARRAYS.values())
-    return per + 2 * (8 + 4) + 4
+    return per + 2 * (8 + 4) + 4 + baseline_row_bytes()
 
 
 @dataclass(slots=True)

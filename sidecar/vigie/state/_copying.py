@@ -1,6 +1,8 @@
 """Copies of a ``State``: the arrays cut to the rows in use (what a snapshot keeps and a
 reader needs), loading them back, and the copy taken a few rows at a time under the sidecar's
-lock. ``State``'s methods of the same names call these."""
+lock. ``State``'s methods of the same names call these. A copy holds its own copy of the
+baselines (``State.baselines``): a reader of the copy (the notifier, the views, the export)
+never reads the live arrays the ingest thread writes."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vigie.state._arrays import API_ARRAYS, PLAIN_ARRAYS, ROUTE_ARRAYS, SUB_ARRAYS
+from vigie.state._baselines import API_SPEC, SUB_SPEC, Baselines
 from vigie.state.primitives import pow2_at_least
 from vigie.wire.columns import Interner
 
@@ -84,7 +87,31 @@ def copy_state(state: State) -> State:
     ):
         setattr(new, name, getattr(state, name).copy())
     _copy_python_parts(state, new)
+    new.baselines = _baselines_head(state.baselines)
+    b = state.baselines
+    for name in b.arrays:
+        n = state.n_sub_rows if name in SUB_SPEC else state.n_api_rows
+        new.baselines.arrays[name] = b.arrays[name][:n].copy()
+    _seal(new.baselines)
     return new
+
+
+def _baselines_head(b: Baselines) -> Baselines:
+    """A copy of ``b`` without its row arrays (filled by the caller): the platform-wide
+    figures, the slots' weeks and the parameters copied, a scratch buffer of its own."""
+    new = copy.copy(b)
+    new.bg = b.bg.copy()
+    new.slot_week = b.slot_week.copy()
+    new.bp = b.bp.copy()
+    new.out = np.zeros_like(b.out[:1])
+    new.arrays = {}
+    new._own = ()
+    return new
+
+
+def _seal(b: Baselines) -> None:
+    """The kernel's tuple of ``b``'s arrays, after they were replaced."""
+    b._own = tuple(b.arrays[k] for k in (*SUB_SPEC, *API_SPEC) if k in b.arrays)
 
 
 def _copy_python_parts(state: State, new: State) -> None:
@@ -108,6 +135,7 @@ def copy_chunked(
     with lock:
         head = copy.copy(state)
         _copy_python_parts(state, head)
+        head.baselines = _baselines_head(state.baselines)
         plain = {name: getattr(state, name).copy() for name in PLAIN_ARRAYS}
         plain["sub_free"] = state.sub_free[: int(state.sub_meta[0])].copy()
         plain["app_channel"] = state.app_channel[: len(state.interner)].copy()
@@ -121,20 +149,30 @@ def copy_chunked(
         for name, (shape, dt) in ROUTE_ARRAYS.items():
             setattr(head, name, np.zeros((0, *shape), dtype=dt))
         head.route_meta = np.zeros_like(state.route_meta)
+    bl_specs = {id(SUB_ARRAYS): SUB_SPEC, id(API_ARRAYS): API_SPEC}
     for spec, n in groups:
         out = {name: np.empty((n, *shape), dtype=dt) for name, (shape, dt) in spec.items()}
-        for arr in out.values():
+        # a row's baselines are copied in the same hold as the row
+        bl_spec = bl_specs.get(id(spec), {})
+        bl = {name: np.empty((n, *shape), dtype=dt) for name, (shape, dt) in bl_spec.items()}
+        for arr in (*out.values(), *bl.values()):
             arr.fill(0)  # the pages are faulted in here, not under the lock
-        row_bytes = sum(a[:1].nbytes for a in out.values()) or 1
+        row_bytes = sum(a[:1].nbytes for a in (*out.values(), *bl.values())) or 1
         step = max(1, chunk_bytes // row_bytes)
         for lo in range(0, n, step):
             hi = min(n, lo + step)
             with lock:  # the arrays may have grown since: read them again
                 for name, arr in out.items():
                     arr[lo:hi] = getattr(state, name)[lo:hi]
+                live = state.baselines.arrays
+                for name, arr in bl.items():
+                    src = live[name][lo:hi]  # shorter while the baselines have not grown yet
+                    arr[lo : lo + len(src)] = src
             time.sleep(0)  # a waiting stream takes the lock before the next range
         for name, arr in out.items():
             setattr(head, name, arr)
+        head.baselines.arrays |= bl
+    _seal(head.baselines)
     with lock:
         for name in ("sub_tkeys", "sub_tvals", "api_tkeys", "api_tvals"):
             setattr(head, name, getattr(state, name).copy())

@@ -13,6 +13,17 @@ a windowed rule that held across pods only between two events of the subscriptio
 view evaluates at the latest event). Everything else equals one sidecar that saw all traffic
 (``tests/unit/state/test_merge.py``).
 
+The health classes (``degraded``, ``backend_down``, ``traffic_anomaly``: ``_baselines``) are
+carried, not recomputed: their baselines are not merged. Each sidecar of a fleet sees its own
+share of the traffic, and its hour-of-week figures (a slot's p95 latency, 5xx share, the median
+and MAD of its requests) do not add: a p95 of two shares is not the p95 of their sum. Each
+sidecar judges its share against its own baselines, which has the shape of the whole (a surge,
+a drop, a slow or dead backend show in every share the balancer sends). The merged view holds a
+health class where any sidecar holds it (first raised: the earliest; last held: the latest;
+the evidence of the latest), and every sidecar's closed episodes. Also carried: the WSO2 apiId
+of each API (``State.api_uuid``) and ``observed_since_us`` (the earliest of the states'; 0
+when none is set).
+
 Callers: ``vigie consumers|status --admin A --admin B``, and the suggestions
 (``merged = merge.merge_states(states)``, then the usual views; the CLI fetches the states
 with ``vigie.cli.client.fetch_states``).
@@ -31,6 +42,7 @@ import numpy.typing as npt
 
 from vigie.state import layout as L
 from vigie.state import snapshot
+from vigie.state._baseline_kernels import API_CLASS_NAMES, B_GEN, Q_LATE, SUB_CLASS_NAMES
 from vigie.state.engine import MAX_EPISODES_PER_ROW, Capacity, Episode, State
 from vigie.state.thresholds import Thresholds
 from vigie.v1 import admin_pb2 as apb
@@ -110,6 +122,8 @@ def merge_states(states: Sequence[State], thresholds: Thresholds | None = None) 
     merged = State(th, cap)
     for s in states:
         _add(merged, s)
+    since = [s.observed_since_us for s in states if s.observed_since_us > 0]
+    merged.observed_since_us = min(since, default=0)
     merged.evaluate_latest()
     return merged
 
@@ -159,9 +173,10 @@ def _add(m: State, s: State) -> None:
         if a[L.A_KEY] == 0:
             continue
         mrow = m.ensure_api(
-            s.string(int(a[L.A_NAME])),
+            s.string(int(a[L.A_NAME])),  # keyed by its tenant already
             s.string(int(a[L.A_VERSION])),
             pinned=bool(a[L.A_FLAGS] & L.ROW_PINNED),
+            api_id=s.string(s.api_uuid.get(int(a[L.A_KEY]), 0)),
         )
         api_map[arow] = mrow
         d = m.api_i64[mrow]
@@ -193,11 +208,13 @@ def _add(m: State, s: State) -> None:
         _add_episodes(m.api_episodes[(int(gmap[name]), int(gmap[ver]))], eps)
 
     # subscriptions
+    sub_map: list[tuple[int, int]] = []  # (merged row, row of s)
     for row in s.sub_rows().tolist():
         r = s.sub_i64[row]
         app = int(gmap[r[L.S_APP]])
         mapi = int(api_map[r[L.S_API]])
         mrow = m.subscription_row(app, mapi)
+        sub_map.append((mrow, row))
         d = m.sub_i64[mrow]
         d[L.S_FLAGS] |= r[L.S_FLAGS]
         if r[L.S_LAST_SEEN] >= d[L.S_LAST_SEEN]:
@@ -261,6 +278,7 @@ def _add(m: State, s: State) -> None:
         )
     for (app, name, ver), eps in s.episodes.items():
         _add_episodes(m.episodes[(int(gmap[app]), int(gmap[name]), int(gmap[ver]))], eps)
+    _add_health(m, s, sub_map, api_map)
 
     # routes (API x resource x method x status x error code x channel x throttled); route 0
     # gathers what did not fit
@@ -282,6 +300,34 @@ def _add(m: State, s: State) -> None:
         d[L.R_REQ] += r[L.R_REQ]
         d[L.R_LAT_SUM_US] += r[L.R_LAT_SUM_US]
         m.route_hist[mrow] += s.route_hist[rrow]
+
+
+def _add_health(
+    m: State, s: State, sub_map: list[tuple[int, int]], api_map: npt.NDArray[np.int64]
+) -> None:
+    """The health classes ``s`` holds, into ``m`` (see the module's docstring)."""
+    mb, sb = m.baselines, s.baselines
+    mb._fit(m)
+    ma, sa = mb.arrays, sb.arrays
+    mb.bg[Q_LATE] += sb.bg[Q_LATE]
+    for mrow, row in sub_map:
+        if row >= len(sa["bs_i64"]) or sa["bs_i64"][row, B_GEN] != s.sub_i64[row, L.S_GEN]:
+            continue  # figures of a former owner of the row, or none yet
+        if sa["bs_last"][row, 0] == 0:
+            continue
+        ma["bs_i64"][mrow, B_GEN] = m.sub_i64[mrow, L.S_GEN]  # the merged row's own
+        _union_class(
+            ma["bs_first"], ma["bs_last"], ma["bs_evid"], mrow,
+            sa["bs_first"], sa["bs_last"], sa["bs_evid"], row, len(SUB_CLASS_NAMES),
+        )  # fmt: skip
+    for arow in range(min(s.n_api_rows, len(sa["ba_first"]))):
+        mrow = int(api_map[arow])
+        if mrow < 0:
+            continue
+        _union_class(
+            ma["ba_first"], ma["ba_last"], ma["ba_evid"], mrow,
+            sa["ba_first"], sa["ba_last"], sa["ba_evid"], arow, len(API_CLASS_NAMES),
+        )  # fmt: skip
 
 
 def _min_seen(a: int, b: int) -> int:

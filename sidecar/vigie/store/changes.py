@@ -6,7 +6,10 @@ The autopsy needs "which classes and directives were active then"; the state onl
 differences as change records (kept in the store's ``changes`` table). Times are exact where
 the state knows them: a windowed class is raised when its rule first held (``cls_first``) and
 cleared when its hold time ran out (last time the rule held + hold); ``growing`` and
-``dormant`` (evaluated when asked) change at the poll's "now".
+``dormant`` (evaluated when asked) change at the poll's "now". The health classes
+(``degraded``, ``backend_down``, ``traffic_anomaly``) are raised when their rule first held and
+cleared ``health_hold_seconds`` after it last held; their ``detail`` is the evidence at the
+poll that saw them raised, in one line (``classify.views.headline``).
 """
 
 from __future__ import annotations
@@ -18,9 +21,15 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
+from vigie.classify import views
 from vigie.state import layout as L
-from vigie.state.engine import State
-from vigie.state.thresholds import API_CLASS_NAMES, CLASS_NAMES
+from vigie.state.engine import Episode, State
+from vigie.state.thresholds import (
+    API_CLASS_NAMES,
+    API_HEALTH_CLASS_NAMES,
+    CLASS_NAMES,
+    HEALTH_CLASS_NAMES,
+)
 from vigie.v1 import directives_pb2 as dpb
 from vigie.wire import tenants
 
@@ -41,9 +50,12 @@ class ChangeTracker:
             return []
         out: list[Record] = []
         held, _ = state.held(now)
+        held = np.hstack([held, state.baselines.sub_held(state, now)])
+        names = (*CLASS_NAMES, *HEALTH_CLASS_NAMES)
         rows = state.sub_rows()
         th = state.thresholds
         hold = int(th.hold_seconds * 1e6)
+        health_hold = int(th.health_hold_seconds * 1e6)
         current: dict[tuple[str, str, str], frozenset[str]] = {}
         masks = held[rows]
         has = masks.any(axis=1)
@@ -54,7 +66,7 @@ class ChangeTracker:
                 state.string(int(state.api_i64[api_row, L.A_NAME])),
                 state.string(int(state.api_i64[api_row, L.A_VERSION])),
             )
-            current[ident] = frozenset(CLASS_NAMES[i] for i in np.flatnonzero(mask))
+            current[ident] = frozenset(names[i] for i in np.flatnonzero(mask))
         rowmap: dict[tuple[str, str, str], int] = {}
         for ident in set(current) | set(self._subs):
             before = self._subs.get(ident, frozenset())
@@ -69,9 +81,19 @@ class ChangeTracker:
                 if row >= 0 and cname in L.WINDOWED_CLASS_NAMES and cname != "growing":
                     first = int(state.cls_first[row, L.WINDOWED_CLASS_NAMES.index(cname)])
                     at = first or now
+                if row >= 0 and cname in HEALTH_CLASS_NAMES:
+                    first, last, ev = state.baselines.sub_record(row)
+                    rec = _class_record("raised", cname, ident, min(first or now, now))
+                    rec["detail"] = _health_line(state, cname, ev, last)
+                    out.append(rec)
+                    continue
                 out.append(_class_record("raised", cname, ident, min(at, now)))
             for cname in sorted(before - after):
                 at = now
+                if row >= 0 and cname in HEALTH_CLASS_NAMES:
+                    last = state.baselines.sub_record(row)[1]
+                    last = last or _closed(state.episodes.get(state._sub_identity(row)), cname)
+                    at = min(now, last + health_hold) if last else now
                 if row >= 0 and cname in L.WINDOWED_CLASS_NAMES and cname != "growing":
                     c = L.WINDOWED_CLASS_NAMES.index(cname)
                     ext = (
@@ -83,20 +105,39 @@ class ChangeTracker:
                 out.append(_class_record("cleared", cname, ident, at))
         self._subs = current
         api_held, _ = state.api_held(now)
+        api_held = np.hstack([api_held, state.baselines.api_held(state, now)])
+        api_names = (*API_CLASS_NAMES, *API_HEALTH_CLASS_NAMES)
         api_now: dict[tuple[str, str], frozenset[str]] = {}
-        for row in np.flatnonzero(api_held.any(axis=1)).tolist():
+        row_of: dict[tuple[str, str], int] = {}
+        for row in range(state.n_api_rows):
             ident2 = (
                 state.string(int(state.api_i64[row, L.A_NAME])),
                 state.string(int(state.api_i64[row, L.A_VERSION])),
             )
-            api_now[ident2] = frozenset(API_CLASS_NAMES[i] for i in np.flatnonzero(api_held[row]))
+            row_of[ident2] = row
+            if api_held[row].any():
+                api_now[ident2] = frozenset(api_names[i] for i in np.flatnonzero(api_held[row]))
         for ident2 in set(api_now) | set(self._apis):
             before = self._apis.get(ident2, frozenset())
             after = api_now.get(ident2, frozenset())
+            row = row_of.get(ident2, -1)
             for cname in sorted(after - before):
-                out.append(_class_record("raised", cname, ("", *ident2), now, kind="api_class"))
+                rec = _class_record("raised", cname, ("", *ident2), now, kind="api_class")
+                if row >= 0 and cname in API_HEALTH_CLASS_NAMES:
+                    first, last, ev = state.baselines.api_record(
+                        row, API_HEALTH_CLASS_NAMES.index(cname)
+                    )
+                    rec["at_us"] = min(first or now, now)
+                    rec["detail"] = _health_line(state, cname, ev, last)
+                out.append(rec)
             for cname in sorted(before - after):
-                out.append(_class_record("cleared", cname, ("", *ident2), now, kind="api_class"))
+                at = now
+                if row >= 0 and cname in API_HEALTH_CLASS_NAMES:
+                    last = state.baselines.api_record(row, API_HEALTH_CLASS_NAMES.index(cname))[1]
+                    key = (int(state.api_i64[row, L.A_NAME]), int(state.api_i64[row, L.A_VERSION]))
+                    last = last or _closed(state.api_episodes.get(key), cname)
+                    at = min(now, last + health_hold) if last else now
+                out.append(_class_record("cleared", cname, ("", *ident2), at, kind="api_class"))
         self._apis = api_now
         return out
 
@@ -140,6 +181,17 @@ class ChangeTracker:
             )
         self._directives = current
         return out
+
+
+def _closed(episodes: list[Episode] | None, cname: str) -> int:
+    """The last time the rule held in the latest closed episode of ``cname`` (0: none)."""
+    return max((e.last_us for e in episodes or () if e.class_name == cname), default=0)
+
+
+def _health_line(state: State, cname: str, ev: Any, last: int) -> str:
+    """A health class's evidence in one line, e.g. ``backend_down: consecutive_failures=30
+    connection_failures=30 requests=30``."""
+    return views.headline(cname, views._health_evidence(state, cname, ev, last))
 
 
 def _class_record(

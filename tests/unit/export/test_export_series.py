@@ -28,7 +28,7 @@ from vigie.export._points import (
 from vigie.export._series import BuildOptions, error_family
 from vigie.state import layout as L
 from vigie.state.engine import State
-from vigie.state.thresholds import CLASS_NAMES
+from vigie.state.thresholds import CLASS_NAMES, HEALTH_CLASS_NAMES
 from vigie.wire.columns import COLUMN_NAMES, ENGINE_DTYPES, Events, method_number
 
 T0 = 1_700_000_000_000_000  # event time origin (us)
@@ -480,7 +480,7 @@ def test_subscriptions_per_class_match_the_views(
     want = Counter(c for s in subs for c in s.classes)  # a view without a class: ["normal"]
     got = _values(metric(batch, C.SUBSCRIPTIONS), "vigie.class")
     assert {k: v for k, v in got.items() if v} == {k: v for k, v in want.items() if v}
-    assert set(got) == {*CLASS_NAMES, "normal"}
+    assert set(got) == {*CLASS_NAMES, *HEALTH_CLASS_NAMES, "normal"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,5 +565,6 @@ def test_collection_copies_rows_in_small_chunks(
     assert np.array_equal(f.route_hist, st.route_hist[: st.n_route_rows])
     assert np.array_equal(f.sub_i64, st.sub_i64[: st.n_sub_rows])
     held, _ = st.held(st.now_us)
+    held = np.hstack([held, st.baselines.sub_held(st, st.now_us)])  # the health columns last
     assert np.array_equal(f.sub_held, held)
     assert not sc.lock.locked()
