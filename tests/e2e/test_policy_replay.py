@@ -52,8 +52,10 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         + steady("app-retry", END - 2 * HOUR, 60, 3, api="Stock")
         + steady("app-busy", END - HOUR, 45, 20)
         + steady("app-wrong", END - 2 * HOUR, 60, 5)
-        # a month of observation: what was never seen may be called retired
-        + [rec(END - 31 * DAY, "app-busy")]
+        # a month of observation: what was never seen may be called retired (an hour of
+        # traffic a month ago: a lone line that far from the others is refused as off the
+        # log's timeline, vigie.sources.timeline)
+        + [rec(END - 31 * DAY + k * 3 * MINUTE, "app-busy") for k in range(20)]
     )
     inventory = {
         "applications": [{"id": "app-wrong", "name": "Picker", "owner": "team-w",

@@ -29,10 +29,12 @@ class Timeline:
         self._before = np.empty(0, dtype=np.int64)  # the last accepted times of the file
         self.refused = 0
 
-    def outliers(self, times: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        """Which of ``times`` (one chunk of the file, in file order) are outliers. The last
-        accepted lines of the chunk before count as neighbours; past either end of the file
-        so far, the window is mirrored (the lines before stand for those not read yet)."""
+    def outliers(self, times: npt.NDArray[np.int64], final: bool = True) -> npt.NDArray[np.bool_]:
+        """Which of ``times`` (lines of the file, in file order) are outliers. The last
+        accepted lines before count as neighbours. Past the end of the file (``final``) the
+        window is mirrored (the lines before stand for those there are not); before it, the
+        caller judges only ``judged(len(times), final)`` lines and gives the others again with
+        the next lines, so that no line is judged without the lines after it."""
         n = len(times)
         ctx = np.concatenate([self._before, times.astype(np.int64)])
         k = len(self._before)
@@ -47,6 +49,14 @@ class Timeline:
             median = (around[:, h - 1] + around[:, h]) // 2
             spread = around[:, h + h // 2] - around[:, h // 2 - 1]  # the quartiles
             out = np.abs(ctx[k:] - median) > self.max_skew_us + SPREADS * spread
-        self._before = np.concatenate([self._before, ctx[k:][~out]])[-HALF_WINDOW:]
+        m = self.judged(n, final)
+        out = out[:m]
+        self._before = np.concatenate([self._before, ctx[k : k + m][~out]])[-HALF_WINDOW:]
         self.refused += int(out.sum())
         return out
+
+    @staticmethod
+    def judged(n: int, final: bool) -> int:
+        """How many of ``n`` lines ``outliers`` judges: all at the end of the file, else all
+        but the last ``HALF_WINDOW`` (their lines after are not read yet)."""
+        return n if final else max(0, n - HALF_WINDOW)

@@ -401,10 +401,18 @@ def _chunks(
         json_parts: list[bytes] = []
         faults: list[bool] = []
 
-        def flush() -> Iterator[Events]:
+        held: list[tuple[Events, list[int]]] = []  # a chunk's last lines, judged with the next
+
+        def flush(final: bool = False) -> Iterator[Events]:
+            nonlocal read
             if on_bytes is not None:
                 on_bytes(size)
             if not lines:
+                if final and held and timeline is not None:
+                    rest = _confine(*held.pop(), timeline, str(path), stats, final=True)
+                    if len(rest):
+                        read += len(rest)
+                        yield rest
                 return
             ev: Events | None = None
             if fast:
@@ -428,9 +436,16 @@ def _chunks(
                 event_lines = parser.event_lines
                 ev = parser.take(sort=timeline is None)
             if timeline is not None:
-                ev = _confine(ev, event_lines, timeline, str(path), stats)
+                event_lines = list(event_lines)
+                if held:
+                    before, before_lines = held.pop()
+                    ev = Events.concat([before, ev])
+                    event_lines = before_lines + event_lines
+                m = timeline.judged(len(ev), final)
+                if m < len(ev):  # judged with the next chunk, which they are neighbours of
+                    held.append((ev.take(slice(m, None)), event_lines[m:]))
+                ev = _confine(ev, event_lines, timeline, str(path), stats, final=final)
             if len(ev):
-                nonlocal read
                 read += len(ev)
                 yield ev
 
@@ -468,7 +483,7 @@ def _chunks(
                     size = 0
         except _READ_ERRORS as exc:
             damage = exc
-        yield from flush()
+        yield from flush(final=True)
     if damage is not None:
         ended = path.stat().st_size
         stats.problems.append(
@@ -478,12 +493,18 @@ def _chunks(
 
 
 def _confine(
-    ev: Events, lines: Sequence[int], timeline: Timeline, path: str, stats: ReplayStats
+    ev: Events,
+    lines: Sequence[int],
+    timeline: Timeline,
+    path: str,
+    stats: ReplayStats,
+    final: bool = True,
 ) -> Events:
     """``ev`` (in line order) without the lines its timeline refuses, each rejected with its
     file:line (``ReplayStats.out_of_timeline``); sorted by event time."""
     ts = ev["event_time_us"]
-    out = timeline.outliers(ts)
+    out = timeline.outliers(ts, final)  # the first len(out) lines judged, the rest context
+    ev = ev.take(slice(0, len(out)))
     for i in np.flatnonzero(out).tolist():
         stats.events -= 1
         stats.out_of_timeline += 1
