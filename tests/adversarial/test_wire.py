@@ -175,3 +175,26 @@ def test_forged_directive_hits_are_not_kept(sidecar: SidecarProcess) -> None:
     )
     hits = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=30).hits
     assert list(hits) == []
+
+
+def test_requests_matching_no_api_are_shown_per_gateway_and_prefix(
+    sidecar: SidecarProcess,
+) -> None:
+    # the handler counts them by path prefix (GatewayReport); the status shows them, a
+    # prefix from a client's path with its control characters escaped
+    c = StreamClient(sidecar.telemetry, gateway_id="gw-unmatched")
+    enc = StreamEncoder()
+    prefixes = [pb.UnmatchedPrefix(prefix="wp-admin", requests=40),
+                pb.UnmatchedPrefix(prefix="x\x1b[2J", requests=2),
+                pb.UnmatchedPrefix(prefix="*", requests=3)]  # fmt: skip
+    try:
+        c.wait_for(lambda: bool(c.of_kind("welcome")))
+        c.send_raw(pb.GatewayMessage(report=pb.GatewayReport(
+            unmatched_requests=45, unmatched_prefixes=prefixes)))  # fmt: skip
+        c.send(enc.batch_from_records(records(3)))
+        c.wait_ack(1)  # the report, sent before, was read
+        (g,) = [g for g in status(sidecar).gateways if g.gateway_id == "gw-unmatched"]
+        assert g.unmatched_requests == 45
+        assert dict(g.unmatched_by_prefix) == {"wp-admin": 40, "x\\x1b[2J": 2, "*": 3}
+    finally:
+        c.close()

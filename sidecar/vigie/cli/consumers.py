@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from vigie.classify.views import VIEW_CLASS_NAMES
@@ -219,6 +220,15 @@ def _print_status(st: Any, extra: dict[str, Any]) -> None:
         console.print(t)
         _print_skewed(st)
         for g in st.gateways:
+            if g.unmatched_requests:
+                top = sorted(g.unmatched_by_prefix.items(), key=lambda kv: -kv[1])[:5]
+                by = ", ".join(f"/{p} {n:,}" if p != "*" else f"other {n:,}" for p, n in top)
+                console.print(
+                    f"gateway {escape(g.gateway_id)}: {g.unmatched_requests:,} request(s) matched "
+                    f"no API" + (f" ({escape(by)})" if by else ""),
+                    highlight=False,
+                    soft_wrap=True,
+                )
             if g.directives_rejected or g.rejected_directives:
                 refused = "; ".join(f"{r.directive_id} ({r.reason})" for r in g.rejected_directives)
                 console.print(

@@ -111,7 +111,19 @@ def gateway_info(
         info.handler_reconnects = report.reconnects
         info.directives_rejected = report.directives_rejected
         info.rejected_directives.extend(report.rejected_directives[:256])
+        info.unmatched_requests = report.unmatched_requests
+        for u in report.unmatched_prefixes[:UNMATCHED_PREFIXES]:
+            key = _printable(u.prefix)[:64] or "(empty)"
+            info.unmatched_by_prefix[key] = info.unmatched_by_prefix[key] + u.requests
     return info
+
+
+UNMATCHED_PREFIXES: Final = 65  # the handler's 64 prefixes and "*"
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (a prefix comes from a client's path)."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
 # ---- suggestions, WSO2 policies, thresholds -------------------------------------------------

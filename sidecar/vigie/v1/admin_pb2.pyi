@@ -41,6 +41,26 @@ Global___StatusRequest: _TypeAlias = StatusRequest  # noqa: Y015
 class GatewayInfo(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class UnmatchedByPrefixEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     GATEWAY_ID_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
@@ -60,6 +80,8 @@ class GatewayInfo(_message.Message):
     CLOCK_KNOWN_FIELD_NUMBER: _builtins.int
     CLOCK_SKEWED_FIELD_NUMBER: _builtins.int
     EVENTS_REFUSED_FUTURE_FIELD_NUMBER: _builtins.int
+    UNMATCHED_REQUESTS_FIELD_NUMBER: _builtins.int
+    UNMATCHED_BY_PREFIX_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     channel: _builtins.str
     tenant: _builtins.str
@@ -88,8 +110,15 @@ class GatewayInfo(_message.Message):
     """The skew is over max_clock_skew_seconds: its events dated that far ahead are refused."""
     events_refused_future: _builtins.int
     """Events of this stream refused as dated too far ahead (event_refused:future)."""
+    unmatched_requests: _builtins.int
+    """Requests the gateway answered that matched no API at all, since the handler started
+    (GatewayReport.unmatched_requests), and the same by path prefix (at most 64, the rest
+    under "*"; a prefix is sanitised and cut to 64 characters here).
+    """
     @_builtins.property
     def rejected_directives(self) -> _containers.RepeatedCompositeFieldContainer[_directives_pb2.RejectedDirective]: ...
+    @_builtins.property
+    def unmatched_by_prefix(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     def __init__(
         self,
         *,
@@ -112,10 +141,12 @@ class GatewayInfo(_message.Message):
         clock_known: _builtins.bool = ...,
         clock_skewed: _builtins.bool = ...,
         events_refused_future: _builtins.int = ...,
+        unmatched_requests: _builtins.int = ...,
+        unmatched_by_prefix: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "channel", b"channel", "clock_known", b"clock_known", "clock_skew_us", b"clock_skew_us", "clock_skewed", b"clock_skewed", "connected_at_us", b"connected_at_us", "directives_rejected", b"directives_rejected", "events", b"events", "events_refused_future", b"events_refused_future", "gateway_id", b"gateway_id", "handler_dropped", b"handler_dropped", "handler_offered", b"handler_offered", "handler_reconnects", b"handler_reconnects", "handler_sent", b"handler_sent", "handler_version", b"handler_version", "peer", b"peer", "region", b"region", "rejected_directives", b"rejected_directives", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "channel", b"channel", "clock_known", b"clock_known", "clock_skew_us", b"clock_skew_us", "clock_skewed", b"clock_skewed", "connected_at_us", b"connected_at_us", "directives_rejected", b"directives_rejected", "events", b"events", "events_refused_future", b"events_refused_future", "gateway_id", b"gateway_id", "handler_dropped", b"handler_dropped", "handler_offered", b"handler_offered", "handler_reconnects", b"handler_reconnects", "handler_sent", b"handler_sent", "handler_version", b"handler_version", "peer", b"peer", "region", b"region", "rejected_directives", b"rejected_directives", "tenant", b"tenant", "unmatched_by_prefix", b"unmatched_by_prefix", "unmatched_requests", b"unmatched_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
