@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from vigie.errors import ConfigError
+from vigie.errors import ConfigError, InputError
 from vigie.settings import alerts as _alerts
 from vigie.settings import fleet as _fleet
 from vigie.settings._values import check_address as check_address
@@ -32,6 +32,7 @@ from vigie.settings.policy import (
     check_share,
     check_tier_limits,
 )
+from vigie.sources import wso2_api
 from vigie.sources.wso2_api import DEFAULT_TIMEOUT_S
 from vigie.state.thresholds import Thresholds
 
@@ -566,7 +567,32 @@ def check_file(path: Path) -> list[str]:
     problems += _exposure(path, settings)
     if settings.inventory and not Path(settings.inventory).exists():
         problems.append(f"{path}: inventory: {settings.inventory} does not exist")
+    if settings.inventory_source == "wso2":
+        problems += _wso2_problems(path, settings)
     return problems
+
+
+def _wso2_problems(path: Path, s: Settings) -> list[str]:
+    """What ``inventory_source = "wso2"`` would fail on at start: no URL, a URL that is not
+    http(s), an APIM version that is not 4.x, credentials missing or unreadable, a CA file
+    that does not exist (nothing is sent to WSO2 here)."""
+    out: list[str] = []
+    if not s.wso2_url:
+        out.append(f"{path}: inventory_source = wso2 needs wso2_url")
+    elif not s.wso2_url.startswith(("https://", "http://")):
+        out.append(f"{path}: wso2_url: {s.wso2_url!r} is not an http(s) URL")
+    try:
+        wso2_api.api_versions(s.wso2_apim_version)
+    except ValueError as exc:
+        out.append(f"{path}: wso2_apim_version: {exc}")
+    try:
+        wso2_api.login(s.wso2_client_id, s.wso2_client_secret_file, s.wso2_username,
+                       s.wso2_password_file)  # fmt: skip
+    except (InputError, ValueError) as exc:
+        out.append(f"{path}: WSO2 credentials: {exc}")
+    if s.wso2_ca_file and not Path(s.wso2_ca_file).is_file():
+        out.append(f"{path}: wso2_ca_file: {s.wso2_ca_file} does not exist")
+    return out
 
 
 def _is_secret_file(name: str, meta: Mapping[str, Any]) -> bool:
