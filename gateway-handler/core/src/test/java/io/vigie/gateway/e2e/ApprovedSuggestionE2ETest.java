@@ -105,6 +105,15 @@ class ApprovedSuggestionE2ETest {
             }
             assertNotNull(refused, "the approved limit is enforced");
             assertEquals(900806, refused.errorCode());
+            // the requests checked are recorded as the handler records them (the sidecar counts a
+            // gateway's hits only up to the requests it sent in the directive's scope)
+            long now = System.currentTimeMillis() * 1000;
+            for (int k = 0; k < 5; k++) {
+                a.offer(a.record().applicationId("app-storm").applicationName("Storm app-storm")
+                        .applicationOwner("team-s").apiName("Stock").apiVersion("v1").apiContext("/stock/v1")
+                        .resourceTemplate("/items/{id}").httpMethod(HttpMethods.GET).httpStatus(429)
+                        .errorCode(900806).latencyUs(100).subscriptionTier("Gold").eventTimeUs(now + k));
+            }
             assertNull(a.check("app-other", "Stock", "v1"), "other consumers are untouched");
 
             // approved through the admin service (what the CLI calls), timed from the call
@@ -128,7 +137,7 @@ class ApprovedSuggestionE2ETest {
                     io.vigie.wire.v1.ListDirectivesRequest.getDefaultInstance()).getHitsList().stream()
                     .anyMatch(h -> h.getDirectiveId().equals(id) && h.getEnforcedHits() >= 1));
             String shown = cli(sc, "suggestions", "show", id, "--json");
-            assertTrue(shown.contains("\"actor\": \"e2e-operator\""), shown);
+            assertTrue(shown.contains("\"actor\": \"e2e-operator (self-declared)\""), shown); // a token caller
             assertTrue(shown.contains("\"reason\": \"retry storm on Stock\""), shown);
         }
     }

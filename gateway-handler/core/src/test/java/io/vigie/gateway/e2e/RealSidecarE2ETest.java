@@ -205,6 +205,14 @@ class RealSidecarE2ETest {
             DirectiveHits local = a.directives().hits().get(0);
             assertTrue(local.getEnforcedHits() >= 1);
             assertTrue(local.getShadowHits() >= 10);
+            // each request checked is recorded as the handler records it (the sidecar counts a
+            // gateway's hits only up to the requests it sent in the directive's scope)
+            long now = System.currentTimeMillis() * 1000;
+            for (long k = 0; k < local.getEnforcedHits() + local.getShadowHits(); k++) {
+                a.offer(a.record().applicationId("app-bad").apiName("Orders").apiVersion("v1")
+                        .apiContext("/orders/v1").httpMethod(HttpMethods.GET).httpStatus(200).latencyUs(100)
+                        .eventTimeUs(now + k));
+            }
             waitFor("the hits to reach the sidecar", 30, () -> {
                 DirectiveList l = sc.admin().listDirectives(ListDirectivesRequest.getDefaultInstance());
                 return l.getHitsList().stream().anyMatch(h -> h.getDirectiveId().equals("d-1")
