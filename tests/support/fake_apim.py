@@ -176,6 +176,7 @@ class FakeApim:
     slow: dict[str, float] = field(default_factory=dict)  # path prefix -> seconds late
     tokens_valid_for: int | None = None  # REST calls a token works for
     canned: dict[str, tuple[int, Any]] = field(default_factory=dict)  # path -> a broken answer
+    created: dict[str, str] = field(default_factory=dict)  # API id -> its createdTime
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # lower-case names
     violations: list[str] = field(default_factory=list)
     tokens: dict[str, set[str]] = field(default_factory=dict)
@@ -337,7 +338,8 @@ class FakeApim:
     def serve(self, spec: Spec, template: str, rel: str, query: dict[str, str]) -> tuple[int, Any]:
         p = self.platform
         if spec.name.startswith("publisher") and template == "/apis":
-            return 200, _page([self.api_info(a) for a in p.apis], query, "/apis")
+            infos = [self.api_info(a) | self._created(a) for a in p.apis]
+            return 200, _page(infos, query, "/apis")
         if spec.name.startswith("publisher") and template == "/apis/{apiId}/deployments":
             api = next((a for a in p.apis if a.id == rel.split("/")[2]), None)
             if api is None:
@@ -370,6 +372,9 @@ class FakeApim:
                          "groups": [], "subscriptionCount": count, "attributes": app.attributes,
                          "subscriptionScopes": [], "owner": app.owner}  # fmt: skip
         return self._violation(501, f"GET {spec.base}{rel}: the fake does not implement it")
+
+    def _created(self, a: FakeApi) -> dict[str, Any]:
+        return {"createdTime": self.created[a.id]} if a.id in self.created else {}
 
     @staticmethod
     def api_info(a: FakeApi) -> dict[str, Any]:

@@ -9,6 +9,13 @@ seen (``verdicts``, the one place of the rule):
   observed traffic on the platform (since a live sidecar's first ingested batch):
   before that a subscription never seen is ``unknown``, not dormant, and nothing is proposed
   for it;
+- the inventory's dates (``sources.inventory``: created, last used, as of when) count too
+  (``judge_silence``): a subscription or API younger than the rule (it, its application or
+  its API created less than ``dormant_seconds`` ago) and never seen is ``unknown``; one WSO2
+  says was used less than that ago is not dormant; and before vigie has observed that long,
+  one whose last use (or, never used, its creation) is at least that old by the inventory is
+  ``dormant`` — when vigie has been observing since the inventory's ``as_of`` (up to
+  ``INVENTORY_GAP_US`` before it) and has seen no request of it since;
 - ``growing`` whose consumer had no request in the earlier week, or was first seen less than
   ``growing_min_previous_hours`` ago, is ``new``: its growth cannot be measured (it would be
   infinite).
@@ -17,12 +24,13 @@ seen (``verdicts``, the one place of the rule):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from vigie.classify.silence import dated
+from vigie.classify.silence import iso as iso
 from vigie.state import layout as L
 from vigie.state.engine import State
 from vigie.state.thresholds import (
@@ -105,14 +113,6 @@ def headline(class_name: str, figures: dict[str, Any]) -> str:
         v = figures.get(k)
         parts.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
     return f"{class_name}: " + " ".join(parts)
-
-
-def iso(us: int) -> str | None:
-    """Microseconds since the epoch as ISO 8601 UTC with milliseconds, None for 0."""
-    if us <= 0:
-        return None
-    dt = datetime.fromtimestamp(us / 1e6, tz=UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -281,6 +281,9 @@ class Verdicts:
     held: npt.NDArray[np.bool_]  # (rows, VIEW_CLASS_NAMES) or (rows, API_VIEW_CLASS_NAMES)
     growth: npt.NDArray[np.float64]  # growing evidence evaluated at now
     observed_us: int
+    # row -> the evidence of its dormant / retired / unknown verdict when the inventory's
+    # dates decided it (``judge_silence``)
+    dated: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def _growth_rows(grow_now: np.ndarray, episode: np.ndarray) -> np.ndarray:
@@ -314,6 +317,10 @@ def _correct(
     return out
 
 
+def _obs_start(state: State) -> int:
+    return state.observed_since_us or int(state.g[L.G_OBS_START])
+
+
 def verdicts(state: State, now: int) -> Verdicts:
     """Subscription classes at ``now`` in ``VIEW_CLASS_NAMES`` order."""
     held, grow_now = state.held(now)
@@ -325,7 +332,20 @@ def verdicts(state: State, now: int) -> Verdicts:
                    state.sub_i64[:n, L.S_FIRST_SEEN], now, obs, th.dormant_seconds * 1e6,
                    th.growing_min_previous_hours * 3600e6)  # fmt: skip
     out[state.sub_i64[:n, L.S_KEY] == 0] = False
-    return Verdicts(out, grow_now, obs)
+    dates = state.inventory_dates
+    notes: dict[int, dict[str, Any]] = {}
+    if dates is not None and dates.subs:
+        silent = CLASS_NAMES.index("dormant")
+        s = state.sub_i64
+        rows = []
+        for row in np.flatnonzero(held[:, silent] & (s[:n, L.S_KEY] != 0)).tolist():
+            tenant, api, version, _ = state.api_identity(int(s[row, L.S_API]))
+            d = dates.subs.get((state.string(int(s[row, L.S_APP])), tenant, api, version))
+            if d is not None:
+                rows.append((row, d, int(s[row, L.S_LAST_SEEN])))
+        notes = dated(out, silent, rows, now, _obs_start(state), obs, th.dormant_seconds * 1e6,
+                       dates.as_of_us, "dormant")  # fmt: skip
+    return Verdicts(out, grow_now, obs, notes)
 
 
 def api_verdicts(state: State, now: int) -> Verdicts:
@@ -337,7 +357,18 @@ def api_verdicts(state: State, now: int) -> Verdicts:
     growth = _growth_rows(grow_now, state.api_cls_evid[:n, 0])
     out = _correct(held, 0, 1, growth, state.api_i64[:n, L.A_FIRST_SEEN], now, obs,
                    th.retired_seconds * 1e6, th.growing_min_previous_hours * 3600e6)  # fmt: skip
-    return Verdicts(out, grow_now, obs)
+    dates = state.inventory_dates
+    notes: dict[int, dict[str, Any]] = {}
+    if dates is not None and dates.apis:
+        rows = []
+        for row in np.flatnonzero(held[:, 0]).tolist():
+            tenant, api, version, _ = state.api_identity(row)
+            d = dates.apis.get((tenant, api, version))
+            if d is not None:
+                rows.append((row, (d[0], d[0], d[1]), int(state.api_i64[row, L.A_LAST_SEEN])))
+        notes = dated(out, 0, rows, now, _obs_start(state), obs, th.retired_seconds * 1e6,
+                       dates.as_of_us, "retired")  # fmt: skip
+    return Verdicts(out, grow_now, obs, notes)
 
 
 def class_counts(state: State, now: int) -> dict[str, int]:
@@ -391,6 +422,9 @@ def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView
             if not held[row, ci]:
                 continue
             classes.append(cname)
+            if cname in ("dormant", "unknown") and row in v.dated:
+                evidence[cname] = v.dated[row]
+                continue
             if cname == "dormant":
                 evidence[cname] = _silence(now, int(s[row, L.S_LAST_SEEN]))
                 continue
@@ -468,7 +502,7 @@ def apis(state: State, now: int | None = None) -> list[ApiView]:
                 evidence[cname] = _health_evidence(state, cname, figures, last)
         if held[row, 0]:
             classes.append(API_CLASS_NAMES[0])
-            evidence["retired"] = _silence(now, int(a[row, L.A_LAST_SEEN]))
+            evidence["retired"] = v.dated.get(row) or _silence(now, int(a[row, L.A_LAST_SEEN]))
         if held[row, 1] or held[row, 2]:
             cname = API_CLASS_NAMES[1] if held[row, 1] else "new"
             classes.append(cname)
@@ -481,7 +515,7 @@ def apis(state: State, now: int | None = None) -> list[ApiView]:
                 evidence[cname] = _new(int(a[row, L.A_FIRST_SEEN]), evidence[cname])
         if held[row, 3]:
             classes.append("unknown")
-            evidence["unknown"] = _unknown(
+            evidence["unknown"] = v.dated.get(row) or _unknown(
                 v.observed_us, state.thresholds.retired_seconds, "retired"
             )
         tenant, name, version, api_id = state.api_identity(row)

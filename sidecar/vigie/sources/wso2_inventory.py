@@ -12,6 +12,12 @@ What is read, every collection paged to its end (``Wso2Client.paged``):
   is given) and, per application, Admin ``GET /applications/{applicationId}`` for its
   attributes.
 
+Dates: an API's ``created`` is the Publisher's ``createdTime`` (epoch milliseconds as 4.x lists
+it; ``2021-02-11 09:57:25`` read as UTC); one that is not a time, before 2000 or after the
+fetch is left unknown and counted (``Fetched.undated``). The inventory's ``as_of`` is when the
+fetch began. WSO2's REST APIs give no creation nor last-use date of a subscription, nor (through
+the Admin API) of an application: those stay unknown.
+
 An application's channel is its attribute ``channel_attribute`` when set; otherwise the gateway
 environment of the APIs it subscribes to when they are all deployed to exactly one environment;
 otherwise none (counted in ``Fetched.unmapped``). An application seen only in a subscription
@@ -20,12 +26,21 @@ otherwise none (counted in ``Fetched.unmapped``). An application seen only in a 
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from vigie.sources.inventory import Api, Application, Inventory, Subscription
+from vigie.sources.inventory import (
+    EARLIEST_US,
+    SKEW_US,
+    Api,
+    Application,
+    Inventory,
+    Subscription,
+    parse_time,
+)
 from vigie.sources.wso2_api import Wso2Client, Wso2Error
 
 SUPER_TENANT: Final = "carbon.super"
@@ -42,6 +57,7 @@ class Fetched:
     from_attribute: int = 0
     from_environment: int = 0
     unmapped: list[str] = field(default_factory=list)  # application ids with no channel
+    undated: int = 0  # APIs whose createdTime is not a plausible time (left unknown)
 
 
 def _str(item: dict[str, Any], key: str, where: str, required: bool = False) -> str:
@@ -90,6 +106,8 @@ def fetch(
     client: Wso2Client, channel_attribute: str = "channel", progress: Progress = _no_progress
 ) -> Fetched:
     """Read APIs, subscriptions and applications from WSO2 into an inventory."""
+    as_of = int(time.time() * 1_000_000)
+    undated = 0
     where = f"GET {client.publisher}/apis"
     raw_apis = list(client.paged(f"{client.publisher}/apis"))
     progress("APIs", 0, len(raw_apis))
@@ -100,6 +118,10 @@ def fetch(
     for item in raw_apis:
         api_id = _str(item, "id", where, required=True)
         version = _str(item, "version", where, required=True)
+        created = parse_time(item.get("createdTime")) if item.get("createdTime") else 0
+        if created is None or not (created == 0 or EARLIEST_US <= created <= as_of + SKEW_US):
+            undated += 1
+            created = 0
         api = Api(
             name=_str(item, "name", where, required=True),
             version=version,
@@ -107,6 +129,7 @@ def fetch(
             id=api_id,
             lifecycle=_str(item, "lifeCycleStatus", where),
             environments=_environments(client, api_id),
+            created_us=created,
         )
         apis.append(api)
         sub_where = f"GET {client.publisher}/subscriptions?apiId={api_id}"
@@ -134,7 +157,7 @@ def fetch(
     params: dict[str, str | int] = {"tenantDomain": tenant} if tenant else {}
     raw_apps = list(client.paged(f"{client.admin}/applications", params))
     progress("applications", 0, len(raw_apps))
-    fetched = Fetched(Inventory())
+    fetched = Fetched(Inventory(), undated=undated)
     apps: list[Application] = []
     where = f"GET {client.admin}/applications"
     listed: set[str] = set()
@@ -161,7 +184,9 @@ def fetch(
             apps.append(
                 _application(fetched, app_id, name, subscriber, "", app_envs.get(app_id, set()))
             )
-    fetched.inventory = Inventory(apps, subs, apis, client.conn.tenant or SUPER_TENANT)
+    fetched.inventory = replace(
+        Inventory(apps, subs, apis, client.conn.tenant or SUPER_TENANT), as_of_us=as_of
+    )
     fetched.calls = client.calls
     return fetched
 

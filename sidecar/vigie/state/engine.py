@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,9 @@ from vigie.state._security import Security
 from vigie.state.primitives import pow2_at_least
 from vigie.state.thresholds import CLASS_NAMES, Thresholds
 from vigie.wire.columns import Events, Interner
+
+if TYPE_CHECKING:
+    from vigie.sources.inventory import Dates
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,9 @@ class State:
         self.episodes: dict[tuple[int, int, int], list[Episode]] = defaultdict(list)
         self.api_episodes: dict[tuple[int, int], list[Episode]] = defaultdict(list)
         self.app_info: dict[int, tuple[int, int]] = {}  # app gid -> (name gid, owner gid)
+        # the inventory's created / last-used dates (``Inventory.apply_to``); replaced, never
+        # changed in place (a copy shares it); not in snapshots: the inventory is applied again
+        self.inventory_dates: Dates | None = None
         # API key ((keyed name gid << 32) | version gid, see ``api_key``) -> WSO2 apiId gid;
         # replaced, never changed in place: a copy may share it without the lock
         self.api_uuid: dict[int, int] = {}
