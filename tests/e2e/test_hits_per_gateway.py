@@ -17,6 +17,7 @@ from tests.e2e.test_policy_engine import ENFORCE, SHADOW, Clock, by_class, make,
 from tests.ops.harness import limit_directive
 from tests.support.policy_sidecar import cli, cli_json
 from tests.support.policy_traffic import END, MINUTE, steady
+from vigie.directives.audit import read_entries
 from vigie.server.core import GatewayStream, Sidecar
 from vigie.sources.probe import GatewayProbe
 from vigie.v1 import admin_pb2 as apb
@@ -140,6 +141,18 @@ def test_promotion_follows_the_honest_gateway(tmp_path: Path) -> None:
     sc.policy.tick()
     rec = sc.policy.book.get(sid)
     assert rec.mode == ENFORCE, sc.policy.book.trail(sid)[-1].reason
-    assert "(4 of 200)" in sc.policy.book.trail(sid)[-1].reason
+    last = sc.policy.book.trail(sid)[-1]
+    assert "(4 of 200)" in last.reason
+    # the promotion is vigie-auto's, with its evidence, in both trails
+    assert (last.actor, last.action) == ("vigie-auto", "mode ENFORCE")
+    assert (last.details["matched"], last.details["shadow_hits"]) == (200, 4)
+    assert last.details["share"] == 0.02
+    put = [
+        e for e in read_entries([sc.settings.audit_path()]) if e["subject"] == f"directive:{sid}"
+    ]
+    assert put[-1]["actor"] == "vigie-auto"
+    assert (
+        "promoted to enforce: in shadow it would have refused 2.0% (4 of 200)" in put[-1]["reason"]
+    )
     assert sc.status().implausible_hit_reports["gw-forger"] == 1
     assert "gw-honest" not in sc.status().implausible_hit_reports

@@ -362,19 +362,24 @@ class PolicyEngine:
                 )  # fmt: skip
             elif share <= c.auto_approve_max_share:
                 d = spec.build(rec.id, dpb.DIRECTIVE_MODE_ENFORCE, rec.expires_at_us)
-                self.directives.put(d, AUTO_ACTOR, "promoted to enforce")
+                why = (f"in shadow it would have refused {share:.1%} ({shadow} of {matched}), "
+                       f"at most {c.auto_approve_max_share:.1%}")  # fmt: skip
+                self.directives.put(d, AUTO_ACTOR, f"promoted to enforce: {why}")
                 rec.mode = dpb.DIRECTIVE_MODE_ENFORCE
                 rec.baseline = ((h.enforced_hits if h else 0), (h.passed if h else 0))
                 self.book.transition(
-                    rec, "pushed", AUTO_ACTOR, "mode ENFORCE",
-                    f"in shadow it would have refused {share:.1%} ({shadow} of {matched}), "
-                    f"at most {c.auto_approve_max_share:.1%}",
+                    rec, "pushed", AUTO_ACTOR, "mode ENFORCE", why,
+                    {"shadow_hits": shadow, "matched": matched, "share": round(share, 4),
+                     "max_share": c.auto_approve_max_share,
+                     "min_matched": c.auto_approve_min_matched},
                 )  # fmt: skip
             else:
                 self.book.audit(
                     rec.id, AUTO_ACTOR, "kept in shadow", "pushed", "pushed",
                     f"in shadow it would have refused {share:.1%} ({shadow} of {matched}), "
                     f"more than {c.auto_approve_max_share:.1%}: an operator decides",
+                    {"shadow_hits": shadow, "matched": matched, "share": round(share, 4),
+                     "max_share": c.auto_approve_max_share},
                 )  # fmt: skip
             return True
         if rec.mode == dpb.DIRECTIVE_MODE_ENFORCE and h is not None:

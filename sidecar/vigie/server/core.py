@@ -152,7 +152,7 @@ class Sidecar:
         )  # fmt: skip
         self.counters: Counter[str] = Counter()
         # per directive, per gateway: the requests it sent in the scope (plausible hits)
-        self.gateway_scopes = GatewayScopes(wall_us(clock))
+        self.gateway_scopes = GatewayScopes(wall_us(clock), clock.monotonic)
         self.streams: dict[int, GatewayStream] = {}
         self._next_stream = 0
         self.meter = RateMeter()

@@ -9,7 +9,12 @@ for a directive last changed before (kept in the table's file, or taken from a p
 A report's hits for a directive (shadow + enforced + passed: every request that matched the
 scope) above what that gateway sent are not plausible: the entry is capped to what it sent
 (each counter scaled down alike) and the report counted implausible for that gateway
-(``directive_hits_implausible``; per gateway in ``vigie status``). An inherited directive
+(``directive_hits_implausible``; per gateway in ``vigie status``). A report may run ahead of
+the events it counts (the handler reports what it matched; the batch carrying those requests
+may be applied just after the report): an excess of at most ``LEAD_EVENTS`` is capped the same
+way (no credit before the events arrive; the next report, cumulative, carries the full count),
+but judged only ``LEAD_SECONDS`` later — counted implausible then if the gateway's events have
+not caught up with its claim. A larger excess is implausible at once. An inherited directive
 counts from each gateway's first report heard since (its earlier hits were sent before this
 process could count them).
 
@@ -21,7 +26,9 @@ sidecar's lock (the interner's ids are read under it).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -38,6 +45,12 @@ MAX_WATCHED: Final = 4096
 MAX_GATEWAYS: Final = 1024
 # gateways named per directive in a status (the most implausible first)
 MAX_NAMED: Final = 64
+# a report may run this far ahead of the events its gateway has sent in the scope (one batch
+# of the default ``max_batch_events``) ...
+LEAD_EVENTS: Final = 65_536
+# ... for this long, before it is judged implausible
+LEAD_SECONDS: Final = 10.0
+MAX_PENDING: Final = 4096
 
 
 @dataclass(slots=True)
@@ -56,11 +69,16 @@ def _scope(d: dpb.Directive) -> tuple[str, str, str, str]:
 class GatewayScopes:
     """Requests each gateway sent in each directive's scope, and the hit reports capped to them."""
 
-    def __init__(self, started_at_us: int) -> None:
+    def __init__(self, started_at_us: int, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._watch: dict[str, _Watch] = {}
         self._version = -1
         self._started_at_us = started_at_us
+        self._monotonic = monotonic
         self.implausible: Counter[str] = Counter()  # gateway id -> reports capped
+        # (gateway id, directive id) -> (the hits it claimed, when that claim is judged): a
+        # report ahead of its gateway's events by at most LEAD_EVENTS
+        self._pending: dict[tuple[str, str], tuple[int, float]] = {}
+        self.race_forgiven = 0  # reports ahead of their events, caught up within LEAD_SECONDS
         self.unwatched = 0  # directives beyond MAX_WATCHED: their reports are not capped
 
     def sync(self, changes: list[Change], version: int) -> None:
@@ -74,6 +92,7 @@ class GatewayScopes:
         live = {c.directive_id: c for c in changes if c.directive is not None}
         for did in [k for k in self._watch if k not in live]:
             del self._watch[did]
+        self.judge()
         for did, c in live.items():
             assert c.directive is not None
             scope = _scope(c.directive)
@@ -135,6 +154,7 @@ class GatewayScopes:
             if n:
                 self._touch(w, gateway_id)
                 w.sent[gateway_id] = w.sent.get(gateway_id, 0) + n
+        self.judge()
 
     @staticmethod
     def _touch(w: _Watch, gateway_id: str) -> None:
@@ -169,7 +189,10 @@ class GatewayScopes:
             total = sum(delta)
             sent = w.sent.get(gateway_id, 0)
             if total > sent:
-                capped = True
+                if total - sent > LEAD_EVENTS:
+                    capped = True
+                else:  # perhaps a race: judged when its events arrive, or LEAD_SECONDS later
+                    self._expect(gateway_id, h.directive_id, total)
                 delta = [d * sent // total for d in delta]
                 c = dpb.DirectiveHits(directive_id=h.directive_id)
                 c.shadow_hits, c.enforced_hits, c.passed = delta
@@ -181,10 +204,41 @@ class GatewayScopes:
             else:
                 out.append(h)
         if capped:
-            if gateway_id not in self.implausible and len(self.implausible) >= MAX_GATEWAYS:
-                del self.implausible[next(iter(self.implausible))]
-            self.implausible[gateway_id] += 1
+            self._flag(gateway_id)
+        self.judge()
         return out
+
+    def _flag(self, gateway_id: str) -> None:
+        if gateway_id not in self.implausible and len(self.implausible) >= MAX_GATEWAYS:
+            del self.implausible[next(iter(self.implausible))]
+        self.implausible[gateway_id] += 1
+
+    def _expect(self, gateway_id: str, directive_id: str, claimed: int) -> None:
+        """Remember a claim ahead of the events (the first deadline kept while it is open)."""
+        key = (gateway_id, directive_id)
+        old = self._pending.pop(key, None)
+        deadline = old[1] if old is not None else self._monotonic() + LEAD_SECONDS
+        while len(self._pending) >= MAX_PENDING:  # cannot be checked: implausible
+            (gone, _), _ = self._pending.popitem()
+            self._flag(gone)
+        self._pending[key] = (max(claimed, old[0] if old else 0), deadline)
+
+    def judge(self) -> None:
+        """Settle the claims that ran ahead: caught up (a race, forgiven) or past their
+        deadline (implausible, counted once for the report)."""
+        if not self._pending:
+            return
+        now = self._monotonic()
+        for key, (claimed, deadline) in list(self._pending.items()):
+            gateway_id, directive_id = key
+            if directive_id not in self._watch:  # removed: its evidence counts no more
+                del self._pending[key]
+            elif self.sent(directive_id, gateway_id) >= claimed:
+                del self._pending[key]
+                self.race_forgiven += 1
+            elif now >= deadline:
+                del self._pending[key]
+                self._flag(gateway_id)
 
     def sent(self, directive_id: str, gateway_id: str) -> int:
         """Events ``gateway_id`` sent in the scope of ``directive_id`` since its watch began."""
@@ -193,7 +247,9 @@ class GatewayScopes:
 
     def named(self) -> list[tuple[str, int]]:
         """(gateway id, implausible reports), the most first, at most ``MAX_NAMED``."""
+        self.judge()
         return self.implausible.most_common(MAX_NAMED)
 
     def total_implausible(self) -> int:
+        self.judge()
         return sum(self.implausible.values())

@@ -5,7 +5,7 @@ gateway's restart, scopes of another channel, API version or application."""
 from __future__ import annotations
 
 from vigie.directives.changes import Change
-from vigie.server.hits import GatewayScopes
+from vigie.server.hits import LEAD_EVENTS, LEAD_SECONDS, GatewayScopes
 from vigie.v1 import directives_pb2 as dpb
 from vigie.wire.columns import Events, Interner, StreamDecoder, StreamEncoder
 
@@ -35,7 +35,8 @@ def _hits(did: str, shadow: int = 0, passed: int = 0) -> dpb.DirectiveHits:
 
 def test_counts_per_scope_and_caps_per_gateway() -> None:
     it = Interner()
-    g = GatewayScopes(started_at_us=T0)
+    clock = [0.0]
+    g = GatewayScopes(started_at_us=T0, monotonic=lambda: clock[0])
     g.sync(
         [
             _change("app", T0 + 1, application_id="a1"),
@@ -53,14 +54,51 @@ def test_counts_per_scope_and_caps_per_gateway() -> None:
     ok = g.cap("gw-1", [_hits("app", 10, 20)])
     assert (ok[0].shadow_hits, ok[0].passed) == (10, 20) and not g.implausible
     (capped,) = g.cap("gw-2", [_hits("app", 0, 1000)])
-    assert capped.passed == 4 and dict(g.implausible) == {"gw-2": 1}
     (none,) = g.cap("gw-3", [_hits("other-ch", 1)])  # sent nothing in its scope
-    assert none.shadow_hits == 0 and g.implausible["gw-3"] == 1
+    assert capped.passed == 4 and none.shadow_hits == 0  # no credit beyond what was sent
+    # ahead of their events by less than LEAD_EVENTS: judged LEAD_SECONDS later
+    assert not g.implausible
+    clock[0] += LEAD_SECONDS
+    assert g.named() == [("gw-2", 1), ("gw-3", 1)]
+    (far,) = g.cap("gw-2", [_hits("app", 0, LEAD_EVENTS + 5)])  # far ahead: at once
+    assert far.passed == 4 and g.implausible["gw-2"] == 2
+
+
+def test_a_report_ahead_of_its_batch_is_a_race_not_a_forgery() -> None:
+    it = Interner()
+    clock = [0.0]
+    g = GatewayScopes(started_at_us=T0, monotonic=lambda: clock[0])
+    g.sync([_change("app", T0 + 1, application_id="a1")], version=1)
+    g.count("gw-1", "main", _events(it, 100, "a1"), it)
+    # the handler reports 150 matched requests; the batch with the last 50 is still on its way
+    (early,) = g.cap("gw-1", [_hits("app", 15, 135)])
+    assert (early.shadow_hits, early.passed) == (10, 90)  # capped, every counter alike
+    clock[0] += LEAD_SECONDS / 2
+    g.count("gw-1", "main", _events(it, 50, "a1"), it)  # ... here it is
+    clock[0] += LEAD_SECONDS
+    assert g.total_implausible() == 0 and g.race_forgiven == 1
+    # the next report, cumulative, is believed whole
+    (late,) = g.cap("gw-1", [_hits("app", 15, 135)])
+    assert (late.shadow_hits, late.passed) == (15, 135)
+    # a claim its events never catch up with is implausible once its time is up
+    (ahead,) = g.cap("gw-1", [_hits("app", 16, 200)])
+    assert (ahead.shadow_hits + ahead.passed) <= 150
+    clock[0] += LEAD_SECONDS - 1
+    g.count("gw-1", "main", _events(it, 10, "a1"), it)  # 160 < 216: not yet caught up
+    assert g.total_implausible() == 0
+    clock[0] += 1
+    assert g.total_implausible() == 1 and g.named() == [("gw-1", 1)]
+    # a removed directive's open claim is dropped (its evidence counts no more)
+    g.cap("gw-2", [_hits("app", 0, 5)])
+    g.sync([], version=2)
+    clock[0] += LEAD_SECONDS
+    assert "gw-2" not in g.implausible and g.total_implausible() == 1
 
 
 def test_an_inherited_directive_counts_from_the_first_report() -> None:
     it = Interner()
-    g = GatewayScopes(started_at_us=T0)
+    clock = [0.0]
+    g = GatewayScopes(started_at_us=T0, monotonic=lambda: clock[0])
     g.sync([_change("old", T0 - 1, application_id="a1")], version=3)
     # hits from before this process: taken as the base, not as implausible
     (first,) = g.cap("gw-1", [_hits("old", 500, 500)])
@@ -70,7 +108,8 @@ def test_an_inherited_directive_counts_from_the_first_report() -> None:
     assert (later.shadow_hits, later.passed) == (2, 8) and not g.implausible
     # the gateway restarted (counters back down): from zero, still capped to what it sent
     (again,) = g.cap("gw-1", [_hits("old", 3, 30)])
-    assert again.shadow_hits + again.passed <= 10 and g.implausible["gw-1"] == 1
+    clock[0] += LEAD_SECONDS
+    assert again.shadow_hits + again.passed <= 10 and g.total_implausible() == 1
 
 
 def test_removed_directives_are_forgotten_and_a_new_scope_starts_again() -> None:
