@@ -32,7 +32,7 @@ from vigie.policy.codes import ThrottleCodes
 from vigie.policy.engine import PolicyEngine
 from vigie.server import convert
 from vigie.server.boundary import loggable
-from vigie.server.credentials import admin_token
+from vigie.server.credentials import admin_token, gateway_identity
 from vigie.server.fleet import Fleet
 from vigie.server.hits import GatewayScopes
 from vigie.settings import Settings
@@ -193,8 +193,23 @@ class Sidecar:
         return ThrottleCodes.from_json(throttle_codes(self.data.store, now_us))
 
     # ---- streams ----
-    def open_stream(self, hello: tpb.Hello, peer: str) -> tuple[GatewayStream, StreamDecoder]:
+    def open_stream(
+        self, hello: tpb.Hello, peer: str, certified: str = ""
+    ) -> tuple[GatewayStream, StreamDecoder]:
+        """A stream for ``hello``; ``certified``: the verified client certificate's identity
+        (mTLS), which the stream's gateway id follows (``credentials.gateway_identity``)."""
         check_hello(hello)
+        identity = gateway_identity(certified, hello.gateway_id)
+        if identity != hello.gateway_id:
+            self.counters["gateway_id_mismatch"] += 1
+            log.warning(
+                "gateway stream from %s: its certificate is %s but its Hello claims %s; "
+                "counted as %s",
+                peer, loggable(certified), loggable(hello.gateway_id), loggable(identity),
+            )  # fmt: skip
+            claimed, hello = hello, tpb.Hello()
+            hello.CopyFrom(claimed)
+            hello.gateway_id = identity
         with self.lock:
             if len(self.streams) >= self.settings.max_streams:
                 raise TooManyStreams(f"{self.settings.max_streams} gateway streams already")

@@ -7,6 +7,13 @@ settings' ``admin_token``, else the one in ``admin_token_file`` (generated, owne
 first start). A refused call is counted (``admin_unauthenticated``); a token is never logged.
 ``CallLimit`` bounds the calls that need no token and hold a worker (server reflection).
 
+``gateway_identity`` says which gateway a stream is, for hit plausibility and quotas: over mTLS
+the client certificate's identity (CN, else first SAN); a Hello claiming another id is counted
+under ``<certificate> (claimed <id>)`` — never under the id it claims, so a gateway cannot
+share (and inflate) another's count — and the server reports and counts it
+(``gateway_id_mismatch``). Without a verified certificate the Hello's id stands (and the hits
+count as evidence only as ``trust_unauthenticated_gateways`` says).
+
 ``caller_actor`` says who made an admin call, for the audit: the client certificate's identity
 (its subject CN, else its first SAN) when the TLS handshake verified one, the name claimed
 (``--actor``) kept beside it as declared; else the claimed name marked ``(self-declared)``.
@@ -95,6 +102,15 @@ def cert_identity(context: grpc.ServicerContext) -> str:
             if name:
                 return name
     return ""
+
+
+def gateway_identity(certified: str, claimed: str) -> str:
+    """The id a gateway stream counts under: the Hello's (``claimed``) when no certificate was
+    verified (``certified`` empty) or when the certificate names the same gateway; else
+    ``<certificate> (claimed <id>)``."""
+    if not certified or claimed == certified:
+        return claimed
+    return f"{certified} (claimed {clean_actor(claimed)[:100]})"
 
 
 def clean_actor(name: str) -> str:

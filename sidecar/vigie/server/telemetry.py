@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 from vigie.errors import BatchRefused
 from vigie.server.boundary import Boundary, Status, loggable
 from vigie.server.core import PROTOCOL_VERSION, Sidecar
+from vigie.server.credentials import cert_identity
 from vigie.server.quota import REBALANCE, Rebalancer
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
@@ -178,7 +179,7 @@ class TelemetryService(tpb_grpc.TelemetryServicer):
                 )
             )
         try:
-            gs, dec = sc.open_stream(first.hello, context.peer())
+            gs, dec = sc.open_stream(first.hello, context.peer(), cert_identity(context))
         except BatchRefused as exc:
             context.abort(*self._boundary.refusal(exc))
         out: queue.Queue[Any] = queue.Queue()
