@@ -8,6 +8,7 @@ of stays unknown, as without dates."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -176,3 +177,7 @@ def test_dormant_by_date_is_proposed_but_never_enforced_without_evidence(
     assert all(d.get("mode") == "DIRECTIVE_MODE_SHADOW" for d in st["directives"]), st["directives"]
     assert kept and all(e["actor"] == "vigie-auto" for e in kept)
     assert any("no evidence to enforce on" in e.get("reason", "") for e in kept)
+    # `vigie audit` shows the figures the decision was made on, not only --json
+    text = subprocess.run([*VIGIE, "audit", "--state-dir", str(sp.state_dir)], capture_output=True,
+                          text=True, timeout=120, env=os.environ | {"COLUMNS": "400"})  # fmt: skip
+    assert "pushed -> pushed (shadow_hits=0, matched=0)" in text.stdout, text.stdout

@@ -81,7 +81,8 @@ def _directive(d: dict[str, Any]) -> str:
 
 def values(e: dict[str, Any]) -> str:
     """The values an entry changed, in one cell: a directive's fields (before -> after for a
-    replace), thresholds from -> to, a suggestion's states."""
+    replace), thresholds from -> to, a suggestion's states (with the figures it was decided on:
+    ``pushed -> pushed (shadow_hits=4, matched=200, share=0.02, ...)``)."""
     d = e.get("details") or {}
     if "before" in d and "after" in d:
         return f"{_directive(d['before'])} -> {_directive(d['after'])}"
@@ -93,8 +94,10 @@ def values(e: dict[str, Any]) -> str:
         return _directive({_camel(k): v for k, v in d["directive"].items()})
     if str(e.get("subject", "")).startswith("directive:"):
         return _directive(d)
+    figures = ", ".join(f"{k}={_num(v)}" for k, v in d.items() if not isinstance(v, dict | list))
     if e.get("from_state") or e.get("to_state"):
-        return f"{e.get('from_state') or '-'} -> {e.get('to_state') or '-'}"
+        states = f"{e.get('from_state') or '-'} -> {e.get('to_state') or '-'}"
+        return f"{states} ({figures})" if figures else states  # e.g. an auto-approval's evidence
     return ", ".join(f"{k}={v}" for k, v in d.items())
 
 
