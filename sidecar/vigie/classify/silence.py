@@ -63,8 +63,12 @@ def judge_silence(
             "created": iso(bound),
             "age_days": round((now - bound) / 86_400e6, 2),
             "needed_days": needed_days,
-            "reason": f"created {(now - bound) / 86_400e6:.1f} days ago (inventory): too young "
-            f"to call it {judged}",
+            "reason": (
+                f"created {(now - bound) / 86_400e6:.1f} days ago (inventory): too young to "
+                f"call it {judged}"
+                if bound <= now
+                else f"created after this moment (inventory): not {judged}"
+            ),
         }
     if observed >= needed_us:
         return "", {}

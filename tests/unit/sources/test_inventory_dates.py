@@ -142,6 +142,9 @@ def test_the_rule() -> None:
     late = NOW - HOUR
     assert judge((0, 0, d40), obs_start=late, as_of=late - INVENTORY_GAP_US) == "dormant"
     assert judge((0, 0, d40), obs_start=late, as_of=late - INVENTORY_GAP_US - 1) == ""
+    # a replay of older logs: created after its "now"
+    verdict, ev = judge_silence(NOW, 0, NOW - DAY, DAY, T, (0, NOW + DAY, 0), NOW + 2 * DAY, "x")
+    assert verdict == "unknown" and ev["reason"] == "created after this moment (inventory): not x"
     # vigie is not observing at all (no batch yet)
     assert judge((0, 0, d40), obs_start=0) == ""
     # vigie saw it (an older, backfilled request) after WSO2's last use: silence from then
