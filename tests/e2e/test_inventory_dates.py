@@ -62,6 +62,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SidecarPr
     )  # fmt: skip
     fake.stop()
     assert res.returncode == 0, res.stderr
+    assert "1 APIs with a createdTime that is no plausible time" in " ".join(res.stderr.split())
     assert fake.violations == []
     doc = json.loads(inv_path.read_text())
     # the operator adds what WSO2's REST APIs do not say: when each subscription was last used

@@ -134,4 +134,6 @@ def _summary(f: Fetched, output: Path) -> str:
         f"{f.from_attribute} from the attribute, {f.from_environment} from the gateway "
         f"environment, {len(f.unmapped)} none"
     )
+    if f.undated:
+        line += f"; {f.undated} APIs with a createdTime that is no plausible time (left undated)"
     return line
