@@ -47,17 +47,21 @@ def judge_silence(
     dates: tuple[int, int, int],
     as_of: int,
     judged: str,
+    evidence: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """The silence verdict of a row the state holds silent (never seen, or not for
     ``needed_us``), with the inventory's ``dates`` (created, created at the latest, last used;
     0 unknown, ``NEVER``): ``"active"`` (WSO2 saw it used recently: no class), ``"unknown"``
     or ``judged`` (``dormant`` / ``retired``), and the evidence. ``""``: the dates change
-    nothing (the verdict of the observation alone stands)."""
+    nothing (the verdict of the observation alone stands). ``evidence=False``: the verdict
+    alone (the evidence left empty: formatting it is most of the cost)."""
     created, bound, used = dates
     needed_days = round(needed_us / 86_400e6, 2)
     if used > 0 and now - used < needed_us:
         return "active", {}
     if bound > 0 and last_seen == 0 and used <= 0 and now - bound < needed_us:
+        if not evidence:
+            return "unknown", {}
         return "unknown", {
             "judged": judged,
             "created": iso(bound),
@@ -77,6 +81,8 @@ def judge_silence(
     if quiet > 0 and watched and last_seen < obs_start:
         since = max(quiet, last_seen)
         if now - since >= needed_us:
+            if not evidence:
+                return judged, {}
             return judged, {
                 "last_seen": iso(last_seen),
                 "days_without_requests": round((now - since) / 86_400e6, 2),
@@ -86,6 +92,33 @@ def judge_silence(
                 "observed_since": iso(obs_start),
             }
     return "", {}
+
+
+class Notes:
+    """The rows whose silence verdict the inventory's dates decided, their evidence made on
+    demand (``notes[row]``, ``row in notes``, ``notes.get(row)``)."""
+
+    def __init__(
+        self, now: int, obs_start: int, observed: int, needed_us: float, as_of: int, judged: str
+    ) -> None:
+        self._args = (now, obs_start, observed, needed_us, as_of, judged)
+        self.rows: dict[int, tuple[tuple[int, int, int], int]] = {}  # row -> (dates, last seen)
+
+    def __contains__(self, row: object) -> bool:
+        return row in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, row: int) -> dict[str, Any]:
+        dates, last_seen = self.rows[row]
+        now, obs_start, observed, needed_us, as_of, judged = self._args
+        return judge_silence(now, last_seen, obs_start, observed, needed_us, dates, as_of, judged)[
+            1
+        ]
+
+    def get(self, row: int) -> dict[str, Any] | None:
+        return self[row] if row in self.rows else None
 
 
 def dated(
@@ -98,18 +131,30 @@ def dated(
     needed_us: float,
     as_of: int,
     judged: str,
-) -> dict[int, dict[str, Any]]:
+) -> Notes:
     """Apply ``judge_silence`` to ``rows`` (row, dates, last seen) of ``out`` (whose
-    ``silent`` column and last one, ``unknown``, are the verdicts of the observation alone)."""
-    notes: dict[int, dict[str, Any]] = {}
-    for row, dates, last_seen in rows:
-        verdict, evidence = judge_silence(
-            now, last_seen, obs_start, observed, needed_us, dates, as_of, judged
+    ``silent`` column and last one, ``unknown``, are the verdicts of the observation alone),
+    the same rule on arrays."""
+    notes = Notes(now, obs_start, observed, needed_us, as_of, judged)
+    if not rows:
+        return notes
+    idx = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    d = np.array([r[1] for r in rows], dtype=np.int64).reshape(len(rows), 3)
+    last = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows))
+    created, bound, used = d[:, 0], d[:, 1], d[:, 2]
+    active = (used > 0) & (now - used < needed_us)
+    young = ~active & (bound > 0) & (last == 0) & (used <= 0) & (now - bound < needed_us)
+    silent_by_date = np.zeros(len(rows), dtype=np.bool_)
+    watched = obs_start > 0 and as_of >= obs_start - INVENTORY_GAP_US
+    if observed < needed_us and watched:
+        quiet = np.where(used > 0, used, np.where(used == NEVER, created, 0))
+        since = np.maximum(quiet, last)
+        silent_by_date = (
+            ~active & ~young & (quiet > 0) & (last < obs_start) & (now - since >= needed_us)
         )
-        if not verdict:
-            continue
-        out[row, silent] = verdict == judged
-        out[row, -1] = verdict == "unknown"
-        if evidence:
-            notes[row] = evidence
+    decided = active | young | silent_by_date
+    out[idx[decided], silent] = silent_by_date[decided]
+    out[idx[decided], -1] = young[decided]
+    for i in np.flatnonzero(young | silent_by_date).tolist():
+        notes.rows[int(idx[i])] = (rows[i][1], rows[i][2])
     return notes

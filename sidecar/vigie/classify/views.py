@@ -29,7 +29,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from vigie.classify.silence import dated
+from vigie.classify.silence import Notes, dated
 from vigie.classify.silence import iso as iso
 from vigie.state import layout as L
 from vigie.state.engine import State
@@ -283,7 +283,7 @@ class Verdicts:
     observed_us: int
     # row -> the evidence of its dormant / retired / unknown verdict when the inventory's
     # dates decided it (``judge_silence``)
-    dated: dict[int, dict[str, Any]] = field(default_factory=dict)
+    dated: Notes | None = None
 
 
 def _growth_rows(grow_now: np.ndarray, episode: np.ndarray) -> np.ndarray:
@@ -333,16 +333,26 @@ def verdicts(state: State, now: int) -> Verdicts:
                    th.growing_min_previous_hours * 3600e6)  # fmt: skip
     out[state.sub_i64[:n, L.S_KEY] == 0] = False
     dates = state.inventory_dates
-    notes: dict[int, dict[str, Any]] = {}
+    notes: Notes | None = None
     if dates is not None and dates.subs:
         silent = CLASS_NAMES.index("dormant")
         s = state.sub_i64
         rows = []
-        for row in np.flatnonzero(held[:, silent] & (s[:n, L.S_KEY] != 0)).tolist():
-            tenant, api, version, _ = state.api_identity(int(s[row, L.S_API]))
-            d = dates.subs.get((state.string(int(s[row, L.S_APP])), tenant, api, version))
+        apis: dict[int, tuple[str, str, str]] = {}  # API row -> (tenant, name, version)
+        quiet = np.flatnonzero(held[:, silent] & (s[:n, L.S_KEY] != 0))
+        for row, app, api_row, last in zip(
+            quiet.tolist(),
+            s[quiet, L.S_APP].tolist(),
+            s[quiet, L.S_API].tolist(),
+            s[quiet, L.S_LAST_SEEN].tolist(),
+            strict=True,
+        ):
+            ident = apis.get(api_row)
+            if ident is None:
+                ident = apis[api_row] = state.api_identity(api_row)[:3]
+            d = dates.subs.get((state.string(app), *ident))
             if d is not None:
-                rows.append((row, d, int(s[row, L.S_LAST_SEEN])))
+                rows.append((row, d, last))
         notes = dated(out, silent, rows, now, _obs_start(state), obs, th.dormant_seconds * 1e6,
                        dates.as_of_us, "dormant")  # fmt: skip
     return Verdicts(out, grow_now, obs, notes)
@@ -358,7 +368,7 @@ def api_verdicts(state: State, now: int) -> Verdicts:
     out = _correct(held, 0, 1, growth, state.api_i64[:n, L.A_FIRST_SEEN], now, obs,
                    th.retired_seconds * 1e6, th.growing_min_previous_hours * 3600e6)  # fmt: skip
     dates = state.inventory_dates
-    notes: dict[int, dict[str, Any]] = {}
+    notes: Notes | None = None
     if dates is not None and dates.apis:
         rows = []
         for row in np.flatnonzero(held[:, 0]).tolist():
@@ -422,7 +432,7 @@ def subscriptions(state: State, now: int | None = None) -> list[SubscriptionView
             if not held[row, ci]:
                 continue
             classes.append(cname)
-            if cname in ("dormant", "unknown") and row in v.dated:
+            if cname in ("dormant", "unknown") and v.dated is not None and row in v.dated:
                 evidence[cname] = v.dated[row]
                 continue
             if cname == "dormant":
@@ -502,7 +512,9 @@ def apis(state: State, now: int | None = None) -> list[ApiView]:
                 evidence[cname] = _health_evidence(state, cname, figures, last)
         if held[row, 0]:
             classes.append(API_CLASS_NAMES[0])
-            evidence["retired"] = v.dated.get(row) or _silence(now, int(a[row, L.A_LAST_SEEN]))
+            evidence["retired"] = (v.dated and v.dated.get(row)) or _silence(
+                now, int(a[row, L.A_LAST_SEEN])
+            )
         if held[row, 1] or held[row, 2]:
             cname = API_CLASS_NAMES[1] if held[row, 1] else "new"
             classes.append(cname)
@@ -515,7 +527,7 @@ def apis(state: State, now: int | None = None) -> list[ApiView]:
                 evidence[cname] = _new(int(a[row, L.A_FIRST_SEEN]), evidence[cname])
         if held[row, 3]:
             classes.append("unknown")
-            evidence["unknown"] = v.dated.get(row) or _unknown(
+            evidence["unknown"] = (v.dated and v.dated.get(row)) or _unknown(
                 v.observed_us, state.thresholds.retired_seconds, "retired"
             )
         tenant, name, version, api_id = state.api_identity(row)

@@ -235,3 +235,36 @@ def test_without_dates_nothing_changes() -> None:
     assert inv.dates() is None
     st = _state(inv, observed_days=0)
     assert {tuple(v.classes) for v in views.subscriptions(st, NOW)} == {("unknown",), ("normal",)}
+
+
+def test_the_rule_on_arrays_is_the_rule() -> None:
+    """``dated`` (the views' vectorised rule) decides every combination as ``judge_silence``."""
+    import itertools  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from vigie.classify.silence import dated  # noqa: PLC0415
+
+    moments = (0, NOW - 50 * DAY, NOW - 40 * DAY, NOW - 10 * DAY, NOW - DAY)
+    combos = [
+        (c, b, u, s)
+        for c, b, s in itertools.product(moments, moments, moments)
+        for u in (*moments, NEVER)
+        if b >= c
+    ]
+    for obs_start, as_of in ((NOW - HOUR, NOW - 2 * HOUR), (NOW - 35 * DAY, NOW - 2 * DAY),
+                             (NOW - HOUR, NOW - 3 * DAY), (0, NOW)):  # fmt: skip
+        observed = NOW - obs_start if obs_start else 0
+        rows = [(i, (c, b, u), s) for i, (c, b, u, s) in enumerate(combos)]
+        out = np.zeros((len(rows), 3), dtype=np.bool_)
+        out[:, 0] = observed >= T  # the observation's verdicts: dormant, else unknown
+        out[:, -1] = observed < T
+        notes = dated(out, 0, rows, NOW, obs_start, observed, T, as_of, "dormant")
+        for i, (c, b, u, s) in enumerate(combos):
+            verdict, ev = judge_silence(NOW, s, obs_start, observed, T, (c, b, u), as_of, "dormant")
+            want = {"": (observed >= T, observed < T), "active": (False, False),
+                    "unknown": (False, True), "dormant": (True, False)}[verdict]  # fmt: skip
+            assert (bool(out[i, 0]), bool(out[i, -1])) == want, (c, b, u, s, obs_start, verdict)
+            assert (i in notes) == (verdict in ("unknown", "dormant")), (c, b, u, s)
+            if i in notes:
+                assert notes[i] == ev
