@@ -183,7 +183,8 @@ class Inventory:
             )
             out.apis.extend(replace(a, tenant=a.tenant or p.tenant) for a in p.apis)
         dated = [p.as_of_us for p in parts if p.as_of_us]
-        return replace(out, as_of_us=min(dated) if len(dated) == len(parts) else 0)
+        # the oldest part's moment (a part without one has no date)
+        return replace(out, as_of_us=min(dated) if dated else 0)
 
 
 @dataclass(frozen=True, slots=True)

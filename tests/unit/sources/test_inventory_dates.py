@@ -268,3 +268,10 @@ def test_the_rule_on_arrays_is_the_rule() -> None:
             assert (i in notes) == (verdict in ("unknown", "dormant")), (c, b, u, s)
             if i in notes:
                 assert notes[i] == ev
+
+
+def test_merged_tenants_keep_the_oldest_moment() -> None:
+    a, b = _inventory(NOW - 2 * HOUR), _inventory(NOW - HOUR)
+    assert Inventory.merged([a, b]).as_of_us == NOW - 2 * HOUR
+    assert Inventory.merged([_inventory(0), b]).as_of_us == NOW - HOUR
+    assert Inventory.merged([_inventory(0), _inventory(0)]).dates() is None
