@@ -338,8 +338,10 @@ def verdicts(state: State, now: int) -> Verdicts:
         silent = CLASS_NAMES.index("dormant")
         s = state.sub_i64
         rows = []
-        apis: dict[int, tuple[str, str, str]] = {}  # API row -> (tenant, name, version)
+        # API row -> its subscriptions' dates by application id
+        by_row: dict[int, dict[str, tuple[int, int, int]]] = {}
         quiet = np.flatnonzero(held[:, silent] & (s[:n, L.S_KEY] != 0))
+        string = state.interner.string
         for row, app, api_row, last in zip(
             quiet.tolist(),
             s[quiet, L.S_APP].tolist(),
@@ -347,12 +349,15 @@ def verdicts(state: State, now: int) -> Verdicts:
             s[quiet, L.S_LAST_SEEN].tolist(),
             strict=True,
         ):
-            ident = apis.get(api_row)
-            if ident is None:
-                ident = apis[api_row] = state.api_identity(api_row)[:3]
-            d = dates.subs.get((state.string(app), *ident))
-            if d is not None:
-                rows.append((row, d, last))
+            of_api = by_row.get(api_row)
+            if of_api is None:
+                of_api = by_row[api_row] = dates.subs_by_api.get(
+                    state.api_identity(api_row)[:3], {}
+                )
+            if of_api:
+                d = of_api.get(string(app))
+                if d is not None:
+                    rows.append((row, d, last))
         notes = dated(out, silent, rows, now, _obs_start(state), obs, th.dormant_seconds * 1e6,
                        dates.as_of_us, "dormant")  # fmt: skip
     return Verdicts(out, grow_now, obs, notes)

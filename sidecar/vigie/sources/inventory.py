@@ -164,7 +164,10 @@ class Inventory:
                 )
         if not (apis or subs):
             return None
-        return Dates(self.as_of_us, subs, apis)
+        by_api: dict[tuple[str, str, str], dict[str, tuple[int, int, int]]] = {}
+        for (app, *api), d in subs.items():
+            by_api.setdefault((api[0], api[1], api[2]), {})[app] = d
+        return Dates(self.as_of_us, subs, apis, by_api)
 
     @staticmethod
     def merged(parts: list[Inventory]) -> Inventory:
@@ -198,6 +201,10 @@ class Dates:
     subs: dict[tuple[str, str, str, str], tuple[int, int, int]]
     apis: dict[tuple[str, str, str], tuple[int, int]]  # (tenant, API, version) -> (created,
     # last used)
+    # ``subs`` by API: (tenant, API, version) -> application id -> its dates
+    subs_by_api: dict[tuple[str, str, str], dict[str, tuple[int, int, int]]] = field(
+        default_factory=dict
+    )
 
 
 def to_json(inv: Inventory) -> dict[str, Any]:
