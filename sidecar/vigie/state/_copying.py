@@ -140,6 +140,7 @@ def copy_chunked(
         plain["sub_free"] = state.sub_free[: int(state.sub_meta[0])].copy()
         plain["app_channel"] = state.app_channel[: len(state.interner)].copy()
         counts = (state.n_sub_rows, state.n_api_rows, state.n_route_rows)
+        epoch = state.row_epoch  # API / route rows moved (``_evict``) since: copied again
     for name, arr in plain.items():
         setattr(head, name, arr)
     groups = [(SUB_ARRAYS, counts[0]), (API_ARRAYS, counts[1])]
@@ -174,6 +175,8 @@ def copy_chunked(
         head.baselines.arrays |= bl
     _seal(head.baselines)
     with lock:
+        if state.row_epoch != epoch:  # rows moved between two ranges: one copy, whole
+            return copy_state(state)
         for name in ("sub_tkeys", "sub_tvals", "api_tkeys", "api_tvals"):
             setattr(head, name, getattr(state, name).copy())
         if routes:

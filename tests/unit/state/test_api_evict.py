@@ -332,3 +332,73 @@ def test_a_snapshot_after_evictions_loads_back_with_its_counters(tmp_path: Path)
     assert back.counters()["api_rows_evicted"] > c["api_rows_evicted"]
     _check_figures(back, twin, ["Keep"])
     _check_consistent(back)
+
+
+# ---------------------------------------------------------------------------------------------
+# readers that copy rows in several holds of the lock see the rows move
+# ---------------------------------------------------------------------------------------------
+class _EvictingLock:
+    """A lock whose ``n``-th acquisition first applies ``batch`` (which evicts API rows): an
+    ingest that took the lock between two of a reader's holds."""
+
+    def __init__(self, state: State, batch: list[dict[str, int]], n: int) -> None:
+        self.state, self.batch, self.n, self.count = state, batch, n, 0
+
+    def __enter__(self) -> None:
+        self.count += 1
+        if self.count == self.n:
+            self.state.apply(to_events(self.batch))
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _small_full_state() -> tuple[State, Twin]:
+    state = State(Thresholds(), Capacity(max_apis=16, initial_apis=16))
+    state.channel_index("main")
+    twin = Twin()
+    recs = [_ev(state, T0 + k, f"Api-{k % 16}", f"a{k % 16}", f"/r{k % 3}") for k in range(320)]
+    recs += [_ev(state, T0 + 400 + k, "Api-5", "a5", "/r0") for k in range(30)]
+    _feed(state, twin, recs)
+    return state, twin
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_a_chunked_copy_taken_while_apis_are_evicted_is_consistent(n: int) -> None:
+    state, twin = _small_full_state()
+    flood = [_ev(state, T0 + 1000 + k, f"New-{k}", f"n{k}") for k in range(3)]
+    for r in flood:
+        twin.add(state, r)
+    lock = _EvictingLock(state, flood, n)
+    copy = state.copy_chunked(lock, chunk_bytes=1)
+    assert state.counters()["api_rows_evicted"] > 0
+    assert copy.n_api_rows == state.n_api_rows
+    for name in ("api_i64", "sub_i64", "route_i64"):
+        assert (getattr(copy, name) == getattr(state, name)[: len(getattr(copy, name))]).all()
+    kept = [a for a in twin.api if _api_row(state, a) >= 0]
+    _check_figures(copy, twin, kept)
+    _check_consistent(copy)
+
+
+def test_the_route_metrics_follow_the_routes_when_apis_are_evicted() -> None:
+    from tests.unit.export.test_export_series import FakeSidecar, by_attrs, metric  # noqa: PLC0415
+    from vigie.export import _catalogue as C  # noqa: PLC0415
+    from vigie.export._builder import Builder  # noqa: PLC0415
+    from vigie.export._collect import collect  # noqa: PLC0415
+
+    state, twin = _small_full_state()
+    sidecar = FakeSidecar(state)
+    builder = Builder()
+
+    def requests() -> dict[str, int]:
+        points = by_attrs(metric(builder.build(collect(sidecar)), C.API_REQUESTS))
+        out: Counter[str] = Counter()
+        for attrs, v in points.items():
+            out[dict(attrs)["wso2.api.name"]] += v
+        return dict(out)
+
+    assert requests() == {a: c["req"] for a, c in twin.api.items()}
+    _feed(state, twin, [_ev(state, T0 + 1000 + k, f"New-{k}", f"n{k}", "/new") for k in range(3)])
+    assert state.counters()["api_rows_evicted"] > 0
+    kept = {a: c["req"] for a, c in twin.api.items() if _api_row(state, a) >= 0}
+    assert requests() == kept  # each kept API's own count, under its own name
