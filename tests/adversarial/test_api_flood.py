@@ -121,6 +121,7 @@ def test_110k_new_apis_are_all_acked_evicted_coldest_first_under_the_cap(tmp_pat
         sp = start_sidecar(tmp_path / "s", env=ENV)  # a clean restart from the snapshot
         st2 = status(sp)
         assert st2.apis == st.apis
+        assert st2.state_bytes <= CAP, st2.state_bytes
         for k in ("api_rows_evicted", "route_rows_evicted", "evicted_subscriptions"):
             assert st2.counters[k] == c[k], k
         after = _consumers(sp)

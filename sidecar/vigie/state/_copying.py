@@ -17,7 +17,6 @@ import numpy.typing as npt
 
 from vigie.state._arrays import API_ARRAYS, PLAIN_ARRAYS, ROUTE_ARRAYS, SUB_ARRAYS
 from vigie.state._baselines import API_SPEC, SUB_SPEC, Baselines
-from vigie.state.primitives import pow2_at_least
 from vigie.wire.columns import Interner
 
 if TYPE_CHECKING:
@@ -52,7 +51,7 @@ def restore_used(state: State, arrays: dict[str, npt.NDArray[Any]]) -> None:
     ):
         n = int(arrays[meta_name][1])
         current = len(getattr(state, next(iter(spec))))
-        rows = max(current, pow2_at_least(max(n, 1)))
+        rows = max(current, n, 1)  # not rounded up: the rows count in memory_cap (_evict)
         for name, (shape, dt) in spec.items():
             full = np.zeros((rows, *shape), dtype=dt)
             full[:n] = arrays[name]

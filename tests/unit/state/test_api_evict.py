@@ -402,3 +402,27 @@ def test_the_route_metrics_follow_the_routes_when_apis_are_evicted() -> None:
     assert state.counters()["api_rows_evicted"] > 0
     kept = {a: c["req"] for a, c in twin.api.items() if _api_row(state, a) >= 0}
     assert requests() == kept  # each kept API's own count, under its own name
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
+def test_an_export_collected_while_apis_are_evicted_counts_each_api_under_its_name(n: int) -> None:
+    from tests.unit.export.test_export_series import FakeSidecar, by_attrs, metric  # noqa: PLC0415
+    from vigie.export import _catalogue as C  # noqa: PLC0415
+    from vigie.export._builder import Builder  # noqa: PLC0415
+    from vigie.export._collect import collect  # noqa: PLC0415
+
+    state, twin = _small_full_state()
+    flood = [_ev(state, T0 + 1000 + k, f"New-{k}", f"n{k}", "/new") for k in range(3)]
+    for r in flood:
+        twin.add(state, r)
+    sidecar = FakeSidecar(state, lock=_EvictingLock(state, flood, n))  # type: ignore[arg-type]
+    frame = collect(sidecar, chunk_bytes=1)
+    assert state.counters()["api_rows_evicted"] > 0
+    points = by_attrs(metric(Builder().build(frame), C.API_REQUESTS))
+    got: Counter[str] = Counter()
+    for attrs, v in points.items():
+        got[dict(attrs)["wso2.api.name"]] += v
+    names = {state.string(int(a)) for a in frame.api_i64[: len(frame.api_i64), L.A_NAME]}
+    # the frame is one state: before the eviction (all the old APIs) or after it (the kept)
+    assert dict(got) == {a: c["req"] for a, c in twin.api.items() if a in names}
+    assert ("New-2" in names) == (frame.row_epoch > 0)
