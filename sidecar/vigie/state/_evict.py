@@ -14,8 +14,9 @@ The rules, coldest first (as for subscriptions, ``State.evict``):
   row among equals. Their figures are folded into route 0 (what does not fit), so the route
   metrics' totals do not go down.
 
-The rows that remain are compacted (rows ``0..n-1`` stay the rows in use: every reader walks
-them so), and the references to them rewritten: a subscription's API row and key, a route's
+The rows that remain stay rows ``0..n-1`` (every reader walks them so): the last API rows fill
+the holes (only as many rows move as were evicted, ~25 KB each), the route rows are compacted in
+order (their order breaks ties); the references to them are rewritten: a subscription's API row and key, a route's
 API row and key, the baselines' API rows. ``State.row_epoch`` counts these moves: a reader that
 copies rows in several holds of the lock (``_copying.copy_chunked``, the export) compares it
 before and after, and copies again when the rows moved in between.
@@ -134,16 +135,18 @@ def evict_apis(state: State, count: int) -> int:
     subs = np.flatnonzero(live & gone[s[:, L.S_API]])
     if len(subs):
         state.free_sub_rows(subs)
-    kept = np.flatnonzero(~gone)
-    new_row = np.full(n, -1, dtype=np.int64)
-    new_row[kept] = np.arange(len(kept))
-    _compact(state.api_i64, kept, n)
+    # the last rows fill the holes (a row is ~25 KB: only as many move as were evicted)
+    m = n - len(victims)
+    holes = np.sort(victims[victims < m])
+    movers = np.flatnonzero(~gone[m:]) + m
+    new_row = np.arange(n, dtype=np.int64)
+    new_row[victims] = -1
+    new_row[movers] = holes
     for name in API_ARRAYS:
-        if name != "api_i64":
-            _compact(getattr(state, name), kept, n)
+        _fill(getattr(state, name), holes, movers, m, n)
     for name in API_SPEC:
-        _compact(state.baselines.arrays[name], kept, n)
-    state.api_meta[1] = len(kept)
+        _fill(state.baselines.arrays[name], holes, movers, m, n)
+    state.api_meta[1] = m
     # the subscriptions that remain: their API row and their key
     s = state.sub_i64[: state.n_sub_rows]
     live = s[:, L.S_KEY] != 0
@@ -203,6 +206,35 @@ def _compact(arr: npt.NDArray[Any], kept: npt.NDArray[np.intp], n: int) -> None:
         hi = min(m, lo + step)
         arr[lo:hi] = arr[kept[lo:hi]]
     arr[m:have] = 0
+
+
+def _fill(
+    arr: npt.NDArray[Any], holes: npt.NDArray[np.intp], movers: npt.NDArray[np.intp], m: int, n: int
+) -> None:
+    """Rows ``movers`` (all >= m) of ``arr`` moved to rows ``holes`` (all < m), rows ``m..n-1``
+    zeroed. An array shorter than ``n`` (the baselines grow at the end of a batch) has zeros
+    beyond its end. Rows already zero are not written: most of a baseline's pages were never
+    touched, and writing zeros to them would make the kernel allocate them."""
+    have = len(arr)
+    src = np.zeros(len(movers), dtype=np.bool_)
+    inside = movers < have
+    src[inside] = _nonzero(arr, movers[inside])
+    dst = np.zeros(len(holes), dtype=np.bool_)
+    dst[holes < have] = _nonzero(arr, holes[holes < have])
+    arr[holes[src]] = arr[movers[src]]
+    arr[holes[dst & ~src]] = 0
+    tail = np.arange(m, min(n, have))
+    arr[tail[_nonzero(arr, tail)]] = 0
+
+
+def _nonzero(arr: npt.NDArray[Any], rows: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+    """Which of ``rows`` of ``arr`` hold anything but zeros (read a few MiB at a time)."""
+    out = np.zeros(len(rows), dtype=np.bool_)
+    step = max(1, (4 << 20) // max(1, arr[:1].nbytes))
+    for lo in range(0, len(rows), step):
+        part = arr[rows[lo : lo + step]]
+        out[lo : lo + step] = part.reshape(len(part), -1).any(axis=1)
+    return out
 
 
 def _drop_routes(state: State, kept: npt.NDArray[np.intp]) -> int:
