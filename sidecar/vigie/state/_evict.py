@@ -16,10 +16,10 @@ The rules, coldest first (as for subscriptions, ``State.evict``):
 
 The rows that remain stay rows ``0..n-1`` (every reader walks them so): the last API rows fill
 the holes (only as many rows move as were evicted, ~25 KB each), the route rows are compacted in
-order (their order breaks ties); the references to them are rewritten: a subscription's API row and key, a route's
-API row and key, the baselines' API rows. ``State.row_epoch`` counts these moves: a reader that
-copies rows in several holds of the lock (``_copying.copy_chunked``, the export) compares it
-before and after, and copies again when the rows moved in between.
+order (their order breaks ties); the references to them are rewritten: a subscription's API row
+and key, a route's API row and key, the baselines' API rows. ``State.row_epoch`` counts these
+moves: a reader that copies rows in several holds of the lock (``_copying.copy_chunked``, the
+export) compares it before and after, and copies again when the rows moved in between.
 """
 
 from __future__ import annotations
