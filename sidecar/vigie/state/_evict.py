@@ -104,6 +104,18 @@ def protected_apis(state: State) -> npt.NDArray[np.bool_]:
     return keep
 
 
+def free_sub_rows(state: State, victims: npt.NDArray[np.intp]) -> None:
+    """Free subscription rows ``victims``, counted evicted, their episodes dropped (the
+    caller rebuilds the table)."""
+    for row in victims:
+        state.episodes.pop(state._sub_identity(int(row)), None)
+    state.sub_i64[victims, L.S_KEY] = 0
+    n_free = int(state.sub_meta[0])
+    state.sub_free[n_free : n_free + len(victims)] = victims
+    state.sub_meta[0] = n_free + len(victims)
+    state.evicted += len(victims)
+
+
 def evict_apis(state: State, count: int) -> int:
     """Evict the ``count`` coldest API rows (the rules above); returns how many. Raises
     ``ConfigError`` when every API row is protected."""
@@ -134,7 +146,7 @@ def evict_apis(state: State, count: int) -> int:
     # their subscriptions go with them
     subs = np.flatnonzero(live & gone[s[:, L.S_API]])
     if len(subs):
-        state.free_sub_rows(subs)
+        free_sub_rows(state, subs)
     # the last rows fill the holes (a row is ~25 KB: only as many move as were evicted)
     m = n - len(victims)
     holes = np.sort(victims[victims < m])

@@ -295,7 +295,7 @@ class State:
             if stop == L.STOP_SUB_FULL:
                 self._make_sub_room()
             elif stop == L.STOP_API_FULL:
-                self._make_api_room()
+                E.make_api_room(self)
         self.baselines.apply(self, columns)  # the columns the main kernel read; rows exist
         self.security.apply(
             columns, self.thresholds.auth_min_failures, int(self.thresholds.max_tracked_clients)
@@ -322,9 +322,6 @@ class State:
             self._alloc_subs(grown)
             return
         self.evict(max(1, rows // 8))
-
-    def _make_api_room(self) -> None:
-        E.make_api_room(self)
 
     def grow_apis(self, rows: int) -> None:
         self._alloc_apis(rows)
@@ -355,21 +352,10 @@ class State:
         order = np.lexsort(
             (self.sub_i64[candidates, L.S_LAST_SEEN], self.sub_i64[candidates, L.S_REQ])
         )
-        self.free_sub_rows(candidates[order[:count]])
+        E.free_sub_rows(self, candidates[order[:count]])
         T.table_rebuild(self.sub_tkeys, self.sub_tvals, self.sub_i64[:, L.S_KEY], n)
         log.warning("memory cap reached: evicted the %d coldest subscriptions", count)
         return count
-
-    def free_sub_rows(self, victims: npt.NDArray[np.intp]) -> None:
-        """Free subscription rows ``victims`` (counted evicted; the caller rebuilds the
-        table)."""
-        for row in victims:
-            self.episodes.pop(self._sub_identity(int(row)), None)
-        self.sub_i64[victims, L.S_KEY] = 0
-        n_free = int(self.sub_meta[0])
-        self.sub_free[n_free : n_free + len(victims)] = victims
-        self.sub_meta[0] = n_free + len(victims)
-        self.evicted += len(victims)
 
     def referenced_strings(self) -> npt.NDArray[np.bool_]:
         """Which interner ids the state refers to (see ``_names``), and the auth_failing
@@ -426,7 +412,7 @@ class State:
         row = int(T.table_find(self.api_tkeys, self.api_tvals, key))
         if row < 0:
             if self.n_api_rows >= len(self.api_i64):
-                self._make_api_room()
+                E.make_api_room(self)
             row = self.n_api_rows
             self.api_meta[1] += 1
             T.init_api_row(_APIS(self), row, key, ng, vg)
