@@ -10,6 +10,7 @@ Everything after the copy (classes, grouping, encoding) runs on the copies, outs
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
@@ -134,6 +135,7 @@ class Frame:
     data: DataFigures | None = None
     lock_hold_max_s: float = 0.0  # longest single hold of the sidecar's lock
     lock_holds: int = 0
+    row_epoch: int = 0  # ``State.row_epoch``: API / route rows were moved when it changes
 
 
 _SUB_COPIES = ("sub_i64", "cls_first", "cls_last", "sub_hour")
@@ -232,6 +234,7 @@ def _small(src: Source) -> dict[str, Any]:
         "n_sub": st.n_sub_rows,
         "n_api": st.n_api_rows,
         "n_route": st.n_route_rows,
+        "row_epoch": st.row_epoch,
         "sub_meta": st.sub_meta.copy(),
         "api_meta": st.api_meta.copy(),
         "strings": Strings(st.interner),
@@ -240,6 +243,19 @@ def _small(src: Source) -> dict[str, Any]:
         "gateways": [_gateway(gs) for gs in src.streams.values()],
         "thresholds": (st.thresholds, st.params),
     }
+
+
+def _rows(ch: _Chunker, src: Source, small: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The row copies of a frame: subscriptions, APIs, routes, and the baselines' health."""
+    state = src.state
+    subs = ch.rows(state, _SUB_COPIES, small["n_sub"])
+    apis = ch.rows(state, _API_COPIES, small["n_api"])
+    routes = ch.rows(state, _ROUTE_COPIES, small["n_route"])
+    health = ch.rows_of(lambda k: src.state.baselines.arrays[k], _SUB_HEALTH_COPIES, small["n_sub"])
+    health |= ch.rows_of(
+        lambda k: src.state.baselines.arrays[k], _API_HEALTH_COPIES, small["n_api"]
+    )
+    return subs, apis, routes, health
 
 
 def collect(
@@ -254,13 +270,14 @@ def collect(
     ch = _Chunker(src.lock, chunk_bytes, {} if buffers is None else buffers)
     state = src.state
     small: dict[str, Any] = ch.held(lambda: _small(src))
-    subs = ch.rows(state, _SUB_COPIES, small["n_sub"])
-    apis = ch.rows(state, _API_COPIES, small["n_api"])
-    routes = ch.rows(state, _ROUTE_COPIES, small["n_route"])
-    health = ch.rows_of(lambda k: src.state.baselines.arrays[k], _SUB_HEALTH_COPIES, small["n_sub"])
-    health |= ch.rows_of(
-        lambda k: src.state.baselines.arrays[k], _API_HEALTH_COPIES, small["n_api"]
-    )
+    subs, apis, routes, health = _rows(ch, src, small)
+    if ch.held(lambda: state.row_epoch) != small["row_epoch"]:
+        # API / route rows moved between two holds (an eviction, ``vigie.state._evict``): the
+        # copies may not agree with each other; copied again, all in one hold of the lock
+        whole = _Chunker(contextlib.nullcontext(), 1 << 62, ch.buffers)  # type: ignore[arg-type]
+        with src.lock:
+            small = _small(src)
+            subs, apis, routes, health = _rows(whole, src, small)
 
     # classes, evaluated on the copies (State.held reads only these arrays)
     view = copy.copy(state)
@@ -309,4 +326,5 @@ def collect(
         data=data_figures(getattr(src, "data", None)),  # its own lock, not the sidecar's
         lock_hold_max_s=ch.hold_max,
         lock_holds=ch.holds,
+        row_epoch=small["row_epoch"],
     )

@@ -67,10 +67,16 @@ class RouteSeries:
         self.throttled = RouteView(C.API_THROTTLED, ATTR_TAG_NUMBER)
         self.errors = RouteView(C.API_ERRORS, ATTR_TAG_NUMBER)
         self._routes_seen = 0
+        self._epoch = 0  # ``Frame.row_epoch`` of the rows assigned
         self._colmap = explicit_map(options.bounds)
 
     def _assign(self, f: Frame) -> None:
         n = len(f.route_i64)
+        if f.row_epoch != self._epoch:  # route rows were moved (an eviction): assigned again
+            self._epoch = f.row_epoch
+            self._routes_seen = 0
+            for v in (self.duration, self.requests, self.throttled, self.errors):
+                v.group[:] = -1
         if n <= self._routes_seen:
             return
         for v in (self.duration, self.requests, self.throttled, self.errors):
@@ -113,7 +119,10 @@ class RouteSeries:
             attrs["wso2.api.name"] = api
             attrs["wso2.api.version"] = version
             attrs["wso2.channel"] = channel
-            self.duration.group[r] = self.duration.cache.add((api_row, res, me, st, err, ch), attrs)
+            api_id = (tenant, api, version)  # names, not rows: rows move (an eviction)
+            self.duration.group[r] = self.duration.cache.add(
+                (api_id, s[res], me, st, err, channel), attrs
+            )
 
             out = outcome(st, thr, ec)
             api_attrs: dict[str, AttrValue] = {
@@ -123,15 +132,15 @@ class RouteSeries:
                 "wso2.channel": channel,
             }
             self.requests.group[r] = self.requests.cache.add(
-                (api_row, ch, out), api_attrs | {"wso2.outcome": out}
+                (api_id, channel, out), api_attrs | {"wso2.outcome": out}
             )
             if thr:
                 self.throttled.group[r] = self.throttled.cache.add(
-                    (api_row, ch, ec), api_attrs | {"wso2.error.code": ec}
+                    (api_id, channel, ec), api_attrs | {"wso2.error.code": ec}
                 )
             if ec:
                 self.errors.group[r] = self.errors.cache.add(
-                    (api_row, ch, ec),
+                    (api_id, channel, ec),
                     api_attrs | {"wso2.error.family": error_family(ec), "wso2.error.code": ec},
                 )
         self._routes_seen = n

@@ -342,12 +342,14 @@ class Sidecar:
         """``BatchRefused`` (``api_rows_full``) when ``ev`` brings more new APIs than the state
         has rows left: refused before any event of it is applied."""
         new = self.state.new_api_rows(ev)
-        room = self.capacity.max_apis - self.state.n_api_rows
+        if not new:
+            return
+        room = self.state.api_room()  # every row but the inventory's can be evicted for it
         if new > room:
             raise BatchRefused(
                 "api_rows_full",
                 f"the batch brings {new} new APIs, {room} more fit (at most "
-                f"{self.capacity.max_apis} APIs)",
+                f"{self.capacity.max_apis} APIs, the inventory's kept)",
             )
 
     def _confine_time(self, gs: GatewayStream, ev: Events) -> Events:

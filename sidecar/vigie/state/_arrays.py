@@ -17,7 +17,7 @@ MIN_SUB_ROWS: Final = 64
 
 @dataclass(frozen=True, slots=True)
 class Capacity:
-    """Sizes of the state. ``memory_cap_bytes`` bounds the subscription rows (the bulk)."""
+    """Sizes of the state. ``memory_cap_bytes`` bounds all its arrays (``State.nbytes``)."""
 
     memory_cap_bytes: int = 1 << 30
     initial_subscriptions: int = 1024

@@ -135,9 +135,16 @@ API_SPEC: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
 }
 
 
+def _row_bytes(spec: dict[str, tuple[tuple[int, ...], Any]], name: str) -> int:
+    shape, dt = spec[name]
+    return int(np.prod(shape)) * int(np.dtype(dt).itemsize)
+
+
 def sub_row_bytes() -> int:
-    """Bytes the baselines add to one subscription row."""
-    return sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in SUB_SPEC.values())
+    """Bytes the baselines add to one subscription row: its arrays and its share (2 records)
+    of the episode buffer ``out``, which grows with the rows."""
+    per = sum(int(np.prod(s)) * int(np.dtype(d).itemsize) for s, d in SUB_SPEC.values())
+    return per + 2 * 5 * 8
 
 
 class Baselines:
@@ -171,8 +178,16 @@ class Baselines:
         if len(self.arrays["ba_i64"]) < len(state.api_i64):
             self._grow(API_SPEC, len(state.api_i64))
 
-    def nbytes(self) -> int:
-        return int(sum(a.nbytes for a in self.arrays.values()))
+    def nbytes(self, sub_rows: int = 0, api_rows: int = 0) -> int:
+        """Bytes of the baselines' arrays, the row arrays counted for at least ``sub_rows``
+        / ``api_rows`` rows: what they take once grown with the state's (at the end of the
+        batch), so that a cap check before then does not undercount them."""
+        fixed = sum(a.nbytes for a in (self.bg, self.slot_week, self.bp))
+        fixed += max(len(self.out), 2 * (sub_rows + 3 * api_rows) + 16) * 5 * 8  # see ``apply``
+        for spec, rows in ((SUB_SPEC, sub_rows), (API_SPEC, api_rows)):
+            for name in spec:
+                fixed += max(len(self.arrays[name]), rows) * _row_bytes(spec, name)
+        return int(fixed)
 
     @property
     def late(self) -> int:

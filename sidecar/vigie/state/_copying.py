@@ -17,7 +17,6 @@ import numpy.typing as npt
 
 from vigie.state._arrays import API_ARRAYS, PLAIN_ARRAYS, ROUTE_ARRAYS, SUB_ARRAYS
 from vigie.state._baselines import API_SPEC, SUB_SPEC, Baselines
-from vigie.state.primitives import pow2_at_least
 from vigie.wire.columns import Interner
 
 if TYPE_CHECKING:
@@ -52,7 +51,7 @@ def restore_used(state: State, arrays: dict[str, npt.NDArray[Any]]) -> None:
     ):
         n = int(arrays[meta_name][1])
         current = len(getattr(state, next(iter(spec))))
-        rows = max(current, pow2_at_least(max(n, 1)))
+        rows = max(current, n, 1)  # not rounded up: the rows count in memory_cap (_evict)
         for name, (shape, dt) in spec.items():
             full = np.zeros((rows, *shape), dtype=dt)
             full[:n] = arrays[name]
@@ -140,6 +139,7 @@ def copy_chunked(
         plain["sub_free"] = state.sub_free[: int(state.sub_meta[0])].copy()
         plain["app_channel"] = state.app_channel[: len(state.interner)].copy()
         counts = (state.n_sub_rows, state.n_api_rows, state.n_route_rows)
+        epoch = state.row_epoch  # API / route rows moved (``_evict``) since: copied again
     for name, arr in plain.items():
         setattr(head, name, arr)
     groups = [(SUB_ARRAYS, counts[0]), (API_ARRAYS, counts[1])]
@@ -174,6 +174,8 @@ def copy_chunked(
         head.baselines.arrays |= bl
     _seal(head.baselines)
     with lock:
+        if state.row_epoch != epoch:  # rows moved between two ranges: one copy, whole
+            return copy_state(state)
         for name in ("sub_tkeys", "sub_tvals", "api_tkeys", "api_tvals"):
             setattr(head, name, getattr(state, name).copy())
         if routes:

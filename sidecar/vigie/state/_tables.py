@@ -476,3 +476,15 @@ def resolve_chunk(
         resolved[x, X_API] = arow
         resolved[x, X_SUB] = srow
         resolved[x, X_ROUTE] = rrow
+
+
+@njit(cache=True, nogil=True)
+def rekey_routes(route_i64: np.ndarray, n_rows: int) -> None:
+    """Recompute the key of route rows 1..n_rows-1 from their stored identity (after their
+    API rows moved: the key packs the API row). Route 0, the overflow, keeps key 0."""
+    for row in range(1, n_rows):
+        r = route_i64[row]
+        r[R_KEY] = route_key(
+            r[R_API], r[R_RESOURCE], r[R_METHOD], r[R_STATUS], r[R_ERROR_CODE], r[R_CHANNEL],
+            r[R_THROTTLED],
+        )  # fmt: skip

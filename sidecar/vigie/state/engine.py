@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from vigie.errors import ConfigError
 from vigie.state import _copying, _names
+from vigie.state import _evict as E
 from vigie.state import _groups as G
 from vigie.state import _rules as R
 from vigie.state import _tables as T
@@ -85,6 +86,9 @@ class State:
         self.channels: list[str] = []
         self.g = np.zeros(L.G_FIELDS, dtype=np.int64)
         self.evicted = 0
+        self.api_rows_evicted = 0
+        self.route_rows_evicted = 0
+        self.row_epoch = 0  # +1 each time API or route rows move (``_evict``)
         # when vigie started observing (us): set once by a live sidecar at its first ingest
         # (that batch's newest event time, never later than its clock); 0 = not set, then
         # the earliest event time counts (a replay, an older snapshot)
@@ -108,8 +112,13 @@ class State:
         self.route_meta = np.zeros(2, dtype=np.int64)
         self.max_sub_rows = max(MIN_SUB_ROWS, self.capacity.memory_cap_bytes // sub_row_bytes())
         self._alloc_subs(min(self.capacity.initial_subscriptions, self.max_sub_rows))
-        self._alloc_apis(self.capacity.initial_apis)
-        self._alloc_routes(min(1024, self.capacity.max_routes))
+        cap = self.capacity.memory_cap_bytes
+        self._alloc_apis(
+            E.initial_rows(self.capacity.initial_apis, cap, E.api_row_bytes(), E.MIN_API_ROWS)
+        )
+        routes = min(1024, self.capacity.max_routes)
+        least = min(routes, E.MIN_ROUTE_ROWS)
+        self._alloc_routes(E.initial_rows(routes, cap, E.route_row_bytes(), least))
         self.route_meta[1] = 1  # route 0 gathers what does not fit
         n = pow2_at_least(self.capacity.detector_entries)
         self.retry_keys = np.zeros(n, dtype=np.int64)
@@ -211,6 +220,9 @@ class State:
         return int(self.route_meta[1])
 
     def nbytes(self) -> int:
+        """Bytes of every state array, the baselines' as they are once grown with the rows
+        (what ``memory_cap_bytes`` bounds)."""
+        baselines = self.baselines.nbytes(len(self.sub_i64), len(self.api_i64))
         arrays = [getattr(self, n) for n in (*SUB_ARRAYS, *API_ARRAYS, *ROUTE_ARRAYS)]
         arrays += [
             self.sub_tkeys,
@@ -225,7 +237,7 @@ class State:
             self.repeat_vals,
             self.app_channel,
         ]
-        return int(sum(a.nbytes for a in arrays))
+        return int(sum(a.nbytes for a in arrays)) + baselines
 
     def set_thresholds(self, thresholds: Thresholds) -> None:
         changed = {k for k, v in thresholds.as_dict().items() if self.thresholds.as_dict()[k] != v}
@@ -289,16 +301,12 @@ class State:
             if stop == L.STOP_SUB_FULL:
                 self._make_sub_room()
             elif stop == L.STOP_API_FULL:
-                self._make_api_room()
+                E.make_api_room(self)
         self.baselines.apply(self, columns)  # the columns the main kernel read; rows exist
         self.security.apply(
             columns, self.thresholds.auth_min_failures, int(self.thresholds.max_tracked_clients)
         )
-        if (  # grow at half full, so that the next batch's new routes fit
-            2 * self.n_route_rows >= len(self.route_i64)
-            and len(self.route_i64) < self.capacity.max_routes
-        ):
-            self._alloc_routes(min(2 * len(self.route_i64), self.capacity.max_routes))
+        E.make_route_room(self)
 
     def _tenant_keyed(self, columns: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         """The columns the kernel reads, API names tenant-keyed (see ``_names``)."""
@@ -316,18 +324,21 @@ class State:
         rows = len(self.sub_i64)
         grown = min(2 * rows, self.max_sub_rows)
         # grow only while every state array together stays under the cap
-        if grown > rows and (
-            self.nbytes() + (grown - rows) * sub_row_bytes() <= self.capacity.memory_cap_bytes
-        ):
+        if grown > rows and E.may_grow(self, "sub", grown):
             self._alloc_subs(grown)
             return
         self.evict(max(1, rows // 8))
 
-    def _make_api_room(self) -> None:
-        rows = len(self.api_i64)
-        if rows >= self.capacity.max_apis:
-            raise ConfigError(f"more than {self.capacity.max_apis} APIs: raise capacity.max_apis")
-        self._alloc_apis(min(2 * rows, self.capacity.max_apis))
+    def grow_apis(self, rows: int) -> None:
+        self._alloc_apis(rows)
+
+    def grow_routes(self, rows: int) -> None:
+        self._alloc_routes(rows)
+
+    def api_room(self) -> int:
+        """How many new APIs one batch can bring: every row but the protected ones
+        (``_evict.protected_apis``) can be evicted for them."""
+        return self.capacity.max_apis - int(E.protected_apis(self).sum())
 
     def evict(self, count: int) -> int:
         """Free the ``count`` coldest subscription rows not pinned by the inventory: fewest
@@ -347,15 +358,8 @@ class State:
         order = np.lexsort(
             (self.sub_i64[candidates, L.S_LAST_SEEN], self.sub_i64[candidates, L.S_REQ])
         )
-        victims = candidates[order[:count]]
-        for row in victims:
-            self.episodes.pop(self._sub_identity(int(row)), None)
-        self.sub_i64[victims, L.S_KEY] = 0
-        n_free = int(self.sub_meta[0])
-        self.sub_free[n_free : n_free + count] = victims
-        self.sub_meta[0] = n_free + count
+        E.free_sub_rows(self, candidates[order[:count]])
         T.table_rebuild(self.sub_tkeys, self.sub_tvals, self.sub_i64[:, L.S_KEY], n)
-        self.evicted += count
         log.warning("memory cap reached: evicted the %d coldest subscriptions", count)
         return count
 
@@ -414,7 +418,7 @@ class State:
         row = int(T.table_find(self.api_tkeys, self.api_tvals, key))
         if row < 0:
             if self.n_api_rows >= len(self.api_i64):
-                self._make_api_room()
+                E.make_api_room(self)
             row = self.n_api_rows
             self.api_meta[1] += 1
             T.init_api_row(_APIS(self), row, key, ng, vg)
@@ -555,6 +559,8 @@ class State:
             "route_overflow": int(g[L.G_ROUTE_OVERFLOW]),
             "detector_replacements": int(g[L.G_RETRY_EVICT]),
             "evicted_subscriptions": self.evicted,
+            "api_rows_evicted": self.api_rows_evicted,
+            "route_rows_evicted": self.route_rows_evicted,
             "strings_held": self.interner.live,
             "strings_released": self.interner.released,
         }

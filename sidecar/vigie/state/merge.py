@@ -116,6 +116,7 @@ def merge_states(states: Sequence[State], thresholds: Thresholds | None = None) 
         memory_cap_bytes=1 << 40,
         initial_subscriptions=max(64, rows),
         initial_apis=max(64, sum(s.n_api_rows for s in states)),
+        max_apis=max(65_536, sum(s.n_api_rows for s in states) + 1),  # a merge never evicts
         max_routes=max(65_536, sum(s.n_route_rows for s in states) + 1),
         detector_entries=64,  # a merged state is read, never fed
     )

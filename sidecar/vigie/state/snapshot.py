@@ -61,6 +61,7 @@ def _meta(state: State) -> dict[str, Any]:
         "strings": state.interner.strings(),
         "channels": list(state.channels),  # a copy: slots are released in place
         "evicted": state.evicted,
+        "evicted_rows": [state.api_rows_evicted, state.route_rows_evicted],
         "observed_since_us": state.observed_since_us,
         "app_info": [[k, *v] for k, v in state.app_info.items()],
         "api_uuid": [[k, v] for k, v in state.api_uuid.items()],
@@ -215,6 +216,9 @@ def read_snapshot(path: Path, thresholds: Thresholds, capacity: Capacity) -> Sta
         state.interner = Interner(meta["strings"])
         state.channels = list(meta["channels"])
         state.evicted = int(meta["evicted"])
+        state.api_rows_evicted, state.route_rows_evicted = (
+            max(0, int(x)) for x in meta.get("evicted_rows", (0, 0))
+        )
         # a snapshot from before observed_since_us: 0, read as its earliest event time
         state.observed_since_us = max(0, int(meta.get("observed_since_us", 0)))
         state.app_info = {int(k): (int(a), int(b)) for k, a, b in meta["app_info"]}
