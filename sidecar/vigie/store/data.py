@@ -1,16 +1,17 @@
 """The data writer: events -> rollups -> a store, off the ingest path, never in its way.
 
 ``DataSink.offer`` is all the ingest path does: put the batch on a bounded queue (a full
-queue is a counted drop, never a wait). The writer's thread runs at the lowest CPU priority
-(``writer_nice``: on busy cores ingestion goes first), folds batches into per-minute rows with
-a jitted kernel that releases the GIL, and every ``flush_seconds`` writes the rows (and the
-day, subscription and month rows derived from them) to the store, records class and
-directive changes, compacts and enforces retention.
+queue is a counted drop, never a wait). A source that can wait (a history stream: a backfill,
+a replay sent to the sidecar) first takes a place with ``reserve``, outside the state's lock.
+The writer's thread runs at the lowest CPU priority (``writer_nice``: on busy cores ingestion
+goes first), folds batches into per-minute rows with a jitted kernel that releases the GIL, and
+every ``flush_seconds`` writes the rows (and the day, subscription and month rows derived from
+them) to the store, records class and directive changes, compacts and enforces retention.
 
 When the store cannot be written (disk full, ClickHouse down) the sink *degrades*: it keeps
 the unwritten rows in memory up to ``memory_cap`` bytes, retries at every flush, says so in
 ``status()``, and past the cap drops per-minute rows first, then the oldest day rows, counting
-what it dropped. Ingestion never stops.
+what it dropped (and the period of what it dropped, for the reports). Ingestion never stops.
 """
 
 from __future__ import annotations
