@@ -168,6 +168,7 @@ class DataSink:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._room = threading.Lock()  # the queue's bound and the reserved places
         self._reserved = 0
+        self._closing = False  # set by close: sources waiting for a place stop waiting
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # accumulator + pending: writer thread vs. flush()
         self._pending: list[Pending] = []
@@ -214,7 +215,7 @@ class DataSink:
         limit = max(1, self.config.queue_batches // 2)
         deadline = time.monotonic() + timeout
         seen = self._batches_added
-        while True:
+        while not self._closing:  # a stopping sidecar makes no one wait
             with self._room:
                 if self._queue.qsize() + self._reserved < limit:
                     self._reserved += 1
@@ -225,6 +226,7 @@ class DataSink:
             elif now >= deadline:
                 return False
             time.sleep(ROOM_POLL_S)
+        return False
 
     def release(self) -> None:
         """Give back a place taken by ``reserve`` that no batch used (a refused batch)."""
@@ -238,6 +240,7 @@ class DataSink:
 
     def close(self, timeout: float = 60.0) -> None:
         """Write everything out and stop the thread."""
+        self._closing = True
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join(timeout)
