@@ -1,5 +1,5 @@
 """A 14-day ``vigie simulate --backfill-days`` into a real ``vigie serve`` whose data writer has
-a queue of 4 batches: the backfill's streams say ``Hello.history``, so every batch of them (the
+a queue of 8 batches: the backfill's streams say ``Hello.history``, so every batch of them (the
 last hour too) waits for the writer instead of being dropped; afterwards the rollups hold every
 event the sidecar acknowledged and ``vigie status`` says ``data: parquet ok``. (The same
 batches on streams without the mark are dropped: tests/adversarial/test_backfill.py.)"""
@@ -21,7 +21,7 @@ from tests.conftest import SidecarProcess, start_sidecar
 
 pytestmark = pytest.mark.slow
 
-ENV = {"VIGIE_DATA_QUEUE_BATCHES": "4", "VIGIE_DATA_FLUSH_SECONDS": "0.5"}
+ENV = {"VIGIE_DATA_QUEUE_BATCHES": "8"}
 LINE = re.compile(r"^(\w+): ([\d,]+) events in ([\d,]+) batches, ([\d,]+) acknowledged$")
 
 
@@ -40,7 +40,7 @@ def simulate(sp: SidecarProcess) -> tuple[int, int]:
     """A 14-day backfill and no live traffic (``--tps 0``: what is stored is the backfill
     alone); (events sent, events acknowledged) over the four channels."""
     out = vigie(
-        "simulate", "--target", sp.telemetry, "--backfill-days", "14", "--backfill-tps", "1",
+        "simulate", "--target", sp.telemetry, "--backfill-days", "14", "--backfill-tps", "0.5",
         "--apps", "40", "--apis", "8", "--tps", "0", "--duration", "0.2",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
