@@ -84,4 +84,6 @@ def test_a_14_day_backfill_stores_every_event_it_was_acknowledged(tmp_path: Path
         assert "data: parquet ok" in " ".join(out.stdout.split())
     finally:
         assert sp.stop() == 0  # the writer writes out what it holds
-    assert stored(sp) == acked
+    in_store = stored(sp)
+    print(f"14-day backfill: {sent:,} events sent, {acked:,} acknowledged, {in_store:,} stored")
+    assert in_store == acked

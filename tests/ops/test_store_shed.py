@@ -114,6 +114,7 @@ def test_shed_rows_make_status_degraded_and_reports_name_their_period(tmp_path: 
             shed = st.data.counters["minute_events_dropped"]
             assert shed == st.data.counters["minute_rows_dropped"]
             assert 0 < shed < EVENTS
+            print(f"store full: {shed:,} of {EVENTS:,} minute rows shed (1 MiB data_memory_cap)")
             lost = f"{shed:,} events not stored; {shed:,} minute rows not stored"
             assert st.data.state == f"degraded: {lost}"
         finally:
