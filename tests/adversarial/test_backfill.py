@@ -19,6 +19,7 @@ from tests.support.streams import StreamClient
 from vigie.cli import main
 from vigie.store.data import DataSink, SinkConfig
 from vigie.store.parquet import ParquetStore
+from vigie.v1 import telemetry_pb2 as tpb
 from vigie.wire.columns import COLUMN_NAMES, ENGINE_DTYPES, Events, StreamEncoder
 
 pytestmark = pytest.mark.slow
@@ -32,7 +33,8 @@ def test_a_backfill_waits_for_the_data_writer_and_drops_nothing(tmp_path: Path) 
     env = {"VIGIE_DATA_QUEUE_BATCHES": "2", "VIGIE_DATA_FLUSH_SECONDS": "0.2"}
     sp = start_sidecar(tmp_path / "s", env=env)
     try:
-        c = StreamClient(sp.telemetry, gateway_id="backfill")
+        hello = tpb.Hello(gateway_id="backfill", protocol_version=1, history=True)
+        c = StreamClient(sp.telemetry, hello=hello)
         enc = StreamEncoder()
         try:
             # 150 batches of past traffic (each a different day-old minute), sent at once
@@ -61,6 +63,31 @@ def test_a_backfill_waits_for_the_data_writer_and_drops_nothing(tmp_path: Path) 
     assert doc["incomplete"] == []
 
 
+def test_the_same_batches_on_a_live_stream_do_not_wait_and_are_dropped(tmp_path: Path) -> None:
+    """The twin of the test above: a stream without ``Hello.history`` is live, whatever the age
+    of its events; it never waits, so the batches the writer cannot take are dropped, counted
+    and loud (the zero above is the wait's doing, not luck)."""
+    env = {"VIGIE_DATA_QUEUE_BATCHES": "2", "VIGIE_DATA_FLUSH_SECONDS": "0.2"}
+    sp = start_sidecar(tmp_path / "s", env=env)
+    try:
+        c = StreamClient(sp.telemetry, gateway_id="live")
+        enc = StreamEncoder()
+        try:
+            for b in range(BATCHES):
+                recs = records(PER_BATCH, app=f"app-{b % 7}", start=T0 + b * 60_000_000)
+                c.send(enc.batch_from_records(recs))
+            assert c.wait_ack(BATCHES, timeout=600).events_applied == BATCHES * PER_BATCH
+        finally:
+            c.close()
+        st = status(sp)
+        assert "backfill_batches" not in st.counters
+        dropped = st.data.counters["rollup_events_dropped"]
+        assert dropped > 0 and dropped % PER_BATCH == 0  # whole batches
+        assert st.data.state == f"degraded: {dropped:,} events not stored"
+    finally:
+        assert sp.stop() == 0
+
+
 def _events(n: int, start: int) -> Events:
     cols = {name: np.zeros(n, dtype=ENGINE_DTYPES[name]) for name in COLUMN_NAMES}
     cols["event_time_us"] = start + np.arange(n, dtype=np.int64) * 1_000_000
@@ -87,7 +114,8 @@ def test_reports_over_a_period_with_drops_say_data_incomplete(tmp_path: Path) ->
     out = " ".join(r.output.split())
     assert (
         "data incomplete: 90 events of this span were not stored (the data writer could not "
-        "keep up): 2026-03-02T02:00:00.000Z → 2026-03-02T02:01:29.000Z (90 events)"
+        "keep up, or the store could not be written): "
+        "2026-03-02T02:00:00.000Z → 2026-03-02T02:01:29.000Z (90 events)"
     ) in out, out
     r = CliRunner().invoke(main, ["report", *store, *span, "--format", "json"])
     assert json.loads(r.stdout)["incomplete"] == [

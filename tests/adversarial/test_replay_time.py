@@ -85,3 +85,36 @@ def test_max_line_bytes_is_a_setting(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["replay", str(path), "--config", str(config)])
     assert r.exit_code != 0
     assert "max_line_bytes" in r.output and "Traceback" not in r.output
+
+
+def test_replay_to_a_sidecar_rejects_the_same_lines_with_file_and_line(tmp_path: Path) -> None:
+    """``vigie replay --to`` reads the log as ``replay`` does: the lines dated 2999 and 1970
+    never reach the live sidecar (1970 would be taken there: it is not ahead of its clock)."""
+    from tests.adversarial.common import status  # noqa: PLC0415
+    from tests.conftest import start_sidecar  # noqa: PLC0415
+
+    log = LogWriter()
+    app = App("app-1")
+    for k in range(300):
+        if k == 100:
+            log.response(datetime(2999, 1, 1, tzinfo=UTC), app, "Orders")  # line 101
+        elif k == 200:
+            log.response(datetime(1970, 1, 2, tzinfo=UTC), app, "Orders")  # line 201
+        else:
+            log.response(at(seconds=k), app, "Orders")
+    path = _write(log, tmp_path / "apim_metrics.log")
+    sp = start_sidecar(tmp_path / "s")
+    try:
+        code, doc, err = _replay(str(path), "--to", sp.telemetry)
+        assert code == 0, err
+        assert doc["offered"] == 298 and doc["rejected"] == 2
+        assert doc["rejected_out_of_timeline"] == 2
+        assert [t["acked"] for t in doc["targets"]] == [298]  # type: ignore[attr-defined]
+        assert f"rejected {path}:101: requestTimestamp 2999-01-01T00:00:00Z is far from the " in err
+        assert f"rejected {path}:201: requestTimestamp 1970-01-02T00:00:00Z is far from the " in err
+        assert "2 lines rejected as dated far from the lines around them" in err
+        st = status(sp)
+        assert st.events_applied == 298
+        assert not [k for k in st.counters if k.startswith("event_refused")]
+    finally:
+        assert sp.stop() == 0

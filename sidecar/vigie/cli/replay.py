@@ -180,6 +180,8 @@ def _replay_to(
     tls: tuple[Path | None, Path | None, Path | None],
     server_name: str,
 ) -> None:
+    from vigie.replay import LineLimits  # noqa: PLC0415
+    from vigie.settings import load_settings  # noqa: PLC0415
     from vigie.sources.forward import (  # noqa: PLC0415
         forward,
         parse_targets,
@@ -188,6 +190,7 @@ def _replay_to(
 
     targets = parse_targets(to)
     credentials = stream_credentials(*tls)
+    limits = LineLimits.from_settings(load_settings(env={}))  # as the local replay's defaults
     report = forward(
         list(sources),
         targets,
@@ -195,6 +198,8 @@ def _replay_to(
         slack,
         credentials=credentials,
         server_name=server_name,
+        max_line_bytes=limits.max_line_bytes,
+        max_skew_us=limits.max_skew_us,
     )
     _print_rejects(report.stats)
     if as_json:

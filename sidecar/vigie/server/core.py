@@ -87,19 +87,9 @@ class RateMeter:
         return sum(n for _, n in self.samples) / self.window_s
 
 
-# a batch whose newest event is older than this is history (a backfill, a replay): it may wait
-# for the data writer, at most BACKFILL_WAIT_S; a gateway's live batches are seconds old
-BACKFILL_AGE_US: Final = 3600 * 1_000_000
+# a history stream's batch (``Hello.history``: a backfill, a replay) waits at most this long for
+# room in the data writer's queue; live gateway streams never wait
 BACKFILL_WAIT_S: Final = 60.0
-
-
-def _historical(batch: tpb.EventBatch, now_us: int) -> bool:
-    """Whether every event of ``batch`` is older than ``BACKFILL_AGE_US`` (read off the raw
-    column; a malformed one is refused by the decoder, later)."""
-    raw = batch.event_time_us
-    if not raw or len(raw) % 8:
-        return False
-    return int(np.frombuffer(raw, dtype="<i8").max()) < now_us - BACKFILL_AGE_US
 
 
 HELLO_FIELD_MAX: Final = 256  # characters of each Hello text field
@@ -282,13 +272,26 @@ class Sidecar:
         """Apply ``batch`` whole, or refuse it whole (``BatchRefused``) before any of it is
         applied: every cap it could hit (strings, bytes of strings, API rows) is checked first,
         so an Ack always covers whole batches and "acked + dropped = offered" holds. A batch
-        of past events (a backfill, a replay: all older than ``BACKFILL_AGE_US``) first waits
-        for room in the data writer's queue, outside the lock; a live batch never waits."""
+        of a history stream (``Hello.history``: a backfill, a replay) first takes a place in
+        the data writer's queue, waiting for it outside the lock (backpressure: its Ack comes
+        later); a live gateway's batch never waits."""
         self.gateway_scopes.follow(self.directives)
-        if self.data is not None and _historical(batch, wall_us(self.clock)):
+        reserved = False
+        if self.data is not None and gs.hello.history:
             self.counters["backfill_batches"] += 1
-            if not self.data.sink.wait_for_room(BACKFILL_WAIT_S):
+            reserved = self.data.sink.reserve(BACKFILL_WAIT_S)
+            if not reserved:
                 self.counters["backfill_wait_timeouts"] += 1
+        try:
+            return self._apply(gs, dec, batch, reserved)
+        except BaseException:
+            if reserved and self.data is not None:  # refused before it was offered
+                self.data.sink.release()
+            raise
+
+    def _apply(
+        self, gs: GatewayStream, dec: StreamDecoder, batch: tpb.EventBatch, reserved: bool
+    ) -> tpb.Ack:
         with self.lock:
             if batch.dictionary_additions:
                 self._make_string_room(batch.dictionary_additions)
@@ -304,9 +307,11 @@ class Sidecar:
                 self.gateway_scopes.count(
                     gs.hello.gateway_id, gs.hello.channel, ev, self.state.interner
                 )
-                if self.data is not None and self.data.offer(ev):  # a queue put, no wait
+                if self.data is not None and self.data.offer(ev, reserved):  # a put, no wait
                     # the slot is not released before the writer has resolved this batch
                     self._channel_epoch[gs.channel] = self.data.sink.batches_offered
+            elif reserved and self.data is not None:  # nothing to offer: the place goes back
+                self.data.sink.release()
             gs.batches += 1
             gs.events += len(ev)
             self.batches_applied += 1

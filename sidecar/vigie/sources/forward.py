@@ -33,7 +33,13 @@ import numpy.typing as npt
 
 from vigie import __version__
 from vigie.errors import InputError
-from vigie.sources.wso2_log import ReplayStats, check_readable, parse_source, read_logs
+from vigie.sources.wso2_log import (
+    MAX_LINE_BYTES,
+    ReplayStats,
+    check_readable,
+    parse_source,
+    read_logs,
+)
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.v1 import telemetry_pb2_grpc as tpb_grpc
 from vigie.wire import tenants
@@ -258,6 +264,7 @@ class ForwardReport:
         return {
             "offered": self.offered,
             "rejected": self.stats.rejected,
+            "rejected_out_of_timeline": self.stats.out_of_timeline,
             "gateways": self.gateways,
             "targets": [t.to_json() for t in self.targets],
         }
@@ -396,10 +403,16 @@ def forward(
     on_bytes: Callable[[int], None] | None = None,
     credentials: grpc.ChannelCredentials | None = None,
     server_name: str = "",
+    max_line_bytes: int = MAX_LINE_BYTES,
+    max_skew_us: int = 0,
 ) -> ForwardReport:
     """Stream the logs named by ``[CHANNEL=]PATH`` specs to every address in ``targets``
     (over TLS with ``credentials``; ``server_name``: the name their certificates carry, when
-    not the address's host)."""
+    not the address's host). Lines are read as the local replay reads them: a line longer
+    than ``max_line_bytes``, or dated more than ``max_skew_us`` (and its neighbours' spread)
+    from the lines around it (``vigie.sources.timeline``; 0: not checked), is rejected with
+    its file:line and counted (``ReplayStats``), never sent. The streams are marked
+    ``Hello.history``: the sidecars make them wait for their data writers rather than drop."""
     if not gateway_id:
         raise InputError("--gateway-id: empty")
     if slack_s < 0:
@@ -415,6 +428,7 @@ def forward(
             channel=channel,
             handler_version=f"vigie-replay {__version__}",
             protocol_version=1,
+            history=True,
         )
         for n, (channel, _) in enumerate(parsed, start=1)
     ]
@@ -434,7 +448,11 @@ def forward(
     resolved: list[tuple[int, Path]] = [(k, path) for k, (_, path) in enumerate(parsed)]
     try:
         last = -1
-        for ev in read_logs(resolved, strings, report.stats, on_bytes):
+        lines = read_logs(
+            resolved, strings, report.stats, on_bytes, max_line_bytes=max_line_bytes,
+            max_skew_us=max_skew_us,
+        )  # fmt: skip
+        for ev in lines:
             for piece in _slices(ev, int(slack_s * 1e6)):
                 if piece[0][0] != last or len(piece) > 1:
                     fw.wait()

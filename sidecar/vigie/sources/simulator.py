@@ -449,7 +449,16 @@ class SendStats:
 class GatewayStream:
     """One simulated gateway: a stream to the sidecar fed from a queue of batches."""
 
-    def __init__(self, target: str, channel: str, platform: Platform, gateway_id: str) -> None:
+    def __init__(
+        self,
+        target: str,
+        channel: str,
+        platform: Platform,
+        gateway_id: str,
+        history: bool = False,
+    ) -> None:
+        """``history``: the stream sends past events (a backfill): the sidecar makes it wait
+        for its data writer (``Hello.history``) instead of dropping rollups."""
         self.channel = channel
         self.encoder = ChannelEncoder(platform)
         self._q: queue.Queue[tpb.GatewayMessage | None] = queue.Queue(maxsize=64)
@@ -462,6 +471,7 @@ class GatewayStream:
             tenant="carbon.super",
             handler_version=f"vigie-simulator {__version__}",
             protocol_version=1,
+            history=history,
         )
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sim-{channel}", daemon=True)
@@ -504,6 +514,9 @@ class GatewayStream:
         return bool(self.stats.errors)
 
 
+BACKFILL_CLOSE_S: Final = 3600.0  # the backfill's streams end once every batch is acknowledged
+
+
 def run(
     target: str,
     tps: float,
@@ -526,7 +539,8 @@ def run(
     stop = stop or threading.Event()
     now = time.time()
     model = TrafficModel(platform, tps, growth_origin_s=now - backfill_days * DAY_S, origin_s=now)
-    streams = [GatewayStream(target, ch, platform, f"sim-gw-{ch}") for ch in CHANNELS]
+    totals = {ch: SendStats() for ch in CHANNELS}
+    streams: list[GatewayStream] = []
 
     def ship(g: Generated) -> None:
         if on_generated is not None:
@@ -536,8 +550,23 @@ def run(
             for s in range(0, len(idx), max_batch):
                 gw.send(g, idx[s : s + max_batch])
 
+    def close_all(timeout: float) -> None:
+        for gw in streams:
+            gw.close(timeout)
+            t = totals[gw.channel]
+            t.events += gw.stats.events
+            t.batches += gw.stats.batches
+            t.acked_events += gw.stats.acked_events
+            t.errors += gw.stats.errors
+        streams.clear()
+
     try:
         if backfill_days > 0:
+            # the past on streams of their own, marked history: the sidecar makes them wait
+            # for its data writer, up to the last event; then the live streams, never made to wait
+            streams[:] = [
+                GatewayStream(target, ch, platform, f"sim-gw-{ch}", history=True) for ch in CHANNELS
+            ]
             model.peak_tps = backfill_tps
             t = now - backfill_days * DAY_S
             step = 600.0
@@ -547,7 +576,9 @@ def run(
                 t = t1
                 if on_progress:
                     on_progress("backfill", 1 - (now - t) / (backfill_days * DAY_S), 0)
+            close_all(BACKFILL_CLOSE_S)  # every batch acknowledged
             model.peak_tps = tps
+        streams[:] = [GatewayStream(target, ch, platform, f"sim-gw-{ch}") for ch in CHANNELS]
         start = time.time()
         t = start
         while not stop.is_set():
@@ -567,6 +598,5 @@ def run(
                     sum(s.stats.events for s in streams),
                 )
     finally:
-        for s in streams:
-            s.close()
-    return {s.channel: s.stats for s in streams}
+        close_all(120.0)
+    return totals

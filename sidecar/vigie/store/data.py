@@ -1,16 +1,17 @@
 """The data writer: events -> rollups -> a store, off the ingest path, never in its way.
 
 ``DataSink.offer`` is all the ingest path does: put the batch on a bounded queue (a full
-queue is a counted drop, never a wait). The writer's thread runs at the lowest CPU priority
-(``writer_nice``: on busy cores ingestion goes first), folds batches into per-minute rows with
-a jitted kernel that releases the GIL, and every ``flush_seconds`` writes the rows (and the
-day, subscription and month rows derived from them) to the store, records class and
-directive changes, compacts and enforces retention.
+queue is a counted drop, never a wait). A source that can wait (a history stream: a backfill,
+a replay sent to the sidecar) first takes a place with ``reserve``, outside the state's lock.
+The writer's thread runs at the lowest CPU priority (``writer_nice``: on busy cores ingestion
+goes first), folds batches into per-minute rows with a jitted kernel that releases the GIL, and
+every ``flush_seconds`` writes the rows (and the day, subscription and month rows derived from
+them) to the store, records class and directive changes, compacts and enforces retention.
 
 When the store cannot be written (disk full, ClickHouse down) the sink *degrades*: it keeps
 the unwritten rows in memory up to ``memory_cap`` bytes, retries at every flush, says so in
 ``status()``, and past the cap drops per-minute rows first, then the oldest day rows, counting
-what it dropped. Ingestion never stops.
+what it dropped (and the period of what it dropped, for the reports). Ingestion never stops.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+import numpy as np
+
 from vigie.state import layout as L
-from vigie.store.rollup import Accumulator, Rows
+from vigie.store.rollup import TIME_COLUMN, Accumulator, Rows, month_start
 from vigie.wire.columns import Events
 
 log = logging.getLogger(__name__)
@@ -78,23 +81,26 @@ MAX_DROP_PERIODS: Final = 256  # between two flushes; past it, the last period g
 
 
 class DropPeriods:
-    """The event-time periods of the batches dropped since the last flush (thread-safe)."""
+    """The event-time periods of the data dropped since the last flush (thread-safe): batches
+    the writer's queue could not take (``table`` empty: every table misses them), and rows a
+    degraded writer shed past its memory cap (``table``: the one they were rows of)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._periods: list[list[int]] = []  # [from_us, to_us, events]
+        self._periods: list[list[Any]] = []  # [from_us, to_us, events, table]
 
-    def note(self, lo: int, hi: int, events: int) -> None:
+    def note(self, lo: int, hi: int, events: int, table: str = "") -> None:
         with self._lock:
-            for p in self._periods[-4:]:
+            same = [p for p in self._periods if p[3] == table]
+            for p in same[-4:]:
                 if lo <= p[1] + DROP_MERGE_US and hi >= p[0] - DROP_MERGE_US:
                     p[0], p[1], p[2] = min(p[0], lo), max(p[1], hi), p[2] + events
                     return
-            if len(self._periods) >= MAX_DROP_PERIODS:
-                p = self._periods[-1]
+            if len(self._periods) >= MAX_DROP_PERIODS and same:
+                p = same[-1]
                 p[0], p[1], p[2] = min(p[0], lo), max(p[1], hi), p[2] + events
                 return
-            self._periods.append([lo, hi, events])
+            self._periods.append([lo, hi, events, table])
 
     def take(self) -> list[dict[str, Any]]:
         """The periods as change records, forgotten here."""
@@ -106,10 +112,25 @@ class DropPeriods:
                 "kind": "data",
                 "event": "dropped",
                 "name": "rollups",
-                "detail": json.dumps({"from_us": lo, "to_us": hi + 1, "events": n}),
+                "detail": json.dumps(
+                    {"from_us": lo, "to_us": hi + 1, "events": n} | ({"table": t} if t else {})
+                ),
             }
-            for lo, hi, n in periods
+            for lo, hi, n, t in periods
         ]
+
+
+def _shed_period(rows: Rows) -> tuple[int, int, int]:
+    """The event-time span (first and last microsecond) and the requests of ``rows``."""
+    t = rows.ints[TIME_COLUMN[rows.table]]
+    lo, hi = int(t.min()), int(t.max())
+    if rows.table == "minute":
+        hi += 60_000_000 - 1
+    elif rows.table == "sub_monthly":
+        hi = int(month_start(np.array([hi + 32 * L.DAY_US]))[0]) - 1
+    else:
+        hi += L.DAY_US - 1
+    return lo, hi, int(rows.measures[:, 0].sum())
 
 
 class DataSink:
@@ -143,7 +164,11 @@ class DataSink:
         self._subscriptions = "sub_daily" in getattr(backend, "tables", ())
         self.counters: Counter[str] = Counter()
         self._dropped = DropPeriods()
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.config.queue_batches)
+        # unbounded: ``offer`` counts the bound, so that a place ``reserve`` took stays free
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._room = threading.Lock()  # the queue's bound and the reserved places
+        self._reserved = 0
+        self._closing = False  # set by close: sources waiting for a place stop waiting
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # accumulator + pending: writer thread vs. flush()
         self._pending: list[Pending] = []
@@ -160,32 +185,53 @@ class DataSink:
         self.batches_settled = 0
 
     # ---- the ingest path ----
-    def offer(self, ev: Events) -> bool:
-        """Hand a batch to the writer; never blocks. False (and counted) when it is full: the
-        period of the events dropped is recorded in the store's changes at the next flush
-        (``kind = data``, ``event = dropped``), which reports and autopsies read."""
-        try:
-            self._queue.put_nowait(ev)
+    def offer(self, ev: Events, reserved: bool = False) -> bool:
+        """Hand a batch to the writer; never blocks. False (and counted) when the queue holds
+        ``queue_batches``: the period of the events dropped is recorded in the store's changes
+        at the next flush (``kind = data``, ``event = dropped``), which reports and autopsies
+        read. ``reserved``: the caller holds a place taken by ``reserve`` (a source that
+        waited): the batch is queued whatever the live batches left, and the place is used."""
+        with self._room:
+            if reserved:
+                self._reserved -= 1
+            elif self._queue.qsize() >= self.config.queue_batches:
+                self.counters["rollup_events_dropped"] += len(ev)
+                if len(ev):
+                    ts = ev["event_time_us"]
+                    self._dropped.note(int(ts.min()), int(ts.max()), len(ev))
+                return False
+            self._queue.put_nowait(ev)  # unbounded underneath: the bound is counted here
             self.batches_offered += 1
             return True
-        except queue.Full:
-            self.counters["rollup_events_dropped"] += len(ev)
-            if len(ev):
-                ts = ev["event_time_us"]
-                self._dropped.note(int(ts.min()), int(ts.max()), len(ev))
-            return False
 
-    def wait_for_room(self, timeout: float) -> bool:
-        """Wait until the queue is at most half full, at most ``timeout`` seconds: what a
-        source that can wait (a backfill, a replay) does before its batch is offered, so that
-        it does not drop and leaves the other half to the live streams. False on timeout."""
+    def reserve(self, timeout: float) -> bool:
+        """Wait until a place is free in the first half of the queue (counting the places
+        other waiting sources hold), at most ``timeout`` seconds, and take it: what a source
+        that can wait (a backfill, a replay sent to a sidecar) does before its batch is
+        applied, so that it never drops and leaves the other half to the live streams. The
+        place is used by ``offer(ev, reserved=True)`` or given back by ``release``. False when
+        the writer took no batch for ``timeout`` seconds (nothing taken: a stuck writer). The
+        queue then holds at most 1.5 x ``queue_batches``."""
         limit = max(1, self.config.queue_batches // 2)
         deadline = time.monotonic() + timeout
-        while self._queue.qsize() >= limit:
-            if time.monotonic() >= deadline:
+        seen = self._batches_added
+        while not self._closing:  # a stopping sidecar makes no one wait
+            with self._room:
+                if self._queue.qsize() + self._reserved < limit:
+                    self._reserved += 1
+                    return True
+            now = time.monotonic()
+            if self._batches_added != seen:  # the writer is moving (a slow one, on busy cores)
+                seen, deadline = self._batches_added, now + timeout
+            elif now >= deadline:
                 return False
             time.sleep(ROOM_POLL_S)
-        return True
+        return False
+
+    def release(self) -> None:
+        """Give back a place taken by ``reserve`` that no batch used (a refused batch)."""
+        with self._room:
+            self._reserved = max(0, self._reserved - 1)
 
     # ---- the writer ----
     def start(self) -> None:
@@ -194,6 +240,7 @@ class DataSink:
 
     def close(self, timeout: float = 60.0) -> None:
         """Write everything out and stop the thread."""
+        self._closing = True
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join(timeout)
@@ -311,8 +358,10 @@ class DataSink:
 
     def _shed(self) -> None:
         """Keep the unwritten rows under the memory cap: minute rows go first (oldest first),
-        then changes, then the long-term rows; each drop is counted. Called with the lock
-        held."""
+        then changes, then the long-term rows; each drop is counted (rows, and the requests
+        they held: ``<table>_events_dropped``) and its period noted for the store's changes,
+        written at the first flush the store takes (reports and autopsies print it). Called
+        with the lock held."""
         total = sum(p.nbytes for p in self._pending)
         for table in ("minute", "changes", "daily", "sub_daily", "sub_monthly"):
             i = 0
@@ -325,6 +374,10 @@ class DataSink:
                 total -= p.nbytes
                 n = len(p.rows) if p.rows is not None else len(p.changes or ())
                 self.counters[f"{kind}_rows_dropped"] += n
+                if p.rows is not None and n:  # their period, written once the store takes it
+                    lo, hi, events = _shed_period(p.rows)
+                    self.counters[f"{kind}_events_dropped"] += events
+                    self._dropped.note(lo, hi, events, kind)
                 del self._pending[i]
 
     # ---- reading ----

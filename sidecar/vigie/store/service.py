@@ -21,7 +21,7 @@ from vigie.store.changes import ChangeTracker
 from vigie.store.data import DataSink, SinkConfig
 from vigie.store.parquet import ParquetStore
 from vigie.store.query import Store
-from vigie.store.rollup import Accumulator
+from vigie.store.rollup import ROLLUP_TABLES, Accumulator
 from vigie.wire.columns import Events
 
 log = logging.getLogger(__name__)
@@ -110,11 +110,11 @@ class SidecarData:
     def start(self) -> None:
         self.sink.start()
 
-    def offer(self, ev: Events) -> bool:
+    def offer(self, ev: Events, reserved: bool = False) -> bool:
         """Hand a batch to the writer; a batch it cannot take is dropped, counted, and the
         status says so (``dropped_since``) until the sidecar restarts: lost rollups are
-        never silent."""
-        taken = self.sink.offer(ev)
+        never silent. ``reserved``: a place taken by ``sink.reserve`` (``DataSink.offer``)."""
+        taken = self.sink.offer(ev, reserved)
         if not taken and not self.dropped_since_us:
             self.dropped_since_us = wall_us(self._clock)
             log.warning("rollups dropped: the data writer's queue is full (data_queue_batches)")
@@ -129,7 +129,10 @@ class SidecarData:
         the store recovers."""
         st = self.sink.status()
         lost = []
-        events = int(st["counters"].get("rollup_events_dropped", 0))
+        counters = st["counters"]
+        # a queue drop misses every table, shed rows one table: count the table missing most
+        events = int(counters.get("rollup_events_dropped", 0))
+        events += max(int(counters.get(f"{t}_events_dropped", 0)) for t in ROLLUP_TABLES)
         if events:
             lost.append(f"{events:,} events not stored")
         for key, n in sorted(st["counters"].items()):

@@ -199,6 +199,7 @@ class Hello(_message.Message):
     PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
     REGION_FIELD_NUMBER: _builtins.int
     CLOCK_US_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """Stable name of the gateway process (e.g. the pod name). Required."""
     channel: _builtins.str
@@ -220,6 +221,12 @@ class Hello(_message.Message):
     """Gateway wall-clock time when the Hello was sent, microseconds since the Unix epoch (UTC);
     0 = not sent. Lets the sidecar name a gateway whose clock is skewed.
     """
+    history: _builtins.bool
+    """This stream sends past events (a backfill: `vigie simulate --backfill-days`, a log sent with
+    `vigie replay --to`), not a gateway's live traffic: the sidecar makes each of its batches
+    wait for room in its data writer (backpressure, the Ack comes later) rather than drop its
+    rollups. A gateway leaves it false: live streams are never made to wait.
+    """
     def __init__(
         self,
         *,
@@ -230,10 +237,11 @@ class Hello(_message.Message):
         protocol_version: _builtins.int = ...,
         region: _builtins.str = ...,
         clock_us: _builtins.int = ...,
+        history: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "clock_us", b"clock_us", "gateway_id", b"gateway_id", "handler_version", b"handler_version", "protocol_version", b"protocol_version", "region", b"region", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "clock_us", b"clock_us", "gateway_id", b"gateway_id", "handler_version", b"handler_version", "history", b"history", "protocol_version", b"protocol_version", "region", b"region", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -118,6 +118,39 @@ class Synapse3RuntimeTest {
                 .timeout(Duration.ofSeconds(30)).GET().build(), HttpResponse.BodyHandlers.ofString());
     }
 
+    /**
+     * The directives outlive the whole class (an hour): a test that waits (a slow machine) must
+     * not see the directive of an earlier test expire under it (the LIMIT of test 2 is what makes
+     * test 5's requests 429).
+     */
+    static final long DIRECTIVE_LIFE_US = 3_600_000_000L;
+    static final java.util.Map<String, Directive> DIRECTIVES = new java.util.LinkedHashMap<>();
+    static long directivesVersion = 1;
+
+    /**
+     * Pushes a directive as a real sidecar does: on the open stream, and in the full table every
+     * new stream is welcomed with, so that a reconnect of the handler (a Welcome late on a busy
+     * machine, a stream ended) does not forget it.
+     */
+    private static synchronized void pushDirective(Directive.Builder d) {
+        Directive directive = d.build();
+        DIRECTIVES.put(directive.getId(), directive);
+        directivesVersion++;
+        sidecar.initialDirectives = DirectiveUpdate.newBuilder().setVersion(directivesVersion).setFull(true)
+                .addAllUpserts(DIRECTIVES.values()).build();
+        sidecar.last().push(SidecarMessage.newBuilder().setDirectives(DirectiveUpdate.newBuilder()
+                .setVersion(directivesVersion).addUpserts(directive)).build());
+    }
+
+    /** Every event the fake sidecar received, on every stream the handler opened (in order). */
+    private static List<BatchDecoder.Event> events() {
+        List<BatchDecoder.Event> all = new ArrayList<>();
+        for (FakeSidecar.Stream st : sidecar.streams) {
+            all.addAll(st.events);
+        }
+        return all;
+    }
+
     @Test
     @Order(1)
     void requestsThroughSynapseAreRecordedThenRefusedByADirective() throws Exception {
@@ -125,23 +158,21 @@ class Synapse3RuntimeTest {
         assertEquals(200, ok.statusCode(), ok.body());
         assertTrue(ok.body().contains("<id>42</id>"), ok.body());
         waitFor("the record to reach the sidecar", 30, () -> sidecar.eventsApplied() >= 1);
-        BatchDecoder.Event e = sidecar.last().events.get(0);
+        BatchDecoder.Event e = events().get(0);
         assertEquals("orders", e.string(Column.API_NAME));
         assertEquals("/orders", e.string(Column.API_CONTEXT));
         assertEquals(200, e.number(Column.HTTP_STATUS));
         assertEquals(HttpMethods.GET, e.number(Column.HTTP_METHOD));
-        assertEquals("synapse3", sidecar.last().received.get(0).getHello().getGatewayId());
-        assertTrue(sidecar.last().received.get(0).getHello().getClockUs() > 0, "the gateway's clock in Hello");
+        assertEquals("synapse3", sidecar.streams.get(0).received.get(0).getHello().getGatewayId());
+        assertTrue(sidecar.streams.get(0).received.get(0).getHello().getClockUs() > 0, "the gateway's clock in Hello");
         assertEquals("carbon.super", e.string(Column.TENANT), "a context without /t/: the super tenant");
         assertEquals(Wso2LikeHandler.uuidOf("orders"), e.string(Column.API_ID));
         assertEquals(200, e.number(Column.TARGET_STATUS), "the backend's status");
         assertEquals(hashOf("127.0.0.1"), e.string(Column.CLIENT_IP), "no X-Forwarded-For: the remote address, hashed");
 
-        sidecar.last().push(SidecarMessage.newBuilder().setDirectives(DirectiveUpdate.newBuilder().setVersion(2)
-                .addUpserts(Directive.newBuilder().setId("block-orders").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
-                        .setAction(DirectiveAction.DIRECTIVE_ACTION_BLOCK).setApiName("orders").setReason("test block")
-                        .setExpiresAtUs(System.currentTimeMillis() * 1000 + 60_000_000L)))
-                .build());
+        pushDirective(Directive.newBuilder().setId("block-orders").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                .setAction(DirectiveAction.DIRECTIVE_ACTION_BLOCK).setApiName("orders").setReason("test block")
+                .setExpiresAtUs(System.currentTimeMillis() * 1000 + DIRECTIVE_LIFE_US));
         waitFor("the directive to apply", 30, () -> {
             try {
                 return get("/orders/2").statusCode() == 403;
@@ -153,9 +184,10 @@ class Synapse3RuntimeTest {
         assertEquals(403, refused.statusCode());
         assertTrue(refused.body().contains("\"code\":\"900805\""), refused.body());
         assertTrue(refused.body().contains("test block"), refused.body());
-        waitFor("the refusal to be recorded", 30, () -> sidecar.last().events.stream()
+        waitFor("the refusal to be recorded", 30, () -> events().stream()
                 .anyMatch(ev -> (ev.number(Column.FLAGS) & EventFlags.REFUSED_BY_DIRECTIVE) != 0));
-        BatchDecoder.Event last = sidecar.last().events.get(sidecar.last().events.size() - 1);
+        List<BatchDecoder.Event> all = events();
+        BatchDecoder.Event last = all.get(all.size() - 1);
         assertEquals(403, last.number(Column.HTTP_STATUS));
         assertEquals(900805, last.number(Column.ERROR_CODE));
         assertEquals(refused.body().getBytes(StandardCharsets.UTF_8).length, last.number(Column.RESPONSE_BYTES),
@@ -177,9 +209,9 @@ class Synapse3RuntimeTest {
                 + "/t/acme.com/shop/items")).timeout(Duration.ofSeconds(30))
                 .header("X-Forwarded-For", "203.0.113.7, 10.0.0.1").GET().build(), HttpResponse.BodyHandlers.ofString());
         assertEquals(200, ok.statusCode(), ok.body());
-        waitFor("the tenant's record", 30, () -> sidecar.last().events.stream()
+        waitFor("the tenant's record", 30, () -> events().stream()
                 .anyMatch(ev -> ev.string(Column.API_NAME).equals("shop")));
-        BatchDecoder.Event e = sidecar.last().events.stream().filter(ev -> ev.string(Column.API_NAME).equals("shop"))
+        BatchDecoder.Event e = events().stream().filter(ev -> ev.string(Column.API_NAME).equals("shop"))
                 .findFirst().orElseThrow();
         assertEquals("/t/acme.com/shop", e.string(Column.API_CONTEXT));
         assertEquals("acme.com", e.string(Column.TENANT));
@@ -278,17 +310,17 @@ class Synapse3RuntimeTest {
         assertEquals(401, denied.statusCode(), denied.body());
         HttpResponse<String> missing = get("/catalog/nothing-here");
         assertEquals(404, missing.statusCode(), missing.body());
-        waitFor("both records to reach the sidecar", 30, () -> sidecar.last().events.stream()
+        waitFor("both records to reach the sidecar", 30, () -> events().stream()
                 .filter(ev -> ev.string(Column.API_NAME).equals("secured") || ev.string(Column.API_NAME).equals("catalog"))
                 .count() >= 2);
-        BatchDecoder.Event auth = sidecar.last().events.stream()
+        BatchDecoder.Event auth = events().stream()
                 .filter(ev -> ev.string(Column.API_NAME).equals("secured")).findFirst().orElseThrow();
         assertEquals("/secured", auth.string(Column.API_CONTEXT));
         assertEquals(401, auth.number(Column.HTTP_STATUS));
         assertEquals(900901, auth.number(Column.ERROR_CODE));
         assertEquals(EventFlags.FAULT, auth.number(Column.FLAGS), "a fault, not throttling");
         assertEquals("", auth.string(Column.APPLICATION_ID));
-        BatchDecoder.Event notFound = sidecar.last().events.stream()
+        BatchDecoder.Event notFound = events().stream()
                 .filter(ev -> ev.string(Column.API_NAME).equals("catalog")).findFirst().orElseThrow();
         assertEquals("/catalog", notFound.string(Column.API_CONTEXT));
         assertEquals(404, notFound.number(Column.HTTP_STATUS));
@@ -378,12 +410,10 @@ class Synapse3RuntimeTest {
         assertTrue(blocked.headers().firstValue("Upgrade").isPresent(), blocked.headers().toString());
 
         // a LIMIT of one request an hour: 429, Retry-After in seconds, the body with nextAccessTime
-        sidecar.last().push(SidecarMessage.newBuilder().setDirectives(DirectiveUpdate.newBuilder().setVersion(3)
-                .addUpserts(Directive.newBuilder().setId("limit-payments").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
-                        .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApiName("payments")
-                        .setLimitRequests(1).setLimitPeriodSeconds(3600)
-                        .setExpiresAtUs(System.currentTimeMillis() * 1000 + 60_000_000L)))
-                .build());
+        pushDirective(Directive.newBuilder().setId("limit-payments").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApiName("payments")
+                .setLimitRequests(1).setLimitPeriodSeconds(3600)
+                .setExpiresAtUs(System.currentTimeMillis() * 1000 + DIRECTIVE_LIFE_US));
         waitFor("the limit to apply", 30, () -> {
             try {
                 return getWithCredentials("/payments/1").statusCode() == 429;
