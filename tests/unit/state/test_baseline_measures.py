@@ -51,7 +51,9 @@ def test_a_subscription_row_carries_three_measures_in_four_bytes_a_slot() -> Non
     assert sub_row_bytes() == 3192  # with the minute ring, the hour's histogram, the evidence
 
 
-def _minute(t: int, app: str, api: str, n: int, rng: np.random.Generator, **kw: Any) -> list:
+def _minute(
+    t: int, app: str, api: str, n: int, rng: np.random.Generator, **kw: Any
+) -> list[tuple[Any, ...]]:
     """n events of one minute: backend ~12 ms (x ``backend_x``), latency = backend + 2 ms
     (+ ``gateway_ms``), a 5xx share ``errors``; ``backend=False``: no backend time carried."""
     out = []
@@ -65,7 +67,9 @@ def _minute(t: int, app: str, api: str, n: int, rng: np.random.Generator, **kw: 
 
 
 CONSUMERS = (("app-a", "Pay"), ("app-b", "Search"), ("app-c", "Orders"), ("app-d", "Plain"))
-INCIDENT = {  # what each API's consumer does in week 2, Monday 11:00-11:20
+INCIDENT: dict[
+    str, dict[str, Any]
+] = {  # what each API's consumer does in week 2, Monday 11:00-11:20
     "Pay": {"backend_x": 4.0},
     "Search": {"gateway_ms": 60},
     "Orders": {"n": 200, "errors": 0.4},
@@ -73,25 +77,36 @@ INCIDENT = {  # what each API's consumer does in week 2, Monday 11:00-11:20
 }
 
 
-@pytest.fixture(scope="module")
-def incident() -> tuple[State, int]:
+def scenario(
+    consumers: tuple[tuple[str, str], ...], incident: dict[str, dict[str, Any]], seed: int = 7
+) -> tuple[State, int]:
     """Mondays 10:00-12:00 of three weeks (the platform silent otherwise), 20 requests a
-    minute per consumer; in the third, the incidents above from 11:00 to 11:20, the state read
-    at 11:21 (its classes still held)."""
-    rng = np.random.default_rng(7)
+    minute per consumer; in the third, ``incident[api]`` from 11:00 to 11:20 (``n``: requests
+    a minute, ``down``: every request a WSO2 101503), the state read at 11:21 (its classes
+    still held)."""
+    rng = np.random.default_rng(seed)
     state = State(Thresholds().replace(**TH))
     events: list[tuple[Any, ...]] = []
     for week in range(3):
         for m in range(600, 720 if week < 2 else 681):  # the last week: up to the incident's end
             t = T0 + week * WEEK + m * MINUTE
-            for app, api in CONSUMERS:
+            for app, api in consumers:
                 kw: dict[str, Any] = {"backend": api != "Plain"}
                 if week == 2 and 660 <= m < 680:
-                    kw |= INCIDENT[api]
-                events += _minute(t, app, api, int(kw.pop("n", 20)), rng, **kw)
+                    kw |= incident.get(api, {})
+                down = kw.pop("down", False)
+                batch = _minute(t, app, api, int(kw.pop("n", 20)), rng, **kw)
+                if down:
+                    batch = [(e[0], app, api, 503, 101503, 900, 0) for e in batch]
+                events += batch
     events.sort()
     _feed(state, events)
     return state, T0 + 2 * WEEK + 681 * MINUTE
+
+
+@pytest.fixture(scope="module")
+def incident() -> tuple[State, int]:
+    return scenario(CONSUMERS, INCIDENT)
 
 
 def test_a_slow_backend_is_told_from_a_slow_gateway(incident: tuple[State, int]) -> None:
