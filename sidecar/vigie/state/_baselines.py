@@ -91,6 +91,7 @@ from vigie.state._baseline_kernels import (
     X_FIELDS,
     apply_baselines,
 )
+from vigie.state._baseline_pieces import COUNT_MAX_CODE, COUNT_SCALE, NO_CODE
 from vigie.state.thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -290,8 +291,10 @@ class Baselines:
 
     def restore(self, state: State, arrays: dict[str, npt.NDArray[Any]]) -> bool:
         """Load what ``used_arrays`` wrote (False, and fresh baselines, when it is absent or
-        does not fit this layout: they are learnt again)."""
+        does not fit this layout: they are learnt again). The layout before error shares and
+        latency per subscription and backend times per API is upgraded (``_upgrade``)."""
         specs = {**SUB_SPEC, **API_SPEC}
+        arrays = _upgrade(arrays)
         ok = "bl_g" in arrays and arrays["bl_g"].shape == self.bg.shape
         ok = ok and arrays.get("bl_slot_week", np.zeros(0)).shape == self.slot_week.shape
         for name, (shape, dt) in specs.items():
@@ -306,3 +309,38 @@ class Baselines:
         self._own = tuple(self.arrays[k] for k in (*SUB_SPEC, *API_SPEC))
         self._fit(state)
         return True
+
+
+def _upgrade(arrays: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+    """The arrays of a snapshot of the counts-only layout (subscription weeks as float32
+    counts, a requests-only minute ring, 6 evidence figures, 3 API week fields) in this one:
+    the counts coded, what that layout did not keep marked not known (NaN, ``NO_CODE``) or
+    zero. Other arrays are returned as they are (``restore`` checks them)."""
+    old = arrays.get("bl_bs_week")
+    if old is None or old.dtype != np.float32 or old.shape[1:] != (SLOTS, WEEKS):
+        return arrays
+    out = dict(arrays)
+    n_sub = len(old)
+    codes = np.log2(1.0 + np.maximum(old.astype(np.float64), 0.0)) * COUNT_SCALE + 0.5
+    out["bl_bs_week"] = np.minimum(np.floor(codes), COUNT_MAX_CODE).astype(np.uint16)
+    out["bl_bs_wq"] = np.full((n_sub, SLOTS, WEEKS, N_SQ), NO_CODE, dtype=np.uint8)
+    out["bl_bs_hlat"] = np.zeros((n_sub, LAT_BUCKETS), dtype=np.int32)
+    i64 = np.zeros((n_sub, B_FIELDS), dtype=np.int64)
+    i64[:, : arrays["bl_bs_i64"].shape[1]] = arrays["bl_bs_i64"]
+    out["bl_bs_i64"] = i64
+    ring = np.zeros((n_sub, RING, 2), dtype=np.int32)
+    ring[:, :, 0] = arrays["bl_bs_min"]
+    out["bl_bs_min"] = ring
+    n_api = len(arrays["bl_ba_i64"])
+    week = np.full((n_api, SLOTS, WEEKS, N_W), np.nan, dtype=np.float64)
+    week[..., : arrays["bl_ba_week"].shape[-1]] = arrays["bl_ba_week"]
+    out["bl_ba_week"] = week
+    out["bl_ba_lsum"] = np.zeros((n_api, RING, N_U), dtype=np.int64)
+    out["bl_ba_blat"] = np.zeros((n_api, RING, LAT_BUCKETS), dtype=np.int32)
+    out["bl_ba_hblat"] = np.zeros((n_api, LAT_BUCKETS), dtype=np.int64)
+    for name in ("bl_bs_evid", "bl_ba_evid"):
+        ev = arrays[name]
+        grown = np.zeros((*ev.shape[:-1], N_EV), dtype=np.float64)
+        grown[..., : ev.shape[-1]] = ev
+        out[name] = grown
+    return out

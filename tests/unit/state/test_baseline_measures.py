@@ -18,6 +18,7 @@ from vigie.classify import health, views
 from vigie.state import _baseline_pieces as P
 from vigie.state._baselines import SUB_SPEC, sub_row_bytes
 from vigie.state.engine import State
+from vigie.state.snapshot import read_snapshot, write_snapshot
 from vigie.state.thresholds import Thresholds
 
 WEEK = 7 * DAY
@@ -158,3 +159,53 @@ def test_degraded_cause_reads_the_figures() -> None:
     assert health.degraded_cause(ev, 2.0) == "latency"
     ev[0] = 21.0
     assert health.degraded_cause(ev, 2.0) == "errors"
+
+
+def _old_layout(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The baselines' arrays as the counts-only layout (before this one) wrote them."""
+    out = {k: v for k, v in arrays.items() if not k.startswith("bl_")}
+    out |= {k: arrays[k] for k in ("bl_g", "bl_slot_week", "bl_bs_first", "bl_bs_last")}
+    out |= {k: arrays[k] for k in ("bl_ba_i64", "bl_ba_min", "bl_ba_lat", "bl_ba_hlat")}
+    out |= {k: arrays[k] for k in ("bl_ba_first", "bl_ba_last")}
+    decode = np.vectorize(P.count_value)
+    out["bl_bs_week"] = decode(arrays["bl_bs_week"]).astype(np.float32)
+    out["bl_bs_i64"] = arrays["bl_bs_i64"][:, :3]
+    out["bl_bs_min"] = arrays["bl_bs_min"][:, :, 0]
+    out["bl_ba_week"] = arrays["bl_ba_week"][..., :3]
+    out["bl_bs_evid"] = arrays["bl_bs_evid"][..., :6]
+    out["bl_ba_evid"] = arrays["bl_ba_evid"][..., :6]
+    return out
+
+
+def test_a_snapshot_of_the_counts_only_layout_keeps_its_baselines(tmp_path: Any) -> None:
+    """An upgraded sidecar does not forget weeks of baselines: the counts are coded, the
+    figures that layout did not keep are not known (and learnt from then on)."""
+    state, now = scenario(CONSUMERS[:2], {}, seed=3)
+    path = write_snapshot(state, tmp_path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    old = tmp_path / "old" / "state.npz"
+    old.parent.mkdir()
+    with old.open("wb") as f:
+        np.savez(f, **_old_layout(arrays))  # type: ignore[arg-type]
+    back = read_snapshot(old, state.thresholds, state.capacity)
+    got, want = back.baselines.arrays, state.baselines.arrays
+    rows = state.n_sub_rows
+    np.testing.assert_array_equal(got["bs_week"][:rows], want["bs_week"][:rows])
+    np.testing.assert_array_equal(got["bs_min"][:rows, :, 0], want["bs_min"][:rows, :, 0])
+    assert (got["bs_wq"][:rows] == P.NO_CODE).all() and not got["bs_min"][:rows, :, 1].any()
+    n_api = state.n_api_rows
+    np.testing.assert_array_equal(got["ba_week"][:n_api, ..., :3], want["ba_week"][:n_api, ..., :3])
+    assert np.isnan(got["ba_week"][:n_api, ..., 3]).all()
+    assert got["bs_evid"].shape[-1] == want["bs_evid"].shape[-1]
+    # and it judges as before: a surge of the first consumer, on the restored baselines
+    for s in (state, back):
+        t = now + 7 * DAY - 60 * MINUTE  # next Monday 10:21
+        rng = np.random.default_rng(5)
+        ev = [e for m in range(20) for e in _minute(t + m * MINUTE, "app-a", "Pay", 200, rng)]
+        ev += _minute(t + 20 * MINUTE, "app-b", "Search", 20, rng)
+        _feed(s, sorted(ev))
+    assert [v.classes for v in views.subscriptions(back)] == [
+        v.classes for v in views.subscriptions(state)
+    ]
+    assert "traffic_anomaly" in views.subscriptions(back)[0].classes
