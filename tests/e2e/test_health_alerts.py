@@ -175,6 +175,8 @@ def test_the_scenario_delivers_exactly_the_expected_notifications_then_their_res
         assert "connection_failures=" in down["annotations"]["evidence"]
         degraded = by_name["VigieApiDegraded"]
         assert "p95_ms=" in degraded["annotations"]["evidence"]
+        # its backend time (80 % of the latency) rose with it: the backend is blamed
+        assert "cause=backend" in degraded["annotations"]["evidence"]
         assert degraded["annotations"]["command"] == "vigie consumers --api Orders"
         # what the person on call runs: the anomalous consumers, with their evidence
         listed = cli_json(sidecar, "consumers", "--class", "traffic_anomaly")["subscriptions"]

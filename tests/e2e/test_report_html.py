@@ -70,6 +70,23 @@ def _record_directive(store: Path) -> None:
     ParquetStore(store).write_changes(records)
 
 
+DROP_FROM, DROP_TO, DROPPED = (
+    START + 25 * DAY + 10 * 3600 * 10**6,
+    START + 25 * DAY + 14 * 3600 * 10**6,
+    12_345,
+)
+
+
+def _record_drop(store: Path) -> None:
+    """What a sidecar's data writer records when it could not keep up: 12,345 events of day
+    25, 10:00-14:00, not stored."""
+    detail = json.dumps({"from_us": DROP_FROM, "to_us": DROP_TO, "events": DROPPED})
+    ParquetStore(store).write_changes(
+        [{"at_us": DROP_FROM, "kind": "data", "event": "dropped", "name": "rollups",
+          "detail": detail}]
+    )  # fmt: skip
+
+
 def _book(state_dir: Path, suggestions: list[dict[str, Any]]) -> None:
     """A sidecar's suggestion book with the replays' suggestions, decided by people: the first
     (the day-40 storm's limit) approved by alice, the second rejected by bob, any other left
@@ -144,8 +161,9 @@ def _chromium() -> str:
     pytest.skip("Chromium is not installed (make test installs the chromium package)")
 
 
-def png_colours(data: bytes) -> tuple[int, int, int]:
-    """Width, height and number of distinct pixel colours of an 8-bit RGB/RGBA PNG."""
+def png_colours(data: bytes) -> tuple[int, int, set[bytes]]:
+    """Width, height and the distinct pixel colours (RGB bytes; every other pixel of every
+    fourth row) of an 8-bit RGB/RGBA PNG."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, width, height, ctype = 8, b"", 0, 0, 0
     while pos < len(data):
@@ -181,7 +199,7 @@ def png_colours(data: bytes) -> tuple[int, int, int]:
         if y % 4 == 0:
             colours.update(bytes(line[i : i + 3]) for i in range(0, stride, bpp * 2))
         prev = line
-    return width, height, len(colours)
+    return width, height, colours
 
 
 def test_the_html_report_of_45_days_renders_with_its_sections(
@@ -197,6 +215,7 @@ def test_the_html_report_of_45_days_renders_with_its_sections(
     r = CliRunner().invoke(main, ["replay", f"main={log}", "--store", str(store), "--json"])
     assert r.exit_code == 0, r.output
     _record_directive(store)
+    _record_drop(store)
     final = json.loads(r.stdout)["suggestions"]
     # what a live sidecar proposed along the way: the suggestions during the day-40 storm
     during = tmp_path / "until-storm.log"
@@ -247,6 +266,14 @@ def test_the_html_report_of_45_days_renders_with_its_sections(
     assert ">new<" in row, row
     # day 20 (2026-10-11) has no data: a hatched gap, not a zero bar
     assert "10-11: no data" in text
+    # day 25's dropped rollups: a banner at the top of the page, the day marked on the chart
+    banner = text.split('<div class="banner" role="alert">')[1].split("</div>")[0]
+    assert "Data incomplete:" in banner and "12,345 events not stored" in banner, banner
+    assert "2026-10-16 10:00 → 2026-10-16 14:00 UTC" in banner, banner
+    assert text.index('class="banner"') < text.index("In brief")
+    traffic = _section(text, "Traffic over time")
+    assert "10-16: data incomplete, 12,345 events not stored" in traffic
+    assert traffic.count("data incomplete,") == 1  # that day only
     # the growers: app-010 and app-011 lead the growth chart, flat consumers do not
     growth = text.split("The fastest growers")[1].split("</section>")[0]
     assert "Application 10" in growth and "Logistics Partner" in growth
@@ -290,4 +317,5 @@ def test_the_html_report_of_45_days_renders_with_its_sections(
     print(f"report screenshot: {shot}")
     w, h, colours = png_colours(shot.read_bytes())
     assert (w, h) == (1280, 4000)
-    assert colours > 40, colours
+    assert len(colours) > 40, len(colours)
+    assert bytes((0xB0, 0x3A, 0x3A)) in colours  # the data-incomplete banner is drawn

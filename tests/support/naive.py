@@ -451,11 +451,26 @@ def lower_weighted_median(pairs: list[tuple[float, float]]) -> float:
     return ordered[-1][0]
 
 
+def health_count_stored(n: int) -> float:
+    """An hour's requests as a subscription's table gives them back (a 2048 x log2(1 + n)
+    code, rounded both ways)."""
+    if n <= 0:
+        return 0.0
+    code = min(math.floor(2048 * math.log2(1 + n) + 0.5), 65535)
+    return float(math.floor(2 ** (code / 2048) - 1 + 0.5))
+
+
+def health_share_stored(share: float) -> float:
+    """A 5xx share as a subscription's table gives it back (a 254 x sqrt(share) code)."""
+    return (math.floor(254 * math.sqrt(share) + 0.5) / 254) ** 2
+
+
 def naive_health(
-    events: list[tuple[int, int, int, int, int, int]], th: Any
+    events: list[tuple[int, ...]], th: Any
 ) -> tuple[dict[tuple[Any, ...], list[tuple[int, int]]], dict[tuple[Any, ...], list[float]]]:
-    """Episodes of the health classes for events (t, app, api, status, error_code, latency_us)
-    in arrival order (app 0: none), with ``vigie.state.thresholds.Thresholds`` ``th``.
+    """Episodes of the health classes for events (t, app, api, status, error_code, latency_us
+    [, backend_latency_us]) in arrival order (app 0: none), with
+    ``vigie.state.thresholds.Thresholds`` ``th``.
 
     Returns {(kind, key, class): [(first, last), ...]} (closed episodes, then the open one) and
     the figures of each open episode at its last holding, {(kind, key, class): figures}; kind
@@ -463,6 +478,8 @@ def naive_health(
     minute_us = 60_000_000
     per_min: dict[tuple[Any, ...], dict[int, list[int]]] = defaultdict(dict)  # row -> minute
     lat_min: dict[Any, dict[int, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    blat_min: dict[Any, dict[int, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    sums_min: dict[Any, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     hours: dict[tuple[Any, ...], dict[int, list[Any]]] = defaultdict(dict)  # row -> hour
     since: dict[tuple[Any, ...], int] = {}
     arrivals_min: dict[int, int] = defaultdict(int)  # arrivals during each current minute
@@ -474,6 +491,7 @@ def naive_health(
     figures: dict[tuple[Any, ...], list[float]] = {}
     episodes: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
     hold = th.health_hold_seconds * 1e6
+    nan = math.nan
 
     def step(key: tuple[Any, ...], holds: bool, now: int, figs: list[float]) -> None:
         if holds:
@@ -485,30 +503,46 @@ def naive_health(
             figures.pop(key)
 
     def baseline(row: tuple[Any, ...], hour: int, field: int) -> list[tuple[float, float]]:
+        """field 0 requests, 1 5xx share, 2 p95, 3 backend p95 (APIs); a subscription's as
+        its compact table stores them."""
         slot, week = (hour + 72) % 168, (hour + 72) // 168
         out = []
         for w in range(week - HEALTH_WEEKS, week):
             h = w * 168 + slot - 72
             if h not in arrivals_hour or h < since[row]:
                 continue
-            cell = hours[row].get(h, [0, 0, {}])
+            cell = hours[row].get(h, [0, 0, {}, {}])
             if field == 0:
                 value = float(cell[0])
+                if row[0] == "sub":
+                    value = health_count_stored(cell[0])
+            elif field == 3:
+                if sum(cell[3].values()) < 20:
+                    continue
+                value = health_p95(cell[3])
             elif cell[0] < 20:
                 continue
+            elif field == 1:
+                value = cell[1] / cell[0]
+                if row[0] == "sub":
+                    value = health_share_stored(value)
             else:
-                value = cell[1] / cell[0] if field == 1 else health_p95(cell[2])
+                value = health_p95(cell[2])
             out.append((value, 0.5 ** ((week - w - 1) / th.baseline_halflife_weeks)))
         return out
 
     def window(row: tuple[Any, ...], m: int, n: int, k: int) -> float:
         return float(sum(per_min[row].get(x, [0, 0, 0])[k] for x in range(m - n, m)))
 
+    def median_or_nan(pairs: list[tuple[float, float]]) -> float:
+        return lower_weighted_median(pairs) if pairs else nan
+
     def anomaly(row: tuple[Any, ...], key: tuple[Any, ...], m: int, now: int) -> None:
         n = int(th.anomaly_window_seconds // 60)
         count = window(row, m, n, 0)
-        pairs = baseline(row, (m - 1) // 60, 0)
-        holds, figs = False, [0.0] * 6
+        hour = (m - 1) // 60
+        pairs = baseline(row, hour, 0)
+        holds, figs = False, [0.0] * 10
         if len(pairs) >= th.baseline_min_weeks and since[row] * 3600e6 <= now - n * minute_us:
             med = lower_weighted_median(pairs)
             mad = lower_weighted_median([(abs(v - med), w) for v, w in pairs])
@@ -521,7 +555,13 @@ def naive_health(
             elif count < mid - th.anomaly_k * spread and mid >= th.anomaly_min_requests:
                 d = -1
             holds = d != 0
-            figs = [count, mid, spread, float(d), float(len(pairs)), 0.0]
+            figs = [count, mid, spread, float(d), float(len(pairs)), 0.0, 0.0, 0.0, 0.0, 0.0]
+            if holds and row[0] == "sub":
+                cell = hours[row].get(hour, [0, 0, {}, {}])
+                figs[5] = window(row, m, n, 1) / count if count else nan
+                figs[6] = median_or_nan(baseline(row, hour, 1))
+                figs[7] = health_p95(cell[2]) if cell[0] >= 20 else nan
+                figs[8] = median_or_nan(baseline(row, hour, 2))
         step(key, holds, now, figs)
 
     def evaluate(m: int) -> None:
@@ -532,17 +572,29 @@ def naive_health(
             api = row[1]
             dn = int(th.degraded_window_seconds // 60)
             req, err = window(row, m, dn, 0), window(row, m, dn, 1)
-            holds, figs = False, [0.0] * 6
+            holds, figs = False, [0.0] * 10
             if req >= th.degraded_min_requests and since[row] * 3600e6 <= now - dn * minute_us:
                 hist: dict[int, int] = defaultdict(int)
+                bhist: dict[int, int] = defaultdict(int)
+                lsum = bsum = 0
                 for x in range(m - dn, m):
                     for b, c in lat_min[api].get(x, {}).items():
                         hist[b] += c
-                figs = [health_p95(hist), 0.0, err / req, 0.0, req, 0.0]
+                    for b, c in blat_min[api].get(x, {}).items():
+                        bhist[b] += c
+                    if x in sums_min[api]:
+                        lsum += sums_min[api][x][0]
+                        bsum += sums_min[api][x][1]
+                figs = [health_p95(hist), 0.0, err / req, 0.0, req, 0.0, health_p95(bhist)]
+                figs += [0.0, bsum / lsum if lsum else nan, 0.0]
                 lat_pairs = baseline(row, (m - 1) // 60, 2)
                 if len(lat_pairs) >= th.baseline_min_weeks:
                     figs[1] = lower_weighted_median(lat_pairs)
                     holds |= figs[0] >= th.degraded_latency_ratio * figs[1]
+                back_pairs = baseline(row, (m - 1) // 60, 3)
+                if len(back_pairs) >= th.baseline_min_weeks:
+                    figs[7] = lower_weighted_median(back_pairs)
+                    holds |= figs[6] >= th.degraded_latency_ratio * figs[7]
                 share_pairs = baseline(row, (m - 1) // 60, 1)
                 if len(share_pairs) >= th.baseline_min_weeks:
                     figs[3] = lower_weighted_median(share_pairs)
@@ -560,12 +612,14 @@ def naive_health(
                 and req > 0
                 and conn >= th.backend_down_share * req
             )
-            figs = [float(p), conn, req, conn / req if req else 0.0, 0.0, 0.0]
+            figs = [float(p), conn, req, conn / req if req else 0.0] + [0.0] * 6
             step((*row, "backend_down"), holds, now, figs)
             anomaly(row, (*row, "traffic_anomaly"), m, now)
 
     cur = -1
-    for t, app, api, status, code, lat in events:
+    for ev in events:
+        t, app, api, status, code, lat = ev[:6]
+        back = ev[6] if len(ev) > 6 else 0
         m = t // minute_us
         if cur < 0:
             cur = m
@@ -586,11 +640,18 @@ def naive_health(
             c[1] += 500 <= status < 600
             c[2] += code in CONNECTION_FAILURES
             if same_hour:
-                cell = hours[row].setdefault(m // 60, [0, 0, defaultdict(int)])
+                cell = hours[row].setdefault(m // 60, [0, 0, defaultdict(int), defaultdict(int)])
                 cell[0] += 1
                 cell[1] += 500 <= status < 600
                 cell[2][health_bucket(lat)] += 1
+                if back > 0:
+                    cell[3][health_bucket(back)] += 1
         lat_min[api][m][health_bucket(lat)] = lat_min[api][m].get(health_bucket(lat), 0) + 1
+        if back > 0:
+            bb = health_bucket(back)
+            blat_min[api][m][bb] = blat_min[api][m].get(bb, 0) + 1
+            sums_min[api][m][0] += lat
+            sums_min[api][m][1] += back
         if code in CONNECTION_FAILURES:
             run[api] += 1
             peak[api] = max(peak[api], run[api])

@@ -29,6 +29,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from vigie.classify import health
 from vigie.classify.silence import Notes, dated
 from vigie.classify.silence import iso as iso
 from vigie.state import layout as L
@@ -56,7 +57,7 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "new": ("first_seen", "last_7_days"),
     "unknown": ("observed_days", "needed_days"),
     "traffic_anomaly": ("direction", "requests", "baseline_requests"),
-    "degraded": ("p95_ms", "baseline_p95_ms", "server_error_share", "baseline_error_share"),
+    "degraded": ("cause", "p95_ms", "baseline_p95_ms", "backend_p95_ms", "server_error_share"),
     "backend_down": ("consecutive_failures", "connection_failures", "requests"),
 }
 # the subscription classes a view may hold besides "normal": the state's, then the verdicts
@@ -68,42 +69,8 @@ def _health_evidence(
     state: State, class_name: str, ev: np.ndarray, last_true: int
 ) -> dict[str, Any]:
     """The figures of a health class (``vigie.state._baselines``) at the last time its rule
-    held."""
-    th = state.thresholds
-    at = iso(last_true)
-    if class_name == "traffic_anomaly":
-        return {
-            "direction": "surge" if ev[3] > 0 else "drop",
-            "requests": int(ev[0]),
-            "baseline_requests": round(float(ev[1]), 1),
-            "band": round(float(th.anomaly_k * ev[2]), 1),
-            "baseline_weeks": int(ev[4]),
-            "window_seconds": th.anomaly_window_seconds,
-            "at": at,
-        }
-    if class_name == "degraded":
-
-        def ms(x: float) -> float | None:
-            return round(float(x), 1) if x > 0 and np.isfinite(x) else None
-
-        return {
-            "p95_ms": ms(ev[0]),
-            "baseline_p95_ms": ms(ev[1]),
-            "server_error_share": round(float(ev[2]), 4),
-            "baseline_error_share": round(float(ev[3]), 4),
-            "requests": int(ev[4]),
-            "baseline_weeks": int(ev[5]),
-            "window_seconds": th.degraded_window_seconds,
-            "at": at,
-        }
-    return {  # backend_down
-        "consecutive_failures": int(ev[0]),
-        "connection_failures": int(ev[1]),
-        "requests": int(ev[2]),
-        "share": round(float(ev[3]), 4),
-        "window_seconds": th.backend_down_window_seconds,
-        "at": at,
-    }
+    held (``classify.health``)."""
+    return health.evidence(state.thresholds, class_name, ev, iso(last_true))
 
 
 def headline(class_name: str, figures: dict[str, Any]) -> str:

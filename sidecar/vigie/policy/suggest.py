@@ -22,6 +22,8 @@ their lifecycle (kept by ``SuggestionBook``) carries over.
 | wrong_channel | block_channel | BLOCK app x channel, TTL | — |
 | error_prone, throttled below its tier | contact_owner | — | — |
 | auth_failing client IP | deny_ip | — | BlockingCondition IP (none for a hashed IP) |
+| traffic_anomaly surge (subscription) | temporary_limit (reviewed, never auto) | LIMIT, 1 h | — |
+| traffic_anomaly drop, degraded, backend_down | contact_owner | — | — |
 
 The model (``Suggestion``, ``DirectiveSpec``, ids and TTLs) lives in ``vigie.policy.model`` and
 each family in ``vigie.policy.families``; this module runs them and is what callers import.
@@ -37,6 +39,7 @@ from vigie.policy.families import (
     by_code,
     deny_ip,
     error_prone,
+    health,
     revocations,
     temporary_limits,
     tiers,
@@ -97,6 +100,9 @@ def _subscription(ctx: Context, v: views.SubscriptionView) -> None:
         temporary_limits.subscription(ctx, v, row, common, "redundant")
     if "error_prone" in classes:
         error_prone.subscription(ctx, v, row, common)
+    if "traffic_anomaly" in classes:
+        surging = v.evidence.get("traffic_anomaly", {}).get("direction") == "surge"
+        (health.surge if surging else health.drop)(ctx, v, common)
 
 
 def _in_tenant(ctx: Context, start: int, tenant: str, stop: int | None = None) -> None:
@@ -141,6 +147,7 @@ def suggest(
             revocations.api(ctx, a)
         if "growing" in a.classes and ("api", a.api, a.api_version) not in ctx.handled:
             tiers.api(ctx, a, subs)
+        health.api(ctx, a)
         _in_tenant(ctx, n, a.tenant)
     seen: set[str] = set()
     out: list[Suggestion] = []

@@ -60,14 +60,19 @@ def _nice_max(v: float) -> float:
     return 10.0 * p
 
 
+INCOMPLETE_COLOR: Final = "#b03a3a"
+
+
 def stacked_bars(
     points: Sequence[dict[str, Any] | None],
     labels: Sequence[str],
     w: int = 1080,
     h: int = 260,
+    incomplete: Sequence[int] = (),
 ) -> str:
     """Stacked bars of the four outcomes per time bucket; a bucket without data (None) is a
-    hatched gap, not a zero."""
+    hatched gap, not a zero; a bucket whose data was partly dropped (``incomplete``: events
+    not stored per bucket, 0: none) has a red band on top of it and says so."""
     if not any(points):
         return '<p class="muted">No traffic in this period.</p>'
     left, bottom, top = 64, 28, 10
@@ -90,11 +95,20 @@ def stacked_bars(
     for i, p in enumerate(points):
         y = top + ph
         x = left + i * bw
-        if not p:
+        lost = incomplete[i] if i < len(incomplete) else 0
+        why = f"data incomplete, {lost:,} events not stored" if lost > 0 else "no data"
+        if not p or lost > 0:
             out.append(
                 f'<rect x="{x:.1f}" y="{top}" width="{bw:.1f}" height="{ph}" '
-                f'fill="url(#gap)"><title>{_e(labels[i])}: no data</title></rect>'
+                f'fill="{"url(#gap)" if not p else "#fbeaea"}"><title>{_e(labels[i])}: '
+                f"{why}</title></rect>"
             )
+        if lost > 0:
+            out.append(
+                f'<rect x="{x:.1f}" y="{top}" width="{bw:.1f}" height="4" '
+                f'fill="{INCOMPLETE_COLOR}"/>'
+            )
+        if not p:
             continue
         for o in ("successes", "client_errors", "server_errors", "throttled"):
             v = p.get(o, 0) or 0
@@ -119,6 +133,8 @@ def stacked_bars(
     )
     if not all(points):
         legend += '<span><i style="background:#c3cbd5"></i>no data</span>'
+    if any(v > 0 for v in incomplete):
+        legend += f'<span><i style="background:{INCOMPLETE_COLOR}"></i>data incomplete</span>'
     return "".join(out) + f'<div class="legend">{legend}</div>'
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final
 
 from vigie.reports.charts import COLORS, LABELS, hbars, lines, stacked_bars
@@ -57,6 +58,10 @@ td:first-child,th:first-child,td.l,th.l{text-align:left}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:18px}
 .muted{color:#5b6b7c}
 .up{color:#2d7d46}.down{color:#b03a3a}
+.banner{background:#fbeaea;border:1px solid #b03a3a;border-left:6px solid #b03a3a;
+border-radius:8px;padding:12px 18px;margin-bottom:18px;color:#5c1d1d}
+.banner b{color:#b03a3a}
+.banner ul{margin:6px 0 0;padding-left:20px}
 """
 
 
@@ -226,6 +231,47 @@ def _brief(doc: dict[str, Any]) -> str:
     )
 
 
+def _us(at: str) -> int:
+    return int(datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1_000_000)
+
+
+def incomplete_banner(doc: dict[str, Any]) -> str:
+    """The "data incomplete" banner (``reports.incomplete``) at the top of the page: the
+    periods whose rollups were dropped, and what it means for the figures."""
+    periods = doc.get("incomplete") or []
+    if not periods:
+        return ""
+    total = sum(int(p["events"]) for p in periods)
+    items = "".join(
+        f"<li>{_e(p['from'][:16].replace('T', ' '))} → {_e(p['to'][:16].replace('T', ' '))}"
+        f" UTC: {int(p['events']):,} events not stored</li>"
+        for p in periods[:10]
+    )
+    more = f"<li>and {len(periods) - 10} more periods</li>" if len(periods) > 10 else ""
+    return (
+        f'<div class="banner" role="alert"><b>Data incomplete:</b> {total:,} events of this '
+        "span were not stored (the data writer could not keep up); the figures of these "
+        f"periods are low (marked in red on the charts).<ul>{items}{more}</ul></div>"
+    )
+
+
+def lost_per_bucket(doc: dict[str, Any], starts: Sequence[str | None], width_us: int) -> list[int]:
+    """The events not stored in each bucket ``[start, start + width_us)``: a drop period's
+    events spread over the buckets it overlaps, pro rata of the time (at least 1 in each)."""
+    out = [0] * len(starts)
+    for p in doc.get("incomplete") or []:
+        lo, hi, n = _us(p["from"]), _us(p["to"]), int(p["events"])
+        span = max(hi - lo, 1)
+        for i, at in enumerate(starts):
+            if not at:
+                continue
+            b0 = _us(at)
+            overlap = min(hi, b0 + width_us) - max(lo, b0)
+            if overlap > 0 or (lo == hi and b0 <= lo < b0 + width_us):
+                out[i] += max(1, round(n * max(overlap, 0) / span))
+    return out
+
+
 def report_html(doc: dict[str, Any]) -> str:
     axis = doc["growth_series"]["at"]
     by_at = {s["at"]: s for s in doc["series"]}
@@ -248,11 +294,12 @@ def report_html(doc: dict[str, Any]) -> str:
         (c["application"] or c["application_id"], c["requests"])
         for c in doc["growth_series"]["consumers"]
     ]
-    body = _kpis(doc["total"]) + _brief(doc)
+    lost = lost_per_bucket(doc, axis, int(doc["bucket_days"]) * 86_400_000_000)
+    body = incomplete_banner(doc) + _kpis(doc["total"]) + _brief(doc)
     body += (
         f"<section><h2>Traffic over time (per {doc['bucket_days']} day"
         f"{'s' if doc['bucket_days'] > 1 else ''})</h2>"
-        f"{stacked_bars(points, labels)}"
+        f"{stacked_bars(points, labels, incomplete=lost)}"
         + (
             f'<p class="muted">{len(doc["missing_buckets"])} bucket(s) without any data '
             "(no rollup received: a gap, not a quiet day).</p>"
@@ -388,10 +435,12 @@ def report_html(doc: dict[str, Any]) -> str:
 def autopsy_html(doc: dict[str, Any]) -> str:
     daily = doc["bucket_seconds"] >= 86_400
     labels = [_short(s["at"], daily) for s in doc["timeline"]]
-    body = _kpis(doc["total"])
+    starts = [s["at"] for s in doc["timeline"]]
+    lost = lost_per_bucket(doc, starts, int(doc["bucket_seconds"]) * 1_000_000)
+    body = incomplete_banner(doc) + _kpis(doc["total"])
     body += (
         f"<section><h2>Timeline (per {doc['bucket_seconds'] // 60} min)</h2>"
-        f"{stacked_bars(doc['timeline'], labels)}</section>"
+        f"{stacked_bars(doc['timeline'], labels, incomplete=lost)}</section>"
     )
     codes = [
         (f"{c['status']} / {c['error_code'] or '-'}", c["requests"], COLORS[c["outcome"]])

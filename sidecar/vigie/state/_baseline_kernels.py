@@ -12,13 +12,28 @@ from numba import njit
 
 from vigie.state import codes
 from vigie.state import layout as L
+from vigie.state._baseline_pieces import (
+    LAT_BUCKETS,
+    MIN_HOUR_REQ,
+    NO_CODE,
+    bucket_value,
+    count_code,
+    count_value,
+    latency_bucket,
+    median_mad,
+    p95_bucket,
+    p95_ms,
+    share_code,
+    share_value,
+    weighted_median,
+)
 from vigie.state._tables import table_find
+
+__all__ = ["LAT_BUCKETS", "MIN_HOUR_REQ", "latency_bucket", "p95_ms", "weighted_median"]
 
 WEEKS: Final = 4  # weeks kept per hour-of-week slot
 SLOTS: Final = 168
 RING: Final = 15  # minutes of the minute ring
-LAT_BUCKETS: Final = 64  # bucket 0: < 1 ms; b >= 1: [2^((b-1)/4), 2^(b/4)) ms; the last: above
-MIN_HOUR_REQ: Final = 20  # an hour's 5xx share and p95 count in a baseline from this many
 MINUTE_US: Final = 60_000_000
 HOUR_US: Final = L.HOUR_US
 MONDAY_SHIFT: Final = 72  # hours from the epoch (a Thursday) to slot 0 (a Monday)
@@ -29,13 +44,19 @@ API_CLASS_NAMES: Final = ("degraded", "backend_down", "traffic_anomaly")
 C_DEGRADED: Final = 0
 C_BACKEND_DOWN: Final = 1
 C_ANOMALY_API: Final = 2
-N_EV: Final = 6  # evidence figures per class
+N_EV: Final = 10  # evidence figures per class
 
 # subscription rows: bs_i64[row, B_*]
 B_GEN: Final = 0  # the state row's generation these figures belong to (0: none yet)
 B_SINCE: Final = 1  # first hour (absolute) whose figures count
 B_HOUR_REQ: Final = 2  # requests in the current hour
-B_FIELDS: Final = 3
+B_HOUR_5XX: Final = 3  # 5xx responses in the current hour
+B_FIELDS: Final = 4
+# subscription minute ring: bs_min[row, minute % RING, M_REQ | M_5XX]
+# subscription week codes: bs_wq[row, slot, week % WEEKS, SQ_*] (bs_week: the count codes)
+SQ_SHARE: Final = 0
+SQ_P95: Final = 1
+N_SQ: Final = 2
 # API rows: ba_i64[row, X_*]
 X_INIT: Final = 0
 X_SINCE: Final = 1
@@ -49,11 +70,16 @@ M_REQ: Final = 0
 M_5XX: Final = 1
 M_CONN: Final = 2
 N_M: Final = 3
+# API latency sums: ba_lsum[row, minute % RING, U_*], of the events carrying a backend time
+U_LAT_US: Final = 0
+U_BLAT_US: Final = 1
+N_U: Final = 2
 # API week table: ba_week[row, slot, week % WEEKS, W_*]
 W_REQ: Final = 0
 W_SHARE: Final = 1  # NaN: too few requests that hour
 W_P95_MS: Final = 2
-N_W: Final = 3
+W_BP95_MS: Final = 3  # backend p95 (NaN: too few events carrying a backend time that hour)
+N_W: Final = 4
 # globals: bg[Q_*]
 Q_MINUTE: Final = 0  # current minute (absolute), -1 before the first event
 Q_MINUTE_EVENTS: Final = 1  # platform events in the current minute
@@ -87,72 +113,6 @@ P_FIELDS: Final = 16
 # ---------------------------------------------------------------------------------------------
 # small pieces (also called from plain Python by the tests and the naive twin's checks)
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
-def latency_bucket(latency_us: int) -> int:
-    """The coarse latency bucket of a latency (see ``LAT_BUCKETS``)."""
-    if latency_us < 1000:
-        return 0
-    b = math.floor(4.0 * math.log2(latency_us / 1000.0)) + 1
-    return min(b, LAT_BUCKETS - 1)
-
-
-@njit(cache=True, nogil=True)
-def bucket_upper_ms(b: int) -> float:
-    """The upper edge of bucket ``b`` in milliseconds (1 ms for bucket 0)."""
-    return float(2.0 ** (b / 4.0))
-
-
-@njit(cache=True, nogil=True)
-def p95_ms(hist: np.ndarray) -> float:
-    """The 95th percentile of a coarse histogram (its bucket's upper edge), NaN when empty."""
-    n = 0
-    for b in range(len(hist)):
-        n += hist[b]
-    if n == 0:
-        return np.nan
-    need = 0.95 * n
-    acc = 0
-    for b in range(len(hist)):
-        acc += hist[b]
-        if acc >= need:
-            return bucket_upper_ms(b)
-    return bucket_upper_ms(len(hist) - 1)
-
-
-@njit(cache=True, nogil=True)
-def weighted_median(values: np.ndarray, weights: np.ndarray, n: int) -> float:
-    """The lower weighted median of ``values[:n]`` (n >= 1): the smallest value whose
-    cumulative weight (ascending) reaches half the total. Sorts both in place (together)."""
-    v, w = values, weights
-    for i in range(1, n):  # insertion sort (n <= WEEKS)
-        j = i
-        while j > 0 and v[j - 1] > v[j]:
-            v[j - 1], v[j] = v[j], v[j - 1]
-            w[j - 1], w[j] = w[j], w[j - 1]
-            j -= 1
-    total = 0.0
-    for i in range(n):
-        total += w[i]
-    acc = 0.0
-    for i in range(n):
-        acc += w[i]
-        if acc >= 0.5 * total:
-            return float(v[i])
-    return float(v[n - 1])
-
-
-@njit(cache=True, nogil=True)
-def median_mad(
-    values: np.ndarray, weights: np.ndarray, n: int, dev: np.ndarray
-) -> tuple[float, float]:
-    """Weighted median and weighted median absolute deviation of ``values[:n]`` (``dev``: a
-    scratch array of n or more; the inputs are reordered)."""
-    m = weighted_median(values, weights, n)
-    for i in range(n):
-        dev[i] = abs(values[i] - m)
-    return m, weighted_median(dev, weights, n)
-
-
 @njit(cache=True, nogil=True)
 def slot_of_hour(hour: int) -> int:
     return (hour + MONDAY_SHIFT) % SLOTS
@@ -192,6 +152,32 @@ def _gather(
         if hours[k] < since:
             continue
         x = table[slot, k]
+        if x != x:
+            continue
+        vals[n] = x
+        wts[n] = weights[k]
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _gather_codes(
+    table: np.ndarray, kind: int, slot: int, since: int, hours: np.ndarray,
+    weights: np.ndarray, vals: np.ndarray, wts: np.ndarray,
+) -> int:  # fmt: skip
+    """``_gather`` over a subscription's coded table (``table[slot, week]``): ``kind`` 0 the
+    count codes, 1 the share codes, 2 the p95 buckets (``_baseline_pieces``)."""
+    n = 0
+    for k in range(WEEKS):
+        if hours[k] < since:
+            continue
+        q = int(table[slot, k])
+        if kind == 0:
+            x = count_value(q)
+        elif kind == 1:
+            x = share_value(q)
+        else:
+            x = bucket_value(q)
         if x != x:
             continue
         vals[n] = x
@@ -243,11 +229,32 @@ def _step(
 # the minute boundary: evaluate, close the hour, clear the ring's next slot
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
+def _sub_extra(
+    row: int, minute: int, an_n: int, count: float, slot: int, since: int, hours: np.ndarray,
+    weights: np.ndarray, bs_i64: np.ndarray, bs_min: np.ndarray, bs_hlat: np.ndarray,
+    bs_wq: np.ndarray, vals: np.ndarray, wts: np.ndarray, fig: np.ndarray,
+) -> None:  # fmt: skip
+    """The error share and latency figures of a subscription's traffic_anomaly: the window's
+    5xx share and the slot's baseline share, the hour's p95 so far and the slot's baseline p95
+    (NaN where too few requests or no usable week)."""
+    err = 0.0
+    for j in range(1, an_n + 1):
+        err += bs_min[row, (minute - j) % RING, M_5XX]
+    fig[5] = err / count if count > 0 else np.nan
+    n = _gather_codes(bs_wq[row, :, :, SQ_SHARE], 1, slot, since, hours, weights, vals, wts)
+    fig[6] = weighted_median(vals, wts, n) if n > 0 else np.nan
+    fig[7] = p95_ms(bs_hlat[row]) if bs_i64[row, B_HOUR_REQ] >= MIN_HOUR_REQ else np.nan
+    n = _gather_codes(bs_wq[row, :, :, SQ_P95], 2, slot, since, hours, weights, vals, wts)
+    fig[8] = weighted_median(vals, wts, n) if n > 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
 def _evaluate(
     minute: int, n_sub: int, n_api: int, sub_i64: np.ndarray, api_i64: np.ndarray,
-    bs_i64: np.ndarray, bs_min: np.ndarray, bs_week: np.ndarray, bs_first: np.ndarray,
-    bs_last: np.ndarray, bs_evid: np.ndarray, ba_i64: np.ndarray, ba_min: np.ndarray,
-    ba_lat: np.ndarray, ba_week: np.ndarray, ba_first: np.ndarray, ba_last: np.ndarray,
+    bs_i64: np.ndarray, bs_min: np.ndarray, bs_hlat: np.ndarray, bs_week: np.ndarray,
+    bs_wq: np.ndarray, bs_first: np.ndarray, bs_last: np.ndarray, bs_evid: np.ndarray,
+    ba_i64: np.ndarray, ba_min: np.ndarray, ba_lsum: np.ndarray, ba_lat: np.ndarray,
+    ba_blat: np.ndarray, ba_week: np.ndarray, ba_first: np.ndarray, ba_last: np.ndarray,
     ba_evid: np.ndarray, slot_week: np.ndarray, bg: np.ndarray, p: np.ndarray, out: np.ndarray,
 ) -> None:  # fmt: skip
     """The rules at the start of ``minute`` over the minutes before it."""
@@ -269,11 +276,12 @@ def _evaluate(
         if sub_i64[row, L.S_KEY] == 0 or bs_i64[row, B_GEN] != sub_i64[row, L.S_GEN]:
             continue
         holds = False
-        n = _gather(bs_week[row], slot, bs_i64[row, B_SINCE], hours, weights, vals, wts)
-        if n >= min_weeks and bs_i64[row, B_SINCE] * HOUR_US <= now - an_n * MINUTE_US:
+        since = bs_i64[row, B_SINCE]
+        n = _gather_codes(bs_week[row], 0, slot, since, hours, weights, vals, wts)
+        if n >= min_weeks and since * HOUR_US <= now - an_n * MINUTE_US:
             count = 0.0
             for j in range(1, an_n + 1):
-                count += bs_min[row, (minute - j) % RING]
+                count += bs_min[row, (minute - j) % RING, M_REQ]
             m, mad = median_mad(vals, wts, n, dev)
             d, spread = anomaly(count, m, mad, p, scale)
             holds = d != 0
@@ -283,10 +291,14 @@ def _evaluate(
             fig[2] = spread
             fig[3] = d
             fig[4] = n
+            if holds:  # the evidence's other figures, only when it is kept
+                _sub_extra(row, minute, an_n, count, slot, since, hours, weights, bs_i64,
+                           bs_min, bs_hlat, bs_wq, vals, wts, fig)  # fmt: skip
         _step(bs_first, bs_last, bs_evid, row, 0, holds, now, fig, p, out, bg, 0)
     deg_n = int(p[P_DEG_MIN])
     bd_n = int(p[P_BD_MIN])
     hist = np.zeros(LAT_BUCKETS, dtype=np.int64)
+    bhist = np.zeros(LAT_BUCKETS, dtype=np.int64)
     for row in range(n_api):
         if ba_i64[row, X_INIT] == 0:
             continue
@@ -303,18 +315,34 @@ def _evaluate(
         fig[:] = 0.0
         if req >= p[P_DEG_REQ] and observed <= now - deg_n * MINUTE_US:
             hist[:] = 0  # the latencies only when the volume is there
+            bhist[:] = 0
+            lsum = 0.0
+            bsum = 0.0
             for j in range(1, deg_n + 1):
-                hist += ba_lat[row, (minute - j) % RING]
+                k = (minute - j) % RING
+                hist += ba_lat[row, k]
+                bhist += ba_blat[row, k]
+                lsum += ba_lsum[row, k, U_LAT_US]
+                bsum += ba_lsum[row, k, U_BLAT_US]
             share = err / req
             q95 = p95_ms(hist)
+            b95 = p95_ms(bhist)
             fig[0] = q95
             fig[2] = share
             fig[4] = req
+            fig[6] = b95
+            fig[8] = bsum / lsum if lsum > 0 else np.nan
             n = _gather(ba_week[row, :, :, W_P95_MS], slot, since, hours, weights, vals, wts)
             if n >= min_weeks:
                 base = weighted_median(vals, wts, n)
                 fig[1] = base
                 if q95 >= p[P_DEG_LAT] * base:
+                    holds = True
+            n = _gather(ba_week[row, :, :, W_BP95_MS], slot, since, hours, weights, vals, wts)
+            if n >= min_weeks:
+                base = weighted_median(vals, wts, n)
+                fig[7] = base
+                if b95 >= p[P_DEG_LAT] * base:  # NaN (no backend times): never
                     holds = True
             n = _gather(ba_week[row, :, :, W_SHARE], slot, since, hours, weights, vals, wts)
             if n >= min_weeks:
@@ -364,8 +392,9 @@ def _evaluate(
 @njit(cache=True, nogil=True)
 def _close_hour(
     hour: int, n_sub: int, n_api: int, sub_i64: np.ndarray, bs_i64: np.ndarray,
-    bs_week: np.ndarray, ba_i64: np.ndarray, ba_hlat: np.ndarray, ba_week: np.ndarray,
-    slot_week: np.ndarray, bg: np.ndarray,
+    bs_hlat: np.ndarray, bs_week: np.ndarray, bs_wq: np.ndarray, ba_i64: np.ndarray,
+    ba_hlat: np.ndarray, ba_hblat: np.ndarray, ba_week: np.ndarray, slot_week: np.ndarray,
+    bg: np.ndarray,
 ) -> None:  # fmt: skip
     """The figures of ``hour`` into its slot's week (observed when the platform sent
     something that hour), the hour accumulators reset."""
@@ -375,8 +404,18 @@ def _close_hour(
     slot_week[slot, k] = week_of_hour(hour) if observed else -1
     for row in range(n_sub):
         if sub_i64[row, L.S_KEY] != 0 and bs_i64[row, B_GEN] == sub_i64[row, L.S_GEN]:
-            bs_week[row, slot, k] = bs_i64[row, B_HOUR_REQ]
+            req = bs_i64[row, B_HOUR_REQ]
+            bs_week[row, slot, k] = count_code(req)
+            if req >= MIN_HOUR_REQ:
+                bs_wq[row, slot, k, SQ_SHARE] = share_code(bs_i64[row, B_HOUR_5XX] / req)
+                bs_wq[row, slot, k, SQ_P95] = p95_bucket(bs_hlat[row])
+            else:
+                bs_wq[row, slot, k, SQ_SHARE] = NO_CODE
+                bs_wq[row, slot, k, SQ_P95] = NO_CODE
+        if bs_i64[row, B_HOUR_REQ] > 0:
+            bs_hlat[row] = 0
         bs_i64[row, B_HOUR_REQ] = 0
+        bs_i64[row, B_HOUR_5XX] = 0
     for row in range(n_api):
         req = ba_i64[row, X_HOUR_REQ]
         ba_week[row, slot, k, W_REQ] = req
@@ -386,69 +425,79 @@ def _close_hour(
         else:
             ba_week[row, slot, k, W_SHARE] = np.nan
             ba_week[row, slot, k, W_P95_MS] = np.nan
+        breq = 0
+        for b in range(LAT_BUCKETS):
+            breq += ba_hblat[row, b]
+        ba_week[row, slot, k, W_BP95_MS] = p95_ms(ba_hblat[row]) if breq >= MIN_HOUR_REQ else np.nan
         ba_i64[row, X_HOUR_REQ] = 0
         ba_i64[row, X_HOUR_5XX] = 0
         ba_hlat[row] = 0
+        ba_hblat[row] = 0
     bg[Q_HOUR_EVENTS] = 0
 
 
 @njit(cache=True, nogil=True)
 def _minute(
     m: int, n_sub: int, n_api: int, sub_i64: np.ndarray, api_i64: np.ndarray,
-    bs_i64: np.ndarray, bs_min: np.ndarray, bs_week: np.ndarray, bs_first: np.ndarray,
-    bs_last: np.ndarray, bs_evid: np.ndarray, ba_i64: np.ndarray, ba_min: np.ndarray,
-    ba_lat: np.ndarray, ba_hlat: np.ndarray, ba_week: np.ndarray, ba_first: np.ndarray,
-    ba_last: np.ndarray, ba_evid: np.ndarray, slot_week: np.ndarray, bg: np.ndarray,
-    p: np.ndarray, out: np.ndarray,
+    bs_i64: np.ndarray, bs_min: np.ndarray, bs_hlat: np.ndarray, bs_week: np.ndarray,
+    bs_wq: np.ndarray, bs_first: np.ndarray, bs_last: np.ndarray, bs_evid: np.ndarray,
+    ba_i64: np.ndarray, ba_min: np.ndarray, ba_lsum: np.ndarray, ba_lat: np.ndarray,
+    ba_blat: np.ndarray, ba_hlat: np.ndarray, ba_hblat: np.ndarray, ba_week: np.ndarray,
+    ba_first: np.ndarray, ba_last: np.ndarray, ba_evid: np.ndarray, slot_week: np.ndarray,
+    bg: np.ndarray, p: np.ndarray, out: np.ndarray,
 ) -> None:  # fmt: skip
     """Minute ``m`` begins: the boundary is evaluated (when the platform sent something in
     the minute before), the hour closed at an hour's end, the ring's slot of ``m`` cleared."""
     if bg[Q_MINUTE_EVENTS] > 0:
-        _evaluate(m, n_sub, n_api, sub_i64, api_i64, bs_i64, bs_min, bs_week, bs_first,
-                  bs_last, bs_evid, ba_i64, ba_min, ba_lat, ba_week, ba_first, ba_last,
-                  ba_evid, slot_week, bg, p, out)  # fmt: skip
+        _evaluate(m, n_sub, n_api, sub_i64, api_i64, bs_i64, bs_min, bs_hlat, bs_week, bs_wq,
+                  bs_first, bs_last, bs_evid, ba_i64, ba_min, ba_lsum, ba_lat, ba_blat,
+                  ba_week, ba_first, ba_last, ba_evid, slot_week, bg, p, out)  # fmt: skip
         bg[Q_EVALUATIONS] += 1
         bg[Q_QUIET] = 0
     else:
         bg[Q_QUIET] += 1
     bg[Q_MINUTE_EVENTS] = 0
     if m % 60 == 0:
-        _close_hour(m // 60 - 1, n_sub, n_api, sub_i64, bs_i64, bs_week, ba_i64, ba_hlat,
-                    ba_week, slot_week, bg)  # fmt: skip
+        _close_hour(m // 60 - 1, n_sub, n_api, sub_i64, bs_i64, bs_hlat, bs_week, bs_wq,
+                    ba_i64, ba_hlat, ba_hblat, ba_week, slot_week, bg)  # fmt: skip
     k = m % RING
-    bs_min[:n_sub, k] = 0
+    bs_min[:n_sub, k, :] = 0
     ba_min[:n_api, k, :] = 0
+    ba_lsum[:n_api, k, :] = 0
     ba_lat[:n_api, k, :] = 0
+    ba_blat[:n_api, k, :] = 0
     bg[Q_MINUTE] = m
 
 
 @njit(cache=True, nogil=True)
 def _jump(
     to: int, n_sub: int, n_api: int, sub_i64: np.ndarray, bs_i64: np.ndarray,
-    bs_week: np.ndarray, ba_i64: np.ndarray, ba_hlat: np.ndarray, ba_week: np.ndarray,
-    slot_week: np.ndarray, bg: np.ndarray,
+    bs_hlat: np.ndarray, bs_week: np.ndarray, bs_wq: np.ndarray, ba_i64: np.ndarray,
+    ba_hlat: np.ndarray, ba_hblat: np.ndarray, ba_week: np.ndarray, slot_week: np.ndarray,
+    bg: np.ndarray,
 ) -> None:  # fmt: skip
     """Straight to minute ``to`` after a ring's length of silence (the windows are empty,
     nothing to evaluate): only the hours crossed are closed (at most ``WEEKS`` weeks)."""
     cur = bg[Q_MINUTE]
     last_hour = to // 60
     for h in range(max(cur // 60, last_hour - WEEKS * SLOTS), last_hour):
-        _close_hour(h, n_sub, n_api, sub_i64, bs_i64, bs_week, ba_i64, ba_hlat, ba_week,
-                    slot_week, bg)  # fmt: skip
+        _close_hour(h, n_sub, n_api, sub_i64, bs_i64, bs_hlat, bs_week, bs_wq, ba_i64,
+                    ba_hlat, ba_hblat, ba_week, slot_week, bg)  # fmt: skip
     bg[Q_MINUTE] = to
 
 
 @njit(cache=True, nogil=True)
 def apply_baselines(
     ts: np.ndarray, app: np.ndarray, api_name: np.ndarray, api_version: np.ndarray,
-    status: np.ndarray, error_code: np.ndarray, latency: np.ndarray, start: int,
-    sub_i64: np.ndarray, sub_tkeys: np.ndarray, sub_tvals: np.ndarray, n_sub: int,
+    status: np.ndarray, error_code: np.ndarray, latency: np.ndarray, backend: np.ndarray,
+    start: int, sub_i64: np.ndarray, sub_tkeys: np.ndarray, sub_tvals: np.ndarray, n_sub: int,
     api_i64: np.ndarray, api_tkeys: np.ndarray, api_tvals: np.ndarray, n_api: int,
-    bs_i64: np.ndarray, bs_min: np.ndarray, bs_week: np.ndarray, bs_first: np.ndarray,
-    bs_last: np.ndarray, bs_evid: np.ndarray, ba_i64: np.ndarray, ba_min: np.ndarray,
-    ba_lat: np.ndarray, ba_hlat: np.ndarray, ba_week: np.ndarray, ba_first: np.ndarray,
-    ba_last: np.ndarray, ba_evid: np.ndarray, slot_week: np.ndarray, bg: np.ndarray,
-    p: np.ndarray, out: np.ndarray,
+    bs_i64: np.ndarray, bs_min: np.ndarray, bs_hlat: np.ndarray, bs_week: np.ndarray,
+    bs_wq: np.ndarray, bs_first: np.ndarray, bs_last: np.ndarray, bs_evid: np.ndarray,
+    ba_i64: np.ndarray, ba_min: np.ndarray, ba_lsum: np.ndarray, ba_lat: np.ndarray,
+    ba_blat: np.ndarray, ba_hlat: np.ndarray, ba_hblat: np.ndarray, ba_week: np.ndarray,
+    ba_first: np.ndarray, ba_last: np.ndarray, ba_evid: np.ndarray, slot_week: np.ndarray,
+    bg: np.ndarray, p: np.ndarray, out: np.ndarray,
 ) -> int:  # fmt: skip
     """Apply events ``start..`` to the baselines; returns the index of the first event not
     applied (``len(ts)`` when done; earlier when ``out`` may not hold a boundary's closed
@@ -466,11 +515,12 @@ def apply_baselines(
             if bg[Q_OUT] > room:
                 return i
             if bg[Q_QUIET] >= RING and minute - bg[Q_MINUTE] > 1:
-                _jump(int(minute - 1), n_sub, n_api, sub_i64, bs_i64, bs_week, ba_i64, ba_hlat,
-                      ba_week, slot_week, bg)  # fmt: skip
-            _minute(bg[Q_MINUTE] + 1, n_sub, n_api, sub_i64, api_i64, bs_i64, bs_min, bs_week,
-                    bs_first, bs_last, bs_evid, ba_i64, ba_min, ba_lat, ba_hlat, ba_week,
-                    ba_first, ba_last, ba_evid, slot_week, bg, p, out)  # fmt: skip
+                _jump(int(minute - 1), n_sub, n_api, sub_i64, bs_i64, bs_hlat, bs_week, bs_wq,
+                      ba_i64, ba_hlat, ba_hblat, ba_week, slot_week, bg)  # fmt: skip
+            _minute(bg[Q_MINUTE] + 1, n_sub, n_api, sub_i64, api_i64, bs_i64, bs_min, bs_hlat,
+                    bs_week, bs_wq, bs_first, bs_last, bs_evid, ba_i64, ba_min, ba_lsum,
+                    ba_lat, ba_blat, ba_hlat, ba_hblat, ba_week, ba_first, ba_last, ba_evid,
+                    slot_week, bg, p, out)  # fmt: skip
         cur = bg[Q_MINUTE]
         if cur - minute >= RING:
             bg[Q_LATE] += 1
@@ -486,12 +536,20 @@ def apply_baselines(
         bg[Q_HOUR_EVENTS] += 1
         k = minute % RING
         st = np.int64(status[i])
+        is_5xx = st >= 500 and st < 600
         conn = codes.is_connection_failure(int(error_code[i]))
-        lb = latency_bucket(int(latency[i]))
+        lat = np.int64(latency[i])
+        lb = latency_bucket(int(lat))
+        bl = np.int64(backend[i])
+        bb = latency_bucket(int(bl)) if bl > 0 else -1  # 0: no backend time carried
         ba_min[arow, k, M_REQ] += 1
-        if st >= 500 and st < 600:
+        if is_5xx:
             ba_min[arow, k, M_5XX] += 1
         ba_lat[arow, k, lb] += 1
+        if bb >= 0:
+            ba_blat[arow, k, bb] += 1
+            ba_lsum[arow, k, U_LAT_US] += lat
+            ba_lsum[arow, k, U_BLAT_US] += bl
         if conn:
             ba_min[arow, k, M_CONN] += 1
             ba_i64[arow, X_CONSEC] += 1
@@ -501,9 +559,11 @@ def apply_baselines(
             ba_i64[arow, X_CONSEC] = 0
         if this_hour:
             ba_i64[arow, X_HOUR_REQ] += 1
-            if st >= 500 and st < 600:
+            if is_5xx:
                 ba_i64[arow, X_HOUR_5XX] += 1
             ba_hlat[arow, lb] += 1
+            if bb >= 0:
+                ba_hblat[arow, bb] += 1
         a = np.int64(app[i])
         if a == 0:
             continue
@@ -514,13 +574,20 @@ def apply_baselines(
         if bs_i64[srow, B_GEN] != gen:  # a new row (or one freed and given to another)
             bs_i64[srow, :] = 0
             bs_min[srow] = 0
-            bs_week[srow] = 0.0
+            bs_hlat[srow] = 0
+            bs_week[srow] = 0
+            bs_wq[srow] = NO_CODE
             bs_first[srow] = 0
             bs_last[srow] = 0
             bs_evid[srow] = 0.0
             bs_i64[srow, B_GEN] = gen
             bs_i64[srow, B_SINCE] = (t - MINUTE_US) // HOUR_US + 1
-        bs_min[srow, k] += 1
+        bs_min[srow, k, M_REQ] += 1
+        if is_5xx:
+            bs_min[srow, k, M_5XX] += 1
         if this_hour:
             bs_i64[srow, B_HOUR_REQ] += 1
+            if is_5xx:
+                bs_i64[srow, B_HOUR_5XX] += 1
+            bs_hlat[srow, lb] += 1
     return len(ts)

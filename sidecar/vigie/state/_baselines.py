@@ -5,11 +5,14 @@
 events belong to exist by then, and this kernel finds them in the state's row tables (it never
 creates nor frees one). What it keeps:
 
-- **per minute, the last 15 minutes** (a ring): requests of each subscription; requests, 5xx,
-  backend connection failures (``codes.is_connection_failure``) and a coarse latency histogram
-  (``LAT_BUCKETS`` buckets, four an octave from 1 ms) of each API;
+- **per minute, the last 15 minutes** (a ring): requests and 5xx of each subscription;
+  requests, 5xx, backend connection failures (``codes.is_connection_failure``), a coarse
+  latency histogram (``LAT_BUCKETS`` buckets, four an octave from 1 ms), a backend-time
+  histogram and the sums of latency and backend time (of the events carrying a backend time:
+  0 is "not carried", left out) of each API;
 - **per hour-of-week slot** (168, Monday 00:00 UTC first) **and week** (the last ``WEEKS``):
-  the hour's requests (subscriptions and APIs), 5xx share and p95 latency (APIs). The baseline
+  the hour's requests, 5xx share and p95 latency (subscriptions and APIs; a subscription's in
+  4 bytes, ``_baseline_pieces``), and the backend p95 (APIs). The baseline
   of a slot is the exponentially weighted median of its weeks (weight ``0.5 ** (age /
   baseline_halflife_weeks)``, age 0 = last week), its spread the weighted median absolute
   deviation; it is used only once ``baseline_min_weeks`` weeks of that slot were observed. An
@@ -20,15 +23,19 @@ The rules are evaluated at every minute boundary of event time, for every row, o
 platform sent something in the minute that ended (a silent platform judges no one):
 
 - API ``degraded``: over ``degraded_window_seconds``, at least ``degraded_min_requests`` and
-  either p95 latency >= ``degraded_latency_ratio`` x the slot's baseline p95, or a 5xx share
-  >= ``degraded_error_share`` and >= ``degraded_error_ratio`` x the baseline share;
+  either p95 latency >= ``degraded_latency_ratio`` x the slot's baseline p95, or the backend
+  p95 >= that ratio x the baseline backend p95 (WSO2's "abnormal backend time"), or a 5xx
+  share >= ``degraded_error_share`` and >= ``degraded_error_ratio`` x the baseline share; the
+  evidence says the backend's share of the latency (backend time / latency, summed);
 - API ``backend_down``: ``backend_down_consecutive`` connection failures in a row, or over
   ``backend_down_window_seconds`` at least ``backend_down_min_requests`` requests of which
   ``backend_down_share`` failed so;
 - subscription and API ``traffic_anomaly``: the requests of the last ``anomaly_window_seconds``
   outside median +- k x MAD of the slot's baseline (scaled to the window; the MAD is at least
   ``anomaly_min_spread`` x the median and its square root), ``surge`` above, ``drop`` below,
-  with ``anomaly_min_requests`` in the window (surge) or in the baseline (drop).
+  with ``anomaly_min_requests`` in the window (surge) or in the baseline (drop). A
+  subscription's evidence also holds the window's 5xx share and the hour's p95 so far, each
+  beside the slot's baseline (a surge of errors is a retry storm, not growth).
 
 A class holds from the first minute its rule held until ``health_hold_seconds`` after the
 last; then its episode closes (``Episode`` records, drained into ``State.episodes`` /
@@ -52,6 +59,8 @@ from vigie.state._baseline_kernels import (
     LAT_BUCKETS,
     N_EV,
     N_M,
+    N_SQ,
+    N_U,
     N_W,
     OUT_BUFFER,
     P_AN_K,
@@ -82,6 +91,7 @@ from vigie.state._baseline_kernels import (
     X_FIELDS,
     apply_baselines,
 )
+from vigie.state._baseline_pieces import COUNT_MAX_CODE, COUNT_SCALE, NO_CODE
 from vigie.state.thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -117,8 +127,10 @@ def params(th: Thresholds) -> npt.NDArray[np.float64]:
 # ---------------------------------------------------------------------------------------------
 SUB_SPEC: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
     "bs_i64": ((B_FIELDS,), np.int64),
-    "bs_min": ((RING,), np.int32),
-    "bs_week": ((SLOTS, WEEKS), np.float32),
+    "bs_min": ((RING, 2), np.int32),  # requests, 5xx
+    "bs_hlat": ((LAT_BUCKETS,), np.int32),  # the current hour's latencies
+    "bs_week": ((SLOTS, WEEKS), np.uint16),  # count codes (_baseline_pieces)
+    "bs_wq": ((SLOTS, WEEKS, N_SQ), np.uint8),  # 5xx share codes, p95 buckets
     "bs_first": ((1,), np.int64),
     "bs_last": ((1,), np.int64),
     "bs_evid": ((1, N_EV), np.float64),
@@ -126,8 +138,11 @@ SUB_SPEC: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
 API_SPEC: Final[dict[str, tuple[tuple[int, ...], Any]]] = {
     "ba_i64": ((X_FIELDS,), np.int64),
     "ba_min": ((RING, N_M), np.int32),
+    "ba_lsum": ((RING, N_U), np.int64),  # latency and backend time of those carrying one
     "ba_lat": ((RING, LAT_BUCKETS), np.int32),
+    "ba_blat": ((RING, LAT_BUCKETS), np.int32),  # backend times
     "ba_hlat": ((LAT_BUCKETS,), np.int64),
+    "ba_hblat": ((LAT_BUCKETS,), np.int64),
     "ba_week": ((SLOTS, WEEKS, N_W), np.float64),  # p95 edges compared exactly
     "ba_first": ((len(API_CLASS_NAMES),), np.int64),
     "ba_last": ((len(API_CLASS_NAMES),), np.int64),
@@ -141,8 +156,9 @@ def _row_bytes(spec: dict[str, tuple[tuple[int, ...], Any]], name: str) -> int:
 
 
 def sub_row_bytes() -> int:
-    """Bytes the baselines add to one subscription row: its arrays and its share (2 records)
-    of the episode buffer ``out``, which grows with the rows."""
+    """Bytes the baselines add to one subscription row (3,272: the hour-of-week table 2,688
+    of them, 4 bytes a slot and week, and its share, 2 records, of the episode buffer ``out``,
+    which grows with the rows)."""
     per = sum(int(np.prod(s)) * int(np.dtype(d).itemsize) for s, d in SUB_SPEC.values())
     return per + 2 * 5 * 8
 
@@ -203,7 +219,7 @@ class Baselines:
         c = columns
         cols: tuple[Any, ...] = (
             c["event_time_us"], c["application_id"], c["api_name"], c["api_version"],
-            c["http_status"], c["error_code"], c["latency_us"],
+            c["http_status"], c["error_code"], c["latency_us"], c["backend_latency_us"],
         )  # fmt: skip
         n = len(cols[0])
         n_sub, n_api = int(state.sub_meta[1]), int(state.api_meta[1])
@@ -290,8 +306,10 @@ class Baselines:
 
     def restore(self, state: State, arrays: dict[str, npt.NDArray[Any]]) -> bool:
         """Load what ``used_arrays`` wrote (False, and fresh baselines, when it is absent or
-        does not fit this layout: they are learnt again)."""
+        does not fit this layout: they are learnt again). The layout before error shares and
+        latency per subscription and backend times per API is upgraded (``_upgrade``)."""
         specs = {**SUB_SPEC, **API_SPEC}
+        arrays = _upgrade(arrays)
         ok = "bl_g" in arrays and arrays["bl_g"].shape == self.bg.shape
         ok = ok and arrays.get("bl_slot_week", np.zeros(0)).shape == self.slot_week.shape
         for name, (shape, dt) in specs.items():
@@ -306,3 +324,38 @@ class Baselines:
         self._own = tuple(self.arrays[k] for k in (*SUB_SPEC, *API_SPEC))
         self._fit(state)
         return True
+
+
+def _upgrade(arrays: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+    """The arrays of a snapshot of the counts-only layout (subscription weeks as float32
+    counts, a requests-only minute ring, 6 evidence figures, 3 API week fields) in this one:
+    the counts coded, what that layout did not keep marked not known (NaN, ``NO_CODE``) or
+    zero. Other arrays are returned as they are (``restore`` checks them)."""
+    old = arrays.get("bl_bs_week")
+    if old is None or old.dtype != np.float32 or old.shape[1:] != (SLOTS, WEEKS):
+        return arrays
+    out = dict(arrays)
+    n_sub = len(old)
+    codes = np.log2(1.0 + np.maximum(old.astype(np.float64), 0.0)) * COUNT_SCALE + 0.5
+    out["bl_bs_week"] = np.minimum(np.floor(codes), COUNT_MAX_CODE).astype(np.uint16)
+    out["bl_bs_wq"] = np.full((n_sub, SLOTS, WEEKS, N_SQ), NO_CODE, dtype=np.uint8)
+    out["bl_bs_hlat"] = np.zeros((n_sub, LAT_BUCKETS), dtype=np.int32)
+    i64 = np.zeros((n_sub, B_FIELDS), dtype=np.int64)
+    i64[:, : arrays["bl_bs_i64"].shape[1]] = arrays["bl_bs_i64"]
+    out["bl_bs_i64"] = i64
+    ring = np.zeros((n_sub, RING, 2), dtype=np.int32)
+    ring[:, :, 0] = arrays["bl_bs_min"]
+    out["bl_bs_min"] = ring
+    n_api = len(arrays["bl_ba_i64"])
+    week = np.full((n_api, SLOTS, WEEKS, N_W), np.nan, dtype=np.float64)
+    week[..., : arrays["bl_ba_week"].shape[-1]] = arrays["bl_ba_week"]
+    out["bl_ba_week"] = week
+    out["bl_ba_lsum"] = np.zeros((n_api, RING, N_U), dtype=np.int64)
+    out["bl_ba_blat"] = np.zeros((n_api, RING, LAT_BUCKETS), dtype=np.int32)
+    out["bl_ba_hblat"] = np.zeros((n_api, LAT_BUCKETS), dtype=np.int64)
+    for name in ("bl_bs_evid", "bl_ba_evid"):
+        ev = arrays[name]
+        grown = np.zeros((*ev.shape[:-1], N_EV), dtype=np.float64)
+        grown[..., : ev.shape[-1]] = ev
+        out[name] = grown
+    return out

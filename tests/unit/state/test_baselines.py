@@ -29,14 +29,16 @@ APPS = (("app-a", "Stock"), ("app-b", "Stock"), ("app-c", "Orders"), ("", "Order
 
 
 def _events(seed: int, weeks: float = 2.6) -> list[tuple[Any, ...]]:
-    """(t, app, api, status, error_code, latency_us) in arrival order: Poisson traffic whose
-    rate follows the hour of the day, random incidents, platform-wide silent hours, and some
-    events arriving late (a few seconds to 20 minutes)."""
+    """(t, app, api, status, error_code, latency_us, backend_latency_us) in arrival order:
+    Poisson traffic whose rate follows the hour of the day, random incidents (a slow backend,
+    a slow gateway: the latency up, not the backend time), platform-wide silent hours, and some
+    events arriving late (a few seconds to 20 minutes); failed connections carry no backend
+    time."""
     rng = np.random.default_rng(seed)
     minutes = int(weeks * 7 * 1440)
     silent = set(rng.integers(0, minutes // 60, 6).tolist())  # hours nobody sends anything
     incidents = []  # (start minute, length, kind, row)
-    kinds = ["surge", "drop", "slow", "errors", "down"] * 2  # each at least twice
+    kinds = ["surge", "drop", "slow", "gwslow", "errors", "down"] * 2  # each at least twice
     for kind in [*kinds, *rng.choice(kinds, int(rng.integers(0, 4))).tolist()]:
         start = int(rng.integers(minutes // 2, minutes - 60))
         incidents.append((start, int(rng.integers(5, 40)), kind, int(rng.integers(0, 4))))
@@ -46,21 +48,24 @@ def _events(seed: int, weeks: float = 2.6) -> list[tuple[Any, ...]]:
             continue
         hour_factor = 1.0 + 0.8 * math.sin(2 * math.pi * (m % 1440) / 1440)
         for r, (app, api) in enumerate(APPS):
-            rate, slow, err, down = (2.0 + r) * hour_factor, 1.0, 0.002, False
+            rate, slow, gw, err, down = (2.0 + r) * hour_factor, 1.0, 0, 0.002, False
             for start, length, kind, row in incidents:
                 if row == r and start <= m < start + length:
                     rate *= 30 if kind == "surge" else (0 if kind == "drop" else 1)
                     slow = 4.0 if kind == "slow" else slow
+                    gw = 60_000 if kind == "gwslow" else gw
                     err = 0.3 if kind == "errors" else err
                 if kind == "down" and APPS[row][1] == api and start <= m < start + length:
                     down = True  # a backend is the API's: every consumer of it fails
             for _ in range(int(rng.poisson(rate))):
                 t = T0 + m * MINUTE + int(rng.integers(0, MINUTE))
-                lat = int(rng.lognormal(math.log(15_000), 0.4) * slow)
+                back = int(rng.lognormal(math.log(12_000), 0.4) * slow)
+                lat = back + int(rng.integers(500, 4000)) + gw
                 status, code = (500, 0) if rng.random() < err else (200, 0)
                 if down:
                     status, code = 503, int(rng.choice([101503, 101504, 101505, 303001]))
-                out.append((t, app, api, status, code, lat))
+                    back = 0
+                out.append((t, app, api, status, code, lat, back))
     out.sort()
     # late arrivals: some events swapped a little later, a few by 20 minutes
     for _ in range(len(out) // 200):
@@ -86,6 +91,7 @@ def _feed(state: State, events: list[tuple[Any, ...]]) -> None:
             "http_status": [e[3] for e in chunk],
             "error_code": [e[4] for e in chunk],
             "latency_us": [e[5] for e in chunk],
+            "backend_latency_us": [e[6] if len(e) > 6 else 0 for e in chunk],
             "uri_hash": list(range(i + 1, i + 1 + len(chunk))),
         }
         state.apply(dec.decode(enc.batch(cols)))

@@ -9,6 +9,7 @@ classes into suggestions added to a ``Context``.
 | ``wrong_channel`` | wrong_channel | block_channel |
 | ``error_prone`` | error_prone | contact_owner |
 | ``deny_ip`` | auth_failing (client IPs) | deny_ip (a WSO2 deny policy, no directive) |
+| ``health`` | traffic_anomaly, degraded, backend_down | temporary_limit (surge), contact_owner |
 
 (``tiers`` proposes ``contact_owner`` instead when a throttled subscription fits its tier.)
 
