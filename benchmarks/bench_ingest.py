@@ -1,31 +1,55 @@
-"""Ingest + classify from a separate client process over loopback, and freshness at the
-platform's peak, side by side with one gRPC message per event; and where the time of ingest
-goes, stage by stage (``stages``: the sidecar's work on a batch, timed in this process, and the
-rest of the loopback figure: gRPC, the hand-off between threads, the client's share of the
-cores)."""
+"""Ingest + classify from a separate client process over loopback, side by side with the tree
+before the ingest path's rework (issue 16) and with gRPC alone; where the time of ingest goes,
+stage by stage; freshness at the platform's peak, side by side with one message per event.
+
+- **Loopback**: a real ``vigie serve`` (the state alone, ``data_store = off``) and a client
+  process (``_ingest_client send``) streaming pre-encoded batches of 8,192 events on 1, 2 and 4
+  streams as fast as the acks allow (4 unacknowledged batches per stream); events/s, and the
+  CPU time the sidecar and the client spent per event (what bounds it on 2 cores: at 4 M
+  events/s, the two processes together have 500 ns of CPU per event). The same runs against
+  the tree of ``BEFORE`` (``git archive``, kept in the temporary directory) and against a
+  server that acks every message unread (``_ingest_client echo``: gRPC's share).
+- **Stages** (``stages``), in process, CPU time of the thread, best of 3: protobuf parse (the
+  stream's deserializer), the columns checked and viewed (``StreamDecoder.check``: outside the
+  state lock), strings interned and dictionary ids mapped (``finish``: under the lock), the
+  whole decode, the mapping alone (a jitted pass per column, and numpy's fancy index as
+  before), the kernel (``State.apply``), the ack; the same in the tree of ``BEFORE``.
+
+``python -m benchmarks ingest [--quick]``; the stages alone: ``python -m benchmarks.bench_ingest``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from benchmarks._harness import Result
 from benchmarks._load import T0, platform_batch
-from benchmarks._sidecar import load, sidecar
+from benchmarks._sidecar import free_port, load, sidecar
+from vigie.server.telemetry import decode_message
 from vigie.state.engine import State
 from vigie.v1 import telemetry_pb2 as pb
-from vigie.wire.columns import (
-    COLUMNS,
-    DICTIONARY_COLUMNS,
-    ENGINE_DTYPES,
-    Interner,
-    StreamDecoder,
-    StreamEncoder,
-)
+from vigie.wire import columns as wire_columns
+from vigie.wire.columns import DICTIONARY_COLUMNS, Events, Interner, StreamDecoder, StreamEncoder
 
+ROOT = Path(__file__).resolve().parent.parent
+# main before the ingest path's rework (issue 16: decode outside the lock, zero-copy columns,
+# jitted dictionary mapping)
+BEFORE = "7a03adc0114d6991c46b8274fac461fb5dd67a6e"
 WARM_EVENTS = 2_000_000
 BATCH = 8192
+STREAMS = (1, 2, 4)
+WINDOW = 4  # unacknowledged batches per stream
 
 
 def _payloads(n_batches: int) -> list[bytes]:
@@ -46,61 +70,254 @@ def _payloads(n_batches: int) -> list[bytes]:
     return out
 
 
+def _best(f: Any, rounds: int = 3) -> float:
+    """The least CPU time of this thread ``f()`` took, in ``rounds`` runs."""
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.thread_time()
+        f()
+        best = min(best, time.thread_time() - t)
+    return best
+
+
 def stages(quick: bool) -> dict[str, float]:
     """ns/event of each stage of the sidecar's work on the columnar client's batches, in this
-    process, one stage at a time over all the batches (CPU time of this thread): protobuf
-    parse, the columns' checks and copies (``np.frombuffer`` + a writable copy), the
-    dictionary mapping (stream ids -> the state's), the whole decode, the kernel."""
-    payloads = _payloads(40 if quick else 200)
-    n = len(payloads) * BATCH
-    clock = time.thread_time
-    t = clock()
-    msgs = [pb.GatewayMessage.FromString(p) for p in payloads]
-    parse = clock() - t
-    batches = [m.batch for m in msgs]
-    t = clock()
-    for b in batches:
-        for spec in COLUMNS:
-            raw = getattr(b, spec.name)
-            if raw and not spec.dictionary:
-                np.frombuffer(raw, dtype=spec.wire_dtype).astype(ENGINE_DTYPES[spec.name])
-    columns = clock() - t
+    process, one stage at a time over all the batches (see the module's docstring); the
+    stages this tree does not have (``check``, ``finish``, the jitted mapping) are left out."""
+    payloads = _payloads(30 if quick else 120)
+    n = (len(payloads) - 1) * BATCH  # the first batch (the dictionary) is not timed
+    out: dict[str, float] = {}
+
+    def parse() -> None:
+        for p in payloads[1:]:
+            decode_message(p)  # dropped, as the sidecar drops a batch once applied
+
+    out["parse"] = _best(parse) / n
+    batches = [m.batch for m in map(decode_message, payloads) if isinstance(m, pb.GatewayMessage)]
+
+    def decoder() -> StreamDecoder:
+        dec = StreamDecoder(Interner(), 0, BATCH, 10**6)
+        dec.decode(batches[0])
+        return dec
+
+    staged = hasattr(StreamDecoder, "check")
+    if staged:
+        dec = decoder()
+
+        def check(keep: list[Any] | None = None) -> None:
+            for b in batches[1:]:
+                dec.next_sequence = b.sequence  # checked in turn, the stream not moved on
+                c = dec.check(b)
+                if keep is not None:
+                    keep.append(c)
+
+        out["check"] = _best(check) / n
+        checked: list[Any] = []
+        check(checked)
+
+        def finish() -> None:
+            dec = decoder()
+            for c in checked:
+                dec.finish(c)
+
+        out["finish"] = _best(finish) / n
+
+    def decode() -> None:
+        dec = decoder()
+        for b in batches[1:]:
+            dec.decode(b)
+
+    out["decode"] = _best(decode) / n
+    l2g = np.arange(1 << 16, dtype=np.int32)
+    ids = [
+        [np.frombuffer(getattr(b, c), dtype="<u4") for c in DICTIONARY_COLUMNS if getattr(b, c)]
+        for b in batches[1:]
+    ]
+
+    def mapping(f: Any) -> None:
+        for cols in ids:
+            for c in cols:
+                f(c)
+
+    out["map_fancy_index"] = _best(lambda: mapping(l2g.__getitem__)) / n
+    map_ids = getattr(wire_columns, "map_ids", None)
+    if map_ids is not None:
+        map_ids(l2g, ids[0][0])  # compiled (or loaded) first
+        out["map_jitted"] = _best(lambda: mapping(lambda c: map_ids(l2g, c))) / n
     interner = Interner()
     dec = StreamDecoder(interner, 0, BATCH, 10**6)
-    t = clock()
     decoded = [dec.decode(b) for b in batches]
-    decode = clock() - t
-    l2g = np.arange(1 << 16, dtype=np.int32)
-    ids = [[np.frombuffer(getattr(b, c), dtype="<u4") for c in DICTIONARY_COLUMNS] for b in batches]
-    t = clock()
-    for cols in ids:
-        for col in cols:
-            l2g[col]
-    mapping = clock() - t
-    state = State()
-    state.interner = interner
-    state.channel_index("main")
-    for ev in decoded[:4]:  # rows created, kernels loaded
-        state.apply(ev)
-    t = clock()
-    for ev in decoded[4:]:
-        state.apply(ev)
-    kernel = (clock() - t) / ((len(decoded) - 4) * BATCH)
-    per = {
-        "parse_ns": parse / n,
-        "columns_ns": columns / n,
-        "mapping_ns": mapping / n,
-        "decode_ns": decode / n,
-        "kernel_ns": kernel,
-    }
-    return {k: v * 1e9 for k, v in per.items()}
+    out["kernel"] = _kernel(interner, decoded)
+    if any(not c.flags.writeable for c in decoded[1].columns.values()):
+        # the same events in writable copies: what the zero-copy columns change in the kernel
+        copies = [Events({k: v.copy() for k, v in e.columns.items()}, e.channel) for e in decoded]
+        out["kernel_copied_columns"] = _kernel(interner, copies)
+
+    def ack() -> None:
+        for b in batches[1:]:
+            pb.SidecarMessage(
+                ack=pb.Ack(sequence=b.sequence, events_applied=b.count)
+            ).SerializeToString()
+
+    out["ack"] = _best(ack) / n
+    return {k: v * 1e9 for k, v in out.items()}
+
+
+def _kernel(interner: Interner, decoded: list[Events], rounds: int = 3) -> float:
+    """Seconds per event of ``State.apply`` on ``decoded`` but its first 4 batches (rows
+    created, kernels loaded), best of ``rounds`` fresh states."""
+    best = float("inf")
+    for _ in range(rounds):
+        state = State()
+        state.interner = interner
+        state.channel_index("main")
+        for ev in decoded[:4]:
+            state.apply(ev)
+        t = time.thread_time()
+        for ev in decoded[4:]:
+            state.apply(ev)
+        best = min(best, time.thread_time() - t)
+    return best / ((len(decoded) - 4) * BATCH)
+
+
+def before_tree() -> Path:
+    """The tree of ``BEFORE`` (its ``sidecar``), extracted once into the temporary directory
+    (its Numba cache kept there between runs)."""
+    tree = Path(tempfile.gettempdir()) / f"vigie-ingest-before-{BEFORE[:12]}"
+    if not (tree / "sidecar" / "vigie").is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix=tree.name + ".", dir=tree.parent))
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", BEFORE, "sidecar"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        os.replace(tmp, tree)
+    return tree
+
+
+def _tree_env(tree: Path | None) -> dict[str, str]:
+    """The environment that makes a child import ``vigie`` from ``tree`` (None: this one)."""
+    if tree is None:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join([str(tree / "sidecar"), str(ROOT)])}
+
+
+def stages_in(tree: Path | None, quick: bool) -> dict[str, float]:
+    """``stages`` in a fresh process that imports ``vigie`` from ``tree``."""
+    args = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_ingest",
+        "--json",
+        *(["--quick"] if quick else []),
+    ]
+    out = subprocess.run(
+        args, env=os.environ | _tree_env(tree), cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _send(target: str, events: int, streams: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks._ingest_client", "send", target, str(events),
+         str(BATCH), str(streams), str(WINDOW)],
+        capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"ingest client failed:\n{out.stderr}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["errors"]:
+        raise RuntimeError(f"ingest client: {result['errors']}")
+    return result
+
+
+def loopback(target: str, pid: int, events: int, check: bool = True) -> dict[int, dict[str, Any]]:
+    """Per stream count: the client's figures, plus the sidecar's CPU time per event."""
+    _send(target, 200_000, 1)  # warm-up: rows created, kernels loaded
+    out: dict[int, dict[str, Any]] = {}
+    for streams in STREAMS:
+        cpu = _cpu_seconds(pid)
+        r = _send(target, events, streams)
+        r["server_cpu_ns"] = (_cpu_seconds(pid) - cpu) / r["events"] * 1e9
+        r["client_cpu_ns"] = r["client_cpu_seconds"] / r["events"] * 1e9
+        r["rate"] = r["events"] / r["seconds"]
+        if check and r["applied"] != r["events"]:
+            raise RuntimeError(f"the sidecar applied {r['applied']} of {r['events']} events")
+        out[streams] = r
+    return out
+
+
+@contextmanager
+def echo_server() -> Iterator[tuple[str, int]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._ingest_client", "echo", str(port)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "ready"
+        yield f"127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def _stage_table(now: dict[str, float], before: dict[str, float]) -> str:
+    rows = [f"{'stage (ns/event)':<18} {'now':>8} {'before':>8} {'before/now':>10}"]
+    for k, v in now.items():
+        b = before.get(k)
+        ratio = f"{b / v:>9.2f}x" if b and v else f"{'-':>10}"
+        rows.append(f"{k:<18} {v:>8.1f} {b if b is not None else float('nan'):>8.1f} {ratio}")
+    return "\n".join(rows)
+
+
+def _loopback_results(
+    now: dict[int, dict[str, Any]],
+    before: dict[int, dict[str, Any]],
+    grpc_only: dict[int, dict[str, Any]],
+) -> list[Result]:
+    out = []
+    for streams in STREAMS:
+        r, b, g = now[streams], before[streams], grpc_only[streams]
+        out.append(
+            Result(
+                f"ingest+classify, client process over loopback, {streams} stream(s)",
+                "events/s",
+                r["rate"],
+                b["rate"],
+                f"the tree of {BEFORE[:7]} (before the rework), same run",
+                target=4_000_000,
+                notes=f"CPU ns/event: sidecar {r['server_cpu_ns']:.0f} (before "
+                f"{b['server_cpu_ns']:.0f}), client {r['client_cpu_ns']:.0f}; gRPC alone "
+                f"{g['rate']:,.0f} events/s (server CPU {g['server_cpu_ns']:.0f} ns/event)",
+                extra={"now": r, "before": b, "grpc_only": g},
+            )
+        )
+    return out
 
 
 def run(quick: bool) -> list[Result]:
     events = 1_000_000 if quick else 8_000_000
     per_event_n = 3_000 if quick else 20_000
     seconds = "8" if quick else "30"
-    with sidecar(env={"VIGIE_DATA_STORE": "off"}) as s:  # the state alone
+    tree = before_tree()
+    off = {"VIGIE_DATA_STORE": "off"}  # the state alone
+    with sidecar(env=off) as s:
+        now = loopback(s.telemetry, s.proc.pid, events)
+    with sidecar(env=off | _tree_env(tree)) as s:
+        before = loopback(s.telemetry, s.proc.pid, events)
+    with echo_server() as (target, pid):
+        grpc_only = loopback(target, pid, events, check=False)
+    st, st_before = stages_in(None, quick), stages_in(tree, quick)
+    print(_stage_table(st, st_before), file=sys.stderr)
+    with sidecar(env=off) as s:
         load("columnar", s.telemetry, "100000", "8192")  # warm-up: rows created
         col = load("columnar", s.telemetry, str(events), "8192")
         one = load("per-event", s.telemetry, str(per_event_n))
@@ -116,23 +333,34 @@ def run(quick: bool) -> list[Result]:
         fresh = load("freshness", s.telemetry, "1500", seconds, "5", str(WARM_EVENTS))
         fresh_one = load("freshness", s.telemetry, "1500", seconds, "0")
     col_rate = col["events"] / col["seconds"]
-    st = stages(quick)
-    inproc = st["parse_ns"] + st["decode_ns"] + st["kernel_ns"]
-    st["loopback_ns"] = 1e9 / col_rate
-    st["rest_ns"] = st["loopback_ns"] - inproc  # gRPC, threads, GIL, the client's share
-    profile = ", ".join(f"{k.removesuffix('_ns')} {v:.0f}" for k, v in st.items())
+    staged = st["check"] + st["finish"] + st["kernel"] + st["ack"]
     return [
+        *_loopback_results(now, before, grpc_only),
         Result(
-            "ingest stages in the sidecar (parse + decode + kernel), in-process",
-            "events/s",
-            1e9 / inproc,
-            col_rate,
-            "the same traffic from a client process over loopback",
-            notes=f"ns/event: {profile} (columns and mapping are parts of decode)",
-            extra=st,
+            "decode in the sidecar (check + finish), in-process",
+            "ns/event",
+            st["check"] + st["finish"],
+            st_before["decode"],
+            f"the decode of {BEFORE[:7]}, same traffic",
+            higher_is_better=False,
+            notes=f"check (outside the state lock) {st['check']:.0f}, finish (under it) "
+            f"{st['finish']:.0f}; dictionary mapping {st['map_jitted']:.1f} jitted vs "
+            f"{st['map_fancy_index']:.1f} fancy index",
+            extra={"now": st, "before": st_before},
         ),
         Result(
-            "ingest+classify, client process over loopback",
+            "sidecar work per event under the state lock + outside (parse, check, finish, "
+            "kernel, ack), in-process",
+            "ns/event",
+            st["parse"] + staged,
+            st_before["parse"] + st_before["decode"] + st_before["kernel"] + st_before["ack"],
+            f"the same stages of {BEFORE[:7]}",
+            higher_is_better=False,
+            notes=f"parse {st['parse']:.0f}, kernel {st['kernel']:.0f} (the kernel's own "
+            "benchmark: python -m benchmarks kernel)",
+        ),
+        Result(
+            "ingest+classify, one stream, the load client of the earlier rounds (_load.columnar)",
             "events/s",
             col_rate,
             one["events"] / one["seconds"],
@@ -162,3 +390,15 @@ def run(quick: bool) -> list[Result]:
             extra={"columnar": fresh, "per_event": fresh_one},
         ),
     ]
+
+
+def _main(argv: list[str]) -> None:
+    quick = "--quick" in argv
+    if "--json" in argv:  # a child of stages_in
+        print(json.dumps(stages(quick)))
+        return
+    print(_stage_table(stages_in(None, quick), stages_in(before_tree(), quick)))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -270,14 +270,17 @@ class Sidecar:
         of past events (a backfill, a replay: all older than ``BACKFILL_AGE_US``) first waits
         for room in the data writer's queue, outside the lock; a live batch never waits."""
         self.gateway_scopes.follow(self.directives)
+        # validated and viewed outside the lock (nothing shared): another stream's kernel,
+        # which runs without the GIL, goes on meanwhile
+        checked = dec.check(batch)
         if self.data is not None and _historical(batch, wall_us(self.clock)):
             self.counters["backfill_batches"] += 1
             if not self.data.sink.wait_for_room(BACKFILL_WAIT_S):
                 self.counters["backfill_wait_timeouts"] += 1
         with self.lock:
-            if batch.dictionary_additions:
-                self._make_string_room(batch.dictionary_additions)
-            ev = self._confine_time(gs, dec.decode(batch))  # interns strings: under the lock
+            if checked.additions:
+                self._make_string_room(checked.additions)
+            ev = self._confine_time(gs, dec.finish(checked))  # interns strings: under the lock
             if len(ev):
                 self._check_api_room(ev)
                 if not self.state.observed_since_us:
