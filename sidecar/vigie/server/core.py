@@ -270,17 +270,20 @@ class Sidecar:
         of past events (a backfill, a replay: all older than ``BACKFILL_AGE_US``) first waits
         for room in the data writer's queue, outside the lock; a live batch never waits."""
         self.gateway_scopes.follow(self.directives)
-        # validated and viewed outside the lock (nothing shared): another stream's kernel,
-        # which runs without the GIL, goes on meanwhile
+        # validated, viewed and its ids mapped outside the lock (the stream's own: see
+        # StreamDecoder): another stream's kernel, which runs without the GIL, goes on meanwhile
         checked = dec.check(batch)
+        if checked.additions:  # new strings: interned under the lock, with room made first
+            with self.lock:
+                self._make_string_room(checked.additions)
+                dec.intern(checked)
+        dec.map(checked)
         if self.data is not None and _historical(batch, wall_us(self.clock)):
             self.counters["backfill_batches"] += 1
             if not self.data.sink.wait_for_room(BACKFILL_WAIT_S):
                 self.counters["backfill_wait_timeouts"] += 1
         with self.lock:
-            if checked.additions:
-                self._make_string_room(checked.additions)
-            ev = self._confine_time(gs, dec.finish(checked))  # interns strings: under the lock
+            ev = self._confine_time(gs, dec.finish(checked))  # may intern: under the lock
             if len(ev):
                 self._check_api_room(ev)
                 if not self.state.observed_since_us:
@@ -329,6 +332,8 @@ class Sidecar:
     def _check_api_room(self, ev: Events) -> None:
         """``BatchRefused`` (``api_rows_full``) when ``ev`` brings more new APIs than the state
         has rows left: refused before any event of it is applied."""
+        if self.state.n_api_rows + len(ev) <= self.capacity.max_apis:
+            return  # not even one new API per event would go over (nothing looked up)
         new = self.state.new_api_rows(ev)
         room = self.capacity.max_apis - self.state.n_api_rows
         if new > room:

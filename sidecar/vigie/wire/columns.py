@@ -9,7 +9,7 @@ column is one ``np.frombuffer`` and string ids become global ids with one fancy 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
@@ -289,6 +289,8 @@ class Checked:
     additions: Sequence[str]
     values: dict[str, npt.NDArray[Any]]  # read-only, the engine's dtypes
     ids: dict[str, npt.NDArray[np.uint32]]  # dictionary columns present, stream ids
+    interned: bool = False  # its additions interned (``StreamDecoder.intern``)
+    mapped: dict[str, npt.NDArray[np.int32]] = field(default_factory=dict)  # global ids
 
     @property
     def event_time_us(self) -> npt.NDArray[np.int64]:
@@ -301,10 +303,12 @@ class StreamDecoder:
     ``tenant`` is the stream's ``Hello.tenant``: an event whose ``tenant`` column is 0 (or a
     batch without the column) belongs to it; empty, to the super tenant (``vigie.wire.tenants``).
 
-    A batch is decoded in two steps so that the costly one needs no lock: ``check`` validates
-    it and views its columns (nothing shared is touched: call it outside the state lock);
-    ``finish`` interns the strings it adds and maps its dictionary ids to global ids (under
-    the lock). ``decode`` does both. The values columns of the ``Events`` it returns are
+    A batch is decoded in steps so that most of the work needs no lock: ``check`` validates it
+    and views its columns (nothing shared is touched: call it outside the state lock);
+    ``intern`` interns the strings it adds (under the lock; a batch adding none needs no
+    lock); ``map`` maps its dictionary ids to global ids (no lock); ``finish`` completes it
+    (the stream's tenant, API names keyed by tenant: under the lock) and does the steps not
+    done yet. ``decode`` does them all. The values columns of the ``Events`` it returns are
     read-only views of the message's bytes, absent ones read-only defaults shared between
     batches; the dictionary columns and the channel are arrays of their own.
     """
@@ -424,33 +428,47 @@ class StreamDecoder:
             )
         return Checked(batch.sequence, n, additions, values, ids)
 
-    def finish(self, checked: Checked) -> Events:
-        """The events of a batch ``check`` passed, its strings interned and its dictionary ids
-        mapped to global ids (once per string when it arrives, then one pass per column);
-        call under the lock that guards the interner, in the order the batches were checked."""
-        if checked.sequence != self.next_sequence:  # a batch checked twice, or skipped
-            raise BatchRefused(
-                "bad_sequence",
-                f"batch sequence {checked.sequence}, expected {self.next_sequence}",
-            )
-        n = checked.count
+    def intern(self, checked: Checked) -> None:
+        """Intern the strings ``checked`` adds to the stream's dictionary (none: nothing to do);
+        call under the lock that guards the interner."""
+        self._in_turn(checked)
         additions = checked.additions
-        if additions:
-            new_size = self._dict_size + len(additions)
-            if new_size > len(self._local_to_global):
-                grown = np.zeros(max(new_size, 2 * len(self._local_to_global)), dtype=np.int32)
-                grown[: self._dict_size] = self._local_to_global[: self._dict_size]
-                self._local_to_global = grown
-            self._local_to_global[self._dict_size : new_size] = self._interner.intern_many(
-                additions
-            )
-            self._dict_size = new_size
-        columns: dict[str, npt.NDArray[Any]] = dict(checked.values)
+        if not additions or checked.interned:
+            return
+        new_size = self._dict_size + len(additions)
+        if new_size > len(self._local_to_global):
+            grown = np.zeros(max(new_size, 2 * len(self._local_to_global)), dtype=np.int32)
+            grown[: self._dict_size] = self._local_to_global[: self._dict_size]
+            self._local_to_global = grown
+        self._local_to_global[self._dict_size : new_size] = self._interner.intern_many(additions)
+        self._dict_size = new_size
+        checked.interned = True
+
+    def map(self, checked: Checked) -> None:
+        """Map the dictionary columns of ``checked`` to global ids (its strings interned
+        first): one pass per column over the stream's own table, which only this stream's
+        ``intern`` changes and whose strings are never released while the stream is open
+        (``referenced``), so no lock is needed."""
+        self._in_turn(checked)
+        if checked.additions and not checked.interned:
+            raise RuntimeError("a batch's strings are interned before its ids are mapped")
+        n = checked.count
         l2g = self._local_to_global
         for name in DICTIONARY_COLUMNS:
             raw = checked.ids.get(name)
             # an absent column is all id 0, the empty string: global id 0
-            columns[name] = np.zeros(n, dtype=np.int32) if raw is None else map_ids(l2g, raw)
+            checked.mapped[name] = np.zeros(n, dtype=np.int32) if raw is None else map_ids(l2g, raw)
+
+    def finish(self, checked: Checked) -> Events:
+        """The events of a batch ``check`` passed: its strings interned and its ids mapped
+        (``intern`` and ``map``, unless done already), the stream's tenant filled in and API
+        names keyed by tenant; the stream moves on to the next batch. Call under the lock
+        that guards the interner, in the order the batches were checked."""
+        self.intern(checked)
+        if not checked.mapped:
+            self.map(checked)
+        n = checked.count
+        columns: dict[str, npt.NDArray[Any]] = checked.values | checked.mapped
         if self._tenant:
             tenant = columns["tenant"]
             tenant[tenant == 0] = self._interner.intern(self._tenant)
@@ -459,6 +477,13 @@ class StreamDecoder:
         self.next_sequence += 1
         self.events_applied += n
         return Events(columns, np.full(n, self._channel, dtype=np.uint8))
+
+    def _in_turn(self, checked: Checked) -> None:
+        if checked.sequence != self.next_sequence:  # a batch finished twice, or one skipped
+            raise BatchRefused(
+                "bad_sequence",
+                f"batch sequence {checked.sequence}, expected {self.next_sequence}",
+            )
 
 
 class StreamEncoder:
