@@ -3,7 +3,8 @@
 The gateway side (``StreamEncoder``: used by the simulator, the benchmarks and the test vectors)
 and the sidecar side (``StreamDecoder``) of the columnar, dictionary-encoded ``EventBatch``
 described in ``proto/vigie/v1/telemetry.proto``. Decoding does no per-event Python work: each
-column is one ``np.frombuffer`` and string ids become global ids with one fancy index.
+column is one ``np.frombuffer`` (a read-only view, no copy) and string ids become global ids
+with one jitted pass per column; most of it needs no lock (``StreamDecoder``).
 """
 
 from __future__ import annotations
