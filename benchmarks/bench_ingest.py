@@ -21,7 +21,8 @@ stage by stage; freshness at the platform's peak, side by side with one message 
   (1: the GIL released throughout); the same in the tree of ``BEFORE``, the two trees in
   fresh processes alternated twice, the best of each kept.
 
-``python -m benchmarks ingest [--quick]``; the stages alone: ``python -m benchmarks.bench_ingest``.
+``python -m benchmarks ingest [--quick]``; the stages alone: ``python -m benchmarks.bench_ingest``;
+every loopback run of both trees, alternated: ``python -m benchmarks.bench_ingest --runs 3``.
 """
 
 from __future__ import annotations
@@ -504,10 +505,36 @@ def run(quick: bool) -> list[Result]:
     ]
 
 
+def each_run(rounds: int, events: int) -> None:
+    """Every loopback run of this tree and of the tree before, alternated, printed."""
+    off = {"VIGIE_DATA_STORE": "off"}
+    with sidecar(env=off) as a, sidecar(env=off | _tree_env(before_tree())) as b:
+        servers = {"now": (a.telemetry, a.proc.pid), "before": (b.telemetry, b.proc.pid)}
+        for target, _ in servers.values():
+            _send(target, 200_000, 1)
+        for k in range(rounds):
+            for streams in STREAMS:
+                for name, (target, pid) in servers.items():
+                    r = _measure(target, pid, events, streams, True)
+                    print(
+                        f"round {k} {streams} stream(s) {name:<6} {r['rate']:>11,.0f} events/s"
+                        f"  CPU ns/event: sidecar {r['server_cpu_ns']:.0f}, client "
+                        f"{r['client_cpu_ns']:.0f}",
+                        flush=True,
+                    )
+
+
 def _main(argv: list[str]) -> None:
+    """``[--quick]``: the stages of both trees; ``--runs ROUNDS [EVENTS]``: every loopback run
+    of both trees, alternated."""
     quick = "--quick" in argv
     if "--json" in argv:  # a child of stages_in
         print(json.dumps(stages(quick)))
+        return
+    if "--runs" in argv:
+        at = argv.index("--runs")
+        rest = [int(a) for a in argv[at + 1 : at + 3] if a.isdigit()]
+        each_run(rest[0] if rest else 3, rest[1] if len(rest) > 1 else 3_000_000)
         return
     print(_stage_table(*stages_alternated(before_tree(), quick)))
 
