@@ -135,7 +135,8 @@ def test_error_code_past_int32_is_a_rejected_line() -> None:
 def test_decoded_columns_have_one_kernel_signature_whatever_columns_a_batch_carries() -> None:
     """Found by the fuzzer (a 20 s input): columns read straight from the wire were read-only
     arrays, typed apart by Numba from the writable defaults of absent columns, so every new mix
-    of present/absent columns compiled the kernels again under the state lock."""
+    of present/absent columns compiled the kernels again under the state lock. (Since issue 16
+    the values columns are read-only views, absent ones read-only defaults: still one type.)"""
     import numba  # noqa: PLC0415
 
     from vigie.wire.columns import ENGINE_DTYPES, Interner, StreamDecoder  # noqa: PLC0415
@@ -166,5 +167,5 @@ def test_decoded_columns_have_one_kernel_signature_whatever_columns_a_batch_carr
     a = dec.decode(enc.batch_from_records([full]))
     b = dec.decode(enc.batch_from_records([bare]))
     for name, dtype in ENGINE_DTYPES.items():
-        assert a[name].dtype == dtype and a[name].flags.writeable, name
+        assert a[name].dtype == dtype, name
         assert numba.typeof(a[name]) == numba.typeof(b[name]), name  # type: ignore[no-untyped-call]

@@ -292,10 +292,16 @@ class Sidecar:
     def _apply(
         self, gs: GatewayStream, dec: StreamDecoder, batch: tpb.EventBatch, reserved: bool
     ) -> tpb.Ack:
+        # validated, viewed and its ids mapped outside the lock (the stream's own: see
+        # StreamDecoder): another stream's kernel, which runs without the GIL, goes on meanwhile
+        checked = dec.check(batch)
+        if checked.additions:  # new strings: interned under the lock, with room made first
+            with self.lock:
+                self._make_string_room(checked.additions)
+                dec.intern(checked)
+        dec.map(checked)
         with self.lock:
-            if batch.dictionary_additions:
-                self._make_string_room(batch.dictionary_additions)
-            ev = self._confine_time(gs, dec.decode(batch))  # interns strings: under the lock
+            ev = self._confine_time(gs, dec.finish(checked))  # may intern: under the lock
             if len(ev):
                 self._check_api_room(ev)
                 if not self.state.observed_since_us:
@@ -346,6 +352,8 @@ class Sidecar:
     def _check_api_room(self, ev: Events) -> None:
         """``BatchRefused`` (``api_rows_full``) when ``ev`` brings more new APIs than the state
         has rows left: refused before any event of it is applied."""
+        if self.state.n_api_rows + len(ev) <= self.capacity.max_apis:
+            return  # not even one new API per event would go over (nothing looked up)
         new = self.state.new_api_rows(ev)
         if not new:
             return

@@ -3,17 +3,19 @@
 The gateway side (``StreamEncoder``: used by the simulator, the benchmarks and the test vectors)
 and the sidecar side (``StreamDecoder``) of the columnar, dictionary-encoded ``EventBatch``
 described in ``proto/vigie/v1/telemetry.proto``. Decoding does no per-event Python work: each
-column is one ``np.frombuffer`` and string ids become global ids with one fancy index.
+column is one ``np.frombuffer`` (a read-only view, no copy) and string ids become global ids
+with one jitted pass per column; most of it needs no lock (``StreamDecoder``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from vigie.errors import BatchRefused
 from vigie.v1 import telemetry_pb2 as pb
@@ -62,6 +64,7 @@ COLUMNS: Final[tuple[ColumnSpec, ...]] = (
     ColumnSpec("target_status", "<u2", False, False, 0),
 )
 COLUMN_NAMES: Final = tuple(c.name for c in COLUMNS)
+_WIDTHS: Final = {c.name: np.dtype(c.wire_dtype).itemsize for c in COLUMNS}
 DICTIONARY_COLUMNS: Final = tuple(c.name for c in COLUMNS if c.dictionary)
 
 # dtype of each column once inside the sidecar (dictionary ids become int32 global ids)
@@ -69,6 +72,9 @@ ENGINE_DTYPES: Final[Mapping[str, np.dtype[Any]]] = {
     c.name: np.dtype(np.int32) if c.dictionary else np.dtype(c.wire_dtype).newbyteorder("=")
     for c in COLUMNS
 }
+
+# the values columns whose wire dtype is the engine's (every one on a little-endian machine)
+_NATIVE: Final = {c.name: np.dtype(c.wire_dtype) == ENGINE_DTYPES[c.name] for c in COLUMNS}
 
 # HTTP method names <-> HttpMethod numbers
 METHODS: Final[Mapping[str, int]] = {
@@ -114,7 +120,12 @@ class Events:
         return self.columns[name]
 
     def take(self, index: npt.NDArray[np.intp] | slice) -> Events:
-        return Events({k: v[index] for k, v in self.columns.items()}, self.channel[index])
+        """The events of ``index``; a read-only column stays read-only (the kernels are
+        compiled for the columns' types, writable or not)."""
+        cols = {
+            k: v[index] if v.flags.writeable else _frozen(v[index]) for k, v in self.columns.items()
+        }
+        return Events(cols, self.channel[index])
 
     @staticmethod
     def concat(parts: Sequence[Events]) -> Events:
@@ -253,11 +264,54 @@ class Interner:
         return len(freed)
 
 
+@njit(cache=True, nogil=True)
+def map_ids(local_to_global: npt.NDArray[np.int32], ids: npt.NDArray[np.uint32]) -> Any:
+    """``local_to_global[ids]`` in one pass (every id checked below the table's size first):
+    numpy's fancy index first widens the ids to intp, a copy per column, and holds the GIL."""
+    out = np.empty(len(ids), dtype=np.int32)
+    for k in range(len(ids)):
+        out[k] = local_to_global[ids[k]]
+    return out
+
+
+def _frozen(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(slots=True)
+class Checked:
+    """A batch that passed every check that needs nothing shared (``StreamDecoder.check``):
+    the values columns as read-only views of the message's bytes (no copy), the dictionary
+    columns still stream ids, the strings it adds still to intern (``StreamDecoder.finish``)."""
+
+    sequence: int
+    count: int
+    additions: Sequence[str]
+    values: dict[str, npt.NDArray[Any]]  # read-only, the engine's dtypes
+    ids: dict[str, npt.NDArray[np.uint32]]  # dictionary columns present, stream ids
+    interned: bool = False  # its additions interned (``StreamDecoder.intern``)
+    mapped: dict[str, npt.NDArray[np.int32]] = field(default_factory=dict)  # global ids
+
+    @property
+    def event_time_us(self) -> npt.NDArray[np.int64]:
+        return self.values["event_time_us"]
+
+
 class StreamDecoder:
     """The sidecar's view of one gateway stream: its dictionary and its batch sequence.
 
     ``tenant`` is the stream's ``Hello.tenant``: an event whose ``tenant`` column is 0 (or a
     batch without the column) belongs to it; empty, to the super tenant (``vigie.wire.tenants``).
+
+    A batch is decoded in steps so that most of the work needs no lock: ``check`` validates it
+    and views its columns (nothing shared is touched: call it outside the state lock);
+    ``intern`` interns the strings it adds (under the lock; a batch adding none needs no
+    lock); ``map`` maps its dictionary ids to global ids (no lock); ``finish`` completes it
+    (the stream's tenant, API names keyed by tenant: under the lock) and does the steps not
+    done yet. ``decode`` does them all. The values columns of the ``Events`` it returns are
+    read-only views of the message's bytes, absent ones read-only defaults shared between
+    batches; the dictionary columns and the channel are arrays of their own.
     """
 
     def __init__(
@@ -275,6 +329,7 @@ class StreamDecoder:
         self._max_dict = max_dictionary_entries
         self._local_to_global = np.zeros(1024, dtype=np.int32)
         self._dict_size = 1  # id 0 is the empty string
+        self._defaults: dict[str, npt.NDArray[Any]] = {}  # absent values columns, read-only
         self.next_sequence = 1
         self.events_applied = 0
 
@@ -288,6 +343,19 @@ class StreamDecoder:
 
     def decode(self, batch: pb.EventBatch) -> Events:
         """Validate ``batch`` and return its columns; raise ``BatchRefused`` naming the problem."""
+        return self.finish(self.check(batch))
+
+    def _default(self, spec: ColumnSpec, n: int) -> npt.NDArray[Any]:
+        col = self._defaults.get(spec.name)
+        if col is None or len(col) != n:
+            col = _frozen(np.full(n, spec.default, dtype=ENGINE_DTYPES[spec.name]))
+            self._defaults[spec.name] = col
+        return col
+
+    def check(self, batch: pb.EventBatch) -> Checked:
+        """Validate ``batch`` against the stream (its sequence, its dictionary) and view its
+        columns; ``BatchRefused`` naming the problem. Touches nothing: the stream moves on
+        only at ``finish``."""
         n = batch.count
         if batch.sequence != self.next_sequence:
             raise BatchRefused(
@@ -321,20 +389,24 @@ class StreamDecoder:
                 "bad_string",
                 "dictionary string holds the control character U+001F (no WSO2 name does)",
             )
-        columns: dict[str, npt.NDArray[Any]] = {}
+        values: dict[str, npt.NDArray[Any]] = {}
+        ids: dict[str, npt.NDArray[np.uint32]] = {}
         for spec in COLUMNS:
             raw: bytes = getattr(batch, spec.name)
-            width = np.dtype(spec.wire_dtype).itemsize
             if not raw:
                 if spec.required:
                     raise BatchRefused("missing_column", f"column {spec.name} is missing")
-                columns[spec.name] = np.full(n, spec.default, dtype=ENGINE_DTYPES[spec.name])
+                if not spec.dictionary:
+                    values[spec.name] = self._default(spec, n)
                 continue
+            width = _WIDTHS[spec.name]
             if len(raw) != n * width:
                 raise BatchRefused(
                     "column_length",
                     f"column {spec.name} holds {len(raw)} bytes, expected {n} x {width}",
                 )
+            # a read-only view of the message's bytes: no copy (Numba types read-only arrays
+            # apart from writable ones, so absent columns are read-only too: one signature)
             col = np.frombuffer(raw, dtype=spec.wire_dtype)
             if spec.dictionary:
                 top = int(col.max())
@@ -344,30 +416,60 @@ class StreamDecoder:
                         f"column {spec.name} uses dictionary id {top}, the dictionary holds "
                         f"{new_size} entries",
                     )
-                columns[spec.name] = col  # mapped to global ids below, once all are checked
+                ids[spec.name] = col
             else:
-                # a copy: np.frombuffer gives a read-only array, which Numba types apart from
-                # a writable one, and a batch mixing present and absent columns would make the
-                # kernels compile again (seconds, under the state lock) for each new mix
-                columns[spec.name] = col.astype(ENGINE_DTYPES[spec.name], copy=True)
-        ts = columns["event_time_us"]
+                values[spec.name] = (
+                    col if _NATIVE[spec.name] else _frozen(col.astype(ENGINE_DTYPES[spec.name]))
+                )
+        ts = values["event_time_us"]
         if int(ts.min()) <= 0 or int(ts.max()) >= MAX_EVENT_TIME_US:
             raise BatchRefused(
                 "bad_event_time",
                 "event_time_us must be microseconds since 1970, before the year 3000",
             )
-        # the batch is valid: only now touch the dictionary
-        if additions:
-            if new_size > len(self._local_to_global):
-                grown = np.zeros(max(new_size, 2 * len(self._local_to_global)), dtype=np.int32)
-                grown[: self._dict_size] = self._local_to_global[: self._dict_size]
-                self._local_to_global = grown
-            self._local_to_global[self._dict_size : new_size] = self._interner.intern_many(
-                additions
-            )
-            self._dict_size = new_size
+        return Checked(batch.sequence, n, additions, values, ids)
+
+    def intern(self, checked: Checked) -> None:
+        """Intern the strings ``checked`` adds to the stream's dictionary (none: nothing to do);
+        call under the lock that guards the interner."""
+        self._in_turn(checked)
+        additions = checked.additions
+        if not additions or checked.interned:
+            return
+        new_size = self._dict_size + len(additions)
+        if new_size > len(self._local_to_global):
+            grown = np.zeros(max(new_size, 2 * len(self._local_to_global)), dtype=np.int32)
+            grown[: self._dict_size] = self._local_to_global[: self._dict_size]
+            self._local_to_global = grown
+        self._local_to_global[self._dict_size : new_size] = self._interner.intern_many(additions)
+        self._dict_size = new_size
+        checked.interned = True
+
+    def map(self, checked: Checked) -> None:
+        """Map the dictionary columns of ``checked`` to global ids (its strings interned
+        first): one pass per column over the stream's own table, which only this stream's
+        ``intern`` changes and whose strings are never released while the stream is open
+        (``referenced``), so no lock is needed."""
+        self._in_turn(checked)
+        if checked.additions and not checked.interned:
+            raise RuntimeError("a batch's strings are interned before its ids are mapped")
+        n = checked.count
+        l2g = self._local_to_global
         for name in DICTIONARY_COLUMNS:
-            columns[name] = self._local_to_global[columns[name]]
+            raw = checked.ids.get(name)
+            # an absent column is all id 0, the empty string: global id 0
+            checked.mapped[name] = np.zeros(n, dtype=np.int32) if raw is None else map_ids(l2g, raw)
+
+    def finish(self, checked: Checked) -> Events:
+        """The events of a batch ``check`` passed: its strings interned and its ids mapped
+        (``intern`` and ``map``, unless done already), the stream's tenant filled in and API
+        names keyed by tenant; the stream moves on to the next batch. Call under the lock
+        that guards the interner, in the order the batches were checked."""
+        self.intern(checked)
+        if not checked.mapped:
+            self.map(checked)
+        n = checked.count
+        columns: dict[str, npt.NDArray[Any]] = checked.values | checked.mapped
         if self._tenant:
             tenant = columns["tenant"]
             tenant[tenant == 0] = self._interner.intern(self._tenant)
@@ -376,6 +478,13 @@ class StreamDecoder:
         self.next_sequence += 1
         self.events_applied += n
         return Events(columns, np.full(n, self._channel, dtype=np.uint8))
+
+    def _in_turn(self, checked: Checked) -> None:
+        if checked.sequence != self.next_sequence:  # a batch finished twice, or one skipped
+            raise BatchRefused(
+                "bad_sequence",
+                f"batch sequence {checked.sequence}, expected {self.next_sequence}",
+            )
 
 
 class StreamEncoder:
