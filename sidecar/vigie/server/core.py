@@ -42,6 +42,7 @@ from vigie.state import snapshot
 from vigie.state.engine import Capacity
 from vigie.state.layout import MAX_CHANNELS
 from vigie.store import service as data_service
+from vigie.store.codes import WINDOW_US as CODES_WINDOW_US
 from vigie.store.codes import throttle_codes
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as tpb
@@ -91,6 +92,8 @@ class RateMeter:
 # for the data writer, at most BACKFILL_WAIT_S; a gateway's live batches are seconds old
 BACKFILL_AGE_US: Final = 3600 * 1_000_000
 BACKFILL_WAIT_S: Final = 60.0
+# a forced policy refresh waits this long for the data writer to store every applied batch
+SETTLE_TIMEOUT_S: Final = 30.0
 
 
 def _historical(batch: tpb.EventBatch, now_us: int) -> bool:
@@ -180,6 +183,7 @@ class Sidecar:
             settings.policy_refresh_seconds,
             clock,
             throttle_codes=self._throttle_codes if self.data is not None else None,
+            settle_store=self._settle_data if self.data is not None else None,
         )
         # alerts to Alertmanager; None when alertmanager_urls is empty
         self.alerts = alerts.for_sidecar(self, settings, self.counters, clock)
@@ -187,10 +191,22 @@ class Sidecar:
         self.fleet = Fleet(settings, self.directives, self.policy.book, self.token,
                            self.sidecar_id, self.counters, clock)  # fmt: skip
 
+    def _settle_data(self) -> bool:
+        """Every applied batch written to the store (at most ``SETTLE_TIMEOUT_S``)."""
+        assert self.data is not None
+        return self.data.sink.settle(SETTLE_TIMEOUT_S)
+
     def _throttle_codes(self, now_us: int) -> ThrottleCodes:
         """The WSO2 throttle codes of the hours before ``now_us``, from the data store."""
         assert self.data is not None
-        return ThrottleCodes.from_json(throttle_codes(self.data.store, now_us))
+        own = self.data.store
+        store = self.fleet.store_for(own, now_us - CODES_WINDOW_US)  # hours it missed: a peer's
+        if store is not own:
+            try:
+                return ThrottleCodes.from_json(throttle_codes(store, now_us))
+            except VigieError as exc:
+                log.warning("throttle codes from the fleet unavailable, own store read: %s", exc)
+        return ThrottleCodes.from_json(throttle_codes(own, now_us))
 
     # ---- streams ----
     def open_stream(self, hello: tpb.Hello, peer: str) -> tuple[GatewayStream, StreamDecoder]:

@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 
+SETTLE_TIMEOUT_S = 10.0  # a query with ``settle`` waits at most this for the data writer
+
+
 class DataStoreOff(VigieError):
     """The sidecar runs without a data store (data_store = "off")."""
 
@@ -52,6 +55,8 @@ def export_state(live: LiveState) -> list[apb.StateChunk]:
 def query_data(data: SidecarData | None, request: apb.DataQuery) -> apb.DataAnswer:
     d = _store(data)
     q = query_from_proto(request)
+    if request.settle:  # the store then holds every applied batch (else what is written)
+        d.sink.settle(SETTLE_TIMEOUT_S)
     return rows_to_proto(d.store.aggregate(q), d.sink.name)
 
 

@@ -188,6 +188,7 @@ def start(settings: Settings) -> Running:
     sc = Sidecar(settings)
     if state_from:
         sc.fleet.state_from = state_from
+        sc.fleet.own_store_from_us = sc.state.now_us  # its store lacks what the peer saw alone
     export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
     limit = max_message_bytes(settings.max_batch_events)

@@ -158,6 +158,7 @@ class DataSink:
         self.batches_offered = 0
         self._batches_added = 0
         self.batches_settled = 0
+        self.written_through = 0  # every batch up to this one is in the store
 
     # ---- the ingest path ----
     def offer(self, ev: Events) -> bool:
@@ -203,6 +204,26 @@ class DataSink:
 
     def request_flush(self) -> None:
         self._queue.put(_FLUSH)
+
+    def settle(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until every batch offered so far is written to
+        the store (a flush by the writer's thread): what a reader that must see all the
+        applied events (a forced policy refresh) asks first. False on timeout (the store is
+        degraded or slow: the reader reads what is written)."""
+        target = self.batches_offered
+        if self._thread is None:
+            self.flush()
+            return self.written_through >= target
+        deadline = time.monotonic() + timeout
+        try:
+            self._queue.put(_FLUSH, timeout=timeout)
+        except queue.Full:
+            return False
+        while self.written_through < target:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(ROOM_POLL_S)
+        return True
 
     def _run(self) -> None:
         lower_priority(self.config.writer_nice)
@@ -283,6 +304,7 @@ class DataSink:
                 log.warning("%s store degraded: %s; keeping rows in memory", self.name, error)
             self.degraded = error
             return
+        self.written_through = settled
         if self.degraded:
             log.info("%s store writable again (was: %s)", self.name, self.degraded)
             self.degraded = ""
