@@ -403,6 +403,33 @@ def test_a_decision_on_one_instance_is_the_fleets(tmp_path: Path) -> None:
         wait_until("its directive gone from a", lambda: sid not in a.table())
         states = {k: s.state for k, s in suggestions(a).items()}
         assert {k: s.state for k, s in suggestions(b).items()} == states
+        # reads of the fleet: the replicas' suggestions merged by id, their subscriptions and
+        # counters counted once (each instance saw all the traffic)
+        both = ("--admin", a.admin, "--admin", b.admin)
+        out = CliRunner().invoke(main, ["suggestions", "list", *both, "--json"], env=env)
+        assert out.exit_code == 0, out.output
+        listed = json.loads(out.stdout)["suggestions"]
+        assert sorted(x["id"] for x in listed) == sorted(states)
+        assert {x["id"]: x["state"] for x in listed} == states
+        top = ["top", *both, "--json", "--iterations", "1", "--interval", "0.1", "--limit", "99"]
+        out = CliRunner().invoke(main, top, env=env)
+        assert out.exit_code == 0, out.output
+        busiest = json.loads(out.stdout.splitlines()[-1])["busiest"]
+        with a.client() as c:
+            one = c.call(c.stub.ListSubscriptions, apb.ListSubscriptionsRequest())
+        assert sorted((x["application_id"], x["requests"]) for x in busiest) == sorted(
+            (x.application_id, x.requests) for x in one.subscriptions
+        )
+        out = CliRunner().invoke(main, ["status", *both, "--json"], env=env)
+        assert out.exit_code == 0, out.output
+        doc = json.loads(out.stdout)
+        assert doc["replicas"] is True
+        per = [{k: int(v) for k, v in x.get("counters", {}).items()} for x in doc["sidecars"]]
+        assert doc["merged"]["counters"] == {
+            k: max(p.get(k, 0) for p in per) for k in set().union(*per)
+        }
+        # both replicas counted the history's batches: added up, they would count it twice
+        assert all(p.get("backfill_batches", 0) > 0 for p in per), per
     finally:
         for m in members:
             m.stop()
