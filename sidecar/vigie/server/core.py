@@ -93,7 +93,7 @@ class RateMeter:
 BACKFILL_AGE_US: Final = 3600 * 1_000_000
 BACKFILL_WAIT_S: Final = 60.0
 # a forced policy refresh waits this long for the data writer to store every applied batch
-SETTLE_TIMEOUT_S: Final = 30.0
+SETTLE_TIMEOUT_S: Final = 5.0
 
 
 def _historical(batch: tpb.EventBatch, now_us: int) -> bool:

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-SETTLE_TIMEOUT_S = 10.0  # a query with ``settle`` waits at most this for the data writer
+SETTLE_TIMEOUT_S = 5.0  # a query with ``settle`` waits at most this for the data writer
 
 
 class DataStoreOff(VigieError):

@@ -31,6 +31,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -62,7 +63,9 @@ AUDIT_BYTES_MAX: Final = 1 << 20
 UNREACHABLE_RETRY_S: Final = 1.0  # between two calls to a peer that did not answer
 STATE_STATUS_TIMEOUT_S: Final = 10.0  # a peer's first status compiles its class kernels
 STATE_EXPORT_TIMEOUT_S: Final = 120.0
-PEER_QUERY_TIMEOUT_S: Final = 15.0  # a peer's QueryData, its data writer's settling included
+# the peers' QueryData calls of one read (its data writer's settling, 5 s at most, included),
+# all together: a forced refresh answers within the CLI's 10 s call timeout
+PEER_READ_BUDGET_S: Final = 8.0
 MINUTE_US: Final = 60_000_000
 # gRPC backs off up to 2 minutes between connection attempts by default: a peer that comes back
 # is found within a couple of seconds instead
@@ -219,14 +222,19 @@ class PeerStore:
         self.peers = peers
         self._md = metadata
         self._settled: Peer | None = None
+        self._deadline = time.monotonic() + PEER_READ_BUDGET_S
 
     def aggregate(self, q: AggQuery) -> list[AggRow]:
         errors = []
         for p in [self._settled] if self._settled is not None else self.peers:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                errors.append(f"the peers took more than {PEER_READ_BUDGET_S:g} s")
+                break
             m = query_to_proto(q)
             m.settle = self._settled is None
             try:
-                ans = p.stub.QueryData(m, metadata=self._md, timeout=PEER_QUERY_TIMEOUT_S)
+                ans = p.stub.QueryData(m, metadata=self._md, timeout=left)
             except grpc.RpcError as exc:
                 errors.append(f"peer {p.address}: {exc.code().name}: {exc.details()}")
                 continue
