@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from vigie.server.fleet import MINUTE_US, SplitStore
-from vigie.store.query import MEASURES, AggQuery, AggRow
+from vigie.store.query import AggQuery, AggRow
+from vigie.store.rollup import MEASURES
 
 
 class Minutes:
