@@ -298,6 +298,14 @@ def test_an_instance_that_was_down_catches_up(tmp_path: Path) -> None:
             st = m.status()
             assert [(p.address, p.instance_id) for p in st.peers] == [(other.admin, other.name)]
             assert {d.id: d.version for d in st.directives} == a.table()
+        # the rollups of the traffic b missed: read from a's store (b's own has none of it)
+        now = time.time()
+        span = ("--from", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600)),
+                "--to", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 60)))  # fmt: skip
+        for m in (b, a):
+            r = run_cli("autopsy", *span, "--admin", m.admin, "--format", "json")
+            assert r.exit_code == 0, r.output
+            assert json.loads(r.stdout)["total"]["requests"] == 200, m.name
         # alone, from its snapshot; a new one with nothing: empty
         a.stop()
         b.stop()

@@ -92,6 +92,7 @@ class RateMeter:
 # for the data writer, at most BACKFILL_WAIT_S; a gateway's live batches are seconds old
 BACKFILL_AGE_US: Final = 3600 * 1_000_000
 BACKFILL_WAIT_S: Final = 60.0
+DAY_US: Final = 86_400_000_000
 # a forced policy refresh waits this long for the data writer to store every applied batch
 SETTLE_TIMEOUT_S: Final = 5.0
 
@@ -200,7 +201,8 @@ class Sidecar:
         """The WSO2 throttle codes of the hours before ``now_us``, from the data store."""
         assert self.data is not None
         own = self.data.store
-        store = self.fleet.store_for(own, now_us - CODES_WINDOW_US)  # hours it missed: a peer's
+        # the codes read from a day before the window (the daily fallback reads whole days)
+        store = self.fleet.store_for(own, now_us - CODES_WINDOW_US - DAY_US)
         if store is not own:
             try:
                 return ThrottleCodes.from_json(throttle_codes(store, now_us))

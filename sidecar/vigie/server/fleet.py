@@ -67,6 +67,7 @@ STATE_EXPORT_TIMEOUT_S: Final = 120.0
 # all together: a forced refresh answers within the CLI's 10 s call timeout
 PEER_READ_BUDGET_S: Final = 8.0
 MINUTE_US: Final = 60_000_000
+DAY_US: Final = 86_400_000_000
 # gRPC backs off up to 2 minutes between connection attempts by default: a peer that comes back
 # is found within a couple of seconds instead
 CHANNEL_OPTIONS: Final = [
@@ -250,17 +251,18 @@ class PeerStore:
 
 
 class SplitStore:
-    """This instance's store from ``split_us`` (a minute) on, a peer's before it: what an
-    instance that started from that peer's state reads for the hours it did not store."""
+    """This instance's store from ``split_us`` (a minute) on and before ``gap_from_us``, a
+    peer's in between: what an instance that started from that peer's state reads for the
+    period it did not store (from the last day its own store had to that state's time)."""
 
-    def __init__(self, peer: Store, own: Store, split_us: int) -> None:
-        self.peer, self.own, self.split_us = peer, own, split_us
+    def __init__(self, peer: Store, own: Store, split_us: int, gap_from_us: int = 0) -> None:
+        self.peer, self.own, self.split_us, self.gap_from_us = peer, own, split_us, gap_from_us
 
     def aggregate(self, q: AggQuery) -> list[AggRow]:
+        if q.from_us >= self.split_us or q.to_us <= self.gap_from_us:
+            return self.own.aggregate(q)
         if q.to_us <= self.split_us:
             return self.peer.aggregate(q)
-        if q.from_us >= self.split_us:
-            return self.own.aggregate(q)
         if q.table != "minute":  # whole days: the peer's (it saw the period this one missed)
             return self.peer.aggregate(q)
         before = self.peer.aggregate(replace(q, to_us=self.split_us).validate())
@@ -307,9 +309,10 @@ class Fleet:
         self.state_from = (
             "snapshot" if (settings.state_path / snapshot.FILE_NAME).exists() else "empty"
         )
-        # the event time from which this instance's own store holds every event it applied:
-        # the state's when it started from a peer's state (set by run.start), else 0
+        # the period this instance's own store misses (it started from a peer's state, set by
+        # started_from_peer_state): from the last day its store held to that state's time
         self.own_store_from_us = 0
+        self.own_store_gap_from_us = 0
         self.peers = [
             Peer(a, ch, apb_grpc.AdminStub(ch))
             for a in parse_peers(settings.fleet_peers)
@@ -463,18 +466,31 @@ class Fleet:
             p.channel.close()
 
     # ---- the store ----
+    def started_from_peer_state(self, state_now_us: int, own: Store | None) -> None:
+        """This instance took a peer's state whose event time is ``state_now_us``: its own
+        store (``own``) misses what it was down for, from (at the latest) the start of the
+        last day it holds."""
+        self.own_store_from_us = state_now_us
+        if own is None:
+            return
+        try:
+            last = own.extent()[1]
+        except (VigieError, OSError) as exc:  # unreadable: before the state, the peer's
+            log.warning("own store's extent unknown (%s): the peer's is read before it", exc)
+            last = 0
+        self.own_store_gap_from_us = max(0, last - DAY_US) if last else 0
+
     def store_for(self, own: Store, from_us: int) -> Store:
         """The store to read from ``from_us`` on: ``own``, or, when this instance started from
         a peer's state later than ``from_us`` (its own store misses the events it was down
-        for), a peer's before the minute of that state and ``own`` after it."""
-        if from_us >= self.own_store_from_us:
-            return own
-        if not self.peers:
+        for), one that reads a peer's for that period (``SplitStore``: each query by its own
+        range, a daily one too) and ``own`` for the rest."""
+        if from_us >= self.own_store_from_us or not self.peers:
             return own
         split = self.own_store_from_us + (-self.own_store_from_us) % MINUTE_US
         # the connected first, but each is tried: a peer missing one sync is still asked
         peers = sorted(self.peers, key=lambda p: p.state != "connected")
-        return SplitStore(PeerStore(peers, self._md), own, split)
+        return SplitStore(PeerStore(peers, self._md), own, split, self.own_store_gap_from_us)
 
     # ---- status ----
     def status_into(self, out: apb.Status) -> None:

@@ -188,7 +188,8 @@ def start(settings: Settings) -> Running:
     sc = Sidecar(settings)
     if state_from:
         sc.fleet.state_from = state_from
-        sc.fleet.own_store_from_us = sc.state.now_us  # its store lacks what the peer saw alone
+        # its store lacks what the peer saw alone: read from the peer's (Fleet.store_for)
+        sc.fleet.started_from_peer_state(sc.state.now_us, sc.data.store if sc.data else None)
     export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
     limit = max_message_bytes(settings.max_batch_events)

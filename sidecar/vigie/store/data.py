@@ -211,6 +211,8 @@ class DataSink:
         applied events (a forced policy refresh) asks first. False on timeout (the store is
         degraded or slow: the reader reads what is written)."""
         target = self.batches_offered
+        if self.written_through >= target:
+            return True
         if self._thread is None:
             self.flush()
             return self.written_through >= target

@@ -68,3 +68,15 @@ def test_each_side_of_the_split_is_read_from_its_store() -> None:
     # the own store alone would miss minutes 4..9
     q = AggQuery("minute", 0, 20 * MINUTE_US, ("application_id",)).validate()
     assert sum(r.get("requests") for r in own.aggregate(q)) < sum(truth.values())
+
+
+def test_before_the_gap_the_own_store_is_read() -> None:
+    """The own store is whole before the last day it held when it went down (``gap_from``)."""
+    peer, own = Minutes({(0, "a"): 5}), Minutes({(0, "a"): 5})
+    store = SplitStore(peer, own, split_us=20 * MINUTE_US, gap_from_us=10 * MINUTE_US)
+    q = AggQuery("minute", 0, 10 * MINUTE_US, ("application_id",)).validate()
+    assert [r.get("requests") for r in store.aggregate(q)] == [5]
+    assert own.asked and not peer.asked
+    daily = AggQuery("daily", 0, 86_400_000_000, ("application_id",)).validate()
+    assert [r.get("requests") for r in store.aggregate(daily)] == [5]  # a whole day: the peer's
+    assert peer.asked == [(0, 86_400_000_000)]
