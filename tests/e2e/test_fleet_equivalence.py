@@ -30,8 +30,9 @@ holds because
   state shows now, whenever the earlier refreshes fell (``PolicyEngine.merge``);
 - a forced refresh (``ListSuggestions(refresh=True)``) first waits until the store holds every
   applied batch, so the advice by WSO2 throttle code reads the same events as the classes;
-- the restarted instance reads the throttle codes of the hours it did not store itself (before
-  the event time of the peer state it started from) from that peer's store
+- the restarted instance reads the throttle codes of the period it did not store itself (up to
+  the event time of the peer state it started from; whole days here: the history is older than
+  ``short_retention_days``, so the codes come from the daily rollups) from that peer's store
   (``Fleet.store_for``); without it, it advised by tier only a consumer throttled while it was
   down (seen: a ``subscription_policy`` where the others propose ``application_policy``).
 """
