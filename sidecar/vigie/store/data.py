@@ -306,7 +306,6 @@ class DataSink:
                 log.warning("%s store degraded: %s; keeping rows in memory", self.name, error)
             self.degraded = error
             return
-        self.written_through = settled
         if self.degraded:
             log.info("%s store writable again (was: %s)", self.name, self.degraded)
             self.degraded = ""
@@ -322,6 +321,9 @@ class DataSink:
             except Exception as exc:
                 self.counters["store_upkeep_failures"] += 1
                 log.warning("%s store upkeep failed: %s", self.name, _describe(exc))
+        # after the upkeep: a settled reader never sees rows that retention is about to delete
+        # (minutes older than short_retention_days, written by a replayed history)
+        self.written_through = settled
 
     def _enforce_retention(self, newest_day: int) -> list[str]:
         if not self._retention:
