@@ -298,6 +298,14 @@ def test_an_instance_that_was_down_catches_up(tmp_path: Path) -> None:
             st = m.status()
             assert [(p.address, p.instance_id) for p in st.peers] == [(other.admin, other.name)]
             assert {d.id: d.version for d in st.directives} == a.table()
+        # the rollups of the traffic b missed: read from a's store (b's own has none of it)
+        now = time.time()
+        span = ("--from", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600)),
+                "--to", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 60)))  # fmt: skip
+        for m in (b, a):
+            r = run_cli("autopsy", *span, "--admin", m.admin, "--format", "json")
+            assert r.exit_code == 0, r.output
+            assert json.loads(r.stdout)["total"]["requests"] == 200, m.name
         # alone, from its snapshot; a new one with nothing: empty
         a.stop()
         b.stop()
@@ -403,6 +411,33 @@ def test_a_decision_on_one_instance_is_the_fleets(tmp_path: Path) -> None:
         wait_until("its directive gone from a", lambda: sid not in a.table())
         states = {k: s.state for k, s in suggestions(a).items()}
         assert {k: s.state for k, s in suggestions(b).items()} == states
+        # reads of the fleet: the replicas' suggestions merged by id, their subscriptions and
+        # counters counted once (each instance saw all the traffic)
+        both = ("--admin", a.admin, "--admin", b.admin)
+        out = CliRunner().invoke(main, ["suggestions", "list", *both, "--json"], env=env)
+        assert out.exit_code == 0, out.output
+        listed = json.loads(out.stdout)["suggestions"]
+        assert sorted(x["id"] for x in listed) == sorted(states)
+        assert {x["id"]: x["state"] for x in listed} == states
+        top = ["top", *both, "--json", "--iterations", "1", "--interval", "0.1", "--limit", "99"]
+        out = CliRunner().invoke(main, top, env=env)
+        assert out.exit_code == 0, out.output
+        busiest = json.loads(out.stdout.splitlines()[-1])["busiest"]
+        with a.client() as c:
+            one = c.call(c.stub.ListSubscriptions, apb.ListSubscriptionsRequest())
+        assert sorted((x["application_id"], x["requests"]) for x in busiest) == sorted(
+            (x.application_id, x.requests) for x in one.subscriptions
+        )
+        out = CliRunner().invoke(main, ["status", *both, "--json"], env=env)
+        assert out.exit_code == 0, out.output
+        doc = json.loads(out.stdout)
+        assert doc["replicas"] is True
+        per = [{k: int(v) for k, v in x.get("counters", {}).items()} for x in doc["sidecars"]]
+        assert doc["merged"]["counters"] == {
+            k: max(p.get(k, 0) for p in per) for k in set().union(*per)
+        }
+        # both replicas counted the history's batches: added up, they would count it twice
+        assert all(p.get("backfill_batches", 0) > 0 for p in per), per
     finally:
         for m in members:
             m.stop()

@@ -21,16 +21,20 @@ The test streams nothing during the restart (the phases are cut by event time), 
 is empty and the result is exact; the restart's duration (the window's upper bound when
 gateways do stream) is printed.
 
-Two conditions of exactness, both set here and found by this test:
-- Suggestions are recomputed at the same points of the history on every instance (here: only
-  when the test asks, ``policy_refresh_seconds`` = 1 day). Each instance's background refresh
-  falls at its own wall-clock moment, i.e. anywhere in a replayed history; a suggestion whose
-  class does not hold at one instance's moment is withdrawn there and stays withdrawn.
-- No rollup store (``data_store = off``). The advice by WSO2 throttle code (application vs
-  subscription policy) reads the instance's own per-minute rollups of the last 6 h: they lag by
-  up to ``data_flush_seconds``, and a restarted instance takes its peer's state, directives,
-  suggestions and audit but not its rollups, so it advises a consumer throttled while it was
-  down by tier only (seen: an ``application_policy`` suggestion missing on the restarted one).
+No setting is bent for it: each instance refreshes its suggestions on its own background
+schedule (here every second, the shortest ``policy_refresh_seconds``, at its own wall-clock
+moments, anywhere in the replayed history) and keeps its rollups in its own store. Exactness
+holds because
+- a proposal nobody decided on leaves the book when its class no longer holds (and is proposed
+  again under the same id when it holds again): the book is the fleet's decisions plus what the
+  state shows now, whenever the earlier refreshes fell (``PolicyEngine.merge``);
+- a forced refresh (``ListSuggestions(refresh=True)``) first waits until the store holds every
+  applied batch, so the advice by WSO2 throttle code reads the same events as the classes;
+- the restarted instance reads the throttle codes of the period it did not store itself (up to
+  the event time of the peer state it started from; whole days here: the history is older than
+  ``short_retention_days``, so the codes come from the daily rollups) from that peer's store
+  (``Fleet.store_for``); without it, it advised by tier only a consumer throttled while it was
+  down (seen: a ``subscription_policy`` where the others propose ``application_policy``).
 """
 
 from __future__ import annotations
@@ -132,15 +136,9 @@ def per_pod(h: History, root: Path) -> list[dict[str, Any]]:
 def test_each_instance_of_the_fleet_judges_like_one_that_saw_everything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # suggestions are recomputed when asked (at the same points on every instance), not by each
-    # instance's background loop at a wall-clock moment that falls anywhere in a replayed
-    # history: a class that held then at one instance's moment and not at the other's would
-    # leave a suggestion withdrawn on one and proposed on the other (see the module's docstring)
-    monkeypatch.setenv("VIGIE_POLICY_REFRESH_SECONDS", "86400")
-    # no rollup store: the advice by throttle code reads each instance's own per-minute rollups,
-    # written every data_flush_seconds (a race with the refresh), and a restarted instance does
-    # not take its peer's rollups (see the module's docstring)
-    monkeypatch.setenv("VIGIE_DATA_STORE", "off")
+    # the background refresh as often as allowed: its moments fall all over the replays, on
+    # each instance at other points of the history (they must not matter)
+    monkeypatch.setenv("VIGIE_POLICY_REFRESH_SECONDS", "1")
     h = write(tmp_path / "logs")
     assert len(h.phases[0]) == 2 * GATEWAYS and len(h.per_gateway) == 2 * GATEWAYS
     a, b = fleet_of(tmp_path, 2)

@@ -10,6 +10,9 @@ reports move nothing; a gateway that leaves gives its share back.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +28,10 @@ from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
 from vigie.v1 import telemetry_pb2 as tpb
+from vigie.wire.columns import StreamEncoder
 
 LIMIT_ID = "fleet-limit"
+LIMIT_APP = "app-hot"
 FLOOR = 0.2
 ENV = {
     "VIGIE_QUOTA_REBALANCE_SECONDS": "0.5",
@@ -56,7 +61,7 @@ def _put_limit(sp: SidecarProcess) -> None:
         id=LIMIT_ID,
         mode=dpb.DIRECTIVE_MODE_ENFORCE,
         action=dpb.DIRECTIVE_ACTION_LIMIT,
-        application_id="app-hot",
+        application_id=LIMIT_APP,
         limit_requests=6000,
         limit_period_seconds=60,
         limit_burst=50,
@@ -71,16 +76,27 @@ def _put_limit(sp: SidecarProcess) -> None:
 
 
 class Gateway:
-    """One gateway streaming to every instance, reporting its cumulative hits of the LIMIT to
-    each (as the handler does: the directive figures are the gateway's)."""
+    """One gateway streaming to every instance: the requests matching the LIMIT it received
+    (events of its application), then its cumulative hits of the LIMIT in a report, to each (as
+    the handler does: the directive figures are the gateway's). ``claim`` times the requests
+    sent is what it reports (a forger's inflated report: more than 1)."""
 
-    def __init__(self, gateway_id: str, instances: list[SidecarProcess]) -> None:
+    def __init__(self, gateway_id: str, instances: list[SidecarProcess], claim: int = 1) -> None:
         self.gateway_id = gateway_id
         self.streams = [StreamClient(sp.telemetry, gateway_id=gateway_id) for sp in instances]
+        self.encoders = [StreamEncoder() for _ in instances]
+        self.claim = claim
         self.matched = 0
 
     def report(self, per_report: int) -> None:
-        self.matched += per_report
+        if per_report:
+            now = int(time.time() * 1e6)
+            one = {"application_id": LIMIT_APP, "api_name": "Orders", "api_version": "v1",
+                   "http_status": 200}  # fmt: skip
+            events = [one | {"event_time_us": now + k} for k in range(per_report)]
+            for s, enc in zip(self.streams, self.encoders, strict=True):
+                s.send(enc.batch_from_records(events))
+        self.matched += per_report * self.claim
         hits = dpb.DirectiveHits(directive_id=LIMIT_ID, passed=self.matched)
         msg = tpb.GatewayMessage(
             report=tpb.GatewayReport(at_us=int(time.time() * 1e6), directive_hits=[hits])
@@ -244,4 +260,69 @@ def test_untrusted_reports_move_no_share(tmp_path: Path) -> None:
     finally:
         for g in gateways:
             g.close()
+        sp.stop()
+
+
+@pytest.mark.slow
+def test_an_inflated_report_counts_only_what_the_gateway_sent(tmp_path: Path) -> None:
+    """Trusted reports, but gw-1 claims 50 times the requests it streams: its demand is what it
+    sent (the per-gateway plausible hits), so both gateways, streaming alike, share equally."""
+    sp = start_sidecar(tmp_path / "state", env=ENV)
+    gateways: list[Gateway] = []
+    try:
+        _put_limit(sp)
+        gateways = [Gateway("gw-1", [sp], claim=50), Gateway("gw-2", [sp])]
+        reporter = Reporter(gateways, {"gw-1": 10, "gw-2": 10})
+        try:
+            _wait_epochs(gateways, 1, _window_filled())
+        finally:
+            reporter.close()
+        last = _common_epochs(gateways, 1)[-1]
+        got = [g.quotas(0)[last] for g in gateways]
+        # the raw reports (500 vs 10 a report) would give gw-1 0.1 + 0.8 x 500 / 510 = 88 %
+        raw = shares({"gw-1": 500, "gw-2": 10}, FLOOR)
+        assert raw["gw-1"] > 850_000
+        assert all(abs(x - 500_000) <= 0.05 * WHOLE_PPM for x in got), got
+        with grpc.insecure_channel(sp.admin) as ch:
+            st = apb_grpc.AdminStub(ch).GetStatus(
+                apb.StatusRequest(), metadata=(("authorization", f"Bearer {sp.token}"),), timeout=10
+            )
+        assert st.counters["directive_hits_implausible"] > 0, dict(st.counters)
+    finally:
+        for g in gateways:
+            g.close()
+        sp.stop()
+
+
+def test_the_quotas_a_gateway_refused_are_in_the_status(tmp_path: Path) -> None:
+    """The handler reports the local quotas it refused (``GatewayReport.quotas_rejected``, the
+    Java ``SenderTest``): ``vigie status`` shows them per gateway, the reason sanitised."""
+    sp = start_sidecar(tmp_path / "state")
+    gw = StreamClient(sp.telemetry, gateway_id="gw-q")
+    try:
+        forged = "l1: epoch_us 0 is not a time\x1b[2J" + "x" * 5000
+        report = tpb.GatewayReport(
+            at_us=int(time.time() * 1e6), quotas_rejected=2, last_quota_rejection=forged
+        )
+        gw.send_raw(tpb.GatewayMessage(report=report))
+        md = (("authorization", f"Bearer {sp.token}"),)
+        with grpc.insecure_channel(sp.admin) as ch:
+            stub = apb_grpc.AdminStub(ch)
+
+            def reported() -> bool:
+                st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=10)
+                return any(g.quotas_rejected for g in st.gateways)
+
+            _wait("the report", reported)
+            (g,) = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=10).gateways
+        assert g.quotas_rejected == 2
+        assert g.last_quota_rejection.startswith("l1: epoch_us 0 is not a time\\x1b[2J")
+        assert len(g.last_quota_rejection) <= 256
+        env = os.environ | {"VIGIE_ADMIN_TOKEN": sp.token}
+        cmd = [sys.executable, "-m", "vigie.cli", "status", "--admin", sp.admin]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr
+        assert "gateway gw-q refused 2 local quota(s)" in " ".join(out.stdout.split()), out.stdout
+    finally:
+        gw.close()
         sp.stop()

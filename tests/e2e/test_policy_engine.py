@@ -171,9 +171,12 @@ def test_a_proposal_whose_class_goes_quiet_is_withdrawn(sc: Sidecar) -> None:
     sid = by_class(sc, "dormant")
     feed(sc.state, steady("app-idle", END - MINUTE, 1, 1, api="Legacy", ver="v0"))
     sc.policy.refresh(force=True)
-    rec = sc.policy.book.get(sid)
-    assert rec.state == "withdrawn"
-    assert sc.policy.book.trail(sid)[-1].reason == "dormant no longer holds"
+    # nobody decided on it: it leaves the book, its audit trail says why
+    assert sid not in sc.policy.book.records
+    (last,) = sc.policy.book.trail(sid)[-1:]
+    assert (last.to_state, last.reason) == ("withdrawn", "dormant no longer holds")
+    with pytest.raises(SuggestionNotFound, match="withdrawn: dormant no longer holds"):
+        sc.policy.book.get(sid)
 
 
 def test_lifecycle_and_audit_survive_a_restart(tmp_path: Path, sc: Sidecar, clock: Clock) -> None:

@@ -101,7 +101,7 @@ def option_group(*options: Decorator) -> Decorator:
     return apply
 
 
-_FLEET_OPTION = click.option(
+fleet_option = click.option(
     "--fleet",
     "fleet",
     envvar="VIGIE_FLEET",
@@ -136,7 +136,7 @@ admin_options = option_group(
         help=f"Admin address of a vigie instance (VIGIE_ADMIN, default {DEFAULT_ADMIN}); repeat "
         "it for a fleet: a write goes to the first that answers and the fleet replicates it.",
     ),
-    _FLEET_OPTION,
+    fleet_option,
     click.option("--token-file", help="Admin token file (default <state-dir>/admin.token)."),
     click.option("--state-dir", help="The sidecar's state directory, to find its admin token."),
     _with_fleet(joined=True),
@@ -152,7 +152,7 @@ fleet_admin_options = option_group(
         help=f"Admin address of a vigie instance (VIGIE_ADMIN, default {DEFAULT_ADMIN}); repeat "
         "it for a fleet: each is asked, their answers merged.",
     ),
-    _FLEET_OPTION,
+    fleet_option,
     click.option("--token-file", multiple=True, help="Admin token file (or one per --admin)."),
     click.option(
         "--state-dir", multiple=True, help="Sidecar state directory (or one per --admin)."
@@ -201,6 +201,11 @@ def client(admin: str, token_file: str | None, state_dir: str | None) -> AdminCl
     c, note = one_of(addresses, token)
     err_console.print(note, highlight=False, soft_wrap=True)
     return c
+
+
+def listed(value: str | None) -> list[str]:
+    """An option given once (or not) as the list ``admin_clients`` takes."""
+    return [value] if value else []
 
 
 def admin_clients(

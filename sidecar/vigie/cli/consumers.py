@@ -229,6 +229,15 @@ def _print_status(st: Any, extra: dict[str, Any]) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+            if g.quotas_rejected:
+                why = g.last_quota_rejection
+                last = f" (latest: {escape(why)})" if why else ""
+                console.print(
+                    f"[bold red]gateway {escape(g.gateway_id)} refused {g.quotas_rejected:,} "
+                    f"local quota(s)[/]{last}: it keeps its last quota (or the whole budget)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             if g.directives_rejected or g.rejected_directives:
                 refused = "; ".join(f"{r.directive_id} ({r.reason})" for r in g.rejected_directives)
                 console.print(

@@ -2,16 +2,19 @@
 
 Where the data comes from: ``--store DIR`` (a Parquet store, e.g. written by
 ``vigie replay --store DIR`` or a sidecar's ``<state_dir>/data``), ``--clickhouse URL``, or
-running sidecars (``--admin ADDR``, repeated for a fleet: their answers add up).
+running sidecars (``--admin ADDR`` repeated, or ``--fleet FILE`` / ``VIGIE_FLEET``): the answers
+of sidecars that each saw a share add up; replicas of one fleet (each other's peers, each saw all
+the traffic) are read once, the busiest (``vigie.cli.fleet.distinct_instances``).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigie.cli.client import DEFAULT_ADMIN, AdminClient
-from vigie.cli.common import admin_clients, console, err_console, option_group, parse_time
+from vigie.cli.common import (
+    admin_clients,
+    console,
+    err_console,
+    fleet_option,
+    option_group,
+    parse_time,
+)
 from vigie.errors import VigieError
 
 if TYPE_CHECKING:
@@ -108,6 +118,20 @@ def open_source(
     return (stores[0] if len(stores) == 1 else FleetStore(stores)), clients
 
 
+def _fleet_into_admins(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--fleet's addresses (or VIGIE_FLEET's) after --admin's, each at most once."""
+
+    @functools.wraps(f)
+    def run(*args: Any, admins: Sequence[str], fleet: str | None, **kw: Any) -> Any:
+        if fleet:
+            from vigie.cli.client import fleet_addresses  # noqa: PLC0415
+
+            admins = fleet_addresses(admins, fleet)
+        return f(*args, admins=admins, **kw)
+
+    return run
+
+
 source_options = option_group(
     click.option(
         "--store",
@@ -122,6 +146,7 @@ source_options = option_group(
         multiple=True,
         help=f"A running sidecar's admin address; repeat it for a fleet (default {DEFAULT_ADMIN}).",
     ),
+    fleet_option,
     click.option(
         "--token-file",
         "token_files",
@@ -134,6 +159,7 @@ source_options = option_group(
         multiple=True,
         help="Sidecar state directory holding admin.token (one, or one per --admin).",
     ),
+    _fleet_into_admins,
 )
 
 

@@ -141,7 +141,10 @@ def fleet_consumers(
 def fleet_status(
     admins: Sequence[str], token_files: Sequence[str], state_dirs: Sequence[str]
 ) -> dict[str, Any]:
-    """Each sidecar's status, and the fleet's: counts added up, classes of the merged state."""
+    """Each sidecar's status, and the fleet's: classes of the fleet's state; counts added up
+    over sidecars that each saw a share, the largest of each over replicas (each saw all the
+    traffic: their sum would count every request once per replica); each instance's own
+    figures stay in ``sidecars``."""
     from google.protobuf import json_format  # noqa: PLC0415
 
     from vigie.classify import views  # noqa: PLC0415
@@ -163,8 +166,9 @@ def fleet_status(
     data_bytes: dict[str, int] = {}
     for st in statuses:
         for k, v in st.counters.items():
-            counters[k] = counters.get(k, 0) + int(v)
-        for k, v in st.data.bytes.items():
+            # replicas saw the same traffic: the fleet's count is the largest, not their sum
+            counters[k] = max(counters.get(k, 0), int(v)) if same else counters.get(k, 0) + int(v)
+        for k, v in st.data.bytes.items():  # each instance's own disk: they add up
             data_bytes[k] = data_bytes.get(k, 0) + int(v)
     tables = {tuple(sorted((d.id, d.version) for d in st.directives)) for st in statuses}
 
@@ -195,6 +199,75 @@ def fleet_status(
             ],
         },
     }
+
+
+def fleet_suggestions(clients: Sequence[AdminClient], request: Any) -> tuple[Any, list[str]]:
+    """``ListSuggestions`` of every instance that answers, merged by id: of one id, the record
+    changed last (a decision replicates, so the instance that has it newest). Returns the
+    merged list (as a ``SuggestionList``, ``by_state`` recounted) and a line per silent
+    instance; two addresses of one instance are refused (``_statuses``)."""
+    from vigie.errors import SidecarUnavailable  # noqa: PLC0415
+    from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
+
+    live, _, silent = _statuses(clients)
+    best: dict[str, Any] = {}
+    now = 0
+    for c in live:
+        try:
+            resp = c.call(c.stub.ListSuggestions, request)
+        except SidecarUnavailable as exc:
+            silent.append(str(exc))
+            continue
+        now = max(now, resp.now_us)
+        for sg in resp.suggestions:
+            had = best.get(sg.id)
+            if had is None or sg.updated_at_us > had.updated_at_us:
+                best[sg.id] = sg
+    out = apb.SuggestionList(now_us=now)
+    for sg in sorted(best.values(), key=lambda x: (x.created_at_us, x.id)):
+        out.suggestions.append(sg)
+        out.by_state[sg.state] = out.by_state[sg.state] + 1
+    return out, silent
+
+
+class FleetSubscriptions:
+    """``ListSubscriptions`` of several instances as one answer, merged by subscription:
+    replicas (each saw all the traffic) give each subscription's entry of the instance that
+    counted it most; sidecars that each saw a share add their requests up (the rest of the
+    entry, classes and evidence, is the busiest one's). Instances that do not answer are left
+    out of that poll."""
+
+    def __init__(self, clients: Sequence[AdminClient]) -> None:
+        self.clients, statuses, silent = _statuses(clients)
+        for line in silent:
+            err_console.print(f"vigie: {line}", highlight=False, soft_wrap=True)
+        self.replicas = replicas(statuses)
+
+    def poll(self) -> Any:
+        from vigie.errors import SidecarUnavailable  # noqa: PLC0415
+        from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
+
+        best: dict[tuple[str, str, str, str], Any] = {}
+        total: dict[tuple[str, str, str, str], int] = {}
+        now = 0
+        for c in self.clients:
+            try:
+                resp = c.call(c.stub.ListSubscriptions, apb.ListSubscriptionsRequest())
+            except SidecarUnavailable:
+                continue
+            now = max(now, resp.now_us)
+            for sub in resp.subscriptions:
+                key = (sub.application_id, sub.api, sub.api_version, sub.tenant)
+                total[key] = total.get(key, 0) + int(sub.requests)
+                if key not in best or sub.requests > best[key].requests:
+                    best[key] = sub
+        out = apb.SubscriptionList(now_us=now)
+        for key, sub in best.items():
+            m = out.subscriptions.add()
+            m.CopyFrom(sub)
+            if not self.replicas:
+                m.requests = total[key]
+        return out
 
 
 def print_fleet_status(doc: dict[str, Any]) -> None:

@@ -12,12 +12,15 @@ from rich.table import Table
 
 from vigie.cli.common import (
     actor_option,
+    admin_clients,
     admin_options,
     client,
     console,
     directive_json,
     emit_json,
+    err_console,
     iso,
+    listed,
     mode_value,
     parse_duration,
 )
@@ -106,18 +109,29 @@ def suggestions_list(
     """Suggestions with their state, action and expected effect."""
     from vigie.v1 import admin_pb2 as apb  # noqa: PLC0415
 
-    with client(admin, token_file, state_dir) as c:
-        resp = c.call(
-            c.stub.ListSuggestions,
-            apb.ListSuggestionsRequest(
-                states=list(states),
-                class_name=class_name or "",
-                application=application or "",
-                api=api or "",
-                refresh=not no_refresh,
-                tenant=tenant,
-            ),
-        )
+    req = apb.ListSuggestionsRequest(
+        states=list(states),
+        class_name=class_name or "",
+        application=application or "",
+        api=api or "",
+        refresh=not no_refresh,
+        tenant=tenant,
+    )
+    addresses = [a for a in admin.split(",") if a]
+    if len(addresses) > 1:  # the fleet: every instance asked, merged by id
+        from vigie.cli.fleet import fleet_suggestions  # noqa: PLC0415
+
+        clients = admin_clients(addresses, listed(token_file), listed(state_dir))
+        try:
+            resp, silent = fleet_suggestions(clients, req)
+        finally:
+            for c in clients:
+                c.close()
+        for line in silent:
+            err_console.print(f"vigie: {line}", highlight=False, soft_wrap=True)
+    else:
+        with client(admin, token_file, state_dir) as c:
+            resp = c.call(c.stub.ListSuggestions, req)
     items = [suggestion_json(s) for s in resp.suggestions]
     if as_json:
         emit_json({"now": iso(resp.now_us), "by_state": dict(resp.by_state), "suggestions": items})

@@ -3,13 +3,23 @@ sidecar (its ``ListSubscriptions`` polled; rates are the differences between two
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
 from rich.table import Table
 
-from vigie.cli.common import admin_options, client, console, emit_json, iso
+from vigie.cli.common import (
+    admin_clients,
+    admin_options,
+    client,
+    console,
+    emit_json,
+    iso,
+    listed,
+)
 
 
 def _score(s: Any) -> float:
@@ -101,11 +111,25 @@ def top(
     previous: dict[str, int] | None = None
     last = time.monotonic()
     n = 0
-    with client(admin, token_file, state_dir) as c:
+    addresses = [a for a in admin.split(",") if a]
+    with contextlib.ExitStack() as stack:
+        if len(addresses) > 1:  # the fleet: every instance asked, merged by subscription
+            from vigie.cli.fleet import FleetSubscriptions  # noqa: PLC0415
+
+            clients = admin_clients(addresses, listed(token_file), listed(state_dir))
+            for one in clients:
+                stack.enter_context(one)
+            fleet = FleetSubscriptions(clients)
+            ask: Callable[[], Any] = fleet.poll
+        else:
+            c = stack.enter_context(client(admin, token_file, state_dir))
+
+            def ask() -> Any:
+                return c.call(c.stub.ListSubscriptions, apb.ListSubscriptionsRequest())
 
         def poll() -> dict[str, Any]:
             nonlocal previous, last
-            resp = c.call(c.stub.ListSubscriptions, apb.ListSubscriptionsRequest())
+            resp = ask()
             now = time.monotonic()
             doc = top_snapshot(previous, resp, max(now - last, 1e-6), limit)
             previous = {

@@ -549,6 +549,13 @@ class DirectiveTable:
             self.hits_refused += refused
             return refused
 
+    def gateway_hits(self, gateway_id: str) -> list[dpb.DirectiveHits]:
+        """The latest hits kept of one gateway (as ``record_hits`` was given them: capped to
+        what it sent), of the directives still in the table."""
+        with self._lock:
+            per_gw = self._hits.get(gateway_id, {})
+            return [h for did, h in per_gw.items() if did in self._table]
+
     def hits(self) -> list[dpb.DirectiveHits]:
         """Hits summed over gateways, per directive id."""
         with self._lock:

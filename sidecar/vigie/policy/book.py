@@ -7,7 +7,11 @@ Lifecycle::
         │      ──approve──> pushed ──TTL──> expired │
         │                    (directive)           │
         ├──reject──> rejected                      │
-        └──withdraw (or the class went quiet)──> withdrawn <── withdraw (pushed/approved/exported)
+        └──withdraw──> withdrawn <── withdraw (pushed/approved/exported)
+
+A proposal whose class went quiet before anyone decided on it leaves the book (its audit trail
+stays, ``withdrawn``) and is proposed again under the same id if the class holds again: the
+book is the decisions plus what the state shows now, whatever moments the refreshes fell at.
 
 ``suggestions.json`` holds the records (written atomically on every change); ``audit.jsonl``
 holds the audit trail, one JSON line per event (who, when, what, why), written by the one audit
@@ -302,6 +306,13 @@ class SuggestionBook:
     def get(self, sid: str) -> Record:
         rec = self.records.get(sid)
         if rec is None:
+            trail = self._audit.get(sid)
+            if trail:  # a proposal nobody decided on, gone with its class (engine.merge)
+                last = trail[-1]
+                raise SuggestionNotFound(
+                    f"suggestion {sid!r} is no longer in the book: {last.to_state}: "
+                    f"{last.reason} (`vigie audit` has its trail)"
+                )
             raise SuggestionNotFound(f"no suggestion {sid!r} (see `vigie suggestions list`)")
         return rec
 

@@ -84,8 +84,11 @@ class PolicyEngine:
         refresh_seconds: float,
         clock: Clock = SYSTEM,
         throttle_codes: Callable[[int], ThrottleCodes] | None = None,
+        settle_store: Callable[[], bool] | None = None,
     ) -> None:
         self.live = live
+        # waits until every applied batch is in the store (what throttle_codes reads)
+        self.settle_store = settle_store
         # the WSO2 throttle codes of each subscription at an event time (from the store)
         self.throttle_codes = throttle_codes
         self.directives = directives
@@ -106,11 +109,19 @@ class PolicyEngine:
     # suggestions from the state
     # -----------------------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> int:
-        """Recompute suggestions; return how many are new. Cheap when done recently."""
+        """Recompute suggestions; return how many are new. Cheap when done recently.
+
+        What the book holds after a refresh depends on the state and the fleet's decisions
+        only, never on when the earlier refreshes fell: a proposal no longer supported leaves
+        the book (``merge``). A forced refresh (an operator asks) first waits until the store
+        holds every applied batch, so the advice by throttle code reads the same events as
+        the classes; the background one reads what the data writer has flushed."""
         mono = self.clock.monotonic()
         if not force and mono - self._last_refresh < self.refresh_seconds:
             return 0
         self._last_refresh = mono
+        if force and self.settle_store is not None and not self.settle_store():
+            log.warning("the store is behind the state: advice by throttle code may lag")
         # copied a range of rows at a time: ingest waits for one range, never for the rules
         frozen = copy_chunked(self.live, routes=False)
         return self.merge(suggest(frozen, None, self.config, self._codes(frozen.now_us)))
@@ -151,6 +162,11 @@ class PolicyEngine:
                         "withdrawn",
                         f"{rec.suggestion.class_name} no longer holds",
                     )
+                    # nobody decided on it (a decision moves it out of "proposed"): it leaves
+                    # the book, its audit trail stays, and it is proposed again under the same
+                    # id if its class holds again. So the book is the fleet's decisions plus
+                    # what the state shows now, whenever the refreshes fell
+                    del self.book.records[rec.id]
             self.book.sync()
             self.book.save()
             for rec in new:

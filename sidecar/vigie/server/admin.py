@@ -180,7 +180,9 @@ class AdminService(apb_grpc.AdminServicer):
         yield from self._call(context, lambda: data_admin.export_state(self.sc))
 
     def QueryData(self, request: apb.DataQuery, context: grpc.ServicerContext) -> apb.DataAnswer:
-        return self._call(context, lambda: data_admin.query_data(self.sc.data, request))
+        return self._call(
+            context, lambda: data_admin.query_data(self.sc.data, request, self.sc.fleet.store_for)
+        )
 
     def ListChanges(
         self, request: apb.ListChangesRequest, context: grpc.ServicerContext

@@ -112,6 +112,8 @@ def gateway_info(
         info.directives_rejected = report.directives_rejected
         info.rejected_directives.extend(report.rejected_directives[:256])
         info.unmatched_requests = report.unmatched_requests
+        info.quotas_rejected = report.quotas_rejected
+        info.last_quota_rejection = _printable(report.last_quota_rejection[:256])[:256]
         for u in report.unmatched_prefixes[:UNMATCHED_PREFIXES]:
             key = _printable(u.prefix)[:64] or "(empty)"
             info.unmatched_by_prefix[key] = info.unmatched_by_prefix[key] + u.requests

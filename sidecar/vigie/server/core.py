@@ -42,6 +42,7 @@ from vigie.state import snapshot
 from vigie.state.engine import Capacity
 from vigie.state.layout import MAX_CHANNELS
 from vigie.store import service as data_service
+from vigie.store.codes import WINDOW_US as CODES_WINDOW_US
 from vigie.store.codes import throttle_codes
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as tpb
@@ -90,6 +91,9 @@ class RateMeter:
 # a history stream's batch (``Hello.history``: a backfill, a replay) waits at most this long for
 # room in the data writer's queue; live gateway streams never wait
 BACKFILL_WAIT_S: Final = 60.0
+DAY_US: Final = 86_400_000_000
+# a forced policy refresh waits this long for the data writer to store every applied batch
+SETTLE_TIMEOUT_S: Final = 5.0
 
 
 HELLO_FIELD_MAX: Final = 256  # characters of each Hello text field
@@ -170,6 +174,7 @@ class Sidecar:
             settings.policy_refresh_seconds,
             clock,
             throttle_codes=self._throttle_codes if self.data is not None else None,
+            settle_store=self._settle_data if self.data is not None else None,
         )
         # alerts to Alertmanager; None when alertmanager_urls is empty
         self.alerts = alerts.for_sidecar(self, settings, self.counters, clock)
@@ -177,10 +182,23 @@ class Sidecar:
         self.fleet = Fleet(settings, self.directives, self.policy.book, self.token,
                            self.sidecar_id, self.counters, clock)  # fmt: skip
 
+    def _settle_data(self) -> bool:
+        """Every applied batch written to the store (at most ``SETTLE_TIMEOUT_S``)."""
+        assert self.data is not None
+        return self.data.sink.settle(SETTLE_TIMEOUT_S)
+
     def _throttle_codes(self, now_us: int) -> ThrottleCodes:
         """The WSO2 throttle codes of the hours before ``now_us``, from the data store."""
         assert self.data is not None
-        return ThrottleCodes.from_json(throttle_codes(self.data.store, now_us))
+        own = self.data.store
+        # the codes read from a day before the window (the daily fallback reads whole days)
+        store = self.fleet.store_for(own, now_us - CODES_WINDOW_US - DAY_US)
+        if store is not own:
+            try:
+                return ThrottleCodes.from_json(throttle_codes(store, now_us))
+            except VigieError as exc:
+                log.warning("throttle codes from the fleet unavailable, own store read: %s", exc)
+        return ThrottleCodes.from_json(throttle_codes(own, now_us))
 
     # ---- streams ----
     def open_stream(

@@ -31,8 +31,9 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -45,10 +46,12 @@ from vigie.directives.changes import Change
 from vigie.directives.table import DirectiveTable
 from vigie.errors import ConfigError, VigieError
 from vigie.policy.book import SuggestionBook
+from vigie.server.convert import query_to_proto, rows_from_proto
 from vigie.server.credentials import admin_token
 from vigie.settings import Settings
 from vigie.settings.fleet import parse_peers
 from vigie.state import snapshot
+from vigie.store.query import AggQuery, AggRow, Store, StoreUnavailable, merge_rows
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 
@@ -60,6 +63,11 @@ AUDIT_BYTES_MAX: Final = 1 << 20
 UNREACHABLE_RETRY_S: Final = 1.0  # between two calls to a peer that did not answer
 STATE_STATUS_TIMEOUT_S: Final = 10.0  # a peer's first status compiles its class kernels
 STATE_EXPORT_TIMEOUT_S: Final = 120.0
+# the peers' QueryData calls of one read (its data writer's settling, 5 s at most, included),
+# all together: a forced refresh answers within the CLI's 10 s call timeout
+PEER_READ_BUDGET_S: Final = 8.0
+MINUTE_US: Final = 60_000_000
+DAY_US: Final = 86_400_000_000
 # gRPC backs off up to 2 minutes between connection attempts by default: a peer that comes back
 # is found within a couple of seconds instead
 CHANNEL_OPTIONS: Final = [
@@ -206,6 +214,68 @@ def change_from_proto(m: apb.PeerDirectiveChange) -> Change:
     return Change(m.directive.id, d, m.version, m.origin, m.at_us, m.actor, m.reason)
 
 
+class PeerStore:
+    """The data store of the first of ``peers`` that answers, read through its admin service
+    (``QueryData``, ``settle`` on the first query: that peer answers once it has stored every
+    batch it applied); ``StoreUnavailable`` when none answers."""
+
+    def __init__(self, peers: list[Peer], metadata: tuple[tuple[str, str], ...]) -> None:
+        self.peers = peers
+        self._md = metadata
+        self._settled: Peer | None = None
+        self._deadline = time.monotonic() + PEER_READ_BUDGET_S
+
+    def aggregate(self, q: AggQuery) -> list[AggRow]:
+        errors = []
+        for p in [self._settled] if self._settled is not None else self.peers:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                errors.append(f"the peers took more than {PEER_READ_BUDGET_S:g} s")
+                break
+            m = query_to_proto(q)
+            m.settle = self._settled is None
+            try:
+                ans = p.stub.QueryData(m, metadata=self._md, timeout=left)
+            except grpc.RpcError as exc:
+                errors.append(f"peer {p.address}: {exc.code().name}: {exc.details()}")
+                continue
+            self._settled = p  # the same peer answers the rest of the queries
+            return rows_from_proto(q, ans)
+        raise StoreUnavailable("; ".join(errors) or "no peer")
+
+    def changes(self, from_us: int, to_us: int) -> list[dict[str, object]]:
+        return []  # not read for the advice
+
+    def extent(self) -> tuple[int, int]:
+        return 0, 0
+
+
+class SplitStore:
+    """This instance's store from ``split_us`` (a minute) on and before ``gap_from_us``, a
+    peer's in between: what an instance that started from that peer's state reads for the
+    period it did not store (from the last day its own store had to that state's time)."""
+
+    def __init__(self, peer: Store, own: Store, split_us: int, gap_from_us: int = 0) -> None:
+        self.peer, self.own, self.split_us, self.gap_from_us = peer, own, split_us, gap_from_us
+
+    def aggregate(self, q: AggQuery) -> list[AggRow]:
+        if q.from_us >= self.split_us or q.to_us <= self.gap_from_us:
+            return self.own.aggregate(q)
+        if q.to_us <= self.split_us:
+            return self.peer.aggregate(q)
+        if q.table != "minute":  # whole days: the peer's (it saw the period this one missed)
+            return self.peer.aggregate(q)
+        before = self.peer.aggregate(replace(q, to_us=self.split_us).validate())
+        after = self.own.aggregate(replace(q, from_us=self.split_us).validate())
+        return merge_rows([before, after])
+
+    def changes(self, from_us: int, to_us: int) -> list[dict[str, object]]:
+        return self.own.changes(from_us, to_us)
+
+    def extent(self) -> tuple[int, int]:
+        return self.own.extent()
+
+
 class Fleet:
     """This instance's part in the fleet: the answers it gives its peers (``serve``) and the
     calls it makes to them (one thread per peer, ``start``/``stop``)."""
@@ -239,6 +309,10 @@ class Fleet:
         self.state_from = (
             "snapshot" if (settings.state_path / snapshot.FILE_NAME).exists() else "empty"
         )
+        # the period this instance's own store misses (it started from a peer's state, set by
+        # started_from_peer_state): from the last day its store held to that state's time
+        self.own_store_from_us = 0
+        self.own_store_gap_from_us = 0
         self.peers = [
             Peer(a, ch, apb_grpc.AdminStub(ch))
             for a in parse_peers(settings.fleet_peers)
@@ -390,6 +464,33 @@ class Fleet:
             t.join(CALL_TIMEOUT_S + 1)
         for p in self.peers:
             p.channel.close()
+
+    # ---- the store ----
+    def started_from_peer_state(self, state_now_us: int, own: Store | None) -> None:
+        """This instance took a peer's state whose event time is ``state_now_us``: its own
+        store (``own``) misses what it was down for, from (at the latest) the start of the
+        last day it holds."""
+        self.own_store_from_us = state_now_us
+        if own is None:
+            return
+        try:
+            last = own.extent()[1]
+        except (VigieError, OSError) as exc:  # unreadable: before the state, the peer's
+            log.warning("own store's extent unknown (%s): the peer's is read before it", exc)
+            last = 0
+        self.own_store_gap_from_us = max(0, last - DAY_US) if last else 0
+
+    def store_for(self, own: Store, from_us: int) -> Store:
+        """The store to read from ``from_us`` on: ``own``, or, when this instance started from
+        a peer's state later than ``from_us`` (its own store misses the events it was down
+        for), one that reads a peer's for that period (``SplitStore``: each query by its own
+        range, a daily one too) and ``own`` for the rest."""
+        if from_us >= self.own_store_from_us or not self.peers:
+            return own
+        split = self.own_store_from_us + (-self.own_store_from_us) % MINUTE_US
+        # the connected first, but each is tried: a peer missing one sync is still asked
+        peers = sorted(self.peers, key=lambda p: p.state != "connected")
+        return SplitStore(PeerStore(peers, self._md), own, split, self.own_store_gap_from_us)
 
     # ---- status ----
     def status_into(self, out: apb.Status) -> None:

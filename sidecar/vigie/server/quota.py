@@ -23,7 +23,10 @@ function of the same reports. Should they still differ (one received a report th
 yet), the gateway keeps the quota of the latest epoch and, on a tie, the smaller share: each
 instance's shares of one epoch sum to at most 1, so do the smaller of each gateway's.
 
-Demand comes from gateways' own reports. When those are not trusted (no mTLS and
+Demand comes from gateways' own reports, as plausible: each gateway's hits counted only up to
+the requests that gateway itself sent in the directive's scope (``vigie.server.hits``; the
+directive table keeps them per gateway), so a gateway cannot claim a bigger share than the
+traffic it streams. When reports are not trusted at all (no mTLS and
 ``trust_unauthenticated_gateways`` says no), every gateway gets the same share (1 / n): a forged
 report can then move nothing.
 """
@@ -239,15 +242,12 @@ class Rebalancer:
         return self.book.seconds_to_next_epoch()
 
     def _connected(self) -> tuple[dict[str, str], list[GatewaySeen]]:
+        """The connected gateways and their plausible hits (capped to what each one sent in
+        each directive's scope: ``Sidecar.record_report``), not the raw reports."""
         with self.sc.lock:
-            streams = [
-                (gs.hello.gateway_id, gs.hello.channel, gs.report)
-                for gs in self.sc.streams.values()
-            ]
-        seen = [
-            GatewaySeen(g, ch, tuple(r.directive_hits) if r is not None else ())
-            for g, ch, r in streams
-        ]
+            streams = [(gs.hello.gateway_id, gs.hello.channel) for gs in self.sc.streams.values()]
+        table = self.sc.directives
+        seen = [GatewaySeen(g, ch, tuple(table.gateway_hits(g))) for g, ch in streams]
         return {g.gateway_id: g.channel for g in seen}, seen
 
     def _quotas(

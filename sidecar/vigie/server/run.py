@@ -188,8 +188,13 @@ def start(settings: Settings) -> Running:
     sc = Sidecar(settings)
     if state_from:
         sc.fleet.state_from = state_from
+        # its store lacks what the peer saw alone: read from the peer's (Fleet.store_for)
+        sc.fleet.started_from_peer_state(sc.state.now_us, sc.data.store if sc.data else None)
     export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here
     health_servicer = health.HealthServicer()
+    # grpc's servicer answers SERVING for "" from the start: not before the fleet's start and
+    # the gateway listener (a probe that says ready must find the instance's started_from)
+    health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     limit = max_message_bytes(settings.max_batch_events)
     telemetry = grpc.server(
         # open streams, streams waiting for their Hello (each at most max_streams: a newer

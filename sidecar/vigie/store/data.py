@@ -183,6 +183,7 @@ class DataSink:
         self.batches_offered = 0
         self._batches_added = 0
         self.batches_settled = 0
+        self.written_through = 0  # every batch up to this one is in the store
 
     # ---- the ingest path ----
     def offer(self, ev: Events, reserved: bool = False) -> bool:
@@ -250,6 +251,28 @@ class DataSink:
 
     def request_flush(self) -> None:
         self._queue.put(_FLUSH)
+
+    def settle(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until every batch offered so far is written to
+        the store (a flush by the writer's thread): what a reader that must see all the
+        applied events (a forced policy refresh) asks first. False on timeout (the store is
+        degraded or slow: the reader reads what is written)."""
+        target = self.batches_offered
+        if self.written_through >= target:
+            return True
+        if self._thread is None:
+            self.flush()
+            return self.written_through >= target
+        deadline = time.monotonic() + timeout
+        try:
+            self._queue.put(_FLUSH, timeout=timeout)
+        except queue.Full:
+            return False
+        while self.written_through < target:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(ROOM_POLL_S)
+        return True
 
     def _run(self) -> None:
         lower_priority(self.config.writer_nice)
@@ -345,6 +368,9 @@ class DataSink:
             except Exception as exc:
                 self.counters["store_upkeep_failures"] += 1
                 log.warning("%s store upkeep failed: %s", self.name, _describe(exc))
+        # after the upkeep: a settled reader never sees rows that retention is about to delete
+        # (minutes older than short_retention_days, written by a replayed history)
+        self.written_through = settled
 
     def _enforce_retention(self, newest_day: int) -> list[str]:
         if not self._retention:

@@ -82,6 +82,8 @@ class GatewayInfo(_message.Message):
     EVENTS_REFUSED_FUTURE_FIELD_NUMBER: _builtins.int
     UNMATCHED_REQUESTS_FIELD_NUMBER: _builtins.int
     UNMATCHED_BY_PREFIX_FIELD_NUMBER: _builtins.int
+    QUOTAS_REJECTED_FIELD_NUMBER: _builtins.int
+    LAST_QUOTA_REJECTION_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     channel: _builtins.str
     tenant: _builtins.str
@@ -115,6 +117,11 @@ class GatewayInfo(_message.Message):
     (GatewayReport.unmatched_requests), and the same by path prefix (at most 64, the rest
     under "*"; a prefix is sanitised and cut to 64 characters here).
     """
+    quotas_rejected: _builtins.int
+    """Local quotas the handler refused since it started (GatewayReport.quotas_rejected) and the
+    latest refusal (sanitised here).
+    """
+    last_quota_rejection: _builtins.str
     @_builtins.property
     def rejected_directives(self) -> _containers.RepeatedCompositeFieldContainer[_directives_pb2.RejectedDirective]: ...
     @_builtins.property
@@ -143,10 +150,12 @@ class GatewayInfo(_message.Message):
         events_refused_future: _builtins.int = ...,
         unmatched_requests: _builtins.int = ...,
         unmatched_by_prefix: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        quotas_rejected: _builtins.int = ...,
+        last_quota_rejection: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "channel", b"channel", "clock_known", b"clock_known", "clock_skew_us", b"clock_skew_us", "clock_skewed", b"clock_skewed", "connected_at_us", b"connected_at_us", "directives_rejected", b"directives_rejected", "events", b"events", "events_refused_future", b"events_refused_future", "gateway_id", b"gateway_id", "handler_dropped", b"handler_dropped", "handler_offered", b"handler_offered", "handler_reconnects", b"handler_reconnects", "handler_sent", b"handler_sent", "handler_version", b"handler_version", "peer", b"peer", "region", b"region", "rejected_directives", b"rejected_directives", "tenant", b"tenant", "unmatched_by_prefix", b"unmatched_by_prefix", "unmatched_requests", b"unmatched_requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "channel", b"channel", "clock_known", b"clock_known", "clock_skew_us", b"clock_skew_us", "clock_skewed", b"clock_skewed", "connected_at_us", b"connected_at_us", "directives_rejected", b"directives_rejected", "events", b"events", "events_refused_future", b"events_refused_future", "gateway_id", b"gateway_id", "handler_dropped", b"handler_dropped", "handler_offered", b"handler_offered", "handler_reconnects", b"handler_reconnects", "handler_sent", b"handler_sent", "handler_version", b"handler_version", "last_quota_rejection", b"last_quota_rejection", "peer", b"peer", "quotas_rejected", b"quotas_rejected", "region", b"region", "rejected_directives", b"rejected_directives", "tenant", b"tenant", "unmatched_by_prefix", b"unmatched_by_prefix", "unmatched_requests", b"unmatched_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1145,6 +1154,7 @@ class DataQuery(_message.Message):
     RESOURCE_FIELD_NUMBER: _builtins.int
     HISTOGRAM_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
+    SETTLE_FIELD_NUMBER: _builtins.int
     table: _builtins.str
     """minute or daily"""
     from_us: _builtins.int
@@ -1164,6 +1174,10 @@ class DataQuery(_message.Message):
     """also sum the latency histograms"""
     tenant: _builtins.str
     """WSO2 tenant domain ("carbon.super": the super tenant)"""
+    settle: _builtins.bool
+    """Answer once every batch applied so far is in the store (at most a few seconds): what a
+    restarted fleet peer asks before it reads the period it did not store itself.
+    """
     @_builtins.property
     def group_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Keys to group by: time, api, api_version, resource, method, application_id, channel,
@@ -1185,10 +1199,11 @@ class DataQuery(_message.Message):
         resource: _builtins.str = ...,
         histogram: _builtins.bool = ...,
         tenant: _builtins.str = ...,
+        settle: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_version", b"api_version", "application", b"application", "bucket_us", b"bucket_us", "channel", b"channel", "from_us", b"from_us", "group_by", b"group_by", "histogram", b"histogram", "resource", b"resource", "table", b"table", "tenant", b"tenant", "to_us", b"to_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "api_version", b"api_version", "application", b"application", "bucket_us", b"bucket_us", "channel", b"channel", "from_us", b"from_us", "group_by", b"group_by", "histogram", b"histogram", "resource", b"resource", "settle", b"settle", "table", b"table", "tenant", b"tenant", "to_us", b"to_us"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -493,6 +493,8 @@ class GatewayReport(_message.Message):
     DIRECTIVES_REJECTED_FIELD_NUMBER: _builtins.int
     UNMATCHED_REQUESTS_FIELD_NUMBER: _builtins.int
     UNMATCHED_PREFIXES_FIELD_NUMBER: _builtins.int
+    QUOTAS_REJECTED_FIELD_NUMBER: _builtins.int
+    LAST_QUOTA_REJECTION_FIELD_NUMBER: _builtins.int
     at_us: _builtins.int
     """Gateway wall-clock time of the report, microseconds since the Unix epoch."""
     offered: _builtins.int
@@ -515,6 +517,12 @@ class GatewayReport(_message.Message):
     `REST_API_CONTEXT`: e.g. a path no API's context matches), since the handler started. They
     are not sent as events.
     """
+    quotas_rejected: _builtins.int
+    """Local quotas (DirectiveUpdate.quotas) refused since the handler started (a malformed share
+    or epoch, or no directive id), and the latest refusal ("<directive id>: <reason>", at most
+    256 characters; empty when none).
+    """
+    last_quota_rejection: _builtins.str
     @_builtins.property
     def directive_hits(self) -> _containers.RepeatedCompositeFieldContainer[_directives_pb2.DirectiveHits]:
         """Directive hits since the handler started, per directive id."""
@@ -548,10 +556,12 @@ class GatewayReport(_message.Message):
         directives_rejected: _builtins.int = ...,
         unmatched_requests: _builtins.int = ...,
         unmatched_prefixes: _abc.Iterable[Global___UnmatchedPrefix] | None = ...,
+        quotas_rejected: _builtins.int = ...,
+        last_quota_rejection: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "directives_rejected", b"directives_rejected", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "offered", b"offered", "queue_depth", b"queue_depth", "reconnects", b"reconnects", "rejected_directives", b"rejected_directives", "sent", b"sent", "unmatched_prefixes", b"unmatched_prefixes", "unmatched_requests", b"unmatched_requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "directive_hits", b"directive_hits", "directives_rejected", b"directives_rejected", "dropped_disconnected", b"dropped_disconnected", "dropped_other", b"dropped_other", "dropped_queue_full", b"dropped_queue_full", "dropped_send_failed", b"dropped_send_failed", "last_quota_rejection", b"last_quota_rejection", "offered", b"offered", "queue_depth", b"queue_depth", "quotas_rejected", b"quotas_rejected", "reconnects", b"reconnects", "rejected_directives", b"rejected_directives", "sent", b"sent", "unmatched_prefixes", b"unmatched_prefixes", "unmatched_requests", b"unmatched_requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -336,6 +336,8 @@ final class StreamSender {
                 .setDirectivesRejected(c.directivesRejected)
                 .setUnmatchedRequests(c.unmatched)
                 .addAllUnmatchedPrefixes(shared.unmatchedPrefixes.report())
+                .setQuotasRejected(directives.rejectedQuotas())
+                .setLastQuotaRejection(directives.lastQuotaRejection())
                 .build();
     }
 

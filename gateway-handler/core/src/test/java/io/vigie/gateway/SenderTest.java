@@ -346,6 +346,32 @@ class SenderTest {
     }
 
     @Test
+    void aRejectedLocalQuotaIsReportedToTheSidecar() throws Exception {
+        sidecar.initialDirectives = DirectiveUpdate.newBuilder().setFull(true).setVersion(3)
+                .addUpserts(Directive.newBuilder().setId("l1").setMode(DirectiveMode.DIRECTIVE_MODE_ENFORCE)
+                        .setAction(DirectiveAction.DIRECTIVE_ACTION_LIMIT).setApplicationId("app-q")
+                        .setLimitRequests(100).setLimitPeriodSeconds(60)
+                        .setExpiresAtUs(clock.wallMicros() + 60_000_000L))
+                .addQuotas(io.vigie.wire.v1.LocalQuota.newBuilder().setDirectiveId("l1").setSharePpm(0)
+                        .setEpochUs(clock.wallMicros()))
+                .addQuotas(io.vigie.wire.v1.LocalQuota.newBuilder().setDirectiveId("l1").setSharePpm(250_000)
+                        .setEpochUs(0))
+                .build();
+        try (VigieAgent a = agent().gatewayId("gw-quotas").build()) {
+            a.step();
+            assertEquals(3, a.directives().version());
+            assertEquals(2, a.directives().rejectedQuotas());
+            clock.advanceMillis(1_000);
+            a.step();
+            GatewayReport report = sidecar.last().received.stream().filter(GatewayMessage::hasReport)
+                    .map(GatewayMessage::getReport).reduce((x, y) -> y).orElseThrow();
+            assertEquals(2, report.getQuotasRejected());
+            assertEquals("l1: epoch_us 0 is not a time", report.getLastQuotaRejection());
+            assertEquals(0, report.getDirectivesRejected(), "the directive itself applied");
+        }
+    }
+
+    @Test
     void theReportCarriesTheUnmatchedRequestsByPrefix() throws Exception {
         javax.management.MBeanServer server = java.lang.management.ManagementFactory.getPlatformMBeanServer();
         javax.management.ObjectName name = new javax.management.ObjectName(

@@ -55,6 +55,9 @@ public final class DirectiveTable {
     private final Map<String, Hits> hits = new ConcurrentHashMap<>();
     private final LongAdder rejected;
     private final LongAdder rejectedQuotas = new LongAdder();
+    /** The latest local quota refused ("id: reason", cut), reported to the sidecars; "" when none. */
+    private volatile String lastQuotaRejection = "";
+    private static final int MAX_REJECTION_CHARS = 256;
     /** The latest rejection per directive id, oldest first, at most {@link DirectiveLimits#MAX_REPORTED_REJECTIONS}. */
     private final LinkedHashMap<String, RejectedDirective> rejections = new LinkedHashMap<>();
     /** Which sidecar sent each rejected upsert (a full update of that sidecar clears its own). */
@@ -190,6 +193,8 @@ public final class DirectiveTable {
             String problem = Rule.quotaProblem(q);
             if (problem != null) {
                 rejectedQuotas.increment();
+                String line = q.getDirectiveId() + ": " + problem;
+                lastQuotaRejection = line.length() > MAX_REJECTION_CHARS ? line.substring(0, MAX_REJECTION_CHARS) : line;
                 LOG.log(Level.WARNING, "vigie: rejecting local quota {0} of update {1}: {2}",
                         new Object[] {q.getDirectiveId(), version, problem});
                 continue;
@@ -415,6 +420,11 @@ public final class DirectiveTable {
     /** Local quotas rejected since this table was made (malformed share or epoch). */
     public long rejectedQuotas() {
         return rejectedQuotas.sum();
+    }
+
+    /** The latest local quota rejected: "directive id: reason" (at most 256 characters), or "". */
+    public String lastQuotaRejection() {
+        return lastQuotaRejection;
     }
 
     /**

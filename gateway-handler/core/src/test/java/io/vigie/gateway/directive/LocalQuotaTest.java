@@ -165,6 +165,7 @@ class LocalQuotaTest {
                 .addQuotas(quota("", 500_000, 10_000_000L))
                 .addQuotas(quota("l2", 200_000, 10_000_000L)).build());
         assertEquals(5, t.rejectedQuotas());
+        assertEquals(": local quota without directive id", t.lastQuotaRejection(), "the latest refusal, reported to the sidecars");
         assertEquals(TokenBucket.WHOLE, t.sharePpm("l1"));
         assertEquals(200_000, t.sharePpm("l2"));
         // the table never freezes: a removal still applies
