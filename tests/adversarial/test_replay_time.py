@@ -67,6 +67,39 @@ def test_a_sparse_log_and_a_jump_are_not_outliers(tmp_path: Path) -> None:
     assert doc["events"] == 80 and doc["rejected"] == 0, err
 
 
+def test_the_last_lines_after_a_quiet_spell_are_kept_not_a_far_one(tmp_path: Path) -> None:
+    """The last lines of a file have no lines after them: one after a quiet spell no longer
+    than one the file already showed is kept; one dated 2999, or one a week ahead of a file
+    whose gaps were at most 2 hours, is still rejected (with its file:line)."""
+    app = App("app-1")
+    quiet = LogWriter()
+    for k in range(60):
+        quiet.response(at(minutes=2 * k + (120 if k >= 30 else 0)), app, "Orders")  # a 2 h gap
+    quiet.response(at(minutes=2 * 59 + 120 + 90), app, "Orders")  # 90 min later: the last line
+    code, doc, err = _replay(str(_write(quiet, tmp_path / "quiet.log")))
+    assert code == 0, err
+    assert doc["events"] == 61 and doc["rejected"] == 0, err
+    early = LogWriter()  # the first line two hours before the rest: kept; one of 1970: not
+    for first in (at(hours=-2), datetime(1970, 1, 2, tzinfo=UTC)):
+        early.lines.clear()
+        early.response(first, app, "Orders")
+        for k in range(60):
+            early.response(at(minutes=k), app, "Orders")
+        code, doc, err = _replay(str(_write(early, tmp_path / "early.log")))
+        assert code == 0, err
+        assert (doc["events"], doc["rejected"]) == ((61, 0) if first.year > 2000 else (60, 1))
+    for name, last in (("far", datetime(2999, 1, 1, tzinfo=UTC)), ("week", at(days=7))):
+        log = LogWriter()
+        for k in range(60):
+            log.response(at(minutes=2 * k + (120 if k >= 30 else 0)), app, "Orders")
+        log.response(last, app, "Orders")  # line 61
+        path = _write(log, tmp_path / f"{name}.log")
+        code, doc, err = _replay(str(path))
+        assert code == 0, err
+        assert doc["events"] == 60 and doc["rejected_out_of_timeline"] == 1, err
+        assert f"rejected {path}:61: requestTimestamp " in err
+
+
 def test_max_line_bytes_is_a_setting(tmp_path: Path) -> None:
     log = LogWriter()
     app = App("app-1")

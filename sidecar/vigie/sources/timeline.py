@@ -7,6 +7,13 @@ The spread lets a sparse log through (a quiet night's lines hours apart: the nei
 as much) and a jump (a gateway restarted later: the neighbours straddle it); what is refused is
 a line its neighbours disagree with, e.g. one dated 2999 or 1970 among lines of 2026, and a few
 such lines in a row (the quartiles ignore a quarter of the neighbours).
+
+The first and last ``HALF_WINDOW`` lines of a file have no lines before (after) them to vouch
+for a jump: a log that starts with a few lines before a quiet spell, or ends soon after one.
+There a line the mirrored window refuses is kept when it is in file order with the line kept
+next to it on the inner side and no further from it than a day (``EDGE_GAP_US``) or the largest
+gap between consecutive accepted lines the file shows (``max_gap_us``): a quiet spell. A line
+dated 2999 or 1970, or one out of file order, is still refused.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 HALF_WINDOW: Final = 8
 SPREADS: Final = 3  # times the neighbours' interquartile range a line may also be away
+EDGE_GAP_US: Final = 86_400_000_000  # a quiet spell a file's first or last lines may follow
 
 
 class Timeline:
@@ -27,6 +35,7 @@ class Timeline:
     def __init__(self, max_skew_us: int) -> None:
         self.max_skew_us = max_skew_us
         self._before = np.empty(0, dtype=np.int64)  # the last accepted times of the file
+        self.max_gap_us = 0  # the largest step forward between consecutive accepted lines
         self.refused = 0
 
     def outliers(self, times: npt.NDArray[np.int64], final: bool = True) -> npt.NDArray[np.bool_]:
@@ -51,9 +60,44 @@ class Timeline:
             out = np.abs(ctx[k:] - median) > self.max_skew_us + SPREADS * spread
         m = self.judged(n, final)
         out = out[:m]
-        self._before = np.concatenate([self._before, ctx[k : k + m][~out]])[-HALF_WINDOW:]
+        if out.any():
+            self._keep_quiet_spells(ctx, k, out, final)
+        kept = ctx[k : k + m][~out]
+        steps = np.diff(np.concatenate([self._before[-1:], kept]))
+        if len(steps):
+            self.max_gap_us = max(self.max_gap_us, int(steps.max()))
+        self._before = np.concatenate([self._before, kept])[-HALF_WINDOW:]
         self.refused += int(out.sum())
         return out
+
+    def _keep_quiet_spells(
+        self, ctx: npt.NDArray[np.int64], k: int, out: npt.NDArray[np.bool_], final: bool
+    ) -> None:
+        """The file's first and last lines (judged on a mirrored window, fewer than
+        ``HALF_WINDOW`` real lines on one side): a refused line in file order with the line kept
+        next to it on the inner side, and no further from it than ``EDGE_GAP_US`` or the file's
+        largest gap so far, is kept."""
+        m = len(out)
+        start = max(0, min(m, HALF_WINDOW - len(self._before)))  # [0, start): the first lines
+        end = max(start, m - HALF_WINDOW) if final else m  # [end, m): the last lines
+        inner = ctx[k + start : k + end][~out[start:end]]
+        steps = np.diff(np.concatenate([self._before, inner]))
+        gap = max(EDGE_GAP_US, self.max_gap_us, int(steps.max()) if len(steps) else 0)
+        nxt = int(inner[0]) if len(inner) else None
+        for i in range(start - 1, -1, -1):  # the first lines, from the inside out
+            t = int(ctx[k + i])
+            if out[i] and nxt is not None and 0 <= nxt - t <= gap:
+                out[i] = False
+            if not out[i]:
+                nxt = t
+        head = np.concatenate([self._before, ctx[k : k + end][~out[:end]]])
+        prev = int(head[-1]) if len(head) else None
+        for i in range(end, m):  # the last lines
+            t = int(ctx[k + i])
+            if out[i] and prev is not None and 0 <= t - prev <= gap:
+                out[i] = False
+            if not out[i]:
+                prev = t  # the gap itself does not grow here: no walking ahead step by step
 
     @staticmethod
     def judged(n: int, final: bool) -> int:
