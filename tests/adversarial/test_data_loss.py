@@ -81,13 +81,16 @@ def test_dropped_rollups_make_status_say_degraded_and_check_fail(tmp_path: Path)
         st = status(sp)
         assert "backfill_batches" not in st.counters
         assert st.events_applied == 220  # the state has every event
-        assert st.data.counters["rollup_events_dropped"] == 180
-        assert st.data.state == "degraded: 180 events not stored"
+        # 9 of the 10 batches after the held one are dropped (one fills the queue of 1); on a
+        # busy machine the writer may have taken one more off the queue before it stuck
+        dropped = st.data.counters["rollup_events_dropped"]
+        assert dropped in (160, 180), dropped
+        assert st.data.state == f"degraded: {dropped} events not stored"
         args = ["status", "--admin", sp.admin, "--state-dir", str(sp.state_dir)]
         r = CliRunner().invoke(main, [*args, "--check"])
         assert r.exit_code == 1, r.output
         out = " ".join(r.output.split())
-        assert "data: degraded (180 events not stored since 20" in out
+        assert f"data: degraded ({dropped} events not stored since 20" in out
         assert CliRunner().invoke(main, args).exit_code == 0  # without --check: a report
     finally:
         store.close()
