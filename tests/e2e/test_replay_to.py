@@ -4,9 +4,7 @@ with what a local replay of the same logs sees, on every target."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +12,14 @@ import pytest
 
 from tests.conftest import SidecarProcess, free_port, start_sidecar
 from tests.ops.certs import CA
+from tests.support import cli_process
 from tests.support.wso2log import App, LogWriter, at
 
 pytestmark = pytest.mark.slow
 
 
 def vigie(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vigie.cli", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ | (env or {}),
-        timeout=300,
-        check=False,
-    )
+    return cli_process.vigie(*args, env=env, timeout=300)
 
 
 def history(tmp_path: Path) -> list[str]:

@@ -7,10 +7,8 @@ batches on streams without the mark are dropped: tests/adversarial/test_backfill
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 
 from tests.adversarial.common import status
 from tests.conftest import SidecarProcess, start_sidecar
+from tests.support import cli_process
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +25,7 @@ LINE = re.compile(r"^(\w+): ([\d,]+) events in ([\d,]+) batches, ([\d,]+) acknow
 
 
 def vigie(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vigie.cli", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ | (env or {}),
-        timeout=1800,
-        check=False,
-    )
+    return cli_process.vigie(*args, env=env, timeout=1800)
 
 
 def simulate(sp: SidecarProcess) -> tuple[int, int]:

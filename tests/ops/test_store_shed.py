@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 from tests.adversarial.common import T0, records, status
 from tests.conftest import SidecarProcess, start_sidecar
+from tests.support import cli_process
 from tests.support.streams import StreamClient
 from vigie.v1 import admin_pb2 as apb
 from vigie.wire.columns import StreamEncoder
@@ -31,14 +31,7 @@ EVENTS = 30_000  # one per minute: 30,000 minute rows (about 21 days), far over 
 
 
 def vigie(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vigie.cli", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ | (env or {}),
-        timeout=600,
-        check=False,
-    )
+    return cli_process.vigie(*args, env=env, timeout=600)
 
 
 def mount_tmpfs(path: Path, size: str) -> None:
