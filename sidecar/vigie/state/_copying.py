@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from vigie.state._arrays import API_ARRAYS, PLAIN_ARRAYS, ROUTE_ARRAYS, SUB_ARRAYS
 from vigie.state._baselines import API_SPEC, SUB_SPEC, Baselines
-from vigie.wire.columns import Interner
+from vigie.wire.columns import RELEASE_GRACE_S, Interner
 
 if TYPE_CHECKING:
     from vigie.state.engine import State
@@ -113,11 +113,13 @@ def _seal(b: Baselines) -> None:
     b._own = tuple(b.arrays[k] for k in (*SUB_SPEC, *API_SPEC) if k in b.arrays)
 
 
-def _copy_python_parts(state: State, new: State) -> None:
-    """The strings, channels, inventory and episodes, into ``new`` (under the lock)."""
-    new.interner = Interner(state.interner.strings())
+def _copy_python_parts(state: State, new: State, strings: bool = True) -> None:
+    """The strings (unless ``strings`` is false), channels, inventory and episodes, into
+    ``new`` (under the lock)."""
+    if strings:
+        new.interner = Interner(state.interner.strings())
+        new.app_info = dict(state.app_info)
     new.channels = list(state.channels)
-    new.app_info = dict(state.app_info)
     new.episodes = defaultdict(list, {k: list(v) for k, v in state.episodes.items()})
     new.api_episodes = defaultdict(list, {k: list(v) for k, v in state.api_episodes.items()})
     new.security = state.security.copy()
@@ -131,13 +133,13 @@ def copy_chunked(
     whole in one hold, so every row is consistent; rows copied later may have seen a few
     more milliseconds of events. The memory is allocated and touched outside the lock.
     ``routes=False`` leaves the route rows out (the suggestions never read them)."""
+    started = time.monotonic()
     with lock:
         head = copy.copy(state)
-        _copy_python_parts(state, head)
+        _copy_python_parts(state, head, strings=False)
         head.baselines = _baselines_head(state.baselines)
         plain = {name: getattr(state, name).copy() for name in PLAIN_ARRAYS}
         plain["sub_free"] = state.sub_free[: int(state.sub_meta[0])].copy()
-        plain["app_channel"] = state.app_channel[: len(state.interner)].copy()
         counts = (state.n_sub_rows, state.n_api_rows, state.n_route_rows)
         epoch = state.row_epoch  # API / route rows moved (``_evict``) since: copied again
     for name, arr in plain.items():
@@ -174,8 +176,15 @@ def copy_chunked(
         head.baselines.arrays |= bl
     _seal(head.baselines)
     with lock:
-        if state.row_epoch != epoch:  # rows moved between two ranges: one copy, whole
+        if state.row_epoch != epoch or time.monotonic() - started >= RELEASE_GRACE_S / 2:
+            # rows moved between two ranges, or the copy took so long that an id a row copied
+            # early refers to could have been released and handed out again: one copy, whole
             return copy_state(state)
+        # the strings last: every id a copied row refers to was interned before this hold,
+        # and none was handed out again since (ids wait RELEASE_GRACE_S before reuse)
+        head.interner = Interner(state.interner.strings())
+        head.app_info = dict(state.app_info)
+        head.app_channel = state.app_channel[: len(state.interner)].copy()
         for name in ("sub_tkeys", "sub_tvals", "api_tkeys", "api_tvals"):
             setattr(head, name, getattr(state, name).copy())
         if routes:

@@ -14,6 +14,7 @@ from vigie.classify import views
 from vigie.errors import SnapshotError
 from vigie.replay import replay_into
 from vigie.sources.wso2_log import ReplayStats
+from vigie.state import layout as L
 from vigie.state import snapshot
 from vigie.state.engine import Capacity, State
 from vigie.state.thresholds import Thresholds
@@ -84,6 +85,46 @@ def test_chunked_copy_equals_the_whole_copy(tmp_path: Path, chunk_bytes: int) ->
     assert [v.to_json() for v in views.apis(lean, now)] == [
         v.to_json() for v in views.apis(state, now)
     ]
+
+
+class IngestingLock(CountingLock):
+    """A lock that, at its ``at``-th hold, lets a batch bringing new applications in: what
+    the gateways' streams do between two ranges of a chunked copy."""
+
+    def __init__(self, state: State, log: Path, at: int) -> None:
+        super().__init__()
+        self.state, self.log, self.at = state, log, at
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        if self.holds == self.at:
+            replay_into(self.state, [f"main={self.log}"], ReplayStats())
+
+
+@pytest.mark.parametrize("hold", [2, 3])
+def test_a_chunked_copy_names_rows_whose_strings_arrived_while_it_was_taken(
+    tmp_path: Path, hold: int
+) -> None:
+    w = LogWriter()
+    apps = [App(f"app-{k}") for k in range(6)]
+    for k, app in enumerate(apps):
+        w.response(at(hours=9, seconds=k), app, "Orders")
+    state = State()
+    replay_into(state, [f"main={w.write(tmp_path / 'a.log')}"], ReplayStats())
+    late = LogWriter(seed=5)  # the same applications renamed: strings interned mid-copy
+    for k, app in enumerate(apps):
+        late.response(
+            at(hours=9, minutes=5, seconds=k), App(f"renamed-{k}", app.id, "bob"), "Orders"
+        )
+    log = late.write(tmp_path / "late.log")
+    parts = state.copy_chunked(IngestingLock(state, log, hold), chunk_bytes=1)
+    rows = parts.sub_rows()
+    assert len(rows) == len(apps)
+    for row in rows:  # every string a copied row refers to resolves, to the live state's
+        for col in (L.S_APP, L.S_APP_NAME, L.S_APP_OWNER):
+            gid = int(parts.sub_i64[row, col])
+            assert parts.string(gid) == state.string(gid), (row, col)
+    views.subscriptions(parts, state.now_us)  # and the views read it whole
 
 
 def _rewrite_meta(path: Path, change: dict[str, object]) -> None:
