@@ -307,7 +307,11 @@ final class StreamSender {
         for (Iterator<Session> it = retiring.iterator(); it.hasNext(); ) {
             Session s = it.next();
             if (s.responseDone || now - s.retiredNanos > DRAIN_TIMEOUT_NANOS) {
-                long lost = s.sentEvents - s.ackedEvents;
+                long lost;
+                synchronized (s) {
+                    s.settled = true; // an ack arriving later moves its events back to acked
+                    lost = s.sentEvents - s.ackedEvents;
+                }
                 if (lost > 0) {
                     counters.droppedSendFailed.add(lost);
                 }
@@ -354,6 +358,7 @@ final class StreamSender {
         volatile long ackedEvents;
         int maxDictionary = Integer.MAX_VALUE;
         long sentEvents;
+        boolean settled; // guarded by this: the drain is over, the unacked events counted lost
         long batchStartNanos;
         long retiredNanos;
         private final AtomicBoolean finished = new AtomicBoolean();
@@ -382,15 +387,27 @@ final class StreamSender {
                     }
                     break;
                 case ACK:
-                    long applied = m.getAck().getEventsApplied();
-                    long before = ackedEvents;
-                    if (applied > before) {
-                        ackedEvents = applied;
-                        counters.acked.add(applied - before);
-                    }
+                    onAck(m.getAck().getEventsApplied());
                     break;
                 default:
                     break; // a newer sidecar's message: ignored
+            }
+        }
+
+        /**
+         * Counts what the sidecar says it applied. An ack that comes after the drain timeout
+         * settled this stream (its unacked events already counted dropped) moves those events from
+         * dropped to acked, so offered = acked + dropped stays exact.
+         */
+        private synchronized void onAck(long applied) {
+            long before = ackedEvents;
+            if (applied > before) {
+                long more = applied - before;
+                ackedEvents = applied;
+                counters.acked.add(more);
+                if (settled) {
+                    counters.droppedSendFailed.add(-more);
+                }
             }
         }
 

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.vigie.gateway.testing.FakeSidecar;
 import io.vigie.gateway.testing.ManualClock;
 import io.vigie.gateway.wire.Column;
+import io.vigie.wire.v1.Ack;
 import io.vigie.wire.v1.Directive;
 import io.vigie.wire.v1.DirectiveAction;
 import io.vigie.wire.v1.DirectiveMode;
@@ -15,6 +16,7 @@ import io.vigie.wire.v1.DirectiveUpdate;
 import io.vigie.wire.v1.EventBatch;
 import io.vigie.wire.v1.GatewayMessage;
 import io.vigie.wire.v1.GatewayReport;
+import io.vigie.wire.v1.SidecarMessage;
 import java.util.List;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
@@ -230,6 +232,39 @@ class SenderTest {
             a.step();
             a.step();
             assertEquals(10, a.counters().droppedSendFailed);
+        }
+    }
+
+    @Test
+    void anAckAfterTheDrainTimeoutMovesItsEventsBackFromDroppedToAcked() {
+        sidecar.ack = false;
+        sidecar.holdCompletion = true;
+        sidecar.maxDictionaryEntries = 20;
+        try (VigieAgent a = agent().build()) {
+            offer(a, 1, "app-0");
+            a.step();
+            clock.advanceMillis(5);
+            a.step();
+            FakeSidecar.Stream first = sidecar.last();
+            for (int k = 1; k < 30; k++) { // new strings: the dictionary fills, a new stream starts
+                offer(a, 1, "app-" + k);
+            }
+            for (int k = 0; k < 20; k++) {
+                a.step();
+                clock.advanceMillis(5);
+            }
+            assertTrue(sidecar.streams.size() > 1, "the sender started a fresh stream");
+            long sentOnFirst = first.events.size();
+            assertTrue(sentOnFirst > 0);
+            clock.advanceMillis(StreamSender.DRAIN_TIMEOUT_NANOS / 1_000_000 + 1_000);
+            a.step();
+            a.step();
+            long droppedBefore = a.counters().droppedSendFailed;
+            assertTrue(droppedBefore >= sentOnFirst, "unacked events counted lost at the drain timeout");
+            first.push(SidecarMessage.newBuilder().setAck(Ack.newBuilder().setEventsApplied(sentOnFirst)).build());
+            Counters.Snapshot c = a.counters();
+            assertEquals(sentOnFirst, c.acked, "the late ack counts");
+            assertEquals(droppedBefore - sentOnFirst, c.droppedSendFailed, "and its events are no longer dropped");
         }
     }
 

@@ -53,6 +53,8 @@ public final class FakeSidecar implements AutoCloseable {
     public volatile int maxBatchEvents = 65_536;
     public volatile int maxDictionaryEntries = 1_000_000;
     public volatile boolean ack = true;
+    /** Keeps a stream's response side open after the gateway half-closed it (acks may follow). */
+    public volatile boolean holdCompletion;
     /** Stalled: accepts streams and reads them but never answers a Hello (no Welcome, no acks). */
     public volatile boolean silent;
     public volatile DirectiveUpdate initialDirectives;
@@ -149,7 +151,7 @@ public final class FakeSidecar implements AutoCloseable {
                 @Override
                 public void onCompleted() {
                     s.completions.incrementAndGet();
-                    if (!s.closed) {
+                    if (!s.closed && !holdCompletion) {
                         s.closed = true;
                         out.onCompleted();
                     }
