@@ -184,6 +184,7 @@ class Sidecar:
         # the other instances (fleet_peers): replication of directives and decisions
         self.fleet = Fleet(settings, self.directives, self.policy.book, self.token,
                            self.sidecar_id, self.counters, clock)  # fmt: skip
+        self.policy.decides_auto = self.fleet.decides_auto  # one decider for the fleet
 
     def _settle_data(self) -> bool:
         """Every applied batch written to the store (at most ``SETTLE_TIMEOUT_S``)."""

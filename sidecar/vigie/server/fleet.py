@@ -336,6 +336,7 @@ class Fleet:
             for ch in (peer_channel(a, settings),)
         ]
         self._lock = threading.Lock()
+        self._decider: bool | None = None  # whether decides_auto last said this instance
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -481,6 +482,24 @@ class Fleet:
             t.join(CALL_TIMEOUT_S + 1)
         for p in self.peers:
             p.channel.close()
+
+    # ---- auto-approvals ----
+    def decides_auto(self) -> bool:
+        """Whether this instance takes the fleet's auto-approvals now: the one with the
+        smallest instance id among itself and its connected peers (the others receive its
+        decisions by replication, so two instances never auto-approve different things). A
+        peer that stops answering hands the role on at the next refresh; while two instances
+        cannot reach each other, each decides for its side, and their decisions merge when
+        they meet again (the newer version of a suggestion wins)."""
+        ids = [p.instance_id for p in self.peers if p.state == "connected" and p.instance_id]
+        decider = min([self.instance_id, *ids])
+        mine = decider == self.instance_id
+        if mine != self._decider:
+            self._decider = mine
+            if self.peers:
+                log.info("auto-approvals of the fleet: %s", "taken by this instance" if mine
+                         else f"left to {decider}")  # fmt: skip
+        return mine
 
     # ---- the store ----
     def started_from_peer_state(self, state_now_us: int, own: Store | None) -> None:
