@@ -343,6 +343,7 @@ class PolicyEngine:
         hits = {h.directive_id: h for h in self.directives.hits()}
         now = self.book.now_us()
         changed = False
+        decider = self.decides_auto()  # promotions and demotions are the decider's too
         with self.book.lock:
             for rec in self.book:
                 if rec.state == "pushed" and rec.id not in live:
@@ -360,7 +361,7 @@ class PolicyEngine:
                     self.book.transition(rec, "pushed", SYSTEM_ACTOR, "reconciled",
                                          "its directive is in the table")  # fmt: skip
                     changed = True
-                elif rec.state == "pushed" and rec.auto:
+                elif rec.state == "pushed" and rec.auto and decider:
                     changed |= self._judge_auto(rec, hits.get(rec.id), now)
             if changed:
                 self.book.save()

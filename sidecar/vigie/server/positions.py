@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Final
@@ -97,10 +98,14 @@ def export_consistent(live: LiveState, positions: Positions) -> list[apb.StateCh
     """The state, its detectors' caches and the positions applied at one moment (one hold of
     the lock: the batches of every stream wait for the copy, a whole copy of the arrays), for
     a peer to start from."""
+    started = time.perf_counter()
     with live.lock:
         state = live.state.copy()
         detectors = {name: getattr(live.state, name).copy() for name in DETECTOR_ARRAYS}
         pos = positions.to_proto()
+    held_ms = (time.perf_counter() - started) * 1e3
+    log.info("state copied for a peer with the positions of %d gateway runs: the lock held "
+             "%.1f ms", len(pos), held_ms)  # fmt: skip
     chunks = list(export_chunks(state))
     chunks[0].positions.extend(pos)
     chunks[0].events_applied = int(state.counters()["events_applied"])
