@@ -358,6 +358,8 @@ final class StreamSender {
     /** One bidirectional stream and its dictionary. */
     final class Session implements ClientResponseObserver<GatewayMessage, SidecarMessage> {
         final long openedNanos;
+        /** Number of the last event put in a batch of this stream. */
+        long lastNumber;
         ClientCallStreamObserver<GatewayMessage> call;
         BatchEncoder encoder;
         volatile Welcome welcome;
@@ -368,8 +370,6 @@ final class StreamSender {
         volatile long ackedEvents;
         int maxDictionary = Integer.MAX_VALUE;
         long sentEvents;
-        /** Number of the last event put in a batch of this stream. */
-        long lastNumber;
         long batchStartNanos;
         long retiredNanos;
         private final AtomicBoolean finished = new AtomicBoolean();
