@@ -14,12 +14,13 @@ The same history with each gateway streaming to its own instance (the per-pod la
 other classes: the rules' absolute floors are reached by the whole traffic only.
 
 The catch-up window: a restarting instance copies its peer's state before its gateway listener
-is up (``server/run.py``: ``take_peer_state`` then ``telemetry.start``). Events its peer applies
-in between reach the restarted instance only if the gateways send them again; a handler's buffer
-for a target that is down holds at most its bound and a ``vigie replay`` counts them dropped.
-The test streams nothing during the restart (the phases are cut by event time), so the window
-is empty and the result is exact; the restart's duration (the window's upper bound when
-gateways do stream) is printed.
+is up (``server/run.py``: ``take_peer_state`` then ``telemetry.start``). ``vigie replay`` does not
+number its events (``EventBatch.first_event``), so the restarted instance cannot tell the events
+its peer applied in between, and a replay counts a target that is down dropped: this test streams
+nothing during the restart (the phases are cut by event time), so the window is empty. The
+window with traffic flowing is ``tests/e2e/test_fleet_restart.py`` (the Java handler numbers its
+events; the restarted instance skips what the peer's state holds). The restart's duration is
+printed.
 
 No setting is bent for it: each instance refreshes its suggestions on its own background
 schedule (here every second, the shortest ``policy_refresh_seconds``, at its own wall-clock

@@ -247,7 +247,8 @@ def _print_status(st: Any, extra: dict[str, Any]) -> None:
                     soft_wrap=True,
                 )
     _print_slots(st)
-    drops = {k: v for k, v in st.counters.items() if v and ("refused" in k or "evicted" in k)}
+    lost = ("refused", "evicted", "stream_events_missed")  # the last: a fleet restart's gap
+    drops = {k: v for k, v in st.counters.items() if v and any(w in k for w in lost)}
     if drops:
         console.print("refused / dropped: " + ", ".join(f"{k} {v}" for k, v in drops.items()))
     _print_status_extra(st, extra)

@@ -99,6 +99,10 @@ class PolicyEngine:
         self.book = SuggestionBook(self.dir, clock)
         self.refresh_seconds = refresh_seconds
         self._last_refresh = float("-inf")
+        # whether this instance takes the fleet's auto-approvals now (``Fleet.decides_auto``:
+        # one instance at a time, the others receive its decisions); a fleet of one always does
+        self.decides_auto: Callable[[], bool] = lambda: True
+        self._auto_tried: set[str] = set()  # proposals this instance tried to auto-approve
         self.tuned: dict[str, float] = {}
         self._load_thresholds()
 
@@ -113,17 +117,18 @@ class PolicyEngine:
 
         What the book holds after a refresh depends on the state and the fleet's decisions
         only, never on when the earlier refreshes fell: a proposal no longer supported leaves
-        the book (``merge``). A forced refresh (an operator asks) first waits until the store
-        holds every applied batch, so the advice by throttle code reads the same events as
-        the classes; the background one reads what the data writer has flushed."""
+        the book (``merge``). Every refresh, forced (an operator asks) or in the background,
+        copies the state and then waits until the store holds every batch applied so far (at
+        most ``SETTLE_TIMEOUT_S``), so the advice by throttle code reads at least the events
+        the classes saw."""
         mono = self.clock.monotonic()
         if not force and mono - self._last_refresh < self.refresh_seconds:
             return 0
         self._last_refresh = mono
-        if force and self.settle_store is not None and not self.settle_store():
-            log.warning("the store is behind the state: advice by throttle code may lag")
         # copied a range of rows at a time: ingest waits for one range, never for the rules
         frozen = copy_chunked(self.live, routes=False)
+        if self.settle_store is not None and not self.settle_store():
+            log.warning("the store is behind the state: advice by throttle code may lag")
         return self.merge(suggest(frozen, None, self.config, self._codes(frozen.now_us)))
 
     def _codes(self, now_us: int) -> ThrottleCodes | None:
@@ -167,11 +172,15 @@ class PolicyEngine:
                     # id if its class holds again. So the book is the fleet's decisions plus
                     # what the state shows now, whenever the refreshes fell
                     del self.book.records[rec.id]
+                    self._auto_tried.discard(rec.id)
             self.book.sync()
             self.book.save()
-            for rec in new:
-                if rec.suggestion.auto_eligible:
-                    self._auto_approve(rec)
+            if self.decides_auto():  # the fleet's one decider: the others get its decisions
+                for rec in list(self.book):
+                    if (rec.state == "proposed" and rec.suggestion.auto_eligible
+                            and rec.id not in self._auto_tried):  # fmt: skip
+                        self._auto_tried.add(rec.id)  # refused once: left to an operator
+                        self._auto_approve(rec)
         return len(new)
 
     def _auto_approve(self, rec: Record) -> None:
@@ -334,6 +343,7 @@ class PolicyEngine:
         hits = {h.directive_id: h for h in self.directives.hits()}
         now = self.book.now_us()
         changed = False
+        decider = self.decides_auto()  # promotions and demotions are the decider's too
         with self.book.lock:
             for rec in self.book:
                 if rec.state == "pushed" and rec.id not in live:
@@ -351,7 +361,7 @@ class PolicyEngine:
                     self.book.transition(rec, "pushed", SYSTEM_ACTOR, "reconciled",
                                          "its directive is in the table")  # fmt: skip
                     changed = True
-                elif rec.state == "pushed" and rec.auto:
+                elif rec.state == "pushed" and rec.auto and decider:
                     changed |= self._judge_auto(rec, hits.get(rec.id), now)
             if changed:
                 self.book.save()

@@ -27,6 +27,7 @@ from vigie.server import convert, data_admin, policy_admin
 from vigie.server.boundary import Boundary
 from vigie.server.core import Sidecar
 from vigie.server.credentials import caller_actor
+from vigie.server.positions import export_consistent
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 
@@ -177,6 +178,9 @@ class AdminService(apb_grpc.AdminServicer):
     def ExportState(
         self, request: apb.ExportStateRequest, context: grpc.ServicerContext
     ) -> Iterator[apb.StateChunk]:
+        if request.consistent:  # a fleet peer starting from it: with the gateway positions
+            yield from self._call(context, lambda: export_consistent(self.sc, self.sc.positions))
+            return
         yield from self._call(context, lambda: data_admin.export_state(self.sc))
 
     def QueryData(self, request: apb.DataQuery, context: grpc.ServicerContext) -> apb.DataAnswer:

@@ -35,6 +35,7 @@ from vigie.server.boundary import loggable
 from vigie.server.credentials import admin_token, gateway_identity
 from vigie.server.fleet import Fleet
 from vigie.server.hits import GatewayScopes
+from vigie.server.positions import Positions
 from vigie.settings import Settings
 from vigie.settings.policy import PolicyConfig
 from vigie.sources.inventory import load_inventory
@@ -145,6 +146,8 @@ class Sidecar:
             settings.max_directive_ttl_seconds,
         )  # fmt: skip
         self.counters: Counter[str] = Counter()
+        # the last event applied per handler run (a peer's when started from its state)
+        self.positions = Positions(self.counters)
         # per directive, per gateway: the requests it sent in the scope (plausible hits)
         self.gateway_scopes = GatewayScopes(wall_us(clock), clock.monotonic)
         self.streams: dict[int, GatewayStream] = {}
@@ -181,6 +184,7 @@ class Sidecar:
         # the other instances (fleet_peers): replication of directives and decisions
         self.fleet = Fleet(settings, self.directives, self.policy.book, self.token,
                            self.sidecar_id, self.counters, clock)  # fmt: skip
+        self.policy.decides_auto = self.fleet.decides_auto  # one decider for the fleet
 
     def _settle_data(self) -> bool:
         """Every applied batch written to the store (at most ``SETTLE_TIMEOUT_S``)."""
@@ -319,7 +323,14 @@ class Sidecar:
                 dec.intern(checked)
         dec.map(checked)
         with self.lock:
-            ev = self._confine_time(gs, dec.finish(checked))  # may intern: under the lock
+            ev = dec.finish(checked)  # may intern: under the lock
+            if batch.first_event:  # what this instance applied already (or its peer did)
+                done = self.positions.skip(
+                    gs.hello.gateway_id, gs.hello.run_id, batch.first_event, len(ev)
+                )
+                if done:
+                    ev = ev.take(slice(done, None))
+            ev = self._confine_time(gs, ev)
             if len(ev):
                 self._check_api_room(ev)
                 if not self.state.observed_since_us:

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -100,14 +100,26 @@ def peer_channel(address: str, settings: Settings) -> grpc.Channel:
     return grpc.secure_channel(address, creds, options=CHANNEL_OPTIONS + options)
 
 
-def take_peer_state(settings: Settings) -> str:
+@dataclass(slots=True)
+class PeerState:
+    """What ``take_peer_state`` took: where from (``"peer <id> (<address>)"``, "" when no peer
+    gave its state), the positions its state holds (``server.positions``), its detectors'
+    caches (npz bytes) and its events_applied."""
+
+    source: str = ""
+    positions: list[apb.StreamPosition] = field(default_factory=list)
+    detectors: bytes = b""
+    events_applied: int = 0
+
+
+def take_peer_state(settings: Settings) -> PeerState:
     """Before the sidecar restores its state: the snapshot of the first peer of the same vigie
-    version that answers, written as this instance's ``state.npz`` (its own kept as
-    ``state.npz.1``, the fallback when the peer's does not read); return ``"peer <id>
-    (<address>)"``, or "" when no peer gave one."""
+    version that answers, taken in one hold of the peer's lock with the gateway positions it
+    applied (``ExportState`` with ``consistent``), written as this instance's ``state.npz``
+    (its own kept as ``state.npz.1``, the fallback when the peer's does not read)."""
     peers = parse_peers(settings.fleet_peers)
     if not peers:
-        return ""
+        return PeerState()
     token = admin_token(settings)
     md = (("authorization", f"Bearer {token}"),) if token else ()
     for address in peers:
@@ -119,8 +131,8 @@ def take_peer_state(settings: Settings) -> str:
                 log.info("peer %s runs vigie %s, this is %s: its state is not taken", address,
                          st.version, __version__)  # fmt: skip
                 continue
-            chunks = stub.ExportState(apb.ExportStateRequest(), metadata=md,
-                                      timeout=STATE_EXPORT_TIMEOUT_S)  # fmt: skip
+            chunks = list(stub.ExportState(apb.ExportStateRequest(consistent=True), metadata=md,
+                                           timeout=STATE_EXPORT_TIMEOUT_S))  # fmt: skip
             data = b"".join(c.data for c in chunks)
         except grpc.RpcError as exc:
             log.info("no state from peer %s: %s", address, exc.code().name)
@@ -129,10 +141,15 @@ def take_peer_state(settings: Settings) -> str:
             ch.close()
         _keep_state(settings.state_path, data)
         who = st.instance_id or st.sidecar_id
-        log.info("state snapshot taken from peer %s (%s): %d bytes, %d subscriptions", who,
-                 address, len(data), st.subscriptions)  # fmt: skip
-        return f"peer {who} ({address})"
-    return ""
+        head = chunks[0] if chunks else apb.StateChunk()
+        log.info("state snapshot taken from peer %s (%s): %d bytes, %d subscriptions, %d events, "
+                 "the positions of %d gateway runs", who, address, len(data), st.subscriptions,
+                 head.events_applied, len(head.positions))  # fmt: skip
+        return PeerState(
+            f"peer {who} ({address})", list(head.positions),
+            b"".join(c.detectors for c in chunks), head.events_applied,
+        )  # fmt: skip
+    return PeerState()
 
 
 def _keep_state(directory: Path, data: bytes) -> None:
@@ -319,6 +336,7 @@ class Fleet:
             for ch in (peer_channel(a, settings),)
         ]
         self._lock = threading.Lock()
+        self._decider: bool | None = None  # whether decides_auto last said this instance
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -464,6 +482,24 @@ class Fleet:
             t.join(CALL_TIMEOUT_S + 1)
         for p in self.peers:
             p.channel.close()
+
+    # ---- auto-approvals ----
+    def decides_auto(self) -> bool:
+        """Whether this instance takes the fleet's auto-approvals now: the one with the
+        smallest instance id among itself and its connected peers (the others receive its
+        decisions by replication, so two instances never auto-approve different things). A
+        peer that stops answering hands the role on at the next refresh; while two instances
+        cannot reach each other, each decides for its side, and their decisions merge when
+        they meet again (the newer version of a suggestion wins)."""
+        ids = [p.instance_id for p in self.peers if p.state == "connected" and p.instance_id]
+        decider = min([self.instance_id, *ids])
+        mine = decider == self.instance_id
+        if mine != self._decider:
+            self._decider = mine
+            if self.peers:
+                log.info("auto-approvals of the fleet: %s", "taken by this instance" if mine
+                         else f"left to {decider}")  # fmt: skip
+        return mine
 
     # ---- the store ----
     def started_from_peer_state(self, state_now_us: int, own: Store | None) -> None:

@@ -38,8 +38,9 @@ from vigie.server.credentials import (
     server_credentials,
     tls_mode,
 )
-from vigie.server.fleet import take_peer_state
+from vigie.server.fleet import PeerState, take_peer_state
 from vigie.server.inventory_refresh import InventoryRefresh
+from vigie.server.positions import read_detectors, restore_detectors
 from vigie.server.telemetry import TelemetryService, decode_message
 from vigie.settings import Settings, loopback
 from vigie.state.engine import Capacity, State
@@ -169,6 +170,22 @@ def warm_up_kernels() -> float:
     return time.perf_counter() - started
 
 
+def took_over(sc: Sidecar, peer: PeerState) -> None:
+    """The peer's gateway positions and detectors' caches, when the state restored is the one
+    it sent (not the older snapshot a peer's unreadable one falls back to): from here on, each
+    gateway stream's events the peer had applied are skipped, the others applied."""
+    events = int(sc.state.counters()["events_applied"])
+    if events != peer.events_applied:
+        sc.counters["fleet_positions_not_taken"] += 1
+        log.warning("the state restored (%d events) is not the peer's (%d): its gateway "
+                    "positions are not taken", events, peer.events_applied)  # fmt: skip
+        return
+    n = sc.positions.take(peer.positions)
+    detectors = restore_detectors(sc.state, read_detectors(peer.detectors))
+    log.info("from the peer's state on: the positions of %d gateway runs%s", n,
+             ", its detectors' caches" if detectors else "")  # fmt: skip
+
+
 def start(settings: Settings) -> Running:
     """Start both servers and the background work; return once they serve."""
     gateway_creds = server_credentials(
@@ -184,10 +201,11 @@ def start(settings: Settings) -> Running:
         raise ConfigError(f"admin_auth = {settings.admin_auth} needs admin_tls_client_ca_file")
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     log.info("kernels ready in %.1f s", warm_up_kernels())
-    state_from = take_peer_state(settings)  # a live peer's state, before the own snapshot
+    peer = take_peer_state(settings)  # a live peer's state, before the own snapshot
     sc = Sidecar(settings)
-    if state_from:
-        sc.fleet.state_from = state_from
+    if peer.source:
+        sc.fleet.state_from = peer.source
+        took_over(sc, peer)
         # its store lacks what the peer saw alone: read from the peer's (Fleet.store_for)
         sc.fleet.started_from_peer_state(sc.state.now_us, sc.data.store if sc.data else None)
     export = start_export(sc, settings)  # OTLP metrics; a bad OTEL_* variable stops here

@@ -1099,16 +1099,51 @@ Global___DataStatus: _TypeAlias = DataStatus  # noqa: Y015
 class ExportStateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    CONSISTENT_FIELD_NUMBER: _builtins.int
+    consistent: _builtins.bool
+    """For a fleet peer starting from this state: the copy is taken in one hold of the state's lock
+    (no batch applied during it, instead of a few rows at a time) and the first chunk carries
+    the gateway positions applied at that moment (StateChunk.positions).
+    """
     def __init__(
         self,
+        *,
+        consistent: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistent", b"consistent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportStateRequest: _TypeAlias = ExportStateRequest  # noqa: Y015
+
+@_typing.final
+class StreamPosition(_message.Message):
+    """The last event a sidecar applied from one handler run (Hello.run_id, EventBatch.first_event)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GATEWAY_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_FIELD_NUMBER: _builtins.int
+    gateway_id: _builtins.str
+    run_id: _builtins.str
+    last_event: _builtins.int
+    def __init__(
+        self,
+        *,
+        gateway_id: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        last_event: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_id", b"gateway_id", "last_event", b"last_event", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamPosition: _TypeAlias = StreamPosition  # noqa: Y015
 
 @_typing.final
 class StateChunk(_message.Message):
@@ -1119,20 +1154,39 @@ class StateChunk(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     THRESHOLDS_JSON_FIELD_NUMBER: _builtins.int
     TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    POSITIONS_FIELD_NUMBER: _builtins.int
+    DETECTORS_FIELD_NUMBER: _builtins.int
+    EVENTS_APPLIED_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
     thresholds_json: _builtins.str
     """First chunk only: the sidecar's thresholds (JSON object) and the snapshot's size."""
     total_bytes: _builtins.int
+    detectors: _builtins.bytes
+    """A consistent export only, in the chunks after the snapshot's: the retry and repeat
+    detectors' caches (numpy .npz bytes, concatenated), which a snapshot leaves out: a retry
+    whose failure the peer applied before the copy is still recognised after it.
+    """
+    events_applied: _builtins.int
+    """First chunk of a consistent export only: the copy's events_applied (the restarting
+    instance takes the positions only if the state it restored is this one).
+    """
+    @_builtins.property
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___StreamPosition]:
+        """First chunk of a consistent export only: the last event applied per handler run."""
+
     def __init__(
         self,
         *,
         data: _builtins.bytes = ...,
         thresholds_json: _builtins.str = ...,
         total_bytes: _builtins.int = ...,
+        positions: _abc.Iterable[Global___StreamPosition] | None = ...,
+        detectors: _builtins.bytes = ...,
+        events_applied: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "thresholds_json", b"thresholds_json", "total_bytes", b"total_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "detectors", b"detectors", "events_applied", b"events_applied", "positions", b"positions", "thresholds_json", b"thresholds_json", "total_bytes", b"total_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

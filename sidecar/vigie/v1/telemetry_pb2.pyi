@@ -200,6 +200,7 @@ class Hello(_message.Message):
     REGION_FIELD_NUMBER: _builtins.int
     CLOCK_US_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """Stable name of the gateway process (e.g. the pod name). Required."""
     channel: _builtins.str
@@ -227,6 +228,11 @@ class Hello(_message.Message):
     wait for room in its data writer (backpressure, the Ack comes later) rather than drop its
     rollups. A gateway leaves it false: live streams are never made to wait.
     """
+    run_id: _builtins.str
+    """Identifies this handler process's numbering of events (EventBatch.first_event): a random id
+    drawn when the handler starts, the same on the streams to every sidecar of the fleet and
+    across reconnections. Empty: the batches are not numbered.
+    """
     def __init__(
         self,
         *,
@@ -238,10 +244,11 @@ class Hello(_message.Message):
         region: _builtins.str = ...,
         clock_us: _builtins.int = ...,
         history: _builtins.bool = ...,
+        run_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "clock_us", b"clock_us", "gateway_id", b"gateway_id", "handler_version", b"handler_version", "history", b"history", "protocol_version", b"protocol_version", "region", b"region", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "clock_us", b"clock_us", "gateway_id", b"gateway_id", "handler_version", b"handler_version", "history", b"history", "protocol_version", b"protocol_version", "region", b"region", "run_id", b"run_id", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -298,6 +305,7 @@ class EventBatch(_message.Message):
     DICTIONARY_BASE_FIELD_NUMBER: _builtins.int
     DICTIONARY_ADDITIONS_FIELD_NUMBER: _builtins.int
     SENT_AT_US_FIELD_NUMBER: _builtins.int
+    FIRST_EVENT_FIELD_NUMBER: _builtins.int
     EVENT_TIME_US_FIELD_NUMBER: _builtins.int
     APPLICATION_ID_FIELD_NUMBER: _builtins.int
     APPLICATION_NAME_FIELD_NUMBER: _builtins.int
@@ -332,6 +340,14 @@ class EventBatch(_message.Message):
     sent_at_us: _builtins.int
     """Gateway wall-clock time when the batch was built, microseconds since the Unix epoch (UTC).
     Used to measure freshness; not used as event time.
+    """
+    first_event: _builtins.int
+    """Number of the batch's first event in the handler's numbering (Hello.run_id): 1 for the first
+    event the handler took since it started, +1 for each next one, the same number for the same
+    event on the streams to every sidecar; the batch's events have consecutive numbers (a gap,
+    events dropped for this sidecar, starts a new batch). 0 = not numbered. A sidecar that started
+    from a peer's state applies only the events after the last one that peer had applied for
+    this run_id (and any sidecar skips an event it already applied: a batch sent again).
     """
     event_time_us: _builtins.bytes
     """int64: time the gateway received the request, microseconds since the Unix epoch (UTC).
@@ -410,6 +426,7 @@ class EventBatch(_message.Message):
         dictionary_base: _builtins.int = ...,
         dictionary_additions: _abc.Iterable[_builtins.str] | None = ...,
         sent_at_us: _builtins.int = ...,
+        first_event: _builtins.int = ...,
         event_time_us: _builtins.bytes = ...,
         application_id: _builtins.bytes = ...,
         application_name: _builtins.bytes = ...,
@@ -436,7 +453,7 @@ class EventBatch(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_context", b"api_context", "api_id", b"api_id", "api_name", b"api_name", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "backend_latency_us", b"backend_latency_us", "client_ip", b"client_ip", "count", b"count", "dictionary_additions", b"dictionary_additions", "dictionary_base", b"dictionary_base", "error_code", b"error_code", "event_time_us", b"event_time_us", "flags", b"flags", "http_method", b"http_method", "http_status", b"http_status", "key_type", b"key_type", "latency_us", b"latency_us", "request_bytes", b"request_bytes", "resource_template", b"resource_template", "response_bytes", b"response_bytes", "sent_at_us", b"sent_at_us", "sequence", b"sequence", "subscription_tier", b"subscription_tier", "target_status", b"target_status", "tenant", b"tenant", "uri_hash", b"uri_hash"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_context", b"api_context", "api_id", b"api_id", "api_name", b"api_name", "api_version", b"api_version", "application_id", b"application_id", "application_name", b"application_name", "application_owner", b"application_owner", "backend_latency_us", b"backend_latency_us", "client_ip", b"client_ip", "count", b"count", "dictionary_additions", b"dictionary_additions", "dictionary_base", b"dictionary_base", "error_code", b"error_code", "event_time_us", b"event_time_us", "first_event", b"first_event", "flags", b"flags", "http_method", b"http_method", "http_status", b"http_status", "key_type", b"key_type", "latency_us", b"latency_us", "request_bytes", b"request_bytes", "resource_template", b"resource_template", "response_bytes", b"response_bytes", "sent_at_us", b"sent_at_us", "sequence", b"sequence", "subscription_tier", b"subscription_tier", "target_status", b"target_status", "tenant", b"tenant", "uri_hash", b"uri_hash"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -34,7 +34,8 @@ import java.util.concurrent.locks.LockSupport;
  * (15000), {@code --threads} request threads (4), {@code --seconds} upper bound (600),
  * {@code --apps} applications (600), {@code --apis} APIs (60), {@code --queue} capacity (65536),
  * {@code --report-ms} (100), {@code --probe app/api/version} (a request whose directive verdict is
- * reported), {@code --gateway-id}, {@code --channel}, {@code --hold-ms} (10000), and the handler's
+ * reported), {@code --gateway-id}, {@code --channel}, {@code --hold-ms} (10000), {@code --sidecars}
+ * (comma-separated: a fleet, every event to each; each target's figures in {@code "targets"}), and the handler's
  * TLS settings {@code --tls-ca}, {@code --tls-cert}, {@code --tls-key}, {@code --tls-authority}.
  */
 public final class LoadDriver {
@@ -53,7 +54,11 @@ public final class LoadDriver {
         String[] probe = a.getOrDefault("probe", "probe-app/ProbeAPI/v1").split("/", 3);
 
         Map<String, String> props = new HashMap<>();
-        props.put("vigie.sidecar.address", a.getOrDefault("sidecar", "127.0.0.1:7355"));
+        if (a.containsKey("sidecars")) {
+            props.put("vigie.sidecar.addresses", a.get("sidecars"));
+        } else {
+            props.put("vigie.sidecar.address", a.getOrDefault("sidecar", "127.0.0.1:7355"));
+        }
         props.put("vigie.gateway.id", a.getOrDefault("gateway-id", "load-driver"));
         props.put("vigie.channel", a.getOrDefault("channel", "main"));
         props.put("vigie.queue.capacity", a.getOrDefault("queue", "65536"));
@@ -116,8 +121,12 @@ public final class LoadDriver {
             // every offered event ends acknowledged or counted dropped: wait for it (bounded)
             long deadline = System.nanoTime() + 60_000_000_000L;
             while (System.nanoTime() < deadline) {
-                Counters.Snapshot c = agent.counters();
-                if (c.queueDepth == 0 && c.acked + c.dropped() == c.offered) {
+                boolean settled = true;
+                for (int k = 0; k < agent.targetCount(); k++) {
+                    Counters.Snapshot c = agent.targetCounters(k);
+                    settled &= c.queueDepth == 0 && c.acked + c.dropped() == c.offered;
+                }
+                if (settled) {
                     break;
                 }
                 LockSupport.parkNanos(20_000_000L);
@@ -162,6 +171,15 @@ public final class LoadDriver {
                 .append(",\"path_log2_ns\":[");
         for (int b = 0; b < BUCKETS; b++) {
             sb.append(b == 0 ? "" : ",").append(hist[b]);
+        }
+        sb.append("],\"targets\":[");
+        for (int k = 0; k < agent.targetCount(); k++) {
+            Counters.Snapshot t = agent.targetCounters(k);
+            sb.append(k == 0 ? "" : ",").append("{\"name\":\"").append(agent.targetName(k))
+                    .append("\",\"state\":\"").append(agent.targetState(k))
+                    .append("\",\"acked\":").append(t.acked)
+                    .append(",\"dropped\":").append(t.dropped())
+                    .append(",\"reconnects\":").append(t.reconnects).append('}');
         }
         return sb.append("]}").toString();
     }

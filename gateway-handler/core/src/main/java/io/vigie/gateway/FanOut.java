@@ -11,7 +11,9 @@ import io.vigie.gateway.queue.EventRing;
  * agent's slot is freed at once. A target whose queue is full loses that event, counted in its
  * {@code droppedQueueFull}; the other targets get it. Each target then encodes its own batches
  * with its own stream dictionary (the wire's dictionary is per stream, and each target's streams
- * reconnect on their own). Run by one thread only (the agent's queue has one consumer).
+ * reconnect on their own). Each event is numbered (1, 2, ...) as it is moved, the same number
+ * in every target's queue ({@link EventRing#numbers}): the sidecars of a fleet name the events by
+ * it ({@code EventBatch.first_event}). Run by one thread only (the agent's queue has one consumer).
  */
 final class FanOut {
     /** Events moved per {@link #step()} at most, so that the caller's loop stays responsive. */
@@ -20,6 +22,8 @@ final class FanOut {
     private final EventRing source;
     private final EventRing[] queues;
     private final Counters[] counters;
+    /** Number of the last event moved: each event gets the next one, in every target's queue. */
+    private long number;
 
     FanOut(EventRing source, EventRing[] queues, Counters[] counters) {
         this.source = source;
@@ -46,6 +50,7 @@ final class FanOut {
 
     private void copyToTargets(int from) {
         EventRing s = source;
+        long num = ++number;
         for (int t = 0; t < queues.length; t++) {
             EventRing q = queues[t];
             long pos = q.tryClaim();
@@ -58,6 +63,7 @@ final class FanOut {
             System.arraycopy(s.ints, from * EventRing.INTS, q.ints, to * EventRing.INTS, EventRing.INTS);
             System.arraycopy(s.strings, from * EventRing.STRINGS, q.strings, to * EventRing.STRINGS,
                     EventRing.STRINGS);
+            q.numbers[to] = num;
             q.publish(pos);
         }
     }

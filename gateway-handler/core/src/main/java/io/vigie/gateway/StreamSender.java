@@ -25,7 +25,9 @@ import java.util.logging.Logger;
  * The sender of one sidecar target: drains that target's own queue, dictionary-encodes events
  * into columnar batches and writes them to one bidirectional {@code Telemetry.Stream}; applies
  * the directive updates (as this target's source in the directive table) and acks coming back.
- * On failure it backs off (doubling, capped), reconnects and starts a new dictionary. Every
+ * On failure it backs off (doubling, capped), reconnects and starts a new dictionary. Each batch
+ * names its first event ({@code EventBatch.first_event}: the fan-out's number, or this sender's
+ * own count when it reads the agent's queue) and holds consecutive events only. Every
  * stream is completed exactly once ({@link Session#finish}). Its counters are its own; its
  * {@code GatewayReport} adds the figures all targets share ({@link Counters#forTarget}).
  *
@@ -66,6 +68,8 @@ final class StreamSender {
     private long nextReportNanos;
     private long nextExpiryNanos;
     private boolean everConnected;
+    /** Events taken from a queue whose slots are not numbered (one target: the agent's own). */
+    private long taken;
     private volatile State state = State.DISCONNECTED;
 
     /**
@@ -223,6 +227,7 @@ final class StreamSender {
     private boolean drainInto(Session s, long now, boolean force) {
         BatchEncoder enc = s.encoder;
         boolean worked = false;
+        boolean cut = false;
         while (!enc.isFull()) {
             long pos = ring.peek();
             if (pos < 0) {
@@ -237,14 +242,22 @@ final class StreamSender {
                 nextAttemptNanos = now;
                 return true;
             }
+            long num = ring.numbers != null ? ring.numbers[ring.slot(pos)] : taken + 1;
+            if (enc.count() > 0 && num != s.lastNumber + 1) {
+                cut = true; // events dropped for this target: a batch holds consecutive numbers
+                break;
+            }
             if (enc.count() == 0) {
                 s.batchStartNanos = now;
+                enc.firstEvent(num);
             }
             enc.add(ring, ring.slot(pos));
             ring.release(pos);
+            taken++;
+            s.lastNumber = num;
             worked = true;
         }
-        if (enc.count() > 0 && (force || enc.isFull() || now - s.batchStartNanos >= flushNanos)) {
+        if (enc.count() > 0 && (force || cut || enc.isFull() || now - s.batchStartNanos >= flushNanos)) {
             if (s.call.isReady()) {
                 sendBatch(s, enc);
                 worked = true;
@@ -275,6 +288,7 @@ final class StreamSender {
                 break;
             }
             ring.release(pos);
+            taken++;
             counters.droppedDisconnected.increment();
             worked = true;
         }
@@ -348,6 +362,8 @@ final class StreamSender {
     /** One bidirectional stream and its dictionary. */
     final class Session implements ClientResponseObserver<GatewayMessage, SidecarMessage> {
         final long openedNanos;
+        /** Number of the last event put in a batch of this stream. */
+        long lastNumber;
         ClientCallStreamObserver<GatewayMessage> call;
         BatchEncoder encoder;
         volatile Welcome welcome;

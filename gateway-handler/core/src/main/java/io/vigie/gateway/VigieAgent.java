@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
@@ -99,6 +100,8 @@ public final class VigieAgent implements AutoCloseable {
                 .setRegion(b.region)
                 .setHandlerVersion(VERSION)
                 .setProtocolVersion(StreamSender.PROTOCOL_VERSION)
+                // names this run's numbering of events, the same on every target's stream
+                .setRunId(UUID.randomUUID().toString())
                 .build();
         SenderConfig config = SenderConfig.builder(hello, clientIp)
                 .batchMaxEvents(b.batchMaxEvents)
@@ -116,7 +119,7 @@ public final class VigieAgent implements AutoCloseable {
             ManagedChannel ch = supplier != null ? supplier.get() : defaultChannel(b.targetNames.get(k), b.tls);
             Counters own = new Counters();
             // one sidecar: no copy, no fan-out thread (the request path's neighbours as before)
-            EventRing queue = n == 1 ? ring : new EventRing(b.queueCapacity);
+            EventRing queue = n == 1 ? ring : new EventRing(b.queueCapacity, true);
             StreamSender sender = new StreamSender(queue, own, counters, ring, directives, k, clock, ch, config);
             targets[k] = new Target(b.targetNames.get(k), queue, own, ch, sender);
             targetCounters[k] = own;

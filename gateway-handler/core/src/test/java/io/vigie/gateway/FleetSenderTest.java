@@ -134,6 +134,60 @@ class FleetSenderTest {
         }
     }
 
+    /** The event numbers of every batch {@code s} received, on all its streams, in order. */
+    private static List<Long> numbers(FakeSidecar s) {
+        List<Long> out = new java.util.ArrayList<>();
+        for (FakeSidecar.Stream st : s.streams) {
+            for (EventBatch b : batches(st)) {
+                assertTrue(b.getFirstEvent() > 0, "every batch is numbered");
+                for (long k = 0; k < b.getCount(); k++) {
+                    out.add(b.getFirstEvent() + k);
+                }
+            }
+        }
+        return out;
+    }
+
+    private static List<Long> range(long from, long to) {
+        return java.util.stream.LongStream.rangeClosed(from, to).boxed().collect(Collectors.toList());
+    }
+
+    private static String runId(FakeSidecar s) {
+        return s.streams.get(0).received.get(0).getHello().getRunId();
+    }
+
+    @Test
+    void anEventHasOneNumberOnEveryTargetAndABatchHoldsConsecutiveNumbersOnly() {
+        stalled.silent = true;
+        try (VigieAgent a = agent().queueCapacity(8).build()) {
+            rounds(a, 10, 5); // the stalled one's queue keeps events 1..8 and drops 9..50
+            stalled.silent = false;
+            stalled.last().fail();
+            a.step();
+            clock.advanceMillis(100);
+            a.step();
+            clock.advanceMillis(5);
+            a.step();
+            offer(a, 3, "app-1"); // 51..53, to both
+            a.step();
+            clock.advanceMillis(5);
+            a.step();
+            assertEquals(range(1, 53), numbers(healthy));
+            List<Long> gapped = range(1, 8);
+            gapped.addAll(range(51, 53));
+            assertEquals(gapped, numbers(stalled), "the same numbers, a gap where its queue dropped");
+            for (EventBatch b : batches(stalled.last())) {
+                assertTrue(b.getFirstEvent() + b.getCount() - 1 <= 8 || b.getFirstEvent() >= 51,
+                        "the gap starts a new batch: " + b.getFirstEvent() + "+" + b.getCount());
+            }
+            assertEquals(runId(healthy), runId(stalled), "one numbering for every target");
+            assertEquals(36, runId(healthy).length());
+            for (FakeSidecar.Stream st : stalled.streams) {
+                assertEquals(runId(stalled), st.received.get(0).getHello().getRunId(), "kept across reconnections");
+            }
+        }
+    }
+
     @Test
     void aDeadSidecarCostsDisconnectedDropsForItAlone() {
         stalled.close();

@@ -152,6 +152,10 @@ class SenderTest {
             a.step();
             EventBatch again = batches(sidecar.streams.get(1)).get(0);
             assertEquals(1, again.getSequence());
+            assertEquals(1, first.getFirstEvent(), "one target: the sender numbers what it takes");
+            assertEquals(3, again.getFirstEvent(), "the numbering goes on across streams (sequence does not)");
+            assertEquals(sidecar.streams.get(0).received.get(0).getHello().getRunId(),
+                    sidecar.streams.get(1).received.get(0).getHello().getRunId());
             assertEquals(1, again.getDictionaryBase());
             assertEquals(List.of("app-1", "Orders", "v1"), again.getDictionaryAdditionsList());
             assertEquals(1, a.counters().reconnects);

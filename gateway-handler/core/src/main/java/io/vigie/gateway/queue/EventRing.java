@@ -54,9 +54,20 @@ public final class EventRing {
     public final int[] ints;
     /** String fields: slot * STRINGS + i. */
     public final String[] strings;
+    /**
+     * The handler-wide number of each slot's event (a sidecar target's own queue, filled by the
+     * fan-out: the same event has the same number in every target's queue); {@code null} for the
+     * agent's queue, which the request path writes.
+     */
+    public final long[] numbers;
 
     /** A ring of at least {@code minCapacity} slots (rounded up to a power of two). */
     public EventRing(int minCapacity) {
+        this(minCapacity, false);
+    }
+
+    /** A ring of at least {@code minCapacity} slots, with an event number per slot if {@code numbered}. */
+    public EventRing(int minCapacity, boolean numbered) {
         if (minCapacity < 2 || minCapacity > (1 << 24)) {
             throw new IllegalArgumentException("ring capacity must be within 2..16777216, got " + minCapacity);
         }
@@ -70,6 +81,7 @@ public final class EventRing {
         this.longs = new long[cap * LONGS];
         this.ints = new int[cap * INTS];
         this.strings = new String[cap * STRINGS];
+        this.numbers = numbered ? new long[cap] : null;
     }
 
     public int capacity() {

@@ -43,6 +43,8 @@ public final class BatchEncoder {
     private int dictionarySize = 1; // id 0 is the empty string
     private int base = 1;
     private long sequence;
+    /** Number of the current batch's first event ({@code EventBatch.first_event}; 0 = not numbered). */
+    private long firstEvent;
     private int count;
 
     /** An encoder whose batches hold at most {@code maxEvents} events, client addresses kept as they are. */
@@ -81,6 +83,15 @@ public final class BatchEncoder {
     /** Entries of the stream's dictionary so far, counting the empty string (and pending ones). */
     public int dictionarySize() {
         return dictionarySize;
+    }
+
+    /**
+     * Numbers the batch being built: its first event is the handler's event {@code n} and the
+     * others follow consecutively ({@code EventBatch.first_event}). Call before the batch's first
+     * {@code add}; a batch not numbered sends 0.
+     */
+    public void firstEvent(long n) {
+        firstEvent = n;
     }
 
     /** Sequence number of the last batch built (0 before the first). */
@@ -158,7 +169,8 @@ public final class BatchEncoder {
                 .setCount(count)
                 .setDictionaryBase(base)
                 .addAllDictionaryAdditions(pending)
-                .setSentAtUs(sentAtUs);
+                .setSentAtUs(sentAtUs)
+                .setFirstEvent(firstEvent);
         for (Column c : Column.values()) {
             if ((mask & c.bit()) != 0) {
                 ByteString bytes = ByteString.copyFrom(columns[c.ordinal()], 0, count * c.width);
@@ -168,6 +180,7 @@ public final class BatchEncoder {
         base = dictionarySize;
         pending.clear();
         count = 0;
+        firstEvent = 0;
         return b.build();
     }
 
