@@ -74,6 +74,17 @@ class FleetSenderTest {
                 .collect(Collectors.toList());
     }
 
+    /** The stalled sidecar answers again: its stream fails, the sender reconnects and drains its queue. */
+    private void comeBack(VigieAgent a) {
+        stalled.silent = false;
+        stalled.last().fail();
+        a.step();
+        clock.advanceMillis(100);
+        a.step();
+        clock.advanceMillis(5);
+        a.step();
+    }
+
     @Test
     void everySidecarReceivesEveryEventWithItsOwnDictionary() {
         stalled.silent = false;
@@ -112,13 +123,7 @@ class FleetSenderTest {
             assertEquals("CONNECTING", a.streamState(), "the least advanced of the two");
 
             // the stalled sidecar comes back: it gets what its queue held, and its report says what it lost
-            stalled.silent = false;
-            stalled.last().fail();
-            a.step();
-            clock.advanceMillis(100);
-            a.step();
-            clock.advanceMillis(5);
-            a.step();
+            comeBack(a);
             assertEquals(8, stalled.eventsApplied());
             clock.advanceMillis(1_000);
             a.step();
@@ -161,13 +166,7 @@ class FleetSenderTest {
         stalled.silent = true;
         try (VigieAgent a = agent().queueCapacity(8).build()) {
             rounds(a, 10, 5); // the stalled one's queue keeps events 1..8 and drops 9..50
-            stalled.silent = false;
-            stalled.last().fail();
-            a.step();
-            clock.advanceMillis(100);
-            a.step();
-            clock.advanceMillis(5);
-            a.step();
+            comeBack(a);
             offer(a, 3, "app-1"); // 51..53, to both
             a.step();
             clock.advanceMillis(5);
