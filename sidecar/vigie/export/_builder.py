@@ -24,6 +24,7 @@ from vigie.export._collect import Frame
 from vigie.export._platform import PlatformSeries, SelfFigures
 from vigie.export._points import (
     DELTA,
+    AttrCache,
     AttrValue,
     Batch,
     ExpHistogramPoints,
@@ -41,7 +42,27 @@ class DeltaState:
     def __init__(self) -> None:
         self.prev: dict[str, npt.NDArray[Any]] = {}
         self.seen: dict[str, npt.NDArray[np.bool_]] = {}
+        self.epochs: dict[str, int] = {}  # ``AttrCache.epoch`` of the ids in prev / seen
         self.last_ns = 0
+
+    def _follow(self, name: str, cache: AttrCache) -> None:
+        """The previous values renumbered as the series were (``AttrCache.compact``): those of
+        the series dropped go; after more than one compaction (never between two builds),
+        every series starts again."""
+        epoch = self.epochs.get(name, 0)
+        if cache.epoch == epoch:
+            return
+        self.epochs[name] = cache.epoch
+        prev, seen = self.prev.pop(name, None), self.seen.pop(name, None)
+        if prev is None or seen is None or cache.epoch != epoch + 1:
+            return
+        new_id = cache.renumbered[: len(prev)]
+        kept = np.flatnonzero(new_id >= 0)
+        grown = np.zeros_like(prev)
+        was = np.zeros_like(seen)
+        grown[new_id[kept]] = prev[kept]
+        was[new_id[kept]] = seen[kept]
+        self.prev[name], self.seen[name] = grown, was
 
     def _arrays(
         self, name: str, n_ids: int, shape: tuple[int, ...], dtype: Any
@@ -62,6 +83,7 @@ class DeltaState:
         below the previous one is a reset: the delta is then the value itself."""
         name = p.spec.name
         ids = p.ids
+        self._follow(name, p.cache)
         if isinstance(p, NumberPoints):
             prev, seen = self._arrays(name, n_ids, (), p.values.dtype)
             cur = p.values.copy()

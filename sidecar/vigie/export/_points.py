@@ -43,6 +43,11 @@ ATTR_TAG_NUMBER: Final = (7 << 3) | 2
 ATTR_TAG_HISTOGRAM: Final = (9 << 3) | 2
 ATTR_TAG_EXP: Final = (1 << 3) | 2
 
+# a metric's series that are no longer exported are dropped from its cache when it holds more
+# than PRUNE_AT times the series exported plus PRUNE_FLOOR (``AttrCache.crowded``)
+PRUNE_AT = 4
+PRUNE_FLOOR = 1024
+
 CUMULATIVE: Final = AggregationTemporality.CUMULATIVE
 DELTA: Final = AggregationTemporality.DELTA
 
@@ -79,8 +84,10 @@ def encode_attributes(tag: int, attrs: Mapping[str, AttrValue]) -> bytes:
 
 
 class AttrCache:
-    """Attribute sets of one metric's series, each encoded once; ids are stable for the life of
-    the exporter (they also key the previous values when exporting deltas)."""
+    """Attribute sets of one metric's series, each encoded once; ids are stable until the cache
+    is compacted (``compact``: series that went away dropped), which ``epoch`` counts and
+    ``renumbered`` describes, so that what is keyed by ids (the previous values of delta
+    temporality) follows."""
 
     def __init__(self, tag: int) -> None:
         self.tag = tag
@@ -88,6 +95,8 @@ class AttrCache:
         self.off = np.zeros(256, dtype=np.int64)
         self.attrs: list[dict[str, AttrValue]] = []
         self._ids: dict[Any, int] = {}
+        self.epoch = 0  # compactions so far
+        self.renumbered = np.zeros(0, dtype=np.int64)  # by the latest: old id -> new id, or -1
 
     def __len__(self) -> int:
         return len(self.attrs)
@@ -116,6 +125,30 @@ class AttrCache:
         self.attrs.append(attrs)
         self._ids[key] = n
         return n
+
+    def crowded(self, used: int) -> bool:
+        """Whether the cache holds many more series than the ``used`` ones (``PRUNE_AT``)."""
+        return len(self.attrs) > PRUNE_AT * used + PRUNE_FLOOR
+
+    def compact(self, keep: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Keep only the series ``keep`` (ascending, unique), renumbered ``0..len(keep)-1`` in
+        that order; returns their new ids."""
+        n = len(self.attrs)
+        new_id = np.full(n, -1, dtype=np.int64)
+        new_id[keep] = np.arange(len(keep), dtype=np.int64)
+        starts, ends = self.off[keep], self.off[keep + 1]
+        sizes = ends - starts
+        blob = np.zeros(max(4096, int(sizes.sum())), dtype=np.uint8)
+        off = np.zeros(max(256, len(keep) + 2), dtype=np.int64)
+        off[1 : len(keep) + 1] = np.cumsum(sizes)
+        for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            blob[int(off[i]) : int(off[i + 1])] = self.blob[a:b]
+        self.blob, self.off = blob, off
+        self.attrs = [self.attrs[i] for i in keep.tolist()]
+        self._ids = {k: int(new_id[v]) for k, v in self._ids.items() if new_id[v] >= 0}
+        self.renumbered = new_id
+        self.epoch += 1
+        return np.arange(len(keep), dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------------------------

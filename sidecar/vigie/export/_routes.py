@@ -47,6 +47,15 @@ class RouteView:
         self.cache = AttrCache(tag)
         self.group = np.full(0, -1, dtype=np.int64)
 
+    def prune(self, n: int) -> None:
+        """Drop the series no route row among the first ``n`` feeds when they pile up
+        (``AttrCache.crowded``); the rows' series renumbered."""
+        g = self.group[:n]
+        used = np.unique(g[g >= 0])
+        if self.cache.crowded(len(used)):
+            self.cache.compact(used)
+            g[g >= 0] = self.cache.renumbered[g[g >= 0]]
+
     def extend(self, n: int) -> None:
         if n > len(self.group):
             grown = np.full(max(n, 2 * len(self.group)), -1, dtype=np.int64)
@@ -72,13 +81,19 @@ class RouteSeries:
 
     def _assign(self, f: Frame) -> None:
         n = len(f.route_i64)
-        if f.row_epoch != self._epoch:  # route rows were moved (an eviction): assigned again
+        moved = f.row_epoch != self._epoch
+        if moved:  # route rows were moved (an eviction): assigned again
             self._epoch = f.row_epoch
             self._routes_seen = 0
             for v in (self.duration, self.requests, self.throttled, self.errors):
                 v.group[:] = -1
-        if n <= self._routes_seen:
-            return
+        if n > self._routes_seen:
+            self._assign_new(f, n)
+        if moved:  # the series of the routes evicted, when they pile up, go
+            for v in (self.duration, self.requests, self.throttled, self.errors):
+                v.prune(n)
+
+    def _assign_new(self, f: Frame, n: int) -> None:
         for v in (self.duration, self.requests, self.throttled, self.errors):
             v.extend(n)
         s = f.strings

@@ -4,6 +4,14 @@ series do not flap), and everything else is summed under ``wso2.application.name
 series are vigie's own accumulators of the increments seen while a subscription is a member (its
 start time is when it joined), so ``other`` never decreases when a member joins or leaves, and
 members plus ``other`` always add up to the platform's traffic.
+
+A member is a subscription row and its generation (``S_GEN``, +1 each time the row is
+allocated): both survive an API eviction, which renumbers API rows and so rewrites the row key
+(``S_KEY``, application << 32 | API row) of subscriptions that stay. A member's series is keyed
+by the names it exports (application id, tenant, API, version), never by a row key: a row key
+may come back for another subscription after an eviction, names do not lie. The series of
+subscriptions that are no longer members are pruned when they pile up (``AttrCache.crowded``):
+one that comes back starts a new series (its start time says so).
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ MISBEHAVIOUR: Final = (
 )
 OTHER: Final = "other"
 
+SubIdentity = tuple[str, str, str, str]  # application id, tenant, API name, API version
+
 
 class _Simple:
     """A metric whose few series are keyed by a tuple of attribute values."""
@@ -53,7 +63,9 @@ class SubscriptionSeries:
 
     def __init__(self, top_k: int) -> None:
         self.top_k = top_k
-        self.members: set[int] = set()  # S_KEY of member subscriptions
+        self._member_gen = np.full(0, -1, dtype=np.int64)  # per row: S_GEN while a member
+        # per member row: its generation, its identity by names and its attributes
+        self._names: dict[int, tuple[int, SubIdentity, dict[str, AttrValue]] | None] = {}
         self._sub_caches = {
             spec.name: AttrCache(ATTR_TAG_NUMBER)
             for spec in (C.SUB_REQUESTS, C.SUB_FAILURES, C.SUB_RETRIES)
@@ -81,6 +93,27 @@ class SubscriptionSeries:
                 new = np.zeros(size)
                 new[: len(old)] = old
                 setattr(self, name, new)
+            gen = np.full(size, -1, dtype=np.int64)
+            gen[: len(self._member_gen)] = self._member_gen
+            self._member_gen = gen
+
+    def _named(self, f: Frame, row: int) -> tuple[SubIdentity, dict[str, AttrValue]] | None:
+        """A member row's identity by names and its attributes, found once per generation."""
+        gen = int(f.sub_i64[row, L.S_GEN])
+        known = self._names.get(row)
+        if known is None or known[0] != gen:
+            attrs = self._sub_attrs(f, row)
+            if attrs is None:
+                return None  # not kept: looked up again next time
+            ident = (
+                str(attrs["wso2.application.id"]),
+                str(attrs["wso2.tenant"]),
+                str(attrs["wso2.api.name"]),
+                str(attrs["wso2.api.version"]),
+            )
+            known = (gen, ident, attrs)
+            self._names[row] = known
+        return known[1], known[2]
 
     def _sub_attrs(self, f: Frame, row: int) -> dict[str, AttrValue] | None:
         s = f.strings
@@ -134,12 +167,10 @@ class SubscriptionSeries:
         fl[:] = np.where(same, 0.5 * fl, 0.0) + inc[:, 1:4].sum(axis=1)
         bad_cols = [SUB_CLASSES.index(c) for c in MISBEHAVIOUR]
         bad = f.sub_held[:, bad_cols].sum(axis=1)
-        self._select(f, live, t, bad * 1e15 + fl, bad > 0)
-
-        keys = sub[:, L.S_KEY]
-        is_member = live & np.isin(keys, np.fromiter(self.members, np.int64, len(self.members)))
+        is_member = self._select(f, live, t, bad * 1e15 + fl, bad > 0)
         member_rows = np.flatnonzero(is_member)
-        attrs_of_row: dict[int, dict[str, AttrValue] | None] = {}
+        self._names = {r: self._names.get(r) for r in member_rows.tolist()}
+        named = {r: self._named(f, r) for r in member_rows.tolist()}
         out: list[Points] = []
         start0 = f.start_ns
         for spec, cols, label in (
@@ -153,24 +184,21 @@ class SubscriptionSeries:
                 extra: dict[str, AttrValue] = {"vigie.failure": label[j]} if label else {}
                 other = {"wso2.application.name": OTHER} | extra
                 oid = self._acc_id(name, (OTHER, j), other, start0)
-                self._sub_acc[name][oid] += float(inc[~is_member, col].sum())
-                emitted.append(oid)
                 rows, ids = [], []
                 for row in member_rows.tolist():
-                    key = (int(keys[row]), j)
-                    i = self._sub_caches[name].get(key)
-                    if i is None:
-                        if row not in attrs_of_row:
-                            attrs_of_row[row] = self._sub_attrs(f, row)
-                        attrs = attrs_of_row[row]
-                        if attrs is None:
-                            continue
-                        i = self._acc_id(name, key, attrs | extra, f.time_ns)
+                    found = named[row]
+                    if found is None:
+                        continue  # its strings were copied before it: other, this time
+                    ident, attrs = found
                     rows.append(row)
-                    ids.append(i)
+                    ids.append(self._acc_id(name, (ident, j), attrs | extra, f.time_ns))
+                counted = np.zeros(n, dtype=np.bool_)
+                counted[rows] = True
+                self._sub_acc[name][oid] += float(inc[~counted, col].sum())
+                emitted.append(oid)
                 np.add.at(self._sub_acc[name], ids, inc[rows, col].astype(np.float64))
                 emitted += ids
-            idx = np.array(sorted(emitted), dtype=np.int64)
+            idx = self._prune(name, np.unique(np.array(emitted, dtype=np.int64)))
             out.append(
                 NumberPoints(
                     spec,
@@ -183,6 +211,21 @@ class SubscriptionSeries:
         out.append(self._member_classes(f, member_rows))
         return out
 
+    def _prune(self, metric: str, emitted: I64) -> I64:
+        """When the metric keeps many more series than it exports (departed members, evicted
+        subscriptions: ``AttrCache.crowded``), only those exported are kept; returns their new
+        ids."""
+        cache = self._sub_caches[metric]
+        if not cache.crowded(len(emitted)):
+            return emitted
+        new_ids = cache.compact(emitted)
+        for store in (self._sub_acc, self._sub_start):
+            old = store[metric]
+            kept = np.zeros_like(old)
+            kept[: len(emitted)] = old[emitted]
+            store[metric] = kept
+        return new_ids
+
     def _select(
         self,
         f: Frame,
@@ -190,34 +233,45 @@ class SubscriptionSeries:
         traffic: F64,
         anomaly: F64,
         anomalous: npt.NDArray[np.bool_],
-    ) -> None:
+    ) -> npt.NDArray[np.bool_]:
+        """The member rows now (and kept as such): the top K by traffic and by misbehaviour,
+        and the members of the previous export still in the top 2K."""
+        n = len(live)
         k = self.top_k
-        keys = f.sub_i64[:, L.S_KEY]
-        if k <= 0 or not live.any():
-            self.members = set()
-            return
+        gen = f.sub_i64[:, L.S_GEN]
+        members = np.zeros(n, dtype=np.bool_)
+        if k > 0 and live.any():
 
-        def top(score: F64, eligible: npt.NDArray[np.bool_], m: int) -> set[int]:
-            idx = np.flatnonzero(eligible)
-            if len(idx) > m:
-                idx = idx[np.argpartition(-score[idx], m - 1)[:m]]
-            return set(keys[idx].tolist())
+            def top(score: F64, eligible: npt.NDArray[np.bool_], m: int) -> npt.NDArray[np.bool_]:
+                idx = np.flatnonzero(eligible)
+                if len(idx) > m:
+                    idx = idx[np.argpartition(-score[idx], m - 1)[:m]]
+                out = np.zeros(n, dtype=np.bool_)
+                out[idx] = True
+                return out
 
-        t_ok = live & (traffic > 0)
-        a_ok = live & anomalous
-        entering = top(traffic, t_ok, k) | top(anomaly, a_ok, k)
-        staying = self.members & (top(traffic, t_ok, 2 * k) | top(anomaly, a_ok, 2 * k))
-        self.members = entering | staying
+            t_ok = live & (traffic > 0)
+            a_ok = live & anomalous
+            was = live & (self._member_gen[:n] == gen)  # the same row, the same subscription
+            entering = top(traffic, t_ok, k) | top(anomaly, a_ok, k)
+            staying = was & (top(traffic, t_ok, 2 * k) | top(anomaly, a_ok, 2 * k))
+            members = entering | staying
+        self._member_gen[:n] = np.where(members, gen, -1)
+        self._member_gen[n:] = -1
+        return members
 
     def _member_classes(self, f: Frame, member_rows: I64) -> NumberPoints:
         m = self._classes
         m.ids, m.values = [], []
         for row in member_rows.tolist():
-            attrs = self._sub_attrs(f, row)
-            if attrs is None:
+            found = self._named(f, row)
+            if found is None:
                 continue
+            attrs = found[1]
             for c in np.flatnonzero(f.sub_held[row]).tolist():
                 m.add(attrs | {"vigie.class": SUB_CLASSES[c]}, 1)
+        if m.cache.crowded(len(m.ids)):  # classes of departed members
+            m.ids = m.cache.compact(np.array(m.ids, dtype=np.int64)).tolist()
         return NumberPoints(
             m.spec,
             m.cache,

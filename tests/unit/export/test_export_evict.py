@@ -1,0 +1,259 @@
+"""The per-subscription series across evictions (a real State, real kernels, the real builder):
+an API eviction renumbers API rows, so a subscription's row key (application << 32 | API row)
+changes while it stays the same subscription, and another one's old key may come back. Each
+export is checked against a naive count of the events per (application, API) by name."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+
+from tests.unit.export.test_export_series import FakeSidecar, by_attrs, events, metric
+from vigie.export import _catalogue as C
+from vigie.export import _points as P
+from vigie.export._builder import Builder
+from vigie.export._collect import collect
+from vigie.export._points import NumberPoints, attrs_of
+from vigie.export._series import BuildOptions
+from vigie.state import layout as L
+from vigie.state.engine import Capacity, State
+from vigie.state.thresholds import Thresholds
+
+T0 = 1_700_000_000_000_000
+Series = tuple[str, str]  # (application id, API name)
+
+
+def _rec(t: int, app: str, api: str, status: int = 200) -> dict[str, Any]:
+    return {
+        "event_time_us": t,
+        "application_id": app,
+        "application_name": app.upper(),
+        "api_name": api,
+        "api_version": "v1",
+        "resource_template": "/r",
+        "http_method": "GET",
+        "http_status": status,
+        "latency_us": 1000,
+        "uri_hash": t,  # distinct reads: not redundant
+    }
+
+
+class Feed:
+    """A state whose API table is full (16 rows) and the naive count of what it was sent."""
+
+    def __init__(self) -> None:
+        self.state = State(Thresholds(), Capacity(max_apis=16, initial_apis=16))
+        self.sent: Counter[Series] = Counter()
+        self.failed: Counter[Series] = Counter()
+        self.t = T0
+
+    def send(self, pairs: list[tuple[str, str]], status: int = 200) -> None:
+        recs = []
+        for app, api in pairs:
+            self.t += 1000
+            recs.append(_rec(self.t, app, api, status))
+            self.sent[(app, api)] += 1
+            self.failed[(app, api)] += 400 <= status < 500
+        self.state.apply(events(self.state, recs))
+
+    def live(self) -> set[Series]:
+        """The (application, API) of every subscription row in use, by name."""
+        st = self.state
+        out = set()
+        for row in st.sub_rows().tolist():
+            s = st.sub_i64[row]
+            api = st.string(int(st.api_i64[int(s[L.S_API]), L.A_NAME]))
+            out.add((st.string(int(s[L.S_APP])), api.split("/")[-1]))
+        return out
+
+
+def _full_table() -> Feed:
+    """APIs Api-0..Api-15 in rows 0..15. Application a calls Api-0 once (the coldest API with
+    Api-1) and Api-14 often; b calls Api-1 once and Api-15 often; c<k> call Api-<k> (c5 only
+    thrice). An eviction of the two coldest moves Api-14 into row 0 and Api-15 into row 1: a's
+    Api-14 subscription then has the key a's Api-0 subscription had, and b's Api-15 b's
+    Api-1's."""
+    feed = Feed()
+    owner = {0: "a", 1: "b", 14: "a", 15: "b"}
+    feed.send([(owner.get(k, f"c{k}"), f"Api-{k}") for k in range(16)])  # rows in this order
+    feed.send(
+        [
+            (owner.get(k, f"c{k}"), f"Api-{k}")
+            for k in range(2, 16)
+            for _ in range(2 if k == 5 else 20)
+        ]
+    )
+    return feed
+
+
+def _by_sub(p: NumberPoints) -> dict[tuple[str, str, str], int]:
+    out: dict[tuple[str, str, str], int] = {}
+    for a, v in zip(attrs_of(p), p.values, strict=True):
+        key = (str(a.get("wso2.application.id", "")), str(a.get("wso2.api.name", "")))
+        key3 = (*key, str(a.get("vigie.failure", "")))
+        assert key3 not in out, f"two series with the same attributes: {a}"
+        out[key3] = int(v)
+    return out
+
+
+def _members(p: NumberPoints) -> dict[Series, int]:
+    """The member series of a metric without vigie.failure (``other`` left out)."""
+    return {(app, api): v for (app, api, _), v in _by_sub(p).items() if api}
+
+
+def _evict_twice(feed: Feed, check: Any) -> None:
+    """Two API evictions, traffic on the moved subscriptions after each; ``check`` after each
+    step."""
+    check()
+    feed.send([("n1", "New-1")])  # full: Api-0 and Api-1 (1 request each) evicted
+    assert feed.state.counters()["api_rows_evicted"] == 2
+    assert ("a", "Api-0") not in feed.live() and ("a", "Api-14") in feed.live()
+    feed.send([("a", "Api-14")] * 7 + [("b", "Api-15")] * 3, status=404)
+    feed.send([("n1", "New-1")] * 5)
+    check()
+    feed.send([("n2", "New-2")])  # the last free row
+    check()
+    # New-2 (1 request) and Api-5 (3) evicted: New-1 moves from row 14 into Api-5's row 5, and
+    # New-3 takes row 14: n1's New-3 subscription has the key n1's New-1 subscription had
+    feed.send([("n1", "New-3")])
+    assert feed.state.counters()["api_rows_evicted"] == 4
+    assert ("c5", "Api-5") not in feed.live() and ("n1", "New-3") in feed.live()
+    feed.send([("n1", "New-3")] * 4 + [("n1", "New-1")] * 2 + [("a", "Api-14")] * 5)
+    check()
+
+
+def test_member_series_keep_their_own_names_and_counts_across_api_evictions() -> None:
+    feed = _full_table()
+    builder = Builder(BuildOptions(top_k=50))  # every subscription with traffic is a member
+    sidecar = FakeSidecar(feed.state)
+
+    def check() -> None:
+        batch = builder.build(collect(sidecar))
+        live = feed.live()
+        reqs = _members(metric(batch, C.SUB_REQUESTS))
+        # every member counted all its requests (members from their first one), under its name
+        assert reqs == {s: n for s, n in feed.sent.items() if s in live}
+        fails = metric(batch, C.SUB_FAILURES)
+        client = {
+            (app, api): v
+            for (app, api, kind), v in _by_sub(fails).items()
+            if api and kind == "client_error"
+        }
+        assert client == {s: n for s, n in feed.failed.items() if s in live}
+        assert _by_sub(metric(batch, C.SUB_REQUESTS))[("", "", "")] == 0  # nothing in other
+
+    _evict_twice(feed, check)
+
+
+def test_member_series_in_delta_add_up_to_the_naive_counts_across_api_evictions() -> None:
+    feed = _full_table()
+    builder = Builder(BuildOptions(top_k=50, delta=True))
+    sidecar = FakeSidecar(feed.state)
+    summed: dict[Series, int] = defaultdict(int)
+
+    def check() -> None:
+        p = metric(builder.build(collect(sidecar)), C.SUB_REQUESTS)
+        assert (p.values >= 0).all()
+        for s, v in _members(p).items():
+            summed[s] += v
+        live = feed.live()
+        # a live subscription's deltas add up to its requests; an evicted one's stopped
+        assert {s: v for s, v in summed.items() if s in live} == {
+            s: n for s, n in feed.sent.items() if s in live
+        }
+        for s, v in summed.items():
+            assert v <= feed.sent[s], s
+
+    _evict_twice(feed, check)
+
+
+def test_members_and_other_add_up_to_the_traffic_across_api_evictions() -> None:
+    """With few members, every request is counted once: members since they joined, other, and
+    the members that left (their last figures); an eviction neither loses nor repeats any."""
+    feed = _full_table()
+    builder = Builder(BuildOptions(top_k=2))
+    sidecar = FakeSidecar(feed.state)
+    last: dict[tuple[str, str, str], int] = {}
+
+    def check() -> None:
+        p = metric(builder.build(collect(sidecar)), C.SUB_REQUESTS)
+        now = _by_sub(p)
+        for k, v in now.items():
+            assert v >= last.get(k, 0), f"{k} went down"
+        last.update(now)
+        assert sum(last.values()) == sum(feed.sent.values())
+
+    _evict_twice(feed, check)
+
+
+# ---------------------------------------------------------------------------------------------
+# the exporter's caches do not keep the series of what went away
+# ---------------------------------------------------------------------------------------------
+
+
+def _series(p: Any) -> dict[frozenset[tuple[str, Any]], tuple[int, int]]:
+    """Each point's attributes -> (start time, value or count)."""
+    counts = p.values if isinstance(p, NumberPoints) else p.count
+    return {
+        frozenset(a.items()): (int(s), int(v))
+        for a, s, v in zip(attrs_of(p), p.start_ns, counts, strict=True)
+    }
+
+
+def test_departed_members_series_are_pruned_and_deltas_follow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new busiest application every export (top 1): the series of those that left are
+    dropped from the caches; the delta exporter's points still add up to the cumulative ones
+    (a series that restarts has a new start time, its delta is its value)."""
+    monkeypatch.setattr(P, "PRUNE_FLOOR", 0)
+    feed = Feed()
+    cumulative = Builder(BuildOptions(top_k=1))
+    delta = Builder(BuildOptions(top_k=1, delta=True))
+    sidecar = FakeSidecar(feed.state)
+    before: dict[frozenset[tuple[str, Any]], tuple[int, int]] = {}
+    for k in range(30):
+        feed.send([(f"app{k}", "Api-0")] * (10 + k) + [("steady", "Api-1")] * 2)
+        frame = collect(sidecar)
+        cum = _series(metric(cumulative.build(frame), C.SUB_REQUESTS))
+        dlt = _series(metric(delta.build(frame), C.SUB_REQUESTS))
+        assert set(dlt) == set(cum)
+        for attrs, (start, value) in cum.items():
+            old = before.get(attrs)
+            same = old is not None and old[0] == start
+            assert dlt[attrs][1] == (value - old[1] if same and old else value), (k, attrs)
+        before = cum
+    cache = cumulative.subscriptions._sub_caches[C.SUB_REQUESTS.name]
+    assert len(cache) <= P.PRUNE_AT * 3  # other and the (at most 2) members exported
+    assert cache.epoch > 0
+    assert sum(v for _, v in before.values()) <= sum(feed.sent.values())
+
+
+def test_the_route_series_of_evicted_apis_are_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(P, "PRUNE_FLOOR", 0)
+    monkeypatch.setattr(P, "PRUNE_AT", 1)  # pruned as soon as a series went away
+    feed = _full_table()
+    builder = Builder(BuildOptions(top_k=5))
+    sidecar = FakeSidecar(feed.state)
+    for k in range(40):  # new APIs, each evicting older ones
+        feed.send([(f"f{k}", f"Flood-{k}")] * 2)
+        batch = builder.build(collect(sidecar))
+        got: Counter[str] = Counter()
+        for attrs, v in by_attrs(metric(batch, C.API_REQUESTS)).items():
+            got[dict(attrs)["wso2.api.name"]] += v
+        live_apis = {
+            feed.state.string(int(a)) for a in feed.state.api_i64[: feed.state.n_api_rows, L.A_NAME]
+        }
+        want: Counter[str] = Counter()
+        for (_, api), n in feed.sent.items():
+            if api in live_apis:
+                want[api] += n
+        assert got == want, k
+    assert feed.state.counters()["api_rows_evicted"] >= 30
+    # one series per API and outcome (a's and b's 404s too) and the overflow's, no more
+    assert len(builder.routes.requests.cache) <= feed.state.n_api_rows + 2 + 1
+    assert len(builder.routes.duration.cache) <= feed.state.n_route_rows + 2
+    for view in (builder.routes.requests, builder.routes.duration):
+        assert view.cache.epoch > 0
