@@ -139,8 +139,9 @@ INGEST_DROPPED: Final = MetricSpec(
     "vigie.ingest.dropped",
     Kind.COUNTER,
     "{event}",
-    "Request events lost: by the sidecar (without_api) or reported lost by a gateway "
-    "(queue_full, disconnected, send_failed, other).",
+    "Request events lost: by the sidecar (without_api; future: dated more than "
+    "max_clock_skew_seconds ahead of its clock, refused; missed: a fleet restart's gap) or "
+    "reported lost by a gateway (queue_full, disconnected, send_failed, other).",
     ("vigie.drop.source", "vigie.drop.reason", "wso2.gateway.id"),
 )
 INGEST_REFUSED: Final = MetricSpec(
@@ -156,6 +157,85 @@ GATEWAY_EVENTS: Final = MetricSpec(
     "{event}",
     "Events a connected gateway reports offered to its queue and sent to the sidecar.",
     ("wso2.gateway.id", "vigie.gateway.stage"),
+)
+GATEWAY_REFUSED: Final = MetricSpec(
+    "vigie.gateway.refused",
+    Kind.COUNTER,
+    "{refusal}",
+    "What was refused on a connected gateway's stream, by cause: future (its events the "
+    "sidecar refused, dated more than max_clock_skew_seconds ahead of its clock), directive "
+    "(directive upserts the gateway rejected), quota (local quotas it rejected).",
+    ("wso2.gateway.id", "vigie.refusal.cause"),
+)
+FLEET_REFUSED: Final = MetricSpec(
+    "vigie.fleet.refused",
+    Kind.COUNTER,
+    "{change}",
+    "Changes a fleet peer sent that this instance refused, by cause: decision (a suggestion's "
+    "decision it could not read), directive (a directive that failed validation).",
+    ("vigie.refusal.cause",),
+)
+ADMIN_REFUSED: Final = MetricSpec(
+    "vigie.admin.refused",
+    Kind.COUNTER,
+    "{request}",
+    "Admin requests (the CLI's) refused, by cause; unauthenticated: without a valid token.",
+    ("vigie.refusal.cause",),
+)
+GATEWAY_CLOCK_SKEW: Final = MetricSpec(
+    "vigie.gateway.clock.skew",
+    Kind.GAUGE,
+    "s",
+    "A connected gateway's clock minus the sidecar's, as its stream's hello said (its events "
+    "dated more than max_clock_skew_seconds ahead are refused).",
+    ("wso2.gateway.id",),
+)
+INGEST_LATE: Final = MetricSpec(
+    "vigie.ingest.late",
+    Kind.COUNTER,
+    "{event}",
+    "Events applied late: before the windows (vigie.late.for=windows: counted in the totals "
+    "only) or over 15 minutes late (baselines: in no health window).",
+    ("vigie.late.for",),
+)
+ROWS_EVICTED: Final = MetricSpec(
+    "vigie.rows.evicted",
+    Kind.COUNTER,
+    "{row}",
+    "State rows evicted to stay under memory_cap_bytes and the capacity limits, coldest "
+    "first, by table: subscription (alone or with their API), api, route (into route 0 or "
+    "with their API), security (auth_failing rows).",
+    ("vigie.table",),
+)
+STATE_ROWS: Final = MetricSpec(
+    "vigie.state.rows",
+    Kind.GAUGE,
+    "{row}",
+    "State rows in use, by table (subscription, api, route, security).",
+    ("vigie.table",),
+)
+STATE_MEMORY: Final = MetricSpec(
+    "vigie.state.memory",
+    Kind.GAUGE,
+    "By",
+    "Bytes of the state's arrays (vigie.memory=used) and memory_cap_bytes (cap), as vigie "
+    "status shows them.",
+    ("vigie.memory",),
+)
+STRINGS_HELD: Final = MetricSpec(
+    "vigie.strings.held",
+    Kind.GAUGE,
+    "{string}",
+    "Strings the sidecar holds (application ids, API names, resources, ...; max_strings "
+    "bounds them).",
+    (),
+)
+STRINGS_BYTES: Final = MetricSpec(
+    "vigie.strings.bytes",
+    Kind.GAUGE,
+    "By",
+    "Bytes of the strings the sidecar holds (max_string_bytes bounds them).",
+    (),
 )
 DATA_DROPPED: Final = MetricSpec(
     "vigie.data.dropped",
@@ -219,6 +299,16 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     INGEST_DROPPED,
     INGEST_REFUSED,
     GATEWAY_EVENTS,
+    GATEWAY_REFUSED,
+    FLEET_REFUSED,
+    ADMIN_REFUSED,
+    GATEWAY_CLOCK_SKEW,
+    INGEST_LATE,
+    ROWS_EVICTED,
+    STATE_ROWS,
+    STATE_MEMORY,
+    STRINGS_HELD,
+    STRINGS_BYTES,
     DATA_DROPPED,
     DATA_DEGRADED,
     ROUTE_OVERFLOW,

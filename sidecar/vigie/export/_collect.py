@@ -82,6 +82,10 @@ class GatewayFigures:
     offered: int = 0
     sent: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    # what was refused on its stream: its events dated too far ahead (by the sidecar), the
+    # directive upserts and local quotas it reports having rejected
+    refused: dict[str, int] = field(default_factory=dict)
+    clock_skew_us: int | None = None  # its clock minus the sidecar's; None: not sent
 
 
 @dataclass(slots=True)
@@ -136,6 +140,11 @@ class Frame:
     lock_hold_max_s: float = 0.0  # longest single hold of the sidecar's lock
     lock_holds: int = 0
     row_epoch: int = 0  # ``State.row_epoch``: API / route rows were moved when it changes
+    # the state's own counters as ``vigie status`` shows them (``State.counters``, the
+    # auth_failing table's), its bytes and its cap
+    state_counters: dict[str, int] = field(default_factory=dict)
+    state_bytes: int = 0
+    state_bytes_cap: int = 0
 
 
 _SUB_COPIES = ("sub_i64", "cls_first", "cls_last", "sub_hour")
@@ -214,6 +223,8 @@ class _Chunker:
 def _gateway(gs: Any) -> GatewayFigures:
     h = gs.hello
     fig = GatewayFigures(h.gateway_id, h.channel or "default", h.tenant)
+    fig.refused = {"future": int(getattr(gs, "refused", 0))}
+    fig.clock_skew_us = getattr(gs, "clock_skew_us", None)
     r = gs.report
     if r is not None:
         fig.offered = int(r.offered)
@@ -224,6 +235,8 @@ def _gateway(gs: Any) -> GatewayFigures:
             "send_failed": int(r.dropped_send_failed),
             "other": int(r.dropped_other),
         }
+        fig.refused["directive"] = int(getattr(r, "directives_rejected", 0))
+        fig.refused["quota"] = int(getattr(r, "quotas_rejected", 0))
     return fig
 
 
@@ -239,7 +252,12 @@ def _small(src: Source) -> dict[str, Any]:
         "api_meta": st.api_meta.copy(),
         "strings": Strings(st.interner),
         "channels": list(st.channels),
-        "counters": dict(src.counters),
+        "counters": dict(src.counters)
+        | {"fleet_refused:directive": int(getattr(src.directives, "remote_refused", 0))},
+        "state_counters": st.counters()
+        | st.security.counters()
+        | {"string_bytes_held": st.interner.bytes},
+        "state_bytes": (st.nbytes(), st.capacity.memory_cap_bytes),
         "gateways": [_gateway(gs) for gs in src.streams.values()],
         "thresholds": (st.thresholds, st.params),
     }
@@ -327,4 +345,7 @@ def collect(
         lock_hold_max_s=ch.hold_max,
         lock_holds=ch.holds,
         row_epoch=small["row_epoch"],
+        state_counters=small["state_counters"],
+        state_bytes=small["state_bytes"][0],
+        state_bytes_cap=small["state_bytes"][1],
     )

@@ -1,5 +1,7 @@
 """The platform metrics: subscriptions and APIs per class, directives and their hits, what the
-sidecar and the gateways ingested, dropped and refused, and the exporter's own figures.
+sidecar and the gateways ingested, dropped and refused, the state's rows, evictions, memory and
+strings (the figures of ``vigie status`` that say whether vigie's figures are whole), and the
+exporter's own figures.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ DATA_DROP_REASONS: Final = (
     "daily_rows",
     "sub_daily_rows",
     "sub_monthly_rows",
+)
+# vigie.rows.evicted / vigie.state.rows: vigie.table -> the state counter (``State.counters``,
+# ``Security.counters``) of its evictions
+EVICTED_COUNTERS: Final = (
+    ("subscription", "evicted_subscriptions"),
+    ("api", "api_rows_evicted"),
+    ("route", "route_rows_evicted"),
+    ("security", "security_evicted_rows"),
 )
 EXPORT_BOUNDS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -74,6 +84,94 @@ class PlatformSeries:
         return NumberPoints(
             spec, cache, ids, values, np.full(len(ids), start, dtype=np.int64), gauge=gauge
         )
+
+    def _gateway_points(self, f: Frame) -> list[Points]:
+        """What was refused on each connected gateway's stream, and its clock's skew (a
+        gateway with several streams: their refusals added, the latest stream's clock)."""
+        refused: dict[tuple[str, str], int] = {}
+        skew: dict[str, float] = {}
+        for gw in f.gateways:
+            for cause, v in gw.refused.items():
+                refused[(gw.gateway_id, cause)] = refused.get((gw.gateway_id, cause), 0) + v
+            if gw.clock_skew_us is not None:
+                skew[gw.gateway_id] = gw.clock_skew_us / 1e6
+        return [
+            self._points(
+                C.GATEWAY_REFUSED,
+                [
+                    ({"wso2.gateway.id": g, "vigie.refusal.cause": c}, v)
+                    for (g, c), v in sorted(refused.items())
+                ],
+                f.start_ns,
+            ),
+            self._points(
+                C.GATEWAY_CLOCK_SKEW,
+                [({"wso2.gateway.id": g}, v) for g, v in sorted(skew.items())],
+                f.start_ns,
+            ),
+        ]
+
+    def _refused_points(self, f: Frame) -> list[Points]:
+        """What the fleet's peers and the admin clients had refused, by cause (the fleet's
+        both from the start, at 0)."""
+        fleet = dict.fromkeys(("decision", "directive"), 0)
+        admin: dict[str, int] = {"unauthenticated": int(f.counters.get("admin_unauthenticated", 0))}
+        for name, v in f.counters.items():
+            kind, _, cause = name.partition(":")
+            if kind == "fleet_refused":
+                fleet[cause] = int(v)
+            elif kind == "admin_refused":
+                admin[cause] = int(v)
+        return [
+            self._points(
+                C.FLEET_REFUSED,
+                [({"vigie.refusal.cause": k}, v) for k, v in sorted(fleet.items())],
+                f.start_ns,
+            ),
+            self._points(
+                C.ADMIN_REFUSED,
+                [({"vigie.refusal.cause": k}, v) for k, v in sorted(admin.items())],
+                f.start_ns,
+            ),
+        ]
+
+    def _state_points(self, f: Frame, live_subs: int) -> list[Points]:
+        """The state's rows in use and evicted by table, its late events, memory and strings
+        (every series from the start, at 0 until it happens: a rate() needs the first point)."""
+        sc = f.state_counters
+        in_use = {
+            "subscription": live_subs,
+            "api": len(f.api_i64),
+            "route": len(f.route_i64),
+            "security": int(sc.get("security_tracked_rows", 0)),
+        }
+        start = f.start_ns
+        return [
+            self._points(
+                C.ROWS_EVICTED,
+                [({"vigie.table": t}, int(sc.get(k, 0))) for t, k in EVICTED_COUNTERS],
+                start,
+            ),
+            self._points(C.STATE_ROWS, [({"vigie.table": t}, v) for t, v in in_use.items()], start),
+            self._points(
+                C.INGEST_LATE,
+                [
+                    ({"vigie.late.for": "windows"}, int(sc.get("events_late_for_windows", 0))),
+                    ({"vigie.late.for": "baselines"}, int(sc.get("events_late_for_baselines", 0))),
+                ],
+                start,
+            ),
+            self._points(
+                C.STATE_MEMORY,
+                [
+                    ({"vigie.memory": "used"}, f.state_bytes),
+                    ({"vigie.memory": "cap"}, f.state_bytes_cap),
+                ],
+                start,
+            ),
+            self._points(C.STRINGS_HELD, [({}, int(sc.get("strings_held", 0)))], start),
+            self._points(C.STRINGS_BYTES, [({}, int(sc.get("string_bytes_held", 0)))], start),
+        ]
 
     def points(self, f: Frame, own: SelfFigures | None) -> list[Points]:
         """The platform figures, and the exporter's own when given."""
@@ -118,6 +216,16 @@ class PlatformSeries:
                     gw_events.append(
                         ({"wso2.gateway.id": gw.gateway_id, "vigie.gateway.stage": stage}, v)
                     )
+        for reason, counter in (
+            ("future", "event_refused:future"),
+            ("missed", "stream_events_missed"),
+        ):
+            dropped.append(
+                (
+                    {"vigie.drop.source": "sidecar", "vigie.drop.reason": reason},
+                    int(f.counters.get(counter, 0)),
+                )
+            )
         refused = [
             ({"vigie.refusal.cause": name}, v)
             for name, v in sorted(f.counters.items())
@@ -140,6 +248,9 @@ class PlatformSeries:
             self._points(C.INGEST_REFUSED, refused, start),
             self._points(C.GATEWAY_EVENTS, gw_events, start),
             self._points(C.ROUTE_OVERFLOW, [({}, int(f.g[L.G_ROUTE_OVERFLOW]))], start),
+            *self._gateway_points(f),
+            *self._refused_points(f),
+            *self._state_points(f, int(live.sum())),
         ]
         if f.data is not None:
             # every reason from the start, at 0 until it happens: a rate() needs the first point
