@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vigie.state import layout as L
+from vigie.state._evict import RouteFold
 from vigie.state.engine import State
 from vigie.state.thresholds import (
     API_CLASS_NAMES,
@@ -145,6 +146,8 @@ class Frame:
     state_counters: dict[str, int] = field(default_factory=dict)
     state_bytes: int = 0
     state_bytes_cap: int = 0
+    # the latest route evictions (``State.route_folds``): the export's series keep their figures
+    route_folds: tuple[RouteFold, ...] = ()
 
 
 _SUB_COPIES = ("sub_i64", "cls_first", "cls_last", "sub_hour")
@@ -248,6 +251,7 @@ def _small(src: Source) -> dict[str, Any]:
         "n_api": st.n_api_rows,
         "n_route": st.n_route_rows,
         "row_epoch": st.row_epoch,
+        "route_folds": tuple(getattr(st, "route_folds", ())),
         "sub_meta": st.sub_meta.copy(),
         "api_meta": st.api_meta.copy(),
         "strings": Strings(st.interner),
@@ -345,6 +349,7 @@ def collect(
         lock_hold_max_s=ch.hold_max,
         lock_holds=ch.holds,
         row_epoch=small["row_epoch"],
+        route_folds=small["route_folds"],
         state_counters=small["state_counters"],
         state_bytes=small["state_bytes"][0],
         state_bytes_cap=small["state_bytes"][1],

@@ -12,7 +12,10 @@ The rules, coldest first (as for subscriptions, ``State.evict``):
   WSO2 apiId with it; its strings are then referred to by nothing and are released.
 - **Route rows** (when only the route table is full): the fewest requests first, the oldest
   row among equals. Their figures are folded into route 0 (what does not fit), so the route
-  metrics' totals do not go down.
+  totals do not go down; each eviction also leaves a ``RouteFold`` (the last
+  ``ROUTE_FOLDS_KEPT`` in ``State.route_folds``): the rows' identity by names and their
+  figures then, so that the export's series keep what their evicted routes had counted
+  instead of going down (``vigie.export._routes``).
 
 The rows that remain stay rows ``0..n-1`` (every reader walks them so): the last API rows fill
 the holes (only as many rows move as were evicted, ~25 KB each), the route rows are compacted in
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -45,8 +49,55 @@ log = logging.getLogger(__name__)
 
 MIN_API_ROWS = 16  # an API table is never smaller, whatever the cap
 MIN_ROUTE_ROWS = 64
+ROUTE_FOLDS_KEPT: Final = 4  # route evictions remembered for the export (``RouteFold``)
 _TABLE_SHARE = 2 * (8 + 4)  # a row's share of its hash table (keys int64, values int32, x2)
 _OUT_SHARE = 3 * 2 * 5 * 8  # its share of the baselines' episode buffer (``Baselines.apply``)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFold:
+    """Route rows one ``evict_routes`` folded into route 0, as they were: what the export needs
+    to keep each series' figures whole (the series a row fed is found by names, the strings
+    copied here: the rows' may be released before the next export)."""
+
+    seq: int  # 1, 2, ... for the life of the state
+    names: tuple[
+        tuple[str, str, str, str], ...
+    ]  # per row: API keyed name, version, resource, channel
+    rows: npt.NDArray[np.int64]  # (n, R_FIELDS)
+    hist_row: npt.NDArray[np.int64]  # the rows' latency histograms, sparse: row, column, count
+    hist_col: npt.NDArray[np.int64]
+    hist_count: npt.NDArray[np.int64]
+
+
+def _fold(state: State, victims: npt.NDArray[np.intp]) -> RouteFold:
+    """The ``RouteFold`` of route rows ``victims`` (before they are folded)."""
+    rows = state.route_i64[victims].copy()
+    hist = state.route_hist[victims]
+    hr, hc = np.nonzero(hist)
+    s = state.interner.string
+    ids = np.unique(
+        np.concatenate(
+            [
+                state.api_i64[rows[:, L.R_API], L.A_NAME],
+                state.api_i64[rows[:, L.R_API], L.A_VERSION],
+                rows[:, L.R_RESOURCE],
+            ]
+        )
+    )
+    text = {int(i): s(int(i)) for i in ids.tolist()}
+    ch = state.channels
+    names = tuple(
+        (
+            text[int(state.api_i64[api, L.A_NAME])],
+            text[int(state.api_i64[api, L.A_VERSION])],
+            text[res],
+            ch[c] if 0 <= c < len(ch) else f"#{c}",
+        )
+        for api, res, c in rows[:, [L.R_API, L.R_RESOURCE, L.R_CHANNEL]].tolist()
+    )
+    last = state.route_folds[-1].seq if state.route_folds else 0
+    return RouteFold(last + 1, names, rows, hr.astype(np.int64), hc.astype(np.int64), hist[hr, hc])
 
 
 def _per_row(spec: dict[str, tuple[tuple[int, ...], Any]]) -> int:
@@ -192,6 +243,7 @@ def evict_routes(state: State, count: int) -> int:
         return 0
     req = state.route_i64[1:nr, L.R_REQ]
     victims = 1 + np.argsort(req, kind="stable")[: min(count, nr - 1)]
+    state.route_folds.append(_fold(state, victims))
     r0 = state.route_i64[0]
     r0[L.R_REQ] += int(state.route_i64[victims, L.R_REQ].sum())
     r0[L.R_LAT_SUM_US] += int(state.route_i64[victims, L.R_LAT_SUM_US].sum())

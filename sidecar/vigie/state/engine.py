@@ -10,7 +10,7 @@ It is not thread-safe: the server serialises access with one lock.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from operator import attrgetter, itemgetter
@@ -89,6 +89,7 @@ class State:
         self.api_rows_evicted = 0
         self.route_rows_evicted = 0
         self.row_epoch = 0  # +1 each time API or route rows move (``_evict``)
+        self.route_folds: deque[E.RouteFold] = deque(maxlen=E.ROUTE_FOLDS_KEPT)  # for the export
         # when vigie started observing (us): set once by a live sidecar at its first ingest
         # (that batch's newest event time, never later than its clock); 0 = not set, then
         # the earliest event time counts (a replay, an older snapshot)

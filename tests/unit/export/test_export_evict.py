@@ -257,3 +257,98 @@ def test_the_route_series_of_evicted_apis_are_pruned(monkeypatch: pytest.MonkeyP
     assert len(builder.routes.duration.cache) <= feed.state.n_route_rows + 2
     for view in (builder.routes.requests, builder.routes.duration):
         assert view.cache.epoch > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# route evictions: a series keeps what its evicted routes counted (``RouteFold``)
+# ---------------------------------------------------------------------------------------------
+
+
+def _route_flood(state: State, b: int) -> list[dict[str, Any]]:
+    """A batch: 30 requests on Orders' /hot (a third of them 503), 3 throttled ones with a
+    code of their own (a route row of their own, soon evicted, whose duration series is
+    /hot's 429s), 100 on new routes."""
+    t = T0 + b * 1_000_000
+    recs = [_rec(t + k, "app", "Orders", 503 if k % 3 == 0 else 200) for k in range(30)]
+    for k in range(3):
+        recs.append(_rec(t + 50 + k, "app", "Orders", 429))
+        recs[-1]["error_code"] = 900800 + b
+    for r in recs:
+        r["resource_template"] = "/hot"
+    for k in range(100):
+        r = _rec(t + 100 + k, "app", "Orders")
+        r["resource_template"] = f"/cold-{b}-{k}"
+        recs.append(r)
+    return recs
+
+
+def _sent_by_outcome(recs: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(
+        {429: "throttled", 503: "server_error"}.get(r["http_status"], "success") for r in recs
+    )
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_route_series_keep_what_their_evicted_routes_counted(delta: bool) -> None:
+    state = State(Thresholds(), Capacity(max_routes=256))
+    builder = Builder(BuildOptions(delta=delta))
+    sidecar = FakeSidecar(state)
+    sent: Counter[str] = Counter()
+    hot = 0
+    total: Counter[frozenset[tuple[str, Any]]] = Counter()
+    last: dict[frozenset[tuple[str, Any]], int] = {}
+    for b in range(20):
+        recs = _route_flood(state, b)
+        state.apply(events(state, recs))
+        sent += _sent_by_outcome(recs)
+        hot += 33
+        batch = builder.build(collect(sidecar))
+        reqs = metric(batch, C.API_REQUESTS)
+        dur = metric(batch, C.HTTP_SERVER_DURATION)
+        assert (dur.count == dur.buckets.sum(axis=1) + dur.zero).all()
+        got: dict[str, int] = {}
+        for series, v in zip(attrs_of(reqs), reqs.values.tolist(), strict=True):
+            key = frozenset(series.items())
+            if delta:
+                assert v >= 0
+                total[key] += v
+                v = total[key]
+            else:
+                assert v >= last.get(key, 0), f"{series} went down"
+                last[key] = v
+            got[f"{series['wso2.api.name']}/{series['wso2.outcome']}"] = v
+        # Orders' own counts, whole, whatever its routes evicted; nothing under _OTHER (the
+        # table never overflowed within a batch)
+        assert {k: v for k, v in got.items() if v} == {f"Orders/{o}": n for o, n in sent.items()}
+        if not delta:
+            by_route: Counter[Any] = Counter()
+            for a, c in zip(attrs_of(dur), dur.count.tolist(), strict=True):
+                by_route[(a.get("http.route"), a.get("http.response.status_code"))] += int(c)
+            # /hot's 429s: one series fed by a new row each batch, evicted: all of them there
+            assert by_route[("/hot", 429)] == 3 * (b + 1)
+            assert by_route[("/hot", 200)] + by_route[("/hot", 503)] == 30 * (b + 1)
+            assert (OVERFLOW_ROUTE, None) not in by_route
+    assert state.counters()["route_rows_evicted"] > 1000
+    assert state.g[L.G_ROUTE_OVERFLOW] == 0
+
+
+OVERFLOW_ROUTE = "_OTHER"
+
+
+def test_route_evictions_the_state_forgot_leave_the_totals_whole() -> None:
+    """More route evictions between two exports than the state remembers: the forgotten ones'
+    figures stay under _OTHER, and every request is still counted once."""
+    state = State(Thresholds(), Capacity(max_routes=256))
+    builder = Builder()
+    sidecar = FakeSidecar(state)
+    builder.build(collect(sidecar))
+    sent = 0
+    for b in range(12):  # ~10 evictions, 4 remembered
+        recs = _route_flood(state, b)
+        state.apply(events(state, recs))
+        sent += len(recs)
+    assert state.route_folds[0].seq > 1
+    reqs = metric(builder.build(collect(sidecar)), C.API_REQUESTS)
+    assert int(reqs.values.sum()) == sent
+    got = {a["wso2.api.name"]: int(v) for a, v in zip(attrs_of(reqs), reqs.values, strict=True)}
+    assert got[OVERFLOW_ROUTE] > 0  # the forgotten evictions' routes
