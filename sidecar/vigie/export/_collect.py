@@ -148,6 +148,8 @@ class Frame:
     state_bytes_cap: int = 0
     # the latest route evictions (``State.route_folds``): the export's series keep their figures
     route_folds: tuple[RouteFold, ...] = ()
+    # ``State.evicted_sub_figures``: what the freed subscription rows had counted
+    evicted_sub_figures: I64 = field(default_factory=lambda: np.zeros(5, dtype=np.int64))
 
 
 _SUB_COPIES = ("sub_i64", "cls_first", "cls_last", "sub_hour")
@@ -252,6 +254,7 @@ def _small(src: Source) -> dict[str, Any]:
         "n_route": st.n_route_rows,
         "row_epoch": st.row_epoch,
         "route_folds": tuple(getattr(st, "route_folds", ())),
+        "evicted_sub_figures": np.array(getattr(st, "evicted_sub_figures", np.zeros(5)), np.int64),
         "sub_meta": st.sub_meta.copy(),
         "api_meta": st.api_meta.copy(),
         "strings": Strings(st.interner),
@@ -350,6 +353,7 @@ def collect(
         lock_holds=ch.holds,
         row_epoch=small["row_epoch"],
         route_folds=small["route_folds"],
+        evicted_sub_figures=small["evicted_sub_figures"],
         state_counters=small["state_counters"],
         state_bytes=small["state_bytes"][0],
         state_bytes_cap=small["state_bytes"][1],

@@ -78,6 +78,7 @@ class SubscriptionSeries:
         }
         self._classes = _Simple(C.SUB_CLASSES)
         self._prev = np.zeros((0, 6), dtype=np.int64)  # per row: gen, req, 4xx, 5xx, thr, retries
+        self._evicted = np.zeros(5, dtype=np.int64)  # ``Frame.evicted_sub_figures`` seen
         self._score_traffic = np.zeros(0)
         self._score_failures = np.zeros(0)
 
@@ -157,6 +158,12 @@ class SubscriptionSeries:
         same = (prev[:, 0] == cur[:, 0]) & live
         inc = np.where(same[:, None], cur - prev, cur)[:, 1:]
         inc = np.where(live[:, None], np.maximum(inc, 0), 0)  # per row: req, 4xx, 5xx, thr, retries
+        # the rows freed since the previous export (evicted): what they counted after it, to
+        # other (all they counted, less what the previous exports saw of them)
+        gone = (prev[:, 0] >= 0) & ~same
+        freed = f.evicted_sub_figures - self._evicted
+        tail = np.maximum(freed - prev[gone, 1:].sum(axis=0), 0).astype(np.float64)
+        self._evicted = f.evicted_sub_figures.copy()
         prev[:] = cur
         prev[~live] = 0
         prev[~live, 0] = -1
@@ -194,7 +201,7 @@ class SubscriptionSeries:
                     ids.append(self._acc_id(name, (ident, j), attrs | extra, f.time_ns))
                 counted = np.zeros(n, dtype=np.bool_)
                 counted[rows] = True
-                self._sub_acc[name][oid] += float(inc[~counted, col].sum())
+                self._sub_acc[name][oid] += float(inc[~counted, col].sum()) + tail[col]
                 emitted.append(oid)
                 np.add.at(self._sub_acc[name], ids, inc[rows, col].astype(np.float64))
                 emitted += ids

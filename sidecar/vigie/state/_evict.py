@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 MIN_API_ROWS = 16  # an API table is never smaller, whatever the cap
 MIN_ROUTE_ROWS = 64
 ROUTE_FOLDS_KEPT: Final = 4  # route evictions remembered for the export (``RouteFold``)
+# a subscription row's figures summed over the rows freed (``State.evicted_sub_figures``): the
+# export counts what they had not exported yet under ``other``
+SUB_FIGURES: Final = (L.S_REQ, L.S_CLIENT_ERR, L.S_5XX, L.S_THROTTLED, L.S_RETRIES)
 _TABLE_SHARE = 2 * (8 + 4)  # a row's share of its hash table (keys int64, values int32, x2)
 _OUT_SHARE = 3 * 2 * 5 * 8  # its share of the baselines' episode buffer (``Baselines.apply``)
 
@@ -156,10 +159,11 @@ def protected_apis(state: State) -> npt.NDArray[np.bool_]:
 
 
 def free_sub_rows(state: State, victims: npt.NDArray[np.intp]) -> None:
-    """Free subscription rows ``victims``, counted evicted, their episodes dropped (the
-    caller rebuilds the table)."""
+    """Free subscription rows ``victims``, counted evicted, their figures added to
+    ``evicted_sub_figures``, their episodes dropped (the caller rebuilds the table)."""
     for row in victims:
         state.episodes.pop(state._sub_identity(int(row)), None)
+    state.evicted_sub_figures += state.sub_i64[victims][:, list(SUB_FIGURES)].sum(axis=0)
     state.sub_i64[victims, L.S_KEY] = 0
     n_free = int(state.sub_meta[0])
     state.sub_free[n_free : n_free + len(victims)] = victims

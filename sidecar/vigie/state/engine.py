@@ -90,6 +90,7 @@ class State:
         self.route_rows_evicted = 0
         self.row_epoch = 0  # +1 each time API or route rows move (``_evict``)
         self.route_folds: deque[E.RouteFold] = deque(maxlen=E.ROUTE_FOLDS_KEPT)  # for the export
+        self.evicted_sub_figures = np.zeros(len(E.SUB_FIGURES), dtype=np.int64)  # for the export
         # when vigie started observing (us): set once by a live sidecar at its first ingest
         # (that batch's newest event time, never later than its clock); 0 = not set, then
         # the earliest event time counts (a replay, an older snapshot)

@@ -352,3 +352,29 @@ def test_route_evictions_the_state_forgot_leave_the_totals_whole() -> None:
     assert int(reqs.values.sum()) == sent
     got = {a["wso2.api.name"]: int(v) for a, v in zip(attrs_of(reqs), reqs.values, strict=True)}
     assert got[OVERFLOW_ROUTE] > 0  # the forgotten evictions' routes
+
+
+@pytest.mark.parametrize("top_k", [0, 2, 50])
+def test_what_an_evicted_subscription_counted_after_the_last_export_is_in_other(
+    top_k: int,
+) -> None:
+    """A subscription evicted (with its API) between two exports: its requests since the
+    previous export count under other, so members plus other still add up to every request."""
+    feed = _full_table()
+    builder = Builder(BuildOptions(top_k=top_k))
+    sidecar = FakeSidecar(feed.state)
+    last: dict[tuple[str, str, str], int] = {}
+
+    def total() -> int:
+        p = metric(builder.build(collect(sidecar)), C.SUB_REQUESTS)
+        last.update(_by_sub(p))
+        return sum(last.values())
+
+    assert total() == sum(feed.sent.values())
+    feed.send([("a", "Api-0")] * 1 + [("b", "Api-1")] * 1)  # 2 requests each now
+    feed.send([("n1", "New-1")])  # evicts Api-0 and Api-1 with their subscriptions
+    assert ("a", "Api-0") not in feed.live() and ("b", "Api-1") not in feed.live()
+    assert total() == sum(feed.sent.values())
+    feed.send([("n1", "New-1")] * 4 + [("n2", "New-2")])
+    feed.send([("n3", "New-3")])  # evicts New-2 (1 request, never exported) and the next
+    assert total() == sum(feed.sent.values())
