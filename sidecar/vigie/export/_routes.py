@@ -163,7 +163,8 @@ class RouteSeries:
         for fold in folds:
             # each row's histogram entries (sparse, by row): rebuilt one row at a time
             bounds = np.searchsorted(fold.hist_row, np.arange(len(fold.rows) + 1)).tolist()
-            for i, (name, version, res, channel) in enumerate(fold.names):
+            for i in range(len(fold.rows)):
+                name, version, res, channel = fold.names(i)
                 row = fold.rows[i]
                 req, lat = int(row[L.R_REQ]), int(row[L.R_LAT_SUM_US])
                 keys = self._keys(

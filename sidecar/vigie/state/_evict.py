@@ -60,47 +60,49 @@ _OUT_SHARE = 3 * 2 * 5 * 8  # its share of the baselines' episode buffer (``Base
 @dataclass(frozen=True, slots=True)
 class RouteFold:
     """Route rows one ``evict_routes`` folded into route 0, as they were: what the export needs
-    to keep each series' figures whole (the series a row fed is found by names, the strings
-    copied here: the rows' may be released before the next export)."""
+    to keep each series' figures whole (the series a row fed is found by names; their strings
+    are copied here, as the rows' may be released before the next export)."""
 
     seq: int  # 1, 2, ... for the life of the state
-    names: tuple[
-        tuple[str, str, str, str], ...
-    ]  # per row: API keyed name, version, resource, channel
     rows: npt.NDArray[np.int64]  # (n, R_FIELDS)
+    name_ids: npt.NDArray[np.int64]  # (n, 3): the API's keyed name, its version, the resource
+    strings: dict[int, str]  # of those ids
+    channels: tuple[str, ...]  # the channel slots' names then (R_CHANNEL indexes them)
     hist_row: npt.NDArray[np.int64]  # the rows' latency histograms, sparse: row, column, count
     hist_col: npt.NDArray[np.int64]
     hist_count: npt.NDArray[np.int64]
 
+    def names(self, i: int) -> tuple[str, str, str, str]:
+        """Row ``i``'s API keyed name, version, resource and channel."""
+        name, version, res = self.name_ids[i].tolist()
+        c = int(self.rows[i, L.R_CHANNEL])
+        ch = self.channels[c] if 0 <= c < len(self.channels) else f"#{c}"
+        return self.strings[name], self.strings[version], self.strings[res], ch
 
-def _fold(state: State, victims: npt.NDArray[np.intp]) -> RouteFold:
-    """The ``RouteFold`` of route rows ``victims`` (before they are folded)."""
+
+def _fold(state: State, victims: npt.NDArray[np.intp], hist: npt.NDArray[np.int64]) -> RouteFold:
+    """The ``RouteFold`` of route rows ``victims`` (``hist``: their histograms) before they are
+    folded: numpy copies, and the strings of the distinct ids only (under the sidecar's lock)."""
     rows = state.route_i64[victims].copy()
-    hist = state.route_hist[victims]
-    hr, hc = np.nonzero(hist)
+    hr, hc = np.divmod(np.flatnonzero(hist), hist.shape[1])
+    api = rows[:, L.R_API]
+    name_ids = np.stack(
+        [state.api_i64[api, L.A_NAME], state.api_i64[api, L.A_VERSION], rows[:, L.R_RESOURCE]],
+        axis=1,
+    )
     s = state.interner.string
-    ids = np.unique(
-        np.concatenate(
-            [
-                state.api_i64[rows[:, L.R_API], L.A_NAME],
-                state.api_i64[rows[:, L.R_API], L.A_VERSION],
-                rows[:, L.R_RESOURCE],
-            ]
-        )
-    )
-    text = {int(i): s(int(i)) for i in ids.tolist()}
-    ch = state.channels
-    names = tuple(
-        (
-            text[int(state.api_i64[api, L.A_NAME])],
-            text[int(state.api_i64[api, L.A_VERSION])],
-            text[res],
-            ch[c] if 0 <= c < len(ch) else f"#{c}",
-        )
-        for api, res, c in rows[:, [L.R_API, L.R_RESOURCE, L.R_CHANNEL]].tolist()
-    )
+    strings = {i: s(i) for i in np.unique(name_ids).tolist()}
     last = state.route_folds[-1].seq if state.route_folds else 0
-    return RouteFold(last + 1, names, rows, hr.astype(np.int64), hc.astype(np.int64), hist[hr, hc])
+    return RouteFold(
+        last + 1,
+        rows,
+        name_ids,
+        strings,
+        tuple(state.channels),
+        hr.astype(np.int64),
+        hc.astype(np.int64),
+        hist[hr, hc],
+    )
 
 
 def _per_row(spec: dict[str, tuple[tuple[int, ...], Any]]) -> int:
@@ -247,11 +249,12 @@ def evict_routes(state: State, count: int) -> int:
         return 0
     req = state.route_i64[1:nr, L.R_REQ]
     victims = 1 + np.argsort(req, kind="stable")[: min(count, nr - 1)]
-    state.route_folds.append(_fold(state, victims))
+    hist = state.route_hist[victims]
+    state.route_folds.append(_fold(state, victims, hist))
     r0 = state.route_i64[0]
     r0[L.R_REQ] += int(state.route_i64[victims, L.R_REQ].sum())
     r0[L.R_LAT_SUM_US] += int(state.route_i64[victims, L.R_LAT_SUM_US].sum())
-    state.route_hist[0] += state.route_hist[victims].sum(axis=0)
+    state.route_hist[0] += hist.sum(axis=0)
     keep = np.ones(nr, dtype=np.bool_)
     keep[victims] = False
     gone = _drop_routes(state, np.flatnonzero(keep))
