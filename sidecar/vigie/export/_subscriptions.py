@@ -278,7 +278,9 @@ class SubscriptionSeries:
             for c in np.flatnonzero(f.sub_held[row]).tolist():
                 m.add(attrs | {"vigie.class": SUB_CLASSES[c]}, 1)
         if m.cache.crowded(len(m.ids)):  # classes of departed members
-            m.ids = m.cache.compact(np.array(m.ids, dtype=np.int64)).tolist()
+            ids = np.array(m.ids, dtype=np.int64)
+            m.cache.compact(np.unique(ids))
+            m.ids = m.cache.renumbered[ids].tolist()
         return NumberPoints(
             m.spec,
             m.cache,
