@@ -28,6 +28,7 @@ export) compares it before and after, and copies again when the rows moved in be
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -165,7 +166,9 @@ def free_sub_rows(state: State, victims: npt.NDArray[np.intp]) -> None:
     ``evicted_sub_figures``, their episodes dropped (the caller rebuilds the table)."""
     for row in victims:
         state.episodes.pop(state._sub_identity(int(row)), None)
-    state.evicted_sub_figures += state.sub_i64[victims][:, list(SUB_FIGURES)].sum(axis=0)
+    # rebound, not added in place: a copy of the state (``copy.copy``) shares the array
+    figures = state.sub_i64[victims][:, list(SUB_FIGURES)].sum(axis=0)
+    state.evicted_sub_figures = state.evicted_sub_figures + figures
     state.sub_i64[victims, L.S_KEY] = 0
     n_free = int(state.sub_meta[0])
     state.sub_free[n_free : n_free + len(victims)] = victims
@@ -250,7 +253,8 @@ def evict_routes(state: State, count: int) -> int:
     req = state.route_i64[1:nr, L.R_REQ]
     victims = 1 + np.argsort(req, kind="stable")[: min(count, nr - 1)]
     hist = state.route_hist[victims]
-    state.route_folds.append(_fold(state, victims, hist))
+    folds = state.route_folds  # rebound, not appended in place: a copy shares the deque
+    state.route_folds = deque([*folds, _fold(state, victims, hist)], maxlen=folds.maxlen)
     r0 = state.route_i64[0]
     r0[L.R_REQ] += int(state.route_i64[victims, L.R_REQ].sum())
     r0[L.R_LAT_SUM_US] += int(state.route_i64[victims, L.R_LAT_SUM_US].sum())
