@@ -34,7 +34,8 @@ from vigie.server import convert
 from vigie.server.boundary import loggable
 from vigie.server.credentials import admin_token, gateway_identity
 from vigie.server.fleet import Fleet
-from vigie.server.hits import GatewayScopes
+from vigie.server.hits import NO_GROUPS, GatewayScopes
+from vigie.server.hits import group as scope_groups
 from vigie.server.positions import Positions
 from vigie.settings import Settings
 from vigie.settings.policy import PolicyConfig
@@ -322,6 +323,7 @@ class Sidecar:
                 self._make_string_room(checked.additions)
                 dec.intern(checked)
         dec.map(checked)
+        scoped = NO_GROUPS
         with self.lock:
             ev = dec.finish(checked)  # may intern: under the lock
             if batch.first_event:  # what this instance applied already (or its peer did)
@@ -339,9 +341,8 @@ class Sidecar:
                     ts = int(ev["event_time_us"].max())
                     self.state.observed_since_us = min(ts, wall_us(self.clock))
                 self.state.apply(ev)
-                self.gateway_scopes.count(
-                    gs.hello.gateway_id, gs.hello.channel, ev, self.state.interner
-                )
+                if self.gateway_scopes.watching:  # named here, counted after the lock
+                    scoped = scope_groups(ev, self.state.interner)
                 if self.data is not None and self.data.offer(ev, reserved):  # a put, no wait
                     # the slot is not released before the writer has resolved this batch
                     self._channel_epoch[gs.channel] = self.data.sink.batches_offered
@@ -352,6 +353,8 @@ class Sidecar:
             self.batches_applied += 1
             self.meter.add(self.clock.monotonic(), len(ev))
             applied = dec.events_applied - gs.refused
+        # the plausibility counts, under their own lock: ingest does not wait for them
+        self.gateway_scopes.add(gs.hello.gateway_id, gs.hello.channel, scoped)
         return tpb.Ack(sequence=batch.sequence, events_applied=applied)
 
     def _make_string_room(self, additions: Sequence[str]) -> None:
@@ -427,8 +430,8 @@ class Sidecar:
         self.gateway_scopes.follow(self.directives)
         with self.lock:
             gs.report = report
-            # each entry counts only up to what this gateway sent in the directive's scope
-            hits = self.gateway_scopes.cap(gs.hello.gateway_id, hits)
+        # each entry counts only up to what this gateway sent in the directive's scope
+        hits = self.gateway_scopes.cap(gs.hello.gateway_id, hits)
         self.directives.record_hits(gs.hello.gateway_id, hits)
 
     # ---- bounding the strings ----
