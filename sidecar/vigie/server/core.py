@@ -45,7 +45,7 @@ from vigie.state.engine import Capacity
 from vigie.state.layout import MAX_CHANNELS
 from vigie.store import service as data_service
 from vigie.store.codes import WINDOW_US as CODES_WINDOW_US
-from vigie.store.codes import throttle_codes
+from vigie.store.codes import CodesCache, throttle_codes
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.wire import tenants
@@ -161,6 +161,8 @@ class Sidecar:
         self.token = admin_token(settings)
         # rollups; None when data_store = off
         self.data = data_service.for_sidecar(self, self.directives, settings, clock)
+        # the throttle codes of the own store, read again after it was written
+        self._codes = CodesCache(lambda: self.data.sink.generation if self.data else 0)
         self.decoders: dict[int, StreamDecoder] = {}  # open streams' dictionaries
         # channel slot -> the data writer's batch count after its last batch was queued
         self._channel_epoch: dict[int, int] = {}
@@ -203,7 +205,7 @@ class Sidecar:
                 return ThrottleCodes.from_json(throttle_codes(store, now_us))
             except VigieError as exc:
                 log.warning("throttle codes from the fleet unavailable, own store read: %s", exc)
-        return ThrottleCodes.from_json(throttle_codes(own, now_us))
+        return ThrottleCodes.from_json(self._codes.get(own, now_us))
 
     # ---- streams ----
     def open_stream(
