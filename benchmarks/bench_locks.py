@@ -15,6 +15,10 @@ acquired to released). On an in-process ``Sidecar`` (``data_store = off``):
 - **status @25k subscriptions**: ``Sidecar.status`` with an inventory of 25,000 dated
   subscriptions never seen (the dormant-by-inventory path of ``classify.views``). Old: the
   inventory's dates looked up per row at each call (``_status_uncached``).
+- **class poll @25k subscriptions**: the data writer's poll of the classes
+  (``store.changes.ChangeTracker.poll_classes``, under the lock at every flush), a batch
+  applied between two polls. Old: every row looked at each poll (the tracker made to forget
+  what it saw).
 - **inventory refresh**: the 25,000-subscription inventory applied by
   ``server.inventory_refresh.apply_sliced`` (500 entries per hold) against
   ``Inventory.apply_to`` in one hold: to a fresh state (the first refresh: its longest hold is
@@ -43,6 +47,7 @@ from vigie.server.core import Sidecar
 from vigie.server.inventory_refresh import apply_sliced
 from vigie.settings import load_settings
 from vigie.sources.inventory import Api, Application, Inventory, Subscription
+from vigie.store.changes import ChangeTracker
 from vigie.v1 import directives_pb2 as dpb
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.wire import tenants
@@ -266,6 +271,37 @@ def status(quick: bool) -> list[Result]:
                        "dates looked up per row, each call")  # fmt: skip
 
 
+def poll(quick: bool) -> list[Result]:
+    """The data writer's poll of the classes (``SidecarData._poll``: ``ChangeTracker.
+    poll_classes`` under the sidecar's lock, every flush) at 25,000 subscriptions, a batch
+    applied between two polls; old: every row looked at (the tracker made to forget)."""
+    polls = 6 if quick else 20
+    now_us = int(time.time() * 1e6)
+    inv = _inventory(25_000, now_us)
+    with tempfile.TemporaryDirectory(prefix="vigie-bench-locks-") as tmp:
+        sc, lock = _sidecar(tmp)
+        inv.apply_to(sc.state)
+        gs, dec = sc.open_stream(tpb.Hello(gateway_id="gw-1", channel="main"), "bench")
+        enc = StreamEncoder()
+        rng = np.random.default_rng(3)
+        tracker = ChangeTracker()
+        holds: dict[str, list[float]] = {"new": [], "old": []}
+        for i in range(polls + 1):
+            b = enc.batch(platform_batch(enc, 1024, rng, now_us - 1_000_000 + i * 1000))
+            b.sequence = i + 1
+            sc.apply_batch(gs, dec, b)
+            way = "old" if i % 2 else "new"
+            if way == "old":
+                tracker._released = -2  # every row looked at, as before
+            lock.take()
+            with sc.lock:
+                tracker.poll_classes(sc.state)
+            if i:  # the first poll sees every row either way
+                holds[way].append(max(lock.take()))
+        return _result("class poll @25k subscriptions", holds["new"], holds["old"],
+                       "every row looked at, each poll")  # fmt: skip
+
+
 def _status_uncached(sc: Sidecar) -> None:
     """``Sidecar.status`` with every row's inventory dates looked up again, as before the
     cache (``classify.silence.RowDates``, dropped first)."""
@@ -301,7 +337,13 @@ def refresh(quick: bool) -> list[Result]:
 
 
 def run(quick: bool) -> list[Result]:
-    return [*ingest(quick, 1024), *ingest(quick, 8192), *status(quick), *refresh(quick)]
+    return [
+        *ingest(quick, 1024),
+        *ingest(quick, 8192),
+        *status(quick),
+        *poll(quick),
+        *refresh(quick),
+    ]
 
 
 if __name__ == "__main__":  # one part: python -m benchmarks.bench_locks ingest [--quick]
@@ -309,7 +351,7 @@ if __name__ == "__main__":  # one part: python -m benchmarks.bench_locks ingest 
 
     from benchmarks._harness import table
 
-    parts = {"ingest": ingest, "status": status, "refresh": refresh}
+    parts = {"ingest": ingest, "status": status, "poll": poll, "refresh": refresh}
     quick = "--quick" in sys.argv
     names = [a for a in sys.argv[1:] if a != "--quick"] or list(parts)
     print(table([r for n in names for r in parts[n](quick)]))
