@@ -5,12 +5,15 @@ released make the rows concerned looked up again."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tests.support.policy_traffic import DAY, T0, feed, rec
 from vigie.classify import silence, views
+from vigie.server.core import Sidecar
+from vigie.settings import load_settings
 from vigie.sources.inventory import NEVER, Api, Application, Inventory, Subscription
 from vigie.state import layout as L
 from vigie.state.engine import State
@@ -112,3 +115,23 @@ def test_released_strings_drop_the_cache() -> None:
     st.interner.released += 1  # as a compaction does
     _picture(st)
     assert silence._CACHES[st] is not cache
+
+
+def test_status_is_the_same_from_the_cache(tmp_path: Path) -> None:
+    """``Sidecar.status`` (what ``vigie status`` prints): its classes and counts are the
+    same with the dates from the cache as looked up afresh."""
+    settings = load_settings(env={}, overrides={"state_dir": str(tmp_path), "data_store": "off"})
+    sc = Sidecar(settings)
+    _inventory(extra=("app-late",)).apply_to(sc.state)
+    feed(sc.state, [rec(NOW - DAY, "app-other", "Other"), rec(NOW, "app-other", "Other")])
+    sc.state.observed_since_us = NOW - DAY
+
+    def seen() -> tuple[Any, ...]:
+        st = sc.status()
+        return dict(st.classes), st.subscriptions, st.apis
+
+    silence._CACHES.pop(sc.state, None)
+    cold = seen()
+    assert cold[0]["dormant"] >= 3
+    assert seen() == seen() == cold
+    assert silence._CACHES[sc.state].lookups == cold[1] - 1  # once each quiet row (not Other)
