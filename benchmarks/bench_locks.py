@@ -206,14 +206,15 @@ def ingest(quick: bool, events: int = 8192) -> list[Result]:
         enc = StreamEncoder()
         rng = np.random.default_rng(7)
         batches = []
-        for k in range(n_batches + 20):
+        warm = 60  # kernels compiled, every row made and the tables grown before the turns
+        for k in range(n_batches + warm):
             cols = platform_batch(enc, events, rng, T0 + k * 1_000_000)
             b = enc.batch(cols)
             b.sequence = k + 1
             batches.append(b)
-        for b in batches[:20]:  # kernels compiled, rows made
+        for b in batches[:warm]:
             sc.apply_batch(gs, dec, b)
-        rest = batches[20:]
+        rest = batches[warm:]
         lock.take()
         holds: dict[str, list[float]] = {"new": [], "old": []}
         before = _Before(sc, "gw-1", "main")
