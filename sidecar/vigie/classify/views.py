@@ -30,8 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from vigie.classify import health
-from vigie.classify.silence import Notes, dated
+from vigie.classify.silence import Notes, RowDates, dated, dated_arrays, row_dates
 from vigie.classify.silence import iso as iso
+from vigie.sources.inventory import Dates
 from vigie.state import layout as L
 from vigie.state.engine import State
 from vigie.state.thresholds import (
@@ -304,30 +305,42 @@ def verdicts(state: State, now: int) -> Verdicts:
     if dates is not None and dates.subs:
         silent = CLASS_NAMES.index("dormant")
         s = state.sub_i64
-        rows = []
-        # API row -> its subscriptions' dates by application id
-        by_row: dict[int, dict[str, tuple[int, int, int]]] = {}
         quiet = np.flatnonzero(held[:, silent] & (s[:n, L.S_KEY] != 0))
-        string = state.interner.string
-        for row, app, api_row, last in zip(
-            quiet.tolist(),
-            s[quiet, L.S_APP].tolist(),
-            s[quiet, L.S_API].tolist(),
-            s[quiet, L.S_LAST_SEEN].tolist(),
-            strict=True,
-        ):
-            of_api = by_row.get(api_row)
-            if of_api is None:
-                of_api = by_row[api_row] = dates.subs_by_api.get(
-                    state.api_identity(api_row)[:3], {}
-                )
-            if of_api:
-                d = of_api.get(string(app))
-                if d is not None:
-                    rows.append((row, d, last))
-        notes = dated(out, silent, rows, now, _obs_start(state), obs, th.dormant_seconds * 1e6,
-                       dates.as_of_us, "dormant")  # fmt: skip
+        api_row = s[quiet, L.S_API]
+        ident = np.stack([s[quiet, L.S_APP], api_row, state.api_i64[api_row, L.A_NAME],
+                          state.api_i64[api_row, L.A_VERSION]], axis=1)  # fmt: skip
+        cache = row_dates(state, dates, state.interner.released)
+        stale = cache.stale(quiet, ident)
+        if stale.any():
+            _look_up(state, dates, cache, quiet[stale], ident[stale])
+        found, d = cache.get(quiet)
+        rows = quiet[found]
+        notes = dated_arrays(out, silent, rows, d[found], s[rows, L.S_LAST_SEEN], now,
+                             _obs_start(state), obs, th.dormant_seconds * 1e6, dates.as_of_us,
+                             "dormant")  # fmt: skip
     return Verdicts(out, grow_now, obs, notes)
+
+
+def _look_up(
+    state: State, dates: Dates, cache: RowDates, rows: np.ndarray, ident: np.ndarray
+) -> None:
+    """The inventory's dates of the subscriptions of ``rows`` (identity ids ``ident``: their
+    application id, API row, ...), into ``cache``."""
+    found = np.zeros(len(rows), dtype=np.bool_)
+    d = np.zeros((len(rows), 3), dtype=np.int64)
+    # API row -> its subscriptions' dates by application id
+    by_row: dict[int, dict[str, tuple[int, int, int]]] = {}
+    string = state.interner.string
+    for i, (app, api_row) in enumerate(ident[:, :2].tolist()):
+        of_api = by_row.get(api_row)
+        if of_api is None:
+            of_api = by_row[api_row] = dates.subs_by_api.get(state.api_identity(api_row)[:3], {})
+        if of_api:
+            got = of_api.get(string(app))
+            if got is not None:
+                found[i] = True
+                d[i] = got
+    cache.put(rows, ident, found, d)
 
 
 def api_verdicts(state: State, now: int) -> Verdicts:

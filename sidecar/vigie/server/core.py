@@ -34,7 +34,8 @@ from vigie.server import convert
 from vigie.server.boundary import loggable
 from vigie.server.credentials import admin_token, gateway_identity
 from vigie.server.fleet import Fleet
-from vigie.server.hits import GatewayScopes
+from vigie.server.hits import NO_GROUPS, GatewayScopes
+from vigie.server.hits import group as scope_groups
 from vigie.server.positions import Positions
 from vigie.settings import Settings
 from vigie.settings.policy import PolicyConfig
@@ -44,7 +45,7 @@ from vigie.state.engine import Capacity
 from vigie.state.layout import MAX_CHANNELS
 from vigie.store import service as data_service
 from vigie.store.codes import WINDOW_US as CODES_WINDOW_US
-from vigie.store.codes import throttle_codes
+from vigie.store.codes import CodesCache, throttle_codes
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import telemetry_pb2 as tpb
 from vigie.wire import tenants
@@ -160,6 +161,8 @@ class Sidecar:
         self.token = admin_token(settings)
         # rollups; None when data_store = off
         self.data = data_service.for_sidecar(self, self.directives, settings, clock)
+        # the throttle codes of the own store, read again after it was written
+        self._codes = CodesCache(lambda: self.data.sink.generation if self.data else 0)
         self.decoders: dict[int, StreamDecoder] = {}  # open streams' dictionaries
         # channel slot -> the data writer's batch count after its last batch was queued
         self._channel_epoch: dict[int, int] = {}
@@ -202,7 +205,7 @@ class Sidecar:
                 return ThrottleCodes.from_json(throttle_codes(store, now_us))
             except VigieError as exc:
                 log.warning("throttle codes from the fleet unavailable, own store read: %s", exc)
-        return ThrottleCodes.from_json(throttle_codes(own, now_us))
+        return ThrottleCodes.from_json(self._codes.get(own, now_us))
 
     # ---- streams ----
     def open_stream(
@@ -322,6 +325,7 @@ class Sidecar:
                 self._make_string_room(checked.additions)
                 dec.intern(checked)
         dec.map(checked)
+        scoped = NO_GROUPS
         with self.lock:
             ev = dec.finish(checked)  # may intern: under the lock
             if batch.first_event:  # what this instance applied already (or its peer did)
@@ -339,9 +343,8 @@ class Sidecar:
                     ts = int(ev["event_time_us"].max())
                     self.state.observed_since_us = min(ts, wall_us(self.clock))
                 self.state.apply(ev)
-                self.gateway_scopes.count(
-                    gs.hello.gateway_id, gs.hello.channel, ev, self.state.interner
-                )
+                if self.gateway_scopes.watching:  # named here, counted after the lock
+                    scoped = scope_groups(ev, self.state.interner)
                 if self.data is not None and self.data.offer(ev, reserved):  # a put, no wait
                     # the slot is not released before the writer has resolved this batch
                     self._channel_epoch[gs.channel] = self.data.sink.batches_offered
@@ -352,6 +355,8 @@ class Sidecar:
             self.batches_applied += 1
             self.meter.add(self.clock.monotonic(), len(ev))
             applied = dec.events_applied - gs.refused
+        # the plausibility counts, under their own lock: ingest does not wait for them
+        self.gateway_scopes.add(gs.hello.gateway_id, gs.hello.channel, scoped)
         return tpb.Ack(sequence=batch.sequence, events_applied=applied)
 
     def _make_string_room(self, additions: Sequence[str]) -> None:
@@ -427,8 +432,8 @@ class Sidecar:
         self.gateway_scopes.follow(self.directives)
         with self.lock:
             gs.report = report
-            # each entry counts only up to what this gateway sent in the directive's scope
-            hits = self.gateway_scopes.cap(gs.hello.gateway_id, hits)
+        # each entry counts only up to what this gateway sent in the directive's scope
+        hits = self.gateway_scopes.cap(gs.hello.gateway_id, hits)
         self.directives.record_hits(gs.hello.gateway_id, hits)
 
     # ---- bounding the strings ----

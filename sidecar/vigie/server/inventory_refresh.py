@@ -2,7 +2,10 @@
 
 The background loop calls ``InventoryRefresh.tick`` every turn; when a refresh is due it runs in
 a thread of its own (a fetch of thousands of subscriptions takes a while and must not hold up
-snapshots or suggestions), then applies the inventory to the state under the sidecar's lock.
+snapshots or suggestions), then applies the inventory to the state under the sidecar's lock, a
+slice of ``SLICE`` entries per hold (``apply_sliced``: tens of thousands of subscriptions in one
+hold would stall every gateway stream for a second); the dates, computed outside the lock, are
+replaced last, in one short hold.
 The first refresh is due at start, the next ``inventory_refresh_seconds`` after one succeeds;
 after a failure, one is tried again in ``min(inventory_refresh_seconds, RETRY_S)``.
 
@@ -16,18 +19,57 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from vigie.errors import ConfigError, VigieError
 from vigie.settings import Settings
 from vigie.sources import wso2_api
+from vigie.sources.inventory import Inventory
 from vigie.sources.wso2_inventory import Fetched, fetch
 
 if TYPE_CHECKING:
     from vigie.server.core import Sidecar
+    from vigie.state.engine import State
 
 log = logging.getLogger(__name__)
 RETRY_S: Final = 60.0
+SLICE: Final = 500  # inventory entries applied per hold of the sidecar's lock
+
+T = TypeVar("T")
+
+
+def _sliced(
+    lock: AbstractContextManager[object], items: Sequence[T], size: int, fn: Callable[[T], object]
+) -> int:
+    holds = 0
+    for start in range(0, len(items), size):
+        with lock:
+            for item in items[start : start + size]:
+                fn(item)
+        holds += 1
+    return holds
+
+
+def apply_sliced(
+    inv: Inventory, state: State, lock: AbstractContextManager[object], size: int = SLICE
+) -> int:
+    """``inv.apply_to(state)`` (the same calls in the same order), ``size`` entries per hold
+    of ``lock``, the dates (computed before) replaced in a hold of their own, last; returns how
+    many holds it took. Between two holds the state has part of the new entries and the old
+    dates: rows are only ever added, so a batch applied meanwhile sees nothing wrong."""
+    tenant = inv.tenant
+    holds = _sliced(lock, inv.applications, size, lambda a: state.register_application(
+        a.id, a.name, a.owner, a.channel or None))  # fmt: skip
+    holds += _sliced(lock, inv.apis, size, lambda a: state.ensure_api(
+        a.name, a.version, a.context, tenant=a.tenant or tenant, api_id=a.id))  # fmt: skip
+    holds += _sliced(lock, inv.subscriptions, size, lambda s: state.ensure_subscription(
+        s.application_id, s.api, s.api_version, s.tier, s.tenant or tenant))  # fmt: skip
+    dates = inv.dates()
+    with lock:
+        state.inventory_dates = dates
+    return holds + 1
 
 
 def connection(s: Settings) -> wso2_api.Connection:
@@ -72,8 +114,8 @@ class InventoryRefresh:
         try:
             client = wso2_api.Wso2Client(connection(s))
             got = fetch(client, s.inventory_channel_attribute)
+            apply_sliced(got.inventory, sc.state, sc.lock)
             with sc.lock:
-                got.inventory.apply_to(sc.state)
                 sc.counters["inventory_refreshed"] += 1
         except Exception as exc:  # a failed refresh keeps the last good inventory
             with sc.lock:

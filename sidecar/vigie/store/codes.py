@@ -6,10 +6,16 @@ per resource answering 900802 for its busiest minute (all consumers): what an AP
 resource-level limit is sized from. When the minute table has nothing for the window (events
 older than ``short_retention_days``), the codes come from the daily rollups and the busiest
 minutes are left to the state's rates.
+
+``CodesCache`` keeps the last document per store: read again only when the store was written
+since (the writer's ``generation``) or the window covers other rows (minute rows start on the
+minute, daily rows on the day: a "now" a few seconds later reads the same rows).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 from vigie.store.query import AggQuery, Store
@@ -83,3 +89,38 @@ def throttle_codes(store: Store, now_us: int, window_us: int = WINDOW_US) -> dic
         "api_peaks": api_peaks,
         "resource_peaks": resource_peaks,
     }
+
+
+def _window(now_us: int, window_us: int) -> tuple[int, ...]:
+    """What decides the rows ``throttle_codes`` reads at ``now_us``: the first and past-last
+    minute rows of its window, and the days of its daily fallback."""
+    frm, to = max(0, now_us - window_us), now_us + MINUTE_US
+    return (-(-frm // MINUTE_US), -(-to // MINUTE_US), frm - frm % DAY_US, to + (-to) % DAY_US)
+
+
+class CodesCache:
+    """``throttle_codes`` of a store, read again only when the store was written since (the
+    ``generation`` its writer moves at every write, ``DataSink.generation``) or ``now_us``
+    moved the window onto other rows. Invalidated on write: a read never misses a row
+    written before it started."""
+
+    def __init__(self, generation: Callable[[], int]) -> None:
+        self._generation = generation
+        self._lock = threading.Lock()
+        self._key: tuple[Any, ...] | None = None
+        self._doc: dict[str, Any] = {}
+        self.reads = 0  # documents read from the store
+        self.hits = 0  # answered from the cache
+
+    def get(self, store: Store, now_us: int, window_us: int = WINDOW_US) -> dict[str, Any]:
+        # the generation before the read: a write during the read makes the next call read
+        key = (id(store), self._generation(), _window(now_us, window_us), window_us)
+        with self._lock:
+            if key == self._key:
+                self.hits += 1
+                return self._doc
+        doc = throttle_codes(store, now_us, window_us)
+        with self._lock:
+            self._key, self._doc = key, doc
+            self.reads += 1
+        return doc

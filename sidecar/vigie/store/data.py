@@ -184,6 +184,9 @@ class DataSink:
         self._batches_added = 0
         self.batches_settled = 0
         self.written_through = 0  # every batch up to this one is in the store
+        # moves at every write of rollup rows and every retention deletion: what was read from
+        # the store before may have changed (``codes.CodesCache``)
+        self.generation = 0
 
     # ---- the ingest path ----
     def offer(self, ev: Events, reserved: bool = False) -> bool:
@@ -335,7 +338,10 @@ class DataSink:
                 continue
             try:
                 if p.rows is not None:
-                    self.backend.write_rows(p.rows)
+                    try:
+                        self.backend.write_rows(p.rows)
+                    finally:  # after: a read made during the write is not kept
+                        self.generation += 1
                     self.counters[f"{p.rows.table}_rows_written"] += len(p.rows)
                 elif p.changes is not None:
                     self.backend.write_changes(p.changes)
@@ -363,6 +369,7 @@ class DataSink:
                 self.backend.compact_due(newest_day)
                 gone = self._enforce_retention(newest_day)
                 if gone:
+                    self.generation += 1
                     self.counters["days_deleted_by_retention"] += len(gone)
                     log.info("retention: deleted %s", ", ".join(gone))
             except Exception as exc:

@@ -4,8 +4,11 @@ gateway's restart, scopes of another channel, API version or application."""
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 from vigie.directives.changes import Change
-from vigie.server.hits import LEAD_EVENTS, LEAD_SECONDS, GatewayScopes
+from vigie.server.hits import LEAD_EVENTS, LEAD_SECONDS, GatewayScopes, group
 from vigie.v1 import directives_pb2 as dpb
 from vigie.wire.columns import Events, Interner, StreamDecoder, StreamEncoder
 
@@ -122,3 +125,68 @@ def test_removed_directives_are_forgotten_and_a_new_scope_starts_again() -> None
     g.sync([], version=3)
     (h,) = g.cap("gw-1", [_hits("d", 5)])
     assert h.shadow_hits == 5 and g.unwatched == 1  # not watched: the table refuses it
+
+
+def _each_directive(
+    scopes: dict[str, tuple[str, str, str, str]], channel: str, recs: list[dict[str, Any]]
+) -> dict[str, int]:
+    """The reference: per directive, the events of ``recs`` whose fields equal its scope's
+    (empty: any; a version only with an API; the API name in any tenant)."""
+    out = {}
+    for did, (app, api, ver, ch) in scopes.items():
+        n = 0
+        if not ch or ch == channel:
+            for r in recs:
+                n += (
+                    (not app or r["application_id"] == app)
+                    and (not api or r["api_name"] == api)
+                    and (not api or not ver or r["api_version"] == ver)
+                )
+        out[did] = n
+    return out
+
+
+def test_counts_by_group_equal_the_counts_one_directive_at_a_time() -> None:
+    """``group`` + ``add`` (by scope, any number of directives) count what a pass over the
+    batch per directive counts: scopes of an application, an API (any tenant), a version, a
+    channel, their combinations, several directives of one scope, empty versions."""
+    rng = random.Random(16)
+    apps, apis, vers = (
+        ["a1", "a2", "a3", ""],
+        ["Orders", "Stock", "Orders@t1.com"],
+        ["v1", "v2", ""],
+    )
+    scopes: dict[str, tuple[str, str, str, str]] = {}
+    for k in range(60):
+        app = rng.choice(["", "a1", "a2", "a9"])
+        api = rng.choice(["", "Orders", "Stock", "Nope"])
+        ver = rng.choice(["", "v1", "v2"]) if api or rng.random() < 0.3 else ""
+        ch = rng.choice(["", "", "main", "east"])
+        if not (app or api or ch):
+            ch = "main"
+        scopes[f"d{k}"] = (app, api, ver, ch)
+    g = GatewayScopes(started_at_us=T0)
+    changes = []
+    for did, (app, api, ver, ch) in scopes.items():
+        changes.append(
+            _change(did, T0 + 1, application_id=app, api_name=api, api_version=ver, channel=ch)
+        )
+    g.sync(changes, version=1)
+    it = Interner()
+    dec = StreamDecoder(it, 0, 100_000, 100_000, "carbon.super")
+    enc = StreamEncoder()
+    want = dict.fromkeys(scopes, 0)
+    for batch in range(5):
+        recs = [
+            {"event_time_us": T0 + batch * 1000 + k, "application_id": rng.choice(apps),
+             "api_name": rng.choice(apis), "api_version": rng.choice(vers), "http_status": 200,
+             "tenant": rng.choice(["", "t1.com", "t2.com"])}
+            for k in range(rng.randint(1, 400))
+        ]  # fmt: skip
+        ev = dec.decode(enc.batch_from_records(recs))
+        g.add("gw-1", "main", group(ev, it))
+        for did, n in _each_directive(scopes, "main", recs).items():
+            want[did] += n
+    got = {did: g.sent(did, "gw-1") for did in scopes}
+    assert got == want
+    assert sum(want.values()) > 0 and min(want.values()) == 0  # both kinds present

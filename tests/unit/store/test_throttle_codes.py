@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.support.policy_traffic import HOUR, MINUTE, T0, Record, rec
 from vigie.policy.codes import SubCodes, ThrottleCodes
 from vigie.state.engine import State
-from vigie.store.codes import throttle_codes
+from vigie.store.codes import CodesCache, throttle_codes
 from vigie.store.service import ReplayRecorder
 from vigie.wire.columns import StreamDecoder, StreamEncoder
 
@@ -99,3 +99,35 @@ def test_dominant_ties_go_to_the_lowest_code() -> None:
     assert SubCodes({900804: 3, 900803: 3}).dominant() == 900803
     assert SubCodes({900801: 9}).dominant() is None  # a hard limit names no policy
     assert SubCodes().dominant() is None
+
+
+def test_the_cache_reads_again_only_after_a_write_or_another_window(tmp_path: Path) -> None:
+    """``CodesCache``: the document of a "now" whose window covers the same rows comes from
+    the cache and equals a fresh read; a write (the sink's generation) or a window over other
+    rows reads again."""
+    records = _records()
+    first = [r for r in records if r["event_time_us"] < NOW - 30 * MINUTE]
+    rec_ = _store(tmp_path / "store", first)
+    cache = CodesCache(lambda: rec_.sink.generation)
+    # "now"s of the same minute and across minute and hour edges: always a fresh read's answer
+    nows = [NOW + s * 1_000_000 for s in (0, 1, 17, 59, 60, 61, 119, 3600, 3601)]
+    for now in nows:
+        assert cache.get(rec_.store, now) == throttle_codes(rec_.store, now), now
+    assert cache.reads == 5 and cache.hits == 4  # 1-60 s share a window, so do 61-119 s
+    doc = cache.get(rec_.store, NOW + 3602 * 1_000_000)
+    assert cache.hits == 5 and doc is cache.get(rec_.store, NOW + 3603 * 1_000_000)
+    # the rest of the hour written: read again, and the new throttled responses are in it
+    generation = rec_.sink.generation
+    state = rec_.state
+    enc = StreamEncoder()
+    dec = StreamDecoder(state.interner, state.channel_index("main"), 1 << 16, 1 << 20)
+    rest = [r for r in records if r["event_time_us"] >= NOW - 30 * MINUTE]
+    ev = dec.decode(enc.batch_from_records(rest))
+    state.apply(ev)
+    rec_.on_batch(ev)
+    rec_.sink.flush()
+    assert rec_.sink.generation > generation
+    before = cache.get(rec_.store, NOW)
+    assert cache.reads == 6 and before == throttle_codes(rec_.store, NOW)
+    total = ThrottleCodes.from_json(before).subs[("app-a", "Orders", "v1")].codes[900803]
+    assert total == 60  # every minute's, the first half's and the second's
