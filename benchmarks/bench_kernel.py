@@ -14,9 +14,16 @@ rows were created by a warm-up that touches every subscription. The states' memo
 ``python -m benchmarks kernel`` prints the ratios; by hand::
 
     python -m benchmarks.bench_kernel [--commit SHA | --against TREE] [--rounds 2] [--quick]
+    python -m benchmarks.bench_kernel --interleaved [--commit SHA | --against TREE] [--quick]
+    python -m benchmarks.bench_kernel --ladder [--quick]
 
 (``--commit`` any other commit, extracted like the baseline, e.g. ``--commit main``: the tree
-before this branch; ``--against`` a checkout of any other tree).
+before this branch; ``--against`` a checkout of any other tree). ``--interleaved`` measures
+both kernels in one process on two states fed the same batches, alternated batch by batch:
+on a loaded machine the two see the same load, which alternated processes do not (their
+figures drift 10-20 % between minutes); it needs the two trees' ``vigie.state`` to differ in
+the kernel's modules only. ``--ladder`` is the kernel against itself with one part switched
+off at a time (``LADDER``): each part's share of its time.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from opentelemetry.sdk.metrics import MeterProvider
@@ -409,6 +416,94 @@ def print_interleaved(tree: Path, quick: bool) -> None:
             print(f"{label:<40} {d['ns_other']:9.1f} {d['ns_this']:9.1f} {ratio:10.3f}  {same}")
 
 
+# ---------------------------------------------------------------------------------------------
+# the cost ladder (``--ladder``): this kernel against itself with one part switched off
+# ---------------------------------------------------------------------------------------------
+
+# part -> (module, text from which, text up to which (not included), what replaces it): cut out
+# of this tree's source. A variant computes wrong figures: only its time counts.
+LADDER: Final[dict[str, tuple[str, str, str, str]]] = {
+    "the retry detector": (
+        "_kernels",
+        "        # ---- retry detector",
+        "        # ---- repeat detector",
+        "        is_retry = False\n",
+    ),
+    "the repeat detector": (
+        "_kernels",
+        "        is_repeat = False\n        if is_read:",
+        "        sub_i64[row, S_RETRIES] += is_retry",
+        "        is_repeat = False\n",
+    ),
+    "the windows (four rings)": (
+        "_kernels",
+        "        # ---- windows ----",
+        "        # ---- rules on the windows",
+        "",
+    ),
+    "the rules": (
+        "_kernels",
+        "        evaluate_rules(sub_i64, cls, row, t, registered",
+        "    g[G_OBS_START], g[G_NOW], g[G_EVENTS] = obs, now, applied\n    return STOP_DONE, c1",
+        "",
+    ),
+    "the second pass's prefetches": (
+        "_kernels",
+        "        j = i + AHEAD\n",
+        "        x = resolved[i - c0]\n",
+        "",
+    ),
+    "API and route figures (no route row is made: pass 1 finds none)": (
+        "_kernels",
+        "        # ---- API row ----",
+        "        if srow < 0:\n            api_i64[arow, A_NOAPP]",
+        "        hk = t // HOUR_US\n",
+    ),
+    "the rows' cache misses (pass 1 looks up, then every event of a chunk gets its first's rows)": (
+        "_tables",
+        "        resolved[x, X_ROUTE] = rrow\n",
+        "\n\n@njit(cache=True, nogil=True)\ndef rekey_routes",
+        "        resolved[x, X_ROUTE] = rrow\n"
+        "        if x > 0 and resolved[0, X_SUB] >= 0 and resolved[0, X_ROUTE] >= 0:\n"
+        "            resolved[x, X_API] = resolved[0, X_API]\n"
+        "            resolved[x, X_SUB] = resolved[0, X_SUB]\n"
+        "            resolved[x, X_ROUTE] = resolved[0, X_ROUTE]\n",
+    ),
+}
+
+
+def ladder_tree(part: str) -> Path:
+    """A copy of this tree's ``vigie.state`` with ``part`` (``LADDER``) cut out of its kernel,
+    in the temporary directory (for ``other_kernel``)."""
+    module, start, end, repl = LADDER[part]
+    here = ROOT / "sidecar" / "vigie" / "state"
+    src = (here / f"{module}.py").read_text()
+    i = src.find(start)
+    j = src.find(end, i + 1) if i >= 0 else -1
+    if j < 0:
+        raise SystemExit(f"--ladder {part!r}: its text is no longer in {module}.py: update LADDER")
+    slug = "".join(c if c.isalnum() else "_" for c in part.split(" (")[0])
+    tree = Path(tempfile.gettempdir()) / f"vigie-ladder-{slug}"
+    state = tree / "sidecar" / "vigie" / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    for f in here.glob("*.py"):
+        text = src[:i] + repl + src[j:] if f.stem == module else f.read_text()
+        if not (state / f.name).exists() or (state / f.name).read_text() != text:
+            (state / f.name).write_text(text)
+    return tree
+
+
+def print_ladder(quick: bool) -> None:
+    """Each part's share of the kernel's time at 2,500 subscriptions: the kernel against itself
+    without that part, in one process (``interleaved``)."""
+    n = 300_000 if quick else 1_000_000
+    print(f"{'switched off':<92} {'whole':>7} {'without':>8} {'share':>6}")
+    for part in LADDER:
+        d = interleaved(ladder_tree(part), SIZES[0], n, 8192)
+        share = 1 - d["ns_other"] / d["ns_this"]
+        print(f"{part:<92} {d['ns_this']:7.1f} {d['ns_other']:8.1f} {share:6.0%}")
+
+
 def _main(argv: list[str]) -> None:
     if argv and argv[0] == _CHILD:  # the measuring process
         tree = Path(argv[1]).resolve()
@@ -427,9 +522,16 @@ def _main(argv: list[str]) -> None:
         help="both kernels in this process, batch by batch (the trees' vigie.state may differ "
         "in the kernel's modules only)",
     )
+    ap.add_argument(
+        "--ladder", action="store_true", help="each part's share of this kernel's time (LADDER)"
+    )
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     opts = ap.parse_args(argv)
+    if opts.ladder:
+        for _ in range(opts.rounds):
+            print_ladder(opts.quick)
+        return
     if opts.interleaved:
         for _ in range(opts.rounds):
             print_interleaved(opts.against or baseline_tree(opts.commit), opts.quick)
