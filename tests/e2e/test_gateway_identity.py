@@ -18,6 +18,7 @@ from tests.ops.certs import CA, Pair
 from tests.ops.harness import limit_directive
 from tests.support.policy_traffic import MINUTE, steady
 from tests.support.streams import StreamClient
+from tests.support.waiting import RPC_S
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
@@ -92,7 +93,7 @@ def test_a_hello_claiming_another_gateway_counts_under_its_certificate(tmp_path:
             assert {g.gateway_id for g in st.gateways} == {"gw-a", "gw-b (claimed gw-a)"}
             assert dict(st.implausible_hit_reports) == {"gw-b (claimed gw-a)": 1}
             assert st.counters["gateway_id_mismatch"] == 1
-            out = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=10)
+            out = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=RPC_S)
             (h,) = [h for h in out.hits if h.directive_id == "lim-x"]
             # gw-a's report whole; the forger's scaled down to its own 10 requests
             assert (h.shadow_hits, h.passed) == (20 + 0, 180 + 9)

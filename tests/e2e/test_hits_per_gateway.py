@@ -17,6 +17,7 @@ from tests.e2e.test_policy_engine import ENFORCE, SHADOW, Clock, by_class, make,
 from tests.ops.harness import limit_directive
 from tests.support.policy_sidecar import cli, cli_json
 from tests.support.policy_traffic import END, MINUTE, steady
+from tests.support.waiting import RPC_S
 from vigie.directives.audit import read_entries
 from vigie.server.core import GatewayStream, Sidecar
 from vigie.sources.probe import GatewayProbe
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 
 def _hits(stub: apb_grpc.AdminStub, md: tuple[tuple[str, str], ...]) -> dict[str, tuple[int, ...]]:
-    out = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=10)
+    out = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=RPC_S)
     return {h.directive_id: (h.shadow_hits, h.enforced_hits, h.passed) for h in out.hits}
 
 

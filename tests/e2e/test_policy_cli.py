@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from tests.conftest import VIGIE, SidecarProcess
 from tests.support.policy_sidecar import cli, cli_json, find, serve
 from tests.support.policy_traffic import MINUTE, T0, retry_storm
+from tests.support.waiting import RPC_S
 from vigie.cli.main import main
 from vigie.directives.ids import manual_directive_id
 from vigie.sources.probe import GatewayProbe
@@ -202,13 +203,13 @@ def test_admin_calls_need_the_token(sidecar: SidecarProcess, tmp_path: Path) -> 
         stub = apb_grpc.AdminStub(ch)
         for md in ((), (("authorization", "Bearer wrong"),)):
             with pytest.raises(grpc.RpcError) as exc:
-                stub.ListSuggestions(apb.ListSuggestionsRequest(), metadata=md, timeout=10)
+                stub.ListSuggestions(apb.ListSuggestionsRequest(), metadata=md, timeout=RPC_S)
             assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.RpcError) as exc:
-            stub.ApproveSuggestion(apb.ApproveSuggestionRequest(id="x"), timeout=10)
+            stub.ApproveSuggestion(apb.ApproveSuggestionRequest(id="x"), timeout=RPC_S)
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.RpcError) as exc:
-            stub.SetThresholds(apb.SetThresholdsRequest(changes={"hold_seconds": 1}), timeout=10)
+            stub.SetThresholds(apb.SetThresholdsRequest(changes={"hold_seconds": 1}), timeout=RPC_S)
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
     wrong = tmp_path / "wrong.token"
     wrong.write_text("not-the-token\n")

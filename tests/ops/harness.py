@@ -25,6 +25,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import REPO, SidecarProcess, free_port
+from tests.support.waiting import RPC_S
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
@@ -183,7 +184,7 @@ class Admin:
         self.md = (("authorization", f"Bearer {sp.token}"),)
 
     def status(self) -> apb.Status:
-        st: apb.Status = self.stub.GetStatus(apb.StatusRequest(), metadata=self.md, timeout=30)
+        st: apb.Status = self.stub.GetStatus(apb.StatusRequest(), metadata=self.md, timeout=RPC_S)
         return st
 
     def directives(self) -> apb.DirectiveList:
@@ -196,14 +197,14 @@ class Admin:
         self.stub.PutDirective(
             apb.PutDirectiveRequest(directive=d, actor=actor, reason=reason),
             metadata=self.md,
-            timeout=30,
+            timeout=RPC_S,
         )
 
     def remove(self, directive_id: str, actor: str = "ops-test") -> None:
         self.stub.RemoveDirective(
             apb.RemoveDirectiveRequest(directive_id=directive_id, actor=actor),
             metadata=self.md,
-            timeout=30,
+            timeout=RPC_S,
         )
 
     def close(self) -> None:

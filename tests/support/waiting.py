@@ -45,3 +45,8 @@ def wait_for(
     if last:
         return last
     raise Timeout(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
+
+
+# the deadline of a test's call to a real sidecar's admin service: a call that answers in
+# milliseconds alone can wait tens of seconds behind a flood, a snapshot or other runs' work
+RPC_S = 120.0
