@@ -18,7 +18,7 @@ from tests.ops.certs import CA, Pair
 from tests.ops.harness import limit_directive
 from tests.support.policy_traffic import MINUTE, steady
 from tests.support.streams import StreamClient
-from tests.support.waiting import RPC_S
+from tests.support.waiting import RPC_S, wait_for
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
@@ -83,12 +83,12 @@ def test_a_hello_claiming_another_gateway_counts_under_its_certificate(tmp_path:
             # claiming gw-a's id, 1,000,000 requests: were it counted as gw-a, it would share
             # gw-a's 210; counted as itself, it sent 10
             _report(forger, 1, 999_999)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=60)
-                if len(st.hit_tables) == 2:
-                    break
-                time.sleep(0.2)
+
+            def both() -> apb.Status | None:
+                st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=RPC_S)
+                return st if len(st.hit_tables) == 2 else None
+
+            st = wait_for(both, 120, "the hit tables of both gateways")
             assert {h.gateway_id for h in st.hit_tables} == {"gw-a", "gw-b (claimed gw-a)"}
             assert {g.gateway_id for g in st.gateways} == {"gw-a", "gw-b (claimed gw-a)"}
             assert dict(st.implausible_hit_reports) == {"gw-b (claimed gw-a)": 1}

@@ -17,7 +17,7 @@ from tests.e2e.test_policy_engine import ENFORCE, SHADOW, Clock, by_class, make,
 from tests.ops.harness import limit_directive
 from tests.support.policy_sidecar import cli, cli_json
 from tests.support.policy_traffic import END, MINUTE, steady
-from tests.support.waiting import RPC_S
+from tests.support.waiting import RPC_S, wait_for
 from vigie.directives.audit import read_entries
 from vigie.server.core import GatewayStream, Sidecar
 from vigie.sources.probe import GatewayProbe
@@ -71,12 +71,12 @@ def test_a_forger_is_capped_to_what_it_sent_and_named(tmp_path: Path) -> None:
                 forger.send_report(
                     [dpb.DirectiveHits(directive_id="lim-x", shadow_hits=1, passed=999_999)]
                 )
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=60)
-                    if len(st.hit_tables) == 2:
-                        break
-                    time.sleep(0.2)
+
+                def both() -> apb.Status | None:
+                    st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=RPC_S)
+                    return st if len(st.hit_tables) == 2 else None
+
+                st = wait_for(both, 120, "the hit tables of both gateways")
                 # the honest report as it was; the forger's scaled down to its 10 requests
                 assert _hits(stub, md)["lim-x"] == (20 + 0, 0, 180 + 9)
                 assert dict(st.implausible_hit_reports) == {"gw-forger": 1}
@@ -87,9 +87,7 @@ def test_a_forger_is_capped_to_what_it_sent_and_named(tmp_path: Path) -> None:
                 honest.send_report(
                     [dpb.DirectiveHits(directive_id="lim-x", shadow_hits=22, passed=198)]
                 )
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and _hits(stub, md)["lim-x"][0] != 22:
-                    time.sleep(0.2)
+                wait_for(lambda: _hits(stub, md)["lim-x"][0] == 22, 120, "the honest report of 22")
                 assert _hits(stub, md)["lim-x"] == (22, 0, 198 + 9)
                 st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=60)
                 assert dict(st.implausible_hit_reports) == {"gw-forger": 1}
