@@ -41,7 +41,7 @@ def _creds(ca: CA, client: Pair) -> grpc.ChannelCredentials:
 def _gateway(target: str, creds: grpc.ChannelCredentials, claims: str) -> StreamClient:
     hello = tpb.Hello(gateway_id=claims, channel="main", protocol_version=1)
     c = StreamClient(target, hello=hello, credentials=creds)
-    c.wait_for(lambda: bool(c.of_kind("welcome")), timeout=30)
+    c.wait_for(lambda: bool(c.of_kind("welcome")), timeout=120)
     return c
 
 

@@ -53,7 +53,7 @@ def test_a_forger_is_capped_to_what_it_sent_and_named(tmp_path: Path) -> None:
                 GatewayProbe(sp.telemetry, "gw-forger") as forger,
             ):
                 for p in (honest, forger):
-                    assert p.wait_for(lambda p: "lim-x" in p.table, 30), p.error
+                    assert p.wait_for(lambda p: "lim-x" in p.table, 120), p.error
                 # honest: 200 requests in the scope, 50 of another application
                 mine = steady("app-x", now - 10 * MINUTE, 10, 20)
                 other = steady("app-y", now - 10 * MINUTE, 10, 5)

@@ -44,7 +44,7 @@ def storm(sidecar: SidecarProcess) -> dict[str, Any]:
     """A retry storm streamed by a gateway; its suggestion."""
     with GatewayProbe(sidecar.telemetry, "gw-storm") as gw:
         gw.send_records(retry_storm("app-retry", T0 + 10 * MINUTE))
-        assert gw.wait_for(lambda p: p.acked_events >= 120, 30)
+        assert gw.wait_for(lambda p: p.acked_events >= 120, 120)
     doc = cli_json(sidecar, "suggestions", "list", "--class", "retry_storm", "--state", "proposed")
     return find(doc["suggestions"], application_id="app-retry")
 
@@ -83,7 +83,7 @@ def test_approve_in_the_cli_reaches_a_connected_gateway(
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["state"] == "pushed"
         for gw in (gw1, gw2):
-            assert gw.wait_for(lambda p: storm["id"] in p.table, 10), gw.error
+            assert gw.wait_for(lambda p: storm["id"] in p.table, 120), gw.error
             d = gw.table[storm["id"]]
             assert d.mode == dpb.DIRECTIVE_MODE_ENFORCE
             assert (d.application_id, d.api_name, d.suggestion_id) == ("app-retry", "Stock",

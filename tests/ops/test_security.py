@@ -51,7 +51,7 @@ def _stream_once(target: str, creds: grpc.ChannelCredentials | None) -> int:
     """Events acknowledged on one stream, or -1 when the stream could not be had."""
     c = StreamClient(target, credentials=creds, gateway_id="tls-gw")
     try:
-        c.wait_for(lambda: bool(c.of_kind("welcome")), timeout=15)
+        c.wait_for(lambda: bool(c.of_kind("welcome")), timeout=120)
         c.send(StreamEncoder().batch_from_records(records(50)))
         return int(c.wait_ack(1).events_applied)
     except AssertionError:
