@@ -25,7 +25,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import REPO, SidecarProcess, free_port
-from tests.support.waiting import RPC_S
+from tests.support.waiting import RPC_S, wait_for
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
@@ -49,12 +49,8 @@ def load_jar() -> Path:
 
 def wait_until(what: str, pred: Callable[[], bool], timeout: float, every: float = 0.05) -> float:
     """Bounded polling of real processes; returns the monotonic time the condition held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return time.monotonic()
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    wait_for(pred, timeout, what, every)
+    return time.monotonic()
 
 
 @dataclass
@@ -103,7 +99,7 @@ class LoadDriver:
                     self.lines.append(line)
 
     def latest(self) -> Line:
-        wait_until("a report from the load driver", lambda: bool(self.lines), 60)
+        wait_until("a report from the load driver", lambda: bool(self.lines), 120)
         with self._lock:
             return self.lines[-1]
 
@@ -249,7 +245,7 @@ class ThrottleProxy:
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
-        wait_until("the proxy to listen", self._listening, 30)
+        wait_until("the proxy to listen", self._listening, 120)
 
     def _listening(self) -> bool:
         try:

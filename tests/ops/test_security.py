@@ -142,7 +142,7 @@ def test_mtls_on_both_listeners_admits_only_the_ca_s_certificates(
             sp.telemetry, tmp_path, rate=500, threads=1, gateway_id="java-no-cert", tls_ca=ca.pem
         )
         try:
-            refused.wait("a failed connection", lambda ln: ln["stream_errors"] >= 2, 60)
+            refused.wait("a failed connection", lambda ln: ln["stream_errors"] >= 2, 120)
             final = refused.stop()
         finally:
             refused.kill()
