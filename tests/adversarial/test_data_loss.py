@@ -91,7 +91,7 @@ def test_dropped_rollups_make_status_say_degraded_and_check_fail(tmp_path: Path)
         try:
             c.send(enc.batch_from_records(records(20, start=now)))
             c.wait_ack(1)
-            assert store.writer_stuck.wait(60)  # the writer holds that batch, waiting
+            assert store.writer_stuck.wait(120)  # the writer holds that batch, waiting
             for k in range(2, 12):  # the first of these fills the queue, 9 are dropped
                 c.send(enc.batch_from_records(records(20, start=now + 10**6 * k)))
                 c.wait_ack(k)

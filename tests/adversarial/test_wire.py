@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def _refused(c: StreamClient) -> grpc.RpcError:
-    assert c.done.wait(60), "the stream was not ended"
+    assert c.done.wait(120), "the stream was not ended"
     assert c.error is not None
     return c.error
 

@@ -99,7 +99,7 @@ def test_a_malformed_batch_ends_only_its_stream(sidecar: SidecarProcess) -> None
         batch = bad_enc.batch_from_records(records(10))
         batch.application_id = np.array([1] * 9 + [999], "<u4").tobytes()  # unknown id
         bad.send(batch)
-        bad.done.wait(30)
+        bad.done.wait(120)
         assert bad.error is not None
         assert bad.error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert (
@@ -110,7 +110,7 @@ def test_a_malformed_batch_ends_only_its_stream(sidecar: SidecarProcess) -> None
         assert good.wait_ack(1).events_applied == 50
         garbage = StreamClient(sidecar.telemetry, gateway_id="garbage")
         garbage.send(good_enc.batch_from_records(records(1)))  # wrong sequence/dictionary
-        garbage.done.wait(30)
+        garbage.done.wait(120)
         assert (
             garbage.error is not None and garbage.error.code() == grpc.StatusCode.INVALID_ARGUMENT
         )
