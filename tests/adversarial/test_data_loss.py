@@ -5,10 +5,12 @@ state itself (counters, classes) keeps every event."""
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -22,55 +24,73 @@ from vigie.wire.columns import StreamEncoder
 pytestmark = pytest.mark.slow
 
 
-class StuckStore:
-    """An HTTP port where the first connection (the data writer's first write, which holds
-    the first batch's rows) is held, and every later one gets a 500 at once: the writer is
-    stuck, nothing else is. The held request is answered "200, chunked" and then sent one
-    byte of body every ``TRICKLE_S``, so that the writer's HTTP timeout (60 s, which a loaded
-    machine can spend before the test reads the status) never frees it: the writer stays
-    stuck, however long the test takes, until ``close``."""
+class StuckStore(ThreadingHTTPServer):
+    """A stand-in for ClickHouse's HTTP interface that holds the first INSERT of rollup rows
+    (the writer's write of the first batch it took) and answers everything else at once: the
+    schema (CREATE, ALTER, SELECT: an empty answer) and the change records, which the writer's
+    timed flush may send before it took that batch off the queue. The writer is stuck on that
+    batch, nothing else is. The held INSERT is answered "200, chunked", then a byte of body
+    every ``TRICKLE_S``, so that the writer's own HTTP timeout (60 s, which a loaded machine can
+    spend before the test reads the status) never frees it: the writer stays stuck, however
+    long the test takes, until ``close``."""
 
     TRICKLE_S = 2.0
+    daemon_threads = True
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.held: list[socket.socket] = []
+        super().__init__(("127.0.0.1", 0), _StoreRequest)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self.writer_stuck = threading.Event()
         self.closed = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._held = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            if not self.held:
-                self.held.append(conn)
-                threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
-                continue
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
-            conn.close()
-
-    def _hold(self, conn: socket.socket) -> None:
-        try:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            self.writer_stuck.set()
-            while not self.closed.wait(self.TRICKLE_S):
-                conn.sendall(b"1\r\n \r\n")
-        except OSError:
-            pass
+    def hold(self, query: str) -> bool:
+        """Whether ``query`` is the one to hold: the first INSERT of rollup rows."""
+        rows = query.startswith("INSERT INTO") and ".changes " not in query
+        with self._lock:
+            if rows and not self._held:
+                self._held = True
+                return True
+        return False
 
     def close(self) -> None:
         self.closed.set()
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
+        self.shutdown()
+        self.server_close()
+
+
+class _StoreRequest(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: StuckStore
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        qs = parse_qs(urlsplit(self.path).query)
+        query = qs["query"][0] if "query" in qs else body.decode(errors="replace")
+        if not self.server.hold(query):
+            answer = b'{"data": []}' if "FORMAT JSONCompact" in query else b""
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            return
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        self.server.writer_stuck.set()
+        try:
+            while not self.server.closed.wait(self.server.TRICKLE_S):
+                self.wfile.write(b"1\r\n \r\n")
+                self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def test_dropped_rollups_make_status_say_degraded_and_check_fail(tmp_path: Path) -> None:
