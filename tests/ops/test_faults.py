@@ -28,6 +28,7 @@ from tests.ops.harness import (
     ThrottleProxy,
     health_serving,
     limit_directive,
+    load_jar,
     path_quantiles,
     wait_until,
     write_figures,
@@ -54,6 +55,7 @@ def _restart(sp: SidecarProcess, *extra: str) -> SidecarProcess:
 
 @pytest.mark.slow
 def test_gateway_rides_out_a_killed_and_a_frozen_sidecar(tmp_path: Path) -> None:
+    load_jar()  # skipped (or failed, in CI) before anything is started that would be left
     sp = start_sidecar(tmp_path / "state", "--snapshot-interval", "1")
     driver = LoadDriver.start(
         sp.telemetry, tmp_path, rate=RATE, threads=4, probe="/".join(PROBE), report_ms=50
@@ -173,6 +175,7 @@ def test_gateway_rides_out_a_killed_and_a_frozen_sidecar(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_gateway_rides_out_a_throttled_stream(tmp_path: Path) -> None:
+    load_jar()  # skipped (or failed, in CI) before anything is started that would be left
     sp = start_sidecar(tmp_path / "state")
     proxy = ThrottleProxy(sp.telemetry, rate_bytes=32 * 1024, log_dir=tmp_path)
     driver = LoadDriver.start(proxy.address, tmp_path, rate=RATE, threads=4, queue=16384)
