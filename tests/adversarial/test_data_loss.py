@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from tests.adversarial.common import records, status
 from tests.conftest import start_sidecar
 from tests.support.streams import StreamClient
+from tests.support.waiting import wait_for
 from vigie.cli import main
 from vigie.wire.columns import StreamEncoder
 
@@ -97,14 +98,27 @@ def test_dropped_rollups_make_status_say_degraded_and_check_fail(tmp_path: Path)
     store = StuckStore()
     sp = start_sidecar(
         tmp_path / "s",
+        "--snapshot-interval",
+        "1",
         env={
             "VIGIE_DATA_STORE": "clickhouse",
             "VIGIE_CLICKHOUSE_URL": store.url,
             "VIGIE_DATA_QUEUE_BATCHES": "1",
             "VIGIE_DATA_FLUSH_SECONDS": "0.1",
+            "VIGIE_POLICY_REFRESH_SECONDS": "86400",
         },
     )
     try:
+        # A refresh of the suggestions waits until the store holds every applied batch: it
+        # asks the writer for a flush through the writer's queue, where that request takes the
+        # one place. The background loop refreshes at its first turn, then every
+        # policy_refresh_seconds (here a day): once that turn is over (its snapshot follows
+        # the refresh), no flush request can come between the batches below.
+        wait_for(
+            lambda: status(sp).counters["snapshots_written"] >= 1,
+            120,
+            "the background loop's first turn (a refresh of the suggestions, then a snapshot)",
+        )
         c = StreamClient(sp.telemetry)
         enc = StreamEncoder()
         now = int(time.time() * 1e6)  # live traffic: it never waits for the writer
