@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from tests.conftest import SidecarProcess
+from tests.support.waiting import RPC_S
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 
@@ -40,5 +41,5 @@ def admin(sp: SidecarProcess) -> tuple[apb_grpc.AdminStub, tuple[tuple[str, str]
 
 def status(sp: SidecarProcess) -> apb.Status:
     stub, md = admin(sp)
-    st: apb.Status = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=30)
+    st: apb.Status = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=RPC_S)
     return st

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.adversarial.common import admin
 from tests.conftest import start_sidecar
+from tests.support.waiting import RPC_S
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import directives_pb2 as dpb
 
@@ -37,7 +38,7 @@ def test_every_state_file_is_private_under_the_default_umask(tmp_path: Path) -> 
                 reason="files",
             ),
             metadata=md,
-            timeout=30,
+            timeout=RPC_S,
         )
     finally:
         sp.stop()  # a graceful stop writes the snapshot

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tests.adversarial.common import records, status
 from tests.conftest import SidecarProcess, start_sidecar
 from tests.support.streams import StreamClient
+from tests.support.waiting import RPC_S
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import telemetry_pb2 as pb
@@ -138,13 +139,13 @@ def test_token_less_reflection_streams_cannot_starve_an_operator(sidecar: Sideca
         t = threading.Thread(target=hold, args=(ch, got))
         t.start()
         threads.append(t)
-        assert got.wait(60)  # served (one of the first 4), or refused at once
+        assert got.wait(120)  # served (one of the first 4), or refused at once
     try:
         assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 4
         stub = apb_grpc.AdminStub(grpc.insecure_channel(sidecar.admin))
         md = (("authorization", f"Bearer {sidecar.token}"),)
         for _ in range(16):  # more calls than the admin workers: none waits on reflection
-            stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=30)
+            stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=RPC_S)
         assert status(sidecar).counters["reflection_busy"] == 4
     finally:
         release.set()

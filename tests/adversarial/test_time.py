@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from tests.adversarial.common import admin, records, status
 from tests.conftest import SidecarProcess, start_sidecar
 from tests.support.streams import StreamClient
+from tests.support.waiting import RPC_S
 from tests.support.wso2log import App, LogWriter, at
 from vigie.cli import main
 from vigie.store.parquet import ParquetStore
@@ -58,8 +59,8 @@ def _wait_written(sp: SidecarProcess, rows: int) -> apb.Status:
 
 def _classes(sp: SidecarProcess) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     stub, md = admin(sp)
-    subs = stub.ListSubscriptions(apb.ListSubscriptionsRequest(), metadata=md, timeout=30)
-    apis = stub.ListApis(apb.ListApisRequest(), metadata=md, timeout=30)
+    subs = stub.ListSubscriptions(apb.ListSubscriptionsRequest(), metadata=md, timeout=RPC_S)
+    apis = stub.ListApis(apb.ListApisRequest(), metadata=md, timeout=RPC_S)
     return (
         {s.application_name: sorted(s.classes) for s in subs.subscriptions},
         {a.api: sorted(a.classes) for a in apis.apis},

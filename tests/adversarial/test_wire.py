@@ -15,6 +15,7 @@ import pytest
 from tests.adversarial.common import admin, records, status
 from tests.conftest import SidecarProcess, start_sidecar
 from tests.support.streams import StreamClient
+from tests.support.waiting import RPC_S
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import directives_pb2 as dpb
 from vigie.v1 import telemetry_pb2 as pb
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def _refused(c: StreamClient) -> grpc.RpcError:
-    assert c.done.wait(60), "the stream was not ended"
+    assert c.done.wait(120), "the stream was not ended"
     assert c.error is not None
     return c.error
 
@@ -142,7 +143,7 @@ def test_forged_directive_hits_are_not_kept(sidecar: SidecarProcess) -> None:
             actor="test",
         ),
         metadata=md,
-        timeout=30,
+        timeout=RPC_S,
     )
     forged = [dpb.DirectiveHits(directive_id=f"forged-{k}", shadow_hits=1) for k in range(5000)]
     # (at most the 5 requests this gateway sent in the directive's scope: vigie.server.hits)
@@ -156,7 +157,7 @@ def test_forged_directive_hits_are_not_kept(sidecar: SidecarProcess) -> None:
         c.send_raw(pb.GatewayMessage(report=pb.GatewayReport(directive_hits=[*forged, real])))
         c.send(enc.batch_from_records(records(5)))
         c.wait_ack(2)  # the report, sent before, was read
-        hits = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=30).hits
+        hits = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=RPC_S).hits
         assert [(h.directive_id, h.shadow_hits) for h in hits] == [("real", 5)]
         assert status(sidecar).counters["directive_hits_unknown"] == 5000
     finally:
@@ -168,12 +169,12 @@ def test_forged_directive_hits_are_not_kept(sidecar: SidecarProcess) -> None:
         c2.wait_ack(1)
     finally:
         c2.close()
-    hits = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=30).hits
+    hits = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=RPC_S).hits
     assert [(h.directive_id, h.shadow_hits) for h in hits] == [("real", 5)]
     stub.RemoveDirective(
         apb.RemoveDirectiveRequest(directive_id="real", actor="test"), metadata=md, timeout=30
     )
-    hits = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=30).hits
+    hits = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=RPC_S).hits
     assert list(hits) == []
 
 

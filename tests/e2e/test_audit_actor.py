@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import VIGIE, start_sidecar
 from tests.ops.certs import CA, Pair
+from tests.support.waiting import RPC_S
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 
@@ -119,20 +120,20 @@ def test_a_token_caller_is_self_declared(tmp_path: Path) -> None:
                     directive_id="blk-orders", actor="alice (declared bob)", reason="done"
                 ),
                 metadata=md,
-                timeout=10,
+                timeout=RPC_S,
             )
             stub.SetThresholds(
                 apb.SetThresholdsRequest(
                     changes={"retry_min_retries": 45.0}, actor="", reason="anonymous"
                 ),
                 metadata=md,
-                timeout=10,
+                timeout=RPC_S,
             )
             with pytest.raises(grpc.RpcError) as exc:  # a refused decision audits nothing
                 stub.RejectSuggestion(
                     apb.DecideSuggestionRequest(id="nope", actor="bob", reason="x"),
                     metadata=md,
-                    timeout=10,
+                    timeout=RPC_S,
                 )
             assert exc.value.code() == grpc.StatusCode.NOT_FOUND
     finally:

@@ -3,16 +3,18 @@ disk; ``report``, ``autopsy`` and ``consumers`` read one sidecar or a fleet of t
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import VIGIE, SidecarProcess, start_sidecar
+from tests.support.waiting import wait_for
 from vigie.sources import simulator
 
 pytestmark = pytest.mark.slow
@@ -49,37 +51,38 @@ def _status(pod: SidecarProcess) -> dict[str, object]:
 
 def test_status_reports_the_data_on_disk(two: list[SidecarProcess]) -> None:
     pod = two[0]
-    deadline = time.monotonic() + 60
-    while True:
-        st = _status(pod)
-        data = st.get("data", {})
+
+    def on_disk() -> dict[str, Any] | None:
+        data = _status(pod).get("data", {})
         assert isinstance(data, dict)
-        if int(data.get("bytes", {}).get("daily", 0)) > 0:
-            break
-        assert time.monotonic() < deadline, st
-        time.sleep(0.5)
+        return data if int(data.get("bytes", {}).get("daily", 0)) > 0 else None
+
+    data = wait_for(on_disk, 120, "daily rollups on disk")
     assert data["backend"] == "parquet" and data["state"] == "ok"
     text = _vigie("status", "--admin", pod.admin, "--state-dir", str(pod.state_dir))
     assert "data: parquet ok" in text and "on disk" in text
 
 
 def test_a_fleet_report_adds_both_sidecars(two: list[SidecarProcess]) -> None:
-    events = []
-    for pod in two:  # wait until each has written everything it applied
-        deadline = time.monotonic() + 60
-        while True:
-            st = _status(pod)
-            applied = int(str(st["events_applied"]))
-            data = st["data"]
-            assert isinstance(data, dict)
-            written = int(data.get("counters", {}).get("minute_rows_written", 0))
-            if written and int(data.get("open_rows", 0)) == 0:
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        events.append(applied)
     today = datetime.now(UTC).date()
     frm, to = today.isoformat(), (today + timedelta(days=2)).isoformat()
+
+    def report(*where: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(
+            _vigie("report", *where, "--from", frm, "--to", to, "--format", "json")
+        )
+        return doc
+
+    def stored(pod: SidecarProcess, applied: int) -> dict[str, Any] | None:
+        doc = report("--admin", pod.admin, "--state-dir", str(pod.state_dir))
+        return doc if doc["total"]["requests"] == applied else None
+
+    events, one = [], []
+    for pod in two:  # the simulator is done: wait until each has stored everything it applied
+        applied = int(str(_status(pod)["events_applied"]))
+        what = f"the rollups of the {applied} events {pod.admin} applied"
+        one.append(wait_for(functools.partial(stored, pod, applied), 120, what))
+        events.append(applied)
     fleet = [
         "--admin",
         two[0].admin,
@@ -90,26 +93,7 @@ def test_a_fleet_report_adds_both_sidecars(two: list[SidecarProcess]) -> None:
         "--state-dir",
         str(two[1].state_dir),
     ]
-    time.sleep(1.5)  # two flush periods: every applied batch is in the store
-    doc = json.loads(_vigie("report", *fleet, "--from", frm, "--to", to, "--format", "json"))
-    one = [
-        json.loads(
-            _vigie(
-                "report",
-                "--admin",
-                p.admin,
-                "--state-dir",
-                str(p.state_dir),
-                "--from",
-                frm,
-                "--to",
-                to,
-                "--format",
-                "json",
-            )
-        )
-        for p in two
-    ]
+    doc = report(*fleet)
     assert doc["total"]["requests"] == sum(d["total"]["requests"] for d in one)
     assert doc["total"]["requests"] == sum(events)
     start = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()

@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import SidecarProcess, start_sidecar
 from tests.support.streams import StreamClient
+from tests.support.waiting import RPC_S
 from vigie.server.hits import LEAD_SECONDS
 from vigie.server.quota import WHOLE_PPM, shares
 from vigie.v1 import admin_pb2 as apb
@@ -72,7 +73,7 @@ def _put_limit(sp: SidecarProcess) -> None:
         apb_grpc.AdminStub(ch).PutDirective(
             apb.PutDirectiveRequest(directive=d, actor="test", reason="fleet budget"),
             metadata=(("authorization", f"Bearer {sp.token}"),),
-            timeout=10,
+            timeout=RPC_S,
         )
 
 
@@ -292,7 +293,7 @@ def test_an_inflated_report_counts_only_what_the_gateway_sent(tmp_path: Path) ->
                 st = apb_grpc.AdminStub(ch).GetStatus(
                     apb.StatusRequest(),
                     metadata=(("authorization", f"Bearer {sp.token}"),),
-                    timeout=10,
+                    timeout=RPC_S,
                 )
                 if st.counters["directive_hits_implausible"] > 0 or time.monotonic() > deadline:
                     break
@@ -320,11 +321,11 @@ def test_the_quotas_a_gateway_refused_are_in_the_status(tmp_path: Path) -> None:
             stub = apb_grpc.AdminStub(ch)
 
             def reported() -> bool:
-                st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=10)
+                st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=RPC_S)
                 return any(g.quotas_rejected for g in st.gateways)
 
             _wait("the report", reported)
-            (g,) = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=10).gateways
+            (g,) = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=RPC_S).gateways
         assert g.quotas_rejected == 2
         assert g.last_quota_rejection.startswith("l1: epoch_us 0 is not a time\\x1b[2J")
         assert len(g.last_quota_rejection) <= 256

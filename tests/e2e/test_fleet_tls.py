@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.conftest import SidecarProcess, free_port, start_sidecar
 from tests.ops.certs import CA, Pair, _write_key
+from tests.support.waiting import RPC_S
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
@@ -81,11 +82,11 @@ class Secure:
         self.md = (("authorization", f"Bearer {token}"),)
 
     def status(self) -> apb.Status:
-        st: apb.Status = self.stub.GetStatus(apb.StatusRequest(), metadata=self.md, timeout=10)
+        st: apb.Status = self.stub.GetStatus(apb.StatusRequest(), metadata=self.md, timeout=RPC_S)
         return st
 
     def table(self) -> set[str]:
-        dl = self.stub.ListDirectives(apb.ListDirectivesRequest(), metadata=self.md, timeout=10)
+        dl = self.stub.ListDirectives(apb.ListDirectivesRequest(), metadata=self.md, timeout=RPC_S)
         return {d.id for d in dl.directives}
 
 
@@ -120,7 +121,7 @@ def test_peers_replicate_over_mtls_and_a_token_mismatch_is_said(tmp_path: Path) 
                           action=dpb.DIRECTIVE_ACTION_BLOCK, application_id="app-t",
                           expires_at_us=int((time.time() + 600) * 1e6))  # fmt: skip
         a.stub.PutDirective(apb.PutDirectiveRequest(directive=d, actor="t"), metadata=a.md,
-                            timeout=10)  # fmt: skip
+                            timeout=RPC_S)  # fmt: skip
         wait_until("tls-block on b", lambda: "tls-block" in b.table())
         # b restarted with another token: a's peer says why nothing replicates
         procs[1].stop()

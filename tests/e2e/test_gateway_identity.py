@@ -18,6 +18,7 @@ from tests.ops.certs import CA, Pair
 from tests.ops.harness import limit_directive
 from tests.support.policy_traffic import MINUTE, steady
 from tests.support.streams import StreamClient
+from tests.support.waiting import RPC_S, wait_for
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
@@ -40,7 +41,7 @@ def _creds(ca: CA, client: Pair) -> grpc.ChannelCredentials:
 def _gateway(target: str, creds: grpc.ChannelCredentials, claims: str) -> StreamClient:
     hello = tpb.Hello(gateway_id=claims, channel="main", protocol_version=1)
     c = StreamClient(target, hello=hello, credentials=creds)
-    c.wait_for(lambda: bool(c.of_kind("welcome")), timeout=30)
+    c.wait_for(lambda: bool(c.of_kind("welcome")), timeout=120)
     return c
 
 
@@ -82,17 +83,17 @@ def test_a_hello_claiming_another_gateway_counts_under_its_certificate(tmp_path:
             # claiming gw-a's id, 1,000,000 requests: were it counted as gw-a, it would share
             # gw-a's 210; counted as itself, it sent 10
             _report(forger, 1, 999_999)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=60)
-                if len(st.hit_tables) == 2:
-                    break
-                time.sleep(0.2)
+
+            def both() -> apb.Status | None:
+                st = stub.GetStatus(apb.StatusRequest(), metadata=md, timeout=RPC_S)
+                return st if len(st.hit_tables) == 2 else None
+
+            st = wait_for(both, 120, "the hit tables of both gateways")
             assert {h.gateway_id for h in st.hit_tables} == {"gw-a", "gw-b (claimed gw-a)"}
             assert {g.gateway_id for g in st.gateways} == {"gw-a", "gw-b (claimed gw-a)"}
             assert dict(st.implausible_hit_reports) == {"gw-b (claimed gw-a)": 1}
             assert st.counters["gateway_id_mismatch"] == 1
-            out = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=10)
+            out = stub.ListDirectives(apb.ListDirectivesRequest(), metadata=md, timeout=RPC_S)
             (h,) = [h for h in out.hits if h.directive_id == "lim-x"]
             # gw-a's report whole; the forger's scaled down to its own 10 requests
             assert (h.shadow_hits, h.passed) == (20 + 0, 180 + 9)

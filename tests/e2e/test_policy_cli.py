@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from tests.conftest import VIGIE, SidecarProcess
 from tests.support.policy_sidecar import cli, cli_json, find, serve
 from tests.support.policy_traffic import MINUTE, T0, retry_storm
+from tests.support.waiting import RPC_S
 from vigie.cli.main import main
 from vigie.directives.ids import manual_directive_id
 from vigie.sources.probe import GatewayProbe
@@ -43,7 +44,7 @@ def storm(sidecar: SidecarProcess) -> dict[str, Any]:
     """A retry storm streamed by a gateway; its suggestion."""
     with GatewayProbe(sidecar.telemetry, "gw-storm") as gw:
         gw.send_records(retry_storm("app-retry", T0 + 10 * MINUTE))
-        assert gw.wait_for(lambda p: p.acked_events >= 120, 30)
+        assert gw.wait_for(lambda p: p.acked_events >= 120, 120)
     doc = cli_json(sidecar, "suggestions", "list", "--class", "retry_storm", "--state", "proposed")
     return find(doc["suggestions"], application_id="app-retry")
 
@@ -82,7 +83,7 @@ def test_approve_in_the_cli_reaches_a_connected_gateway(
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["state"] == "pushed"
         for gw in (gw1, gw2):
-            assert gw.wait_for(lambda p: storm["id"] in p.table, 10), gw.error
+            assert gw.wait_for(lambda p: storm["id"] in p.table, 120), gw.error
             d = gw.table[storm["id"]]
             assert d.mode == dpb.DIRECTIVE_MODE_ENFORCE
             assert (d.application_id, d.api_name, d.suggestion_id) == ("app-retry", "Stock",
@@ -202,13 +203,13 @@ def test_admin_calls_need_the_token(sidecar: SidecarProcess, tmp_path: Path) -> 
         stub = apb_grpc.AdminStub(ch)
         for md in ((), (("authorization", "Bearer wrong"),)):
             with pytest.raises(grpc.RpcError) as exc:
-                stub.ListSuggestions(apb.ListSuggestionsRequest(), metadata=md, timeout=10)
+                stub.ListSuggestions(apb.ListSuggestionsRequest(), metadata=md, timeout=RPC_S)
             assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.RpcError) as exc:
-            stub.ApproveSuggestion(apb.ApproveSuggestionRequest(id="x"), timeout=10)
+            stub.ApproveSuggestion(apb.ApproveSuggestionRequest(id="x"), timeout=RPC_S)
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.RpcError) as exc:
-            stub.SetThresholds(apb.SetThresholdsRequest(changes={"hold_seconds": 1}), timeout=10)
+            stub.SetThresholds(apb.SetThresholdsRequest(changes={"hold_seconds": 1}), timeout=RPC_S)
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
     wrong = tmp_path / "wrong.token"
     wrong.write_text("not-the-token\n")

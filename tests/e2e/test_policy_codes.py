@@ -26,6 +26,7 @@ from click.testing import CliRunner
 from tests.conftest import CONFORMANCE, SidecarProcess, start_sidecar
 from tests.support.policy_sidecar import cli_json
 from tests.support.policy_traffic import HOUR, Record, steady
+from tests.support.waiting import wait_for
 from tests.support.wso2_spec import AdminSpec
 from vigie.cli.main import main
 from vigie.sources.probe import GatewayProbe
@@ -69,15 +70,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SidecarProcess]
             for i in range(0, len(records), 4096):
                 gw.send_records(records[i : i + 4096])
             assert gw.wait_for(lambda p: p.acked_events >= len(records), 120), gw.error
-        deadline = time.monotonic() + 60
-        while True:  # every applied event in the store's rollups
-            st = cli_json(sp, "status")
-            data = st["data"]
+
+        def stored() -> bool:  # every applied event in the store's rollups
+            data = cli_json(sp, "status")["data"]
             written = int(data.get("counters", {}).get("minute_rows_written", 0))
-            if written and int(data.get("open_rows", 0)) == 0:
-                break
-            assert time.monotonic() < deadline, st
-            time.sleep(0.5)
+            return bool(written) and int(data.get("open_rows", 0)) == 0
+
+        wait_for(stored, 120, "every applied event in the store's rollups")
         yield sp
     finally:
         sp.stop()

@@ -63,7 +63,7 @@ def test_directives_a_gateway_refused_are_shown_in_status(sidecar: SidecarProces
             return [g for g in cli_json(sidecar, "status")["gateways"]
                     if g["gateway_id"] == "gw-old" and g.get("directives_rejected")]  # fmt: skip
 
-        assert gw.wait_for(lambda _: bool(shown()), 10)
+        assert gw.wait_for(lambda _: bool(shown()), 120)
         (g,) = shown()
         assert g["directives_rejected"] == "1"  # uint64 in proto JSON
         assert g["rejected_directives"][0]["reason"].startswith("limit_period_seconds")

@@ -185,7 +185,7 @@ def test_simulate_a_suggestion_of_the_running_sidecar(
 ) -> None:
     with GatewayProbe(live.telemetry, "gw-live") as gw:
         gw.send_records(retry_storm("app-retry", T0))  # another episode than the log's
-        assert gw.wait_for(lambda p: p.acked_events >= 120, 30)
+        assert gw.wait_for(lambda p: p.acked_events >= 120, 120)
     doc = cli_json(live, "suggestions", "list", "--class", "retry_storm", "--state", "proposed")
     (sid,) = [s["id"] for s in doc["suggestions"]]
     res = run("suggestions", "simulate", sid, "--replay", f"main={logs['main']}",

@@ -25,6 +25,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import REPO, SidecarProcess, free_port
+from tests.support.waiting import RPC_S, wait_for
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
 from vigie.v1 import directives_pb2 as dpb
@@ -48,12 +49,8 @@ def load_jar() -> Path:
 
 def wait_until(what: str, pred: Callable[[], bool], timeout: float, every: float = 0.05) -> float:
     """Bounded polling of real processes; returns the monotonic time the condition held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return time.monotonic()
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    wait_for(pred, timeout, what, every)
+    return time.monotonic()
 
 
 @dataclass
@@ -102,7 +99,7 @@ class LoadDriver:
                     self.lines.append(line)
 
     def latest(self) -> Line:
-        wait_until("a report from the load driver", lambda: bool(self.lines), 60)
+        wait_until("a report from the load driver", lambda: bool(self.lines), 120)
         with self._lock:
             return self.lines[-1]
 
@@ -183,7 +180,7 @@ class Admin:
         self.md = (("authorization", f"Bearer {sp.token}"),)
 
     def status(self) -> apb.Status:
-        st: apb.Status = self.stub.GetStatus(apb.StatusRequest(), metadata=self.md, timeout=30)
+        st: apb.Status = self.stub.GetStatus(apb.StatusRequest(), metadata=self.md, timeout=RPC_S)
         return st
 
     def directives(self) -> apb.DirectiveList:
@@ -196,14 +193,14 @@ class Admin:
         self.stub.PutDirective(
             apb.PutDirectiveRequest(directive=d, actor=actor, reason=reason),
             metadata=self.md,
-            timeout=30,
+            timeout=RPC_S,
         )
 
     def remove(self, directive_id: str, actor: str = "ops-test") -> None:
         self.stub.RemoveDirective(
             apb.RemoveDirectiveRequest(directive_id=directive_id, actor=actor),
             metadata=self.md,
-            timeout=30,
+            timeout=RPC_S,
         )
 
     def close(self) -> None:
@@ -248,7 +245,7 @@ class ThrottleProxy:
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
-        wait_until("the proxy to listen", self._listening, 30)
+        wait_until("the proxy to listen", self._listening, 120)
 
     def _listening(self) -> bool:
         try:

@@ -70,7 +70,7 @@ def test_a_killed_sidecar_comes_back_with_its_decisions_and_all_but_the_last_int
         wait_until(
             "two snapshots",
             lambda: dict(admin.status().counters).get("snapshots_written", 0) >= seen + 2,
-            60,
+            120,
         )
         c.send(_traffic(enc, 500, 3000))
         assert c.wait_ack(2).events_applied == 3500

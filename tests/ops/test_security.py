@@ -20,6 +20,7 @@ from tests.e2e.test_server import records
 from tests.ops.certs import CA, Pair
 from tests.ops.harness import LoadDriver, limit_directive
 from tests.support.streams import StreamClient
+from tests.support.waiting import RPC_S
 from vigie.cli.main import main
 from vigie.v1 import admin_pb2 as apb
 from vigie.v1 import admin_pb2_grpc as apb_grpc
@@ -50,7 +51,7 @@ def _stream_once(target: str, creds: grpc.ChannelCredentials | None) -> int:
     """Events acknowledged on one stream, or -1 when the stream could not be had."""
     c = StreamClient(target, credentials=creds, gateway_id="tls-gw")
     try:
-        c.wait_for(lambda: bool(c.of_kind("welcome")), timeout=15)
+        c.wait_for(lambda: bool(c.of_kind("welcome")), timeout=120)
         c.send(StreamEncoder().batch_from_records(records(50)))
         return int(c.wait_ack(1).events_applied)
     except AssertionError:
@@ -63,7 +64,7 @@ def _status(target: str, creds: grpc.ChannelCredentials, token: str | None) -> g
     md = (("authorization", f"Bearer {token}"),) if token is not None else ()
     with grpc.secure_channel(target, creds) as ch:
         try:
-            apb_grpc.AdminStub(ch).GetStatus(apb.StatusRequest(), metadata=md, timeout=10)
+            apb_grpc.AdminStub(ch).GetStatus(apb.StatusRequest(), metadata=md, timeout=RPC_S)
             return grpc.StatusCode.OK
         except grpc.RpcError as exc:
             return exc.code()
@@ -141,7 +142,7 @@ def test_mtls_on_both_listeners_admits_only_the_ca_s_certificates(
             sp.telemetry, tmp_path, rate=500, threads=1, gateway_id="java-no-cert", tls_ca=ca.pem
         )
         try:
-            refused.wait("a failed connection", lambda ln: ln["stream_errors"] >= 2, 60)
+            refused.wait("a failed connection", lambda ln: ln["stream_errors"] >= 2, 120)
             final = refused.stop()
         finally:
             refused.kill()
@@ -196,23 +197,23 @@ def test_tokens_never_reach_the_log_and_every_directive_change_is_audited(
         with pytest.raises(grpc.RpcError) as exc:
             stub.GetStatus(apb.StatusRequest(), metadata=(("authorization", f"Bearer {wrong}"),))
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        stub.GetStatus(apb.StatusRequest(), metadata=good, timeout=10)
+        stub.GetStatus(apb.StatusRequest(), metadata=good, timeout=RPC_S)
         d = limit_directive("limit-shop", "shop", "Orders")
         stub.PutDirective(
             apb.PutDirectiveRequest(directive=d, actor="alice", reason="INC-42 retry storm"),
             metadata=good,
-            timeout=10,
+            timeout=RPC_S,
         )
         d.limit_requests = 50
         stub.PutDirective(
             apb.PutDirectiveRequest(directive=d, actor="bob", reason="tighter"),
             metadata=good,
-            timeout=10,
+            timeout=RPC_S,
         )
         stub.RemoveDirective(
             apb.RemoveDirectiveRequest(directive_id="limit-shop", actor="alice", reason="fixed"),
             metadata=good,
-            timeout=10,
+            timeout=RPC_S,
         )
         ch.close()
         st_counters = _counters(sp, token)

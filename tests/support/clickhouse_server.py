@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+
+READY_S = 180.0  # its start on a loaded machine (several runs side by side): tens of seconds
 BINARY = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"
 
 CONFIG = """<?xml version="1.0"?>
@@ -50,20 +53,12 @@ class ClickHouse:
     directory: Path
 
 
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
     if not Path(BINARY).exists():
         pytest.skip("clickhouse-server is not installed (make test installs it)")
     d = tmp_path_factory.mktemp("clickhouse")
-    http, tcp = _free_port(), _free_port()
+    http, tcp = free_port(), free_port()
     (d / "config.xml").write_text(CONFIG.format(d=d, http=http, tcp=tcp))
     (d / "users.xml").write_text(USERS)
     log = (d / "stdout.log").open("wb")
@@ -71,7 +66,7 @@ def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]
         [BINARY, f"--config-file={d / 'config.xml'}"], stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{http}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + READY_S
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"clickhouse-server exited: {(d / 'stdout.log').read_text()}")
@@ -83,7 +78,7 @@ def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]
             pass
         if time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError("clickhouse-server did not answer in 60 s")
+            raise RuntimeError(f"clickhouse-server did not answer in {READY_S:g} s")
         time.sleep(0.2)
     try:
         yield ClickHouse(url, proc, d)

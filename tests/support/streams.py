@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
+from tests.support.waiting import wait_for
 from vigie.v1 import telemetry_pb2 as pb
 from vigie.v1 import telemetry_pb2_grpc as pb_grpc
+
+WAIT_S = 120.0  # an acknowledgement on a loaded machine: a batch waits behind other work
 
 
 class StreamClient:
@@ -61,17 +63,20 @@ class StreamClient:
         with self._lock:
             return [m for m in self.received if m.WhichOneof("kind") == kind]
 
-    def wait_for(self, predicate: object, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():  # type: ignore[operator]
-                return
-            if self.done.is_set() and not predicate():  # type: ignore[operator]
-                raise AssertionError(f"stream ended: {self.error}")
-            time.sleep(0.01)
-        raise AssertionError("timed out waiting on the stream")
+    def wait_for(self, predicate: Callable[..., object], timeout: float = WAIT_S) -> None:
+        """Until ``predicate`` holds (what the sidecar sent so far); fails at once when the
+        stream ended without it, and after ``timeout`` seconds."""
 
-    def wait_ack(self, sequence: int, timeout: float = 30.0) -> pb.Ack:
+        def held() -> bool:
+            if predicate():
+                return True
+            if self.done.is_set() and not predicate():
+                raise AssertionError(f"stream ended: {self.error}")
+            return False
+
+        wait_for(held, timeout, "the stream's answer", every=0.01)
+
+    def wait_ack(self, sequence: int, timeout: float = WAIT_S) -> pb.Ack:
         def acked() -> bool:
             return any(m.ack.sequence >= sequence for m in self.of_kind("ack"))
 

@@ -94,13 +94,20 @@ def stream_handler(service: TelemetryService, limit: int = 0) -> grpc.GenericRpc
 def _add_port(
     server: grpc.Server, address: str, creds: grpc.ServerCredentials | None = None
 ) -> int:
-    port: int = (
-        server.add_insecure_port(address)
-        if creds is None
-        else server.add_secure_port(address, creds)
-    )
+    """Bind ``address``; one clear line (``vigie: cannot listen on ...``, exit status of a
+    ``VigieError``) when it cannot be: gRPC raises a bare ``RuntimeError`` for a port in use
+    (older versions returned 0)."""
+    refused = VigieError(f"cannot listen on {address}: the address is in use or not available")
+    try:
+        port: int = (
+            server.add_insecure_port(address)
+            if creds is None
+            else server.add_secure_port(address, creds)
+        )
+    except RuntimeError:
+        raise refused from None
     if port == 0 and not address.startswith("unix:"):
-        raise VigieError(f"cannot listen on {address}")
+        raise refused
     return port
 
 
