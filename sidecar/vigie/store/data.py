@@ -168,6 +168,8 @@ class DataSink:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._room = threading.Lock()  # the queue's bound and the reserved places
         self._reserved = 0
+        # flush and stop requests in the queue: not batches, so they take no batch's place
+        self._controls = 0
         self._closing = False  # set by close: sources waiting for a place stop waiting
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # accumulator + pending: writer thread vs. flush()
@@ -198,7 +200,7 @@ class DataSink:
         with self._room:
             if reserved:
                 self._reserved -= 1
-            elif self._queue.qsize() >= self.config.queue_batches:
+            elif self._batches_queued() >= self.config.queue_batches:
                 self.counters["rollup_events_dropped"] += len(ev)
                 if len(ev):
                     ts = ev["event_time_us"]
@@ -221,7 +223,7 @@ class DataSink:
         seen = self._batches_added
         while not self._closing:  # a stopping sidecar makes no one wait
             with self._room:
-                if self._queue.qsize() + self._reserved < limit:
+                if self._batches_queued() + self._reserved < limit:
                     self._reserved += 1
                     return True
             now = time.monotonic()
@@ -231,6 +233,21 @@ class DataSink:
                 return False
             time.sleep(ROOM_POLL_S)
         return False
+
+    def _batches_queued(self) -> int:
+        """Batches waiting in the queue (its flush and stop requests left out); under
+        ``_room``."""
+        return max(0, self._queue.qsize() - self._controls)
+
+    def _put_control(self, item: object, timeout: float | None = None) -> None:
+        with self._room:
+            self._controls += 1
+        try:
+            self._queue.put(item, timeout=timeout)
+        except queue.Full:
+            with self._room:
+                self._controls -= 1
+            raise
 
     def release(self) -> None:
         """Give back a place taken by ``reserve`` that no batch used (a refused batch)."""
@@ -246,14 +263,14 @@ class DataSink:
         """Write everything out and stop the thread."""
         self._closing = True
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._put_control(_STOP)
             self._thread.join(timeout)
             self._thread = None
         else:
             self.flush()
 
     def request_flush(self) -> None:
-        self._queue.put(_FLUSH)
+        self._put_control(_FLUSH)
 
     def settle(self, timeout: float) -> bool:
         """Wait, at most ``timeout`` seconds, until every batch offered so far is written to
@@ -268,7 +285,7 @@ class DataSink:
             return self.written_through >= target
         deadline = time.monotonic() + timeout
         try:
-            self._queue.put(_FLUSH, timeout=timeout)
+            self._put_control(_FLUSH, timeout=timeout)
         except queue.Full:
             return False
         while self.written_through < target:
@@ -285,6 +302,9 @@ class DataSink:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 item = None
+            if item is _STOP or item is _FLUSH:
+                with self._room:
+                    self._controls -= 1
             try:
                 if item is _STOP:
                     self.flush()
@@ -436,7 +456,7 @@ class DataSink:
             "bytes": self.usage(),
             "open_rows": open_rows,
             "unwritten_rows": pending_rows,
-            "queued_batches": self._queue.qsize(),
+            "queued_batches": self._batches_queued(),
             "short_retention_days": self.config.short_retention_days,
             "long_retention_days": self.config.long_retention_days,
             "counters": dict(self.counters),

@@ -97,3 +97,19 @@ def test_waiting_sources_lose_nothing_while_the_writer_drains(tmp_path: Path) ->
     assert sum(drained) == 8 * 50 * 10
     assert sink.counters["rollup_events_dropped"] == 0
     assert most[0] <= 2  # the first half only: the other half stays for the live streams
+
+
+def test_flush_requests_take_no_batch_place(tmp_path: Path) -> None:
+    """Refreshes ask the writer for a flush while it is stuck (a slow store): those requests
+    wait in the same queue, but they are not batches, so live batches are still queued up to
+    ``queue_batches`` and nothing is dropped for them."""
+    sink = _sink(tmp_path, queue_batches=4)
+    for _ in range(3):
+        sink.request_flush()
+    for _ in range(4):
+        assert sink.offer(_events())
+    assert sink.counters["rollup_events_dropped"] == 0
+    assert not sink.offer(_events())  # the fifth batch is past the bound: dropped, counted
+    assert sink.counters["rollup_events_dropped"] == 10
+    assert sink.status()["queued_batches"] == 4
+    assert sink.reserve(0) is False  # the first half is full of batches, not of requests
