@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, free_port, start_sidecar
+from tests.conftest import REPO, SidecarProcess, free_port, start_sidecar
 from vigie.export import all_prometheus_names
 from vigie.export._series import DEFAULT_BOUNDS
 from vigie.sources import simulator as sim
@@ -132,6 +133,31 @@ def start_prometheus(binary: Path, tmp: Path, *flags: str) -> Prometheus:
         proc.stop()
         raise
     return prom
+
+
+@contextmanager
+def prometheus_with_sidecar(
+    backends: Backends, tmp: Path, env: dict[str, str]
+) -> Iterator[tuple[Prometheus, SidecarProcess]]:
+    """A real Prometheus (OTLP receiver on) and a real ``vigie serve`` exporting to it every
+    second over OTLP/HTTP, with ``env`` on top; both stopped on the way out."""
+    prom = start_prometheus(backends.prometheus, tmp)
+    try:
+        sc = start_sidecar(
+            tmp / "state",
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"{prom.url}/api/v1/otlp",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+                **env,
+            },
+        )
+        try:
+            yield prom, sc
+        finally:
+            sc.stop()
+    finally:
+        prom.process.stop()
 
 
 def start_collector(binary: Path, tmp: Path, prom: Prometheus) -> tuple[Process, int]:

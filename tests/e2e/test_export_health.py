@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import start_sidecar
-from tests.e2e.test_export_backends import Backends, Prometheus, start_prometheus, wait_for
+from tests.conftest import SidecarProcess
+from tests.e2e.test_export_backends import Backends, Prometheus, prometheus_with_sidecar, wait_for
 from tests.e2e.test_export_backends import backends as backends  # the fixture, by name
 from tests.e2e.test_health_alerts import (
     CONSUMERS,
@@ -30,25 +30,15 @@ from vigie.wire.columns import StreamEncoder
 
 
 @pytest.fixture
-def stack(backends: Backends, tmp_path: Path) -> Iterator[tuple[Prometheus, Any]]:
-    prom = start_prometheus(backends.prometheus, tmp_path)
-    try:
-        env = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"{prom.url}/api/v1/otlp",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
-            # two by traffic (the history's busiest: Orders' and Stock's steady consumers),
-            # two by misbehaviour: the anomalous ones enter by their class
-            "VIGIE_OTEL_TOP_K": "2",
-            "VIGIE_DATA_STORE": "off",
-        }
-        sc = start_sidecar(tmp_path / "state", env=env)
-        try:
-            yield prom, sc
-        finally:
-            sc.stop()
-    finally:
-        prom.process.stop()
+def stack(backends: Backends, tmp_path: Path) -> Iterator[tuple[Prometheus, SidecarProcess]]:
+    env = {
+        # two by traffic (the history's busiest: Orders' and Stock's steady consumers),
+        # two by misbehaviour: the anomalous ones enter by their class
+        "VIGIE_OTEL_TOP_K": "2",
+        "VIGIE_DATA_STORE": "off",
+    }
+    with prometheus_with_sidecar(backends, tmp_path, env) as pair:
+        yield pair
 
 
 def _by_class(prom: Prometheus, metric: str) -> dict[str, float]:

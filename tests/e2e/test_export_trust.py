@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.adversarial.common import records, status
-from tests.conftest import SidecarProcess, start_sidecar
-from tests.e2e.test_export_backends import Backends, Prometheus, start_prometheus, wait_for
+from tests.conftest import SidecarProcess
+from tests.e2e.test_export_backends import Backends, Prometheus, prometheus_with_sidecar, wait_for
 from tests.e2e.test_export_backends import backends as backends  # the fixture, by name
 from tests.support.streams import StreamClient
 from vigie.v1 import telemetry_pb2 as pb
@@ -34,22 +34,9 @@ FLOOD = 3000  # new APIs, one request each: a 32 MiB state keeps a few hundred
 
 @pytest.fixture
 def stack(backends: Backends, tmp_path: Path) -> Iterator[tuple[Prometheus, SidecarProcess]]:
-    prom = start_prometheus(backends.prometheus, tmp_path)
-    try:
-        env = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"{prom.url}/api/v1/otlp",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
-            "VIGIE_DATA_STORE": "off",
-            "VIGIE_MEMORY_CAP": "32MiB",
-        }
-        sc = start_sidecar(tmp_path / "state", env=env)
-        try:
-            yield prom, sc
-        finally:
-            sc.stop()
-    finally:
-        prom.process.stop()
+    env = {"VIGIE_DATA_STORE": "off", "VIGIE_MEMORY_CAP": "32MiB"}
+    with prometheus_with_sidecar(backends, tmp_path, env) as pair:
+        yield pair
 
 
 def _now() -> int:
